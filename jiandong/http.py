@@ -1,0 +1,190 @@
+"""Request parameters (query + JSON / form / multipart body), JSON responses and the page shape."""
+
+from __future__ import annotations
+
+import math
+import typing
+
+from aiohttp import web
+from multidict import MultiDict
+
+from . import encoding
+from .errors import ParameterError
+from .keys import params_key
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 30
+
+
+class Upload(typing.NamedTuple):
+    filename: str
+    content_type: str
+    data: bytes
+
+
+class Params:
+    """The request's parameters: the query string merged with the body, body values last."""
+
+    __slots__ = ("values", "files")
+
+    def __init__(self, values: MultiDict[str], files: dict[str, Upload] | None = None) -> None:
+        self.values = values
+        self.files = files or {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values or f"{name}[]" in self.values or name in self.files
+
+    def raw(self, name: str) -> str | None:
+        """The last value given for `name` (a body value overrides the query)."""
+        values = self.values.getall(name, None)
+        return values[-1] if values else None
+
+    def text(self, name: str, *, required: bool = False, max_len: int | None = None, default: str = "") -> str:
+        value = self.raw(name)
+        value = default if value is None else value.strip()
+        if required and not value:
+            raise ParameterError(f"参数错误: {name} 不能为空")
+        if max_len is not None and len(value) > max_len:
+            raise ParameterError(f"参数错误: {name} 不能超过 {max_len} 个字符")
+        return value
+
+    def integer(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        default: int | None = None,
+        min_value: int | None = None,
+        max_value: int | None = None,
+    ) -> int | None:
+        value = self.raw(name)
+        if value is None or value.strip() == "":
+            if required:
+                raise ParameterError(f"参数错误: {name} 不能为空")
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ParameterError(f"参数错误: {name} 必须是整数") from None
+        if (min_value is not None and number < min_value) or (max_value is not None and number > max_value):
+            raise ParameterError(f"参数错误: {name} 超出范围")
+        return number
+
+    def strings(self, name: str) -> list[str] | None:
+        """An array given as `name[]=a&name[]=b` (jQuery), repeated `name`, or a JSON array.
+
+        None when the parameter is absent; a single plain value gives a one-item list.
+        """
+        values = self.values.getall(f"{name}[]", []) + self.values.getall(name, [])
+        if not values:
+            return None
+        if len(values) == 1 and values[0].lstrip().startswith("["):
+            try:
+                parsed = encoding.loads(values[0])
+            except encoding.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, list):
+                return [_scalar(item) for item in parsed]
+        return values
+
+    def is_array(self, name: str) -> bool:
+        """Whether `name` came as an array (not one plain string)."""
+        if f"{name}[]" in self.values or len(self.values.getall(name, [])) > 1:
+            return True
+        value = self.raw(name)
+        return value is not None and value.lstrip().startswith("[") and isinstance(_try_json(value), list)
+
+    def page(self) -> tuple[int, int]:
+        """`page` >= 1 and 1 <= `size` <= 100 (default 30), from the query or the body."""
+        page = self.integer("page", default=1, min_value=1, max_value=1_000_000)
+        size = self.integer("size", default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE)
+        assert page is not None and size is not None
+        return page, size
+
+
+def _try_json(value: str) -> typing.Any:
+    try:
+        return encoding.loads(value)
+    except encoding.JSONDecodeError:
+        return None
+
+
+def _scalar(value: typing.Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (dict, list)):
+        return encoding.dumps_str(value)
+    return str(value)
+
+
+async def read_params(request: web.Request) -> Params:
+    """Parse the request once: the query string, then a JSON, form or multipart body."""
+    cached = request.get(params_key)
+    if cached is not None:
+        return cached
+    values: MultiDict[str] = MultiDict(request.query)
+    files: dict[str, Upload] = {}
+    if request.body_exists:
+        ctype = request.content_type
+        if ctype == "application/json" or ctype.endswith("+json"):
+            try:
+                body = encoding.loads(await request.read())
+            except encoding.JSONDecodeError:
+                raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
+            if not isinstance(body, dict):
+                raise ParameterError("参数错误: 请求体必须是 JSON 对象")
+            for key, value in body.items():
+                if isinstance(value, list):
+                    for item in value:
+                        values.add(key, _scalar(item))
+                else:
+                    values.add(key, _scalar(value))
+        elif ctype == "multipart/form-data":
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, web.BodyPartReader) or part.name is None:
+                    continue
+                if part.filename:
+                    data = await part.read(decode=False)
+                    files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), bytes(data))
+                else:
+                    values.add(part.name, await part.text())
+        else:
+            # jQuery's default: application/x-www-form-urlencoded (also taken when the type is missing).
+            for key, value in (await request.post()).items():
+                if isinstance(value, str):
+                    values.add(key, value)
+    params = Params(values, files)
+    request[params_key] = params
+    return params
+
+
+def json_response(data: typing.Any, status: int = 200) -> web.Response:
+    return web.Response(body=encoding.dumps(data), status=status, content_type="application/json")
+
+
+def operation_result(request: web.Request) -> web.Response:
+    """The document's operation-result body."""
+    return json_response({"msg": "success", "error_code": 0, "request_url": request.path})
+
+
+def page_body(items: list[typing.Any], total: int, page: int, size: int) -> dict[str, typing.Any]:
+    return {
+        "total": total,
+        "per_page": size,
+        "current_page": page,
+        "last_page": max(1, math.ceil(total / size)),
+        "data": items,
+    }
+
+
+def client_ip(request: web.Request, trust_proxy: bool) -> str:
+    """The client's IP; X-Forwarded-For is only believed behind a trusted proxy."""
+    if trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return request.remote or "0.0.0.0"

@@ -1,0 +1,6 @@
+"""placeholder"""
+from aiohttp import web
+
+
+async def sms_ctx(app: web.Application):
+    yield

@@ -1,0 +1,86 @@
+"""Cross-cutting middlewares: request ids, the one error path, CORS. Their order is set in app.py."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import typing
+
+from aiohttp import web
+
+from .errors import ApiError, InternalError, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from .http import json_response
+from .keys import request_id_key, settings_key
+
+logger = logging.getLogger(__name__)
+
+Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, echoed in X-Request-Id and used in the logs."""
+    request_id = secrets.token_hex(8)
+    request[request_id_key] = request_id
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def error_body(request: web.Request, error: ApiError) -> web.Response:
+    return json_response(
+        {"msg": error.msg, "error_code": error.error_code, "request_url": request.path}, status=error.status
+    )
+
+
+_HTTP_ERRORS: dict[int, type[ApiError]] = {404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Documented errors become the API's JSON error body; anything unexpected a bare 500."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_body(request, error)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        cls = _HTTP_ERRORS.get(exc.status)
+        if cls is not None:
+            return error_body(request, cls())
+        return json_response(
+            {"msg": exc.reason, "error_code": 10000, "request_url": request.path}, status=exc.status
+        )
+    except Exception:
+        logger.exception("unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path)
+        return error_body(request, InternalError())
+
+
+CORS_ALLOW_HEADERS = "token, content-type, x-requested-with"
+CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for the configured origins; the preflight must let the custom `token` header through."""
+    origin = request.headers.get("Origin")
+    allowed = request.config_dict[settings_key].cors_origins
+    if not origin or not allowed or ("*" not in allowed and origin not in allowed):
+        return await handler(request)
+    headers = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin, "Vary": "Origin"}
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": "86400",
+            }
+        )
+        return web.Response(status=204, headers=headers)
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(headers)
+        response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+    return response

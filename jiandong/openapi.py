@@ -1,0 +1,203 @@
+"""The OpenAPI 3.1 document, built from the descriptions each handler carries (`@describe`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+
+from aiohttp import web
+
+from . import __version__
+from .errors import ApiError, TokenInvalid, all_errors
+
+Schema = dict[str, typing.Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Schema
+    required: bool = False
+    description: str = ""
+    location: str = "body"  # body, query or path
+
+
+def param(name: str, kind: str = "string", description: str = "", *, required: bool = False,
+          location: str = "body", **schema: typing.Any) -> Param:
+    return Param(name, {"type": kind, **schema}, required, description, location)
+
+
+def string(description: str = "", **extra: typing.Any) -> Schema:
+    return {"type": "string", "description": description, **extra}
+
+
+def integer(description: str = "", **extra: typing.Any) -> Schema:
+    return {"type": "integer", "description": description, **extra}
+
+
+def boolean(description: str = "") -> Schema:
+    return {"type": "boolean", "description": description}
+
+
+def obj(description: str = "", **properties: Schema) -> Schema:
+    return {"type": "object", "description": description, "properties": properties, "required": list(properties)}
+
+
+def array(items: Schema, description: str = "") -> Schema:
+    return {"type": "array", "description": description, "items": items}
+
+
+def page_of(item: Schema) -> Schema:
+    return obj(
+        "一页数据",
+        total=integer("总数"),
+        per_page=integer("每页条数"),
+        current_page=integer("当前页码"),
+        last_page=integer("最后一页页码"),
+        data=array(item),
+    )
+
+
+OPERATION_RESULT = obj(
+    "操作结果",
+    msg=string("提示", examples=["success"]),
+    error_code=integer("错误码，0 为成功"),
+    request_url=string("接口访问路径"),
+)
+ERROR_BODY = obj(
+    "错误",
+    msg=string("提示"),
+    error_code=integer("错误码（见错误码表）"),
+    request_url=string("接口访问路径"),
+)
+PAGE_PARAMS = (
+    param("page", "integer", "页码，默认 1", location="query", minimum=1),
+    param("size", "integer", "每页条数，默认 30，最大 100", location="query", minimum=1, maximum=100),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Description:
+    summary: str
+    tag: str
+    description: str
+    params: tuple[Param, ...]
+    response: Schema
+    errors: tuple[type[ApiError], ...]
+    public: bool
+    content_type: str
+
+
+def describe(
+    summary: str,
+    *,
+    tag: str,
+    response: Schema = OPERATION_RESULT,
+    params: typing.Sequence[Param] = (),
+    errors: typing.Sequence[type[ApiError]] = (),
+    description: str = "",
+    public: bool = False,
+    content_type: str = "application/json",
+) -> typing.Callable[[typing.Any], typing.Any]:
+    """Attach the endpoint's documentation to its handler (read by `build_spec`)."""
+
+    def decorate(handler: typing.Any) -> typing.Any:
+        handler.openapi = Description(
+            summary, tag, description, tuple(params), response, tuple(errors), public, content_type
+        )
+        return handler
+
+    return decorate
+
+
+_PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+
+
+def _operation(method: str, path: str, doc: Description) -> dict[str, typing.Any]:
+    path_names = _PATH_PARAM.findall(path)
+    parameters: list[dict[str, typing.Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}} for name in path_names
+    ]
+    body_params = []
+    for p in doc.params:
+        if p.location == "path":
+            continue
+        if p.location == "query" or method == "get":
+            parameters.append(
+                {"name": p.name, "in": "query", "required": p.required, "description": p.description, "schema": p.schema}
+            )
+        else:
+            body_params.append(p)
+    op: dict[str, typing.Any] = {
+        "summary": doc.summary,
+        "tags": [doc.tag],
+        "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
+        "parameters": parameters,
+    }
+    if doc.description:
+        op["description"] = doc.description
+    if body_params:
+        schema = {
+            "type": "object",
+            "properties": {p.name: {**p.schema, "description": p.description} for p in body_params},
+            "required": [p.name for p in body_params if p.required],
+        }
+        op["requestBody"] = {
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/json": {"schema": schema},
+                "multipart/form-data": {"schema": schema},
+            }
+        }
+    responses: dict[str, typing.Any] = {
+        "200": {"description": "成功", "content": {doc.content_type: {"schema": doc.response}}}
+    }
+    errors = list(doc.errors)
+    if not doc.public:
+        errors.append(TokenInvalid)
+    by_status: dict[int, list[type[ApiError]]] = {}
+    for err in errors:
+        by_status.setdefault(err.status, [])
+        if err not in by_status[err.status]:
+            by_status[err.status].append(err)
+    for status, errs in sorted(by_status.items()):
+        responses[str(status)] = {
+            "description": "；".join(f"{e.error_code} {e.msg}" for e in errs),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    op["responses"] = responses
+    op["x-error-codes"] = sorted({e.error_code for e in errors})
+    if doc.public:
+        op["security"] = []
+    return op
+
+
+def build_spec(app: web.Application) -> dict[str, typing.Any]:
+    paths: dict[str, dict[str, typing.Any]] = {}
+    for route in app.router.routes():
+        handler = route.handler
+        doc: Description | None = getattr(handler, "openapi", None)
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path")
+        if doc is None or path is None or route.method == "HEAD":
+            continue
+        path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route.method.lower(), path, doc)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jiandong 公众号H5应用接口",
+            "version": __version__,
+            "description": "除获取令牌与支付回调外，所有接口必须在请求头部携带 token。",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "token"}},
+            "schemas": {"Error": ERROR_BODY, "OperationResult": OPERATION_RESULT},
+        },
+        "security": [{"token": []}],
+        "x-error-codes": [
+            {"error_code": e.error_code, "status": e.status, "msg": e.msg, "name": e.__name__} for e in all_errors()
+        ],
+    }

@@ -1,0 +1,197 @@
+"""Settings: one frozen dataclass read from JIANDONG_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "JIANDONG_"
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or malformed; start-up stops with this message."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Servers. Empty URLs mean: start the embedded PostgreSQL / Redis under var_dir.
+    database_url: str = field(default="", metadata={"help": "PostgreSQL URL; empty = embedded server"})
+    redis_url: str = field(default="", metadata={"help": "Redis URL; empty = embedded server"})
+    redis_prefix: str = field(default="jd:", metadata={"help": "prefix of every Redis key and channel"})
+    db_pool_size: int = field(default=10, metadata={"help": "PostgreSQL connections per process"})
+    host: str = field(default="0.0.0.0", metadata={"help": "HTTP listen address"})
+    port: int = field(default=8080, metadata={"help": "HTTP port (API, docs, /ws)"})
+    chat_port: int = field(default=19833, metadata={"help": "dedicated chat websocket port; 0 = off"})
+    var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
+    media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
+    public_url: str = field(
+        default="", metadata={"help": "public base URL (https://club.example.com); empty = from the request"}
+    )
+    trust_proxy: bool = field(
+        default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
+    )
+    timezone: str = field(default="Asia/Shanghai", metadata={"help": "the club's time zone"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    token_ttl: int = field(default=7200, metadata={"help": "seconds a login token lives"})
+    cors_origins: tuple[str, ...] = field(
+        default=(), metadata={"help": "comma-separated origins allowed by CORS (* = any)"}
+    )
+    h5_dir: str = field(default="", metadata={"help": "directory of a built H5 front end, served at /h5/"})
+    http_timeout: float = field(default=10.0, metadata={"help": "seconds for a call to an outside service"})
+    # WeChat Official Account. No appid = development logins (any code is an identity).
+    wechat_appid: str = field(default="", metadata={"help": "Official Account AppID; empty = dev logins"})
+    wechat_secret: str = field(default="", metadata={"help": "Official Account AppSecret", "secret": True})
+    wechat_api_url: str = field(default="https://api.weixin.qq.com", metadata={"help": "WeChat API base URL"})
+    # WeChat Pay v2.
+    wechatpay_api_url: str = field(
+        default="https://api.mch.weixin.qq.com", metadata={"help": "WeChat Pay API base URL"}
+    )
+    wechatpay_mch_id: str = field(default="", metadata={"help": "merchant id; empty = dev payments"})
+    wechatpay_api_key: str = field(default="", metadata={"help": "merchant API key", "secret": True})
+    wechatpay_notify_url: str = field(default="", metadata={"help": "public https URL of pay/notify"})
+    # Aliyun.
+    aliyun_access_key_id: str = field(default="", metadata={"help": "Aliyun AccessKey id"})
+    aliyun_access_key_secret: str = field(default="", metadata={"help": "Aliyun AccessKey secret", "secret": True})
+    aliyun_sms_url: str = field(default="https://dysmsapi.aliyuncs.com/", metadata={"help": "Dysmsapi endpoint"})
+    aliyun_live_url: str = field(default="https://live.aliyuncs.com/", metadata={"help": "Aliyun Live endpoint"})
+    # SMS verification codes.
+    sms_provider: str = field(default="console", metadata={"help": "console (code in the log) or aliyun"})
+    sms_sign_name: str = field(default="", metadata={"help": "Aliyun SMS SignName"})
+    sms_template_code: str = field(default="", metadata={"help": "Aliyun SMS TemplateCode (variable ${code})"})
+    sms_phone_daily_limit: int = field(default=10, metadata={"help": "codes per phone per day"})
+    sms_ip_daily_limit: int = field(default=30, metadata={"help": "codes per client IP per day"})
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def media_path(self) -> Path:
+        return Path(self.media_dir or Path(self.var_dir) / "media")
+
+    @property
+    def dev_wechat(self) -> bool:
+        return not self.wechat_appid
+
+    def replace(self, **changes: typing.Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def public(self) -> dict[str, typing.Any]:
+        """The settings with secrets masked, for the start-up log."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            elif f.name.endswith("_url") and value:
+                value = _mask_url_password(value)
+            out[f.name] = value
+        return out
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _validate(s: Settings) -> None:
+    for name in ("port", "chat_port"):
+        value = getattr(s, name)
+        if not 0 <= value <= 65535 or (name == "port" and value == 0):
+            raise SettingsError(f"{name} must be a TCP port, got {value}")
+    for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
+    if s.http_timeout <= 0:
+        raise SettingsError("http_timeout must be positive")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"timezone {s.timezone!r} is not a known time zone") from None
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"log_level {s.log_level!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if s.database_url and urlsplit(s.database_url).scheme not in ("postgres", "postgresql"):
+        raise SettingsError("database_url must start with postgresql://")
+    if s.redis_url and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError("redis_url must start with redis://, rediss:// or unix://")
+    for name in ("wechat_api_url", "wechatpay_api_url", "aliyun_sms_url", "aliyun_live_url", "public_url"):
+        value = getattr(s, name)
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    if s.sms_provider not in ("console", "aliyun"):
+        raise SettingsError(f"sms_provider must be console or aliyun, got {s.sms_provider!r}")
+    if s.sms_provider == "aliyun" and not (
+        s.aliyun_access_key_id and s.aliyun_access_key_secret and s.sms_sign_name and s.sms_template_code
+    ):
+        raise SettingsError(
+            "sms_provider aliyun needs aliyun_access_key_id, aliyun_access_key_secret, "
+            "sms_sign_name and sms_template_code"
+        )
+    if s.wechat_appid and not s.wechat_secret:
+        raise SettingsError("wechat_appid is set but wechat_secret is not")
+    if s.wechatpay_mch_id and not (s.wechatpay_api_key and s.wechat_appid):
+        raise SettingsError("wechatpay_mch_id needs wechatpay_api_key and wechat_appid")
+
+
+def _parse(name: str, raw: str, kind: typing.Any) -> typing.Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == tuple[str, ...]:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+
+
+def field_types() -> dict[str, typing.Any]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: typing.Any) -> Settings:
+    """Build the settings from JIANDONG_* variables, then CLI overrides (None = not given)."""
+    environ = os.environ if environ is None else environ
+    types = field_types()
+    values: dict[str, typing.Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in types:
+            raise SettingsError(f"unknown setting {key} (known: {', '.join(ENV_PREFIX + n.upper() for n in types)})")
+        values[name] = _parse(key, raw, types[name])
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in types:
+            raise SettingsError(f"unknown setting {name}")
+        values[name] = _parse(f"--{name.replace('_', '-')}", value, types[name]) if isinstance(value, str) else value
+    return Settings(**values)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

