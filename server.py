@@ -10,8 +10,9 @@ from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.db import migrate
+from jiandong.demo import DEMO_LOGIN_CODE, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
-from jiandong.settings import SettingsError, configure_logging, load_settings
+from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
 
 logger = logging.getLogger("jiandong")
 
@@ -21,8 +22,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="server.py",
         description="jiandong API server. Settings come from JIANDONG_* environment variables; flags override them.",
     )
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
-                        help="serve (default) or migrate (apply the SQL migrations and exit)")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "demo"],
+                        help="serve (default); migrate: apply the SQL migrations and exit; "
+                             "demo: load the demo data and exit")
+    parser.add_argument("--demo", action="store_true", help="load the demo data (once) before serving")
+    parser.add_argument("--demo-size", choices=["small", "large"], default="small",
+                        help="large adds 10,000 matches and 100,000 videos for benchmarks")
     parser.add_argument("--host", help="listen address (JIANDONG_HOST)")
     parser.add_argument("--port", type=int, help="HTTP port (JIANDONG_PORT)")
     parser.add_argument("--chat-port", type=int, help="chat websocket port (JIANDONG_CHAT_PORT)")
@@ -31,6 +36,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--var-dir", help="data directory of the embedded servers (JIANDONG_VAR_DIR)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (JIANDONG_LOG_LEVEL)")
     return parser.parse_args(argv)
+
+
+def load_demo_data(settings: Settings, size: str) -> None:
+    migrate(settings.database_url)
+    if load_demo(settings.database_url, settings.timezone):
+        logger.info("demo data loaded; log in with the code %r to see a player card", DEMO_LOGIN_CODE)
+    else:
+        logger.info("demo data already loaded")
+    if size == "large" and not load_large(settings.database_url):
+        logger.info("large demo data already loaded")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                 applied = migrate(settings.database_url)
                 print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
                 return 0
+            if args.command == "demo" or args.demo:
+                load_demo_data(settings, args.demo_size)
+                if args.command == "demo":
+                    return 0
             logger.info("settings: %s", settings.public())
             web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
     except EmbeddedError as exc:

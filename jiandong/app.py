@@ -8,22 +8,40 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares
-from .api import banners, configs, docs, feedback, phone, tokens, users, wxconfig
+from . import auth, cache, db, middlewares, pages
+from .api import (
+    banners,
+    competitions,
+    configs,
+    docs,
+    feedback,
+    lives,
+    members,
+    phone,
+    play,
+    teams,
+    tokens,
+    users,
+    videos,
+    wxconfig,
+)
 from .integrations import outbound, sms, wechat
-from .keys import settings_key
+from .http import MAX_BODY_SIZE
+from .keys import docs_cache_key, settings_key
+from .services import content_cache
 from .settings import Settings
+from .tasks import counter_flush
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-# Big enough for a 2 MiB avatar sent as base64 inside a form body.
-CLIENT_MAX_SIZE = 4 * 1024 * 1024
 
-API_ROUTES = (tokens, users, phone, feedback, banners, wxconfig, configs, docs)
+API_ROUTES = (
+    tokens, users, phone, feedback, banners, wxconfig, configs, members, teams, competitions, videos, lives, play, docs
+)
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=CLIENT_MAX_SIZE,
+        client_max_size=MAX_BODY_SIZE,
         middlewares=[
             # CORS outermost so error answers carry its headers too and preflights stop early;
             # then the request id, which the error path logs; then the one error path; auth last,
@@ -35,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[settings_key] = settings
+    app[docs_cache_key] = {}
     # Resources in dependency order; they close in reverse.
     app.cleanup_ctx.extend(
         [
@@ -42,8 +61,10 @@ def create_app(settings: Settings) -> web.Application:
             db.pg_ctx,
             cache.redis_ctx,
             auth.tokens_ctx,
+            content_cache.content_cache_ctx,
             wechat.wechat_ctx,
             sms.sms_ctx,
+            counter_flush.counter_flush_ctx,
         ]
     )
     aiohttp_jinja2.setup(
@@ -54,5 +75,5 @@ def create_app(settings: Settings) -> web.Application:
     settings.media_path.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/media/", settings.media_path, name="media", append_version=False)
     if settings.h5_dir:
-        app.router.add_static("/h5/", settings.h5_dir, name="h5", show_index=False)
+        pages.add_h5_routes(app, settings.h5_dir)
     return app

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import typing
+import warnings
 from pathlib import Path
 
 if typing.TYPE_CHECKING:
@@ -33,8 +34,9 @@ def start_postgres(var_dir: Path, database: str = DATABASE_NAME) -> tuple[str, t
         ) from None
     import psycopg2
 
-    # pgserver narrates every pg_ctl call at INFO.
+    # pgserver narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR, which it does not need.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     pgdata = (var_dir / "pgdata").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import typing
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 
 from . import encoding
-from .errors import ParameterError
+from .errors import ParameterError, PayloadTooLarge
 from .keys import params_key
 
+# Big enough for a 2 MiB avatar sent as base64 inside a form body.
+MAX_BODY_SIZE = 4 * 1024 * 1024
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 30
 
@@ -42,6 +44,9 @@ class Params:
     def text(self, name: str, *, required: bool = False, max_len: int | None = None, default: str = "") -> str:
         value = self.raw(name)
         value = default if value is None else value.strip()
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL; refusing it here keeps it from becoming a 500 anywhere.
+            raise ParameterError(f"参数错误: {name} 含有非法字符")
         if required and not value:
             raise ParameterError(f"参数错误: {name} 不能为空")
         if max_len is not None and len(value) > max_len:
@@ -137,20 +142,32 @@ async def read_params(request: web.Request) -> Params:
                 raise ParameterError("参数错误: 请求体必须是 JSON 对象")
             for key, value in body.items():
                 if isinstance(value, list):
+                    # Kept as `key[]` like jQuery's arrays, so a one-item list is still an array.
                     for item in value:
-                        values.add(key, _scalar(item))
+                        values.add(f"{key}[]", _scalar(item))
                 else:
                     values.add(key, _scalar(value))
         elif ctype == "multipart/form-data":
+            # aiohttp does not apply client_max_size to multipart bodies: count what we read ourselves.
+            budget = MAX_BODY_SIZE
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
-                if not isinstance(part, web.BodyPartReader) or part.name is None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
                     continue
+                data = bytearray()
+                while chunk := await part.read_chunk():
+                    data.extend(chunk)
+                    if len(data) > budget:
+                        raise PayloadTooLarge()
+                budget -= len(data)
                 if part.filename:
-                    data = await part.read(decode=False)
                     files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), bytes(data))
                 else:
-                    values.add(part.name, await part.text())
+                    charset = part.get_charset(default="utf-8")
+                    try:
+                        values.add(part.name, data.decode(charset))
+                    except (UnicodeDecodeError, LookupError):
+                        raise ParameterError(f"参数错误: {part.name} 编码无效") from None
         else:
             # jQuery's default: application/x-www-form-urlencoded (also taken when the type is missing).
             for key, value in (await request.post()).items():

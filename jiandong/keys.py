@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import typing
 
 import aiohttp
@@ -14,6 +15,8 @@ if typing.TYPE_CHECKING:
     from .http import Params
     from .integrations.sms import SmsProvider
     from .integrations.wechat import WeChat
+    from .services.content_cache import ContentCache
+    from .services.counters import ViewCounts
     from .settings import Settings
 
 settings_key = web.AppKey["Settings"]("settings")
@@ -23,6 +26,11 @@ client_session_key = web.AppKey[aiohttp.ClientSession]("client_session")
 tokens_key = web.AppKey["TokenStore"]("tokens")
 wechat_key = web.AppKey["WeChat"]("wechat")
 sms_key = web.AppKey["SmsProvider"]("sms")
+content_cache_key = web.AppKey["ContentCache"]("content_cache")
+# The OpenAPI document and the docs page, built on first use (the routes are final by then).
+docs_cache_key = web.AppKey[dict[str, typing.Any]]("docs_cache")
+view_counts_key = web.AppKey["ViewCounts"]("view_counts")
+counter_flush_task_key = web.AppKey[asyncio.Task[None]]("counter_flush_task")
 
 request_id_key = web.RequestKey[str]("request_id")
 user_id_key = web.RequestKey["int | None"]("user_id")

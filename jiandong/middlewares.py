@@ -49,7 +49,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         cls = _HTTP_ERRORS.get(exc.status)
         if cls is not None:
-            return error_body(request, cls())
+            response = error_body(request, cls())
+            # A 405 must say which methods the resource has (RFC 9110).
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         return json_response(
             {"msg": exc.reason, "error_code": 10000, "request_url": request.path}, status=exc.status
         )

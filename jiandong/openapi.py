@@ -40,7 +40,8 @@ def boolean(description: str = "") -> Schema:
     return {"type": "boolean", "description": description}
 
 
-def obj(description: str = "", **properties: Schema) -> Schema:
+def obj(description: str = "", /, **properties: Schema) -> Schema:
+    # Positional-only, so a response field may itself be called "description".
     return {"type": "object", "description": description, "properties": properties, "required": list(properties)}
 
 
@@ -114,11 +115,17 @@ def describe(
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 
-def _operation(method: str, path: str, doc: Description) -> dict[str, typing.Any]:
-    path_names = _PATH_PARAM.findall(path)
-    parameters: list[dict[str, typing.Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}} for name in path_names
-    ]
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _operation(method: str, path: str, doc: Description, public: bool) -> dict[str, typing.Any]:
+    declared = {p.name: p for p in doc.params if p.location == "path"}
+    parameters: list[dict[str, typing.Any]] = []
+    for name in _PATH_PARAM.findall(path):
+        # A placeholder without a declared Param is an id, the only kind the API has.
+        p = declared.get(name) or Param(name, {"type": "integer"})
+        parameters.append({"name": name, "in": "path", "required": True, "description": p.description,
+                           "schema": p.schema})
     body_params = []
     for p in doc.params:
         if p.location == "path":
@@ -154,7 +161,7 @@ def _operation(method: str, path: str, doc: Description) -> dict[str, typing.Any
         "200": {"description": "成功", "content": {doc.content_type: {"schema": doc.response}}}
     }
     errors = list(doc.errors)
-    if not doc.public:
+    if not public:
         errors.append(TokenInvalid)
     by_status: dict[int, list[type[ApiError]]] = {}
     for err in errors:
@@ -168,22 +175,32 @@ def _operation(method: str, path: str, doc: Description) -> dict[str, typing.Any
         }
     op["responses"] = responses
     op["x-error-codes"] = sorted({e.error_code for e in errors})
-    if doc.public:
+    op["x-errors"] = [
+        {"error_code": e.error_code, "status": e.status, "msg": e.msg}
+        for e in sorted({*errors}, key=lambda e: (e.error_code, e.status))
+    ]
+    if public:
         op["security"] = []
     return op
 
 
 def build_spec(app: web.Application) -> dict[str, typing.Any]:
     paths: dict[str, dict[str, typing.Any]] = {}
+    tags: dict[str, None] = {}
     for route in app.router.routes():
         handler = route.handler
         doc: Description | None = getattr(handler, "openapi", None)
         info = route.resource.get_info() if route.resource else {}
         path = info.get("formatter") or info.get("path")
-        if doc is None or path is None or route.method == "HEAD":
+        method = route.method.lower()
+        # HEAD is aiohttp's automatic twin of each GET; "*" routes have no single method to document.
+        if doc is None or path is None or method == "head" or method not in HTTP_METHODS:
             continue
         path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
-        paths.setdefault(path, {})[route.method.lower()] = _operation(route.method.lower(), path, doc)
+        # What the auth middleware enforces, not what the description claims: it only guards /api/.
+        public = getattr(handler, "public", False) or not path.startswith("/api/")
+        paths.setdefault(path, {})[method] = _operation(method, path, doc, public)
+        tags.setdefault(doc.tag)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -191,6 +208,7 @@ def build_spec(app: web.Application) -> dict[str, typing.Any]:
             "version": __version__,
             "description": "除获取令牌与支付回调外，所有接口必须在请求头部携带 token。",
         },
+        "tags": [{"name": tag} for tag in tags],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "token"}},

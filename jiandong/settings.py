@@ -44,6 +44,12 @@ class Settings:
     )
     h5_dir: str = field(default="", metadata={"help": "directory of a built H5 front end, served at /h5/"})
     http_timeout: float = field(default=10.0, metadata={"help": "seconds for a call to an outside service"})
+    counter_flush_interval: float = field(
+        default=5.0, metadata={"help": "seconds between moves of pending view counts from Redis to PostgreSQL"}
+    )
+    content_cache_ttl: float = field(
+        default=60.0, metadata={"help": "seconds hot content stays cached in a process (changes invalidate at once)"}
+    )
     # WeChat Official Account. No appid = development logins (any code is an identity).
     wechat_appid: str = field(default="", metadata={"help": "Official Account AppID; empty = dev logins"})
     wechat_secret: str = field(default="", metadata={"help": "Official Account AppSecret", "secret": True})
@@ -115,6 +121,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if s.http_timeout <= 0:
         raise SettingsError("http_timeout must be positive")
+    if s.counter_flush_interval <= 0:
+        raise SettingsError("counter_flush_interval must be positive")
     try:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -1,3 +1,13 @@
+import base64
+import hashlib
+import io
+import re
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+from PIL import Image
+
 from tests.conftest import login
 
 
@@ -29,3 +39,268 @@ async def test_dev_login_then_user_info(client, sql):
     again = await login(client, "alice-code")
     assert again != token
     assert len(sql("SELECT id FROM users")) == 1
+
+
+# user/save ---------------------------------------------------------------------------------------
+
+SAVE = "/api/v1/user/save"
+MIB = 1024 * 1024
+
+
+def image_bytes(fmt: str, size: tuple[int, int] = (3, 2), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def post_big_form(client, token: str, fields: dict[str, str]):
+    """A form-urlencoded POST as jQuery sends it; streamed, as aiohttp wants for bodies over 1 MiB."""
+    body = io.BytesIO(urlencode(fields).encode())
+    headers = {"token": token, "Content-Type": "application/x-www-form-urlencoded"}
+    return await client.post(SAVE, data=body, headers=headers)
+
+
+def user_row(sql):
+    (row,) = sql("SELECT username, sex, head_img, profile_edited FROM users")
+    return row
+
+
+async def assert_param_error(resp):
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert body["error_code"] == 99999 and body["request_url"] == SAVE
+    return body
+
+
+async def test_save_username_and_sex(client, token, sql):
+    resp = await client.post(SAVE, data={"username": "  张三李四  ", "sex": "2"}, headers={"token": token})
+    assert resp.status == 200
+    assert await resp.json() == {"msg": "success", "error_code": 0, "request_url": SAVE}
+    row = user_row(sql)
+    assert row["username"] == "张三李四" and row["sex"] == 2 and row["profile_edited"] is True
+    info = await (await client.get("/api/v1/user/info", headers={"token": token})).json()
+    assert info["username"] == "张三李四" and info["sex"] == "女" and info["sex_value"] == 2
+    # Once edited, a new login no longer copies WeChat's nickname over the user's choice.
+    await login(client)
+    assert (user_row(sql))["username"] == "张三李四"
+
+
+async def test_save_only_the_given_fields(client, token, sql):
+    before = user_row(sql)
+    resp = await client.post(SAVE, json={"sex": 1}, headers={"token": token})
+    assert resp.status == 200
+    row = user_row(sql)
+    assert row["sex"] == 1 and row["username"] == before["username"] and row["head_img"] == before["head_img"]
+    assert row["profile_edited"] is True
+
+
+async def test_save_username_bounds_are_characters(client, token, sql):
+    resp = await client.post(SAVE, data={"username": "a" * 25}, headers={"token": token})
+    assert resp.status == 200
+    assert (user_row(sql))["username"] == "a" * 25
+    resp = await client.post(SAVE, data={"username": "四个汉字"}, headers={"token": token})
+    assert resp.status == 200
+    assert (user_row(sql))["username"] == "四个汉字"
+
+
+async def test_save_username_too_short_or_long_saves_nothing(client, token, sql):
+    before = user_row(sql)
+    for name in ("abc", "三个字", "a" * 26, " " * 2 + "abc" + " " * 2, "ab\x00cd"):
+        resp = await client.post(SAVE, data={"username": name, "sex": "1"}, headers={"token": token})
+        await assert_param_error(resp)
+    assert user_row(sql) == before
+    assert before["sex"] == 0 and before["profile_edited"] is False
+
+
+async def test_save_sex_invalid(client, token, sql):
+    before = user_row(sql)
+    for sex in ("3", "-1", "x", "1.5"):
+        resp = await client.post(SAVE, data={"sex": sex, "username": "valid name"}, headers={"token": token})
+        await assert_param_error(resp)
+    assert user_row(sql) == before
+
+
+async def test_save_nothing_given(client, token, sql):
+    await assert_param_error(await client.post(SAVE, data={}, headers={"token": token}))
+    await assert_param_error(
+        await client.post(SAVE, data={"username": " ", "sex": "", "head_img": ""}, headers={"token": token})
+    )
+    assert (user_row(sql))["profile_edited"] is False
+
+
+async def test_save_requires_token(client):
+    resp = await client.post(SAVE, data={"sex": "1"})
+    assert resp.status == 401
+    assert (await resp.json())["error_code"] == 10003
+
+
+async def check_stored_avatar(client, settings, sql, token, url: str, data: bytes, ext: str, mime: str):
+    """The avatar is on disk, served at its URL, recorded in files and shown by user/info."""
+    sha = hashlib.sha256(data).hexdigest()
+    path = urlsplit(url).path
+    assert re.fullmatch(rf"/media/avatars/\d{{6}}/{sha}\.{ext}", path), url
+    stored = Path(settings.media_path) / path.removeprefix("/media/")
+    assert stored.read_bytes() == data
+    resp = await client.get(path)
+    assert resp.status == 200
+    assert await resp.read() == data
+    (row,) = sql("SELECT cate, name, size, mime, sha256, user_id FROM files")
+    (user,) = sql("SELECT id, head_img, profile_edited FROM users")
+    assert row == {"cate": "image", "name": url, "size": len(data), "mime": mime, "sha256": sha, "user_id": user["id"]}
+    assert user["head_img"] == url and user["profile_edited"] is True
+    info = await (await client.get("/api/v1/user/info", headers={"token": token})).json()
+    assert info["head_img"] == url
+
+
+async def test_save_base64_png(client, token, sql, settings):
+    data = image_bytes("PNG")
+    resp = await client.post(SAVE, data={"head_img": b64(data)}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img FROM users")
+    # No public_url configured: the URL is built from the request's scheme and host.
+    assert user["head_img"].startswith(str(client.make_url("/media/avatars/")))
+    await check_stored_avatar(client, settings, sql, token, user["head_img"], data, "png", "image/png")
+
+
+async def test_save_base64_jpeg_with_data_prefix_and_public_url(make_client, settings, sql):
+    client = await make_client(public_url="https://club.example.com/")
+    token = await login(client)
+    data = image_bytes("JPEG", size=(8, 8))
+    resp = await client.post(
+        SAVE, json={"head_img": "data:image/jpeg;base64," + b64(data)}, headers={"token": token}
+    )
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img FROM users")
+    assert user["head_img"].startswith("https://club.example.com/media/avatars/")
+    await check_stored_avatar(client, settings, sql, token, user["head_img"], data, "jpg", "image/jpeg")
+
+
+async def test_save_same_image_twice_is_one_file(client, token, sql, settings):
+    data = image_bytes("PNG")
+    for _ in range(2):
+        resp = await client.post(SAVE, data={"head_img": b64(data)}, headers={"token": token})
+        assert resp.status == 200
+    assert len(sql("SELECT id FROM files")) == 1
+    files = [p for p in Path(settings.media_path, "avatars").rglob("*") if p.is_file()]
+    assert [p.name for p in files] == [hashlib.sha256(data).hexdigest() + ".png"]
+
+
+async def test_save_multipart_upload(client, token, sql, settings):
+    data = image_bytes("PNG", size=(5, 5))
+    # Unquoted, as browsers send file names (some older ones with the full local path).
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("head_img", data, filename="C:\\photos\\me.png", content_type="image/png")
+    form.add_field("sex", "1")
+    resp = await client.post(SAVE, data=form, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img, sex FROM users")
+    assert user["sex"] == 1
+    await check_stored_avatar(client, settings, sql, token, user["head_img"], data, "png", "image/png")
+    assert sql("SELECT original FROM files") == [{"original": "me.png"}]
+
+
+async def test_save_rejects_what_is_not_a_jpeg_or_png(client, token, sql, settings):
+    before = user_row(sql)
+    gif = image_bytes("GIF")
+    broken = bytearray(image_bytes("PNG", size=(16, 16)))
+    broken[-20] ^= 0xFF  # corrupts the image data: its checksum no longer matches
+    bad = [
+        b64(b"definitely not an image"),
+        "not base64 at all!",
+        b64(gif),
+        "data:image/gif;base64," + b64(gif),
+        b64(bytes(broken)),
+        b64(image_bytes("PNG")[:30]),
+        "javascript:alert(1)",
+    ]
+    for value in bad:
+        body = await assert_param_error(
+            await client.post(SAVE, data={"head_img": value, "sex": "1"}, headers={"token": token})
+        )
+        assert body["msg"].startswith("参数错误")
+    form = aiohttp.FormData()
+    form.add_field("head_img", b"plain text", filename="x.png", content_type="image/png")
+    await assert_param_error(await client.post(SAVE, data=form, headers={"token": token}))
+    assert user_row(sql) == before
+    assert sql("SELECT id FROM files") == []
+    assert not Path(settings.media_path, "avatars").exists()
+
+
+async def test_save_rejects_too_many_pixels(client, token, sql):
+    # 25 megapixels of one colour compress to a few KiB: a small upload that would decode huge.
+    buf = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(buf, "PNG")
+    assert len(buf.getvalue()) < 100_000
+    await assert_param_error(await client.post(SAVE, data={"head_img": b64(buf.getvalue())}, headers={"token": token}))
+    assert sql("SELECT id FROM files") == []
+
+
+async def test_save_size_limit_is_2_mib(client, token, sql):
+    png = image_bytes("PNG")
+    # Bytes after the PNG's end chunk are ignored by decoders, so this is a valid 2 MiB PNG file.
+    exact = png + b"\0" * (2 * MIB - len(png))
+    resp = await post_big_form(client, token, {"head_img": b64(exact)})
+    assert resp.status == 200, await resp.text()
+    assert sql("SELECT size FROM files") == [{"size": 2 * MIB}]
+    over = exact + b"\0"
+    body = await assert_param_error(await post_big_form(client, token, {"head_img": b64(over)}))
+    assert "2 MiB" in body["msg"]
+    form = aiohttp.FormData()
+    form.add_field("head_img", io.BytesIO(over), filename="big.png", content_type="image/png")
+    await assert_param_error(await client.post(SAVE, data=form, headers={"token": token}))
+    assert len(sql("SELECT id FROM files")) == 1
+
+
+async def test_save_unwritable_media_dir(client, token, sql, settings):
+    # A regular file where the avatars directory should be: creating it fails, even as root.
+    Path(settings.media_path, "avatars").write_bytes(b"")
+    before = user_row(sql)
+    resp = await client.post(
+        SAVE, data={"username": "new name", "head_img": b64(image_bytes("PNG"))}, headers={"token": token}
+    )
+    assert resp.status == 500
+    assert await resp.json() == {"msg": "保存图片失败", "error_code": 40001, "request_url": SAVE}
+    assert user_row(sql) == before
+    assert sql("SELECT id FROM files") == []
+
+
+async def test_save_head_img_url_as_is(client, token, sql):
+    url = "https://thirdwx.qlogo.cn/mmopen/abc/132?x=1"
+    resp = await client.post(SAVE, data={"head_img": url}, headers={"token": token})
+    assert resp.status == 200
+    row = user_row(sql)
+    assert row["head_img"] == url and row["profile_edited"] is True
+    assert sql("SELECT id FROM files") == []
+    for bad in ("https://" + "a" * 493 + ".png", "http://", "https://exa mple.com/a.png"):
+        await assert_param_error(await client.post(SAVE, data={"head_img": bad}, headers={"token": token}))
+    assert (user_row(sql))["head_img"] == url
+    longest = "https://" + "a" * 488 + ".png"
+    assert len(longest) == 500
+    assert (await client.post(SAVE, data={"head_img": longest}, headers={"token": token})).status == 200
+
+
+async def test_save_camera_jpeg_with_preview(client, token, sql, settings):
+    # Phones write JPEGs with an embedded preview image (MPO); they are JPEG files and accepted as such.
+    buf = io.BytesIO()
+    first, second = Image.new("RGB", (8, 8), (1, 2, 3)), Image.new("RGB", (4, 4), (4, 5, 6))
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    data = buf.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    resp = await client.post(SAVE, data={"head_img": b64(data)}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img FROM users")
+    await check_stored_avatar(client, settings, sql, token, user["head_img"], data, "jpg", "image/jpeg")
+
+
+async def test_save_disabled_user(client, token, sql):
+    sql("UPDATE users SET is_disabled = true")
+    resp = await client.post(SAVE, data={"sex": "1", "head_img": b64(image_bytes("PNG"))}, headers={"token": token})
+    assert resp.status == 404
+    assert await resp.json() == {"msg": "用户不存在或被禁用", "error_code": 10004, "request_url": SAVE}
+    row = user_row(sql)
+    assert row["sex"] == 0 and row["head_img"] == "" and row["profile_edited"] is False
+    assert sql("SELECT id FROM files") == []

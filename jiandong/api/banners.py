@@ -1,5 +1,90 @@
-"""placeholder"""
+"""Endpoints 21 and 22: one banner (广告位) and the carousel of a page position."""
+
+from __future__ import annotations
+
+import re
+import typing
 
 from aiohttp import web
 
+from .. import db
+from ..errors import BannerNotFound, CarouselNotFound, ParameterError
+from ..http import json_response, read_params
+from ..keys import pg_key
+from ..openapi import array, describe, integer, obj, param, string
+from ..services.files import FILE_OBJECT, file_columns, file_object
+
 routes = web.RouteTableDef()
+
+ENABLED = 1
+# Positions are smallint; a bigger number cannot match a banner (and must not reach the query).
+POSITION_MAX = 32767
+BANNER_ID = re.compile(r"[0-9]{1,18}")
+
+BANNER = obj(
+    "广告位",
+    id=integer("广告位 ID"),
+    title=string("标题"),
+    description=string("描述"),
+    position=integer("广告位置：1 球员中心，2 赛事中心，3 资讯中心"),
+    img_url=string("图片路径"),
+    jump_url=string("链接"),
+    img=FILE_OBJECT,
+)
+
+BANNER_SQL = f"""
+    SELECT b.id, b.title, b.description, b.position, b.img_url, b.jump_url, {file_columns()}
+    FROM banners b LEFT JOIN files f ON f.id = b.img_id
+    WHERE b.status = {ENABLED}
+"""
+
+
+def banner_item(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+    img = file_object(row, fallback_name=row["img_url"])
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "position": row["position"],
+        # A banner whose picture was picked from the files table may have no img_url of its own.
+        "img_url": row["img_url"] or img["name"],
+        "jump_url": row["jump_url"],
+        "img": img,
+    }
+
+
+# Registered before /banner/{id}, which would otherwise take "by_position" as an id.
+@routes.get("/api/v1/banner/by_position")
+@routes.post("/api/v1/banner/by_position")
+@describe(
+    "获取轮播图",
+    tag="广告",
+    params=[param("id", "integer", "广告位位置：1 球员中心，2 赛事中心，3 资讯中心", required=True)],
+    response=array(BANNER, "该位置启用的轮播图，按排序"),
+    errors=[ParameterError, CarouselNotFound],
+    description="也接受 GET（?id=）。",
+)
+async def list_banners_by_position(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    position = params.integer("id", required=True)
+    assert position is not None
+    if not 0 <= position <= POSITION_MAX:
+        raise CarouselNotFound()
+    rows = await db.fetchall(
+        request.config_dict[pg_key], BANNER_SQL + " AND b.position = %s ORDER BY b.sort, b.id", (position,)
+    )
+    if not rows:
+        raise CarouselNotFound()
+    return json_response([banner_item(row) for row in rows])
+
+
+@routes.get("/api/v1/banner/{id}")
+@describe("获取广告位", tag="广告", response=BANNER, errors=[BannerNotFound])
+async def get_banner(request: web.Request) -> web.Response:
+    banner_id = request.match_info["id"]
+    if not BANNER_ID.fullmatch(banner_id):
+        raise BannerNotFound()
+    row = await db.fetchone(request.config_dict[pg_key], BANNER_SQL + " AND b.id = %s", (int(banner_id),))
+    if row is None:
+        raise BannerNotFound()
+    return json_response(banner_item(row))

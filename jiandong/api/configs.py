@@ -1,5 +1,70 @@
-"""placeholder"""
+"""Endpoint 33: page configuration values (ICP number, copyright, notices ...) by code."""
 
+from __future__ import annotations
+
+import nh3
 from aiohttp import web
 
+from .. import db
+from ..errors import ConfigNotFound, ParameterError
+from ..http import json_response, read_params
+from ..keys import pg_key
+from ..openapi import describe, obj, param, string
+
 routes = web.RouteTableDef()
+
+MAX_CODES = 50
+CODE_MAX_LEN = 100
+
+
+def _codes(values: list[str]) -> list[str]:
+    codes = list(dict.fromkeys(value.strip() for value in values))
+    if not codes or "" in codes:
+        raise ParameterError("参数错误: code 不能为空")
+    if len(codes) > MAX_CODES:
+        raise ParameterError(f"参数错误: code 最多 {MAX_CODES} 个")
+    for code in codes:
+        # PostgreSQL text cannot hold NUL; no real code is anywhere near this long.
+        if len(code) > CODE_MAX_LEN or "\x00" in code:
+            raise ParameterError("参数错误: code 不合法")
+    return codes
+
+
+def strip_tags(value: str) -> str:
+    """The text of an HTML value: tags dropped, the text left HTML-escaped."""
+    return nh3.clean(value, tags=set())
+
+
+@routes.get("/api/v1/config/value")
+@routes.post("/api/v1/config/value")
+@describe(
+    "获取页面配置项值",
+    tag="配置",
+    params=[
+        param(
+            "code",
+            description="配置编码：单个字符串；或数组（code[]=a&code[]=b、重复 code、JSON 数组），最多 50 个",
+            required=True,
+        ),
+        param("tags", "integer", "是否去除 HTML 标签：1 去除，0 原样（默认）", enum=[0, 1]),
+    ],
+    response=obj("单个 code 时为 {value}；数组时为以 code 为键的对象 {code: value, ...}", value=string("配置值")),
+    errors=[ParameterError, ConfigNotFound],
+    description="也接受 GET。",
+)
+async def get_config_values(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    as_array = params.is_array("code")
+    codes = _codes(params.strings("code") or [])
+    strip = params.integer("tags", default=0, min_value=0, max_value=1) == 1
+    rows = await db.fetchall(
+        request.config_dict[pg_key], "SELECT code, value FROM config_values WHERE code = ANY(%s)", (codes,)
+    )
+    found = {row["code"]: row["value"] for row in rows}
+    missing = [code for code in codes if code not in found]
+    if missing:
+        raise ConfigNotFound(f"请求配置不存在: {', '.join(missing)}")
+    values = {code: strip_tags(found[code]) if strip else found[code] for code in codes}
+    if as_array:
+        return json_response(values)
+    return json_response({"value": values[codes[0]]})

@@ -1,5 +1,71 @@
-"""placeholder"""
+"""Endpoint 16: the users' feedback (suggestions, complaints), rate limited per user."""
+
+from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
+from .. import db
+from ..auth import current_user_id
+from ..cache import rkey
+from ..errors import ParameterError, Throttled
+from ..http import operation_result, read_params
+from ..keys import pg_key, redis_key, settings_key
+from ..openapi import describe, param
+
 routes = web.RouteTableDef()
+
+CONTENT_MAX, TITLE_MAX, PHONE_MAX = 2000, 100, 20
+PHONE = re.compile(r"[0-9+\-]+")
+RATE_LIMIT, RATE_WINDOW = 5, 600  # feedbacks per user per window (seconds)
+
+
+def _no_nul(name: str, value: str) -> str:
+    # PostgreSQL text cannot hold NUL; say so instead of failing the INSERT.
+    if "\x00" in value:
+        raise ParameterError(f"参数错误: {name} 含有非法字符")
+    return value
+
+
+@routes.post("/api/v1/feeds")
+@describe(
+    "提交意见反馈",
+    tag="反馈",
+    params=[
+        param("type", "integer", "类型：1 建议（默认），2 投诉，3 其它", enum=[1, 2, 3]),
+        param("phone", description="手机号码（非必要，数字、+、-，不超过 20 个字符）", maxLength=PHONE_MAX),
+        param("title", description="标题（非必要）", maxLength=TITLE_MAX),
+        param("content", description="内容", required=True, maxLength=CONTENT_MAX),
+    ],
+    errors=[ParameterError, Throttled],
+    description=f"每个用户每 {RATE_WINDOW // 60} 分钟最多提交 {RATE_LIMIT} 次。",
+)
+async def submit_feedback(request: web.Request) -> web.Response:
+    user_id = current_user_id(request)
+    params = await read_params(request)
+    content = _no_nul("content", params.text("content", required=True, max_len=CONTENT_MAX))
+    title = _no_nul("title", params.text("title", max_len=TITLE_MAX))
+    kind = params.integer("type", default=1, min_value=1, max_value=3)
+    phone = params.text("phone", max_len=PHONE_MAX)
+    if phone and not PHONE.fullmatch(phone):
+        raise ParameterError("参数错误: phone 只能包含数字、+ 和 -")
+    await _count_submission(request, user_id)
+    await db.execute(
+        request.config_dict[pg_key],
+        "INSERT INTO feedback (user_id, type, phone, title, content) VALUES (%s, %s, %s, %s, %s)",
+        (user_id, kind, phone, title, content),
+    )
+    return operation_result(request)
+
+
+async def _count_submission(request: web.Request, user_id: int) -> None:
+    """Count this submission in the user's window; Throttled past the limit."""
+    key = rkey(request.config_dict[settings_key], "feedback_rate", user_id)
+    # The window starts at the first submission and is not extended by later ones (SET NX EX, then INCR).
+    async with request.config_dict[redis_key].pipeline(transaction=True) as pipe:
+        pipe.set(key, 0, ex=RATE_WINDOW, nx=True)
+        pipe.incr(key)
+        _, count = await pipe.execute()
+    if count > RATE_LIMIT:
+        raise Throttled("提交过于频繁")

@@ -1,5 +1,84 @@
-"""placeholder"""
+"""Endpoints 4 and 5: send a verification code to a phone, and bind the verified phone to the user."""
 
+from __future__ import annotations
+
+import psycopg2.errors
 from aiohttp import web
 
+from .. import db
+from ..auth import current_user_id
+from ..errors import NoCodePending, ParameterError, PhoneTaken, SmsFailed, Throttled, UserNotFound, WrongCode
+from ..http import client_ip, operation_result, read_params
+from ..keys import pg_key, redis_key, settings_key, sms_key
+from ..openapi import describe, param
+from ..services import verification
+
 routes = web.RouteTableDef()
+
+# Binding the number the user already has changes nothing and succeeds.
+BIND_SQL = """
+    UPDATE users SET mobile = %s, updated_at = now()
+    WHERE id = %s AND NOT is_disabled
+"""
+
+PHONE_PARAM = param(
+    "phone", description="中国大陆手机号码，11 位；可带 +86 / 86 / 0086 前缀，空格与横线会被忽略", required=True
+)
+
+
+@routes.post("/api/v1/identify/code")
+@describe(
+    "获取手机验证码",
+    tag="用户",
+    params=[PHONE_PARAM],
+    errors=[ParameterError, PhoneTaken, Throttled, SmsFailed],
+    description=(
+        "向手机发送 6 位验证码，5 分钟内有效。同一号码 60 秒内只发送一次；"
+        "每个号码、每个客户端 IP 每天的发送次数有上限（超出返回 10010，msg 说明是哪一项上限）。"
+        "号码已被其他用户绑定时返回 10006，不发送短信。"
+    ),
+)
+async def send_code(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
+    settings = request.config_dict[settings_key]
+    await verification.issue(
+        request.config_dict[redis_key],
+        request.config_dict[pg_key],
+        settings,
+        request.config_dict[sms_key],
+        phone,
+        current_user_id(request),
+        client_ip(request, settings.trust_proxy),
+    )
+    return operation_result(request)
+
+
+@routes.post("/api/v1/user/bind")
+@describe(
+    "关联(绑定)手机号",
+    tag="用户",
+    params=[PHONE_PARAM, param("code", description="短信验证码，6 位数字", required=True, pattern="^[0-9]{6}$")],
+    errors=[ParameterError, NoCodePending, WrongCode, PhoneTaken, UserNotFound],
+    description=(
+        "用本用户获取的验证码绑定手机号，已绑定的号码会被替换。验证码用过即失效；"
+        "连续输错 5 次也会失效（之后返回 10009，需重新获取）。号码已被其他用户绑定时返回 10006。"
+    ),
+)
+async def bind_phone(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
+    code = verification.check_code_format(params.text("code", required=True, max_len=6))
+    user_id = current_user_id(request)
+    await verification.verify_and_burn(
+        request.config_dict[redis_key], request.config_dict[settings_key], phone, user_id, code
+    )
+    try:
+        updated = await db.execute(request.config_dict[pg_key], BIND_SQL, (phone, user_id))
+    except psycopg2.errors.UniqueViolation as exc:
+        if db.is_unique_violation(exc, "users_mobile_key"):
+            raise PhoneTaken() from None
+        raise
+    if not updated:
+        raise UserNotFound()
+    return operation_result(request)

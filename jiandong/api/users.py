@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import typing
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
-from .. import db, formats
+from .. import db, formats, media
 from ..auth import current_user_id
-from ..errors import UserNotFound
-from ..http import json_response
+from ..errors import ParameterError, SaveImageFailed, UserNotFound
+from ..http import json_response, operation_result, read_params
 from ..keys import pg_key
-from ..openapi import describe, integer, obj, string
+from ..openapi import describe, integer, obj, param, string
+from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 
 routes = web.RouteTableDef()
@@ -61,3 +66,87 @@ async def get_user_info(request: web.Request) -> web.Response:
             "member_expire_time": formats.fmt_time(row["member_expire_time"]),
         }
     )
+
+
+USERNAME_MIN, USERNAME_MAX = 4, 25
+HEAD_IMG_URL_MAX = 500
+AVATAR_FOLDER = "avatars"
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _username(value: str) -> str:
+    # Counted in characters, not bytes, so a four-character Chinese name is fine.
+    if not USERNAME_MIN <= len(value) <= USERNAME_MAX:
+        raise ParameterError(f"参数错误: username 长度必须为 {USERNAME_MIN}~{USERNAME_MAX} 个字符")
+    if CONTROL_CHARS.search(value):
+        raise ParameterError("参数错误: username 含有非法字符")
+    return value
+
+
+def _head_img_url(value: str) -> str:
+    parts = urlsplit(value)
+    if len(value) > HEAD_IMG_URL_MAX or not parts.netloc or CONTROL_CHARS.search(value) or " " in value:
+        raise ParameterError(f"参数错误: head_img 必须是不超过 {HEAD_IMG_URL_MAX} 个字符的 http(s) 地址")
+    return value
+
+
+@routes.post("/api/v1/user/save")
+@describe(
+    "用户修改个人信息",
+    tag="用户",
+    params=[
+        param("username", description="用户名，4~25 个字符（非必要）", minLength=USERNAME_MIN, maxLength=USERNAME_MAX),
+        param("sex", "integer", "性别：0 保密，1 男，2 女（非必要）", enum=[0, 1, 2]),
+        param(
+            "head_img",
+            description="头像（非必要）：http(s) 地址；或 JPEG/PNG 图片的 base64 数据（可带 data:image/...;base64, 前缀）；"
+            "或 multipart 文件。图片不超过 2 MiB",
+        ),
+    ],
+    errors=[ParameterError, SaveImageFailed, UserNotFound],
+    description="只修改提交了的字段（空值视为未提交）；任一字段不合法时什么都不保存。修改后登录不再用微信昵称和头像覆盖。",
+)
+async def save_user(request: web.Request) -> web.Response:
+    user_id = current_user_id(request)
+    params = await read_params(request)
+    # Every field is checked before anything is stored, so one bad field saves nothing.
+    changes: dict[str, typing.Any] = {}
+    if username := params.text("username"):
+        changes["username"] = _username(username)
+    sex = params.integer("sex", min_value=0, max_value=2)
+    if sex is not None:
+        changes["sex"] = sex
+    image = None
+    upload = params.files.get("head_img")
+    head_img = params.text("head_img")
+    if upload is not None:
+        image = await media.image_from_upload(upload)
+    elif head_img.lower().startswith(("http://", "https://")):
+        changes["head_img"] = _head_img_url(head_img)
+    elif head_img:
+        image = await media.image_from_base64(head_img)
+    if not changes and image is None:
+        raise ParameterError("参数错误: 至少提交 username、sex、head_img 之一")
+    if image is not None:
+        changes["head_img"] = await media.store_image(request, AVATAR_FOLDER, image)
+    # Column names come from the fixed keys above, never from the request.
+    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
+    async with db.transaction(request.config_dict[pg_key]) as cur:
+        await cur.execute(
+            f"UPDATE users SET {assignments}, profile_edited = true, updated_at = now()"
+            " WHERE id = %(user_id)s AND NOT is_disabled",
+            {**changes, "user_id": user_id},
+        )
+        if cur.rowcount != 1:
+            raise UserNotFound()
+        if image is not None:
+            await record_file(
+                cur,
+                name=changes["head_img"],
+                original=image.original,
+                size=len(image.data),
+                mime=image.mime,
+                sha256=image.sha256,
+                user_id=user_id,
+            )
+    return operation_result(request)

@@ -1,0 +1,268 @@
+"""Matches: detail, the upcoming list, sign-ups, and the current player's matches by team."""
+
+from __future__ import annotations
+
+import aiopg
+from aiohttp import web
+
+from .. import db, formats
+from ..auth import current_user_id
+from ..errors import (
+    ApplyNotFound,
+    CompetitionNotFound,
+    DuplicateApply,
+    Forbidden,
+    MemberNotFound,
+    NoTeam,
+    OperationError,
+    ParameterError,
+)
+from ..http import json_response, operation_result, page_body, read_params
+from ..keys import pg_key
+from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
+from ..services.players import player_teams
+
+routes = web.RouteTableDef()
+
+MAX_ID = 2**63 - 1
+
+COMPETITION = obj(
+    "赛事详情",
+    id=integer("赛事 ID"),
+    title=string("赛事标题"),
+    summary=string("赛事简介"),
+    description=string("赛事数据详情（HTML）"),
+    score=string("赛事结果"),
+    main_img_url=string("封面照"),
+    play_time=string("比赛时间 YYYY-MM-DD HH:MM:SS"),
+    notes=string("备注"),
+    is_hot=integer("是否热门赛事 0/1"),
+)
+UPCOMING = obj(
+    "即将开始的赛事",
+    id=integer("赛事 ID"),
+    title=string("赛事标题"),
+    summary=string("简介"),
+    main_img_url=string("封面照"),
+    play_time=string("比赛时间"),
+    apply_status=integer("当前用户是否已报名 0/1"),
+)
+MATCH_ITEM = obj(
+    "赛事",
+    id=integer("赛事 ID"),
+    title=string("赛事标题"),
+    main_img_url=string("赛事封面照"),
+    play_time=string("赛事时间"),
+)
+TEAM_MATCHES = obj(
+    "球队及其赛事",
+    id=integer("球队 ID"),
+    name=string("球队名称"),
+    logo=string("球队 LOGO"),
+    competitions=array(MATCH_ITEM, "该球队已发布的赛事，比赛时间由近及远"),
+)
+ID_PARAM = param("id", "integer", "赛事 ID", required=True, minimum=1)
+
+DETAIL_SQL = """
+    SELECT id, title, summary, description, score, main_img_url, play_time, notes, is_hot
+    FROM competitions WHERE id = %s AND status = 1
+"""
+
+# The total rides along with the page (a window count), so a page costs one query.
+UPCOMING_SQL = """
+    SELECT c.id, c.title, c.summary, c.main_img_url, c.play_time,
+           EXISTS (SELECT 1 FROM competition_applies a
+                   WHERE a.competition_id = c.id AND a.user_id = %(user_id)s) AS applied,
+           count(*) OVER () AS total
+    FROM competitions c
+    WHERE c.status = 1 AND c.play_time > now()
+    ORDER BY c.play_time, c.id
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
+UPCOMING_COUNT_SQL = "SELECT count(*) FROM competitions WHERE status = 1 AND play_time > now()"
+
+TEAM_MATCHES_SQL = """
+    SELECT ct.team_id, c.id, c.title, c.main_img_url, c.play_time
+    FROM competition_teams ct JOIN competitions c ON c.id = ct.competition_id AND c.status = 1
+    WHERE ct.team_id = ANY(%s)
+    ORDER BY c.play_time DESC, c.id DESC
+"""
+
+# One statement answers every check in the documented order and inserts only when all pass.
+# ON CONFLICT makes two concurrent sign-ups give one row and one empty `apply_id` (30007).
+APPLY_SQL = f"""
+    WITH c AS (
+        SELECT id, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
+    ), m AS (
+        SELECT {MEMBER_STATUS_SQL} AS member_status FROM users u WHERE u.id = %(user_id)s
+    ), ins AS (
+        INSERT INTO competition_applies (competition_id, user_id)
+        SELECT c.id, %(user_id)s FROM c, m WHERE NOT c.started AND m.member_status = {ACTIVE}
+        ON CONFLICT ON CONSTRAINT competition_applies_once DO NOTHING
+        RETURNING id
+    )
+    SELECT c.started, m.member_status, (SELECT id FROM ins) AS apply_id
+    FROM c LEFT JOIN m ON true
+"""
+
+CANCEL_SQL = """
+    WITH c AS (
+        SELECT id, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
+    ), del AS (
+        DELETE FROM competition_applies a USING c
+        WHERE a.competition_id = c.id AND a.user_id = %(user_id)s AND NOT c.started
+        RETURNING a.id
+    )
+    SELECT c.started, (SELECT id FROM del) AS apply_id FROM c
+"""
+
+
+def _match_item(row: db.Row) -> dict[str, object]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "main_img_url": row["main_img_url"],
+        "play_time": formats.fmt_time(row["play_time"]),
+    }
+
+
+async def _competition_id(request: web.Request) -> int:
+    params = await read_params(request)
+    competition_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
+    assert competition_id is not None
+    return competition_id
+
+
+@routes.get("/api/v1/competition/by_member")
+@describe(
+    "获取球员赛事列表（手风琴）",
+    tag="赛事",
+    response=array(TEAM_MATCHES, "球员待过的球队，当前球队在前"),
+    errors=[MemberNotFound, NoTeam],
+)
+async def list_member_competitions(request: web.Request) -> web.Response:
+    pool = request.config_dict[pg_key]
+    teams = await player_teams(pool, current_user_id(request))
+    matches = await db.fetchall(pool, TEAM_MATCHES_SQL, ([t["id"] for t in teams],))
+    by_team: dict[int, list[dict[str, object]]] = {t["id"]: [] for t in teams}
+    for row in matches:
+        by_team[row["team_id"]].append(_match_item(row))
+    return json_response(
+        [{"id": t["id"], "name": t["name"], "logo": t["logo"], "competitions": by_team[t["id"]]} for t in teams]
+    )
+
+
+@routes.get(r"/api/v1/competition/{id:\d+}")
+@describe(
+    "赛事详情",
+    tag="赛事",
+    params=[param("id", "integer", "赛事 ID", required=True, location="path", minimum=1)],
+    response=COMPETITION,
+    errors=[CompetitionNotFound],
+)
+async def get_competition(request: web.Request) -> web.Response:
+    competition_id = int(request.match_info["id"])
+    row = None
+    if competition_id <= MAX_ID:
+        row = await db.fetchone(request.config_dict[pg_key], DETAIL_SQL, (competition_id,))
+    if row is None:
+        raise CompetitionNotFound()
+    return json_response(
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "summary": row["summary"],
+            "description": row["description"],
+            "score": row["score"],
+            "main_img_url": row["main_img_url"],
+            "play_time": formats.fmt_time(row["play_time"]),
+            "notes": row["notes"],
+            "is_hot": formats.flag(row["is_hot"]),
+        }
+    )
+
+
+async def _upcoming_page(pool: aiopg.Pool, user_id: int, page: int, size: int) -> tuple[list[db.Row], int]:
+    rows = await db.fetchall(
+        pool, UPCOMING_SQL, {"user_id": user_id, "limit": size, "offset": (page - 1) * size}
+    )
+    if rows:
+        return rows, rows[0]["total"]
+    # Past the last page the window count has no row to ride on.
+    total = await db.fetchval(pool, UPCOMING_COUNT_SQL) if page > 1 else 0
+    return rows, total
+
+
+@routes.get("/api/v1/competition/begins")
+@routes.post("/api/v1/competition/begins")
+@describe(
+    "即将开始的赛事列表（分页）",
+    tag="赛事",
+    params=PAGE_PARAMS,
+    response=page_of(UPCOMING),
+    errors=[ParameterError],
+    description="比赛时间在当前时间之后的已发布赛事，最近的在前。",
+)
+async def list_upcoming_competitions(request: web.Request) -> web.Response:
+    page, size = (await read_params(request)).page()
+    rows, total = await _upcoming_page(request.config_dict[pg_key], current_user_id(request), page, size)
+    items = [
+        {
+            "id": r["id"],
+            "title": r["title"],
+            "summary": r["summary"],
+            "main_img_url": r["main_img_url"],
+            "play_time": formats.fmt_time(r["play_time"]),
+            "apply_status": formats.flag(r["applied"]),
+        }
+        for r in rows
+    ]
+    return json_response(page_body(items, total, page, size))
+
+
+@routes.post("/api/v1/competition/apply/commit")
+@routes.post("/api/v1/competition/apply")
+@describe(
+    "提交赛事报名",
+    tag="赛事",
+    params=[ID_PARAM],
+    errors=[ParameterError, CompetitionNotFound, Forbidden, OperationError, DuplicateApply],
+    description="仅限有效会员；赛事开始后不能报名。",
+)
+async def apply_competition(request: web.Request) -> web.Response:
+    competition_id = await _competition_id(request)
+    row = await db.fetchone(
+        request.config_dict[pg_key], APPLY_SQL, {"id": competition_id, "user_id": current_user_id(request)}
+    )
+    if row is None:
+        raise CompetitionNotFound()
+    if row["member_status"] != ACTIVE:
+        raise Forbidden("仅限有效会员报名")
+    if row["started"]:
+        raise OperationError("赛事已开始，不能报名")
+    if row["apply_id"] is None:
+        raise DuplicateApply()
+    return operation_result(request)
+
+
+@routes.post("/api/v1/competition/apply/cancel")
+@describe(
+    "取消赛事报名",
+    tag="赛事",
+    params=[ID_PARAM],
+    errors=[ParameterError, CompetitionNotFound, OperationError, ApplyNotFound],
+    description="赛事开始后不能取消报名。",
+)
+async def cancel_apply(request: web.Request) -> web.Response:
+    competition_id = await _competition_id(request)
+    row = await db.fetchone(
+        request.config_dict[pg_key], CANCEL_SQL, {"id": competition_id, "user_id": current_user_id(request)}
+    )
+    if row is None:
+        raise CompetitionNotFound()
+    if row["started"]:
+        raise OperationError("赛事已开始，不能取消报名")
+    if row["apply_id"] is None:
+        raise ApplyNotFound()
+    return operation_result(request)

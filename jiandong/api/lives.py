@@ -1,0 +1,154 @@
+"""Live streams: the published list with search (23) and one stream (28). The push URL never leaves here."""
+
+from __future__ import annotations
+
+import typing
+
+from aiohttp import web
+
+from .. import db, formats
+from ..errors import LiveNotFound, ParameterError
+from ..http import json_response, page_body, read_params
+from ..keys import pg_key, view_counts_key
+from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..services.counters import LIVE, online_counts
+from .videos import MAX_ID, PUBLISHED, SEARCH_PARAM, competition_ref, count_rows, like_escape, search_term
+
+routes = web.RouteTableDef()
+
+LIVE_TYPE = 3  # how the pages tell a live stream from a replay (1) or highlight (2)
+
+LIVE_FIELDS = dict(
+    id=integer("直播 ID"),
+    title=string("直播标题"),
+    summary=string("简介"),
+    main_img_url=string("封面照"),
+    competition_id={"type": ["integer", "string"], "description": "赛事 ID，无关联赛事为空字符串"},
+    browse_num=integer("观看次数（含尚未写入数据库的）"),
+    play_rtmp=string("RTMP 播放地址"),
+    play_flv=string("FLV 播放地址"),
+    play_m3u8=string("M3U8 播放地址"),
+    type=integer("类型：3 直播", enum=[LIVE_TYPE]),
+    live_status=integer("直播状态：0 未开始，1 直播中，2 已结束", enum=[0, 1, 2]),
+)
+LIVE_ITEM = obj("直播", **LIVE_FIELDS, online_num=integer("当前在线人数"))
+LIVE_DETAIL = obj(
+    "直播详情", **LIVE_FIELDS, publish_time=string("发布时间"), online_show=integer("是否显示在线人数 0/1")
+)
+
+# Columns listed one by one: plug_flow (the push URL) is a secret of the admin side (DESIGN.md §3).
+LIVE_SELECT = """
+    SELECT l.id, l.title, l.summary, l.main_img_url, l.competition_id, l.browse_num,
+           l.play_rtmp, l.play_flv, l.play_m3u8, l.live_status, l.online_show, l.publish_time
+    FROM lives l
+"""
+# Same expression as the trigram index in sql/002_search.sql.
+LIVE_SEARCH_SQL = "lower(l.title || ' ' || l.summary) LIKE '%%' || lower(%(search)s) || '%%'"
+# Live now first, then those still to come, then the ended ones; newest first within each.
+LIVE_ORDER = "ORDER BY CASE l.live_status WHEN 1 THEN 0 WHEN 0 THEN 1 ELSE 2 END, l.publish_time DESC, l.id DESC"
+
+
+def live_item(row: typing.Mapping[str, typing.Any], online: int = 0) -> dict[str, typing.Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "summary": row["summary"],
+        "main_img_url": row["main_img_url"],
+        "competition_id": competition_ref(row["competition_id"]),
+        "browse_num": row["browse_num"],
+        "play_rtmp": row["play_rtmp"],
+        "play_flv": row["play_flv"],
+        "play_m3u8": row["play_m3u8"],
+        "type": LIVE_TYPE,
+        "live_status": row["live_status"],
+        "online_num": online,
+    }
+
+
+def live_filters(search: str = "", competition_id: int | None = None) -> tuple[str, dict[str, typing.Any]]:
+    """The WHERE clause (over `lives l`) of published lives matching the filters, and its arguments."""
+    clauses = [f"l.status = {PUBLISHED}"]
+    args: dict[str, typing.Any] = {}
+    if search:
+        clauses.append(LIVE_SEARCH_SQL)
+        args["search"] = like_escape(search)
+    if competition_id is not None:
+        clauses.append("l.competition_id = %(competition_id)s")
+        args["competition_id"] = competition_id
+    return " AND ".join(clauses), args
+
+
+async def live_page(
+    request: web.Request, where: str, args: dict[str, typing.Any], offset: int, limit: int
+) -> list[dict[str, typing.Any]]:
+    """Live items of one window of the filtered list, with up-to-date view and viewer counts."""
+    if limit <= 0:
+        return []
+    rows = await db.fetchall(
+        request.config_dict[pg_key],
+        f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER} LIMIT %(limit)s OFFSET %(offset)s",
+        {**args, "limit": limit, "offset": offset},
+    )
+    await request.config_dict[view_counts_key].with_pending(LIVE, rows)
+    online = await online_counts(request, [row["id"] for row in rows])
+    return [live_item(row, online.get(row["id"], 0)) for row in rows]
+
+
+@routes.get("/api/v1/competition/live")
+@routes.post("/api/v1/competition/live")
+@describe(
+    "获取赛事直播列表（分页）",
+    tag="视频与直播",
+    params=[*PAGE_PARAMS, SEARCH_PARAM, param("competition_id", "integer", "赛事 ID", minimum=1)],
+    response=page_of(LIVE_ITEM),
+    errors=[ParameterError],
+    description="已发布的直播：直播中的在前，其次未开始，最后已结束，各自最新发布的在前。也接受 GET。不含推流地址。",
+)
+async def list_lives(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    page, size = params.page()
+    search = search_term(params)
+    competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
+    where, args = live_filters(search, competition_id)
+    offset = (page - 1) * size
+    items = await live_page(request, where, args, offset, size)
+    total = await count_rows(request, "live", where, args, offset, len(items), size)
+    return json_response(page_body(items, total, page, size))
+
+
+@routes.get(r"/api/v1/competitionlive/{id:\d+}")
+@describe(
+    "直播详情",
+    tag="视频与直播",
+    params=[param("id", "integer", "直播 ID", required=True, location="path")],
+    response=LIVE_DETAIL,
+    errors=[LiveNotFound],
+    description="不含推流地址。",
+)
+async def get_live(request: web.Request) -> web.Response:
+    live_id = int(request.match_info["id"])
+    if live_id > MAX_ID:
+        raise LiveNotFound()
+    row = await db.fetchone(
+        request.config_dict[pg_key], f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}", (live_id,)
+    )
+    if row is None:
+        raise LiveNotFound()
+    await request.config_dict[view_counts_key].with_pending(LIVE, [row])
+    return json_response(
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "summary": row["summary"],
+            "competition_id": competition_ref(row["competition_id"]),
+            "main_img_url": row["main_img_url"],
+            "browse_num": row["browse_num"],
+            "play_rtmp": row["play_rtmp"],
+            "play_flv": row["play_flv"],
+            "play_m3u8": row["play_m3u8"],
+            "publish_time": formats.fmt_time(row["publish_time"]),
+            "type": LIVE_TYPE,
+            "live_status": row["live_status"],
+            "online_show": row["online_show"],
+        }
+    )

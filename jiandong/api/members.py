@@ -1,0 +1,86 @@
+"""The current user's player card: member/info."""
+
+from __future__ import annotations
+
+import typing
+
+from aiohttp import web
+
+from .. import formats
+from ..auth import current_user_id
+from ..errors import MemberNotFound
+from ..http import json_response
+from ..keys import pg_key
+from ..openapi import describe, integer, obj, string
+from ..services.players import player_profile
+
+routes = web.RouteTableDef()
+
+
+def _number_or_text(kind: str, description: str) -> dict[str, typing.Any]:
+    return {"oneOf": [{"type": kind}, {"type": "string", "enum": [""]}], "description": description}
+
+
+PLAYER_INFO = obj(
+    "球员信息",
+    cn_name=string("中文名"),
+    birthday=string("出生日期 YYYY-MM-DD，未填为空字符串"),
+    birth_addr=string("出生地点"),
+    mobile=string("手机号码"),
+    age=_number_or_text("integer", "年龄（按俱乐部时区计算的周岁），无出生日期为空字符串"),
+    sex=string("性别：保密 / 男 / 女"),
+    sex_value=integer("性别：0 保密，1 男，2 女"),
+    stature=_number_or_text("integer", "身高（厘米），未填为空字符串"),
+    weight=_number_or_text("number", "体重（公斤），未填为空字符串"),
+    native_place=string("籍贯"),
+    nation=string("民族"),
+    photo=string("个人近照 URL"),
+    individual=string("个人简介"),
+    team=string("当前所属球队名称，无则为空字符串"),
+    number=string("球衣号码"),
+    position=string("位置"),
+    school=string("学校"),
+    experience=string("成长经历"),
+    feature=string("技术特点"),
+    honor=string("个人荣誉"),
+    comment=string("评价"),
+    order_id=_number_or_text("integer", "当前有效会员期对应的已支付订单 ID，无则为空字符串"),
+)
+
+
+def _or_empty(value: typing.Any) -> typing.Any:
+    return "" if value is None else value
+
+
+@routes.get("/api/v1/member/info")
+@describe("获取球员信息", tag="球员", response=PLAYER_INFO, errors=[MemberNotFound])
+async def get_member_info(request: web.Request) -> web.Response:
+    row = await player_profile(request.config_dict[pg_key], current_user_id(request))
+    text = formats.text
+    return json_response(
+        {
+            "cn_name": text(row["cn_name"]),
+            "birthday": formats.fmt_date(row["birthday"]),
+            "birth_addr": text(row["birth_addr"]),
+            "mobile": text(row["mobile"]),
+            "age": _or_empty(row["age"]),
+            "sex": formats.sex_label(row["sex"]),
+            "sex_value": row["sex"],
+            "stature": _or_empty(row["stature"]),
+            # numeric(5, 1) arrives as Decimal, which JSON has no type for
+            "weight": "" if row["weight"] is None else float(row["weight"]),
+            "native_place": text(row["native_place"]),
+            "nation": text(row["nation"]),
+            "photo": text(row["photo"]),
+            "individual": text(row["individual"]),
+            "team": text(row["team"]),
+            "number": text(row["number"]),
+            "position": text(row["position"]),
+            "school": text(row["school"]),
+            "experience": text(row["experience"]),
+            "feature": text(row["feature"]),
+            "honor": text(row["honor"]),
+            "comment": text(row["comment"]),
+            "order_id": _or_empty(row["order_id"]),
+        }
+    )

@@ -1,0 +1,203 @@
+"""Replays and highlights: the published list with search and filters (20) and one video (27)."""
+
+from __future__ import annotations
+
+import typing
+
+from aiohttp import web
+
+from .. import db, formats
+from ..errors import ParameterError, VideoNotFound
+from ..http import Params, json_response, page_body, read_params
+from ..keys import content_cache_key, pg_key, settings_key, view_counts_key
+from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..services.counters import VIDEO
+from ..services.files import FILE_OBJECT, file_columns, file_object
+
+routes = web.RouteTableDef()
+
+PUBLISHED = 1
+VIDEO_TYPES = (1, 2)  # 1 replay, 2 highlight
+MAX_ID = 2**63 - 1
+SEARCH_MAX_LEN = 50
+
+VIDEO_ITEM = obj(
+    "视频（回放 / 集锦）",
+    id=integer("视频 ID"),
+    title=string("视频标题"),
+    summary=string("简介"),
+    main_img_url=string("封面照"),
+    competition_id={"type": ["integer", "string"], "description": "赛事 ID，无关联赛事为空字符串"},
+    browse_num=integer("观看次数（含尚未写入数据库的）"),
+    type=integer("视频类型：1 回放，2 集锦"),
+    publish_time=string("发布时间 YYYY-MM-DD HH:MM:SS"),
+    file=FILE_OBJECT,
+)
+VIDEO_DETAIL = obj("视频详情", **VIDEO_ITEM["properties"], play_url=string("可播放的完整 URL，无文件为空字符串"))
+SEARCH_PARAM = param("search", description=f"搜索关键字：标题或简介包含该文字（不分大小写，最多 {SEARCH_MAX_LEN} 字）")
+
+VIDEO_SELECT = f"""
+    SELECT v.id, v.title, v.summary, v.main_img_url, v.competition_id, v.browse_num, v.type, v.publish_time,
+           {file_columns()}
+    FROM videos v LEFT JOIN files f ON f.id = v.file_id
+"""
+# The expression is the one indexed in sql/002_search.sql, character for character, so the
+# trigram index serves it; the term is escaped (like_escape) and lowered by PostgreSQL itself.
+VIDEO_SEARCH_SQL = "lower(v.title || ' ' || v.summary) LIKE '%%' || lower(%(search)s) || '%%'"
+NEWEST_FIRST = "ORDER BY v.publish_time DESC, v.id DESC"
+
+
+def like_escape(term: str) -> str:
+    """The term as a LIKE pattern matching itself only (backslash is LIKE's default escape)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_term(params: Params, *, required: bool = False) -> str:
+    term = params.text("search", required=required, max_len=SEARCH_MAX_LEN)
+    if "\x00" in term:
+        # PostgreSQL text cannot hold NUL; no title contains it either.
+        raise ParameterError("参数错误: search 不合法")
+    return term
+
+
+def competition_ref(value: int | None) -> int | str:
+    """A competition id, or "" when the item belongs to none (empty text, never null)."""
+    return "" if value is None else value
+
+
+def video_item(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "summary": row["summary"],
+        "main_img_url": row["main_img_url"],
+        "competition_id": competition_ref(row["competition_id"]),
+        "browse_num": row["browse_num"],
+        "type": row["type"],
+        "publish_time": formats.fmt_time(row["publish_time"]),
+        "file": file_object(row),
+    }
+
+
+def video_filters(
+    search: str = "", competition_id: int | None = None, video_type: int | None = None
+) -> tuple[str, dict[str, typing.Any]]:
+    """The WHERE clause (over `videos v`) of published videos matching the filters, and its arguments."""
+    clauses = [f"v.status = {PUBLISHED}"]
+    args: dict[str, typing.Any] = {}
+    if search:
+        clauses.append(VIDEO_SEARCH_SQL)
+        args["search"] = like_escape(search)
+    if competition_id is not None:
+        clauses.append("v.competition_id = %(competition_id)s")
+        args["competition_id"] = competition_id
+    if video_type is not None:
+        clauses.append("v.type = %(type)s")
+        args["type"] = video_type
+    return " AND ".join(clauses), args
+
+
+# `kind` (the content cache's kind) -> the table the WHERE clauses of this module and lives.py run over.
+COUNTED = {"video": "videos v", "live": "lives l"}
+
+
+async def count_matching(request: web.Request, kind: str, where: str, args: dict[str, typing.Any]) -> int:
+    """How many rows match; cached, as a count visits every match (40 ms for 100k videos) and totals
+    change only when content does (which invalidates the content cache)."""
+
+    async def count() -> int:
+        sql = f"SELECT count(*) FROM {COUNTED[kind]} WHERE {where}"
+        return await db.fetchval(request.config_dict[pg_key], sql, args)
+
+    key = (kind, "count", where, tuple(sorted(args.items())))
+    return await request.config_dict[content_cache_key].get(key, count)
+
+
+async def count_rows(
+    request: web.Request, kind: str, where: str, args: dict[str, typing.Any], offset: int, found: int, limit: int
+) -> int:
+    """The total of a list whose window [offset, offset + limit) held `found` rows.
+
+    A short window ends the list, so the total is known without counting.
+    """
+    if 0 < found < limit or (offset == 0 and found == 0 and limit > 0):
+        return offset + found
+    return await count_matching(request, kind, where, args)
+
+
+async def video_page(
+    request: web.Request, where: str, args: dict[str, typing.Any], offset: int, limit: int
+) -> list[dict[str, typing.Any]]:
+    """Video items of one window of the filtered list, newest first, view counts up to date."""
+    if limit <= 0:
+        return []
+    rows = await db.fetchall(
+        request.config_dict[pg_key],
+        f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST} LIMIT %(limit)s OFFSET %(offset)s",
+        {**args, "limit": limit, "offset": offset},
+    )
+    await request.config_dict[view_counts_key].with_pending(VIDEO, rows)
+    return [video_item(row) for row in rows]
+
+
+@routes.get("/api/v1/competition/video")
+@routes.post("/api/v1/competition/video")
+@describe(
+    "赛事历史播放列表（分页）",
+    tag="视频与直播",
+    params=[
+        *PAGE_PARAMS,
+        SEARCH_PARAM,
+        param("competition_id", "integer", "赛事 ID", minimum=1),
+        param("type", "integer", "播放类型：1 回放，2 集锦", enum=list(VIDEO_TYPES)),
+    ],
+    response=page_of(VIDEO_ITEM),
+    errors=[ParameterError],
+    description="已发布的回放与集锦，最新发布的在前。也接受 GET。",
+)
+async def list_videos(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    page, size = params.page()
+    search = search_term(params)
+    competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
+    video_type = params.integer("type")
+    if video_type is not None and video_type not in VIDEO_TYPES:
+        raise ParameterError("参数错误: type 只能是 1（回放）或 2（集锦）")
+    where, args = video_filters(search, competition_id, video_type)
+    offset = (page - 1) * size
+    items = await video_page(request, where, args, offset, size)
+    total = await count_rows(request, "video", where, args, offset, len(items), size)
+    return json_response(page_body(items, total, page, size))
+
+
+def play_url(request: web.Request, name: str) -> str:
+    """The file's URL as a player needs it: a path on this site made absolute."""
+    if name.startswith("/") and not name.startswith("//"):
+        settings = request.config_dict[settings_key]
+        # The request's Host is client-supplied: production sets public_url.
+        base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+        return base + name
+    return name
+
+
+@routes.get(r"/api/v1/competitionvideo/{id:\d+}")
+@describe(
+    "视频详情",
+    tag="视频与直播",
+    params=[param("id", "integer", "视频 ID", required=True, location="path")],
+    response=VIDEO_DETAIL,
+    errors=[VideoNotFound],
+)
+async def get_video(request: web.Request) -> web.Response:
+    video_id = int(request.match_info["id"])
+    if video_id > MAX_ID:
+        raise VideoNotFound()
+    row = await db.fetchone(
+        request.config_dict[pg_key], f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}", (video_id,)
+    )
+    if row is None:
+        raise VideoNotFound()
+    await request.config_dict[view_counts_key].with_pending(VIDEO, [row])
+    item = video_item(row)
+    item["play_url"] = play_url(request, item["file"]["name"])
+    return json_response(item)

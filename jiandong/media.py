@@ -1,0 +1,141 @@
+"""Uploaded images: decoding, checking (a real JPEG or PNG of sane size) and storing them under media_path."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+from PIL import Image
+
+from .errors import ParameterError, SaveImageFailed
+from .http import Upload
+from .keys import settings_key
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+# A small file can still decode to a huge bitmap (a decompression bomb); avatars never need this many.
+MAX_IMAGE_PIXELS = 20_000_000
+# Camera JPEGs carrying a preview image open as MPO; they are plain JPEG files all the same.
+IMAGE_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "MPO": ("jpg", "image/jpeg"), "PNG": ("png", "image/png")}
+DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+# Longest base64 text that can decode to MAX_IMAGE_BYTES: checked before decoding anything.
+MAX_BASE64_LEN = 4 * -(-MAX_IMAGE_BYTES // 3)
+# Line breaks come from MIME-style encoders; a space is a '+' from a form body sent without URL-encoding.
+_BASE64_CLEANUP = str.maketrans({"\r": None, "\n": None, "\t": None, " ": "+"})
+TOO_BIG = "参数错误: 图片不能超过 2 MiB"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    ext: str
+    mime: str
+    sha256: str
+    original: str = ""
+
+
+def decode_base64_image(text: str) -> bytes:
+    """The bytes of base64 image data, with or without a `data:image/...;base64,` prefix."""
+    body = DATA_URL_PREFIX.sub("", text.strip(), count=1).translate(_BASE64_CLEANUP)
+    if len(body) > MAX_BASE64_LEN:
+        raise ParameterError(TOO_BIG)
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ParameterError("参数错误: 图片不是合法的 base64 数据") from None
+
+
+def check_image(data: bytes, original: str = "") -> CheckedImage:
+    """Accept only a well-formed JPEG or PNG of at most 2 MiB and 20 megapixels (CPU-bound: run in a thread)."""
+    if not data:
+        raise ParameterError("参数错误: 图片不能为空")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ParameterError(TOO_BIG)
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+            kind = IMAGE_FORMATS.get(img.format or "")
+            width, height = img.size
+            if kind is not None and width * height <= MAX_IMAGE_PIXELS:
+                img.verify()
+    # Pillow reports malformed input through many exception types (OSError, SyntaxError,
+    # struct.error, DecompressionBombError, ...); for untrusted bytes they all mean "not an image".
+    except Exception:
+        raise ParameterError("参数错误: 图片无法识别，只支持 JPEG 或 PNG") from None
+    if kind is None:
+        raise ParameterError("参数错误: 只支持 JPEG 或 PNG 图片")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ParameterError("参数错误: 图片尺寸过大")
+    return CheckedImage(data, kind[0], kind[1], hashlib.sha256(data).hexdigest(), original)
+
+
+def upload_name(filename: str) -> str:
+    """The file name a browser sent, without any directory part (some send the full path)."""
+    return re.split(r"[\\/]", filename)[-1].strip()[:255]
+
+
+async def image_from_base64(text: str) -> CheckedImage:
+    return await asyncio.to_thread(lambda: check_image(decode_base64_image(text)))
+
+
+async def image_from_upload(upload: Upload) -> CheckedImage:
+    return await asyncio.to_thread(check_image, upload.data, upload_name(upload.filename))
+
+
+def write_image(root: Path, folder: str, month: str, image: CheckedImage) -> str:
+    """Store the image at <root>/<folder>/<yyyymm>/<sha256>.<ext>; its path relative to root.
+
+    Named by content, so the same image is stored once; written to a temporary file and renamed,
+    so a reader never sees half a file.
+    """
+    relative = f"{folder}/{month}/{image.sha256}.{image.ext}"
+    target = root / relative
+    if target.is_file():
+        return relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(image.data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes the file private; a web server in front may serve media/ as another user.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return relative
+
+
+def media_url(request: web.Request, relative: str) -> str:
+    """The public URL of a file under media_path (served at /media/)."""
+    settings = request.config_dict[settings_key]
+    # The request's Host is client-supplied: set public_url in production so stored URLs can't be steered.
+    base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    return f"{base}/media/{relative}"
+
+
+async def store_image(request: web.Request, folder: str, image: CheckedImage) -> str:
+    """Store a checked image under media_path/<folder>/<yyyymm>/; its public URL."""
+    settings = request.config_dict[settings_key]
+    month = dt.datetime.now(settings.tz).strftime("%Y%m")
+    try:
+        relative = await asyncio.to_thread(write_image, settings.media_path, folder, month, image)
+    except OSError:
+        logger.exception("could not store an image under %s", settings.media_path / folder)
+        raise SaveImageFailed() from None
+    return media_url(request, relative)

@@ -1,0 +1,42 @@
+"""Pages outside the API: the built H5 front end under /h5/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+H5_PREFIX = "/h5/"
+
+
+def add_h5_routes(app: web.Application, h5_dir: str) -> None:
+    """Serve `h5_dir` at /h5/: files as they are, a directory as its index.html, never a listing."""
+    root = Path(h5_dir).resolve()
+
+    async def serve_h5(request: web.Request) -> web.StreamResponse:
+        relative = request.match_info["path"]
+        # Dot files (.git, .env) are never part of a built front end.
+        if any(part.startswith(".") for part in relative.split("/")):
+            raise web.HTTPNotFound()
+        # resolve() also follows symlinks, so neither "../" nor a link may lead outside the root.
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise web.HTTPNotFound()
+        if target.is_dir():
+            if relative and not relative.endswith("/"):
+                # The page's relative asset URLs need the trailing slash.
+                raise web.HTTPMovedPermanently(f"{H5_PREFIX}{relative}/")
+            target = target / "index.html"
+        if not target.is_file():
+            raise web.HTTPNotFound()
+        response = web.FileResponse(target)
+        if target.name == "index.html":
+            # The page names its assets; re-checking it each time lets a new build take effect.
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    async def redirect_root(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(H5_PREFIX)
+
+    app.router.add_get(H5_PREFIX.rstrip("/"), redirect_root)
+    app.router.add_get(H5_PREFIX + "{path:.*}", serve_h5, name="h5")

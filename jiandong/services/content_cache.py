@@ -1,0 +1,107 @@
+"""In-process cache of hot content reads, invalidated in every process through one Redis channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import typing
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ..cache import rkey
+from ..keys import content_cache_key, redis_key, settings_key
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = typing.TypeVar("T")
+# Content kinds; a change to one entity of a kind drops every cached entry of that kind, since
+# content changes are rare and lists and details of a kind depend on each other.
+KINDS = ("competition", "video", "live", "banner", "config", "team")
+MAX_ENTRIES = 20_000
+RECONNECT_DELAY = 1.0
+
+
+class ContentCache:
+    """`get((kind, ...), loader)` caches loader results for `ttl` seconds; `invalidate(kind)` everywhere."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.ttl = settings.content_cache_ttl
+        self.channel = rkey(settings, "content", "changed")
+        self._entries: dict[tuple[typing.Any, ...], tuple[float, typing.Any]] = {}
+        self._loading: dict[tuple[typing.Any, ...], asyncio.Future[typing.Any]] = {}
+        # Bumped on every invalidation, so a load that started before it is not stored after it.
+        self._generation = 0
+
+    async def get(self, key: tuple[typing.Any, ...], loader: typing.Callable[[], typing.Awaitable[T]]) -> T:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            # One load per key at a time: a crowd arriving on a cold entry waits for the same query.
+            return await asyncio.shield(pending)
+        future: asyncio.Future[typing.Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        generation = self._generation
+        try:
+            value = await loader()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here; waiters re-raise their own copy
+            raise
+        else:
+            future.set_result(value)
+            if generation == self._generation:
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = (time.monotonic() + self.ttl, value)
+            return value
+        finally:
+            del self._loading[key]
+
+    def drop_local(self, kind: str | None = None) -> None:
+        self._generation += 1
+        if kind is None:
+            self._entries.clear()
+        else:
+            self._entries = {k: v for k, v in self._entries.items() if k[0] != kind}
+
+    async def invalidate(self, kind: str) -> None:
+        """Drop `kind` here and tell every other process to drop it too."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown content kind {kind!r}")
+        self.drop_local(kind)
+        await self.redis.publish(self.channel, kind)
+
+    async def listen(self) -> None:
+        """Apply invalidations from other processes; after a lost connection, drop everything."""
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    # Messages may have been missed while not subscribed.
+                    self.drop_local()
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.drop_local(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("content cache lost its Redis subscription; retrying", exc_info=True)
+                self.drop_local()
+                await asyncio.sleep(RECONNECT_DELAY)
+
+
+async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
+    cache = ContentCache(app[redis_key], app[settings_key])
+    app[content_cache_key] = cache
+    task = asyncio.create_task(cache.listen(), name="content-cache-listener")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,149 @@
+"""Phone verification codes: number format, sending limits, issuing and checking codes (state in Redis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+
+import aiopg
+from redis.asyncio import Redis
+
+from .. import db
+from ..cache import rkey
+from ..errors import NoCodePending, ParameterError, PhoneTaken, Throttled, WrongCode
+from ..integrations.sms import SmsProvider
+from ..settings import Settings
+
+CODE_TTL = 300
+RESEND_AFTER = 60
+MAX_ATTEMPTS = 5
+# Daily counters are keyed by the club's date; they only need to outlive that date.
+DAY_COUNTER_TTL = 2 * 86400
+
+# ASCII digits only: \d would also take full-width and other Unicode digits.
+_PHONE = re.compile(r"(?:\+86|0086|86)?(1[3-9][0-9]{9})", re.ASCII)
+_SEPARATORS = re.compile(r"[\s\-]+")
+_CODE = re.compile(r"[0-9]{6}", re.ASCII)
+
+# Count a send against both daily caps, or neither when one is already full.
+# KEYS: phone counter, ip counter; ARGV: phone cap, ip cap, ttl. Returns 0 ok, 1 phone full, 2 ip full.
+_TAKE_QUOTA = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 2 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 0
+"""
+
+# Undo a send that did not happen: drop our own resend lock, give the daily counts back.
+# KEYS: lock, phone counter, ip counter; ARGV: lock owner, whether to give back the counts.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' then
+  for i = 2, 3 do
+    if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('DECR', KEYS[i]) <= 0 then
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return 0
+"""
+
+# KEYS: the pending code; ARGV: digest of the code given, attempts allowed.
+# Returns 0 accepted (burnt), 1 none pending, 2 wrong, 3 wrong and now burnt.
+# Digests are compared, so the time `==` takes says nothing about the code itself.
+_CHECK = """
+local stored = redis.call('HGET', KEYS[1], 'digest')
+if not stored then return 1 end
+if stored == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return 3
+end
+return 2
+"""
+
+
+def normalize_phone(raw: str) -> str:
+    """A mainland mobile number as 11 digits; `+86`/`86`/`0086`, spaces and dashes are dropped."""
+    match = _PHONE.fullmatch(_SEPARATORS.sub("", raw))
+    if match is None:
+        raise ParameterError("参数错误: 手机号码格式不正确")
+    return match.group(1)
+
+
+def check_code_format(raw: str) -> str:
+    if _CODE.fullmatch(raw) is None:
+        raise ParameterError("参数错误: 验证码必须是6位数字")
+    return raw
+
+
+def _code_key(settings: Settings, phone: str, user_id: int) -> str:
+    # One pending code per phone *and* user: someone else asking a code for your number
+    # cannot replace the code you are about to type in.
+    return rkey(settings, "sms", "code", phone, user_id)
+
+
+def _digest(phone: str, code: str) -> str:
+    return hashlib.sha256(f"{phone}:{code}".encode()).hexdigest()
+
+
+async def issue(
+    redis: Redis, pool: aiopg.Pool, settings: Settings, sms: SmsProvider, phone: str, user_id: int, ip: str
+) -> None:
+    """Send a fresh code to `phone` for `user_id`, within the resend and daily limits."""
+    taken = await db.fetchval(pool, "SELECT 1 FROM users WHERE mobile = %s AND id <> %s", (phone, user_id))
+    if taken:
+        # Checked before sending: a code that can never be used is money thrown away.
+        raise PhoneTaken()
+    today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
+    lock = rkey(settings, "sms", "lock", phone)
+    phone_count = rkey(settings, "sms", "day", today, "phone", phone)
+    ip_count = rkey(settings, "sms", "day", today, "ip", ip)
+    owner = secrets.token_hex(8)
+    if not await redis.set(lock, owner, nx=True, ex=RESEND_AFTER):
+        raise Throttled(f"验证码发送过于频繁，请{RESEND_AFTER}秒后再试")
+    release = redis.register_script(_RELEASE)
+    full = await redis.register_script(_TAKE_QUOTA)(
+        keys=[phone_count, ip_count],
+        args=[settings.sms_phone_daily_limit, settings.sms_ip_daily_limit, DAY_COUNTER_TTL],
+    )
+    if full:
+        await release(keys=[lock, phone_count, ip_count], args=[owner, 0])
+        if full == 1:
+            raise Throttled("该手机号码今日获取验证码次数已达上限，请明天再试")
+        raise Throttled("当前网络今日获取验证码次数已达上限，请明天再试")
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    try:
+        await sms.send_code(phone, code)
+    except Exception:
+        # Nothing was sent: let the user ask again at once and do not count it. (A cancelled
+        # request keeps the lock and the counts: the message may well have gone out.)
+        await release(keys=[lock, phone_count, ip_count], args=[owner, 1])
+        raise
+    key = _code_key(settings, phone, user_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping={"digest": _digest(phone, code), "attempts": 0})
+        pipe.expire(key, CODE_TTL)
+        await pipe.execute()
+
+
+async def verify_and_burn(redis: Redis, settings: Settings, phone: str, user_id: int, code: str) -> None:
+    """Accept the code issued to this user for this phone, once; NoCodePending / WrongCode otherwise."""
+    result = await redis.register_script(_CHECK)(
+        keys=[_code_key(settings, phone, user_id)], args=[_digest(phone, code), MAX_ATTEMPTS]
+    )
+    if result == 1:
+        raise NoCodePending("手机验证码不存在或已失效，请重新获取")
+    if result == 2:
+        raise WrongCode()
+    if result == 3:
+        raise WrongCode("验证码错误次数过多，已失效，请重新获取")

@@ -1,0 +1,155 @@
+"""A fake Aliyun Dysmsapi (SendSms, Version 2017-05-25) following wechat-aliyun.md §4.
+
+It checks the RPC v1 signature with its own signer (written from §4.2 the "form-encode, then
+fix up" way, not with the project's code), requires the documented parameters, records every
+accepted message, and can be told to fail the way Aliyun does.
+
+The gateway-level errors (SignatureDoesNotMatch, SignatureNonceUsed, InvalidAccessKeyId.NotFound,
+MissingParameter, InvalidTimeStamp.*, ...) and their HTTP statuses are our assumption: the
+reference marks those names as unverified. The isv.* business codes come with HTTP 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import typing
+import uuid
+from urllib.parse import quote_plus
+
+from aiohttp import web
+
+COMMON_PARAMS = (
+    "AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "SignatureNonce",
+    "SignatureVersion", "Timestamp", "Version", "Signature",
+)
+SEND_SMS_PARAMS = ("PhoneNumbers", "SignName", "TemplateCode")
+PHONE = re.compile(r"(?:\+86|0086|86)?1[3-9][0-9]{9}")
+LIMIT_MESSAGES = {
+    "isv.BUSINESS_LIMIT_CONTROL": "触发分钟级流控Permits:1",
+    "isv.MOBILE_NUMBER_ILLEGAL": "非法手机号",
+}
+
+
+def _enc(value: str) -> str:
+    # §4.2's equivalent form: form-urlencode, then `+`->%20, `*`->%2A, %7E->`~`.
+    return quote_plus(value, safe="").replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
+
+
+def fake_signature(params: typing.Mapping[str, str], secret: str, method: str) -> str:
+    canonical = "&".join(f"{_enc(k)}={_enc(params[k])}" for k in sorted(params) if k != "Signature")
+    to_sign = f"{method}&{_enc('/')}&{_enc(canonical)}"
+    return base64.b64encode(hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
+
+
+@dataclasses.dataclass
+class SentSms:
+    phone: str
+    sign_name: str
+    template_code: str
+    template_param: dict[str, typing.Any]
+
+    @property
+    def code(self) -> str:
+        return self.template_param["code"]
+
+
+class FakeDysmsapi:
+    """Start with `server = await aiohttp_server(fake.app())`; read `fake.sent`, set `fake.fail_code` etc."""
+
+    def __init__(self, access_key_id: str = "LTAI5tFakeKeyId", access_key_secret: str = "fake-secret") -> None:
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.sent: list[SentSms] = []
+        self.requests: list[dict[str, str]] = []
+        self.nonces: set[str] = set()
+        # Failure switches: an isv.* code answered with HTTP 200, a bare HTTP error status, a delay.
+        self.fail_code: str | None = None
+        self.http_status: int | None = None
+        self.delay: float = 0.0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/", self.handle)
+        return app
+
+    def codes_for(self, phone: str) -> list[str]:
+        return [sms.code for sms in self.sent if sms.phone == phone]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        elif request.method != "GET":
+            return web.Response(status=405)
+        self.requests.append(params)
+        request_id = str(uuid.uuid4()).upper()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.http_status is not None:
+            return web.Response(status=self.http_status, text="Internal Server Error")
+
+        def error(code: str, message: str, status: int = 400) -> web.Response:
+            return web.json_response(
+                {"Code": code, "Message": message, "RequestId": request_id, "HostId": "dysmsapi.aliyuncs.com"},
+                status=status,
+            )
+
+        missing = [name for name in COMMON_PARAMS if not params.get(name)]
+        if missing:
+            return error("MissingParameter", f"The input parameter {missing[0]} that is mandatory is not supplied.")
+        if params["AccessKeyId"] != self.access_key_id:
+            return error("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+        if (params["SignatureMethod"], params["SignatureVersion"]) != ("HMAC-SHA1", "1.0"):
+            return error("InvalidParameter", "SignatureMethod / SignatureVersion not supported.")
+        expected = fake_signature(params, self.access_key_secret, request.method)
+        if not hmac.compare_digest(expected, params["Signature"]):
+            return error(
+                "SignatureDoesNotMatch",
+                f"Specified signature is not matched with our calculation. server string to sign is:"
+                f"{request.method}&%2F&...",
+            )
+        try:
+            stamp = dt.datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            return error("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
+        if abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) > 900:
+            return error("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+        if params["SignatureNonce"] in self.nonces:
+            return error("SignatureNonceUsed", "Specified signature nonce was used already.")
+        self.nonces.add(params["SignatureNonce"])
+        if params["Action"] != "SendSms":
+            return error("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
+        if params["Version"] != "2017-05-25":
+            return error("InvalidVersion", "Specified parameter Version is not valid.")
+        if params["Format"] != "JSON":
+            return error("InvalidParameter", "this fake answers JSON only")
+
+        def refuse(code: str, message: str) -> web.Response:
+            return web.json_response({"Code": code, "Message": message, "RequestId": request_id})
+
+        if self.fail_code is not None:
+            return refuse(self.fail_code, LIMIT_MESSAGES.get(self.fail_code, self.fail_code))
+        missing = [name for name in SEND_SMS_PARAMS if not params.get(name)]
+        if missing:
+            return refuse("isv.INVALID_PARAMETERS", f"{missing[0]} is mandatory")
+        if "," in params["PhoneNumbers"] or not PHONE.fullmatch(params["PhoneNumbers"]):
+            return refuse("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        try:
+            template_param = json.loads(params.get("TemplateParam", ""))
+        except ValueError:
+            return refuse("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+        if not isinstance(template_param, dict) or not all(isinstance(v, str) for v in template_param.values()):
+            return refuse("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        if "code" not in template_param:
+            return refuse("isv.TEMPLATE_MISSING_PARAMETERS", "模版缺少变量")
+        self.sent.append(SentSms(params["PhoneNumbers"], params["SignName"], params["TemplateCode"], template_param))
+        return web.json_response(
+            {"Code": "OK", "Message": "OK", "BizId": f"{len(self.sent):06d}^0", "RequestId": request_id}
+        )

@@ -1,0 +1,141 @@
+import re
+from pathlib import Path
+
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from jiandong.api.docs import schema_fields, settings_markdown
+from jiandong.errors import all_errors
+from jiandong.keys import docs_cache_key
+from jiandong.openapi import array, integer, obj, string
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def api_routes(app):
+    """(path, method, handler) of every /api/v1 route, as the router has them."""
+    found = []
+    for route in app.router.routes():
+        info = route.resource.get_info()
+        path = info.get("formatter") or info.get("path") or ""
+        if path.startswith("/api/v1/") and route.method != "HEAD" and path != "/api/v1/openapi.json":
+            found.append((re.sub(r"\{([^}:]+):[^}]*\}", r"{\1}", path), route.method.lower(), route.handler))
+    return found
+
+
+async def test_openapi_is_public_valid_and_complete(client):
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    spec = await resp.json()
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+    assert spec["components"]["securitySchemes"]["token"] == {"type": "apiKey", "in": "header", "name": "token"}
+    routes = api_routes(client.app)
+    assert len(routes) >= 2
+    for path, method, handler in routes:
+        assert path in spec["paths"], path
+        op = spec["paths"][path][method]
+        assert op["summary"] and op["tags"]
+        if getattr(handler, "public", False):
+            assert op["security"] == [], path
+        else:
+            assert "401" in op["responses"], path
+            assert 10003 in op["x-error-codes"], path
+            assert {"error_code": 10003, "status": 401, "msg": "Token已过期或无效Token"} in op["x-errors"]
+        # The description the docs show must say what the auth middleware does.
+        assert handler.openapi.public == getattr(handler, "public", False), path
+    documented = {(path, method) for path, item in spec["paths"].items() for method in item}
+    assert documented == {(path, method) for path, method, _ in routes}
+    assert "/api/v1/openapi.json" not in spec["paths"]
+    assert {(e["error_code"], e["status"]) for e in spec["x-error-codes"]} == {
+        (e.error_code, e.status) for e in all_errors()
+    }
+
+
+async def test_openapi_declares_login_and_user_info(client):
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    login = spec["paths"]["/api/v1/token/user"]["post"]
+    assert login["security"] == []
+    form = login["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["required"] == ["code"]
+    assert "10003" not in str(login["x-error-codes"])
+    info = spec["paths"]["/api/v1/user/info"]["get"]
+    fields = info["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert {"username", "mobile", "sex", "member_status", "member_expire_time"} <= set(fields)
+    assert info["responses"]["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+async def test_openapi_built_once_per_app(client):
+    first = await (await client.get("/api/v1/openapi.json")).read()
+    cached = client.app[docs_cache_key]["spec"]
+    second = await (await client.get("/api/v1/openapi.json")).read()
+    assert first == second
+    assert client.app[docs_cache_key]["spec"] is cached
+
+
+async def test_docs_page_lists_every_path_and_error(client):
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    resp = await client.get("/Docs/jiandong.html")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    html = await resp.text()
+    assert html.startswith("<!DOCTYPE html>")
+    for path, item in spec["paths"].items():
+        assert path in html, path
+        for op in item.values():
+            assert op["summary"] in html
+    for error in spec["x-error-codes"]:
+        assert f"<td>{error['error_code']}</td><td>{error['status']}</td><td>{error['msg']}</td>" in html
+    for convention in ("token", "application/x-www-form-urlencoded", "per_page", "YYYY-MM-DD HH:MM:SS", '"199.00"'):
+        assert convention in html
+    # The user/info fields and its errors are shown with the endpoint.
+    assert "member_expire_time" in html and "用户不存在或被禁用" in html
+    # No outside assets, no scripts: the page works offline.
+    assert "<script" not in html.lower()
+    assert not re.search(r"""<link[^>]+href=["']?(https?:)?//""", html, re.I)
+    assert not re.search(r"""\ssrc=["']?(https?:)?//""", html, re.I)
+    # No websocket route, so no chat section.
+    assert 'id="chat"' not in html
+
+
+async def test_docs_page_describes_chat_when_served(aiohttp_client, settings):
+    from jiandong.app import create_app
+
+    app = create_app(settings)
+    if not any(r.resource.canonical == "/ws" for r in app.router.routes()):
+
+        async def chat(request):
+            raise web.HTTPNotImplemented()
+
+        app.router.add_get("/ws", chat)
+    client = await aiohttp_client(app)
+    html = await (await client.get("/Docs/jiandong.html")).text()
+    assert 'id="chat"' in html
+    for word in ("LOGIN", "SEND_ALL", "SEND_ONE", "LOGOUT", "OnLine", "@heart", "myself"):
+        assert word in html
+
+
+def test_schema_fields_walks_nested_objects_and_arrays():
+    schema = obj(
+        "球队",
+        name=string("球队名称"),
+        coach=obj("教练", name=string("姓名"), age=integer("年龄")),
+        competitions=array(obj("赛事", id=integer("赛事id"), tags=array(string("标签")))),
+    )
+    rows = [(f.name, f.type, f.description, f.depth) for f in schema_fields(schema)]
+    assert rows == [
+        ("name", "string", "球队名称", 0),
+        ("coach", "object", "教练", 0),
+        ("coach.name", "string", "姓名", 1),
+        ("coach.age", "integer", "年龄", 1),
+        ("competitions", "array<object>", "", 0),
+        ("competitions[].id", "integer", "赛事id", 1),
+        ("competitions[].tags", "array<string>", "", 1),
+    ]
+    page = schema_fields(array(obj("x", id=integer("id"))))
+    assert [f.name for f in page] == ["[].id"]
+
+
+def test_readme_configuration_table_is_generated_from_settings():
+    assert settings_markdown() in README.read_text(encoding="utf-8")

@@ -1,0 +1,186 @@
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from tests.conftest import login
+
+URL = "/api/v1/member/info"
+CLUB_TZ = ZoneInfo("Asia/Shanghai")
+
+
+async def _user(client, sql, code="player-1"):
+    token = await login(client, code)
+    user_id = sql("SELECT id FROM users ORDER BY id DESC LIMIT 1")[0]["id"]
+    return {"token": token}, user_id
+
+
+def _player(sql, user_id, **fields):
+    values = {"user_id": user_id, "cn_name": "张三", **fields}
+    columns = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    return sql(f"INSERT INTO players ({columns}) VALUES ({marks}) RETURNING id", *values.values())[0]["id"]
+
+
+def _years_ago(years, days_later=0):
+    """A date `years` before the club's today (+ days_later); `years` a multiple of 4 keeps 29 February valid."""
+    day = dt.datetime.now(CLUB_TZ).date() + dt.timedelta(days=days_later)
+    return day.replace(year=day.year - years)
+
+
+def _paid_order(sql, user_id, order_no, status=1):
+    business = sql("INSERT INTO businesses (title, price) VALUES ('年度会员', 19900) RETURNING id")[0]["id"]
+    return sql(
+        "INSERT INTO orders (order_no, user_id, business_id, price, total_price, status, snap_items,"
+        " pay_time, transaction_id)"
+        " VALUES (%s, %s, %s, 19900, 19900, %s, '[]', now(), %s) RETURNING id",
+        order_no, user_id, business, status, f"tx-{order_no}",
+    )[0]["id"]
+
+
+def _extension(sql, order_id, user_id, valid_from, valid_until):
+    sql(
+        "INSERT INTO member_extensions (order_id, user_id, valid_from, valid_until)"
+        f" VALUES (%s, %s, {valid_from}, {valid_until})",
+        order_id, user_id,
+    )
+
+
+async def test_member_info_requires_token(client):
+    resp = await client.get(URL)
+    assert resp.status == 401
+    assert await resp.json() == {"msg": "Token已过期或无效Token", "error_code": 10003, "request_url": URL}
+
+
+async def test_member_info_without_profile(client, sql):
+    headers, _ = await _user(client, sql)
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 404
+    assert await resp.json() == {"msg": "会员信息不存在或已被禁用", "error_code": 30002, "request_url": URL}
+
+
+async def test_member_info_of_someone_elses_profile_is_not_mine(client, sql):
+    _, other = await _user(client, sql, "someone-else")
+    _player(sql, other)
+    headers, _ = await _user(client, sql, "me")
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 404
+    assert (await resp.json())["error_code"] == 30002
+
+
+async def test_member_info_disabled_profile(client, sql):
+    headers, user_id = await _user(client, sql)
+    _player(sql, user_id, status=0)
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 404
+    assert (await resp.json())["error_code"] == 30002
+
+
+async def test_member_info_full_profile(client, sql):
+    headers, user_id = await _user(client, sql)
+    birthday = _years_ago(20)
+    player = _player(
+        sql, user_id, birthday=birthday, birth_addr="上海", mobile="13800000000", sex=1, stature=181, weight=72.5,
+        native_place="江苏", nation="汉", photo="/media/p.jpg", individual="后卫", number="7", position="后卫",
+        school="复旦", experience="十年", feature="速度快", honor="冠军", comment="好",
+    )
+    old_team = sql("INSERT INTO teams (name) VALUES ('旧队') RETURNING id")[0]["id"]
+    team = sql("INSERT INTO teams (name, logo) VALUES ('建东一队', '/l.png') RETURNING id")[0]["id"]
+    sql(
+        "INSERT INTO team_members (team_id, player_id, joined_at, left_at)"
+        " VALUES (%s, %s, now() - interval '3 years', now() - interval '1 year')",
+        old_team, player,
+    )
+    sql("INSERT INTO team_members (team_id, player_id) VALUES (%s, %s)", team, player)
+    order = _paid_order(sql, user_id, "ORDER000001")
+    _extension(sql, order, user_id, "now() - interval '1 day'", "now() + interval '364 days'")
+
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body == {
+        "cn_name": "张三",
+        "birthday": birthday.isoformat(),
+        "birth_addr": "上海",
+        "mobile": "13800000000",
+        "age": 20,
+        "sex": "男",
+        "sex_value": 1,
+        "stature": 181,
+        "weight": 72.5,
+        "native_place": "江苏",
+        "nation": "汉",
+        "photo": "/media/p.jpg",
+        "individual": "后卫",
+        "team": "建东一队",
+        "number": "7",
+        "position": "后卫",
+        "school": "复旦",
+        "experience": "十年",
+        "feature": "速度快",
+        "honor": "冠军",
+        "comment": "好",
+        "order_id": order,
+    }
+
+
+async def test_member_info_sparse_profile_has_no_nulls(client, sql):
+    headers, user_id = await _user(client, sql)
+    _player(sql, user_id, sex=2)
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 200
+    body = await resp.json()
+    assert None not in body.values()
+    assert body["birthday"] == "" and body["age"] == ""
+    assert body["stature"] == "" and body["weight"] == ""
+    assert body["team"] == "" and body["order_id"] == ""
+    assert body["sex"] == "女" and body["sex_value"] == 2
+    assert body["cn_name"] == "张三" and body["honor"] == ""
+
+
+async def test_member_info_age_counts_whole_years_in_club_time_zone(client, sql):
+    headers, user_id = await _user(client, sql)
+    player = _player(sql, user_id, birthday=_years_ago(28, days_later=1))
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 200
+    assert (await resp.json())["age"] == 27
+
+    # The birthday itself (in the club's calendar, not UTC's) completes the year.
+    sql("UPDATE players SET birthday = %s WHERE id = %s", _years_ago(28), player)
+    resp = await client.get(URL, headers=headers)
+    assert (await resp.json())["age"] == 28
+
+
+async def test_member_info_team_is_only_the_current_enabled_team(client, sql):
+    headers, user_id = await _user(client, sql)
+    player = _player(sql, user_id)
+    past = sql("INSERT INTO teams (name) VALUES ('旧队') RETURNING id")[0]["id"]
+    sql(
+        "INSERT INTO team_members (team_id, player_id, joined_at, left_at)"
+        " VALUES (%s, %s, now() - interval '2 years', now() - interval '1 year')",
+        past, player,
+    )
+    resp = await client.get(URL, headers=headers)
+    assert (await resp.json())["team"] == ""
+
+    current = sql("INSERT INTO teams (name, status) VALUES ('停用队', 0) RETURNING id")[0]["id"]
+    sql("INSERT INTO team_members (team_id, player_id) VALUES (%s, %s)", current, player)
+    resp = await client.get(URL, headers=headers)
+    assert (await resp.json())["team"] == ""
+
+
+async def test_member_info_order_id_only_for_a_paid_order_covering_now(client, sql):
+    headers, user_id = await _user(client, sql)
+    _player(sql, user_id)
+    expired = _paid_order(sql, user_id, "ORDER000001")
+    _extension(sql, expired, user_id, "now() - interval '2 years'", "now() - interval '1 year'")
+    upcoming = _paid_order(sql, user_id, "ORDER000002")
+    _extension(sql, upcoming, user_id, "now() + interval '1 day'", "now() + interval '1 year'")
+    refunded = _paid_order(sql, user_id, "ORDER000003", status=4)
+    _extension(sql, refunded, user_id, "now() - interval '1 day'", "now() + interval '1 year'")
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 200
+    assert (await resp.json())["order_id"] == ""
+
+    current = _paid_order(sql, user_id, "ORDER000004")
+    _extension(sql, current, user_id, "now() - interval '1 day'", "now() + interval '1 year'")
+    resp = await client.get(URL, headers=headers)
+    assert (await resp.json())["order_id"] == current

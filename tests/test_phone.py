@@ -1,0 +1,346 @@
+"""Endpoints 4 (identify/code) and 5 (user/bind), with the console provider and the fake Dysmsapi."""
+
+import asyncio
+import logging
+import re
+
+import pytest
+
+from jiandong.openapi import build_spec
+from tests.conftest import login
+from tests.fakes.aliyun import FakeDysmsapi
+
+PHONE = "13800138000"
+CODE_URL = "/api/v1/identify/code"
+BIND_URL = "/api/v1/user/bind"
+
+
+@pytest.fixture
+def fake():
+    return FakeDysmsapi()
+
+
+@pytest.fixture
+def aliyun_client(make_client, aiohttp_server, fake):
+    """`await aliyun_client(**overrides)`: the app with the Aliyun provider pointed at the fake."""
+
+    async def make(**overrides):
+        server = await aiohttp_server(fake.app())
+        settings = {
+            "sms_provider": "aliyun",
+            "aliyun_access_key_id": fake.access_key_id,
+            "aliyun_access_key_secret": fake.access_key_secret,
+            "sms_sign_name": "建东体育",
+            "sms_template_code": "SMS_123456789",
+            "aliyun_sms_url": str(server.make_url("/")),
+        }
+        return await make_client(**{**settings, **overrides})
+
+    return make
+
+
+def ok_body(url):
+    return {"msg": "success", "error_code": 0, "request_url": url}
+
+
+def sms_keys(redis_sync, settings):
+    return sorted(redis_sync.scan_iter(match=settings.redis_prefix + "sms:*"))
+
+
+async def ask_code(client, token, phone=PHONE, **headers):
+    return await client.post(CODE_URL, data={"phone": phone}, headers={"token": token, **headers})
+
+
+async def bind(client, token, code, phone=PHONE):
+    return await client.post(BIND_URL, data={"phone": phone, "code": code}, headers={"token": token})
+
+
+async def assert_error(resp, status, error_code, url):
+    body = await resp.json()
+    assert resp.status == status, body
+    assert body["error_code"] == error_code and body["request_url"] == url and body["msg"]
+    return body
+
+
+async def test_console_code_then_bind(client, sql, redis_sync, settings, caplog):
+    caplog.set_level(logging.WARNING, logger="jiandong.integrations.sms")
+    token = await login(client, "alice")
+    resp = await ask_code(client, token, "+86 138-0013-8000")
+    assert resp.status == 200 and await resp.json() == ok_body(CODE_URL)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SMS code for")]
+    match = re.fullmatch(r"SMS code for 138\*\*\*\*8000: (\d{6})", line)
+    assert match, line
+    (user_id,) = [r["id"] for r in sql("SELECT id FROM users")]
+    prefix = settings.redis_prefix
+    code_key = f"{prefix}sms:code:{PHONE}:{user_id}"
+    assert 0 < redis_sync.ttl(code_key) <= 300
+    assert redis_sync.hget(code_key, "attempts") == "0"
+    # The code itself is not kept in Redis, only its digest.
+    assert match.group(1) not in str(redis_sync.hgetall(code_key))
+    assert 0 < redis_sync.ttl(f"{prefix}sms:lock:{PHONE}") <= 60
+    day_keys = [k for k in sms_keys(redis_sync, settings) if ":day:" in k]
+    assert sorted(redis_sync.get(k) for k in day_keys) == ["1", "1"]
+
+    resp = await bind(client, token, match.group(1), "8613800138000")
+    assert resp.status == 200 and await resp.json() == ok_body(BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]
+    assert not redis_sync.exists(code_key)
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    assert (await resp.json())["mobile"] == PHONE
+    # Used once: the same code again finds nothing.
+    await assert_error(await bind(client, token, match.group(1)), 404, 10009, BIND_URL)
+
+
+async def test_aliyun_code_then_bind(aliyun_client, fake, sql):
+    client = await aliyun_client()
+    token = await login(client, "alice")
+    resp = await ask_code(client, token, "0086 13800138000")
+    assert resp.status == 200 and await resp.json() == ok_body(CODE_URL)
+    (sms,) = fake.sent
+    assert (sms.phone, sms.sign_name, sms.template_code) == (PHONE, "建东体育", "SMS_123456789")
+    assert re.fullmatch(r"\d{6}", sms.code)
+    assert fake.requests[0]["TemplateParam"] == '{"code":"%s"}' % sms.code
+    resp = await bind(client, token, sms.code)
+    assert resp.status == 200 and await resp.json() == ok_body(BIND_URL)
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    assert resp.status == 200 and (await resp.json())["mobile"] == PHONE
+    assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]
+
+
+async def test_endpoints_need_a_token(client):
+    await assert_error(await client.post(CODE_URL, data={"phone": PHONE}), 401, 10003, CODE_URL)
+    await assert_error(await client.post(BIND_URL, data={"phone": PHONE, "code": "123456"}), 401, 10003, BIND_URL)
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["", "12345", "12800138000", "23800138000", "138001380001", "1380013800", "1380013800０", "+1 13800138000",
+     "abcdefghijk", "138 0013 800a", "+8612800138000"],
+)
+async def test_code_bad_phone(aliyun_client, fake, redis_sync, settings, phone):
+    client = await aliyun_client()
+    token = await login(client)
+    await assert_error(await ask_code(client, token, phone), 400, 99999, CODE_URL)
+    assert fake.requests == [] and sms_keys(redis_sync, settings) == []
+
+
+async def test_code_missing_phone(client, redis_sync, settings):
+    token = await login(client)
+    resp = await client.post(CODE_URL, headers={"token": token})
+    await assert_error(resp, 400, 99999, CODE_URL)
+    assert sms_keys(redis_sync, settings) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"phone": PHONE}, {"phone": PHONE, "code": "12345"}, {"phone": PHONE, "code": "1234567"},
+     {"phone": PHONE, "code": "12345a"}, {"phone": PHONE, "code": "１２３４５６"}, {"code": "123456"},
+     {"phone": "1380013800", "code": "123456"}],
+)
+async def test_bind_bad_format(client, sql, data):
+    token = await login(client)
+    resp = await client.post(BIND_URL, data=data, headers={"token": token})
+    await assert_error(resp, 400, 99999, BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": None}]
+
+
+@pytest.mark.parametrize(
+    ("switch", "value", "reason"),
+    [
+        ("fail_code", "isv.BUSINESS_LIMIT_CONTROL", "isv.BUSINESS_LIMIT_CONTROL"),
+        ("fail_code", "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_NUMBER_ILLEGAL"),
+        ("http_status", 500, "HTTP500"),
+        ("delay", 1.0, "Timeout"),
+    ],
+)
+async def test_provider_failure_stores_nothing(aliyun_client, fake, redis_sync, settings, switch, value, reason):
+    client = await aliyun_client(http_timeout=0.3)
+    token = await login(client)
+    setattr(fake, switch, value)
+    body = await assert_error(await ask_code(client, token), 502, 70000, CODE_URL)
+    assert body["msg"] == f"发送短信失败: {reason}"
+    # No code, no resend lock, no daily count: the user may ask again at once.
+    assert sms_keys(redis_sync, settings) == []
+    setattr(fake, switch, FakeDysmsapi().__dict__[switch])
+    resp = await ask_code(client, token)
+    assert resp.status == 200, await resp.text()
+    assert fake.codes_for(PHONE)
+    day_keys = [k for k in sms_keys(redis_sync, settings) if ":day:" in k]
+    assert sorted(redis_sync.get(k) for k in day_keys) == ["1", "1"]
+
+
+async def test_wrong_aliyun_secret_is_70000(aliyun_client, fake, redis_sync, settings):
+    client = await aliyun_client(aliyun_access_key_secret="not-the-secret")
+    token = await login(client)
+    body = await assert_error(await ask_code(client, token), 502, 70000, CODE_URL)
+    assert body["msg"] == "发送短信失败: SignatureDoesNotMatch"
+    assert fake.sent == [] and sms_keys(redis_sync, settings) == []
+
+
+async def test_phone_of_another_user_is_not_sent(aliyun_client, fake, sql, redis_sync, settings):
+    client = await aliyun_client()
+    owner = await login(client, "owner")
+    sql("UPDATE users SET mobile = %s", PHONE)
+    other = await login(client, "other")
+    await assert_error(await ask_code(client, other), 409, 10006, CODE_URL)
+    assert fake.requests == [] and sms_keys(redis_sync, settings) == []
+    # The owner may still ask for a code for the own number.
+    resp = await ask_code(client, owner)
+    assert resp.status == 200
+
+
+async def test_bind_without_code(client, sql):
+    token = await login(client)
+    await assert_error(await bind(client, token, "123456"), 404, 10009, BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": None}]
+
+
+async def test_code_for_another_phone_does_not_bind(aliyun_client, fake, sql):
+    client = await aliyun_client()
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    await assert_error(await bind(client, token, fake.sent[0].code, "13900139000"), 404, 10009, BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": None}]
+
+
+async def test_five_wrong_codes_burn_it(aliyun_client, fake, sql, redis_sync, settings):
+    client = await aliyun_client()
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    right = fake.sent[0].code
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    (code_key,) = [k for k in sms_keys(redis_sync, settings) if ":code:" in k]
+    for attempt in range(1, 5):
+        await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
+        assert redis_sync.hget(code_key, "attempts") == str(attempt)
+    await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
+    assert not redis_sync.exists(code_key)
+    await assert_error(await bind(client, token, right), 404, 10009, BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": None}]
+
+
+async def test_fourth_wrong_then_right_binds(aliyun_client, fake, sql):
+    client = await aliyun_client()
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    right = fake.sent[0].code
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
+    assert (await bind(client, token, right)).status == 200
+    assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]
+
+
+async def test_code_of_user_a_is_useless_to_user_b(aliyun_client, fake, sql):
+    client = await aliyun_client()
+    alice = await login(client, "alice")
+    bob = await login(client, "bob")
+    assert (await ask_code(client, alice)).status == 200
+    code = fake.sent[0].code
+    await assert_error(await bind(client, bob, code), 404, 10009, BIND_URL)
+    assert sql("SELECT mobile FROM users WHERE mobile IS NOT NULL") == []
+    # Bob's try did not spend Alice's code.
+    assert (await bind(client, alice, code)).status == 200
+    assert sql("SELECT username FROM users WHERE mobile = %s", PHONE) == [{"username": "dev-alice"}]
+
+
+async def test_ten_concurrent_requests_send_one_sms(aliyun_client, fake):
+    client = await aliyun_client()
+    token = await login(client)
+    responses = await asyncio.gather(*(ask_code(client, token) for _ in range(10)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] + [429] * 9
+    for resp in responses:
+        if resp.status == 429:
+            await assert_error(resp, 429, 10010, CODE_URL)
+    assert len(fake.sent) == 1 and len(fake.requests) == 1
+
+
+async def test_resend_within_a_minute_is_throttled(client, redis_sync, settings):
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    body = await assert_error(await ask_code(client, token, "+8613800138000"), 429, 10010, CODE_URL)
+    assert "60秒" in body["msg"]
+    day_keys = [k for k in sms_keys(redis_sync, settings) if ":day:" in k]
+    assert sorted(redis_sync.get(k) for k in day_keys) == ["1", "1"]
+
+
+async def test_daily_cap_per_phone(aliyun_client, fake, redis_sync, settings):
+    client = await aliyun_client(sms_phone_daily_limit=2)
+    token = await login(client)
+    lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
+    for _ in range(2):
+        assert (await ask_code(client, token)).status == 200
+        redis_sync.delete(lock)  # as if the minute had passed
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert "手机号码今日" in body["msg"]
+    assert len(fake.sent) == 2 and not redis_sync.exists(lock)
+    # Another number from the same client is still fine.
+    assert (await ask_code(client, token, "13900139000")).status == 200
+
+
+async def test_daily_cap_per_ip(aliyun_client, fake):
+    client = await aliyun_client(sms_ip_daily_limit=2, trust_proxy=True)
+    token = await login(client)
+    via = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+    assert (await ask_code(client, token, "13800138001", **via)).status == 200
+    assert (await ask_code(client, token, "13800138002", **via)).status == 200
+    body = await assert_error(await ask_code(client, token, "13800138003", **via), 429, 10010, CODE_URL)
+    assert "当前网络今日" in body["msg"]
+    assert [s.phone for s in fake.sent] == ["13800138001", "13800138002"]
+    # The refused number was not locked or counted: it works from another address.
+    other = {"X-Forwarded-For": "198.51.100.9"}
+    assert (await ask_code(client, token, "13800138003", **other)).status == 200
+    assert len(fake.sent) == 3
+
+
+async def test_second_user_binding_the_same_phone_gets_10006(aliyun_client, fake, sql, redis_sync, settings):
+    client = await aliyun_client()
+    alice = await login(client, "alice")
+    bob = await login(client, "bob")
+    assert (await ask_code(client, alice)).status == 200
+    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    assert (await ask_code(client, bob)).status == 200
+    alice_code, bob_code = fake.codes_for(PHONE)
+    assert (await bind(client, alice, alice_code)).status == 200
+    await assert_error(await bind(client, bob, bob_code), 409, 10006, BIND_URL)
+    assert sql("SELECT username, mobile FROM users ORDER BY id") == [
+        {"username": "dev-alice", "mobile": PHONE},
+        {"username": "dev-bob", "mobile": None},
+    ]
+
+
+async def test_two_users_binding_at_once_one_wins(aliyun_client, fake, sql, redis_sync, settings):
+    client = await aliyun_client()
+    alice = await login(client, "alice")
+    bob = await login(client, "bob")
+    assert (await ask_code(client, alice)).status == 200
+    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    assert (await ask_code(client, bob)).status == 200
+    alice_code, bob_code = fake.codes_for(PHONE)
+    responses = await asyncio.gather(bind(client, alice, alice_code), bind(client, bob, bob_code))
+    assert sorted(r.status for r in responses) == [200, 409]
+    loser = next(r for r in responses if r.status == 409)
+    await assert_error(loser, 409, 10006, BIND_URL)
+    assert len(sql("SELECT id FROM users WHERE mobile = %s", PHONE)) == 1
+
+
+async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql, redis_sync, settings):
+    client = await aliyun_client()
+    token = await login(client)
+    lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
+    assert (await ask_code(client, token)).status == 200
+    assert (await bind(client, token, fake.sent[-1].code)).status == 200
+    redis_sync.delete(lock)
+    assert (await ask_code(client, token)).status == 200
+    assert (await bind(client, token, fake.sent[-1].code)).status == 200
+    assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]
+    assert (await ask_code(client, token, "13900139000")).status == 200
+    assert (await bind(client, token, fake.sent[-1].code, "13900139000")).status == 200
+    assert sql("SELECT mobile FROM users") == [{"mobile": "13900139000"}]
+
+
+async def test_openapi_lists_both_endpoints(client):
+    paths = build_spec(client.app)["paths"]
+    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10003, 10006, 10010, 70000, 99999]
+    assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10003, 10004, 10006, 10007, 10009, 99999]

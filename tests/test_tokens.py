@@ -1,0 +1,208 @@
+"""Endpoint 1 (token/user): WeChat OAuth login against the fake WeChat server, and dev logins."""
+
+import logging
+
+import pytest
+
+from jiandong.cache import rkey
+from tests.conftest import login
+from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for
+
+URL = "/api/v1/token/user"
+HEAD = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
+
+
+@pytest.fixture
+async def wechat(aiohttp_server):
+    return await serve(aiohttp_server, FakeWeChat())
+
+
+@pytest.fixture
+async def wx_client(make_client, wechat):
+    return await make_client(**settings_for(wechat))
+
+
+def error(status_code, msg):
+    return {"msg": msg, "error_code": status_code, "request_url": URL}
+
+
+def our_log(caplog):
+    """What our code logged (the fake's own access log shows its query strings, secrets included)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("jiandong"))
+
+
+def token_keys(redis_sync, settings):
+    return set(redis_sync.scan_iter(match=rkey(settings, "token", "*")))
+
+
+async def test_login_creates_user_from_userinfo(wx_client, wechat, sql, redis_sync, settings):
+    wechat.add_code("c1", "o-alice", nickname="张三", headimgurl=HEAD, sex=1, country="CN", province="广东",
+                    city="深圳", unionid="u-alice")
+    resp = await wx_client.post(URL, data={"code": "c1"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert list(body) == ["token"] and len(body["token"]) == 32
+    [user] = sql("SELECT * FROM users")
+    assert (user["openid"], user["unionid"], user["username"], user["head_img"], user["sex"]) == (
+        "o-alice", "u-alice", "张三", HEAD, 1)
+    assert (user["country"], user["province"], user["city"]) == ("CN", "广东", "深圳")
+    assert user["register_time"] is not None and user["last_login_time"] is not None
+    assert redis_sync.get(rkey(settings, "token", body["token"])) == str(user["id"])
+    assert wechat.calls[CODE_PATH] == 1 and wechat.calls[USERINFO_PATH] == 1
+    info = await wx_client.get("/api/v1/user/info", headers={"token": body["token"]})
+    assert info.status == 200
+    assert (await info.json())["username"] == "张三"
+
+
+async def test_second_login_keeps_an_edited_profile(wx_client, wechat, sql):
+    wechat.add_code("c1", "o-alice", nickname="张三", headimgurl=HEAD)
+    await login(wx_client, "c1")
+    sql("UPDATE users SET username = '我的名字', head_img = '/media/me.png', profile_edited = true, "
+        "last_login_time = now() - interval '3 days'")
+    [before] = sql("SELECT id, register_time, last_login_time FROM users")
+    wechat.add_code("c2", "o-alice", nickname="张三丰", headimgurl=HEAD + "?v=2")
+    await login(wx_client, "c2")
+    [after] = sql("SELECT id, username, head_img, register_time, last_login_time FROM users")
+    assert after["id"] == before["id"] and after["register_time"] == before["register_time"]
+    assert (after["username"], after["head_img"]) == ("我的名字", "/media/me.png")
+    assert after["last_login_time"] > before["last_login_time"]
+
+
+async def test_second_login_refreshes_an_unedited_profile(wx_client, wechat, sql):
+    wechat.add_code("c1", "o-alice", nickname="张三", headimgurl=HEAD)
+    wechat.add_code("c2", "o-alice", nickname="张三丰", headimgurl="")
+    await login(wx_client, "c1")
+    await login(wx_client, "c2")
+    # A new nickname is taken; an avatar WeChat no longer sends does not blank the stored one.
+    assert sql("SELECT username, head_img FROM users") == [{"username": "张三丰", "head_img": HEAD}]
+
+
+async def test_snsapi_base_login_needs_no_userinfo(wx_client, wechat, sql):
+    wechat.add_code("c1", "o-silent", scope="snsapi_base")
+    token = await login(wx_client, "c1")
+    assert len(token) == 32
+    assert sql("SELECT openid, username, head_img FROM users") == [
+        {"openid": "o-silent", "username": "", "head_img": ""}]
+    assert wechat.calls[CODE_PATH] == 1 and wechat.calls[USERINFO_PATH] == 0
+
+
+async def test_missing_code(wx_client, wechat, sql):
+    resp = await wx_client.post(URL, data={})
+    assert resp.status == 400
+    assert await resp.json() == error(99999, "参数错误: code 不能为空")
+    assert wechat.calls[CODE_PATH] == 0 and sql("SELECT id FROM users") == []
+
+
+async def test_used_code(wx_client, wechat, sql):
+    wechat.add_code("c1", "o-alice", nickname="张三")
+    await login(wx_client, "c1")
+    resp = await wx_client.post(URL, data={"code": "c1"})
+    assert resp.status == 401
+    assert await resp.json() == error(10008, "授权失败: code 已被使用")
+    assert len(sql("SELECT id FROM users")) == 1
+
+
+async def test_invalid_code(wx_client, wechat, sql, redis_sync, settings):
+    resp = await wx_client.post(URL, data={"code": "never-issued"})
+    assert resp.status == 401
+    assert await resp.json() == error(10008, "授权失败: code 无效或已被使用")
+    assert sql("SELECT id FROM users") == [] and token_keys(redis_sync, settings) == set()
+
+
+async def test_expired_code(wx_client, wechat, sql):
+    wechat.fail(CODE_PATH, 42003)
+    resp = await wx_client.post(URL, data={"code": "c1"})
+    assert resp.status == 401
+    assert await resp.json() == error(10008, "授权失败: code 已过期，请重新授权")
+    assert sql("SELECT id FROM users") == []
+
+
+async def test_snapshot_page_user_is_refused(wx_client, wechat, sql):
+    wechat.add_code("c1", "o-virtual", scope="snsapi_base", snapshot=True)
+    resp = await wx_client.post(URL, data={"code": "c1"})
+    assert resp.status == 401
+    assert (await resp.json())["error_code"] == 10008
+    assert sql("SELECT id FROM users") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "mode", "msg"),
+    [
+        (CODE_PATH, -1, "微信服务器繁忙，请稍后再试"),
+        (CODE_PATH, 45009, "微信接口调用次数已达上限，请稍后再试"),
+        (CODE_PATH, 40164, "微信公众号配置错误 (errcode 40164)"),
+        (CODE_PATH, 50002, "微信服务器异常 (errcode 50002)"),
+        (CODE_PATH, HTTP_500, "微信服务器异常 (HTTP 500)"),
+        (CODE_PATH, NOT_JSON, "微信服务器返回了无法识别的数据"),
+        (USERINFO_PATH, -1, "微信服务器繁忙，请稍后再试"),
+    ],
+)
+async def test_wechat_failures(wx_client, wechat, sql, redis_sync, settings, caplog, path, mode, msg):
+    caplog.set_level(logging.DEBUG)
+    wechat.add_code("c1", "o-alice", nickname="张三")
+    wechat.fail(path, mode)
+    resp = await wx_client.post(URL, data={"code": "c1"})
+    assert resp.status == 502
+    assert await resp.json() == error(50000, msg)
+    assert sql("SELECT id FROM users") == [] and token_keys(redis_sync, settings) == set()
+    logged = our_log(caplog)
+    assert "errcode" in logged or "HTTP" in logged or "JSON" in logged
+    assert wechat.secret not in logged and not any(t in logged for t in wechat.web_tokens)
+
+
+@pytest.mark.parametrize(("override", "errcode"), [({"wechat_appid": "wxother"}, 40013),
+                                                    ({"wechat_secret": "wrong"}, 40125)])
+async def test_wrong_credentials(make_client, wechat, caplog, override, errcode):
+    caplog.set_level(logging.DEBUG)
+    client = await make_client(**settings_for(wechat, **override))
+    wechat.add_code("c1", "o-alice")
+    resp = await client.post(URL, data={"code": "c1"})
+    assert resp.status == 502
+    assert await resp.json() == error(50000, f"微信公众号配置错误 (errcode {errcode})")
+    logged = our_log(caplog)
+    assert f"errcode {errcode}" in logged
+    assert "wrong" not in logged and wechat.secret not in logged
+
+
+async def test_timeout(make_client, wechat, sql):
+    client = await make_client(**settings_for(wechat, http_timeout=0.2))
+    wechat.slow_seconds = 1.0
+    wechat.add_code("c1", "o-alice")
+    wechat.fail(CODE_PATH, SLOW)
+    resp = await client.post(URL, data={"code": "c1"})
+    assert resp.status == 502
+    assert await resp.json() == error(50000, "微信服务器响应超时，请稍后再试")
+    assert sql("SELECT id FROM users") == []
+
+
+async def test_connection_refused(make_client, unused_tcp_port, sql):
+    client = await make_client(wechat_appid="wxfake", wechat_secret="s",
+                               wechat_api_url=f"http://127.0.0.1:{unused_tcp_port}")
+    resp = await client.post(URL, data={"code": "c1"})
+    assert resp.status == 502
+    assert await resp.json() == error(50000, "无法连接微信服务器，请稍后再试")
+    assert sql("SELECT id FROM users") == []
+
+
+async def test_disabled_user(wx_client, wechat, sql, redis_sync, settings):
+    wechat.add_code("c1", "o-alice", nickname="张三")
+    wechat.add_code("c2", "o-alice", nickname="张三")
+    await login(wx_client, "c1")
+    sql("UPDATE users SET is_disabled = true")
+    before = token_keys(redis_sync, settings)
+    resp = await wx_client.post(URL, data={"code": "c2"})
+    assert resp.status == 404
+    assert await resp.json() == error(10004, "用户不存在或被禁用")
+    assert token_keys(redis_sync, settings) == before
+
+
+async def test_dev_logins(client, sql):
+    first = await login(client, "code-a")
+    again = await login(client, "code-a")
+    other = await login(client, "code-b")
+    assert len({first, again, other}) == 3
+    users = sql("SELECT id, openid, username FROM users ORDER BY id")
+    assert [u["username"] for u in users] == ["dev-code-a", "dev-code-b"]
+    for token, user in ((first, users[0]), (again, users[0]), (other, users[1])):
+        resp = await client.get("/api/v1/user/info", headers={"token": token})
+        assert (await resp.json())["username"] == user["username"]
