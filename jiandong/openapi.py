@@ -131,9 +131,8 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
         if p.location == "path":
             continue
         if p.location == "query" or method == "get":
-            parameters.append(
-                {"name": p.name, "in": "query", "required": p.required, "description": p.description, "schema": p.schema}
-            )
+            parameters.append({"name": p.name, "in": "query", "required": p.required,
+                               "description": p.description, "schema": p.schema})
         else:
             body_params.append(p)
     op: dict[str, typing.Any] = {

@@ -92,18 +92,35 @@ def db_conn(database_url: str) -> typing.Iterator[psycopg2.extensions.connection
 
 
 @pytest.fixture(scope="session")
-def table_names(db_conn: psycopg2.extensions.connection) -> list[str]:
+def reset_statement(db_conn: psycopg2.extensions.connection) -> str:
+    """One statement that empties every table and restarts every sequence.
+
+    DELETE with foreign-key triggers off (superuser) takes milliseconds where TRUNCATE of the
+    whole schema takes a fifth of a second; without superuser rights, TRUNCATE it is.
+    """
     with db_conn.cursor() as cur:
         cur.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
         )
-        return [row[0] for row in cur.fetchall()]
+        tables = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        sequences = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        superuser = cur.fetchone()[0]
+    if not superuser:
+        return f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
+    return (
+        "BEGIN; SET LOCAL session_replication_role = replica; "
+        + " ".join(f"DELETE FROM {t};" for t in tables)
+        + " ".join(f"SELECT setval('{s}', 1, false);" for s in sequences)
+        + " COMMIT;"
+    )
 
 
 @pytest.fixture(autouse=True)
-def _empty_tables(db_conn: psycopg2.extensions.connection, table_names: list[str]) -> None:
+def _empty_tables(db_conn: psycopg2.extensions.connection, reset_statement: str) -> None:
     with db_conn.cursor() as cur:
-        cur.execute(f"TRUNCATE {', '.join(table_names)} RESTART IDENTITY CASCADE")
+        cur.execute(reset_statement)
 
 
 @pytest.fixture

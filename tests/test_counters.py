@@ -2,8 +2,12 @@ import asyncio
 
 import psycopg2
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jiandong.keys import view_counts_key
+from jiandong.services.counters import IncrementBatcher
+from jiandong.settings import Settings, SettingsError
 from tests.conftest import login
 from tests.test_videos import NOTIFY, add_live, add_video, get_json
 
@@ -191,3 +195,28 @@ async def test_background_flush_by_one_of_two_processes(make_client, sql, redis_
     await asyncio.sleep(0.2)
     redis_sync.delete(f"{settings.redis_prefix}views:live:flushing")
     await wait_for(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 8, "the next flush")
+
+
+async def test_batched_increments_are_exact_and_errors_reach_every_caller(redis_url, settings, redis_sync):
+    key = f"{settings.redis_prefix}views:batch"
+    good = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        batcher = IncrementBatcher(good)
+        await asyncio.gather(*(batcher.incr(key, str(i % 3)) for i in range(300)))
+        assert redis_sync.hgetall(key) == {"0": "100", "1": "100", "2": "100"}
+    finally:
+        await good.aclose()
+    # Nothing listens on port 1: every caller of the failed batch gets the error, none hangs.
+    bad = Redis.from_url("redis://127.0.0.1:1", decode_responses=True)
+    try:
+        batcher = IncrementBatcher(bad)
+        results = await asyncio.gather(*(batcher.incr(key, "0") for _ in range(20)), return_exceptions=True)
+        assert all(isinstance(r, RedisConnectionError) for r in results)
+        assert redis_sync.hget(key, "0") == "100"
+    finally:
+        await bad.aclose()
+
+
+def test_flush_interval_must_be_positive():
+    with pytest.raises(SettingsError, match="counter_flush_interval"):
+        Settings(counter_flush_interval=0)

@@ -15,7 +15,8 @@ def detail_path(video_id: int) -> str:
 
 def add_file(sql, name: str, *, cate: str = "video", original: str = "match.mp4", size: int = 1234) -> int:
     return sql(
-        "INSERT INTO files (cate, name, original, size) VALUES (%s, %s, %s, %s) RETURNING id", cate, name, original, size
+        "INSERT INTO files (cate, name, original, size) VALUES (%s, %s, %s, %s) RETURNING id",
+        cate, name, original, size,
     )[0]["id"]
 
 
@@ -235,7 +236,8 @@ async def test_detail_not_found(client, token, sql):
 async def test_views_show_before_they_are_flushed(client, token, sql):
     video_id = add_video(sql, "决赛", browse_num=10)
     for _ in range(3):
-        assert (await get_json(client, NOTIFY, token, method="POST", data={"id": video_id, "type": 1}))["error_code"] == 0
+        body = await get_json(client, NOTIFY, token, method="POST", data={"id": video_id, "type": 1})
+        assert body["error_code"] == 0
     assert (await get_json(client, detail_path(video_id), token))["browse_num"] == 13
     assert (await get_json(client, LIST, token))["data"][0]["browse_num"] == 13
     # Not in the database yet: counted in Redis until the next flush.

@@ -106,11 +106,11 @@ def _resolve(spec: dict[str, typing.Any], schema: dict[str, typing.Any]) -> dict
 
 
 def _params(op: dict[str, typing.Any]) -> list[Field]:
-    rows = [
-        Field(p["name"], type_label(p.get("schema", {})), _describe({**p.get("schema", {}), "description": p.get("description", "")}),
-              0, p.get("required", False), {"query": "查询串", "path": "路径"}.get(p["in"], p["in"]))
-        for p in op.get("parameters", ())
-    ]
+    rows = []
+    for p in op.get("parameters", ()):
+        schema = {**p.get("schema", {}), "description": p.get("description", "")}
+        where = {"query": "查询串", "path": "路径"}.get(p["in"], p["in"])
+        rows.append(Field(p["name"], type_label(schema), _describe(schema), 0, p.get("required", False), where))
     content = op.get("requestBody", {}).get("content", {})
     if content:
         body = next(iter(content.values()))["schema"]

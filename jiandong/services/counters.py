@@ -1,8 +1,9 @@
 """View counts (browse_num): counted in Redis on each play, moved to PostgreSQL in batches.
 
-A play is one HINCRBY on a per-kind hash (batched with concurrent plays), never a row lock on a hot row. The flusher moves a
-hash in one atomic step (RENAME to a key of its own), adds it to PostgreSQL in one statement,
-then deletes that key; plays arriving meanwhile start a fresh hash and wait for the next flush.
+A play is one HINCRBY on a per-kind hash (sent together with concurrent plays), never a row
+lock on a hot row. The flusher moves a hash in one atomic step (RENAME to a key of its own),
+adds it to PostgreSQL in one statement, then deletes that key; plays arriving meanwhile start
+a fresh hash and wait for the next flush.
 Flushes can run in several processes at once: each one owns the key it renamed.
 
 While a flush is in flight its counts are neither in the main hash nor (yet) in the database,
@@ -46,14 +47,15 @@ STALE_FLUSH_AGE = 300.0
 FLUSH_STATEMENT_TIMEOUT_MS = 60_000
 
 # KEYS: main hash, flush key, in-flight set. The rename is the atomic hand-over: an HINCRBY lands
-# either before it (and is flushed now) or after it (in a new main hash).
+# either before it (and is flushed now) or after it (in a new main hash). The key is listed
+# first, as a failing script keeps the writes made before the failure.
 TAKE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return {}
 end
-redis.call('RENAME', KEYS[1], KEYS[2])
 local now = redis.call('TIME')
 redis.call('ZADD', KEYS[3], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000), KEYS[2])
+redis.call('RENAME', KEYS[1], KEYS[2])
 return redis.call('HGETALL', KEYS[2])
 """
 # KEYS: flush key, in-flight set. 1 if the key was still ours to delete.
