@@ -25,8 +25,8 @@ from .api import (
     videos,
     wxconfig,
 )
-from .integrations import outbound, sms, wechat
 from .http import MAX_BODY_SIZE
+from .integrations import outbound, sms, wechat
 from .keys import docs_cache_key, settings_key
 from .services import content_cache
 from .settings import Settings

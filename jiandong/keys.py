@@ -11,13 +11,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 if typing.TYPE_CHECKING:
-    from .auth import TokenStore
-    from .http import Params
-    from .integrations.sms import SmsProvider
-    from .integrations.wechat import WeChat
-    from .services.content_cache import ContentCache
-    from .services.counters import ViewCounts
-    from .settings import Settings
+    pass
 
 settings_key = web.AppKey["Settings"]("settings")
 pg_key = web.AppKey[aiopg.Pool]("pg")

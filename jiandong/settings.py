@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "JIANDONG_"
+TEST_PREFIX = "JIANDONG_TEST_"
 
 
 class SettingsError(ValueError):
@@ -183,7 +184,8 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: 
     types = field_types()
     values: dict[str, typing.Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX):
+        # JIANDONG_TEST_* belong to the test suite (which servers it uses), not to the server.
+        if not key.startswith(ENV_PREFIX) or key.startswith(TEST_PREFIX):
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in types:

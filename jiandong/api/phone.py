@@ -12,6 +12,7 @@ from ..http import client_ip, operation_result, read_params
 from ..keys import pg_key, redis_key, settings_key, sms_key
 from ..openapi import describe, param
 from ..services import verification
+from ..services.content_cache import user_changed
 
 routes = web.RouteTableDef()
 
@@ -81,4 +82,5 @@ async def bind_phone(request: web.Request) -> web.Response:
         raise
     if not updated:
         raise UserNotFound()
+    await user_changed(request.app, user_id)
     return operation_result(request)

@@ -12,6 +12,7 @@ from ..http import json_response, read_params
 from ..integrations.wechat import WeChatProfile
 from ..keys import pg_key, tokens_key, wechat_key
 from ..openapi import describe, obj, param, string
+from ..services.content_cache import user_changed
 
 routes = web.RouteTableDef()
 
@@ -66,5 +67,6 @@ async def issue_token(request: web.Request) -> web.Response:
     code = params.text("code", required=True, max_len=512)
     profile = await request.config_dict[wechat_key].profile_for_code(code)
     user_id = await upsert_user(request.config_dict[pg_key], profile)
+    await user_changed(request.app, user_id)
     token = await request.config_dict[tokens_key].issue(user_id)
     return json_response({"token": token})

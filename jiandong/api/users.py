@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import typing
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -12,8 +13,9 @@ from .. import db, formats, media
 from ..auth import current_user_id
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
 from ..http import json_response, operation_result, read_params
-from ..keys import pg_key
+from ..keys import content_cache_key, pg_key
 from ..openapi import describe, integer, obj, param, string
+from ..services.content_cache import user_changed
 from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 
@@ -36,6 +38,7 @@ USER_INFO = obj(
     member_expire_time=string("会员有效期，无则为空字符串"),
 )
 
+USER_INFO_TTL = 30.0
 USER_INFO_SQL = f"""
     SELECT u.username, u.mobile, u.sex, u.country, u.province, u.city, u.head_img,
            u.register_time, u.last_login_time, u.member_expire_time, {MEMBER_STATUS_SQL} AS member_status
@@ -46,9 +49,23 @@ USER_INFO_SQL = f"""
 @routes.get("/api/v1/user/info")
 @describe("获取用户信息", tag="用户", response=USER_INFO, errors=[UserNotFound])
 async def get_user_info(request: web.Request) -> web.Response:
-    row = await db.fetchone(request.config_dict[pg_key], USER_INFO_SQL, (current_user_id(request),))
-    if row is None:
-        raise UserNotFound()
+    user_id = current_user_id(request)
+    pool = request.config_dict[pg_key]
+
+    async def load() -> dict[str, typing.Any]:
+        row = await db.fetchone(pool, USER_INFO_SQL, (user_id,))
+        if row is None:
+            raise UserNotFound()
+        return row
+
+    # Every write to a user invalidates this entry (user_changed).
+    cache = request.config_dict[content_cache_key]
+    row = await cache.get(("user", user_id, "info"), load, ttl=USER_INFO_TTL)
+    expires = row["member_expire_time"]
+    if row["member_status"] == ACTIVE and expires is not None and expires <= datetime.now(timezone.utc):
+        # The membership ran out since the entry was cached: let the database say what it is now.
+        cache.drop_local("user", user_id)
+        row = await cache.get(("user", user_id, "info"), load, ttl=USER_INFO_TTL)
     return json_response(
         {
             "username": row["username"],
@@ -149,4 +166,5 @@ async def save_user(request: web.Request) -> web.Response:
                 sha256=image.sha256,
                 user_id=user_id,
             )
+    await user_changed(request.app, user_id)
     return operation_result(request)

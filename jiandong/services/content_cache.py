@@ -18,9 +18,12 @@ from ..settings import Settings
 logger = logging.getLogger(__name__)
 
 T = typing.TypeVar("T")
-# Content kinds; a change to one entity of a kind drops every cached entry of that kind, since
-# content changes are rare and lists and details of a kind depend on each other.
-KINDS = ("competition", "video", "live", "banner", "config", "team")
+# Content kinds. A change to content drops every cached entry of its kind, since content changes
+# are rare and lists and details of a kind depend on each other; a change to one user drops only
+# that user's entries (keys `("user", user_id, ...)`).
+KINDS = ("competition", "video", "live", "banner", "config", "team", "user")
+# Separates kind and entity id in an invalidation message.
+SEPARATOR = " "
 MAX_ENTRIES = 20_000
 RECONNECT_DELAY = 1.0
 
@@ -37,7 +40,12 @@ class ContentCache:
         # Bumped on every invalidation, so a load that started before it is not stored after it.
         self._generation = 0
 
-    async def get(self, key: tuple[typing.Any, ...], loader: typing.Callable[[], typing.Awaitable[T]]) -> T:
+    async def get(
+        self,
+        key: tuple[typing.Any, ...],
+        loader: typing.Callable[[], typing.Awaitable[T]],
+        ttl: float | None = None,
+    ) -> T:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
@@ -59,24 +67,33 @@ class ContentCache:
             if generation == self._generation:
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()
-                self._entries[key] = (time.monotonic() + self.ttl, value)
+                self._entries[key] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
             return value
         finally:
             del self._loading[key]
 
-    def drop_local(self, kind: str | None = None) -> None:
+    def drop_local(self, kind: str | None = None, ident: typing.Any = None) -> None:
         self._generation += 1
         if kind is None:
             self._entries.clear()
-        else:
+        elif ident is None:
             self._entries = {k: v for k, v in self._entries.items() if k[0] != kind}
+        else:
+            ident = str(ident)
+            self._entries = {
+                k: v for k, v in self._entries.items() if k[0] != kind or len(k) < 2 or str(k[1]) != ident
+            }
 
-    async def invalidate(self, kind: str) -> None:
-        """Drop `kind` here and tell every other process to drop it too."""
+    async def invalidate(self, kind: str, ident: typing.Any = None) -> None:
+        """Drop `kind` (or one entity of it) here and tell every other process to drop it too."""
         if kind not in KINDS:
             raise ValueError(f"unknown content kind {kind!r}")
-        self.drop_local(kind)
-        await self.redis.publish(self.channel, kind)
+        self.drop_local(kind, ident)
+        await self.redis.publish(self.channel, kind if ident is None else f"{kind}{SEPARATOR}{ident}")
+
+    def _apply(self, message: str) -> None:
+        kind, _, ident = message.partition(SEPARATOR)
+        self.drop_local(kind, ident or None)
 
     async def listen(self) -> None:
         """Apply invalidations from other processes; after a lost connection, drop everything."""
@@ -88,7 +105,7 @@ class ContentCache:
                     self.drop_local()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            self.drop_local(message["data"])
+                            self._apply(message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -105,3 +122,8 @@ async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def user_changed(app: web.Application, user_id: int) -> None:
+    """Call after any write to a user's row, so no process serves a stale copy of it."""
+    await app[content_cache_key].invalidate("user", user_id)
