@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import db, formats, media
+from .. import db, encoding, formats, media
 from ..auth import current_user_id
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
 from ..http import json_response, operation_result, read_params
@@ -46,43 +46,52 @@ USER_INFO_SQL = f"""
 """
 
 
+class CachedInfo(typing.NamedTuple):
+    body: bytes
+    # set while the membership is active: the entry is stale from this moment on
+    active_until: datetime | None
+
+
+def _user_info_body(row: db.Row) -> dict[str, typing.Any]:
+    return {
+        "username": row["username"],
+        "mobile": formats.text(row["mobile"]),
+        "sex": formats.sex_label(row["sex"]),
+        "sex_value": row["sex"],
+        "country": row["country"],
+        "province": row["province"],
+        "city": row["city"],
+        "head_img": row["head_img"],
+        "is_member": formats.flag(row["member_status"] == ACTIVE),
+        "register_time": formats.fmt_time(row["register_time"]),
+        "last_login_time": formats.fmt_time(row["last_login_time"]),
+        "member_status": row["member_status"],
+        "member_expire_time": formats.fmt_time(row["member_expire_time"]),
+    }
+
+
 @routes.get("/api/v1/user/info")
 @describe("获取用户信息", tag="用户", response=USER_INFO, errors=[UserNotFound])
 async def get_user_info(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
     pool = request.config_dict[pg_key]
 
-    async def load() -> dict[str, typing.Any]:
+    async def load() -> CachedInfo:
         row = await db.fetchone(pool, USER_INFO_SQL, (user_id,))
         if row is None:
             raise UserNotFound()
-        return row
+        active_until = row["member_expire_time"] if row["member_status"] == ACTIVE else None
+        return CachedInfo(encoding.dumps(_user_info_body(row)), active_until)
 
-    # Every write to a user invalidates this entry (user_changed).
+    # The encoded answer is cached: every write to a user invalidates it (user_changed).
     cache = request.config_dict[content_cache_key]
-    row = await cache.get(("user", user_id, "info"), load, ttl=USER_INFO_TTL)
-    expires = row["member_expire_time"]
-    if row["member_status"] == ACTIVE and expires is not None and expires <= datetime.now(timezone.utc):
+    key = ("user", user_id, "info")
+    info = await cache.get(key, load, ttl=USER_INFO_TTL)
+    if info.active_until is not None and info.active_until <= datetime.now(timezone.utc):
         # The membership ran out since the entry was cached: let the database say what it is now.
         cache.drop_local("user", user_id)
-        row = await cache.get(("user", user_id, "info"), load, ttl=USER_INFO_TTL)
-    return json_response(
-        {
-            "username": row["username"],
-            "mobile": formats.text(row["mobile"]),
-            "sex": formats.sex_label(row["sex"]),
-            "sex_value": row["sex"],
-            "country": row["country"],
-            "province": row["province"],
-            "city": row["city"],
-            "head_img": row["head_img"],
-            "is_member": formats.flag(row["member_status"] == ACTIVE),
-            "register_time": formats.fmt_time(row["register_time"]),
-            "last_login_time": formats.fmt_time(row["last_login_time"]),
-            "member_status": row["member_status"],
-            "member_expire_time": formats.fmt_time(row["member_expire_time"]),
-        }
-    )
+        info = await cache.get(key, load, ttl=USER_INFO_TTL)
+    return web.Response(body=info.body, content_type="application/json")
 
 
 USERNAME_MIN, USERNAME_MAX = 4, 25
