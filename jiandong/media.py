@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import ParameterError, SaveImageFailed
 from .http import Upload
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 # A small file can still decode to a huge bitmap (a decompression bomb); avatars never need this many.
 MAX_IMAGE_PIXELS = 20_000_000
+# Avatars are shown small; larger pictures are scaled down to this many pixels a side.
+MAX_AVATAR_SIDE = 1024
 # Camera JPEGs carrying a preview image open as MPO; they are plain JPEG files all the same.
 IMAGE_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "MPO": ("jpg", "image/jpeg"), "PNG": ("png", "image/png")}
 DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
@@ -59,7 +61,12 @@ def decode_base64_image(text: str) -> bytes:
 
 
 def check_image(data: bytes, original: str = "") -> CheckedImage:
-    """Accept only a well-formed JPEG or PNG of at most 2 MiB and 20 megapixels (CPU-bound: run in a thread)."""
+    """Accept only a well-formed JPEG or PNG of at most 2 MiB and 20 megapixels; re-encode it.
+
+    CPU-bound: run in a thread. Re-encoding drops the metadata a phone photo carries (EXIF with
+    the GPS position, for an avatar anyone can load), applies the EXIF orientation first so the
+    picture still stands upright, and caps the size at what an avatar needs.
+    """
     if not data:
         raise ParameterError("参数错误: 图片不能为空")
     if len(data) > MAX_IMAGE_BYTES:
@@ -70,6 +77,10 @@ def check_image(data: bytes, original: str = "") -> CheckedImage:
             width, height = img.size
             if kind is not None and width * height <= MAX_IMAGE_PIXELS:
                 img.verify()
+        if kind is not None and width * height <= MAX_IMAGE_PIXELS:
+            # verify() leaves the image unusable: open it again to decode it.
+            with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+                clean = _reencode(img, kind[0])
     # Pillow reports malformed input through many exception types (OSError, SyntaxError,
     # struct.error, DecompressionBombError, ...); for untrusted bytes they all mean "not an image".
     except Exception:
@@ -78,7 +89,20 @@ def check_image(data: bytes, original: str = "") -> CheckedImage:
         raise ParameterError("参数错误: 只支持 JPEG 或 PNG 图片")
     if width * height > MAX_IMAGE_PIXELS:
         raise ParameterError("参数错误: 图片尺寸过大")
-    return CheckedImage(data, kind[0], kind[1], hashlib.sha256(data).hexdigest(), original)
+    return CheckedImage(clean, kind[0], kind[1], hashlib.sha256(clean).hexdigest(), original)
+
+
+def _reencode(img: Image.Image, ext: str) -> bytes:
+    img = ImageOps.exif_transpose(img)
+    img.thumbnail((MAX_AVATAR_SIDE, MAX_AVATAR_SIDE))
+    out = io.BytesIO()
+    if ext == "jpg":
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        img.save(out, "JPEG", quality=90, optimize=True)
+    else:
+        img.save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def upload_name(filename: str) -> str:

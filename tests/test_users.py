@@ -141,14 +141,18 @@ async def test_save_requires_token(client):
 
 async def check_stored_avatar(client, settings, sql, token, url: str, data: bytes, ext: str, mime: str):
     """The avatar is on disk, served at its URL, recorded in files and shown by user/info."""
-    sha = hashlib.sha256(data).hexdigest()
     path = urlsplit(url).path
-    assert re.fullmatch(rf"/media/avatars/\d{{6}}/{sha}\.{ext}", path), url
     stored = Path(settings.media_path) / path.removeprefix("/media/")
-    assert stored.read_bytes() == data
+    kept = stored.read_bytes()
+    sha = hashlib.sha256(kept).hexdigest()
+    assert re.fullmatch(rf"/media/avatars/\d{{6}}/{sha}\.{ext}", path), url
+    # Re-encoded (metadata dropped), but the same picture.
+    with Image.open(io.BytesIO(kept)) as got, Image.open(io.BytesIO(data)) as sent:
+        assert got.size == sent.size and got.format == {"jpg": "JPEG", "png": "PNG"}[ext]
     resp = await client.get(path)
     assert resp.status == 200
-    assert await resp.read() == data
+    assert await resp.read() == kept
+    data = kept
     (row,) = sql("SELECT cate, name, size, mime, sha256, user_id FROM files")
     (user,) = sql("SELECT id, head_img, profile_edited FROM users")
     assert row == {"cate": "image", "name": url, "size": len(data), "mime": mime, "sha256": sha, "user_id": user["id"]}
@@ -187,7 +191,7 @@ async def test_save_same_image_twice_is_one_file(client, token, sql, settings):
         assert resp.status == 200
     assert len(sql("SELECT id FROM files")) == 1
     files = [p for p in Path(settings.media_path, "avatars").rglob("*") if p.is_file()]
-    assert [p.name for p in files] == [hashlib.sha256(data).hexdigest() + ".png"]
+    assert len(files) == 1 and files[0].name == hashlib.sha256(files[0].read_bytes()).hexdigest() + ".png"
 
 
 async def test_save_multipart_upload(client, token, sql, settings):
@@ -246,7 +250,9 @@ async def test_save_size_limit_is_2_mib(client, token, sql):
     exact = png + b"\0" * (2 * MIB - len(png))
     resp = await post_big_form(client, token, {"head_img": b64(exact)})
     assert resp.status == 200, await resp.text()
-    assert sql("SELECT size FROM files") == [{"size": 2 * MIB}]
+    # Stored re-encoded: the trailing bytes are gone.
+    (stored,) = sql("SELECT size FROM files")
+    assert 0 < stored["size"] < MIB
     over = exact + b"\0"
     body = await assert_param_error(await post_big_form(client, token, {"head_img": b64(over)}))
     assert "2 MiB" in body["msg"]
@@ -339,3 +345,31 @@ async def test_cached_membership_turns_expired_on_time(client, sql):
     await asyncio.sleep(1.1)
     body = await (await client.get("/api/v1/user/info", headers=headers)).json()
     assert body["member_status"] == 3 and body["is_member"] == 0
+
+
+async def test_avatar_loses_its_metadata_and_stands_upright(client, token, sql, settings):
+    img = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° to display
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 0.0)}  # GPS position
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif)
+    resp = await client.post(SAVE, data={"head_img": b64(out.getvalue())}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img FROM users")
+    stored = Path(settings.media_path) / urlsplit(user["head_img"]).path.removeprefix("/media/")
+    with Image.open(stored) as kept:
+        assert kept.size == (20, 40)
+        assert not kept.getexif()
+        assert b"Exif" not in stored.read_bytes()
+
+
+async def test_large_avatar_is_scaled_down(client, token, sql, settings):
+    out = io.BytesIO()
+    Image.new("RGB", (3000, 1500), "blue").save(out, "PNG")
+    resp = await client.post(SAVE, data={"head_img": b64(out.getvalue())}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    (user,) = sql("SELECT head_img FROM users")
+    stored = Path(settings.media_path) / urlsplit(user["head_img"]).path.removeprefix("/media/")
+    with Image.open(stored) as kept:
+        assert kept.size == (1024, 512)
