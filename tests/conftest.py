@@ -9,6 +9,7 @@ else an embedded redis-server; every test has its own key and channel prefix.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import typing
 import uuid
@@ -22,6 +23,7 @@ import redis
 
 from jiandong.app import create_app
 from jiandong.db import migrate
+from jiandong.openapi import build_spec
 from jiandong.settings import Settings
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,14 +163,64 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> typing.Iterat
             client.delete(*keys)
 
 
+# Every (method, route, status, error_code) the API answered during the run: the terminal summary
+# lists the documented error codes no test reached (`pytest -p no:cacheprovider` shows it too).
+ANSWERS_KEY = pytest.StashKey[set[tuple[str, str, int, int]]]()
+SPEC_KEY = pytest.StashKey[dict[str, typing.Any]]()
+
+
+def _recorder(answers: set[tuple[str, str, int, int]]) -> typing.Callable[..., typing.Awaitable[None]]:
+    async def record(request: typing.Any, response: typing.Any) -> None:
+        route = request.match_info.route.resource
+        body = getattr(response, "body", None)
+        if route is None or not isinstance(body, bytes) or not body.startswith(b"{"):
+            return
+        try:
+            code = json.loads(body).get("error_code")
+        except ValueError:
+            return
+        if isinstance(code, int) and code:
+            answers.add((request.method, route.canonical, response.status, code))
+
+    return record
+
+
 @pytest.fixture
-def make_client(aiohttp_client: typing.Any, settings: Settings) -> typing.Callable[..., typing.Awaitable[typing.Any]]:
+def make_client(
+    aiohttp_client: typing.Any, settings: Settings, pytestconfig: pytest.Config
+) -> typing.Callable[..., typing.Awaitable[typing.Any]]:
     """`await make_client(**setting_overrides)`: a test client of the real app."""
 
     async def make(**overrides: typing.Any) -> typing.Any:
-        return await aiohttp_client(create_app(settings.replace(**overrides)))
+        app = create_app(settings.replace(**overrides))
+        app.on_response_prepare.append(_recorder(pytestconfig.stash.setdefault(ANSWERS_KEY, set())))
+        if SPEC_KEY not in pytestconfig.stash:
+            pytestconfig.stash[SPEC_KEY] = build_spec(app)
+        return await aiohttp_client(app)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config) -> None:
+    """List documented error codes (per endpoint, with their HTTP status) that no test reached."""
+    spec = config.stash.get(SPEC_KEY, None)
+    answers = config.stash.get(ANSWERS_KEY, set())
+    if spec is None:
+        return
+    # By path: the GET and POST forms of one endpoint run the same handler.
+    seen = {(path, status, code) for _, path, status, code in answers}
+    missing = []
+    documented = 0
+    for path, operations in spec["paths"].items():
+        errors = {(e["status"], e["error_code"]) for op in operations.values() for e in op.get("x-errors", [])}
+        for status, code in sorted(errors, key=lambda e: e[1]):
+            documented += 1
+            if (path, status, code) not in seen:
+                missing.append(f"{path}: {code} (HTTP {status})")
+    terminalreporter.write_sep("-", "documented error codes reached through HTTP")
+    terminalreporter.write_line(f"{documented - len(missing)} of {documented} (endpoint, error code, status) reached")
+    for line in missing:
+        terminalreporter.write_line(f"  not reached: {line}")
 
 
 @pytest.fixture

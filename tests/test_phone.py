@@ -344,3 +344,12 @@ async def test_openapi_lists_both_endpoints(client):
     paths = build_spec(client.app)["paths"]
     assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10003, 10006, 10010, 70000, 99999]
     assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10003, 10004, 10006, 10007, 10009, 99999]
+
+
+async def test_disabled_user_cannot_bind(aliyun_client, fake, sql):
+    client = await aliyun_client()
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    sql("UPDATE users SET is_disabled = true")
+    await assert_error(await bind(client, token, fake.sent[-1].code), 404, 10004, BIND_URL)
+    assert sql("SELECT mobile FROM users") == [{"mobile": None}]

@@ -373,3 +373,11 @@ async def test_large_avatar_is_scaled_down(client, token, sql, settings):
     stored = Path(settings.media_path) / urlsplit(user["head_img"]).path.removeprefix("/media/")
     with Image.open(stored) as kept:
         assert kept.size == (1024, 512)
+
+
+async def test_disabled_user_is_10004(client, token, sql):
+    sql("UPDATE users SET is_disabled = true")
+    client.server.app[content_cache_key].drop_local()
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    assert resp.status == 404
+    assert (await resp.json())["error_code"] == 10004
