@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
@@ -48,6 +50,26 @@ def load_demo_data(settings: Settings, size: str) -> None:
         logger.info("large demo data already loaded")
 
 
+async def serve(settings: Settings) -> None:
+    """One app on the HTTP port and, when set, the chat port too (its websocket at /), until SIGTERM or SIGINT."""
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    try:
+        ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])
+        for port in ports:
+            await web.TCPSite(runner, settings.host, port).start()
+        logger.info("serving on %s port(s) %s", settings.host, ", ".join(map(str, ports)))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        # Stops accepting, closes the chat sockets with 1001, lets requests finish, then the contexts.
+        await runner.cleanup()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -75,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.command == "demo":
                     return 0
             logger.info("settings: %s", settings.public())
-            web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+            asyncio.run(serve(settings))
     except EmbeddedError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)
         return 1

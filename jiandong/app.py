@@ -8,15 +8,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares, pages
+from . import auth, cache, db, middlewares, pages, realtime
 from .api import (
     banners,
+    business,
     competitions,
     configs,
     docs,
     feedback,
+    guest,
+    live_callbacks,
     lives,
     members,
+    online,
+    orders,
+    pay,
     phone,
     play,
     teams,
@@ -26,16 +32,18 @@ from .api import (
     wxconfig,
 )
 from .http import MAX_BODY_SIZE
-from .integrations import outbound, sms, wechat
+from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
 from .keys import docs_cache_key, settings_key
 from .services import content_cache
 from .settings import Settings
-from .tasks import counter_flush
+from .tasks import counter_flush, live_status
+from .tasks import orders as order_tasks
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 API_ROUTES = (
-    tokens, users, phone, feedback, banners, wxconfig, configs, members, teams, competitions, videos, lives, play, docs
+    tokens, users, phone, feedback, banners, wxconfig, configs, members, teams, competitions, videos, lives, play, guest,
+    business, orders, pay, online, live_callbacks, docs,
 )
 
 
@@ -63,15 +71,25 @@ def create_app(settings: Settings) -> web.Application:
             auth.tokens_ctx,
             content_cache.content_cache_ctx,
             wechat.wechat_ctx,
+            wechatpay.wechatpay_ctx,
             sms.sms_ctx,
+            aliyun_live.aliyun_live_ctx,
             counter_flush.counter_flush_ctx,
+            live_status.live_status_ctx,
+            order_tasks.order_tasks_ctx,
         ]
     )
+    # The live rooms: /ws and / (the chat port), their contexts after Redis and PostgreSQL, and the
+    # on_shutdown hook that closes their sockets with 1001.
+    realtime.setup(app)
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=jinja2.select_autoescape(default=True)
     )
     for module in API_ROUTES:
         app.router.add_routes(module.routes)
+    # Dev payments exist only while no merchant is configured.
+    if not settings.wechatpay_mch_id:
+        app.router.add_routes(pay.dev_routes)
     settings.media_path.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/media/", settings.media_path, name="media", append_version=False)
     if settings.h5_dir:

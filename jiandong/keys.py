@@ -25,6 +25,13 @@ content_cache_key = web.AppKey["ContentCache"]("content_cache")
 docs_cache_key = web.AppKey[dict[str, typing.Any]]("docs_cache")
 view_counts_key = web.AppKey["ViewCounts"]("view_counts")
 counter_flush_task_key = web.AppKey[asyncio.Task[None]]("counter_flush_task")
+# The Aliyun Live client, None when Aliyun Live is not configured.
+aliyun_live_key = web.AppKey["AliyunLive | None"]("aliyun_live")
+live_status_task_key = web.AppKey["asyncio.Task[None] | None"]("live_status_task")
+wechatpay_key = web.AppKey["WeChatPay"]("wechatpay")
+order_tasks_task_key = web.AppKey[asyncio.Task[None]]("order_tasks_task")
+# The live rooms of this process: hub, Redis broker, presence and chat history (jiandong/realtime).
+realtime_key = web.AppKey["Realtime"]("realtime")
 
 request_id_key = web.RequestKey[str]("request_id")
 user_id_key = web.RequestKey["int | None"]("user_id")

@@ -51,6 +51,34 @@ class Settings:
     content_cache_ttl: float = field(
         default=60.0, metadata={"help": "seconds hot content stays cached in a process (changes invalidate at once)"}
     )
+    # Live-room chat (websocket).
+    chat_frame_limit: int = field(
+        default=4096, metadata={"help": "largest websocket frame a client may send, in bytes (larger: close 1009)"}
+    )
+    chat_rate_count: int = field(default=5, metadata={"help": "messages a connection may send per chat_rate_window"})
+    chat_rate_window: float = field(default=10.0, metadata={"help": "seconds of the per-connection rate limit"})
+    chat_history_size: int = field(default=50, metadata={"help": "messages guest/:id returns (the newest)"})
+    chat_emoji_path: str = field(
+        default="/static/emoji/", metadata={"help": "URL path of the emoji images kept in chat content"}
+    )
+    chat_legacy_mode: bool = field(
+        default=True, metadata={"help": "connections in no room receive every room's messages (old clients)"}
+    )
+    chat_presence_ttl: float = field(
+        default=15.0, metadata={"help": "seconds a process's viewer counts outlive it in Redis"}
+    )
+    chat_online_interval: float = field(
+        default=1.0, metadata={"help": "seconds between viewer count updates pushed to the rooms"}
+    )
+    chat_buffer_limit: int = field(
+        default=1048576, metadata={"help": "bytes a slow reader may have queued before it is disconnected"}
+    )
+    chat_heartbeat: float = field(
+        default=30.0, metadata={"help": "seconds between websocket pings; a socket missing the pong is dropped"}
+    )
+    chat_history_interval: float = field(
+        default=1.0, metadata={"help": "seconds between batch writes of chat history to PostgreSQL"}
+    )
     # WeChat Official Account. No appid = development logins (any code is an identity).
     wechat_appid: str = field(default="", metadata={"help": "Official Account AppID; empty = dev logins"})
     wechat_secret: str = field(default="", metadata={"help": "Official Account AppSecret", "secret": True})
@@ -62,11 +90,38 @@ class Settings:
     wechatpay_mch_id: str = field(default="", metadata={"help": "merchant id; empty = dev payments"})
     wechatpay_api_key: str = field(default="", metadata={"help": "merchant API key", "secret": True})
     wechatpay_notify_url: str = field(default="", metadata={"help": "public https URL of pay/notify"})
+    pay_sign_type: str = field(default="MD5", metadata={"help": "WeChat Pay v2 signature: MD5 or HMAC-SHA256"})
+    order_expire_minutes: int = field(
+        default=30, metadata={"help": "minutes an order awaits payment before it times out (5 to 110)"}
+    )
+    reconcile_interval: float = field(
+        default=60.0, metadata={"help": "seconds between rounds of order expiry and payment queries to WeChat Pay"}
+    )
     # Aliyun.
     aliyun_access_key_id: str = field(default="", metadata={"help": "Aliyun AccessKey id"})
     aliyun_access_key_secret: str = field(default="", metadata={"help": "Aliyun AccessKey secret", "secret": True})
     aliyun_sms_url: str = field(default="https://dysmsapi.aliyuncs.com/", metadata={"help": "Dysmsapi endpoint"})
     aliyun_live_url: str = field(default="https://live.aliyuncs.com/", metadata={"help": "Aliyun Live endpoint"})
+    aliyun_live_domain: str = field(
+        default="", metadata={"help": "Aliyun Live play domain (online list, CDN viewer counts); empty = Aliyun Live off"}
+    )
+    aliyun_live_app_name: str = field(
+        default="", metadata={"help": "only this Aliyun Live AppName is tracked; empty = every app of the domain"}
+    )
+    aliyun_live_callback_key: str = field(
+        default="", metadata={"help": "Aliyun Live stream callback auth key (ALI-LIVE-SIGNATURE)", "secret": True}
+    )
+    # Live status tracking (stream callbacks of Aliyun Live, SRS, nginx-rtmp).
+    live_push_secret: str = field(
+        default="",
+        metadata={
+            "help": "secret pushers put in the push URL (?token=); SRS / nginx-rtmp callbacks without it are refused",
+            "secret": True,
+        },
+    )
+    live_poll_interval: float = field(
+        default=30.0, metadata={"help": "seconds between checks of Aliyun Live's online streams (Aliyun Live only)"}
+    )
     # SMS verification codes.
     sms_provider: str = field(default="console", metadata={"help": "console (code in the log) or aliyun"})
     sms_sign_name: str = field(default="", metadata={"help": "Aliyun SMS SignName"})
@@ -122,8 +177,23 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if s.http_timeout <= 0:
         raise SettingsError("http_timeout must be positive")
+    for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
+    for name in ("chat_rate_window", "chat_presence_ttl", "chat_online_interval", "chat_heartbeat",
+                 "chat_history_interval"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if s.chat_presence_ttl < 2 * s.chat_online_interval:
+        raise SettingsError("chat_presence_ttl must be at least twice chat_online_interval")
+    if not s.chat_emoji_path.startswith("/"):
+        raise SettingsError("chat_emoji_path must be a URL path starting with /")
     if s.counter_flush_interval <= 0:
         raise SettingsError("counter_flush_interval must be positive")
+    if s.live_poll_interval <= 0:
+        raise SettingsError("live_poll_interval must be positive")
+    if s.aliyun_live_domain and not (s.aliyun_access_key_id and s.aliyun_access_key_secret):
+        raise SettingsError("aliyun_live_domain needs aliyun_access_key_id and aliyun_access_key_secret")
     try:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -151,6 +221,13 @@ def _validate(s: Settings) -> None:
         raise SettingsError("wechat_appid is set but wechat_secret is not")
     if s.wechatpay_mch_id and not (s.wechatpay_api_key and s.wechat_appid):
         raise SettingsError("wechatpay_mch_id needs wechatpay_api_key and wechat_appid")
+    if s.pay_sign_type not in ("MD5", "HMAC-SHA256"):
+        raise SettingsError(f"pay_sign_type must be MD5 or HMAC-SHA256, got {s.pay_sign_type!r}")
+    # WeChat wants time_expire at least 5 minutes ahead; one prepay id (2 hours) must outlive the order.
+    if not 5 <= s.order_expire_minutes <= 110:
+        raise SettingsError("order_expire_minutes must be between 5 and 110")
+    if s.reconcile_interval <= 0:
+        raise SettingsError("reconcile_interval must be positive")
 
 
 def _parse(name: str, raw: str, kind: typing.Any) -> typing.Any:

@@ -95,8 +95,8 @@ async def test_docs_page_lists_every_path_and_error(client):
     assert "<script" not in html.lower()
     assert not re.search(r"""<link[^>]+href=["']?(https?:)?//""", html, re.I)
     assert not re.search(r"""\ssrc=["']?(https?:)?//""", html, re.I)
-    # No websocket route, so no chat section.
-    assert 'id="chat"' not in html
+    # The app serves the chat websocket at /ws, so the page describes it.
+    assert 'id="chat"' in html
 
 
 async def test_docs_page_describes_chat_when_served(aiohttp_client, settings):

@@ -244,13 +244,16 @@ async def test_views_show_before_they_are_flushed(client, token, sql):
     assert sql("SELECT browse_num FROM videos WHERE id = %s", video_id) == [{"browse_num": 10}]
 
 
-async def test_totals_are_cached_until_videos_change(client, token, sql):
-    for i in range(3):
-        add_video(sql, f"视频{i}", published=f"2024-05-0{i + 1} 10:00:00+08")
-    assert (await get_json(client, LIST + "?size=2", token))["total"] == 3
+async def test_pages_and_totals_are_cached_until_videos_change(client, token, sql):
+    ids = [add_video(sql, f"视频{i}", published=f"2024-05-0{i + 1} 10:00:00+08") for i in range(3)]
+    first = await get_json(client, LIST + "?size=2", token)
+    assert [item["id"] for item in first["data"]] == [ids[2], ids[1]] and first["total"] == 3
     newest = add_video(sql, "新视频", published="2024-06-01 10:00:00+08")
-    body = await get_json(client, LIST + "?size=2", token)
-    # The rows are read fresh; the total is the cached count until a content change is announced.
-    assert body["data"][0]["id"] == newest and body["total"] == 3
+    # The page and its total are served from the cache until a content change is announced.
+    assert await get_json(client, LIST + "?size=2", token) == first
+    # Searches are never cached.
+    found = await get_json(client, LIST + "?size=2", token, method="POST", data={"search": "视频"})
+    assert found["data"][0]["id"] == newest
     await client.server.app[content_cache_key].invalidate("video")
-    assert (await get_json(client, LIST + "?size=2", token))["total"] == 4
+    body = await get_json(client, LIST + "?size=2", token)
+    assert [item["id"] for item in body["data"]] == [newest, ids[2]] and body["total"] == 4

@@ -1,4 +1,8 @@
-"""Endpoints 21 and 22: one banner (广告位) and the carousel of a page position."""
+"""Endpoints 21 and 22: one banner (广告位) and the carousel of a page position.
+
+Both are cached (services/content_cache.py): a banner under ("banner", id), a carousel under
+("banner", "position", position). Misses are not cached, so a banner enabled later shows at once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from aiohttp import web
 from .. import db
 from ..errors import BannerNotFound, CarouselNotFound, ParameterError
 from ..http import json_response, read_params
-from ..keys import pg_key
+from ..keys import content_cache_key, pg_key
 from ..openapi import array, describe, integer, obj, param, string
 from ..services.files import FILE_OBJECT, file_columns, file_object
 
@@ -70,12 +74,17 @@ async def list_banners_by_position(request: web.Request) -> web.Response:
     assert position is not None
     if not 0 <= position <= POSITION_MAX:
         raise CarouselNotFound()
-    rows = await db.fetchall(
-        request.config_dict[pg_key], BANNER_SQL + " AND b.position = %s ORDER BY b.sort, b.id", (position,)
-    )
-    if not rows:
-        raise CarouselNotFound()
-    return json_response([banner_item(row) for row in rows])
+
+    async def load() -> list[dict[str, typing.Any]]:
+        rows = await db.fetchall(
+            request.config_dict[pg_key], BANNER_SQL + " AND b.position = %s ORDER BY b.sort, b.id", (position,)
+        )
+        if not rows:
+            # Raised in the loader: an empty position is not cached (a miss is one index probe).
+            raise CarouselNotFound()
+        return [banner_item(row) for row in rows]
+
+    return json_response(await request.config_dict[content_cache_key].get(("banner", "position", position), load))
 
 
 @routes.get("/api/v1/banner/{id}")
@@ -84,7 +93,13 @@ async def get_banner(request: web.Request) -> web.Response:
     banner_id = request.match_info["id"]
     if not BANNER_ID.fullmatch(banner_id):
         raise BannerNotFound()
-    row = await db.fetchone(request.config_dict[pg_key], BANNER_SQL + " AND b.id = %s", (int(banner_id),))
-    if row is None:
-        raise BannerNotFound()
-    return json_response(banner_item(row))
+    ident = int(banner_id)
+
+    async def load() -> dict[str, typing.Any]:
+        row = await db.fetchone(request.config_dict[pg_key], BANNER_SQL + " AND b.id = %s", (ident,))
+        if row is None:
+            # Not cached, so a scan of made-up ids cannot fill the cache.
+            raise BannerNotFound()
+        return banner_item(row)
+
+    return json_response(await request.config_dict[content_cache_key].get(("banner", ident), load))

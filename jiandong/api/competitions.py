@@ -1,4 +1,8 @@
-"""Matches: detail, the upcoming list, sign-ups, and the current player's matches by team."""
+"""Matches: detail, the upcoming list, sign-ups, and the current player's matches by team.
+
+The detail is cached under ("competition", id) (services/content_cache.py). The upcoming list is
+read fresh: it carries the reader's own sign-up state and moves with the clock.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from ..errors import (
     ParameterError,
 )
 from ..http import json_response, operation_result, page_body, read_params
-from ..keys import pg_key
+from ..keys import content_cache_key, pg_key
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..services.players import player_teams
@@ -163,13 +167,17 @@ async def list_member_competitions(request: web.Request) -> web.Response:
 )
 async def get_competition(request: web.Request) -> web.Response:
     competition_id = int(request.match_info["id"])
-    row = None
-    if competition_id <= MAX_ID:
-        row = await db.fetchone(request.config_dict[pg_key], DETAIL_SQL, (competition_id,))
-    if row is None:
+    if competition_id > MAX_ID:
         raise CompetitionNotFound()
-    return json_response(
-        {
+
+    async def load() -> dict[str, object]:
+        row = await db.fetchone(request.config_dict[pg_key], DETAIL_SQL, (competition_id,))
+        if row is None:
+            # Raised inside the loader, so the miss is not cached: a match published a moment
+            # later shows at once. A miss is one index probe, and caching misses would let a scan
+            # of made-up ids fill the cache (which empties itself when full).
+            raise CompetitionNotFound()
+        return {
             "id": row["id"],
             "title": row["title"],
             "summary": row["summary"],
@@ -180,7 +188,8 @@ async def get_competition(request: web.Request) -> web.Response:
             "notes": row["notes"],
             "is_hot": formats.flag(row["is_hot"]),
         }
-    )
+
+    return json_response(await request.config_dict[content_cache_key].get(("competition", competition_id), load))
 
 
 async def _upcoming_page(pool: aiopg.Pool, user_id: int, page: int, size: int) -> tuple[list[db.Row], int]:

@@ -1,14 +1,22 @@
-"""Endpoint 33: page configuration values (ICP number, copyright, notices ...) by code."""
+"""Endpoint 33: page configuration values (ICP number, copyright, notices ...) by code.
+
+Each value is cached under ("config", code) (services/content_cache.py); unknown codes are not.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import typing
+
+import aiopg
 import nh3
 from aiohttp import web
 
 from .. import db
 from ..errors import ConfigNotFound, ParameterError
 from ..http import json_response, read_params
-from ..keys import pg_key
+from ..keys import content_cache_key, pg_key
 from ..openapi import describe, obj, param, string
 
 routes = web.RouteTableDef()
@@ -28,6 +36,65 @@ def _codes(values: list[str]) -> list[str]:
         if len(code) > CODE_MAX_LEN or "\x00" in code:
             raise ParameterError("参数错误: code 不合法")
     return codes
+
+
+class _Absent(Exception):
+    """A code without a value, raised by its loader so that the miss is not cached."""
+
+
+class _Cold(Exception):
+    """Raised by a loader that only looks: the code is not cached."""
+
+
+async def _look(code: str) -> str:
+    raise _Cold(code)
+
+
+async def config_values(request: web.Request, codes: list[str]) -> dict[str, str]:
+    """The values of the codes that exist, from the cache; the others read in one query."""
+    cache = request.config_dict[content_cache_key]
+    found: dict[str, str] = {}
+    cold: list[str] = []
+    for code in codes:
+        try:
+            found[code] = await cache.get(("config", code), functools.partial(_look, code))
+        except _Cold:
+            cold.append(code)
+        except _Absent:
+            pass  # another request's load, which found no such code, was under way
+    if not cold:
+        return found
+    pool = request.config_dict[pg_key]
+    query: asyncio.Future[dict[str, str]] | None = None
+
+    def loader(code: str) -> typing.Callable[[], typing.Awaitable[str]]:
+        async def load() -> str:
+            nonlocal query
+            if query is None:
+                query = asyncio.ensure_future(_read_values(pool, cold))
+            values = await query
+            if code not in values:
+                raise _Absent(code)
+            return values[code]
+
+        return load
+
+    # Every get starts (and notes the cache's generation) before the shared query runs, so a
+    # value read before an invalidation is never stored after it.
+    results = await asyncio.gather(
+        *(cache.get(("config", code), loader(code)) for code in cold), return_exceptions=True
+    )
+    for code, result in zip(cold, results):
+        if not isinstance(result, BaseException):
+            found[code] = result
+        elif not isinstance(result, _Absent):
+            raise result
+    return found
+
+
+async def _read_values(pool: aiopg.Pool, codes: list[str]) -> dict[str, str]:
+    rows = await db.fetchall(pool, "SELECT code, value FROM config_values WHERE code = ANY(%s)", (codes,))
+    return {row["code"]: row["value"] for row in rows}
 
 
 def strip_tags(value: str) -> str:
@@ -57,10 +124,7 @@ async def get_config_values(request: web.Request) -> web.Response:
     as_array = params.is_array("code")
     codes = _codes(params.strings("code") or [])
     strip = params.integer("tags", default=0, min_value=0, max_value=1) == 1
-    rows = await db.fetchall(
-        request.config_dict[pg_key], "SELECT code, value FROM config_values WHERE code = ANY(%s)", (codes,)
-    )
-    found = {row["code"]: row["value"] for row in rows}
+    found = await config_values(request, codes)
     missing = [code for code in codes if code not in found]
     if missing:
         raise ConfigNotFound(f"请求配置不存在: {', '.join(missing)}")

@@ -1,4 +1,9 @@
-"""Live streams: the published list with search (23) and one stream (28). The push URL never leaves here."""
+"""Live streams: the published list with search (23) and one stream (28). The push URL never leaves here.
+
+Cached like videos (see api/videos.py): details under ("live", id), unsearched list pages under
+("live", "page", ...), stored browse_num plus the pending plays; viewer counts are always live.
+Whatever changes a stream's live_status (the stream callbacks) must invalidate "live".
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,21 @@ from aiohttp import web
 from .. import db, formats
 from ..errors import LiveNotFound, ParameterError
 from ..http import json_response, page_body, read_params
-from ..keys import pg_key, view_counts_key
+from ..keys import content_cache_key, pg_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..services.counters import LIVE, online_counts
-from .videos import MAX_ID, PUBLISHED, SEARCH_PARAM, competition_ref, count_rows, like_escape, search_term
+from .videos import (
+    MAX_ID,
+    PUBLISHED,
+    SEARCH_PARAM,
+    cached_items,
+    competition_ref,
+    count_rows,
+    fetch_rows,
+    like_escape,
+    page_cache_key,
+    search_term,
+)
 
 routes = web.RouteTableDef()
 
@@ -79,19 +95,31 @@ def live_filters(search: str = "", competition_id: int | None = None) -> tuple[s
 
 
 async def live_page(
-    request: web.Request, where: str, args: dict[str, typing.Any], offset: int, limit: int
+    request: web.Request,
+    where: str,
+    args: dict[str, typing.Any],
+    offset: int,
+    limit: int,
+    cache_key: tuple[typing.Any, ...] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Live items of one window of the filtered list, with up-to-date view and viewer counts."""
     if limit <= 0:
         return []
-    rows = await db.fetchall(
-        request.config_dict[pg_key],
-        f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER} LIMIT %(limit)s OFFSET %(offset)s",
-        {**args, "limit": limit, "offset": offset},
-    )
-    await request.config_dict[view_counts_key].with_pending(LIVE, rows)
-    online = await online_counts(request, [row["id"] for row in rows])
-    return [live_item(row, online.get(row["id"], 0)) for row in rows]
+
+    async def load() -> list[dict[str, typing.Any]]:
+        rows = await fetch_rows(
+            request,
+            f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER} LIMIT %(limit)s OFFSET %(offset)s",
+            {**args, "limit": limit, "offset": offset},
+        )
+        return [live_item(row) for row in rows]
+
+    items = await cached_items(request, cache_key, load)
+    await request.config_dict[view_counts_key].with_pending(LIVE, items)
+    online = await online_counts(request, [item["id"] for item in items])
+    for item in items:
+        item["online_num"] = online.get(item["id"], 0)
+    return items
 
 
 @routes.get("/api/v1/competition/live")
@@ -111,7 +139,8 @@ async def list_lives(request: web.Request) -> web.Response:
     competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
     where, args = live_filters(search, competition_id)
     offset = (page - 1) * size
-    items = await live_page(request, where, args, offset, size)
+    key = None if search else page_cache_key("live", page, size, competition_id)
+    items = await live_page(request, where, args, offset, size, key)
     total = await count_rows(request, "live", where, args, offset, len(items), size)
     return json_response(page_body(items, total, page, size))
 
@@ -129,14 +158,15 @@ async def get_live(request: web.Request) -> web.Response:
     live_id = int(request.match_info["id"])
     if live_id > MAX_ID:
         raise LiveNotFound()
-    row = await db.fetchone(
-        request.config_dict[pg_key], f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}", (live_id,)
-    )
-    if row is None:
-        raise LiveNotFound()
-    await request.config_dict[view_counts_key].with_pending(LIVE, [row])
-    return json_response(
-        {
+
+    async def load() -> dict[str, typing.Any]:
+        row = await db.fetchone(
+            request.config_dict[pg_key], f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}", (live_id,)
+        )
+        if row is None:
+            # Not cached, like an unknown video (api/videos.py get_video).
+            raise LiveNotFound()
+        return {
             "id": row["id"],
             "title": row["title"],
             "summary": row["summary"],
@@ -151,4 +181,7 @@ async def get_live(request: web.Request) -> web.Response:
             "live_status": row["live_status"],
             "online_show": row["online_show"],
         }
-    )
+
+    item = dict(await request.config_dict[content_cache_key].get(("live", live_id), load))
+    await request.config_dict[view_counts_key].with_pending(LIVE, [item])
+    return json_response(item)

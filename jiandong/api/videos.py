@@ -1,4 +1,12 @@
-"""Replays and highlights: the published list with search and filters (20) and one video (27)."""
+"""Replays and highlights: the published list with search and filters (20) and one video (27).
+
+Hot reads come from the content cache (services/content_cache.py): a video's detail under
+("video", id) and the first pages of unsearched lists under ("video", "page", ...). The cached
+items carry the browse_num stored in PostgreSQL; every answer adds the plays still pending in
+Redis, and a flush that moves plays into the database invalidates "video" (services/counters.py),
+so the served count stays exact. An unknown id is never cached as a miss (see get_video).
+A change to any video must invalidate the whole kind "video": pages and totals span many videos.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,9 @@ PUBLISHED = 1
 VIDEO_TYPES = (1, 2)  # 1 replay, 2 highlight
 MAX_ID = 2**63 - 1
 SEARCH_MAX_LEN = 50
+# Only the first pages of a list are cached: they take nearly all the reads, while the deeper
+# pages (times the page sizes and filters) are many and would each take an entry of their own.
+CACHED_PAGES = 5
 
 VIDEO_ITEM = obj(
     "视频（回放 / 集锦）",
@@ -125,19 +136,61 @@ async def count_rows(
     return await count_matching(request, kind, where, args)
 
 
+async def fetch_rows(request: web.Request, sql: str, args: dict[str, typing.Any]) -> list[dict[str, typing.Any]]:
+    """Rows as plain dicts. On a page of 30 rows the RealDictCursor of db.fetchall costs more
+    than the rest of a search (it builds each row in Python, column by column); zip does not."""
+    async with request.config_dict[pg_key].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, args)
+        rows = await cur.fetchall()
+        names = [column.name for column in cur.description]
+    return [dict(zip(names, row)) for row in rows]
+
+
+def page_cache_key(kind: str, page: int, size: int, *filters: typing.Any) -> tuple[typing.Any, ...] | None:
+    """The content cache key of an unsearched list page, or None for a page not worth caching.
+
+    Search results are never cached: their terms make an unbounded key space.
+    """
+    if page > CACHED_PAGES:
+        return None
+    return (kind, "page", *filters, page, size)
+
+
+async def cached_items(
+    request: web.Request,
+    key: tuple[typing.Any, ...] | None,
+    load: typing.Callable[[], typing.Awaitable[list[dict[str, typing.Any]]]],
+) -> list[dict[str, typing.Any]]:
+    """Items from the content cache under `key` (or straight from `load` when None), as copies
+    the caller may change: the cached ones keep the stored counts."""
+    if key is None:
+        return await load()
+    return [dict(item) for item in await request.config_dict[content_cache_key].get(key, load)]
+
+
 async def video_page(
-    request: web.Request, where: str, args: dict[str, typing.Any], offset: int, limit: int
+    request: web.Request,
+    where: str,
+    args: dict[str, typing.Any],
+    offset: int,
+    limit: int,
+    cache_key: tuple[typing.Any, ...] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Video items of one window of the filtered list, newest first, view counts up to date."""
     if limit <= 0:
         return []
-    rows = await db.fetchall(
-        request.config_dict[pg_key],
-        f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST} LIMIT %(limit)s OFFSET %(offset)s",
-        {**args, "limit": limit, "offset": offset},
-    )
-    await request.config_dict[view_counts_key].with_pending(VIDEO, rows)
-    return [video_item(row) for row in rows]
+
+    async def load() -> list[dict[str, typing.Any]]:
+        rows = await fetch_rows(
+            request,
+            f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST} LIMIT %(limit)s OFFSET %(offset)s",
+            {**args, "limit": limit, "offset": offset},
+        )
+        return [video_item(row) for row in rows]
+
+    items = await cached_items(request, cache_key, load)
+    await request.config_dict[view_counts_key].with_pending(VIDEO, items)
+    return items
 
 
 @routes.get("/api/v1/competition/video")
@@ -165,7 +218,8 @@ async def list_videos(request: web.Request) -> web.Response:
         raise ParameterError("参数错误: type 只能是 1（回放）或 2（集锦）")
     where, args = video_filters(search, competition_id, video_type)
     offset = (page - 1) * size
-    items = await video_page(request, where, args, offset, size)
+    key = None if search else page_cache_key("video", page, size, competition_id, video_type)
+    items = await video_page(request, where, args, offset, size, key)
     total = await count_rows(request, "video", where, args, offset, len(items), size)
     return json_response(page_body(items, total, page, size))
 
@@ -192,12 +246,19 @@ async def get_video(request: web.Request) -> web.Response:
     video_id = int(request.match_info["id"])
     if video_id > MAX_ID:
         raise VideoNotFound()
-    row = await db.fetchone(
-        request.config_dict[pg_key], f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}", (video_id,)
-    )
-    if row is None:
-        raise VideoNotFound()
-    await request.config_dict[view_counts_key].with_pending(VIDEO, [row])
-    item = video_item(row)
+
+    async def load() -> dict[str, typing.Any]:
+        row = await db.fetchone(
+            request.config_dict[pg_key], f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}", (video_id,)
+        )
+        if row is None:
+            # Raised inside the loader, so the miss is not cached and a video published a moment
+            # later shows at once. A miss costs one index probe, and caching misses would let a
+            # scan of made-up ids fill the cache (which empties itself when full).
+            raise VideoNotFound()
+        return video_item(row)
+
+    item = dict(await request.config_dict[content_cache_key].get(("video", video_id), load))
+    await request.config_dict[view_counts_key].with_pending(VIDEO, [item])
     item["play_url"] = play_url(request, item["file"]["name"])
     return json_response(item)

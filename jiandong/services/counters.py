@@ -13,12 +13,19 @@ retries it meanwhile) and the next flush carries them. A flusher that dies betwe
 and the delete leaves its key listed: the leader puts keys older than STALE_FLUSH_AGE back.
 If it died after its commit, those counts are added twice, the one case that is not exact;
 losing them instead would be the alternative.
+
+Reads of cached content (api/videos.py, api/lives.py) hold the database count of when they were
+cached plus the pending counts read now. A flush moves counts from the second part into the
+first, so after a flush that moved any count of a kind, `changed(kind)` (the content cache's
+invalidate) drops that kind in every process; otherwise they would serve the old database count
+with the moved plays gone from Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 import typing
@@ -30,6 +37,8 @@ from redis.asyncio import Redis
 
 from .. import db
 from ..cache import rkey
+from ..keys import redis_key, settings_key
+from ..realtime.presence import room_viewers
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -156,19 +165,83 @@ class IncrementBatcher:
             self._writing = None
 
 
+class _Lookup:
+    __slots__ = ("done", "error", "ids", "totals")
+
+    def __init__(self) -> None:
+        self.ids: dict[int, None] = {}
+        self.totals: dict[int, int] = {}
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class LookupBatcher:
+    """Reads of pending counts issued together, like IncrementBatcher: while one read is in flight,
+    the reads arriving meanwhile gather into one batch, sent next as one call by one of their callers.
+
+    A batch is joined only before it is sent, so every caller sees Redis as it was after its call
+    began (a play counted before a read began is in it). A hot video's page reads its count on
+    every view; under load many views share one round trip instead of paying one each.
+    """
+
+    def __init__(self, read: typing.Callable[[list[int]], typing.Awaitable[typing.Sequence[typing.Any]]]) -> None:
+        self._read = read
+        self._open = _Lookup()
+        self._reading: asyncio.Future[None] | None = None
+
+    async def get(self, ids: typing.Iterable[int]) -> dict[int, int]:
+        """Pending counts of (at least) `ids`, by id; ids without any are left out."""
+        batch = self._open
+        batch.ids.update(dict.fromkeys(ids))
+        while not batch.done:
+            if self._reading is None:
+                await self._read_open_batch()
+            else:
+                # Shielded: a caller that goes away must not cancel the read others wait on.
+                await asyncio.shield(self._reading)
+        if batch.error is not None:
+            raise batch.error
+        return batch.totals
+
+    async def _read_open_batch(self) -> None:
+        batch, self._open = self._open, _Lookup()
+        self._reading = asyncio.get_running_loop().create_future()
+        try:
+            ids = list(batch.ids)
+            totals = await self._read(ids)
+            batch.totals = {item_id: int(n) for item_id, n in zip(ids, totals) if n}
+        except Exception as exc:
+            batch.error = exc
+        except BaseException:
+            batch.error = ConnectionError("the read of pending view counts was cancelled")
+            raise
+        finally:
+            batch.done = True
+            self._reading.set_result(None)
+            self._reading = None
+
+
 class ViewCounts:
     """Count plays, read counts not yet in the database, and flush them there."""
 
-    def __init__(self, redis: Redis, pool: aiopg.Pool, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        pool: aiopg.Pool,
+        settings: Settings,
+        changed: typing.Callable[[str], typing.Awaitable[object]] | None = None,
+    ) -> None:
         self.redis = redis
         self.pool = pool
         self.settings = settings
+        self.changed = changed
         self._known: dict[tuple[str, int], float] = {}
         self._increments = IncrementBatcher(redis)
         self._take = redis.register_script(TAKE_LUA)
         self._done = redis.register_script(DONE_LUA)
         self._restore = redis.register_script(RESTORE_LUA)
         self._pending = redis.register_script(PENDING_LUA)
+        self._lookups = {kind: LookupBatcher(functools.partial(self._read_pending, kind)) for kind in TABLES}
 
     def hash_key(self, kind: str) -> str:
         return rkey(self.settings, "views", kind)
@@ -199,8 +272,11 @@ class ViewCounts:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        totals = await self._pending(keys=[self.hash_key(kind), self.flushing_key(kind)], args=wanted)
-        return {item_id: int(n) for item_id, n in zip(wanted, totals) if n}
+        totals = await self._lookups[kind].get(wanted)
+        return {item_id: totals[item_id] for item_id in wanted if item_id in totals}
+
+    async def _read_pending(self, kind: str, ids: list[int]) -> typing.Any:
+        return await self._pending(keys=[self.hash_key(kind), self.flushing_key(kind)], args=ids)
 
     async def with_pending(self, kind: str, rows: typing.Sequence[typing.MutableMapping[str, typing.Any]]) -> None:
         """Add the pending plays to each row's `browse_num`."""
@@ -231,6 +307,14 @@ class ViewCounts:
         if not await self._done(keys=[flush_key, flushing]):
             logger.warning("view counts of %s were put back by another process after a slow flush: "
                            "they may be counted twice", flush_key)
+        if self.changed is not None:
+            try:
+                # After the delete: till then reads still add the flushed counts as in flight.
+                await self.changed(kind)
+            except Exception:
+                # The counts are moved; a process that missed the message drops its cache when
+                # its subscription reconnects, or when the entries expire.
+                logger.warning("could not announce the flush of %s view counts", kind, exc_info=True)
         return sum(counts.values())
 
     async def recover_stale(self, max_age: float = STALE_FLUSH_AGE) -> int:
@@ -250,6 +334,9 @@ class ViewCounts:
 async def online_counts(request: web.Request, live_ids: typing.Sequence[int]) -> dict[int, int]:
     """Viewers watching each live stream now, by id (missing = 0).
 
-    The one place lists and search read them from; realtime presence counts plug in here.
+    The one place lists and search read them from: websocket viewers across all processes.
     """
-    return {}
+    if not live_ids:
+        return {}
+    counts = await room_viewers(request.config_dict[redis_key], request.config_dict[settings_key], live_ids)
+    return {live_id: n for live_id, n in counts.items() if n}

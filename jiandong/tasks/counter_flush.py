@@ -9,7 +9,14 @@ import typing
 from aiohttp import web
 
 from ..cache import rkey
-from ..keys import counter_flush_task_key, pg_key, redis_key, settings_key, view_counts_key
+from ..keys import (
+    content_cache_key,
+    counter_flush_task_key,
+    pg_key,
+    redis_key,
+    settings_key,
+    view_counts_key,
+)
 from ..services.counters import ViewCounts
 from .leader import Lease, run_as_leader
 
@@ -24,7 +31,8 @@ SHUTDOWN_WAIT = 90.0
 async def counter_flush_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
     redis = app[redis_key]
-    counts = ViewCounts(redis, app[pg_key], settings)
+    # Flushed counts change what cached videos and lives must show (see services/counters.py).
+    counts = ViewCounts(redis, app[pg_key], settings, changed=app[content_cache_key].invalidate)
     app[view_counts_key] = counts
     interval = settings.counter_flush_interval
     lease = Lease(redis, rkey(settings, "lease", "counter_flush"), ttl=max(3 * interval, MIN_LEASE_TTL))

@@ -1,0 +1,218 @@
+"""Stream start/stop callbacks of Aliyun Live, SRS and nginx-rtmp, each answered the way its server expects.
+
+Authentication:
+- Aliyun: the ALI-LIVE-SIGNATURE header when aliyun_live_callback_key is set, or live_push_secret
+  as `token` in the callback URL's query or in the pusher's URL (`usrargs`). Aliyun has already
+  checked the pusher's auth_key, so this only proves the callback comes from Aliyun.
+- SRS and nginx-rtmp: live_push_secret as `token` in the *pusher's* URL (SRS `param`, nginx's
+  appended args), compared in constant time. A token in the callback URL is not taken: it would
+  let any pusher through. Without live_push_secret every publish is refused.
+
+A stream name no live has is ignored. Aliyun is answered 200 (its pusher is already admitted and
+a refusal would only make it retry); SRS and nginx-rtmp get 404 for on_publish, which makes them
+refuse the pusher, so nobody streams under a name the club did not create.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import time
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from multidict import MultiDict
+
+from .. import encoding
+from ..auth import public
+from ..errors import Forbidden, LiveNotFound, ParameterError
+from ..http import json_response, operation_result
+from ..integrations.aliyun_live import callback_signature_valid
+from ..keys import settings_key
+from ..openapi import describe, integer, obj, param, string
+from ..services.live_status import ENDED, LIVE, set_live_status
+
+logger = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+TAG = "直播状态回调"
+STREAM_NAME_MAX = 255
+# The callback signature covers only domain and time, not the query: a captured one is honoured
+# for this long (Aliyun retries for a few seconds; the rest is clock skew).
+ALIYUN_SIGNATURE_MAX_AGE = 300
+ALIYUN_ACTIONS = {"publish": LIVE, "publish_done": ENDED}
+SRS_ACTIONS = {"on_publish": LIVE, "on_unpublish": ENDED}
+NGINX_CALLS = {"publish": LIVE, "publish_done": ENDED}
+SRS_OK = {"code": 0, "msg": "OK"}
+
+
+def token_matches(candidates: list[str], secret: str) -> bool:
+    """Exactly one token given, equal to the secret (constant time); never true without a secret."""
+    if not secret or len(candidates) != 1:
+        return False
+    return hmac.compare_digest(candidates[0].encode(), secret.encode())
+
+
+def query_tokens(query: str) -> list[str]:
+    """The `token` values of a URL query, with or without its leading `?`."""
+    return parse_qs(query.lstrip("?"), keep_blank_values=True).get("token", [])
+
+
+def stream_name(value: object) -> str:
+    name = str(value or "").strip()
+    if not name or len(name) > STREAM_NAME_MAX or "\x00" in name:
+        raise ParameterError("参数错误: 流名称无效")
+    return name
+
+
+def aliyun_authenticated(request: web.Request) -> bool:
+    settings = request.config_dict[settings_key]
+    key = settings.aliyun_live_callback_key
+    if key:
+        stamp = request.headers.get("ALI-LIVE-TIMESTAMP", "")
+        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= ALIYUN_SIGNATURE_MAX_AGE
+        # The signed domain is the push domain, which the callback names in `app`.
+        signature = request.headers.get("ALI-LIVE-SIGNATURE", "")
+        if fresh and callback_signature_valid(request.query.get("app", ""), stamp, signature, key):
+            return True
+    query = request.query
+    tokens = query.getall("token", [])
+    if not tokens:
+        tokens = query_tokens(query.get("usrargs", ""))
+    return token_matches(tokens, settings.live_push_secret)
+
+
+def event_time(raw: str) -> dt.datetime | None:
+    """Aliyun's `time` (unix seconds) as an aware datetime; None when absent or absurd."""
+    if not raw.isdigit():
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(raw), dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+@routes.get("/api/v1/live/callback/aliyun")
+@describe(
+    "阿里云直播推流回调（publish / publish_done）",
+    tag=TAG,
+    params=[
+        param("action", description="publish 推流开始，publish_done 推流结束", required=True, location="query",
+              enum=list(ALIYUN_ACTIONS)),
+        param("id", description="流名称（StreamName）", required=True, location="query"),
+        param("app", description="推流域名", location="query"),
+        param("appname", description="AppName", location="query"),
+        param("time", "integer", "事件时间（Unix 秒）", location="query"),
+        param("usrargs", description="推流地址的参数（可带 token）", location="query"),
+        param("token", description="回调地址中配置的密钥（live_push_secret）", location="query"),
+    ],
+    errors=[ParameterError, Forbidden],
+    public=True,
+    description=(
+        "在阿里云控制台配置为推流回调地址。鉴权：请求头 ALI-LIVE-SIGNATURE（配置了 aliyun_live_callback_key 时），"
+        "或查询参数 / 推流参数中的 token。未知的流名称忽略并返回 200。"
+    ),
+)
+@public
+async def aliyun_callback(request: web.Request) -> web.Response:
+    if not aliyun_authenticated(request):
+        logger.warning("Aliyun live callback refused: bad signature or token (from %s)", request.remote)
+        raise Forbidden("权限不够: 回调鉴权失败")
+    action = request.query.get("action", "")
+    if action not in ALIYUN_ACTIONS:
+        # Other notifications (e.g. recording) may share the URL: acknowledged, not acted on.
+        return operation_result(request)
+    name = stream_name(request.query.get("id"))
+    result = await set_live_status(
+        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(request.query.get("time", "")),
+        source=f"aliyun {action}",
+    )
+    if not result.known:
+        logger.info("Aliyun live callback for unknown stream %r ignored", name)
+    return operation_result(request)
+
+
+@routes.post("/api/v1/live/callback/srs")
+@describe(
+    "SRS http_hooks 回调（on_publish / on_unpublish）",
+    tag=TAG,
+    params=[
+        param("action", description="on_publish / on_unpublish（其他动作只应答）", required=True,
+              enum=list(SRS_ACTIONS)),
+        param("stream", description="流名称", required=True),
+        param("param", description="推流地址的参数，须含 token=live_push_secret，如 ?token=xxx", required=True),
+        param("app", description="SRS app"),
+    ],
+    response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
+    errors=[ParameterError, Forbidden, LiveNotFound],
+    public=True,
+    description=(
+        "JSON 请求体，在 SRS 的 http_hooks 中配置。token 不对返回 403、未知流名称的 on_publish 返回 404，"
+        "SRS 因而拒绝推流；成功返回 {\"code\": 0}。"
+    ),
+)
+@public
+async def srs_callback(request: web.Request) -> web.Response:
+    try:
+        body = encoding.loads(await request.read())
+    except encoding.JSONDecodeError:
+        raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
+    if not isinstance(body, dict):
+        raise ParameterError("参数错误: 请求体必须是 JSON 对象")
+    action = body.get("action")
+    if action not in SRS_ACTIONS:
+        # on_play, on_stop, on_dvr ... pointed here too must not refuse players.
+        return json_response(SRS_OK)
+    param_value = body.get("param")
+    tokens = query_tokens(param_value) if isinstance(param_value, str) else []
+    if not token_matches(tokens, request.config_dict[settings_key].live_push_secret):
+        logger.warning("SRS %s of %r refused: bad token (client %s)", action, body.get("stream"), body.get("ip"))
+        raise Forbidden("权限不够: 推流鉴权失败")
+    return await _apply(request, stream_name(body.get("stream")), SRS_ACTIONS[action], f"srs {action}",
+                        json_response(SRS_OK))
+
+
+@routes.get("/api/v1/live/callback/nginx")
+@routes.post("/api/v1/live/callback/nginx")
+@describe(
+    "nginx-rtmp notify 回调（on_publish / on_publish_done）",
+    tag=TAG,
+    params=[
+        param("call", description="publish / publish_done（其他只应答）", required=True, enum=list(NGINX_CALLS)),
+        param("name", description="流名称", required=True),
+        param("token", description="推流地址的参数 token=live_push_secret", required=True),
+        param("app", description="nginx-rtmp application"),
+    ],
+    errors=[ParameterError, Forbidden, LiveNotFound],
+    public=True,
+    description=(
+        "nginx-rtmp 的 on_publish / on_publish_done 指向这里（notify_method post 为表单请求体，get 为查询参数）。"
+        "token 不对返回 403、未知流名称的 publish 返回 404，nginx-rtmp 因而拒绝推流；成功返回 2xx。"
+    ),
+)
+@public
+async def nginx_callback(request: web.Request) -> web.Response:
+    # POST: the form body only, so a token written into the notify URL never stands in for the pusher's.
+    fields: MultiDict[str] = MultiDict(request.query)
+    if request.method == "POST":
+        fields = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+    call = fields.get("call", "")
+    if call not in NGINX_CALLS:
+        return operation_result(request)
+    if not token_matches(fields.getall("token", []), request.config_dict[settings_key].live_push_secret):
+        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, fields.get("name"), fields.get("addr"))
+        raise Forbidden("权限不够: 推流鉴权失败")
+    return await _apply(request, stream_name(fields.get("name")), NGINX_CALLS[call], f"nginx {call}",
+                        operation_result(request))
+
+
+async def _apply(request: web.Request, name: str, live_status: int, source: str, ok: web.Response) -> web.Response:
+    result = await set_live_status(request.config_dict, name, live_status, source=source)
+    if not result.known:
+        if live_status == LIVE:
+            logger.warning("%s refused: no live has stream %r", source, name)
+            raise LiveNotFound("赛事直播不存在: 未知的流名称")
+        logger.info("%s for unknown stream %r ignored", source, name)
+    return ok

@@ -1,0 +1,201 @@
+"""Endpoints 9-13: commit, cancel, read, close and list the user's membership orders."""
+
+from __future__ import annotations
+
+import typing
+
+from aiohttp import web
+
+from .. import db, formats
+from ..auth import current_user_id
+from ..errors import (
+    BusinessNotFound,
+    Forbidden,
+    OrderNotCancellable,
+    OrderNotClosable,
+    OrderNotFound,
+    OrderNotOwned,
+    ParameterError,
+    PhoneNotBound,
+    UserNotFound,
+    WeChatUnavailable,
+)
+from ..http import Params, json_response, operation_result, page_body, read_params
+from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..services import orders
+
+routes = web.RouteTableDef()
+
+NAME_MAX = 64
+ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
+STATUS_TEXT = "订单状态：-1 已关闭，0 待支付，1 已支付，2 已超时，3 退款中，4 已退款，5 已取消"
+
+ORDER_FIELDS: dict[str, typing.Any] = {
+    "id": integer("订单ID"),
+    "order_no": string("订单号"),
+    "count": integer("业务数量"),
+    "price": string("业务单价（元）", examples=["199.00"]),
+    "total_price": string("应付金额（元）"),
+    "business_id": integer("业务ID"),
+    "name": string("订单标题"),
+    "pay_amount": string("订单支付金额（元），未支付为 0.00"),
+    "pay_time": string("支付时间，未支付为空字符串"),
+    "pay_way": string("支付方式，未支付为空字符串"),
+    "remark": string("备注"),
+    "status": integer(STATUS_TEXT, enum=[-1, 0, 1, 2, 3, 4, 5]),
+    "coupon": string("优惠券"),
+    "phone": string("预留手机号码"),
+    "discounts": string("优惠金额（元）"),
+    "create_time": string("提交订单时间"),
+}
+SNAPSHOT_ITEM = obj(
+    "下单时的业务",
+    id=integer("业务ID"),
+    s_id=integer("业务分类ID"),
+    title=string("业务标题"),
+    cost=string("原价（元）"),
+    price=string("现价（元）"),
+    content=string("内容"),
+    remark=string("备注"),
+    num=string("编号"),
+    valid_time=integer("有效期（年）"),
+    specs=string("规格"),
+    people=integer("享有人数"),
+    audit_time=string("审核时间"),
+    istui=integer("是否热销业务"),
+    count=integer("数量"),
+    total_price=string("小计（元）"),
+)
+ORDER_LIST_ITEM = obj("订单", **ORDER_FIELDS)
+ORDER_DETAIL = obj("订单详情", **ORDER_FIELDS, snap_items=array(SNAPSHOT_ITEM, "业务快照"))
+
+
+def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
+    body = {
+        "id": row["id"],
+        "order_no": row["order_no"],
+        "count": row["count"],
+        "price": formats.fmt_money(row["price"]),
+        "total_price": formats.fmt_money(row["total_price"]),
+        "business_id": row["business_id"],
+        "name": row["name"],
+        "pay_amount": formats.fmt_money(row["pay_amount"]),
+        "pay_time": formats.fmt_time(row["pay_time"]),
+        "pay_way": row["pay_way"],
+        "remark": row["remark"],
+        "status": row["status"],
+        "coupon": row["coupon"],
+        "phone": row["phone"],
+        "discounts": formats.fmt_money(row["discounts"]),
+        "create_time": formats.fmt_time(row["create_time"]),
+    }
+    if detail:
+        body["snap_items"] = row["snap_items"]
+    return body
+
+
+@routes.post("/api/v1/order/commit")
+@describe(
+    "提交订单",
+    tag="会员订单",
+    params=[
+        param("business_id", "integer", "业务ID", required=True, minimum=1),
+        param("name", description=f"订单标题（非必要，默认为业务标题，最多 {NAME_MAX} 个字符）", maxLength=NAME_MAX),
+    ],
+    response=obj(
+        "新订单",
+        id=integer("订单ID"),
+        order_no=string("订单号"),
+        total_price=string("应付金额（元）", examples=["199.00"]),
+        name=string("订单标题"),
+        create_time=string("订单提交时间"),
+    ),
+    errors=[ParameterError, UserNotFound, Forbidden, PhoneNotBound, BusinessNotFound],
+    description=(
+        "为一份业务下单：价格取自业务，库存减一（并发下不会超卖），订单保存业务快照。"
+        "同一用户对同一业务已有待支付的订单时返回该订单（重复点击不会重复下单）。"
+        "未绑定手机号返回 10011；会员资格被禁用返回 10001；业务不存在、已下架或库存不足返回 20000（msg 说明是哪一种）。"
+        "待支付订单超过配置的时间（默认 30 分钟）未支付即超时（状态 2），库存归还。"
+    ),
+)
+async def commit_order(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    business_id = params.integer("business_id", required=True, min_value=1, max_value=2**62)
+    name = params.text("name", max_len=NAME_MAX)
+    assert business_id is not None
+    row = await orders.commit(request.app, current_user_id(request), business_id, name)
+    return json_response({
+        "id": row["id"],
+        "order_no": row["order_no"],
+        "total_price": formats.fmt_money(row["total_price"]),
+        "name": row["name"],
+        "create_time": formats.fmt_time(row["create_time"]),
+    })
+
+
+def _order_id(params: Params) -> int:
+    order_id = params.integer("id", required=True, min_value=1, max_value=2**62)
+    assert order_id is not None
+    return order_id
+
+
+@routes.post("/api/v1/order/cancel")
+@describe(
+    "订单取消",
+    tag="会员订单",
+    params=[ID_PARAM],
+    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotCancellable, WeChatUnavailable],
+    description="取消本人待支付的订单（状态 5），库存归还；已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。",
+)
+async def cancel_order(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    await orders.end_by_user(
+        request.app, current_user_id(request), _order_id(params), orders.CANCELLED, OrderNotCancellable
+    )
+    return operation_result(request)
+
+
+@routes.post("/api/v1/order/close")
+@describe(
+    "关闭订单",
+    tag="会员订单",
+    params=[ID_PARAM],
+    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotClosable, WeChatUnavailable],
+    description="关闭本人待支付的订单（状态 -1），库存归还；已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。",
+)
+async def close_order(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), orders.CLOSED, OrderNotClosable)
+    return operation_result(request)
+
+
+@routes.get("/api/v1/order/by_user")
+@describe(
+    "获取当前用户所有订单",
+    tag="会员订单",
+    params=PAGE_PARAMS,
+    response=page_of(ORDER_LIST_ITEM),
+    errors=[ParameterError],
+    description="本人的订单，新的在前，分页。",
+)
+async def list_user_orders(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    page, size = params.page()
+    rows, total = await orders.user_orders(request.app, current_user_id(request), page, size)
+    return json_response(page_body([order_body(row) for row in rows], total, page, size))
+
+
+@routes.get(r"/api/v1/order/{id:\d+}")
+@describe(
+    "订单详情",
+    tag="会员订单",
+    params=[param("id", "integer", "订单ID", required=True, location="path")],
+    response=ORDER_DETAIL,
+    errors=[OrderNotFound, OrderNotOwned],
+)
+async def get_order(request: web.Request) -> web.Response:
+    order_id = int(request.match_info["id"])
+    if order_id > 2**62:
+        raise OrderNotFound()
+    row = await orders.owned_order(request.app, current_user_id(request), order_id)
+    return json_response(order_body(row, detail=True))

@@ -1,0 +1,143 @@
+"""Endpoints 14 and 15: start a WeChat Pay JSAPI payment, and receive WeChat's payment notification.
+
+Without a merchant (no wechatpay_mch_id) payments are dev payments, completed by `dev_routes`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth import current_user_id, public
+from ..errors import (
+    Forbidden,
+    InternalError,
+    OrderAlreadyPaid,
+    OrderNotFound,
+    OrderNotOwned,
+    OrderNotPayable,
+    ParameterError,
+    UserNotFound,
+    WeChatUnavailable,
+)
+from ..http import Params, client_ip, json_response, operation_result, read_params
+from ..integrations.wechatpay import xml_reply
+from ..keys import settings_key, wechatpay_key
+from ..openapi import describe, integer, param, string
+from ..services import orders
+
+routes = web.RouteTableDef()
+# Only added to the app when no merchant is configured (see app.py).
+dev_routes = web.RouteTableDef()
+
+NOTIFY_PATH = "/api/v1/pay/notify"
+DEV_COMPLETE_PATH = "/api/v1/pay/dev/complete"
+ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
+
+JSAPI_PARAMS = {
+    "type": "object",
+    "description": "wx.chooseWXPay / WeixinJSBridge getBrandWCPayRequest 的参数",
+    "properties": {
+        "appId": string("公众号 AppID"),
+        "timeStamp": string("时间戳（秒），WeixinJSBridge 用"),
+        "timestamp": string("同 timeStamp，wx.chooseWXPay 用"),
+        "nonceStr": string("随机字符串"),
+        "package": string("prepay_id=..."),
+        "signType": string("签名方式 MD5 或 HMAC-SHA256"),
+        "paySign": string("签名"),
+        "dev": integer("仅开发模式：1 表示这是开发支付，不会扣款"),
+        "dev_complete_url": string("仅开发模式：完成这笔开发支付的接口（POST，参数 id）"),
+    },
+    "required": ["appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"],
+}
+
+
+def notify_url(request: web.Request) -> str:
+    settings = request.config_dict[settings_key]
+    if settings.wechatpay_notify_url:
+        return settings.wechatpay_notify_url
+    base = settings.public_url or f"{request.scheme}://{request.host}"
+    return base.rstrip("/") + NOTIFY_PATH
+
+
+def _order_id(params: Params) -> int:
+    order_id = params.integer("id", required=True, min_value=1, max_value=2**62)
+    assert order_id is not None
+    return order_id
+
+
+@routes.post("/api/v1/pay/pre_order")
+@describe(
+    "订单支付",
+    tag="支付",
+    params=[ID_PARAM],
+    response=JSAPI_PARAMS,
+    errors=[
+        ParameterError, OrderNotFound, OrderNotOwned, OrderAlreadyPaid, OrderNotPayable, UserNotFound, Forbidden,
+        WeChatUnavailable,
+    ],
+    description=(
+        "为本人待支付的订单向微信支付统一下单（JSAPI），返回调起支付的参数（timeStamp 与 timestamp 同值）。"
+        "订单已有仍有效的 prepay_id 时直接复用，不重复下单。已支付返回 60001；已关闭、取消或超时返回 60005；"
+        "微信支付出错返回 50000（msg 带原因）。未配置商户号时为开发支付：返回 dev=1 与 dev_complete_url，"
+        "向该接口提交订单 id 即按支付成功处理（不扣款）。"
+    ),
+)
+async def pre_order(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    settings = request.config_dict[settings_key]
+    body: dict[str, object] = dict(await orders.pre_order(
+        request.app,
+        current_user_id(request),
+        _order_id(params),
+        client_ip(request, settings.trust_proxy),
+        notify_url(request),
+    ))
+    body["timestamp"] = body["timeStamp"]
+    if request.config_dict[wechatpay_key].dev:
+        body["dev"] = 1
+        body["dev_complete_url"] = DEV_COMPLETE_PATH
+    return json_response(body)
+
+
+@routes.post(NOTIFY_PATH)
+@describe(
+    "支付回调",
+    tag="支付",
+    public=True,
+    content_type="text/xml",
+    response=string(
+        "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
+        examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
+    ),
+    description=(
+        "微信支付结果通知（XML，无需 token）。校验签名、appid、mch_id、金额后，在一个事务内把订单标为已支付、"
+        "延长会员有效期（从当前有效期与现在中较晚者起，按业务有效期年数）并记录原始通知。"
+        "重复通知回 SUCCESS 且不再改变任何数据；校验失败回 FAIL，只记录该通知。"
+    ),
+)
+@public
+async def pay_notify(request: web.Request) -> web.Response:
+    verdict = await orders.receive_notification(request.app, await request.read(), source="notify")
+    return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
+
+
+@dev_routes.post(DEV_COMPLETE_PATH)
+@describe(
+    "完成开发支付（仅开发模式）",
+    tag="支付",
+    params=[ID_PARAM],
+    errors=[
+        ParameterError, OrderNotFound, OrderNotOwned, OrderAlreadyPaid, OrderNotPayable, UserNotFound, Forbidden,
+    ],
+    description=(
+        "只在未配置微信支付商户号时存在：把本人已调用过 pay/pre_order 的待支付订单按支付成功处理（不扣款），"
+        "走与微信支付通知相同的处理流程。"
+    ),
+)
+async def complete_dev_payment(request: web.Request) -> web.Response:
+    params = await read_params(request)
+    verdict = await orders.dev_complete(request.app, current_user_id(request), _order_id(params))
+    if not verdict.ok:
+        # Our own notification failed our own checks: a bug, not the caller's fault.
+        raise InternalError(f"开发支付失败: {verdict.message}")
+    return operation_result(request)

@@ -1,0 +1,221 @@
+"""The chat websocket: LOGIN, SEND_ALL, SEND_ONE and LOGOUT of one connection (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing
+
+import psycopg2
+from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
+
+from .. import db, encoding
+from ..errors import (
+    ApiError,
+    Forbidden,
+    InternalError,
+    MemberNotFound,
+    OperationError,
+    Throttled,
+    TokenInvalid,
+    UserNotFound,
+)
+from ..keys import realtime_key
+from . import history, muted_key, protocol
+from .broker import room_channel
+from .hub import Conn
+
+if typing.TYPE_CHECKING:
+    from . import Realtime
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = protocol.HEARTBEAT.encode()
+DISABLED_MEMBER = 2
+# A sender's name, avatar and permission are re-read this often (an admin's disable applies this fast).
+USER_CHECK_TTL = 5.0
+USER_SQL = "SELECT username, head_img, is_disabled, member_status FROM users WHERE id = %s"
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    """Item 26: one websocket connection, from the upgrade to its last frame."""
+    realtime: Realtime = request.config_dict[realtime_key]
+    settings = realtime.settings
+    ws = web.WebSocketResponse(
+        heartbeat=settings.chat_heartbeat,
+        max_msg_size=settings.chat_frame_limit,
+        # Off: a broadcast is encoded once and the same bytes go to every socket.
+        compress=False,
+    )
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPNotFound() if request.path == "/" else web.HTTPBadRequest(text="websocket upgrade expected")
+    await ws.prepare(request)
+    conn = await realtime.connect(ws, request.transport)
+    try:
+        room_ref = request.query.get("room_id")
+        if room_ref:
+            await _run(realtime, conn, _join_by_query(realtime, conn, room_ref))
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                if msg.data == protocol.HEARTBEAT:
+                    realtime.hub.send(conn, HEARTBEAT)
+                    continue
+                await _run(realtime, conn, _handle(realtime, conn, msg.data))
+                if conn.closing:
+                    break
+            elif msg.type is WSMsgType.BINARY:
+                realtime.hub.send(conn, protocol.error_frame(protocol.FrameError("参数错误: 只接受文本帧")).encode())
+    finally:
+        try:
+            await realtime.disconnect(conn)
+        except Exception:
+            logger.warning("chat: could not announce that %s left", conn.uuid, exc_info=True)
+    if conn.closing and not ws.closed:
+        await ws.close()
+    return ws
+
+
+async def _run(realtime: Realtime, conn: Conn, step: typing.Coroutine[typing.Any, typing.Any, None]) -> None:
+    """One client frame; its failure is answered on this socket alone."""
+    try:
+        await step
+    except ApiError as exc:
+        realtime.hub.send(conn, protocol.error_frame(exc).encode())
+    except (RedisError, OSError, psycopg2.Error):
+        logger.exception("chat: a frame of %s failed", conn.uuid)
+        realtime.hub.send(conn, protocol.error_frame(InternalError("发送失败，请稍后重试")).encode())
+
+
+async def _handle(realtime: Realtime, conn: Conn, text: str) -> None:
+    frame = protocol.parse(text)
+    if frame.type == protocol.LOGIN:
+        await _join(realtime, conn, frame)
+    elif frame.type == protocol.SEND_ALL:
+        await _send_all(realtime, conn, frame)
+    elif frame.type == protocol.SEND_ONE:
+        await _send_one(realtime, conn, frame)
+    else:
+        await realtime.leave(conn)
+        conn.closing = True
+
+
+async def _join_by_query(realtime: Realtime, conn: Conn, room_ref: str) -> None:
+    await _join(realtime, conn, protocol.Frame(protocol.LOGIN, protocol.parse_room(room_ref), room_ref, "", "", ""))
+
+
+async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
+    """LOGIN or ?room_id=: into the room; the joiner learns its uuid from its own LOGIN echo."""
+    token_error = None
+    if frame.token:
+        try:
+            await _identify(realtime, conn, frame.token)
+        except ApiError as exc:
+            # Watching needs no token: join anyway, and say the token is no good for sending.
+            token_error = exc
+    if frame.room_id is None:
+        if not realtime.settings.chat_legacy_mode:
+            raise protocol.FrameError("参数错误: 缺少 room_id")
+    elif frame.room_id != conn.room_id:
+        await realtime.join(conn, frame.room_id, frame.room_ref)
+    event = realtime.presence_frame(protocol.LOGIN, conn, frame.room_ref, "进入直播间")
+    if frame.room_id is not None and conn.profile is not None and not conn.announced:
+        # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat.
+        conn.announced = True
+        await realtime.publish(frame.room_id, event)
+    event["myself"] = True
+    realtime.hub.send(conn, encoding.dumps(event))
+    if token_error is not None:
+        raise token_error
+
+
+async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str]:
+    """The sender's {username, head_img}, checking the token and that the user may send."""
+    token = token or conn.token
+    user_id = await realtime.tokens.resolve(token) if token else None
+    if user_id is None:
+        raise TokenInvalid()
+    now = time.monotonic()
+    if user_id != conn.user_id or now >= conn.checked_until:
+        row = await db.fetchone(realtime.pool, USER_SQL, (user_id,))
+        if row is None or row["is_disabled"]:
+            raise UserNotFound()
+        if row["member_status"] == DISABLED_MEMBER:
+            raise MemberNotFound()
+        conn.user_id = user_id
+        conn.profile = {"username": row["username"], "head_img": row["head_img"]}
+        conn.checked_until = now + USER_CHECK_TTL
+    conn.token = token
+    assert conn.profile is not None
+    return conn.profile
+
+
+async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> tuple[dict[str, str], str]:
+    """Checks every send passes, in order: rate, token and user, mute; the sender and the clean content."""
+    settings = realtime.settings
+    now = time.monotonic()
+    sent = conn.sent
+    while sent and sent[0] <= now - settings.chat_rate_window:
+        sent.popleft()
+    if len(sent) >= settings.chat_rate_count:
+        raise Throttled("发言太频繁，请稍后再试")
+    sent.append(now)
+    profile = await _identify(realtime, conn, frame.token)
+    if await realtime.redis.sismember(muted_key(settings), str(conn.user_id)):
+        raise Forbidden("你已被禁言")
+    content = protocol.sanitize(frame.content, settings.chat_emoji_path)
+    if not content.strip():
+        raise protocol.FrameError("参数错误: 消息内容不能为空")
+    return profile, content
+
+
+async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
+    assert frame.room_id is not None
+    if conn.room_id is not None and frame.room_id != conn.room_id:
+        raise protocol.FrameError("参数错误: room_id 不是当前所在的直播间")
+    profile, content = await _sender(realtime, conn, frame)
+    assert conn.user_id is not None
+    now = time.time()
+    message = {
+        "type": protocol.SEND_ALL,
+        "room_id": frame.room_ref,
+        "uuid": conn.uuid,
+        "content": content,
+        "user": profile,
+        "msg_time": int(now),
+        "myself": False,
+    }
+    settings = realtime.settings
+    # Stored and published in one transaction, and only then echoed: the echo is the acknowledgement.
+    async with realtime.redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(history.stream_key(settings), history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now))
+        pipe.publish(room_channel(settings, frame.room_id), encoding.dumps(message))
+        await pipe.execute()
+    message["myself"] = True
+    realtime.hub.send(conn, encoding.dumps(message))
+
+
+async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
+    profile, content = await _sender(realtime, conn, frame)
+    message = {
+        "type": protocol.SEND_ONE,
+        "room_id": frame.room_ref if frame.room_id is not None else conn.room_ref,
+        "uuid": conn.uuid,
+        "send_to_one": frame.send_to_one,
+        "content": content,
+        "user": profile,
+        "msg_time": int(time.time()),
+        "myself": False,
+    }
+    data = encoding.dumps(message)
+    process_id = protocol.UUID_RE.match(frame.send_to_one).group(1)  # type: ignore[union-attr]
+    if process_id == realtime.hub.process_id:
+        target = realtime.hub.conns.get(frame.send_to_one)
+        if target is None:
+            raise OperationError("对方不在线")
+        realtime.hub.send(target, data)
+    elif not await realtime.send_to_process(process_id, frame.send_to_one, data):
+        raise OperationError("对方不在线")
+    message["myself"] = True
+    realtime.hub.send(conn, encoding.dumps(message))
+

@@ -1,0 +1,200 @@
+"""This process's websocket connections and rooms, and the loop that writes one frame to many sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import secrets
+import time
+import typing
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+logger = logging.getLogger(__name__)
+
+# A reader that fell this far behind gets this long to take its close frame, then loses the TCP connection.
+SLOW_CLOSE_WAIT = 2.0
+SHUTDOWN_CLOSE_WAIT = 5.0
+
+
+class Conn:
+    """One websocket: its id, its room (None = none) and who sends on it."""
+
+    __slots__ = (
+        "announced",
+        "checked_until",
+        "closing",
+        "profile",
+        "room_id",
+        "room_ref",
+        "sent",
+        "token",
+        "transport",
+        "user_id",
+        "uuid",
+        "ws",
+    )
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, uuid: str) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.uuid = uuid
+        self.room_id: int | None = None
+        self.room_ref: str | int | None = None
+        self.user_id: int | None = None
+        self.token = ""
+        # {username, head_img} of user_id, re-read with its send permission when checked_until passes
+        self.profile: dict[str, str] | None = None
+        self.checked_until = 0.0
+        # monotonic times of the recent sends, for the rate limit
+        self.sent: collections.deque[float] = collections.deque()
+        self.closing = False
+        # whether the room was told this user came in (so it is told when they leave)
+        self.announced = False
+
+
+class Hub:
+    """Local state only: which sockets this process holds and in which rooms; other processes reach
+    them through the broker. Every method here is synchronous, so no other code runs while a set is
+    walked and the sets need no snapshot."""
+
+    def __init__(self, buffer_limit: int, legacy_mode: bool) -> None:
+        self.process_id = secrets.token_hex(6)
+        self.buffer_limit = buffer_limit
+        self.legacy_mode = legacy_mode
+        self.conns: dict[str, Conn] = {}
+        self.rooms: dict[int, set[Conn]] = {}
+        # connections in no room: old clients that get every room's messages (legacy mode)
+        self.lobby: set[Conn] = set()
+        self._seq = itertools.count(1)
+        self._slow: list[Conn] = []
+        self._slow_added = asyncio.Event()
+
+    def connect(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> Conn:
+        conn = Conn(ws, transport, f"{self.process_id}-{next(self._seq)}")
+        self.conns[conn.uuid] = conn
+        if self.legacy_mode:
+            self.lobby.add(conn)
+        return conn
+
+    def disconnect(self, conn: Conn) -> bool:
+        """Forget a connection; True when it was the last one of its room here."""
+        self.conns.pop(conn.uuid, None)
+        self.lobby.discard(conn)
+        return self.leave(conn)
+
+    def join(self, conn: Conn, room_id: int, room_ref: str | int | None) -> bool:
+        """Put a connection in a room (out of its previous one); True when the room is new here."""
+        self.lobby.discard(conn)
+        members = self.rooms.get(room_id)
+        first = members is None
+        if members is None:
+            members = self.rooms[room_id] = set()
+        members.add(conn)
+        conn.room_id, conn.room_ref = room_id, room_ref
+        return first
+
+    def leave(self, conn: Conn) -> bool:
+        """Take a connection out of its room; True when the room has no connection here any more."""
+        room_id = conn.room_id
+        if room_id is None:
+            return False
+        conn.room_id = conn.room_ref = None
+        members = self.rooms.get(room_id)
+        if members is None:
+            return False
+        members.discard(conn)
+        if not members:
+            del self.rooms[room_id]
+            return True
+        return False
+
+    def counts(self) -> dict[str, int]:
+        """Viewers here by room id, and `all` for every connection (rooms and no room alike)."""
+        counts = {str(room_id): len(members) for room_id, members in self.rooms.items()}
+        counts["all"] = len(self.conns)
+        return counts
+
+    def send(self, conn: Conn, data: bytes) -> None:
+        """Queue one text frame on a socket without ever waiting for it.
+
+        A socket whose queue is over the buffer limit is not written to but closed (1008): its reader
+        has fallen too far behind, and waiting for it would hold up everybody else.
+        """
+        if conn.closing:
+            return
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.buffer_limit:
+            self._drop_slow(conn)
+            return
+        # Driven by hand rather than awaited: without compression the frame is written at once, and
+        # the coroutine only suspends to wait for the socket to drain, which we never want here.
+        step = conn.ws.send_frame(data, WSMsgType.TEXT)
+        try:
+            step.send(None)
+        except StopIteration:
+            return
+        except (ConnectionError, RuntimeError):
+            # Closed under us: the handler task sees it and unregisters the connection.
+            conn.closing = True
+            return
+        step.close()
+
+    def deliver(self, conns: typing.Iterable[Conn], data: bytes, skip: str | None = None) -> int:
+        """The same bytes to many sockets; `skip` is the sender, who got its own echo already."""
+        n = 0
+        for conn in conns:
+            if conn.uuid != skip:
+                self.send(conn, data)
+                n += 1
+        return n
+
+    def deliver_room(self, room_id: int, data: bytes, skip: str | None = None) -> int:
+        members = self.rooms.get(room_id)
+        return self.deliver(members, data, skip) if members else 0
+
+    def _drop_slow(self, conn: Conn) -> None:
+        conn.closing = True
+        self._slow.append(conn)
+        self._slow_added.set()
+        logger.info("closing chat connection %s: %d bytes unread", conn.uuid,
+                    conn.transport.get_write_buffer_size() if conn.transport else 0)
+
+    async def reap_slow(self) -> None:
+        """Close the sockets that fell behind, in batches, until cancelled."""
+        while True:
+            await self._slow_added.wait()
+            self._slow_added.clear()
+            slow, self._slow = self._slow, []
+            await asyncio.gather(*(self._close_slow(conn) for conn in slow))
+
+    async def _close_slow(self, conn: Conn) -> None:
+        try:
+            await asyncio.wait_for(
+                conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow", drain=False), SLOW_CLOSE_WAIT
+            )
+        except (TimeoutError, ConnectionError, RuntimeError):
+            logger.debug("slow chat connection %s closed without a close handshake", conn.uuid)
+        finally:
+            # The close frame sits behind everything it did not read: cut the connection.
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.abort()
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, message: bytes = b"server shutdown") -> None:
+        """Close every socket (at shutdown), all at once."""
+        conns = list(self.conns.values())
+        for conn in conns:
+            conn.closing = True
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(asyncio.wait_for(conn.ws.close(code=code, message=message), SHUTDOWN_CLOSE_WAIT) for conn in conns),
+            return_exceptions=True,
+        )
+        failed = sum(1 for r in results if isinstance(r, BaseException))
+        if conns:
+            logger.info("closed %d chat connection(s) in %.2f s (%d without a clean close)",
+                        len(conns), time.monotonic() - started, failed)

@@ -1,0 +1,99 @@
+"""The one place a live stream's live_status changes: database, content caches and the room, together.
+
+Callbacks (api/live_callbacks.py) and the Aliyun reconciliation (tasks/live_status.py) both come
+here. The change is one conditional UPDATE, so a duplicate callback, a retry or two processes
+reporting the same change at once change the row once and push one LIVE_STATUS frame.
+
+An event may carry the time it happened (Aliyun's callback `time`, the start of a poll): it is
+then applied only if nothing newer was recorded, so a late retry of "stopped" cannot end a
+stream that has restarted since.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import typing
+
+from .. import db, encoding
+from ..cache import rkey
+from ..keys import content_cache_key, pg_key, redis_key, settings_key
+
+logger = logging.getLogger(__name__)
+
+NOT_STARTED, LIVE, ENDED = 0, 1, 2
+LIVE_STATUSES = (NOT_STARTED, LIVE, ENDED)
+FRAME_TYPE = "LIVE_STATUS"
+
+# One statement: which live has this stream (none = unknown) and whether this event changed it.
+# The CTE's SELECT sees the row as it was; the UPDATE's RETURNING says whether it moved.
+SET_STATUS_SQL = """
+WITH target AS (
+    SELECT id FROM lives WHERE stream_name = %(stream)s
+), changed AS (
+    UPDATE lives
+    SET live_status = %(status)s, live_changed_at = LEAST(COALESCE(%(at)s, now()), now())
+    WHERE stream_name = %(stream)s
+      AND live_status <> %(status)s
+      AND (%(at)s::timestamptz IS NULL OR live_changed_at IS NULL OR live_changed_at <= %(at)s)
+    RETURNING id
+)
+SELECT target.id, changed.id IS NOT NULL AS changed FROM target LEFT JOIN changed ON changed.id = target.id
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusChange:
+    live_id: int | None  # None: no live has this stream name
+    changed: bool
+
+    @property
+    def known(self) -> bool:
+        return self.live_id is not None
+
+
+def status_frame(live_id: int, live_status: int, msg_time: int | None = None) -> str:
+    """The LIVE_STATUS frame pushed to a room, as the text every socket of the room receives."""
+    return encoding.dumps_str(
+        {"type": FRAME_TYPE, "room_id": live_id, "live_status": live_status,
+         "msg_time": int(time.time()) if msg_time is None else msg_time}
+    )
+
+
+async def set_live_status(
+    state: typing.Mapping[typing.Any, typing.Any],
+    stream_name: str,
+    live_status: int,
+    *,
+    at: dt.datetime | None = None,
+    source: str = "",
+) -> StatusChange:
+    """Move the live of `stream_name` to `live_status` unless it is there already (or a newer event was seen).
+
+    `state` is the app or `request.config_dict`. On a change: stamp live_changed_at, drop cached
+    lives in every process and push LIVE_STATUS to the room (room id = live id).
+    """
+    if live_status not in LIVE_STATUSES:
+        raise ValueError(f"live_status must be one of {LIVE_STATUSES}")
+    row = await db.fetchone(
+        state[pg_key], SET_STATUS_SQL, {"stream": stream_name, "status": live_status, "at": at}
+    )
+    if row is None:
+        return StatusChange(None, False)
+    result = StatusChange(row["id"], bool(row["changed"]))
+    if not result.changed:
+        return result
+    logger.info("live %s (stream %s) is now %s (%s)", result.live_id, stream_name, live_status, source or "-")
+    # The row is changed already: a failure below only delays what readers see, so it is logged.
+    try:
+        await state[content_cache_key].invalidate("live")
+    except Exception:
+        logger.warning("could not announce the status change of live %s", result.live_id, exc_info=True)
+    settings = state[settings_key]
+    try:
+        await state[redis_key].publish(rkey(settings, "room", result.live_id), status_frame(result.live_id, live_status))
+    except Exception:
+        logger.warning("could not push the status of live %s to its room", result.live_id, exc_info=True)
+    return result

@@ -1,0 +1,49 @@
+"""Order upkeep in one process at a time: payments found by querying WeChat Pay, unpaid orders timed out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+
+from aiohttp import web
+
+from ..cache import rkey
+from ..keys import order_tasks_task_key, redis_key, settings_key
+from ..services import orders
+from .leader import Lease, run_as_leader
+
+logger = logging.getLogger(__name__)
+
+# A few intervals, so a slow round does not cost the lease; a dead holder is replaced this soon.
+MIN_LEASE_TTL = 10.0
+# A round in progress at shutdown is let finish this long (each call to WeChat is bounded by http_timeout).
+SHUTDOWN_WAIT = 60.0
+
+
+async def order_round(app: web.Application) -> None:
+    """One round: apply payments whose notification is missing, then time out what is left unpaid."""
+    await orders.reconcile_awaiting(app)
+    await orders.expire_due(app)
+
+
+async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
+    settings = app[settings_key]
+    interval = settings.reconcile_interval
+    lease = Lease(app[redis_key], rkey(settings, "lease", "orders"), ttl=max(3 * interval, MIN_LEASE_TTL))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_as_leader(lease, interval, lambda: order_round(app), name="order upkeep", stop=stop), name="order-upkeep"
+    )
+    app[order_tasks_task_key] = task
+    yield
+    # Stopped, not cancelled: a cancel between WeChat's answer and our commit would redo work next round.
+    stop.set()
+    try:
+        await asyncio.wait_for(task, SHUTDOWN_WAIT)
+    except Exception:
+        logger.exception("order upkeep loop did not stop cleanly")
+    try:
+        await lease.release()
+    except Exception:
+        logger.warning("could not release the order upkeep lease", exc_info=True)

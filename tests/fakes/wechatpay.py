@@ -1,0 +1,275 @@
+"""A fake api.mch.weixin.qq.com (WeChat Pay API v2) following wechat-aliyun.md §3.
+
+XML in and out. Requests are checked with wechatpy's signer (not the project's code) in the sign
+type they name; answers and notifications are signed the same way. It keeps state per
+out_trade_no (NOTPAY, SUCCESS, CLOSED), answers unifiedorder / orderquery / closeorder with the
+documented error codes, can be told to fail (an err_code, HTTP 500, a bad signature, return_code
+FAIL), and can pay an order and post the notification to the server under test like WeChat does.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import secrets
+import typing
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import xmltodict
+from aiohttp import web
+from wechatpy.pay.utils import (
+    calculate_signature,
+    calculate_signature_hmac,
+    dict_to_xml,
+)
+
+UNIFIED_ORDER = "/pay/unifiedorder"
+ORDER_QUERY = "/pay/orderquery"
+CLOSE_ORDER = "/pay/closeorder"
+
+# Failure modes besides an err_code such as "SYSTEMERROR" or "ORDERPAID".
+HTTP_500 = "http500"
+BAD_SIGN = "badsign"
+RETURN_FAIL = "return_fail"
+
+ERR_CODE_DES = {
+    "SYSTEMERROR": "系统错误",
+    "ORDERPAID": "该订单已支付",
+    "ORDERCLOSED": "订单已关闭",
+    "ORDERNOTEXIST": "此交易订单号不存在",
+    "INVALID_REQUEST": "参数错误",
+    "OUT_TRADE_NO_USED": "商户订单号重复",
+    "NOAUTH": "商户无此接口权限",
+    "LACK_PARAMS": "缺少参数",
+}
+UNIFIED_REQUIRED = (
+    "appid", "mch_id", "nonce_str", "sign", "body", "out_trade_no", "total_fee", "spbill_create_ip",
+    "notify_url", "trade_type",
+)
+# A re-submitted unifiedorder must carry the same business parameters as the first one.
+SAME_PARAMS = ("body", "total_fee", "openid", "notify_url", "trade_type", "time_start", "time_expire")
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def wx_sign(params: typing.Mapping[str, str], key: str, sign_type: str = "MD5") -> str:
+    fields = {k: v for k, v in params.items() if k != "sign"}
+    if sign_type == "HMAC-SHA256":
+        return calculate_signature_hmac(fields, key)
+    return calculate_signature(fields, key)
+
+
+def to_xml(params: typing.Mapping[str, str]) -> str:
+    fields = {k: v for k, v in params.items() if k != "sign"}
+    return dict_to_xml(fields, params.get("sign"))
+
+
+def parse(body: bytes) -> dict[str, str]:
+    data = xmltodict.parse(body, disable_entities=True)["xml"]
+    return {k: (v or "") for k, v in data.items()}
+
+
+@dataclasses.dataclass
+class PayOrder:
+    out_trade_no: str
+    params: dict[str, str]
+    prepay_id: str
+    sign_type: str
+    state: str = "NOTPAY"
+    transaction_id: str = ""
+    time_end: str = ""
+    prepays: int = 1
+
+
+class FakeWeChatPay:
+    def __init__(
+        self, appid: str = "wxfake0123456789", mch_id: str = "1900000109", key: str = "0123456789abcdefghijklmnopqrstuv"
+    ) -> None:
+        self.appid = appid
+        self.mch_id = mch_id
+        self.key = key
+        self.base_url = ""
+        self.orders: dict[str, PayOrder] = {}
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.failures: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+
+    def fail(self, path: str, mode: str, times: int = 1) -> None:
+        """The next `times` calls to `path` fail with `mode` (an err_code, HTTP_500, BAD_SIGN or RETURN_FAIL)."""
+        self.failures[path].extend([mode] * times)
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _ in self.calls if p == path)
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(UNIFIED_ORDER, self._handle)
+        app.router.add_post(ORDER_QUERY, self._handle)
+        app.router.add_post(CLOSE_ORDER, self._handle)
+        return app
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def _answer(self, sign_type: str, fields: dict[str, str], *, bad_sign: bool = False) -> web.Response:
+        body = {"return_code": "SUCCESS", "return_msg": "OK", "appid": self.appid, "mch_id": self.mch_id,
+                "nonce_str": secrets.token_hex(16), **fields}
+        body["sign"] = wx_sign(body, self.key, sign_type)
+        if bad_sign:
+            body["sign"] = "0" * len(body["sign"])
+        return web.Response(text=to_xml(body), content_type="text/xml")
+
+    def _error(self, sign_type: str, err_code: str, *, bad_sign: bool = False) -> web.Response:
+        return self._answer(sign_type, {"result_code": "FAIL", "err_code": err_code,
+                                        "err_code_des": ERR_CODE_DES.get(err_code, err_code)}, bad_sign=bad_sign)
+
+    @staticmethod
+    def _return_fail(message: str) -> web.Response:
+        return web.Response(text=to_xml({"return_code": "FAIL", "return_msg": message}), content_type="text/xml")
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not raw:
+            return self._return_fail("POST_DATA_EMPTY")
+        try:
+            params = parse(raw)
+        except (xmltodict.expat.ExpatError, KeyError, TypeError, AttributeError):
+            return self._return_fail("XML_FORMAT_ERROR")
+        self.calls.append((request.path, params))
+        sign_type = params.get("sign_type") or "MD5"
+        if sign_type not in ("MD5", "HMAC-SHA256"):
+            return self._return_fail("签名类型错误")
+        if params.get("sign") != wx_sign(params, self.key, sign_type):
+            return self._return_fail("签名错误")
+        if params.get("appid") != self.appid or params.get("mch_id") != self.mch_id:
+            return self._error(sign_type, "APPID_MCHID_NOT_MATCH")
+        queue = self.failures.get(request.path)
+        if queue:
+            mode = queue.popleft()
+            if mode == HTTP_500:
+                return web.Response(status=500, text="<html>500 Internal Server Error</html>", content_type="text/html")
+            if mode == RETURN_FAIL:
+                return self._return_fail("系统繁忙,请稍后再试")
+            if mode == BAD_SIGN:
+                return self._answer(sign_type, {"result_code": "SUCCESS", "prepay_id": "wx_forged",
+                                                "trade_type": "JSAPI", "trade_state": "SUCCESS"}, bad_sign=True)
+            return self._error(sign_type, mode)
+        if request.path == UNIFIED_ORDER:
+            return self._unified_order(params, sign_type)
+        if request.path == ORDER_QUERY:
+            return self._order_query(params, sign_type)
+        return self._close_order(params, sign_type)
+
+    def _unified_order(self, params: dict[str, str], sign_type: str) -> web.Response:
+        missing = [name for name in UNIFIED_REQUIRED if not params.get(name)]
+        if params.get("trade_type") == "JSAPI" and not params.get("openid"):
+            missing.append("openid")
+        if missing or not params["total_fee"].isdigit() or len(params["out_trade_no"]) > 32:
+            return self._error(sign_type, "LACK_PARAMS" if missing else "INVALID_REQUEST")
+        existing = self.orders.get(params["out_trade_no"])
+        if existing is not None:
+            if existing.state == "SUCCESS":
+                return self._error(sign_type, "ORDERPAID")
+            if existing.state == "CLOSED":
+                return self._error(sign_type, "ORDERCLOSED")
+            if any(existing.params.get(n) != params.get(n) for n in SAME_PARAMS):
+                return self._error(sign_type, "INVALID_REQUEST")
+            existing.prepays += 1
+            prepay_id = existing.prepay_id
+        else:
+            prepay_id = "wx" + dt.datetime.now(BEIJING).strftime("%d%H%M%S") + secrets.token_hex(13)
+            self.orders[params["out_trade_no"]] = PayOrder(params["out_trade_no"], params, prepay_id, sign_type)
+        return self._answer(sign_type, {"result_code": "SUCCESS", "trade_type": "JSAPI", "prepay_id": prepay_id})
+
+    def _paid_fields(self, order: PayOrder) -> dict[str, str]:
+        return {
+            "openid": order.params.get("openid", ""),
+            "is_subscribe": "Y",
+            "trade_type": "JSAPI",
+            "bank_type": "OTHERS",
+            "total_fee": order.params["total_fee"],
+            "fee_type": "CNY",
+            "cash_fee": order.params["total_fee"],
+            "transaction_id": order.transaction_id,
+            "out_trade_no": order.out_trade_no,
+            "time_end": order.time_end,
+        }
+
+    def _order_query(self, params: dict[str, str], sign_type: str) -> web.Response:
+        order = self.orders.get(params.get("out_trade_no", ""))
+        if order is None:
+            return self._error(sign_type, "ORDERNOTEXIST")
+        fields = {"result_code": "SUCCESS", "out_trade_no": order.out_trade_no, "trade_state": order.state,
+                  "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭"}[order.state]}
+        if order.state == "SUCCESS":
+            fields.update(self._paid_fields(order))
+        return self._answer(sign_type, fields)
+
+    def _close_order(self, params: dict[str, str], sign_type: str) -> web.Response:
+        order = self.orders.get(params.get("out_trade_no", ""))
+        if order is None:
+            return self._error(sign_type, "ORDERNOTEXIST")
+        if order.state == "SUCCESS":
+            return self._error(sign_type, "ORDERPAID")
+        if order.state == "CLOSED":
+            return self._error(sign_type, "ORDERCLOSED")
+        order.state = "CLOSED"
+        return self._answer(sign_type, {"result_code": "SUCCESS"})
+
+    # -- what the payer and WeChat do ----------------------------------------------------------
+
+    def pay(self, out_trade_no: str) -> PayOrder:
+        """The payer confirms the payment in WeChat (no notification is sent by this alone)."""
+        order = self.orders[out_trade_no]
+        assert order.state == "NOTPAY", order.state
+        order.state = "SUCCESS"
+        order.transaction_id = "4200" + dt.datetime.now(BEIJING).strftime("%Y%m%d") + secrets.token_hex(8)
+        order.time_end = dt.datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")
+        return order
+
+    def notification(self, out_trade_no: str, /, *, key: str | None = None, **overrides: str) -> bytes:
+        """The signed notification of a paid order (the field set of §3.4); overrides are signed too."""
+        order = self.orders[out_trade_no]
+        fields = {
+            "appid": self.appid,
+            "mch_id": self.mch_id,
+            "nonce_str": secrets.token_hex(16),
+            "result_code": "SUCCESS",
+            "return_code": "SUCCESS",
+            **self._paid_fields(order),
+            **overrides,
+        }
+        if order.sign_type != "MD5":
+            fields["sign_type"] = order.sign_type
+        fields["sign"] = wx_sign(fields, key or self.key, fields.get("sign_type", "MD5"))
+        return to_xml(fields).encode()
+
+    async def notify(self, client: typing.Any, out_trade_no: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+        """POST the notification to the notify_url of the order (on the test server) as WeChat does:
+        text/xml, no token. The HTTP status and the parsed XML answer."""
+        order = self.orders[out_trade_no]
+        path = urlsplit(order.params["notify_url"]).path
+        resp = await client.post(
+            path, data=body if body is not None else self.notification(out_trade_no),
+            headers={"Content-Type": "text/xml", "User-Agent": "Mozilla/4.0"},
+        )
+        text = await resp.text()
+        assert resp.content_type == "text/xml", text
+        return resp.status, parse(text.encode())
+
+
+async def serve(aiohttp_server: typing.Any, fake: FakeWeChatPay) -> FakeWeChatPay:
+    """Start the fake on 127.0.0.1 and set its `base_url` (for the `wechatpay_api_url` setting)."""
+    server = await aiohttp_server(fake.make_app())
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def settings_for(fake: FakeWeChatPay, **overrides: typing.Any) -> dict[str, typing.Any]:
+    """Settings of an app that pays through the fake (the notify URL's path is the real endpoint)."""
+    return {
+        "wechatpay_mch_id": fake.mch_id,
+        "wechatpay_api_key": fake.key,
+        "wechatpay_api_url": fake.base_url,
+        "wechatpay_notify_url": "https://club.example.com/api/v1/pay/notify",
+        **overrides,
+    }

@@ -1,0 +1,77 @@
+"""Helpers of the realtime tests: join rooms and read frames through real websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+
+import aiohttp
+
+from jiandong import encoding
+
+# Fast viewer counts, so tests wait tenths of a second rather than seconds.
+FAST = {"chat_online_interval": 0.1, "chat_presence_ttl": 1.0, "chat_history_interval": 0.1}
+# The writer of such an app never gets a round in during a test: only a shutdown or another app writes.
+IDLE_WRITER = {**FAST, "chat_history_interval": 3600.0}
+WAIT = 10.0
+
+
+async def frame(ws: aiohttp.ClientWebSocketResponse, *, skip: typing.Iterable[str] = ("OnLine",)) -> dict[str, typing.Any]:
+    """The next JSON frame, passing over viewer counts (by default) and heartbeats."""
+    skipped = set(skip)
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), WAIT)
+        assert msg.type is aiohttp.WSMsgType.TEXT, msg
+        if msg.data == "@heart":
+            continue
+        data = encoding.loads(msg.data)
+        if data.get("type") not in skipped:
+            return data
+
+
+async def frame_of(ws: aiohttp.ClientWebSocketResponse, kind: str, **match: typing.Any) -> dict[str, typing.Any]:
+    """The next frame of a type (and field values), passing over any other."""
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), WAIT)
+        assert msg.type is aiohttp.WSMsgType.TEXT, msg
+        if msg.data == "@heart":
+            continue
+        data = encoding.loads(msg.data)
+        if data.get("type") == kind and all(data.get(k) == v for k, v in match.items()):
+            return data
+
+
+async def join(client: typing.Any, room_id: int | None, token: str = "", *, by_query: bool = False) -> tuple[
+    aiohttp.ClientWebSocketResponse, str
+]:
+    """A connection in a room (by LOGIN, or by ?room_id=), and its uuid from its own LOGIN echo."""
+    if by_query:
+        ws = await client.ws_connect(f"/ws?room_id={room_id}")
+    else:
+        ws = await client.ws_connect("/ws")
+        await ws.send_str(encoding.dumps_str({"type": "LOGIN", "room_id": str(room_id), "token": token}))
+    echo = await frame_of(ws, "LOGIN", myself=True)
+    return ws, echo["uuid"]
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, **fields: typing.Any) -> None:
+    await ws.send_str(encoding.dumps_str(fields))
+
+
+async def rows_eventually(sql: typing.Any, count: int, query: str = "SELECT * FROM chat_messages ORDER BY id") -> list[
+    dict[str, typing.Any]
+]:
+    """The rows of `query` once there are `count` of them (the batch writer runs on its own clock)."""
+    for _ in range(200):
+        rows = sql(query)
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} rows, got {len(rows)}")
+
+
+async def send_and_ack(ws: aiohttp.ClientWebSocketResponse, token: str, room_id: int, *contents: str) -> None:
+    """SEND_ALL each content and wait for its acknowledgement (the sender's own echo)."""
+    for content in contents:
+        await send(ws, type="SEND_ALL", room_id=room_id, content=content, token=token)
+        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == content

@@ -1,0 +1,143 @@
+"""Reconciling live_status with Aliyun Live's online list: against the fake OpenAPI, with DB and room checks."""
+
+import asyncio
+import json
+
+import pytest
+
+from jiandong.integrations.aliyun import AliyunError
+from jiandong.keys import live_status_task_key
+from jiandong.tasks.live_status import reconcile
+from tests.fakes.aliyun_live import FakeAliyunLive
+from tests.realtime_helpers import WAIT
+
+LONG_AGO = "2024-01-01 10:00:00+08"
+
+
+@pytest.fixture
+async def fake_live(aiohttp_server):
+    fake = FakeAliyunLive()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("/"))
+    return fake
+
+
+def aliyun_settings(fake: FakeAliyunLive, **extra) -> dict:
+    # No background poll unless a test asks for one: the others poll by calling reconcile.
+    return {
+        "aliyun_access_key_id": fake.access_key_id,
+        "aliyun_access_key_secret": fake.access_key_secret,
+        "aliyun_live_url": fake.url,
+        "aliyun_live_domain": fake.domain,
+        "live_poll_interval": 3600,
+        "counter_flush_interval": 3600,
+        **extra,
+    }
+
+
+def add_stream(sql, stream: str, live_status: int, changed_at: str | None = LONG_AGO, app_name: str = "live") -> int:
+    return sql(
+        "INSERT INTO lives (title, stream_name, app_name, live_status, live_changed_at, play_rtmp, plug_flow)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'rtmp://push.example.com/x?auth_key=SECRET') RETURNING id",
+        f"直播 {stream}", stream, app_name, live_status, changed_at, f"rtmp://play.example.com/live/{stream}",
+    )[0]["id"]
+
+
+def statuses(sql) -> dict[str, int]:
+    return {r["stream_name"]: r["live_status"] for r in sql("SELECT stream_name, live_status FROM lives")}
+
+
+@pytest.fixture
+def rooms(redis_sync, settings):
+    """A subscription to every room channel; `read()` gives the frames that arrived, by room id."""
+    pubsub = redis_sync.pubsub()
+    pubsub.psubscribe(f"{settings.redis_prefix}room:*")
+    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+
+    def read() -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        while (message := pubsub.get_message(timeout=0.2)) is not None:
+            frame = json.loads(message["data"])
+            assert frame["type"] == "LIVE_STATUS"
+            found.setdefault(frame["room_id"], []).append(frame["live_status"])
+        return found
+
+    yield read
+    pubsub.close()
+
+
+async def test_online_streams_go_live_and_absent_ones_end(make_client, fake_live, sql, rooms):
+    client = await make_client(**aliyun_settings(fake_live))
+    upcoming = add_stream(sql, "s1", 0)
+    vanished = add_stream(sql, "s2", 1)
+    restarted = add_stream(sql, "s3", 2)
+    just_started = add_stream(sql, "s4", 1, changed_at=None)
+    sql("UPDATE lives SET live_changed_at = now() WHERE id = %s", just_started)
+    add_stream(sql, "s5", 0)
+    fake_live.streams = [("live", "s1"), ("live", "s3"), ("live", "stranger")]
+
+    assert await reconcile(client.app) == {"s1": 1, "s2": 2, "s3": 1}
+    # s4 changed moments ago (its stream may not be listed yet); s5 is neither live nor listed.
+    assert statuses(sql) == {"s1": 1, "s2": 2, "s3": 1, "s4": 1, "s5": 0}
+    assert rooms() == {upcoming: [1], vanished: [2], restarted: [1]}
+    (call,) = fake_live.calls("DescribeLiveStreamsOnlineList")
+    assert call["DomainName"] == fake_live.domain and call["Version"] == "2016-11-01"
+    assert call["PageNum"] == "1" and "AppName" not in call
+
+    # Nothing new: nothing changes, nothing is pushed.
+    assert await reconcile(client.app) == {}
+    assert rooms() == {}
+
+
+async def test_failed_call_changes_nothing(make_client, fake_live, sql, rooms):
+    client = await make_client(**aliyun_settings(fake_live))
+    add_stream(sql, "s1", 1)
+    add_stream(sql, "s2", 0)
+    fake_live.streams = [("live", "s2")]
+    for fail in ("code", "status"):
+        fake_live.fail_code, fake_live.http_status = ("Throttling", None) if fail == "code" else (None, 500)
+        with pytest.raises(AliyunError):
+            await reconcile(client.app)
+    # An outage must not end every stream.
+    assert statuses(sql) == {"s1": 1, "s2": 0}
+    assert rooms() == {}
+
+
+async def test_every_page_of_the_online_list_is_read(make_client, fake_live, sql):
+    client = await make_client(**aliyun_settings(fake_live))
+    fake_live.max_page_size = 2
+    fake_live.streams = [("live", f"s{i}") for i in range(1, 6)]
+    for i in range(1, 6):
+        add_stream(sql, f"s{i}", 0)
+    assert await reconcile(client.app) == {f"s{i}": 1 for i in range(1, 6)}
+    assert [c["PageNum"] for c in fake_live.calls("DescribeLiveStreamsOnlineList")] == ["1", "2", "3"]
+
+
+async def test_app_name_limits_the_tracked_lives(make_client, fake_live, sql):
+    client = await make_client(**aliyun_settings(fake_live, aliyun_live_app_name="club"))
+    add_stream(sql, "ours", 0, app_name="club")
+    add_stream(sql, "gone", 1, app_name="club")
+    add_stream(sql, "elsewhere", 1, app_name="other")
+    fake_live.streams = [("club", "ours"), ("other", "elsewhere")]
+    assert await reconcile(client.app) == {"ours": 1, "gone": 2}
+    assert statuses(sql) == {"ours": 1, "gone": 2, "elsewhere": 1}
+    assert fake_live.calls("DescribeLiveStreamsOnlineList")[0]["AppName"] == "club"
+
+
+async def test_the_background_poll_runs_under_a_lease(make_client, fake_live, sql, redis_sync, settings):
+    client = await make_client(**aliyun_settings(fake_live, live_poll_interval=0.05))
+    live_id = add_stream(sql, "s1", 0)
+    fake_live.streams = [("live", "s1")]
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while sql("SELECT live_status FROM lives WHERE id = %s", live_id)[0]["live_status"] != 1:
+        assert asyncio.get_running_loop().time() < deadline, "the poll never ran"
+        await asyncio.sleep(0.05)
+    assert redis_sync.get(f"{settings.redis_prefix}lease:live_status")
+    assert not client.app[live_status_task_key].done()
+
+
+async def test_no_poll_without_aliyun_live(client, sql):
+    add_stream(sql, "s1", 1)
+    assert client.app[live_status_task_key] is None
+    assert await reconcile(client.app) == {}
+    assert statuses(sql) == {"s1": 1}

@@ -1,0 +1,181 @@
+"""Order upkeep: unpaid orders time out (closed at WeChat Pay), lost notifications are found by orderquery."""
+
+import asyncio
+
+import pytest
+
+from jiandong.cache import rkey
+from jiandong.services import orders
+from jiandong.tasks.orders import order_round
+from tests import test_orders as shared
+from tests.fakes import wechat as fake_wechat
+from tests.fakes import wechatpay as fake_pay
+from tests.fakes.wechatpay import CLOSE_ORDER, ORDER_QUERY
+from tests.test_orders import (
+    PRE_ORDER,
+    add_product,
+    call,
+    commit,
+    dev_buyer,
+    order_row,
+    stock,
+    wx_buyer,
+)
+
+# The merchant fixtures of test_orders, visible to pytest here.
+wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
+
+# Only a bound on how long a test waits for the background loop, not a speed check.
+WAIT = 15.0
+
+
+async def wait_for(predicate, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def order_with_prepay(client, token, product) -> dict:
+    order = await commit(client, token, product)
+    status, body = await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    assert status == 200, body
+    return order
+
+
+def age(sql, order_id: int, minutes: int) -> None:
+    sql("UPDATE orders SET create_time = now() - make_interval(mins => %s) WHERE id = %s", minutes, order_id)
+
+
+async def test_background_loop_times_out_and_reconciles(make_client, wechat, wxpay, sql, redis_sync, settings):
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
+                               reconcile_interval=0.05)
+    products = [add_product(sql, title=f"业务{i}") for i in range(4)]
+    token = await wx_buyer(client, wechat, sql)
+    paid = await order_with_prepay(client, token, products[0])
+    expired = await order_with_prepay(client, token, products[1])
+    expired_without_prepay = await commit(client, token, products[2])
+    fresh = await order_with_prepay(client, token, products[3])
+    wxpay.pay(paid["order_no"])  # paid, but the notification never arrives
+    for order in (paid, expired, expired_without_prepay):
+        age(sql, order["id"], 31)
+
+    def done() -> bool:
+        rows = {r["id"]: r["status"] for r in sql("SELECT id, status FROM orders")}
+        return rows[paid["id"]] == 1 and rows[expired["id"]] == 2 and rows[expired_without_prepay["id"]] == 2
+
+    await wait_for(done, "the upkeep loop")
+    assert order_row(sql, fresh["id"])["status"] == 0
+    # The unpaid order with a prepay is closed at WeChat; the one without was never there.
+    assert wxpay.orders[expired["order_no"]].state == "CLOSED"
+    closed = [params["out_trade_no"] for path, params in wxpay.calls if path == CLOSE_ORDER]
+    assert closed == [expired["order_no"]]
+    assert [stock(sql, p) for p in products] == [9, 10, 10, 9]
+    assert order_row(sql, expired["id"])["closed_at"] is not None
+    # The paid one: applied exactly like a notification, from the orderquery answer.
+    row = order_row(sql, paid["id"])
+    assert row["transaction_id"] == wxpay.orders[paid["order_no"]].transaction_id and row["pay_amount"] == 19900
+    assert sql("SELECT order_id, source, outcome FROM payment_notifications") == [
+        {"order_id": paid["id"], "source": "orderquery", "outcome": "paid"}]
+    assert len(sql("SELECT id FROM member_extensions")) == 1
+    info = (await call(client, "GET", "/api/v1/user/info", token))[1]
+    assert info["member_status"] == 1
+    # The loop ran under the lease.
+    assert redis_sync.get(rkey(settings, "lease", "orders"))
+
+
+@pytest.fixture
+async def app(pay_client):
+    # The pay_client's loop runs only every 60 s: the tests run rounds themselves.
+    return pay_client.server.app
+
+
+async def test_a_paid_order_is_found_by_reconciliation(pay_client, app, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    unpaid = await order_with_prepay(pay_client, token, add_product(sql, title="另一个"))
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 0
+    wxpay.pay(order["order_no"])
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 1 and order_row(sql, unpaid["id"])["status"] == 0
+    assert len(sql("SELECT id FROM member_extensions")) == 1
+    queries = wxpay.count(ORDER_QUERY)
+    # A later notification is a duplicate; a later round no longer asks about the paid order.
+    assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    await order_round(app)
+    assert wxpay.count(ORDER_QUERY) == queries + 1
+    assert [p["out_trade_no"] for path, p in wxpay.calls if path == ORDER_QUERY][-1] == unpaid["order_no"]
+    assert len(sql("SELECT id FROM member_extensions")) == 1
+
+
+async def test_reconciliation_and_a_notification_at_once_apply_once(pay_client, app, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    wxpay.pay(order["order_no"])
+    results = await asyncio.gather(
+        wxpay.notify(pay_client, order["order_no"]), orders.reconcile_order(app, order["order_no"]),
+        order_round(app), wxpay.notify(pay_client, order["order_no"]),
+    )
+    assert results[0][1]["return_code"] == results[3][1]["return_code"] == "SUCCESS"
+    assert len(sql("SELECT id FROM member_extensions")) == 1
+    assert [r["outcome"] for r in sql("SELECT outcome FROM payment_notifications")].count("paid") == 1
+
+
+async def test_reconciliation_survives_a_failing_query(pay_client, app, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    first = await order_with_prepay(pay_client, token, add_product(sql))
+    second = await order_with_prepay(pay_client, token, add_product(sql, title="另一个"))
+    wxpay.pay(first["order_no"])
+    wxpay.pay(second["order_no"])
+    wxpay.fail(ORDER_QUERY, fake_pay.HTTP_500)
+    await order_round(app)
+    assert order_row(sql, first["id"])["status"] == 0 and order_row(sql, second["id"])["status"] == 1
+    wxpay.fail(ORDER_QUERY, fake_pay.BAD_SIGN)
+    await order_round(app)
+    assert order_row(sql, first["id"])["status"] == 0
+    await order_round(app)
+    assert order_row(sql, first["id"])["status"] == 1
+
+
+async def test_expiry_waits_for_wechat_to_close(pay_client, app, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    product = add_product(sql)
+    order = await order_with_prepay(pay_client, token, product)
+    age(sql, order["id"], 29)
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 0 and wxpay.count(CLOSE_ORDER) == 0
+    age(sql, order["id"], 31)
+    wxpay.fail(CLOSE_ORDER, "SYSTEMERROR")
+    await order_round(app)
+    # Not closed at WeChat, so not timed out here: it could still be paid.
+    assert order_row(sql, order["id"])["status"] == 0 and stock(sql, product) == 9
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 2 and stock(sql, product) == 10
+    assert wxpay.orders[order["order_no"]].state == "CLOSED"
+    # Timed out for good: it can no longer be paid or cancelled.
+    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert (status, body["error_code"]) == (409, 60005)
+
+
+async def test_expiry_of_an_order_paid_at_the_last_moment(pay_client, app, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    product = add_product(sql)
+    order = await order_with_prepay(pay_client, token, product)
+    age(sql, order["id"], 31)
+    wxpay.pay(order["order_no"])
+    # The query in the same round fails, so the expiry meets the paid order first: closeorder says ORDERPAID.
+    wxpay.fail(ORDER_QUERY, "SYSTEMERROR")
+    await order_round(app)
+    row = order_row(sql, order["id"])
+    assert row["status"] == 1 and stock(sql, product) == 9
+    assert wxpay.count(CLOSE_ORDER) == 1 and len(sql("SELECT id FROM member_extensions")) == 1
+
+
+async def test_expiry_with_dev_payments(client, sql):
+    token = await dev_buyer(client, sql)
+    product = add_product(sql)
+    order = await order_with_prepay(client, token, product)
+    age(sql, order["id"], 31)
+    await order_round(client.server.app)
+    assert order_row(sql, order["id"])["status"] == 2 and stock(sql, product) == 10

@@ -1,0 +1,452 @@
+"""Endpoints 14 and 15 (pay/pre_order, pay/notify) against the fake WeChat Pay, and dev payments."""
+
+import asyncio
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+import pytest
+from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
+
+from jiandong.integrations.wechat import dev_openid
+from tests import test_orders as shared
+from tests.fakes import wechat as fake_wechat
+from tests.fakes import wechatpay as fake_pay
+from tests.fakes.wechatpay import UNIFIED_ORDER, to_xml, wx_sign
+from tests.test_orders import (
+    BY_USER,
+    PRE_ORDER,
+    add_product,
+    call,
+    commit,
+    dev_buyer,
+    order_row,
+    stock,
+    wx_buyer,
+)
+
+# The merchant fixtures of test_orders, visible to pytest here.
+wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
+
+NOTIFY = "/api/v1/pay/notify"
+DEV_COMPLETE = "/api/v1/pay/dev/complete"
+BEIJING = ZoneInfo("Asia/Shanghai")
+JSAPI_KEYS = {"appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"}
+
+
+async def start_payment(client, wechat, sql, name: str = "alice", **product: object):
+    """A buyer, a product and an order with a prepay id: (token, product id, order, JSAPI params)."""
+    product_id = add_product(sql, **product)
+    token = await wx_buyer(client, wechat, sql, name)
+    order = await commit(client, token, product_id)
+    status, params = await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    assert status == 200, params
+    return token, product_id, order, params
+
+
+def membership(sql, openid: str = "o-alice"):
+    return sql("SELECT member_status, member_expire_time FROM users WHERE openid = %s", openid)[0]
+
+
+def extensions(sql):
+    return sql("SELECT order_id, user_id, valid_from, valid_until, valid_until = valid_from + interval '1 year'"
+               " AS one_year FROM member_extensions ORDER BY id")
+
+
+def notifications(sql):
+    return sql("SELECT order_id, out_trade_no, source, outcome FROM payment_notifications ORDER BY id")
+
+
+# -- the whole flow -----------------------------------------------------------------------------
+
+async def test_full_flow_commit_pre_order_notify(pay_client, wechat, wxpay, sql, settings):
+    """commit -> pre_order -> notify -> user/info shows the membership -> order/by_user shows it paid."""
+    token, product, order, params = await start_payment(pay_client, wechat, sql)
+    order_no = order["order_no"]
+
+    # pre_order: the JSAPI parameters, signed like wechatpy signs them.
+    assert set(params) == JSAPI_KEYS
+    assert params["appId"] == wxpay.appid and params["timestamp"] == params["timeStamp"]
+    assert params["signType"] == "MD5" and len(params["nonceStr"]) == 32
+    fake_order = wxpay.orders[order_no]
+    assert params["package"] == f"prepay_id={fake_order.prepay_id}"
+    signed = {k: params[k] for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
+    assert params["paySign"] == calculate_signature(signed, wxpay.key)
+    # What unifiedorder was asked.
+    [(_, sent)] = [c for c in wxpay.calls if c[0] == UNIFIED_ORDER]
+    row = order_row(sql, order["id"])
+    assert sent["trade_type"] == "JSAPI" and sent["openid"] == "o-alice" and sent["total_fee"] == "19900"
+    assert sent["out_trade_no"] == order_no and sent["sign_type"] == "MD5" and sent["body"] == "建东体育年度会员"
+    assert sent["notify_url"] == "https://club.example.com/api/v1/pay/notify"
+    assert sent["spbill_create_ip"] == "127.0.0.1"
+    expires = row["create_time"] + dt.timedelta(minutes=30)
+    assert sent["time_start"] == row["create_time"].astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+    assert sent["time_expire"] == expires.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+    assert row["prepay_id"] == fake_order.prepay_id and row["prepay_expires_at"] > row["create_time"]
+
+    # The payer pays; WeChat notifies.
+    wxpay.pay(order_no)
+    status, answer = await wxpay.notify(pay_client, order_no)
+    assert (status, answer) == (200, {"return_code": "SUCCESS", "return_msg": "OK"})
+
+    [ext] = extensions(sql)
+    assert ext["order_id"] == order["id"] and ext["one_year"]
+    user = membership(sql)
+    assert user["member_status"] == 1 and user["member_expire_time"] == ext["valid_until"]
+    status, info = await call(pay_client, "GET", "/api/v1/user/info", token)
+    assert status == 200 and info["member_status"] == 1 and info["is_member"] == 1
+    assert info["member_expire_time"] == ext["valid_until"].astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    status, page = await call(pay_client, "GET", BY_USER, token)
+    [listed] = page["data"]
+    time_end = dt.datetime.strptime(fake_order.time_end, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
+    assert listed["status"] == 1 and listed["pay_amount"] == "199.00" and listed["pay_way"] == "微信支付"
+    assert listed["pay_time"] == time_end.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+    row = order_row(sql, order["id"])
+    assert row["transaction_id"] == fake_order.transaction_id and row["pay_time"] == time_end
+    assert notifications(sql) == [{"order_id": order["id"], "out_trade_no": order_no, "source": "notify",
+                                   "outcome": "paid"}]
+    assert stock(sql, product) == 9
+    # A paid order cannot be paid again.
+    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert (status, body) == (409, {"msg": "订单已经支付过", "error_code": 60001, "request_url": PRE_ORDER})
+
+
+async def test_hmac_sha256_end_to_end(make_client, wechat, wxpay, sql):
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
+                               pay_sign_type="HMAC-SHA256")
+    _, _, order, params = await start_payment(client, wechat, sql)
+    assert params["signType"] == "HMAC-SHA256"
+    signed = {k: params[k] for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
+    assert params["paySign"] == calculate_signature_hmac(signed, wxpay.key)
+    assert wxpay.calls[-1][1]["sign_type"] == "HMAC-SHA256"
+    wxpay.pay(order["order_no"])
+    assert (await wxpay.notify(client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    assert order_row(sql, order["id"])["status"] == 1 and len(extensions(sql)) == 1
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+async def test_hundred_concurrent_identical_notifications(pay_client, wechat, wxpay, sql):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    body = wxpay.notification(order["order_no"])
+    results = await asyncio.gather(*(wxpay.notify(pay_client, order["order_no"], body) for _ in range(100)))
+    assert results == [(200, {"return_code": "SUCCESS", "return_msg": "OK"})] * 100
+    assert order_row(sql, order["id"])["status"] == 1
+    [ext] = extensions(sql)
+    assert ext["one_year"] and membership(sql)["member_expire_time"] == ext["valid_until"]
+    outcomes = [n["outcome"] for n in notifications(sql)]
+    assert outcomes.count("paid") == 1 and outcomes.count("duplicate") == 99
+
+
+async def test_a_later_duplicate_changes_nothing(pay_client, wechat, wxpay, sql):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    before = (order_row(sql, order["id"]), membership(sql), extensions(sql))
+    # WeChat's retry carries a new nonce and so a new signature.
+    assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    assert (order_row(sql, order["id"]), membership(sql), extensions(sql)) == before
+
+
+def _assert_nothing_changed(sql, order, product):
+    row = order_row(sql, order["id"])
+    assert (row["status"], row["transaction_id"], row["pay_time"], row["pay_amount"]) == (0, None, None, 0)
+    assert extensions(sql) == [] and membership(sql) == {"member_status": 0, "member_expire_time": None}
+    assert stock(sql, product) == 9
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        ({"key": "another-merchant-key-0123456789ab"}, "rejected: bad signature"),
+        ({"total_fee": "1", "cash_fee": "1"}, "rejected: total_fee 1 is not the order's 19900"),
+        ({"appid": "wx0ther0000000000"}, "rejected: appid is not ours"),
+        ({"mch_id": "1999999999"}, "rejected: mch_id is not ours"),
+        ({"result_code": "FAIL", "err_code": "NOTENOUGH"}, "rejected: result_code is not SUCCESS"),
+        ({"out_trade_no": "20990101000000FFFFFFFFFFFFFFFF"}, "rejected: unknown order"),
+        ({"fee_type": "USD"}, "rejected: fee_type is not CNY"),
+        ({"return_code": "FAIL"}, "rejected: return_code is not SUCCESS"),
+    ],
+)
+async def test_notifications_failing_verification_are_refused(pay_client, wechat, wxpay, sql, tamper, reason):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    body = wxpay.notification(order["order_no"], **tamper)
+    status, answer = await wxpay.notify(pay_client, order["order_no"], body)
+    assert status == 200 and answer["return_code"] == "FAIL" and answer["return_msg"] == reason.split(": ", 1)[1]
+    _assert_nothing_changed(sql, order, product)
+    [recorded] = sql("SELECT outcome, raw, source FROM payment_notifications")
+    assert recorded["outcome"] == reason and recorded["source"] == "notify"
+    assert recorded["raw"] == body.decode()
+
+
+async def test_an_unsigned_or_altered_notification_is_refused(pay_client, wechat, wxpay, sql):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    genuine = wxpay.notification(order["order_no"]).decode()
+    altered = genuine.replace("<total_fee>19900</total_fee>", "<total_fee>1</total_fee>")
+    unsigned = genuine[: genuine.index("<sign>")] + "</xml>"
+    for body in (altered, unsigned):
+        _, answer = await wxpay.notify(pay_client, order["order_no"], body.encode())
+        assert answer == {"return_code": "FAIL", "return_msg": "bad signature"}
+    _assert_nothing_changed(sql, order, product)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{\"return_code\": \"SUCCESS\"}",
+        b"<xml><return_code>SUCCESS</return_code><return_code>FAIL</return_code></xml>",
+        (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+         b"<xml><return_code>&e;</return_code></xml>"),
+        b"<xml>" + b"<a>x</a>" * 20000 + b"</xml>",
+    ],
+)
+async def test_malformed_notifications_are_refused(pay_client, wechat, wxpay, sql, body):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    resp = await pay_client.post(NOTIFY, data=body, headers={"Content-Type": "text/xml"})
+    assert resp.status == 200 and resp.content_type == "text/xml"
+    answer = fake_pay.parse((await resp.text()).encode())
+    assert answer["return_code"] == "FAIL" and answer["return_msg"].startswith("malformed XML")
+    _assert_nothing_changed(sql, order, product)
+    [recorded] = sql("SELECT outcome, length(raw) AS size FROM payment_notifications")
+    assert recorded["outcome"].startswith("rejected: malformed XML") and recorded["size"] <= 8192
+
+
+async def test_a_payment_for_an_order_ended_meanwhile_is_not_lost(pay_client, wechat, wxpay, sql, caplog):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    # The order had been timed out here (its stock given back) before the notification came.
+    sql("UPDATE orders SET status = 2, closed_at = now() WHERE id = %s", order["id"])
+    sql("UPDATE businesses SET amount = amount + 1 WHERE id = %s", product)
+    with caplog.at_level(logging.ERROR, logger="jiandong"):
+        status, answer = await wxpay.notify(pay_client, order["order_no"])
+    assert (status, answer["return_code"]) == (200, "SUCCESS")
+    assert order_row(sql, order["id"])["status"] == 1 and len(extensions(sql)) == 1
+    assert stock(sql, product) == 9
+    assert notifications(sql)[0]["outcome"] == "paid: order had status 2"
+    assert any("PAYMENT FOR AN ENDED ORDER" in r.getMessage() for r in caplog.records)
+
+
+async def test_renewal_extends_from_the_current_expiry(pay_client, wechat, wxpay, sql):
+    await wx_buyer(pay_client, wechat, sql)
+    current = sql("UPDATE users SET member_status = 1, member_expire_time = now() + interval '100 days'"
+                  " RETURNING member_expire_time")[0]["member_expire_time"]
+    _, _, order, _ = await start_payment(pay_client, wechat, sql, valid_time=2)
+    wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    [ext] = sql("SELECT valid_from, valid_until, valid_until = valid_from + interval '2 years' AS two_years"
+                " FROM member_extensions")
+    assert ext["valid_from"] == current and ext["two_years"]
+    assert membership(sql) == {"member_status": 1, "member_expire_time": ext["valid_until"]}
+
+
+async def test_an_expired_member_renews_from_now(pay_client, wechat, wxpay, sql):
+    await wx_buyer(pay_client, wechat, sql)
+    sql("UPDATE users SET member_status = 1, member_expire_time = now() - interval '30 days'")
+    token, _, order, _ = await start_payment(pay_client, wechat, sql)
+    assert (await call(pay_client, "GET", "/api/v1/user/info", token))[1]["member_status"] == 3
+    wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    [ext] = sql("SELECT valid_from > now() - interval '1 hour' AS from_now, valid_until = valid_from +"
+                " interval '1 year' AS one_year FROM member_extensions")
+    assert ext == {"from_now": True, "one_year": True}
+    assert (await call(pay_client, "GET", "/api/v1/user/info", token))[1]["member_status"] == 1
+
+
+async def test_two_orders_of_one_user_paid_at_once_add_up(pay_client, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    first = await commit(pay_client, token, add_product(sql))
+    second = await commit(pay_client, token, add_product(sql, title="第二份"))
+    for order in (first, second):
+        assert (await call(pay_client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+        wxpay.pay(order["order_no"])
+    await asyncio.gather(wxpay.notify(pay_client, first["order_no"]), wxpay.notify(pay_client, second["order_no"]))
+    rows = sql("SELECT valid_from, valid_until FROM member_extensions ORDER BY valid_from")
+    assert len(rows) == 2 and rows[1]["valid_from"] == rows[0]["valid_until"]
+    assert membership(sql)["member_expire_time"] == rows[1]["valid_until"]
+
+
+# -- pre_order ------------------------------------------------------------------------------------
+
+async def test_pre_order_reuses_a_valid_prepay(pay_client, wechat, wxpay, sql):
+    token, _, order, params = await start_payment(pay_client, wechat, sql)
+    again = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert again[0] == 200 and again[1]["package"] == params["package"]
+    assert again[1]["nonceStr"] != params["nonceStr"]
+    assert wxpay.count(UNIFIED_ORDER) == 1
+    # Close to its two hours, the prepay id is asked for again (WeChat answers the same one).
+    sql("UPDATE orders SET prepay_expires_at = now() + interval '5 minutes'")
+    third = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert third[0] == 200 and third[1]["package"] == params["package"] and wxpay.count(UNIFIED_ORDER) == 2
+    assert order_row(sql, order["id"])["prepay_expires_at"] > order_row(sql, order["id"])["create_time"]
+
+
+async def test_concurrent_pre_orders_give_one_prepay(pay_client, wechat, wxpay, sql):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await commit(pay_client, token, add_product(sql))
+    results = await asyncio.gather(*(call(pay_client, "POST", PRE_ORDER, token, id=order["id"]) for _ in range(5)))
+    assert {status for status, _ in results} == {200}
+    assert len({body["package"] for _, body in results}) == 1
+    assert wxpay.orders[order["order_no"]].prepay_id == order_row(sql, order["id"])["prepay_id"]
+
+
+@pytest.mark.parametrize(
+    "mode, msg",
+    [
+        ("SYSTEMERROR", "微信支付下单失败: 系统错误"),
+        ("NOAUTH", "微信支付下单失败: 商户无此接口权限"),
+        (fake_pay.HTTP_500, "微信支付下单失败: 微信支付服务异常 (HTTP 500)"),
+        (fake_pay.BAD_SIGN, "微信支付下单失败: 微信支付应答签名错误"),
+        (fake_pay.RETURN_FAIL, "微信支付下单失败: 系统繁忙,请稍后再试"),
+    ],
+)
+async def test_pre_order_wechat_errors(pay_client, wechat, wxpay, sql, mode, msg):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await commit(pay_client, token, add_product(sql))
+    wxpay.fail(UNIFIED_ORDER, mode)
+    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert (status, body) == (502, {"msg": msg, "error_code": 50000, "request_url": PRE_ORDER})
+    assert order_row(sql, order["id"])["prepay_id"] is None
+    # The next try goes through.
+    assert (await call(pay_client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+
+
+async def test_pre_order_wechat_unreachable(make_client, wechat, sql):
+    client = await make_client(**fake_wechat.settings_for(wechat), wechatpay_mch_id="1900000109",
+                               wechatpay_api_key="k" * 32, wechatpay_api_url="http://127.0.0.1:9")
+    token = await wx_buyer(client, wechat, sql)
+    order = await commit(client, token, add_product(sql))
+    status, body = await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    assert (status, body["error_code"], body["msg"]) == (502, 50000, "微信支付下单失败: 无法连接微信支付")
+
+
+async def test_pre_order_of_an_order_paid_at_wechat_applies_the_payment(pay_client, wechat, wxpay, sql):
+    token, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    sql("UPDATE orders SET prepay_expires_at = now()")  # so pre_order asks unifiedorder again: ORDERPAID
+    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    assert (status, body["error_code"]) == (409, 60001)
+    assert order_row(sql, order["id"])["status"] == 1 and len(extensions(sql)) == 1
+    assert notifications(sql)[0]["source"] == "orderquery"
+
+
+async def test_pre_order_refusals(pay_client, wechat, wxpay, sql):
+    product = add_product(sql, amount=100)
+    token = await wx_buyer(pay_client, wechat, sql)
+    other = await wx_buyer(pay_client, wechat, sql, "bob", phone="13900000000")
+    order = await commit(pay_client, token, product)
+
+    def expect(status, code, msg=None):
+        async def check(order_id, who=token):
+            got_status, body = await call(pay_client, "POST", PRE_ORDER, who, id=order_id)
+            assert (got_status, body["error_code"], body["request_url"]) == (status, code, PRE_ORDER), body
+            if msg:
+                assert body["msg"] == msg
+        return check
+
+    await expect(400, 99999)("")
+    await expect(404, 60000, "订单不存在")(order["id"] + 1000)
+    await expect(403, 10005, "订单与用户不匹配")(order["id"], other)
+    sql("UPDATE users SET member_status = 2 WHERE openid = 'o-alice'")
+    await expect(403, 10001)(order["id"])
+    sql("UPDATE users SET member_status = 0, is_disabled = true WHERE openid = 'o-alice'")
+    await expect(404, 10004)(order["id"])
+    sql("UPDATE users SET is_disabled = false WHERE openid = 'o-alice'")
+    sql("UPDATE orders SET create_time = now() - interval '31 minutes' WHERE id = %s", order["id"])
+    await expect(409, 60005, "订单已超时，请重新下单")(order["id"])
+    cancelled = await commit(pay_client, token, product)
+    await call(pay_client, "POST", "/api/v1/order/cancel", token, id=cancelled["id"])
+    await expect(409, 60005, "订单已关闭、取消或超时，不能支付")(cancelled["id"])
+    assert wxpay.count(UNIFIED_ORDER) == 0
+
+
+# -- dev payments ---------------------------------------------------------------------------------
+
+async def test_dev_payment_goes_through_the_notification_path(client, sql, caplog):
+    product = add_product(sql)
+    token = await dev_buyer(client, sql)
+    order = await commit(client, token, product)
+    status, body = await call(client, "POST", DEV_COMPLETE, token, id=order["id"])
+    assert (status, body["error_code"], body["msg"]) == (409, 60005, "请先调用 pay/pre_order 发起支付")
+    with caplog.at_level(logging.WARNING, logger="jiandong"):
+        status, params = await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    assert status == 200
+    assert set(params) == JSAPI_KEYS | {"dev", "dev_complete_url"}
+    assert params["dev"] == 1 and params["dev_complete_url"] == DEV_COMPLETE
+    assert params["package"].startswith("prepay_id=dev_") and params["timestamp"] == params["timeStamp"]
+    assert any("DEV PAYMENT" in r.getMessage() for r in caplog.records)
+
+    other = await dev_buyer(client, sql, "other", phone="13900000000")
+    status, body = await call(client, "POST", DEV_COMPLETE, other, id=order["id"])
+    assert (status, body["error_code"]) == (403, 10005)
+    status, body = await call(client, "POST", DEV_COMPLETE, token, id=order["id"] + 100)
+    assert (status, body["error_code"]) == (404, 60000)
+    status, body = await call(client, "POST", DEV_COMPLETE, token)
+    assert (status, body["error_code"]) == (400, 99999)
+
+    status, body = await call(client, "POST", DEV_COMPLETE, token, id=order["id"])
+    assert (status, body) == (200, {"msg": "success", "error_code": 0, "request_url": DEV_COMPLETE})
+    row = order_row(sql, order["id"])
+    assert row["status"] == 1 and row["pay_way"] == "开发模式支付" and row["transaction_id"].startswith("DEV")
+    assert row["pay_amount"] == 19900
+    assert notifications(sql) == [{"order_id": order["id"], "out_trade_no": order["order_no"], "source": "dev",
+                                   "outcome": "paid"}]
+    info = (await call(client, "GET", "/api/v1/user/info", token))[1]
+    assert info["member_status"] == 1 and info["member_expire_time"] != ""
+    status, body = await call(client, "POST", DEV_COMPLETE, token, id=order["id"])
+    assert (status, body["error_code"]) == (409, 60001)
+    assert len(extensions(sql)) == 1
+
+
+async def test_dev_payment_refused_to_disabled_accounts(client, sql):
+    token = await dev_buyer(client, sql)
+    order = await commit(client, token, add_product(sql))
+    await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    sql("UPDATE users SET member_status = 2")
+    assert (await call(client, "POST", DEV_COMPLETE, token, id=order["id"]))[0] == 403
+    sql("UPDATE users SET member_status = 0, is_disabled = true")
+    status, body = await call(client, "POST", DEV_COMPLETE, token, id=order["id"])
+    assert (status, body["error_code"]) == (404, 10004)
+    assert order_row(sql, order["id"])["status"] == 0
+
+
+async def test_dev_mode_refuses_forged_notifications(client, sql):
+    token = await dev_buyer(client, sql)
+    order = await commit(client, token, add_product(sql))
+    await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    fields = {"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": "wxdevpayments", "mch_id": "dev",
+              "out_trade_no": order["order_no"], "total_fee": "19900", "transaction_id": "DEVX",
+              "openid": dev_openid("buyer"), "nonce_str": "n"}
+    fields["sign"] = wx_sign(fields, "guessed-key")
+    resp = await client.post(NOTIFY, data=to_xml(fields).encode(), headers={"Content-Type": "text/xml"})
+    assert fake_pay.parse(await resp.read()) == {"return_code": "FAIL", "return_msg": "bad signature"}
+    assert order_row(sql, order["id"])["status"] == 0
+
+
+async def test_dev_completion_route_only_without_a_merchant(pay_client, wechat, wxpay, sql):
+    token, _, order, params = await start_payment(pay_client, wechat, sql)
+    assert "dev" not in params
+    status, body = await call(pay_client, "POST", DEV_COMPLETE, token, id=order["id"])
+    assert (status, body["error_code"]) == (404, 10000)
+    assert order_row(sql, order["id"])["status"] == 0
+
+
+# -- documentation ----------------------------------------------------------------------------
+
+async def test_openapi_documents_the_payment_endpoints(client):
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    notify = spec["paths"][NOTIFY]["post"]
+    assert notify["security"] == [] and "text/xml" in notify["responses"]["200"]["content"]
+    pre_order = spec["paths"][PRE_ORDER]["post"]
+    fields = pre_order["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert {"appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"} <= set(fields)
+    assert set(pre_order["x-error-codes"]) == {10001, 10003, 10004, 10005, 50000, 60000, 60001, 60005, 99999}
+    for path in ("/api/v1/business/joinus", "/api/v1/order/commit", "/api/v1/order/cancel", "/api/v1/order/{id}",
+                 "/api/v1/order/close", "/api/v1/order/by_user", DEV_COMPLETE):
+        assert path in spec["paths"], path
+    html = await (await client.get("/Docs/jiandong.html")).text()
+    assert NOTIFY in html and "订单支付" in html and "timeStamp" in html

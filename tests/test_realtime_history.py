@@ -1,0 +1,76 @@
+"""Chat history: stream first, batch writer, flush on shutdown, and close with 1001."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from jiandong.keys import realtime_key
+from jiandong.realtime.history import stream_key
+from tests.conftest import login
+from tests.realtime_helpers import (
+    FAST,
+    IDLE_WRITER,
+    join,
+    rows_eventually,
+    send_and_ack,
+)
+
+
+async def test_messages_are_written_in_batches_from_the_stream(make_client, sql, redis_sync, settings):
+    paused = await make_client(**IDLE_WRITER)
+    token = await login(paused, "writer")
+    ws, uuid = await join(paused, 4, token)
+    await send_and_ack(ws, token, 4, "一", "二", "三")
+    # Acknowledged = in the stream; nothing in the table yet.
+    assert redis_sync.xlen(stream_key(settings)) == 3
+    assert sql("SELECT count(*) AS n FROM chat_messages") == [{"n": 0}]
+    await make_client(**FAST)  # another process, whose writer takes the lease and drains the stream
+    rows = await rows_eventually(sql, 3, "SELECT *, xmin::text AS tx FROM chat_messages ORDER BY id")
+    user = sql("SELECT id, username, head_img FROM users WHERE username = 'dev-writer'")[0]
+    assert [r["content"] for r in rows] == ["一", "二", "三"]
+    for row in rows:
+        assert row["room_id"] == 4 and row["user_id"] == user["id"] and row["uuid"] == uuid
+        assert row["user_info"] == {"username": "dev-writer", "head_img": user["head_img"]}
+        assert row["stream_id"] and row["msg_time"] is not None
+    # One statement in one transaction for the batch, not an INSERT per message.
+    assert len({r["tx"] for r in rows}) == 1
+    for _ in range(100):
+        if redis_sync.xlen(stream_key(settings)) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert redis_sync.xlen(stream_key(settings)) == 0
+
+
+async def test_a_replayed_stream_entry_is_stored_once(make_client, sql, redis_sync, settings):
+    client = await make_client(**IDLE_WRITER)
+    token = await login(client, "twice")
+    ws, _ = await join(client, 4, token)
+    await send_and_ack(ws, token, 4, "once")
+    history = client.app[realtime_key].history
+    # A writer killed after its commit but before its XDEL leaves the entry for the next one.
+    await history.store(redis_sync.xrange(stream_key(settings)))
+    assert redis_sync.xlen(stream_key(settings)) == 1
+    assert await history.flush() == 1
+    assert redis_sync.xlen(stream_key(settings)) == 0
+    assert sql("SELECT content FROM chat_messages") == [{"content": "once"}]
+
+
+async def test_shutdown_closes_sockets_with_1001_and_flushes_history(make_client, sql, redis_sync, settings):
+    client = await make_client(**IDLE_WRITER)
+    token = await login(client, "leaving")
+    ws, _ = await join(client, 6, token)
+    watcher, _ = await join(client, 6)
+    await send_and_ack(ws, token, 6, "bye")
+    assert sql("SELECT count(*) AS n FROM chat_messages") == [{"n": 0}]
+    await client.server.close()
+    for sock in (ws, watcher):
+        msg = await sock.receive()
+        while msg.type is aiohttp.WSMsgType.TEXT:
+            msg = await sock.receive()
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    assert [r["content"] for r in sql("SELECT content FROM chat_messages")] == ["bye"]
+    assert redis_sync.xlen(stream_key(settings)) == 0
+    # Its viewers left the counts at once.
+    assert redis_sync.zcard(settings.redis_prefix + "presence:procs") == 0

@@ -1,0 +1,213 @@
+"""The chat's input rules, each through a real websocket, none disturbing the other connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from jiandong.keys import redis_key
+from jiandong.realtime import muted_key, set_muted
+from jiandong.realtime.history import stream_key
+from tests.conftest import login
+from tests.realtime_helpers import FAST, frame, frame_of, join, send
+
+
+def error(code: int, msg: str) -> dict:
+    return {"type": "ERROR", "error_code": code, "msg": msg}
+
+
+@pytest.fixture
+async def room(make_client):
+    """A client app, a sender's token, the sender's socket and a bystander's, both in room 9."""
+    client = await make_client(**FAST)
+    token = await login(client, "sender")
+    ws, _ = await join(client, 9, token)
+    bystander, _ = await join(client, 9, by_query=True)
+    return client, token, ws, bystander
+
+
+async def still_works(ws, bystander, token):
+    """The sender can still send and the bystander still hears it."""
+    await send(ws, type="SEND_ALL", room_id=9, content="still here", token=token)
+    assert (await frame_of(ws, "SEND_ALL"))["myself"] is True
+    got = await frame_of(bystander, "SEND_ALL")
+    assert got["content"] == "still here" and got["myself"] is False
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("not json", error(99999, "参数错误: 消息不是 JSON")),
+        ("[1, 2]", error(99999, "参数错误: 消息应为 JSON 对象")),
+        ('{"room_id": 9}', error(99999, "参数错误: 缺少 type")),
+        ('{"type": "KICK", "room_id": 9}', error(99999, "参数错误: 未知的 type KICK")),
+        ('{"type": "SEND_ALL", "room_id": 9, "content": 5}', error(99999, "参数错误: content 应为字符串")),
+        ('{"type": "SEND_ALL", "room_id": "nine", "content": "x"}', error(99999, "参数错误: room_id 应为正整数")),
+        ('{"type": "SEND_ALL", "room_id": true, "content": "x"}', error(99999, "参数错误: room_id 应为正整数")),
+        ('{"type": "SEND_ALL", "room_id": 9, "content": "x", "token": ["a"]}', error(99999, "参数错误: token 应为字符串")),
+        ('{"type": "SEND_ALL", "content": "x"}', error(99999, "参数错误: 缺少 room_id")),
+        ('{"type": "SEND_ALL", "room_id": 9, "content": "  "}', error(99999, "参数错误: 消息内容不能为空")),
+        ('{"type": "SEND_ONE", "send_to_one": "jd:room:9", "content": "x"}',
+         error(99999, "参数错误: send_to_one 不是有效的连接标识")),
+        ('{"type": "SEND_ALL", "room_id": 10, "content": "x"}', error(99999, "参数错误: room_id 不是当前所在的直播间")),
+        ('{"type": "SEND_ALL", "room_id": 9, "content": "' + "长" * 501 + '"}',
+         error(99999, "参数错误: 消息内容不能超过 500 个字符")),
+    ],
+)
+async def test_bad_frames_get_an_error_frame(room, raw, expected):
+    _, token, ws, bystander = room
+    if '"room_id": 10' in raw:
+        raw = raw.replace("}", f', "token": "{token}"}}')
+    await ws.send_str(raw)
+    assert await frame(ws) == expected
+    await still_works(ws, bystander, token)
+
+
+async def test_binary_frames_and_heartbeat(room):
+    _, token, ws, bystander = room
+    await ws.send_bytes(b'{"type": "LOGIN"}')
+    assert await frame(ws) == error(99999, "参数错误: 只接受文本帧")
+    await ws.send_str("@heart")
+    while True:
+        msg = await ws.receive()
+        if msg.data == "@heart":
+            break
+        assert '"OnLine"' in msg.data
+    await still_works(ws, bystander, token)
+
+
+async def test_content_of_500_characters_passes(room, redis_sync, settings):
+    _, token, ws, bystander = room
+    await send(ws, type="SEND_ALL", room_id=9, content="长" * 500, token=token)
+    assert (await frame_of(bystander, "SEND_ALL"))["content"] == "长" * 500
+
+
+async def test_oversize_frame_closes_with_1009_and_spares_the_others(room):
+    client, _, ws, bystander = room
+    await ws.send_str('{"type": "SEND_ALL", "room_id": 9, "content": "' + "x" * 4100 + '"}')
+    msg = await ws.receive()
+    while msg.type is aiohttp.WSMsgType.TEXT:
+        msg = await ws.receive()
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    other = await login(client, "other")
+    speaker, _ = await join(client, 9, other)
+    await send(speaker, type="SEND_ALL", room_id=9, content="after", token=other)
+    assert (await frame_of(bystander, "SEND_ALL"))["content"] == "after"
+
+
+async def test_frame_limit_is_a_setting(make_client):
+    client = await make_client(chat_frame_limit=100, **FAST)
+    ws, _ = await join(client, 9)
+    await ws.send_str('{"type": "LOGIN", "room_id": 9, "content": "' + "x" * 100 + '"}')
+    msg = await ws.receive()
+    while msg.type is aiohttp.WSMsgType.TEXT:
+        msg = await ws.receive()
+    assert msg.data == 1009
+
+
+async def test_content_is_sanitised_to_text_and_emoji_images(room):
+    _, token, ws, bystander = room
+    content = (
+        '<b>好</b>球<img class="emoji" src="/static/emoji/1.gif">'
+        '<img src="/static/emoji/2.gif" onerror="alert(1)"><script>alert(1)</script>'
+        '<img class="emoji" src="https://evil.example/static/emoji/3.gif">'
+        '<img class="emoji" src="/static/emoji/../../secret.png">'
+        '<img class="emoji" src="javascript:alert(1)"><a href="http://x">链接</a> 1 < 2 & 3'
+        '<img src="/static/emoji/4.gif" class="emoji" onload="x()">'
+    )
+    await send(ws, type="SEND_ALL", room_id=9, content=content, token=token)
+    expected = ('好球<img class="emoji" src="/static/emoji/1.gif">链接 1 &lt; 2 &amp; 3'
+                '<img class="emoji" src="/static/emoji/4.gif">')
+    assert (await frame_of(ws, "SEND_ALL"))["content"] == expected
+    assert (await frame_of(bystander, "SEND_ALL"))["content"] == expected
+    await send(ws, type="SEND_ALL", room_id=9, content="<script>x</script>", token=token)
+    assert await frame(ws) == error(99999, "参数错误: 消息内容不能为空")
+
+
+async def test_rate_limit_per_connection(make_client):
+    client = await make_client(chat_rate_count=3, **FAST)
+    token = await login(client, "chatty")
+    ws, _ = await join(client, 9, token)
+    second, _ = await join(client, 9, token)
+    for i in range(3):
+        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
+        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send(ws, type="SEND_ALL", room_id=9, content="m3", token=token)
+    assert await frame_of(ws, "ERROR") == error(10010, "发言太频繁，请稍后再试")
+    # Per connection: the same user on another connection is not held back.
+    await send(second, type="SEND_ALL", room_id=9, content="other socket", token=token)
+    assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "other socket"
+
+
+async def test_rate_limit_default_is_5_per_10_seconds(room):
+    _, token, ws, _ = room
+    for i in range(5):
+        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
+        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send(ws, type="SEND_ALL", room_id=9, content="m5", token=token)
+    assert (await frame_of(ws, "ERROR"))["error_code"] == 10010
+
+
+async def test_muted_users_cannot_send_until_unmuted(room, redis_sync, settings, sql):
+    client, token, ws, bystander = room
+    user_id = sql("SELECT id FROM users WHERE username = 'dev-sender'")[0]["id"]
+    await set_muted(client.app[redis_key], settings, user_id, True)
+    assert redis_sync.sismember(muted_key(settings), str(user_id))
+    await send(ws, type="SEND_ALL", room_id=9, content="muted?", token=token)
+    assert await frame(ws) == error(10001, "你已被禁言")
+    redis_sync.srem(muted_key(settings), str(user_id))
+    await still_works(ws, bystander, token)
+    assert redis_sync.xlen(stream_key(settings)) + len(sql("SELECT 1 FROM chat_messages")) == 1
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ("member_status = 2", error(30002, "会员信息不存在或已被禁用")),
+        ("is_disabled = true", error(10004, "用户不存在或被禁用")),
+    ],
+)
+async def test_disabled_users_cannot_send(make_client, sql, change, expected):
+    client = await make_client(**FAST)
+    token = await login(client, "banned")
+    sql(f"UPDATE users SET {change} WHERE username = 'dev-banned'")
+    ws, _ = await join(client, 9)
+    await send(ws, type="SEND_ALL", room_id=9, content="hello", token=token)
+    assert await frame(ws) == expected
+
+
+async def test_sending_without_a_valid_token_gets_10003(room, sql):
+    client, token, ws, bystander = room
+    expected = error(10003, "Token已过期或无效Token")
+    await send(bystander, type="SEND_ALL", room_id=9, content="anonymous")
+    assert await frame(bystander) == expected
+    await send(bystander, type="SEND_ALL", room_id=9, content="forged", token="0" * 32)
+    assert await frame(bystander) == expected
+    await send(bystander, type="SEND_ONE", send_to_one="0123456789ab-1", content="x")
+    assert await frame(bystander) == expected
+    # A bad token at LOGIN: the viewer is in (watching needs none) and told the token is no good.
+    late, _ = await join(client, 9, "f" * 32)
+    assert await frame(late) == expected
+    await still_works(ws, bystander, token)
+
+
+async def test_a_token_given_at_login_serves_later_sends(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "remember")
+    ws, _ = await join(client, 9, token)
+    await send(ws, type="SEND_ALL", room_id=9, content="no token field")
+    assert (await frame_of(ws, "SEND_ALL"))["user"]["username"] == "dev-remember"
+
+
+async def test_protocol_pings_drop_dead_sockets(make_client):
+    client = await make_client(chat_heartbeat=0.2, **FAST)
+    ws = await client.ws_connect("/ws?room_id=9", autoping=False)
+    kinds = set()
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        kinds.add(msg.type)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            break
+    assert aiohttp.WSMsgType.PING in kinds

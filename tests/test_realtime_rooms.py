@@ -1,0 +1,213 @@
+"""Live rooms across two processes (two apps sharing Redis): fan-out, myself, SEND_ONE, counts, legacy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from jiandong.keys import realtime_key, redis_key
+from jiandong.realtime.broker import room_channel
+from jiandong.realtime.presence import procs_key, room_viewers
+from tests.conftest import login
+from tests.realtime_helpers import FAST, frame, frame_of, join, send
+
+
+async def test_send_all_reaches_every_viewer_once_with_myself(make_client, sql):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    token_a = await login(one, "alice")
+    token_b = await login(two, "bob")
+    sql("UPDATE users SET username = 'Alice', head_img = '/media/a.png' WHERE openid LIKE 'dev-%%' AND username = 'dev-alice'")
+    a, uuid_a = await join(one, 7, token_a)
+    b, uuid_b = await join(two, 7, token_b, by_query=False)
+    c, _ = await join(two, 7, by_query=True)  # a viewer without a token
+    other_room, _ = await join(one, 8, by_query=True)
+    assert uuid_a != uuid_b and uuid_a.split("-")[0] != uuid_b.split("-")[0]
+
+    await send(a, type="SEND_ALL", room_id="7", content="开球了", token=token_a,
+               user={"username": "forged"}, msg_time=1, myself=True)
+    echo = await frame_of(a, "SEND_ALL")
+    assert echo["myself"] is True
+    assert echo["uuid"] == uuid_a and echo["room_id"] == "7" and echo["content"] == "开球了"
+    assert echo["user"] == {"username": "Alice", "head_img": "/media/a.png"}
+    assert isinstance(echo["msg_time"], int) and echo["msg_time"] > 1
+    assert "token" not in echo
+    for ws in (b, c):
+        got = await frame_of(ws, "SEND_ALL")
+        assert got == {**echo, "myself": False}
+
+    # From the other process too; then each receiver's next chat frame is that one: nothing twice.
+    await send(b, type="SEND_ALL", room_id=7, content="好球", token=token_b)
+    assert (await frame_of(b, "SEND_ALL"))["myself"] is True
+    for ws in (a, c):
+        got = await frame_of(ws, "SEND_ALL")
+        assert got["content"] == "好球" and got["myself"] is False and got["uuid"] == uuid_b
+        assert got["user"]["username"] == "dev-bob"
+
+    # The other room heard nothing of room 7: its next chat frame is its own room's.
+    await send(a, type="LOGIN", room_id=8)
+    await send(other_room, type="SEND_ALL", room_id=8, content="x", token=token_a)
+    got = await frame_of(other_room, "SEND_ALL")
+    assert got["room_id"] == 8 and got["content"] == "x"
+
+
+async def test_login_and_logout_events_go_to_the_room(make_client):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    token = await login(one, "carol")
+    watcher, _ = await join(two, 3, by_query=True)
+    ws, uuid = await join(one, 3, token)
+    event = await frame_of(watcher, "LOGIN")
+    assert event["uuid"] == uuid and event["myself"] is False
+    assert event["content"] == "dev-carol 进入直播间" and event["user"]["username"] == "dev-carol"
+    await send(ws, type="LOGOUT", room_id=3)
+    event = await frame_of(watcher, "LOGOUT")
+    assert event["uuid"] == uuid and event["content"] == "dev-carol 离开直播间"
+    msg = await ws.receive()
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1000
+
+
+async def test_send_one_crosses_processes(make_client):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    token_a = await login(one, "dan")
+    token_b = await login(two, "erin")
+    a, uuid_a = await join(one, 5, token_a)
+    b, uuid_b = await join(two, 5, token_b)
+    c, _ = await join(two, 5)
+    await send(a, type="SEND_ONE", room_id=5, send_to_one=uuid_b, content="悄悄话", token=token_a)
+    echo = await frame_of(a, "SEND_ONE")
+    assert echo["myself"] is True and echo["send_to_one"] == uuid_b
+    got = await frame_of(b, "SEND_ONE")
+    assert got == {**echo, "myself": False}
+    # Only the addressee: the third viewer's next chat frame is the room message below.
+    await send(b, type="SEND_ALL", room_id=5, content="公开", token=token_b)
+    assert (await frame_of(c, "SEND_ALL"))["content"] == "公开"
+    # Back the other way, and to a connection that is gone.
+    await send(b, type="SEND_ONE", send_to_one=uuid_a, content="收到", token=token_b)
+    assert (await frame_of(a, "SEND_ONE"))["content"] == "收到"
+    process_a = uuid_a.split("-")[0]
+    await send(b, type="SEND_ONE", send_to_one=f"{process_a}-999999", content="?", token=token_b)
+    await send(b, type="SEND_ONE", send_to_one="0123456789ab-1", content="?", token=token_b)
+    error = await frame_of(b, "ERROR")
+    assert error == {"type": "ERROR", "error_code": 10000, "msg": "对方不在线"}
+
+
+async def test_online_count_is_the_total_of_both_processes(make_client, redis_sync, settings):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    a, _ = await join(one, 11, by_query=True)
+    await frame_of(a, "OnLine", room_id=11, ONLINE=1)
+    b, _ = await join(two, 11)
+    c, _ = await join(two, 11, by_query=True)
+    for ws in (a, b, c):
+        assert (await frame_of(ws, "OnLine", ONLINE=3))["room_id"] == 11
+    assert redis_sync.zcard(procs_key(settings)) == 2
+    await c.close()
+    assert (await frame_of(a, "OnLine", room_id=11))["ONLINE"] == 2
+    # The live list reads the same numbers.
+    assert await room_viewers(one.app[redis_key], settings, [11, 12]) == {11: 2, 12: 0}
+
+
+async def test_legacy_no_room_client_gets_every_room_and_the_total(make_client, redis_sync, settings):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    token = await login(one, "fay")
+    legacy = await two.ws_connect("/ws")
+    a, _ = await join(one, 21, token)
+    b, _ = await join(one, 22, by_query=True)
+    count = await frame_of(legacy, "OnLine", ONLINE=3)
+    assert "room_id" not in count
+    await send(a, type="SEND_ALL", room_id=21, content="二十一", token=token)
+    got = await frame_of(legacy, "SEND_ALL")
+    assert got["room_id"] == 21 and got["content"] == "二十一" and got["myself"] is False
+    # A legacy client sends with room_id and never joins; its own echo comes once, marked.
+    token_l = await login(two, "gus")
+    await send(legacy, type="SEND_ALL", room_id=22, content="二十二", token=token_l)
+    echo = await frame_of(legacy, "SEND_ALL")
+    assert echo["content"] == "二十二" and echo["myself"] is True
+    assert (await frame_of(b, "SEND_ALL"))["content"] == "二十二"
+    # Anyone may push to a room by publishing on its channel (e.g. live status changes).
+    redis_sync.publish(room_channel(settings, 22), '{"type": "LIVE_STATUS", "room_id": 22, "live_status": 1}')
+    assert (await frame_of(b, "LIVE_STATUS"))["live_status"] == 1
+    assert (await frame_of(legacy, "LIVE_STATUS"))["room_id"] == 22
+
+
+async def test_legacy_mode_off_keeps_roomless_sockets_quiet(make_client):
+    one = await make_client(chat_legacy_mode=False, **FAST)
+    token = await login(one, "hal")
+    legacy = await one.ws_connect("/ws")
+    a, _ = await join(one, 31, token)
+    await send(a, type="SEND_ALL", room_id=31, content="hi", token=token)
+    await frame_of(a, "SEND_ALL")
+    await send(legacy, type="LOGIN")
+    error = await frame(legacy)
+    assert error == {"type": "ERROR", "error_code": 99999, "msg": "参数错误: 缺少 room_id"}
+
+
+async def test_a_reader_that_falls_behind_is_disconnected_and_spares_the_room(make_client, redis_sync, settings):
+    client = await make_client(chat_buffer_limit=256 * 1024, **FAST)
+    hub = client.app[realtime_key].hub
+    slow, slow_uuid = await join(client, 51, by_query=True)
+    fast, _ = await join(client, 51, by_query=True)
+    big = "x" * 200_000
+    count = 150  # 30 MB: more than the kernel buffers of both ends hold
+
+    redis = client.app[redis_key]
+    # In step with the reader that keeps up: it never has more than one frame waiting.
+    for n in range(count):
+        await redis.publish(room_channel(settings, 51), f'{{"type": "BIG", "n": {n}, "pad": "{big}"}}')
+        assert (await frame_of(fast, "BIG"))["n"] == n
+    # The slow socket is gone from the room; reading it now finds its end after what was queued.
+    for _ in range(100):
+        if slow_uuid not in hub.conns:
+            break
+        await asyncio.sleep(0.05)
+    assert slow_uuid not in hub.conns and len(hub.rooms[51]) == 1
+    msg = await slow.receive()
+    while msg.type is aiohttp.WSMsgType.TEXT:
+        msg = await asyncio.wait_for(slow.receive(), 10)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    if msg.type is aiohttp.WSMsgType.CLOSE:
+        assert msg.data == 1008
+
+
+async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, redis_sync, settings):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    token = await login(one, "ida")
+    a, _ = await join(one, 61, token)
+    b, _ = await join(two, 61)
+    process_two = two.app[realtime_key].hub.process_id
+    name = f"jiandong-chat-{process_two}"
+    old_id = next(c["id"] for c in redis_sync.client_list() if c["name"] == name)
+    # What a Redis restart does to a subscriber: its connection dropped under it.
+    assert redis_sync.execute_command("CLIENT", "KILL", "ID", old_id) == 1
+    broker = two.app[realtime_key].broker
+    for _ in range(100):
+        renewed = [c for c in redis_sync.client_list() if c["name"] == name and c["id"] != old_id]
+        if renewed and broker.connected.is_set():
+            break
+        await asyncio.sleep(0.05)
+    assert renewed
+    await send(a, type="SEND_ALL", room_id=61, content="again", token=token)
+    await frame_of(a, "SEND_ALL", myself=True)
+    assert (await frame_of(b, "SEND_ALL"))["content"] == "again"
+
+
+async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
+    one = await make_client(**FAST)
+    two = await make_client(**FAST)
+    live_id = sql("INSERT INTO lives (title, stream_name) VALUES ('决赛', 'final') RETURNING id")[0]["id"]
+    token = await login(one, "viewer")
+    await join(one, live_id, by_query=True)
+    await join(two, live_id, by_query=True)
+    for _ in range(100):
+        resp = await one.get("/api/v1/competition/live", headers={"token": token})
+        assert resp.status == 200
+        items = (await resp.json())["data"]
+        if items and items[0]["online_num"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [(i["id"], i["online_num"]) for i in items] == [(live_id, 2)]
