@@ -259,10 +259,11 @@ async def test_apply_alias_and_json_body(client, sql):
     assert _applies(sql) == [{"competition_id": competition, "user_id": user_id}]
 
 
-async def test_apply_bad_id(client, sql):
+@pytest.mark.parametrize("url", [COMMIT, ALIAS])
+async def test_apply_bad_id(client, sql, url):
     headers, _ = await _user(client, sql, member_status=1)
     for data in ({}, {"id": ""}, {"id": "abc"}, {"id": "0"}, {"id": str(2**63)}):
-        await _error(await client.post(COMMIT, data=data, headers=headers), 400, 99999)
+        await _error(await client.post(url, data=data, headers=headers), 400, 99999)
     assert _applies(sql) == []
 
 
@@ -296,16 +297,17 @@ async def test_apply_refused_once_started(client, sql):
     assert _applies(sql) == []
 
 
-async def test_apply_check_order(client, sql):
+@pytest.mark.parametrize("url", [COMMIT, ALIAS])
+async def test_apply_check_order(client, sql, url):
     # Unknown match before membership; membership before "started"; "started" before duplicate.
     headers, user_id = await _user(client, sql)
     draft = _competition(sql, "草稿", status=0)
     started = _competition(sql, "已赛", play_time="now() - interval '1 hour'")
-    await _error(await client.post(COMMIT, data={"id": str(draft)}, headers=headers), 404, 30000)
-    await _error(await client.post(COMMIT, data={"id": str(started)}, headers=headers), 403, 10001)
+    await _error(await client.post(url, data={"id": str(draft)}, headers=headers), 404, 30000)
+    await _error(await client.post(url, data={"id": str(started)}, headers=headers), 403, 10001)
     sql("UPDATE users SET member_status = 1, member_expire_time = now() + interval '1 year' WHERE id = %s", user_id)
     _apply(sql, started, user_id)
-    await _error(await client.post(COMMIT, data={"id": str(started)}, headers=headers), 400, 10000)
+    await _error(await client.post(url, data={"id": str(started)}, headers=headers), 400, 10000)
 
 
 async def test_concurrent_applies_give_one_row(client, sql):
