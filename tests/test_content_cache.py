@@ -63,3 +63,25 @@ async def test_failed_load_is_not_cached(client):
         else:
             raise AssertionError("expected the loader's error")
     assert await cache.get(("live", 1), ok) == 1
+
+
+async def test_least_recently_used_entries_go_first(client, monkeypatch):
+    from jiandong.services import content_cache
+
+    monkeypatch.setattr(content_cache, "MAX_ENTRIES", 3)
+    cache = client.server.app[content_cache_key]
+    loads = []
+
+    def loader(name):
+        async def load():
+            loads.append(name)
+            return name
+        return load
+
+    for name in ("a", "b", "c"):
+        await cache.get(("video", name), loader(name))
+    await cache.get(("video", "a"), loader("a"))  # a is now the most recently used
+    await cache.get(("video", "d"), loader("d"))  # b goes
+    for name in ("a", "c", "d", "b"):
+        await cache.get(("video", name), loader(name))
+    assert loads == ["a", "b", "c", "d", "b"]

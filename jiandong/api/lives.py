@@ -139,7 +139,7 @@ async def list_lives(request: web.Request) -> web.Response:
     competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
     where, args = live_filters(search, competition_id)
     offset = (page - 1) * size
-    key = None if search else page_cache_key("live", page, size, competition_id)
+    key = page_cache_key("live", page, size, competition_id, search=search)
     items = await live_page(request, where, args, offset, size, key)
     total = await count_rows(request, "live", where, args, offset, len(items), size)
     return json_response(page_body(items, total, page, size))

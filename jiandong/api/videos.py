@@ -31,6 +31,7 @@ SEARCH_MAX_LEN = 50
 # Only the first pages of a list are cached: they take nearly all the reads, while the deeper
 # pages (times the page sizes and filters) are many and would each take an entry of their own.
 CACHED_PAGES = 5
+SEARCH_CACHE_TTL = 5.0
 
 VIDEO_ITEM = obj(
     "视频（回放 / 集锦）",
@@ -146,13 +147,19 @@ async def fetch_rows(request: web.Request, sql: str, args: dict[str, typing.Any]
     return [dict(zip(names, row)) for row in rows]
 
 
-def page_cache_key(kind: str, page: int, size: int, *filters: typing.Any) -> tuple[typing.Any, ...] | None:
-    """The content cache key of an unsearched list page, or None for a page not worth caching.
+def page_cache_key(
+    kind: str, page: int, size: int, *filters: typing.Any, search: str = ""
+) -> tuple[typing.Any, ...] | None:
+    """The content cache key of a list page, or None for a page not worth caching.
 
-    Search results are never cached: their terms make an unbounded key space.
+    Searched pages are cached too, briefly (SEARCH_CACHE_TTL): during a match a crowd searches
+    the same few names. Their terms make an unbounded key space, which the cache's LRU bound
+    keeps from crowding out the rest.
     """
     if page > CACHED_PAGES:
         return None
+    if search:
+        return (kind, "search", search.lower(), *filters, page, size)
     return (kind, "page", *filters, page, size)
 
 
@@ -165,7 +172,8 @@ async def cached_items(
     the caller may change: the cached ones keep the stored counts."""
     if key is None:
         return await load()
-    return [dict(item) for item in await request.config_dict[content_cache_key].get(key, load)]
+    ttl = SEARCH_CACHE_TTL if key[1] == "search" else None
+    return [dict(item) for item in await request.config_dict[content_cache_key].get(key, load, ttl=ttl)]
 
 
 async def video_page(
@@ -218,7 +226,7 @@ async def list_videos(request: web.Request) -> web.Response:
         raise ParameterError("参数错误: type 只能是 1（回放）或 2（集锦）")
     where, args = video_filters(search, competition_id, video_type)
     offset = (page - 1) * size
-    key = None if search else page_cache_key("video", page, size, competition_id, video_type)
+    key = page_cache_key("video", page, size, competition_id, video_type, search=search)
     items = await video_page(request, where, args, offset, size, key)
     total = await count_rows(request, "video", where, args, offset, len(items), size)
     return json_response(page_body(items, total, page, size))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -35,7 +36,10 @@ class ContentCache:
         self.redis = redis
         self.ttl = settings.content_cache_ttl
         self.channel = rkey(settings, "content", "changed")
-        self._entries: dict[tuple[typing.Any, ...], tuple[float, typing.Any]] = {}
+        # Least recently used first; the oldest entries go when MAX_ENTRIES is reached.
+        self._entries: collections.OrderedDict[tuple[typing.Any, ...], tuple[float, typing.Any]] = (
+            collections.OrderedDict()
+        )
         self._loading: dict[tuple[typing.Any, ...], asyncio.Future[typing.Any]] = {}
         # Bumped on every invalidation, so a load that started before it is not stored after it.
         self._generation = 0
@@ -48,6 +52,7 @@ class ContentCache:
     ) -> T:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
+            self._entries.move_to_end(key)
             return entry[1]
         pending = self._loading.get(key)
         if pending is not None:
@@ -65,9 +70,10 @@ class ContentCache:
         else:
             future.set_result(value)
             if generation == self._generation:
-                if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
                 self._entries[key] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
+                self._entries.move_to_end(key)
+                while len(self._entries) > MAX_ENTRIES:
+                    self._entries.popitem(last=False)
             return value
         finally:
             del self._loading[key]
@@ -76,13 +82,14 @@ class ContentCache:
         self._generation += 1
         if kind is None:
             self._entries.clear()
-        elif ident is None:
-            self._entries = {k: v for k, v in self._entries.items() if k[0] != kind}
+            return
+        if ident is None:
+            stale = [k for k in self._entries if k[0] == kind]
         else:
             ident = str(ident)
-            self._entries = {
-                k: v for k, v in self._entries.items() if k[0] != kind or len(k) < 2 or str(k[1]) != ident
-            }
+            stale = [k for k in self._entries if k[0] == kind and len(k) > 1 and str(k[1]) == ident]
+        for k in stale:
+            del self._entries[k]
 
     async def invalidate(self, kind: str, ident: typing.Any = None) -> None:
         """Drop `kind` (or one entity of it) here and tell every other process to drop it too."""
