@@ -21,10 +21,9 @@ from .videos import (
     MAX_ID,
     PUBLISHED,
     SEARCH_PARAM,
-    cached_items,
     competition_ref,
     count_rows,
-    fetch_rows,
+    item_page,
     like_escape,
     page_cache_key,
     search_term,
@@ -103,19 +102,8 @@ async def live_page(
     cache_key: tuple[typing.Any, ...] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Live items of one window of the filtered list, with up-to-date view and viewer counts."""
-    if limit <= 0:
-        return []
-
-    async def load() -> list[dict[str, typing.Any]]:
-        rows = await fetch_rows(
-            request,
-            f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER} LIMIT %(limit)s OFFSET %(offset)s",
-            {**args, "limit": limit, "offset": offset},
-        )
-        return [live_item(row) for row in rows]
-
-    items = await cached_items(request, cache_key, load)
-    await request.config_dict[view_counts_key].with_pending(LIVE, items)
+    query = f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER}"
+    items = await item_page(request, LIVE, query, live_item, args, offset, limit, cache_key)
     online = await online_counts(request, [item["id"] for item in items])
     for item in items:
         item["online_num"] = online.get(item["id"], 0)

@@ -12,7 +12,7 @@ from aiohttp import web
 from .. import db, encoding, formats, media
 from ..auth import current_user_id
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
-from ..http import json_response, operation_result, read_params
+from ..http import operation_result, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import describe, integer, obj, param, string
 from ..services.content_cache import user_changed

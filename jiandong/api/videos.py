@@ -176,6 +176,32 @@ async def cached_items(
     return [dict(item) for item in await request.config_dict[content_cache_key].get(key, load, ttl=ttl)]
 
 
+async def item_page(
+    request: web.Request,
+    kind: str,
+    query: str,
+    shape: typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]],
+    args: dict[str, typing.Any],
+    offset: int,
+    limit: int,
+    cache_key: tuple[typing.Any, ...] | None,
+) -> list[dict[str, typing.Any]]:
+    """One window of a filtered video or live list (`query` = SELECT ... WHERE ... ORDER BY),
+    shaped item by item, view counts up to date."""
+    if limit <= 0:
+        return []
+
+    async def load() -> list[dict[str, typing.Any]]:
+        rows = await fetch_rows(
+            request, f"{query} LIMIT %(limit)s OFFSET %(offset)s", {**args, "limit": limit, "offset": offset}
+        )
+        return [shape(row) for row in rows]
+
+    items = await cached_items(request, cache_key, load)
+    await request.config_dict[view_counts_key].with_pending(kind, items)
+    return items
+
+
 async def video_page(
     request: web.Request,
     where: str,
@@ -185,20 +211,8 @@ async def video_page(
     cache_key: tuple[typing.Any, ...] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Video items of one window of the filtered list, newest first, view counts up to date."""
-    if limit <= 0:
-        return []
-
-    async def load() -> list[dict[str, typing.Any]]:
-        rows = await fetch_rows(
-            request,
-            f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST} LIMIT %(limit)s OFFSET %(offset)s",
-            {**args, "limit": limit, "offset": offset},
-        )
-        return [video_item(row) for row in rows]
-
-    items = await cached_items(request, cache_key, load)
-    await request.config_dict[view_counts_key].with_pending(VIDEO, items)
-    return items
+    query = f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST}"
+    return await item_page(request, VIDEO, query, video_item, args, offset, limit, cache_key)
 
 
 @routes.get("/api/v1/competition/video")
