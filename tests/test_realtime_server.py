@@ -42,8 +42,10 @@ async def server(settings, tmp_path):
         "JIANDONG_CHAT_ONLINE_INTERVAL": "0.1",
         "JIANDONG_CHAT_PRESENCE_TTL": "1",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "server.py", "--port", str(port), "--chat-port", str(chat_port),
+    # A plain Popen, waited on in a thread: asyncio's child watchers are not for a test suite's loops.
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "server.py", "--port", str(port), "--chat-port", str(chat_port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     async with aiohttp.ClientSession() as session:
@@ -54,14 +56,14 @@ async def server(settings, tmp_path):
                         break
             except aiohttp.ClientError:
                 pass
-            assert proc.returncode is None, "the server exited"
+            assert proc.poll() is None, "the server exited"
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the server did not start")
         yield proc, port, chat_port, session
-    if proc.returncode is None:
+    if proc.poll() is None:
         proc.kill()
-    await proc.wait()
+    await asyncio.to_thread(proc.wait)
 
 
 async def chat_in_room(session, port, chat_port, room_id):
@@ -87,7 +89,7 @@ async def test_sigkill_loses_no_acknowledged_message(server, make_client, sql, s
         await asyncio.sleep(0.05)
     assert (await room_viewers(redis, settings, [41]))[41] == 1
     proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    await asyncio.to_thread(proc.wait)
     # Another process's writer stores them from the stream.
     for _ in range(200):
         if len(sql("SELECT 1 FROM chat_messages")) == 3:
@@ -113,11 +115,11 @@ async def test_sigterm_closes_chat_with_1001_flushes_and_exits(server, sql):
     assert sql("SELECT count(*) AS n FROM chat_messages") == [{"n": 0}]
     proc.send_signal(signal.SIGTERM)
     for sock in (ws, main_port_ws):
-        msg = await sock.receive()
+        msg = await asyncio.wait_for(sock.receive(), 30)
         while msg.type is aiohttp.WSMsgType.TEXT:
-            msg = await sock.receive()
+            msg = await asyncio.wait_for(sock.receive(), 30)
         assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
-    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert await asyncio.to_thread(proc.wait, 30) == 0
     assert [r["content"] for r in sql("SELECT content FROM chat_messages")] == ["last words"]
 
 
