@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from jiandong.api.online import CDN_COUNT_TIMEOUT, CDN_COUNT_TTL
+from jiandong.services.viewers import CDN_COUNT_TIMEOUT, CDN_COUNT_TTL
 from tests.conftest import login
 from tests.fakes.aliyun_live import FakeAliyunLive
 from tests.realtime_helpers import FAST, WAIT, join
@@ -187,3 +187,23 @@ async def test_slow_cdn_is_given_up(aliyun_client, fake_live, sql):
     fake_live.delay = CDN_COUNT_TIMEOUT + 2
     token = await login(aliyun_client)
     assert (await get_online(aliyun_client, live_id, token))["TotalUserNumber"] == 0
+
+
+async def test_live_list_shows_the_same_number_as_endpoint_25(aliyun_client, fake_live, sql):
+    live_id = add_live(sql, "决赛", live_status=1)
+    fake_live.streams = [("live", "s1")]
+    fake_live.viewers = {"s1": {"origin": 5}}
+    token = await login(aliyun_client)
+    viewer, _ = await join(aliyun_client, live_id)
+    try:
+        for _ in range(100):
+            total = (await get_online(aliyun_client, live_id, token))["TotalUserNumber"]
+            if total == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert total == 6
+        resp = await aliyun_client.get("/api/v1/competition/live", headers={"token": token})
+        (item,) = (await resp.json())["data"]
+        assert item["online_num"] == 6
+    finally:
+        await viewer.close()

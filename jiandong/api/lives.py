@@ -16,7 +16,8 @@ from ..errors import LiveNotFound, ParameterError
 from ..http import json_response, page_body, read_params
 from ..keys import content_cache_key, pg_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
-from ..services.counters import LIVE, online_counts
+from ..services.counters import LIVE
+from ..services.viewers import online_counts
 from .videos import (
     MAX_ID,
     PUBLISHED,

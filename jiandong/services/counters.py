@@ -32,13 +32,10 @@ import typing
 import uuid
 
 import aiopg
-from aiohttp import web
 from redis.asyncio import Redis
 
 from .. import db
 from ..cache import rkey
-from ..keys import redis_key, settings_key
-from ..realtime.presence import room_viewers
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -329,14 +326,3 @@ class ViewCounts:
                 logger.warning("put back %d view counts of an unfinished flush (%s)", n, key)
                 restored += n
         return restored
-
-
-async def online_counts(request: web.Request, live_ids: typing.Sequence[int]) -> dict[int, int]:
-    """Viewers watching each live stream now, by id (missing = 0).
-
-    The one place lists and search read them from: websocket viewers across all processes.
-    """
-    if not live_ids:
-        return {}
-    counts = await room_viewers(request.config_dict[redis_key], request.config_dict[settings_key], live_ids)
-    return {live_id: n for live_id, n in counts.items() if n}
