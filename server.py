@@ -1,12 +1,16 @@
-"""Command line: python server.py [serve] [--host --port ...] | migrate."""
+"""Command line: python server.py [serve] [--host --port --workers ...] | migrate | demo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
+import multiprocessing
+import multiprocessing.connection
 import signal
 import sys
+import time
 
 from aiohttp import web
 
@@ -37,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", help="Redis URL; none = embedded (JIANDONG_REDIS_URL)")
     parser.add_argument("--var-dir", help="data directory of the embedded servers (JIANDONG_VAR_DIR)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (JIANDONG_LOG_LEVEL)")
+    parser.add_argument("--workers", type=int,
+                        help="server processes sharing the HTTP and chat ports (JIANDONG_WORKERS)")
     return parser.parse_args(argv)
 
 
@@ -50,24 +56,99 @@ def load_demo_data(settings: Settings, size: str) -> None:
         logger.info("large demo data already loaded")
 
 
-async def serve(settings: Settings) -> None:
-    """One app on the HTTP port and, when set, the chat port too (its websocket at /), until SIGTERM or SIGINT."""
+async def serve(settings: Settings, *, reuse_port: bool = False, signals: tuple[int, ...] = (
+    signal.SIGTERM, signal.SIGINT)) -> None:
+    """One app on the HTTP port and, when set, the chat port too (its websocket at /), until one of `signals`."""
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     try:
         ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])
         for port in ports:
-            await web.TCPSite(runner, settings.host, port).start()
+            await web.TCPSite(runner, settings.host, port, reuse_port=reuse_port or None).start()
         logger.info("serving on %s port(s) %s", settings.host, ", ".join(map(str, ports)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         logger.info("shutting down")
     finally:
         # Stops accepting, closes the chat sockets with 1001, lets requests finish, then the contexts.
         await runner.cleanup()
+
+
+# A worker that dies sooner than this after its start is broken (a port taken, a bad setting), not
+# unlucky: restarting it would only loop, so the whole server stops instead.
+WORKER_MIN_LIFE = 10.0
+WORKER_STOP_WAIT = 60.0
+
+
+def run_worker(settings: Settings) -> None:
+    """A worker process: only its parent stops it (with SIGTERM); a terminal's Ctrl-C reaches the parent,
+    which forwards it once, so a worker never gets a second signal while it closes its sockets."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        # A parent killed outright (SIGKILL) must not leave its workers holding the ports: they get SIGTERM.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    configure_logging(settings)
+    asyncio.run(serve(settings, reuse_port=True, signals=(signal.SIGTERM,)))
+
+
+def serve_workers(settings: Settings) -> int:
+    """N worker processes on the same ports (SO_REUSEPORT), each with its own hub and process id.
+
+    A worker that dies while serving is logged and replaced; one that dies right after its start
+    stops the server with status 1. SIGTERM or SIGINT is forwarded to every worker; the parent
+    exits once they have closed their sockets and flushed, with 0 if each of them exited cleanly."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            logger.info("shutting down %d worker(s)", len(workers))
+        stopping = True
+
+    def start() -> tuple[multiprocessing.process.BaseProcess, float]:
+        process = context.Process(target=run_worker, args=(settings,), name="jiandong-worker", daemon=False)
+        process.start()
+        logger.info("worker %d started", process.pid)
+        return process, time.monotonic()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    workers: list[tuple[multiprocessing.process.BaseProcess, float]] = []
+    status = 0
+    try:
+        workers = [start() for _ in range(settings.workers)]
+        while not stopping:
+            # Woken by a worker's exit, or now and then to see whether a signal asked to stop.
+            multiprocessing.connection.wait([p.sentinel for p, _ in workers], timeout=0.2)
+            for i, (process, started) in enumerate(workers):
+                if process.is_alive() or stopping:
+                    continue
+                process.join()
+                logger.error("worker %d exited with status %s", process.pid, process.exitcode)
+                if time.monotonic() - started < WORKER_MIN_LIFE:
+                    logger.error("the worker died right after its start; stopping the server")
+                    stopping, status = True, 1
+                    break
+                workers[i] = start()
+    finally:
+        for process, _ in workers:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + WORKER_STOP_WAIT
+        for process, _ in workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                logger.error("worker %d did not stop within %.0f s; killing it", process.pid, WORKER_STOP_WAIT)
+                process.kill()
+                process.join()
+            if process.exitcode != 0:
+                status = status or 1
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             redis_url=args.redis_url,
             var_dir=args.var_dir,
             log_level=args.log_level,
+            workers=args.workers,
         )
     except SettingsError as exc:
         print(f"jiandong: bad setting: {exc}", file=sys.stderr)
@@ -97,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.command == "demo":
                     return 0
             logger.info("settings: %s", settings.public())
+            if settings.workers > 1:
+                # Once here, so the workers start on an up-to-date schema instead of queueing on its lock.
+                migrate(settings.database_url)
+                return serve_workers(settings)
             asyncio.run(serve(settings))
     except EmbeddedError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ setup(
             "pytest>=8",
             "pytest-aiohttp>=1.1",
             "pytest-asyncio>=1.0",
+            "pytest-timeout>=2.3",
             "wechatpy>=1.8.18",
             "cryptography>=42",
             "openapi-spec-validator>=0.7",

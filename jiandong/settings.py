@@ -29,6 +29,9 @@ class Settings:
     host: str = field(default="0.0.0.0", metadata={"help": "HTTP listen address"})
     port: int = field(default=8080, metadata={"help": "HTTP port (API, docs, /ws)"})
     chat_port: int = field(default=19833, metadata={"help": "dedicated chat websocket port; 0 = off"})
+    workers: int = field(
+        default=1, metadata={"help": "server processes sharing the ports (SO_REUSEPORT); 1 = one process"}
+    )
     var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
     media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
     public_url: str = field(
@@ -172,7 +175,7 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if not 0 <= value <= 65535 or (name == "port" and value == 0):
             raise SettingsError(f"{name} must be a TCP port, got {value}")
-    for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit"):
+    for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
     if s.http_timeout <= 0:

