@@ -276,7 +276,7 @@ async def get_video(request: web.Request) -> web.Response:
         if row is None:
             # Raised inside the loader, so the miss is not cached and a video published a moment
             # later shows at once. A miss costs one index probe, and caching misses would let a
-            # scan of made-up ids fill the cache (which empties itself when full).
+            # scan of made-up ids push the hot entries out of the cache.
             raise VideoNotFound()
         return video_item(row)
 
