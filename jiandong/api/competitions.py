@@ -175,7 +175,7 @@ async def get_competition(request: web.Request) -> web.Response:
         if row is None:
             # Raised inside the loader, so the miss is not cached: a match published a moment
             # later shows at once. A miss is one index probe, and caching misses would let a scan
-            # of made-up ids fill the cache (which empties itself when full).
+            # of made-up ids push the hot entries out of the cache.
             raise CompetitionNotFound()
         return {
             "id": row["id"],
