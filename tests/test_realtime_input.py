@@ -201,7 +201,6 @@ async def test_a_token_given_at_login_serves_later_sends(make_client):
     assert (await frame_of(ws, "SEND_ALL"))["user"]["username"] == "dev-remember"
 
 
-@pytest.mark.skip(reason="the app's teardown after this test hangs now and then; under investigation")
 async def test_protocol_pings_drop_dead_sockets(make_client):
     client = await make_client(chat_heartbeat=0.2, **FAST)
     ws = await client.ws_connect("/ws?room_id=9", autoping=False)

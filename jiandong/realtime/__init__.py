@@ -15,6 +15,7 @@ from .. import encoding
 from ..cache import rkey
 from ..keys import pg_key, realtime_key, redis_key, settings_key, tokens_key
 from ..settings import Settings
+from ..tasks.stopping import cancel_and_wait
 from . import presence, protocol
 from .broker import Broker, process_channel, room_channel
 from .history import History, history_ctx
@@ -213,9 +214,7 @@ async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     except TimeoutError:
         logger.warning("chat: no Redis subscription yet; rooms start working once it connects")
     yield
-    for task in realtime.tasks:
-        task.cancel()
-    await asyncio.gather(*realtime.tasks, return_exceptions=True)
+    await cancel_and_wait(*realtime.tasks)
     try:
         await presence.withdraw(realtime.redis, settings, realtime.hub.process_id)
     except Exception:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import typing
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 from ..cache import rkey
 from ..keys import content_cache_key, redis_key, settings_key
 from ..settings import Settings
+from ..tasks.stopping import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +126,7 @@ async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     app[content_cache_key] = cache
     task = asyncio.create_task(cache.listen(), name="content-cache-listener")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def user_changed(app: web.Application, user_id: int) -> None:

@@ -1,0 +1,46 @@
+"""Background tasks stop even when their first cancellation is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from jiandong.tasks.stopping import cancel_and_wait
+
+
+async def test_a_task_that_loses_its_cancellation_is_cancelled_again(caplog: pytest.LogCaptureFixture) -> None:
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            rounds += 1
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                if rounds > 3:
+                    raise
+                # what a library that loses a cancellation amounts to: the loop goes on
+
+    task = asyncio.create_task(loop(), name="stubborn")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="jiandong.tasks.stopping"):
+        await asyncio.wait_for(cancel_and_wait(task), 10)
+    assert task.cancelled()
+    assert "task stubborn outlived its cancellation" in caplog.text
+
+
+async def test_failures_are_reported_and_finished_tasks_are_fine(caplog: pytest.LogCaptureFixture) -> None:
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    failed = asyncio.create_task(fail(), name="failing")
+    finished = asyncio.create_task(asyncio.sleep(0), name="finished")
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.ERROR, logger="jiandong.tasks.stopping"):
+        await cancel_and_wait(failed, finished)
+    assert finished.done() and not finished.cancelled()
+    assert "task failing had failed" in caplog.text
+    assert "finished" not in caplog.text
