@@ -3,6 +3,9 @@
     python bench/bench_fanout.py [--clients 2000] [--rate 20] [--duration 10] [--procs 2] [--smoke]
     python bench/bench_fanout.py --two-processes     # the room over two server processes (the Redis hop)
     python bench/bench_fanout.py --idle 10000        # idle connections: server memory per connection
+    python bench/bench_fanout.py --stalled 20        # 20 of the clients stop reading: are they dropped, and
+                                                     # does the rest of the room keep its latency?
+    python bench/bench_fanout.py --all               # all four, one after the other, in one run
 
 Starts `python server.py` (two with --two-processes; a database `jiandong_bench_fanout` of its own,
 Redis at --redis-url, embedded servers when those do not answer), connects the clients to one room
@@ -10,6 +13,12 @@ at /ws from --procs client processes, logs one sender in and has it SEND_ALL --r
 for --duration seconds with its send time in the content. Each client notes the delay of each
 message; the run prints delivered / expected, p50 and p99 latency, and the server's user+sys CPU
 time over the broadcast window divided by the deliveries.
+
+With --stalled, the stalled clients connect as an internet client would (an MSS of 1400 bytes, a
+small receive buffer; on loopback the kernel would otherwise buffer megabytes for them), every
+message carries 450 characters, and the server's chat_buffer_limit is 64 KiB, so that the stalled
+clients fall behind within the run. At the end they read again and count as dropped when the
+server has closed their connection.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import multiprocessing
 import os
 import re
 import resource
+import socket
 import statistics
 import sys
 import time
@@ -31,7 +41,11 @@ from common import bench_run, log, login, parser, start_app
 DATABASE = "jiandong_bench_fanout"
 ROOM = 1
 # A SEND_ALL of the sender, as the server frames it: the content survives sanitising unchanged.
-STAMP = re.compile(r'"content":"fanout (\d+) ([0-9.]+)"')
+STAMP = re.compile(r'"content":"fanout (\d+) ([0-9.]+)')
+STALLED_PAD = "球" * 450
+STALLED_BUFFER_LIMIT = 65536
+STALLED_MSS = 1400
+STALLED_RCVBUF = 4096
 CONNECT_BATCH = 100
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,14 +56,23 @@ def parse_args() -> typing.Any:
     p.add_argument("--rate", type=float, default=20.0, help="SEND_ALL per second (default 20)")
     p.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
     p.add_argument("--two-processes", action="store_true", help="split the room over two server processes")
+    p.add_argument("--batch-window", type=float, metavar="S",
+                   help="the server's chat_batch_window (default: the server's own default)")
     p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
+    p.add_argument("--stalled", type=int, metavar="N", default=0, help="N of the clients stop reading after joining")
+    p.add_argument("--all", action="store_true",
+                   help="one process, two processes, --stalled 20 and --idle 10000 in turn (or scaled to --smoke)")
     args = p.parse_args()
     if args.smoke:
         args.clients, args.duration, args.procs = 50, 2, 1
         if args.idle:
             args.idle = 50
+        if args.stalled:
+            args.stalled = 2
     if args.clients < 1 or args.duration < 1 or args.rate <= 0 or args.procs < 1:
         p.error("--clients, --duration, --rate and --procs must be positive")
+    if not 0 <= args.stalled < args.clients:
+        p.error("--stalled must be less than --clients")
     return args
 
 
@@ -73,11 +96,12 @@ def server_pid(port: int) -> int:
     raise SystemExit(f"no server.py child on port {port}")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def rss_bytes(pid: int) -> int:
@@ -97,9 +121,9 @@ def raise_fd_limit() -> None:
 # --- clients -------------------------------------------------------------------------------------
 
 def client_process(urls: list[str], expected: int, ready: typing.Any, go: typing.Any, stop: typing.Any,
-                   idle: bool) -> tuple[list[float], int]:
+                   stalled: int) -> tuple[list[float], int, int]:
     raise_fd_limit()
-    return asyncio.run(clients(urls, expected, ready, go, stop, idle))
+    return asyncio.run(clients(urls, expected, ready, go, stop, stalled))
 
 
 class Viewer(asyncio.Protocol):
@@ -114,6 +138,7 @@ class Viewer(asyncio.Protocol):
         self.request = request
         self.on_text = on_text
         self.joined = asyncio.get_running_loop().create_future()
+        self.lost = asyncio.get_running_loop().create_future()
         self.buffer = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -125,6 +150,7 @@ class Viewer(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.joined.done():
             self.joined.set_exception(ConnectionError(f"closed before the LOGIN echo: {exc}"))
+        self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buffer
@@ -164,11 +190,14 @@ class Viewer(asyncio.Protocol):
 
 
 async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.Any, stop: typing.Any,
-                  idle: bool) -> tuple[list[float], int]:
-    """Connect every url (joined by ?room_id=), wait for each LOGIN echo, then record the delay of each stamped message."""
+                  stalled: int) -> tuple[list[float], int, int]:
+    """Connect every url (joined by ?room_id=), wait for each LOGIN echo, then record the delay of each stamped message.
+
+    The first `stalled` clients stop reading once joined; the result counts those the server dropped.
+    """
     latencies: list[float] = []
     received = 0
-    want = expected * len(urls)
+    want = expected * (len(urls) - stalled)
     done = asyncio.Event()
     stamp = re.compile(STAMP.pattern.encode())
     clock = time.time
@@ -184,18 +213,31 @@ async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.
 
     loop = asyncio.get_running_loop()
     viewers: list[Viewer] = []
+    stuck: list[Viewer] = []
 
-    async def open_one(url: str) -> None:
+    async def open_one(url: str, stall: bool) -> None:
         parts = urlsplit(url)
         request = (f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        _, viewer = await loop.create_connection(lambda: Viewer(request, on_text), parts.hostname, parts.port)
+        sock = socket.socket()
+        if stall:
+            # Before connecting, so the SYN announces them: the server's send side sizes itself on them.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, STALLED_MSS)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (parts.hostname, parts.port))
+        _, viewer = await loop.create_connection(lambda: Viewer(request, on_text if not stall else _ignore), sock=sock)
         await asyncio.wait_for(viewer.joined, 60)
+        if stall:
+            assert viewer.transport is not None
+            viewer.transport.pause_reading()
+            stuck.append(viewer)
         viewers.append(viewer)
 
     for start in range(0, len(urls), CONNECT_BATCH):
-        await asyncio.gather(*(open_one(u) for u in urls[start:start + CONNECT_BATCH]))
+        batch = enumerate(urls[start:start + CONNECT_BATCH], start)
+        await asyncio.gather(*(open_one(u, i < stalled) for i, u in batch))
     ready.put(len(viewers))
     await loop.run_in_executor(None, go.wait)
     # Until every message came, or the main process says it is over; polled, since a thread blocked
@@ -207,23 +249,36 @@ async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.
             pass
         if await loop.run_in_executor(None, stop.is_set):
             break
+    # The stalled read again: what the server queued, then its close, or at once its reset.
+    for viewer in stuck:
+        if viewer.transport is not None and not viewer.transport.is_closing():
+            viewer.transport.resume_reading()
+    if stuck:
+        await asyncio.wait([asyncio.ensure_future(v.lost) for v in stuck], timeout=10)
+    dropped = sum(1 for v in stuck if v.lost.done())
     for viewer in viewers:
         if viewer.transport is not None:
             viewer.transport.close()
-    return latencies, received
+    return latencies, received, dropped
+
+
+def _ignore(payload: bytes) -> None:
+    """A stalled client's messages: not counted (they are the ones it missed)."""
 
 
 class Fleet:
     """Client processes, each with its share of the urls."""
 
-    def __init__(self, shares: list[list[str]], expected: int, idle: bool) -> None:
+    def __init__(self, shares: list[list[str]], expected: int, stalled: int = 0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.manager = ctx.Manager()
         self.ready, self.go, self.stop = self.manager.Queue(), self.manager.Event(), self.manager.Event()
         self.pool = ctx.Pool(len(shares))
+        # The stalled clients spread over the client processes.
+        stalls = [stalled // len(shares) + (1 if i < stalled % len(shares) else 0) for i in range(len(shares))]
         self.results = [
-            self.pool.apply_async(client_process, (share, expected, self.ready, self.go, self.stop, idle))
-            for share in shares
+            self.pool.apply_async(client_process, (share, expected, self.ready, self.go, self.stop, stall))
+            for share, stall in zip(shares, stalls, strict=True)
         ]
         self.size = len(shares)
 
@@ -240,7 +295,7 @@ class Fleet:
                 raise SystemExit("the clients did not connect in time") from None
         return n
 
-    def finish(self, grace: float = 0, timeout: float = 120) -> list[tuple[list[float], int]]:
+    def finish(self, grace: float = 0, timeout: float = 120) -> list[tuple[list[float], int, int]]:
         """The clients' results: they stop on their own once all came, or `grace` seconds from now."""
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and not all(result.ready() for result in self.results):
@@ -260,7 +315,7 @@ def split(urls: list[str], parts: int) -> list[list[str]]:
 
 # --- the sender ----------------------------------------------------------------------------------
 
-async def send(url: str, token: str, rate: float, duration: float) -> int:
+async def send(url: str, token: str, rate: float, duration: float, pad: str = "") -> int:
     """SEND_ALL `rate` times a second on a fixed schedule (never waiting for acknowledgements); how many were acked."""
     import aiohttp
 
@@ -291,7 +346,8 @@ async def send(url: str, token: str, rate: float, duration: float) -> int:
             if delay > 0:
                 await asyncio.sleep(delay)
             await ws.send_str(encoding.dumps_str(
-                {"type": "SEND_ALL", "room_id": str(ROOM), "token": token, "content": f"fanout {i} {time.time():.6f}"}
+                {"type": "SEND_ALL", "room_id": str(ROOM), "token": token,
+                 "content": f"fanout {i} {time.time():.6f} {pad}".rstrip()}
             ))
         try:
             await asyncio.wait_for(reader, 30)
@@ -313,7 +369,7 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws"
 
 
-def fanout(args: typing.Any, bases: list[str]) -> int:
+def fanout(args: typing.Any, bases: list[str], stalled: int = 0) -> int:
     token = login(bases[0])
     pids = [server_pid(int(b.rsplit(":", 1)[1])) for b in bases]
     expected = int(args.rate * args.duration)
@@ -325,41 +381,50 @@ def fanout(args: typing.Any, bases: list[str]) -> int:
         groups.append(split([f"{ws_url(base)}?room_id={ROOM}"] * n, procs_per_server))
     shares = [share for group in groups for share in group]
     log(f"connecting {args.clients} clients from {len(shares)} process(es) ...")
-    fleet = Fleet(shares, expected, idle=False)
+    fleet = Fleet(shares, expected, stalled)
     try:
         connected = fleet.wait_ready()
-        log(f"{connected} clients in room {ROOM}; sending {expected} SEND_ALL over {args.duration} s ...")
+        log(f"{connected} clients in room {ROOM}{f', {stalled} of them stalled' if stalled else ''};"
+            f" sending {expected} SEND_ALL over {args.duration} s ...")
         time.sleep(2 * 1.0 + 0.5)  # the viewer counts settle (two count rounds) before the window
         fleet.go.set()
-        cpu_before = [cpu_seconds(pid) for pid in pids]
+        cpu_before = [cpu_times(pid) for pid in pids]
         started = time.monotonic()
-        acked = asyncio.run(send(ws_url(bases[0]), token, args.rate, args.duration))
+        acked = asyncio.run(send(ws_url(bases[0]), token, args.rate, args.duration, STALLED_PAD if stalled else ""))
         results = fleet.finish(grace=10)
         window = time.monotonic() - started
-        cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before)]
+        cpu_after = [cpu_times(pid) for pid in pids]
+        user = sum(a[0] - b[0] for a, b in zip(cpu_after, cpu_before, strict=True))
+        system = sum(a[1] - b[1] for a, b in zip(cpu_after, cpu_before, strict=True))
     except BaseException:
         fleet.pool.terminate()
         raise
 
     delivered = sum(r[1] for r in results)
-    want = expected * connected
+    dropped = sum(r[2] for r in results)
+    want = expected * (connected - stalled)
     latencies = [x for r in results for x in r[0]]
-    per_delivery = sum(cpu) / delivered * 1e6 if delivered else float("nan")
+    per_delivery = (user + system) / delivered * 1e6 if delivered else float("nan")
     print(f"clients {connected}, {len(bases)} server process(es), {args.rate:g} SEND_ALL/s for {args.duration} s"
           f" ({acked}/{expected} acknowledged)")
-    print(f"delivered / expected   {delivered} / {want} ({100 * delivered / want:.2f} %)")
+    if stalled:
+        print(f"stalled clients        {stalled}, of which the server dropped {dropped}"
+              f" (messages of {len(STALLED_PAD)} characters, chat_buffer_limit {STALLED_BUFFER_LIMIT})")
+    print(f"delivered / expected   {delivered} / {want} ({100 * delivered / want:.2f} %)"
+          + (" to the clients that read" if stalled else ""))
     print(f"latency p50            {1000 * quantile(latencies, 0.5):8.1f} ms")
     print(f"latency p99            {1000 * quantile(latencies, 0.99):8.1f} ms")
     print(f"latency max            {1000 * max(latencies, default=float('nan')):8.1f} ms")
-    print(f"server CPU             {sum(cpu):8.2f} s over {window:.1f} s"
+    print(f"server CPU             {user + system:8.2f} s over {window:.1f} s"
           f" = {per_delivery:.2f} µs per delivery (target <= 8)")
+    print(f"  of which             user {user:.2f} s, system {system:.2f} s")
     if len(bases) == 2:
         near = [x for r in results[:len(groups[0])] for x in r[0]]
         far = [x for r in results[len(groups[0]):] for x in r[0]]
         print(f"p50 on the sender's process {1000 * statistics.median(near):.1f} ms,"
               f" on the other {1000 * statistics.median(far):.1f} ms:"
               f" Redis hop adds {1000 * (statistics.median(far) - statistics.median(near)):.1f} ms")
-    return 0 if delivered == want and acked == expected else 1
+    return 0 if delivered == want and acked == expected and dropped == stalled else 1
 
 
 def idle(args: typing.Any, base: str) -> int:
@@ -368,7 +433,7 @@ def idle(args: typing.Any, base: str) -> int:
     before = rss_bytes(pid)
     urls = [f"{ws_url(base)}?room_id={ROOM}"] * args.idle
     log(f"opening {args.idle} idle connections from {args.procs} process(es) ...")
-    fleet = Fleet(split(urls, args.procs), 0, idle=True)
+    fleet = Fleet(split(urls, args.procs), 0)
     try:
         connected = fleet.wait_ready(600)
         time.sleep(3)  # a few viewer-count rounds reach every socket
@@ -383,16 +448,37 @@ def idle(args: typing.Any, base: str) -> int:
     return 0 if connected == args.idle else 1
 
 
+def scenario(args: typing.Any, name: str) -> int:
+    """One scenario, on servers of its own: "one", "two", "stalled" or "idle"."""
+    with bench_run(args, DATABASE) as run:
+        run.env.update(JIANDONG_CHAT_RATE_COUNT=str(int(args.rate * args.duration) + 100))
+        if args.batch_window is not None:
+            run.env.update(JIANDONG_CHAT_BATCH_WINDOW=str(args.batch_window))
+        if name == "stalled":
+            run.env.update(JIANDONG_CHAT_BUFFER_LIMIT=str(STALLED_BUFFER_LIMIT))
+        bases = [start_app(run) for _ in range(2 if name == "two" else 1)]
+        if name == "idle":
+            return idle(args, bases[0])
+        return fanout(args, bases, args.stalled if name == "stalled" else 0)
+
+
 def main() -> int:
     args = parse_args()
     # The servers inherit the limit: 10,000 sockets need more than the usual 1024 descriptors.
     raise_fd_limit()
-    with bench_run(args, DATABASE) as run:
-        run.env.update(JIANDONG_CHAT_RATE_COUNT=str(int(args.rate * args.duration) + 100))
-        bases = [start_app(run) for _ in range(2 if args.two_processes else 1)]
-        if args.idle:
-            return idle(args, bases[0])
-        return fanout(args, bases)
+    if not args.all:
+        name = "idle" if args.idle else "stalled" if args.stalled else "two" if args.two_processes else "one"
+        return scenario(args, name)
+    args.idle = args.idle or (50 if args.smoke else 10000)
+    args.stalled = args.stalled or (2 if args.smoke else 20)
+    status = 0
+    for name, title in (("one", "one server process"), ("two", "the room over two server processes"),
+                        ("stalled", f"{args.stalled} stalled readers in the room"),
+                        ("idle", f"{args.idle} idle connections")):
+        print(f"\n== {title}", flush=True)
+        status |= scenario(args, name)
+        sys.stdout.flush()
+    return status
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ class Settings:
     chat_buffer_limit: int = field(
         default=1048576, metadata={"help": "bytes a slow reader may have queued before it is disconnected"}
     )
+    chat_batch_window: float = field(
+        default=0.075,
+        metadata={"help": "seconds a busy room's messages may wait to reach a socket in one write; 0 = each at once"},
+    )
     chat_heartbeat: float = field(
         default=30.0, metadata={"help": "seconds between websocket pings; a socket missing the pong is dropped"}
     )
@@ -187,6 +191,8 @@ def _validate(s: Settings) -> None:
                  "chat_history_interval"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name} must be positive")
+    if not 0 <= s.chat_batch_window <= 1:
+        raise SettingsError("chat_batch_window must be between 0 and 1 second")
     if s.chat_presence_ttl < 2 * s.chat_online_interval:
         raise SettingsError("chat_presence_ttl must be at least twice chat_online_interval")
     if not s.chat_emoji_path.startswith("/"):

@@ -95,8 +95,9 @@ async def test_docs_page_lists_every_path_and_error(client):
     assert "<script" not in html.lower()
     assert not re.search(r"""<link[^>]+href=["']?(https?:)?//""", html, re.I)
     assert not re.search(r"""\ssrc=["']?(https?:)?//""", html, re.I)
-    # The app serves the chat websocket at /ws, so the page describes it.
+    # The app serves the chat websocket at /ws, so the page describes it, with the configured batch window.
     assert 'id="chat"' in html
+    assert "100 人以上），75 毫秒内的消息合并为一次写出" in html
 
 
 async def test_docs_page_describes_chat_when_served(aiohttp_client, settings):

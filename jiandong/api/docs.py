@@ -14,6 +14,7 @@ from ..auth import public
 from ..http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..keys import docs_cache_key, settings_key
 from ..openapi import HTTP_METHODS, build_spec
+from ..realtime.hub import BATCH_MIN_MEMBERS
 from ..settings import ENV_PREFIX, Settings
 
 routes = web.RouteTableDef()
@@ -157,6 +158,8 @@ def docs_context(app: web.Application, spec: dict[str, typing.Any]) -> dict[str,
         "max_page_size": MAX_PAGE_SIZE,
         # The chat section describes the websocket only when the app really serves one.
         "chat_path": CHAT_PATH if _has_route(app, CHAT_PATH) else "",
+        "chat_batch_ms": round(settings.chat_batch_window * 1000),
+        "chat_batch_min": BATCH_MIN_MEMBERS,
     }
 
 

@@ -52,7 +52,7 @@ class Realtime:
         self.redis = redis
         self.pool = pool
         self.tokens = tokens
-        self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode)
+        self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
         self.tasks: list[asyncio.Task[None]] = []
@@ -133,9 +133,8 @@ class Realtime:
         return list(self.hub.rooms)
 
     def on_room(self, room_id: int, data: bytes) -> None:
-        members = self.hub.rooms.get(room_id)
-        if members:
-            self.hub.deliver(members, data, _sender(data))
+        if room_id in self.hub.rooms:
+            self.hub.deliver_room(room_id, data, _sender(data))
 
     def on_any_room(self, room_id: int, data: bytes) -> None:
         if not self.hub.lobby:
