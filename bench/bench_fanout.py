@@ -23,6 +23,7 @@ server has closed their connection.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
 import os
@@ -450,6 +451,9 @@ def idle(args: typing.Any, base: str) -> int:
 
 def scenario(args: typing.Any, name: str) -> int:
     """One scenario, on servers of its own: "one", "two", "stalled" or "idle"."""
+    if name == "stalled" and args.smoke:
+        # Enough bytes for the stalled clients to fall behind within a smoke run.
+        args = argparse.Namespace(**{**vars(args), "rate": 100.0, "duration": 3})
     with bench_run(args, DATABASE) as run:
         run.env.update(JIANDONG_CHAT_RATE_COUNT=str(int(args.rate * args.duration) + 100))
         if args.batch_window is not None:
