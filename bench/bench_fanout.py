@@ -5,7 +5,8 @@
     python bench/bench_fanout.py --idle 10000        # idle connections: server memory per connection
     python bench/bench_fanout.py --stalled 20        # 20 of the clients stop reading: are they dropped, and
                                                      # does the rest of the room keep its latency?
-    python bench/bench_fanout.py --all               # all four, one after the other, in one run
+    python bench/bench_fanout.py --all               # the bare loop (bench/bare_fanout_server.py), then
+                                                     # all four of ours, one after the other, in one run
 
 Starts `python server.py` (two with --two-processes; a database `jiandong_bench_fanout` of its own,
 Redis at --redis-url, embedded servers when those do not answer), connects the clients to one room
@@ -37,7 +38,7 @@ import typing
 from urllib.parse import urlsplit
 
 # bench/ is the script's directory, so its modules import by name.
-from common import bench_run, log, login, parser, start_app
+from common import bench_run, log, login, parser, start_app, start_bare_fanout
 
 DATABASE = "jiandong_bench_fanout"
 ROOM = 1
@@ -80,7 +81,7 @@ def parse_args() -> typing.Any:
 # --- the server process --------------------------------------------------------------------------
 
 def server_pid(port: int) -> int:
-    """The pid of our server.py child listening on `port`."""
+    """The pid of our server.py (or bare_fanout_server.py) child listening on `port`."""
     me = str(os.getpid())
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -92,7 +93,7 @@ def server_pid(port: int) -> int:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if ppid == me and b"server.py" in argv and str(port).encode() in argv:
+        if ppid == me and any(a.endswith(b"server.py") for a in argv) and str(port).encode() in argv:
             return int(entry)
     raise SystemExit(f"no server.py child on port {port}")
 
@@ -370,9 +371,14 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws"
 
 
-def fanout(args: typing.Any, bases: list[str], stalled: int = 0) -> tuple[int, float]:
-    """The run's status (0 = everything delivered) and its p50 latency in seconds."""
-    token = login(bases[0])
+class Result(typing.NamedTuple):
+    failed: int  # 0 = everything delivered
+    p50: float  # seconds
+    cpu_per_delivery: float  # microseconds
+
+
+def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = False) -> Result:
+    token = "" if bare else login(bases[0])
     pids = [server_pid(int(b.rsplit(":", 1)[1])) for b in bases]
     expected = int(args.rate * args.duration)
     # Clients half on each server; every client process gets clients of one server only.
@@ -407,7 +413,8 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0) -> tuple[int, f
     want = expected * (connected - stalled)
     latencies = [x for r in results for x in r[0]]
     per_delivery = (user + system) / delivered * 1e6 if delivered else float("nan")
-    print(f"clients {connected}, {len(bases)} server process(es), {args.rate:g} SEND_ALL/s for {args.duration} s"
+    server = "the bare aiohttp loop" if bare else f"{len(bases)} server process(es)"
+    print(f"clients {connected}, {server}, {args.rate:g} SEND_ALL/s for {args.duration} s"
           f" ({acked}/{expected} acknowledged)")
     if stalled:
         print(f"stalled clients        {stalled}, of which the server dropped {dropped}"
@@ -418,7 +425,7 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0) -> tuple[int, f
     print(f"latency p99            {1000 * quantile(latencies, 0.99):8.1f} ms")
     print(f"latency max            {1000 * max(latencies, default=float('nan')):8.1f} ms")
     print(f"server CPU             {user + system:8.2f} s over {window:.1f} s"
-          f" = {per_delivery:.2f} µs per delivery (target <= 8)")
+          f" = {per_delivery:.2f} µs per delivery" + ("" if bare else " (target <= 8)"))
     print(f"  of which             user {user:.2f} s, system {system:.2f} s")
     if len(bases) == 2:
         near = [x for r in results[:len(groups[0])] for x in r[0]]
@@ -427,7 +434,8 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0) -> tuple[int, f
         print(f"p50 on the sender's process {1000 * statistics.median(near):.1f} ms,"
               f" on the other {1000 * statistics.median(far):.1f} ms"
               f" ({1000 * (statistics.median(far) - statistics.median(near)):+.1f} ms)")
-    return int(not (delivered == want and acked == expected and dropped == stalled)), quantile(latencies, 0.5)
+    failed = int(not (delivered == want and acked == expected and dropped == stalled))
+    return Result(failed, quantile(latencies, 0.5), per_delivery)
 
 
 def idle(args: typing.Any, base: str) -> int:
@@ -451,8 +459,8 @@ def idle(args: typing.Any, base: str) -> int:
     return 0 if connected == args.idle else 1
 
 
-def scenario(args: typing.Any, name: str) -> tuple[int, float]:
-    """One scenario, on servers of its own: "one", "two", "stalled" or "idle"; its status and p50."""
+def scenario(args: typing.Any, name: str) -> Result:
+    """One scenario, on servers of its own: "bare", "one", "two", "stalled" or "idle"."""
     if name == "stalled" and args.smoke:
         # Enough bytes for the stalled clients to fall behind within a smoke run.
         args = argparse.Namespace(**{**vars(args), "rate": 100.0, "duration": 3})
@@ -462,9 +470,11 @@ def scenario(args: typing.Any, name: str) -> tuple[int, float]:
             run.env.update(JIANDONG_CHAT_BATCH_WINDOW=str(args.batch_window))
         if name == "stalled":
             run.env.update(JIANDONG_CHAT_BUFFER_LIMIT=str(STALLED_BUFFER_LIMIT))
+        if name == "bare":
+            return fanout(args, [start_bare_fanout(run)], bare=True)
         bases = [start_app(run) for _ in range(2 if name == "two" else 1)]
         if name == "idle":
-            return idle(args, bases[0]), float("nan")
+            return Result(idle(args, bases[0]), float("nan"), float("nan"))
         return fanout(args, bases, args.stalled if name == "stalled" else 0)
 
 
@@ -474,19 +484,23 @@ def main() -> int:
     raise_fd_limit()
     if not args.all:
         name = "idle" if args.idle else "stalled" if args.stalled else "two" if args.two_processes else "one"
-        return scenario(args, name)[0]
+        return scenario(args, name).failed
     args.idle = args.idle or (50 if args.smoke else 10000)
     args.stalled = args.stalled or (2 if args.smoke else 20)
     status = 0
-    p50: dict[str, float] = {}
-    for name, title in (("one", "one server process"), ("two", "the room over two server processes"),
+    results: dict[str, Result] = {}
+    for name, title in (("bare", "the bare aiohttp loop (no Redis, presence or history): the baseline"),
+                        ("one", "one server process"), ("two", "the room over two server processes"),
                         ("stalled", f"{args.stalled} stalled readers in the room"),
                         ("idle", f"{args.idle} idle connections")):
         print(f"\n== {title}", flush=True)
-        failed, p50[name] = scenario(args, name)
-        status |= failed
+        result = results[name] = scenario(args, name)
+        status |= result.failed
+        if name == "one":
+            ratio = result.cpu_per_delivery / results["bare"].cpu_per_delivery
+            print(f"CPU per delivery against the bare loop: {ratio:.2f}")
         if name == "two":
-            print(f"two processes against one: p50 {1000 * (p50['two'] - p50['one']):+.1f} ms")
+            print(f"two processes against one: p50 {1000 * (result.p50 - results['one'].p50):+.1f} ms")
         sys.stdout.flush()
     return status
 

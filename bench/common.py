@@ -230,6 +230,15 @@ def start_bare(run: Run, routes: typing.Sequence[tuple[str, str, typing.Any]]) -
     return f"http://127.0.0.1:{port}"
 
 
+def start_bare_fanout(run: Run) -> str:
+    """bench/bare_fanout_server.py, the fan-out baseline; its base URL."""
+    port = free_port()
+    log("starting bare_fanout_server.py ...")
+    argv = [sys.executable, str(ROOT / "bench" / "bare_fanout_server.py"), "--port", str(port)]
+    start(run.stack, "bare-fanout", argv, run.env, run.work, port)
+    return f"http://127.0.0.1:{port}"
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 class Target(typing.NamedTuple):
