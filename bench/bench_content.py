@@ -114,7 +114,9 @@ def main() -> int:
         found = len(bodies[1]["data"])
         if found < min(SEARCH_SIZE, bodies[1]["total"]) or found == 0:
             raise SystemExit(f"the search for {SEARCH_TERM} found {found} videos")
-        bare = start_bare(run, [(method, path, body) for (_, _, method, path, _), body in zip(cases, bodies)])
+        bare = start_bare(
+            run, [(method, path, body) for (_, _, method, path, _), body in zip(cases, bodies, strict=True)]
+        )
 
         log(f"load: {client}, {args.threads} thread(s), {args.connections} connections, {args.duration} s per server")
         results: list[tuple[str, float, Result, Result]] = []

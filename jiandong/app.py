@@ -42,8 +42,8 @@ from .tasks import orders as order_tasks
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 API_ROUTES = (
-    tokens, users, phone, feedback, banners, wxconfig, configs, members, teams, competitions, videos, lives, play, guest,
-    business, orders, pay, online, live_callbacks, docs,
+    tokens, users, phone, feedback, banners, wxconfig, configs, members, teams, competitions, videos, lives, play,
+    guest, business, orders, pay, online, live_callbacks, docs,
 )
 
 

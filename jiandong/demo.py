@@ -272,7 +272,8 @@ def load_large(dsn: str, matches: int = 10_000, videos: int = 100_000, batch: in
                     SELECT (%(words)s::text[])[1 + g %% 10] || ' 第' || g || '场：' || (%(teams)s::text[])[1 + g %% 4]
                                || ' vs ' || (%(opps)s::text[])[1 + g %% 8],
                            '生成的比赛 #' || g, 'https://img.example.com/competitions/gen.jpg',
-                           now() - make_interval(hours => g), (60 + g %% 50) || ':' || (60 + g %% 43), (g %% 20 = 0)::int
+                           now() - make_interval(hours => g), (60 + g %% 50) || ':' || (60 + g %% 43),
+                           (g %% 20 = 0)::int
                     FROM generate_series(%(start)s, %(stop)s) g
                     """,
                     {"words": words, "teams": [t[0] for t in TEAMS], "opps": OPPONENTS,
@@ -294,10 +295,13 @@ def load_large(dsn: str, matches: int = 10_000, videos: int = 100_000, batch: in
                         FROM generate_series(%(start)s, %(stop)s) g
                         RETURNING id
                     )
-                    INSERT INTO videos (competition_id, title, summary, main_img_url, file_id, type, browse_num, publish_time)
+                    INSERT INTO videos
+                        (competition_id, title, summary, main_img_url, file_id, type, browse_num, publish_time)
                     SELECT %(low)s + (f.id %% (%(high)s - %(low)s + 1)),
-                           (%(words)s::text[])[1 + f.id %% 10] || (CASE WHEN f.id %% 2 = 0 THEN ' 全场回放 ' ELSE ' 精彩集锦 ' END)
-                               || (%(teams)s::text[])[1 + f.id %% 4] || ' vs ' || (%(opps)s::text[])[1 + f.id %% 8] || ' #' || f.id,
+                           (%(words)s::text[])[1 + f.id %% 10]
+                               || (CASE WHEN f.id %% 2 = 0 THEN ' 全场回放 ' ELSE ' 精彩集锦 ' END)
+                               || (%(teams)s::text[])[1 + f.id %% 4] || ' vs ' || (%(opps)s::text[])[1 + f.id %% 8]
+                               || ' #' || f.id,
                            '生成的视频，编号 ' || f.id, 'https://img.example.com/videos/gen.jpg', f.id,
                            1 + (f.id %% 2)::int, f.id %% 5000, now() - make_interval(mins => f.id::int)
                     FROM f

@@ -109,7 +109,9 @@ def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    logger.warning("using the embedded Redis on 127.0.0.1:%d, data in %s (set JIANDONG_REDIS_URL for a real server)", port, data)
+    logger.warning(
+        "using the embedded Redis on 127.0.0.1:%d, data in %s (set JIANDONG_REDIS_URL for a real server)", port, data
+    )
     return f"redis://127.0.0.1:{port}/0", stop
 
 

@@ -58,7 +58,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"msg": exc.reason, "error_code": 10000, "request_url": request.path}, status=exc.status
         )
     except Exception:
-        logger.exception("unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path)
+        logger.exception(
+            "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path
+        )
         return error_body(request, InternalError())
 
 

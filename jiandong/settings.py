@@ -110,7 +110,8 @@ class Settings:
     aliyun_sms_url: str = field(default="https://dysmsapi.aliyuncs.com/", metadata={"help": "Dysmsapi endpoint"})
     aliyun_live_url: str = field(default="https://live.aliyuncs.com/", metadata={"help": "Aliyun Live endpoint"})
     aliyun_live_domain: str = field(
-        default="", metadata={"help": "Aliyun Live play domain (online list, CDN viewer counts); empty = Aliyun Live off"}
+        default="",
+        metadata={"help": "Aliyun Live play domain (online list, CDN viewer counts); empty = Aliyun Live off"},
     )
     aliyun_live_app_name: str = field(
         default="", metadata={"help": "only this Aliyun Live AppName is tracked; empty = every app of the domain"}

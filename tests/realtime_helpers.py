@@ -16,7 +16,9 @@ IDLE_WRITER = {**FAST, "chat_history_interval": 3600.0}
 WAIT = 10.0
 
 
-async def frame(ws: aiohttp.ClientWebSocketResponse, *, skip: typing.Iterable[str] = ("OnLine",)) -> dict[str, typing.Any]:
+async def frame(
+    ws: aiohttp.ClientWebSocketResponse, *, skip: typing.Iterable[str] = ("OnLine",)
+) -> dict[str, typing.Any]:
     """The next JSON frame, passing over viewer counts (by default) and heartbeats."""
     skipped = set(skip)
     while True:

@@ -11,7 +11,9 @@ async def test_multipart_body_over_the_limit_is_refused(client):
     token = await login(client)
     form = aiohttp.FormData()
     form.add_field("content", "hello")
-    form.add_field("file", io.BytesIO(b"x" * (5 * 1024 * 1024)), filename="big.bin", content_type="application/octet-stream")
+    form.add_field(
+        "file", io.BytesIO(b"x" * (5 * 1024 * 1024)), filename="big.bin", content_type="application/octet-stream"
+    )
     resp = await client.post("/api/v1/feeds", data=form, headers={"token": token})
     assert resp.status == 413
     assert (await resp.json())["error_code"] == 99999

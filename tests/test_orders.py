@@ -338,7 +338,8 @@ async def test_cancel_of_an_order_paid_meanwhile_applies_the_payment(pay_client,
     await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
     wxpay.pay(order["order_no"])  # paid in WeChat; the notification has not come yet
     status, body = await call(pay_client, "POST", CANCEL, token, id=order["id"])
-    assert (status, body) == (409, {"msg": "订单不允许取消: 订单已经支付过", "error_code": 60002, "request_url": CANCEL})
+    msg = "订单不允许取消: 订单已经支付过"
+    assert (status, body) == (409, {"msg": msg, "error_code": 60002, "request_url": CANCEL})
     row = order_row(sql, order["id"])
     assert row["status"] == 1 and row["transaction_id"] == wxpay.orders[order["order_no"]].transaction_id
     assert len(sql("SELECT id FROM member_extensions")) == 1 and stock(sql, product) == 9

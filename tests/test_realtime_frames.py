@@ -40,7 +40,8 @@ async def test_text_frame_equals_the_aiohttp_writer(text):
 
 
 async def test_a_client_reads_prebuilt_frames_written_to_the_transport(aiohttp_server):
-    """Written straight to the transport, between frames of aiohttp's own writer, every frame arrives whole and in order."""
+    """Written straight to the transport, between frames of aiohttp's own writer, every frame
+    arrives whole and in order."""
 
     async def handler(request):
         ws = web.WebSocketResponse(compress=False)

@@ -18,7 +18,10 @@ async def test_send_all_reaches_every_viewer_once_with_myself(make_client, sql):
     two = await make_client(**FAST)
     token_a = await login(one, "alice")
     token_b = await login(two, "bob")
-    sql("UPDATE users SET username = 'Alice', head_img = '/media/a.png' WHERE openid LIKE 'dev-%%' AND username = 'dev-alice'")
+    sql(
+        "UPDATE users SET username = 'Alice', head_img = '/media/a.png'"
+        " WHERE openid LIKE 'dev-%%' AND username = 'dev-alice'"
+    )
     a, uuid_a = await join(one, 7, token_a)
     b, uuid_b = await join(two, 7, token_b, by_query=False)
     c, _ = await join(two, 7, by_query=True)  # a viewer without a token

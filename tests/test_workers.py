@@ -273,7 +273,7 @@ async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redi
             content = f"after-{name}{n}"
             if name not in resumed and await say(reader, token, 63, content):
                 acked.append(content)
-                if await until(lambda: content in other.chat(False), 0.5):
+                if await until(lambda content=content, other=other: content in other.chat(False), 0.5):
                     resumed[name] = time.monotonic() - started
         await asyncio.sleep(0.1)
     assert set(resumed) == {"a", "b"}, resumed

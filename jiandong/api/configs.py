@@ -84,7 +84,7 @@ async def config_values(request: web.Request, codes: list[str]) -> dict[str, str
     results = await asyncio.gather(
         *(cache.get(("config", code), loader(code)) for code in cold), return_exceptions=True
     )
-    for code, result in zip(cold, results):
+    for code, result in zip(cold, results, strict=True):
         if not isinstance(result, BaseException):
             found[code] = result
         elif not isinstance(result, _Absent):

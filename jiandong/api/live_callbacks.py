@@ -202,7 +202,9 @@ async def nginx_callback(request: web.Request) -> web.Response:
     if call not in NGINX_CALLS:
         return operation_result(request)
     if not token_matches(fields.getall("token", []), request.config_dict[settings_key].live_push_secret):
-        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, fields.get("name"), fields.get("addr"))
+        logger.warning(
+            "nginx-rtmp %s of %r refused: bad token (client %s)", call, fields.get("name"), fields.get("addr")
+        )
         raise Forbidden("权限不够: 推流鉴权失败")
     return await _apply(request, stream_name(fields.get("name")), NGINX_CALLS[call], f"nginx {call}",
                         operation_result(request))

@@ -145,7 +145,10 @@ def _order_id(params: Params) -> int:
     tag="会员订单",
     params=[ID_PARAM],
     errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotCancellable, WeChatUnavailable],
-    description="取消本人待支付的订单（状态 5），库存归还；已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。",
+    description=(
+        "取消本人待支付的订单（状态 5），库存归还；"
+        "已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。"
+    ),
 )
 async def cancel_order(request: web.Request) -> web.Response:
     params = await read_params(request)
@@ -161,7 +164,10 @@ async def cancel_order(request: web.Request) -> web.Response:
     tag="会员订单",
     params=[ID_PARAM],
     errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotClosable, WeChatUnavailable],
-    description="关闭本人待支付的订单（状态 -1），库存归还；已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。",
+    description=(
+        "关闭本人待支付的订单（状态 -1），库存归还；"
+        "已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。"
+    ),
 )
 async def close_order(request: web.Request) -> web.Response:
     params = await read_params(request)

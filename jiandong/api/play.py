@@ -58,7 +58,11 @@ async def play_notify(request: web.Request) -> web.Response:
     tag="视频与直播",
     params=[
         *PAGE_PARAMS,
-        param("search", description=f"搜索关键字（必填，最多 {SEARCH_MAX_LEN} 字）：标题或简介包含该文字", required=True),
+        param(
+            "search",
+            description=f"搜索关键字（必填，最多 {SEARCH_MAX_LEN} 字）：标题或简介包含该文字",
+            required=True,
+        ),
     ],
     response=page_of({"oneOf": [LIVE_ITEM, VIDEO_ITEM]}),
     errors=[ParameterError],

@@ -125,8 +125,8 @@ def _head_img_url(value: str) -> str:
         param("sex", "integer", "性别：0 保密，1 男，2 女（非必要）", enum=[0, 1, 2]),
         param(
             "head_img",
-            description="头像（非必要）：http(s) 地址；或 JPEG/PNG 图片的 base64 数据（可带 data:image/...;base64, 前缀）；"
-            "或 multipart 文件。图片不超过 2 MiB",
+            description="头像（非必要）：http(s) 地址；或 JPEG/PNG 图片的 base64 数据"
+            "（可带 data:image/...;base64, 前缀）；或 multipart 文件。图片不超过 2 MiB",
         ),
     ],
     errors=[ParameterError, SaveImageFailed, UserNotFound],

@@ -144,7 +144,7 @@ async def fetch_rows(request: web.Request, sql: str, args: dict[str, typing.Any]
         await cur.execute(sql, args)
         rows = await cur.fetchall()
         names = [column.name for column in cur.description]
-    return [dict(zip(names, row)) for row in rows]
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def page_cache_key(

@@ -61,7 +61,9 @@ class AliyunLive:
             answer = await self.rpc.call("DescribeLiveStreamsOnlineList", LIVE_VERSION, params)
             items = (answer.get("OnlineInfo") or {}).get("LiveStreamOnlineInfo")
             if not isinstance(items, list):
-                raise AliyunError("BadAnswer", "OnlineInfo.LiveStreamOnlineInfo missing", str(answer.get("RequestId", "")))
+                raise AliyunError(
+                    "BadAnswer", "OnlineInfo.LiveStreamOnlineInfo missing", str(answer.get("RequestId", ""))
+                )
             for item in items:
                 if not isinstance(item, dict) or not item.get("StreamName"):
                     continue

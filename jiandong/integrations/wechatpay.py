@@ -195,7 +195,9 @@ class _Signer:
         sign_type = fields.get("sign_type") or self.sign_type
         return check_sign(fields, self._key, sign_type)
 
-    def jsapi_params(self, prepay_id: str, *, timestamp: str | None = None, nonce_str: str | None = None) -> dict[str, str]:
+    def jsapi_params(
+        self, prepay_id: str, *, timestamp: str | None = None, nonce_str: str | None = None
+    ) -> dict[str, str]:
         params = {
             "appId": self.appid,
             "timeStamp": timestamp or str(int(time.time())),

@@ -188,7 +188,9 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
     settings = realtime.settings
     # Stored and published in one transaction, and only then echoed: the echo is the acknowledgement.
     async with realtime.redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(history.stream_key(settings), history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now))
+        pipe.xadd(
+            history.stream_key(settings), history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now)
+        )
         pipe.publish(room_channel(settings, frame.room_id), encoding.dumps(message))
         await pipe.execute()
     message["myself"] = True

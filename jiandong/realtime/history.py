@@ -51,7 +51,9 @@ def stream_key(settings: Settings) -> str:
     return rkey(settings, "chat", "history")
 
 
-def entry(room_id: int, user_id: int, uuid: str, content: str, user: dict[str, str], msg_time: float) -> dict[str, bytes]:
+def entry(
+    room_id: int, user_id: int, uuid: str, content: str, user: dict[str, str], msg_time: float
+) -> dict[str, bytes]:
     """The stream entry of one SEND_ALL (one field: the message as JSON)."""
     return {
         FIELD: encoding.dumps(

@@ -69,11 +69,13 @@ async def room_viewers(redis: Redis, settings: Settings, room_ids: typing.Iterab
     """Websocket viewers of each room across all processes (rooms without any are 0)."""
     wanted = list(dict.fromkeys(int(r) for r in room_ids))
     totals = await _sum(redis, settings, [str(r) for r in wanted])
-    return dict(zip(wanted, totals))
+    return dict(zip(wanted, totals, strict=True))
 
 
-async def viewers_with_total(redis: Redis, settings: Settings, room_ids: typing.Iterable[int]) -> tuple[dict[int, int], int]:
+async def viewers_with_total(
+    redis: Redis, settings: Settings, room_ids: typing.Iterable[int]
+) -> tuple[dict[int, int], int]:
     """Like room_viewers, plus the number of connections in all (what old no-room clients show)."""
     wanted = list(dict.fromkeys(int(r) for r in room_ids))
     totals = await _sum(redis, settings, [*(str(r) for r in wanted), ALL])
-    return dict(zip(wanted, totals[:-1])), totals[-1]
+    return dict(zip(wanted, totals[:-1], strict=True)), totals[-1]

@@ -206,7 +206,7 @@ class LookupBatcher:
         try:
             ids = list(batch.ids)
             totals = await self._read(ids)
-            batch.totals = {item_id: int(n) for item_id, n in zip(ids, totals) if n}
+            batch.totals = {item_id: int(n) for item_id, n in zip(ids, totals, strict=True) if n}
         except Exception as exc:
             batch.error = exc
         except BaseException:

@@ -93,7 +93,9 @@ async def set_live_status(
         logger.warning("could not announce the status change of live %s", result.live_id, exc_info=True)
     settings = state[settings_key]
     try:
-        await state[redis_key].publish(rkey(settings, "room", result.live_id), status_frame(result.live_id, live_status))
+        await state[redis_key].publish(
+            rkey(settings, "room", result.live_id), status_frame(result.live_id, live_status)
+        )
     except Exception:
         logger.warning("could not push the status of live %s to its room", result.live_id, exc_info=True)
     return result

@@ -37,7 +37,9 @@ RECORD_EXTENSION_SQL = """
 """
 
 
-async def extend_membership(cur: typing.Any, user_id: int, order_id: int, years: int) -> tuple[dt.datetime, dt.datetime]:
+async def extend_membership(
+    cur: typing.Any, user_id: int, order_id: int, years: int
+) -> tuple[dt.datetime, dt.datetime]:
     """Extend the user's membership by `years` for a paid order; run inside the order's transaction.
 
     The caller holds the order row, so one order extends once (member_extensions.order_id is unique

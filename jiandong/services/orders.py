@@ -309,7 +309,9 @@ async def payable_order(app: web.Application, user_id: int, order_id: int) -> db
     return order
 
 
-async def pre_order(app: web.Application, user_id: int, order_id: int, client_ip: str, notify_url: str) -> dict[str, str]:
+async def pre_order(
+    app: web.Application, user_id: int, order_id: int, client_ip: str, notify_url: str
+) -> dict[str, str]:
     """The JSAPI parameters to pay the order, with a prepay id from WeChat (reused while valid)."""
     order = await payable_order(app, user_id, order_id)
     pay = app[wechatpay_key]
@@ -489,7 +491,8 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
         if order["status"] != AWAITING:
             # Money was taken: the order is paid even though it had been ended meanwhile.
             logger.error(
-                "PAYMENT FOR AN ENDED ORDER: order %s (status %s) paid by transaction %s; marked paid, membership extended",
+                "PAYMENT FOR AN ENDED ORDER: order %s (status %s) paid by transaction %s; "
+                "marked paid, membership extended",
                 out_trade_no, order["status"], transaction_id,
             )
             outcome = f"paid: order had status {order['status']}"

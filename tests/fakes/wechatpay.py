@@ -198,8 +198,12 @@ class FakeWeChatPay:
         order = self.orders.get(params.get("out_trade_no", ""))
         if order is None:
             return self._error(sign_type, "ORDERNOTEXIST")
-        fields = {"result_code": "SUCCESS", "out_trade_no": order.out_trade_no, "trade_state": order.state,
-                  "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭"}[order.state]}
+        fields = {
+            "result_code": "SUCCESS",
+            "out_trade_no": order.out_trade_no,
+            "trade_state": order.state,
+            "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭"}[order.state],
+        }
         if order.state == "SUCCESS":
             fields.update(self._paid_fields(order))
         return self._answer(sign_type, fields)
@@ -243,7 +247,9 @@ class FakeWeChatPay:
         fields["sign"] = wx_sign(fields, key or self.key, fields.get("sign_type", "MD5"))
         return to_xml(fields).encode()
 
-    async def notify(self, client: typing.Any, out_trade_no: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    async def notify(
+        self, client: typing.Any, out_trade_no: str, body: bytes | None = None
+    ) -> tuple[int, dict[str, str]]:
         """POST the notification to the notify_url of the order (on the test server) as WeChat does:
         text/xml, no token. The HTTP status and the parsed XML answer."""
         order = self.orders[out_trade_no]
