@@ -2,6 +2,8 @@
 
     python bench/bare_server.py --port P --route GET /api/v1/x body.json [--route POST /api/v1/y other.json ...]
     python bench/bare_server.py --port P --body-file body.json     (GET /api/v1/user/info)
+
+A body file ending in .xml is answered as it is, as text/xml (the WeChat Pay notification answer).
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ def _handler(body: typing.Any) -> typing.Callable[[web.Request], typing.Awaitabl
         if request.body_exists:
             # A request body is read, as any real handler of a POST does.
             await request.read()
+        if isinstance(body, XmlText):
+            return web.Response(text=body, content_type="text/xml")
         # Encoded per request, as the real handlers do.
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     return answer
+
+
+class XmlText(str):
+    """A body answered as text/xml."""
 
 
 def main() -> None:
@@ -47,7 +55,7 @@ def main() -> None:
     loaded = []
     for method, path, body_file in routes:
         with open(body_file, encoding="utf-8") as f:
-            loaded.append((method, path, json.load(f)))
+            loaded.append((method, path, XmlText(f.read()) if body_file.endswith(".xml") else json.load(f)))
     web.run_app(make_app(loaded), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 

@@ -219,11 +219,15 @@ def login(base_url: str) -> str:
 
 
 def start_bare(run: Run, routes: typing.Sequence[tuple[str, str, typing.Any]]) -> str:
-    """bench/bare_server.py answering each (method, path) with its JSON body; its base URL."""
+    """bench/bare_server.py answering each (method, path) with its body (JSON, or "<xml>..." text); its URL."""
     argv = [sys.executable, str(ROOT / "bench" / "bare_server.py")]
     for index, (method, path, body) in enumerate(routes):
-        body_file = run.work / f"bare-body-{index}.json"
-        body_file.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        if isinstance(body, str) and body.startswith("<xml>"):
+            body_file = run.work / f"bare-body-{index}.xml"
+            body_file.write_text(body, encoding="utf-8")
+        else:
+            body_file = run.work / f"bare-body-{index}.json"
+            body_file.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         argv += ["--route", method, path, str(body_file)]
     port = free_port()
     start(run.stack, "bare", [*argv, "--port", str(port)], run.env, run.work, port)

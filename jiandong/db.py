@@ -24,6 +24,8 @@ MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 MIGRATION_LOCK = 7_318_004_211
 
 Row = dict[str, typing.Any]
+# Positional (%s) or named (%(name)s) parameters.
+Args = typing.Sequence[typing.Any] | typing.Mapping[str, typing.Any]
 DictCursor = psycopg2.extras.RealDictCursor
 
 
@@ -48,26 +50,26 @@ async def pg_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     await pool.wait_closed()
 
 
-async def fetchone(pool: aiopg.Pool, sql: str, args: typing.Sequence[typing.Any] = ()) -> Row | None:
+async def fetchone(pool: aiopg.Pool, sql: str, args: Args = ()) -> Row | None:
     async with pool.acquire() as conn, conn.cursor(cursor_factory=DictCursor) as cur:
         await cur.execute(sql, args)
         return await cur.fetchone()
 
 
-async def fetchall(pool: aiopg.Pool, sql: str, args: typing.Sequence[typing.Any] = ()) -> list[Row]:
+async def fetchall(pool: aiopg.Pool, sql: str, args: Args = ()) -> list[Row]:
     async with pool.acquire() as conn, conn.cursor(cursor_factory=DictCursor) as cur:
         await cur.execute(sql, args)
         return await cur.fetchall()
 
 
-async def fetchval(pool: aiopg.Pool, sql: str, args: typing.Sequence[typing.Any] = ()) -> typing.Any:
+async def fetchval(pool: aiopg.Pool, sql: str, args: Args = ()) -> typing.Any:
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         row = await cur.fetchone()
         return row[0] if row else None
 
 
-async def execute(pool: aiopg.Pool, sql: str, args: typing.Sequence[typing.Any] = ()) -> int:
+async def execute(pool: aiopg.Pool, sql: str, args: Args = ()) -> int:
     """Run one statement; the number of rows it touched."""
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(sql, args)

@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
+import psycopg2
 import pytest
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
@@ -13,6 +14,7 @@ from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import UNIFIED_ORDER, to_xml, wx_sign
+from tests.realtime_helpers import WAIT
 from tests.test_orders import (
     BY_USER,
     PRE_ORDER,
@@ -148,6 +150,36 @@ async def test_a_later_duplicate_changes_nothing(pay_client, wechat, wxpay, sql)
     # WeChat's retry carries a new nonce and so a new signature.
     assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
     assert (order_row(sql, order["id"]), membership(sql), extensions(sql)) == before
+
+
+async def test_a_retry_is_answered_while_the_order_row_is_locked(pay_client, wechat, wxpay, sql, database_url):
+    """Retries of an applied payment are recorded without the row lock: they never queue on one another."""
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    holder = psycopg2.connect(database_url)
+    try:
+        with holder.cursor() as cur:
+            # The lock a notification being settled holds.
+            cur.execute("SELECT 1 FROM orders WHERE id = %s FOR NO KEY UPDATE", (order["id"],))
+        # Without the lock-free path this would wait for the holder, which only lets go below.
+        status, answer = await asyncio.wait_for(wxpay.notify(pay_client, order["order_no"]), WAIT)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (status, answer["return_code"]) == (200, "SUCCESS")
+    assert [n["outcome"] for n in notifications(sql)] == ["paid", "duplicate"]
+    assert len(extensions(sql)) == 1
+
+
+async def test_a_retry_that_disagrees_with_the_paid_order_is_not_a_duplicate(pay_client, wechat, wxpay, sql):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    body = wxpay.notification(order["order_no"], total_fee="1", cash_fee="1")
+    assert (await wxpay.notify(pay_client, order["order_no"], body))[1]["return_code"] == "FAIL"
+    assert [n["outcome"] for n in notifications(sql)] == ["paid", "rejected: total_fee 1 is not the order's 19900"]
+    assert len(extensions(sql)) == 1
 
 
 def _assert_nothing_changed(sql, order, product):

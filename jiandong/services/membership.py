@@ -18,10 +18,11 @@ MEMBER_STATUS_SQL = (
 )
 
 # A purchase runs from the later of now and the current expiry (an expired member renews from now).
-# An admin's disable (2) stays; any other status becomes active.
+# An admin's disable (2) stays; any other status becomes active. NO KEY UPDATE lets rows that only
+# reference the user (chat history, orders) be written meanwhile.
 LOCK_MEMBER_SQL = """
     SELECT GREATEST(now(), COALESCE(member_expire_time, now())) AS valid_from
-    FROM users WHERE id = %s FOR UPDATE
+    FROM users WHERE id = %s FOR NO KEY UPDATE
 """
 EXTEND_SQL = """
     UPDATE users

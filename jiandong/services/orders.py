@@ -377,6 +377,14 @@ RECORD_SQL = """
     INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
     VALUES (%s, %s, %s, %s, %s, %s)
 """
+# A retry of a payment already applied, recorded as such in one statement, or nothing when it is not one.
+RECORD_RETRY_SQL = """
+    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
+    SELECT id, order_no, transaction_id, %(source)s, 'duplicate', %(raw)s FROM orders
+    WHERE order_no = %(out_trade_no)s AND transaction_id = %(transaction_id)s AND total_price = %(total_fee)s
+      AND status = ANY(%(paid_states)s)
+    RETURNING order_id
+"""
 
 
 def _record_args(
@@ -419,9 +427,11 @@ async def receive_notification(app: web.Application, body: bytes, source: str = 
     return await settle(app, fields, raw, source)
 
 
+# NO KEY UPDATE, not UPDATE: the id never changes, and rows that only reference the order (a retry's
+# record) must not wait for the lock.
 LOCK_ORDER_SQL = """
     SELECT id, user_id, status, total_price, business_id, count, transaction_id, snap_items
-    FROM orders WHERE order_no = %s FOR UPDATE
+    FROM orders WHERE order_no = %s FOR NO KEY UPDATE
 """
 TRANSACTION_TAKEN_SQL = "SELECT id FROM orders WHERE transaction_id = %s AND id <> %s"
 MARK_PAID_SQL = """
@@ -463,6 +473,13 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
     if fields.get("fee_type", "CNY") != "CNY":
         return await _reject(app, fields, source, "fee_type is not CNY", raw)
     out_trade_no = fields.get("out_trade_no", "")
+    # WeChat retries a notification until it hears SUCCESS, and a retry of a payment already applied
+    # is the usual case: it is recorded without the row lock, so retries never queue on one another.
+    # Anything else (including a retry that disagrees with the order) takes the locked path below.
+    retry = {"source": source, "raw": raw, "out_trade_no": out_trade_no, "transaction_id": transaction_id,
+             "total_fee": int(total_fee), "paid_states": list(PAID_STATES)}
+    if await db.fetchone(app[pg_key], RECORD_RETRY_SQL, retry) is not None:
+        return Verdict(True, "OK")
     pay_time = wechatpay.parse_wechat_time(fields.get("time_end", "")) or dt.datetime.now(dt.UTC)
     async with db.transaction(app[pg_key]) as cur:
         await cur.execute(LOCK_ORDER_SQL, (out_trade_no,))
