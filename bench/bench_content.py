@@ -23,8 +23,6 @@ import subprocess
 import sys
 from urllib.parse import urlencode
 
-import psycopg2
-
 # bench/ is the script's directory, so its modules import by name.
 from common import (
     ROOT,
@@ -33,6 +31,7 @@ from common import (
     bench_run,
     choose_load,
     client_line,
+    cursor,
     log,
     login,
     measure,
@@ -54,16 +53,12 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def loaded(database_url: str, marker: str) -> bool:
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('config_values') IS NOT NULL")
-            if not cur.fetchone()[0]:
-                return False
-            cur.execute("SELECT 1 FROM config_values WHERE code = %s", (marker,))
-            return cur.fetchone() is not None
-    finally:
-        conn.close()
+    with cursor(database_url) as cur:
+        cur.execute("SELECT to_regclass('config_values') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return False
+        cur.execute("SELECT 1 FROM config_values WHERE code = %s", (marker,))
+        return cur.fetchone() is not None
 
 
 def load_demo(env: dict[str, str], large: bool) -> None:
@@ -78,15 +73,11 @@ def load_demo(env: dict[str, str], large: bool) -> None:
 
 def pick_ids(database_url: str) -> tuple[int, int]:
     """A published match and a published video of the demo set."""
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT min(id) FROM competitions WHERE status = 1")
-            competition_id = cur.fetchone()[0]
-            cur.execute("SELECT min(id) FROM videos WHERE status = 1")
-            video_id = cur.fetchone()[0]
-    finally:
-        conn.close()
+    with cursor(database_url) as cur:
+        cur.execute("SELECT min(id) FROM competitions WHERE status = 1")
+        competition_id = cur.fetchone()[0]
+        cur.execute("SELECT min(id) FROM videos WHERE status = 1")
+        video_id = cur.fetchone()[0]
     if competition_id is None or video_id is None:
         raise SystemExit(f"{DATABASE} has no published match or video")
     return competition_id, video_id

@@ -19,14 +19,13 @@ import json
 import sys
 import urllib.request
 
-import psycopg2
-
 # bench/ is the script's directory, so its modules import by name.
 from common import (
     Target,
     bench_run,
     choose_load,
     client_line,
+    cursor,
     free_port,
     log,
     measure,
@@ -46,22 +45,18 @@ ORDER_NO, PRICE = "BENCH000001", 19900
 
 def add_order(database_url: str) -> None:
     """A member, the membership product and its order awaiting payment."""
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("INSERT INTO users (openid, username) VALUES ('o-bench', 'bench') RETURNING id")
-            user_id = cur.fetchone()[0]
-            cur.execute("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('年度会员', %s, 1, 10)"
-                        " RETURNING id", (PRICE,))
-            business_id = cur.fetchone()[0]
-            snap = [{"id": business_id, "title": "年度会员", "price": PRICE, "valid_time": 1, "count": 1}]
-            cur.execute(
-                "INSERT INTO orders (order_no, user_id, business_id, name, price, total_price, snap_items)"
-                " VALUES (%s, %s, %s, '年度会员', %s, %s, %s)",
-                (ORDER_NO, user_id, business_id, PRICE, PRICE, json.dumps(snap)),
-            )
-    finally:
-        conn.close()
+    with cursor(database_url) as cur:
+        cur.execute("INSERT INTO users (openid, username) VALUES ('o-bench', 'bench') RETURNING id")
+        user_id = cur.fetchone()[0]
+        cur.execute("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('年度会员', %s, 1, 10)"
+                    " RETURNING id", (PRICE,))
+        business_id = cur.fetchone()[0]
+        snap = [{"id": business_id, "title": "年度会员", "price": PRICE, "valid_time": 1, "count": 1}]
+        cur.execute(
+            "INSERT INTO orders (order_no, user_id, business_id, name, price, total_price, snap_items)"
+            " VALUES (%s, %s, %s, '年度会员', %s, %s, %s)",
+            (ORDER_NO, user_id, business_id, PRICE, PRICE, json.dumps(snap)),
+        )
 
 
 def notification() -> bytes:
@@ -85,17 +80,13 @@ def post(url: str, body: bytes) -> dict[str, str]:
 
 def outcome(database_url: str) -> tuple[int, int, dict[str, int]]:
     """Paid orders, membership extensions, and the notifications recorded by outcome."""
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM orders WHERE status = 1")
-            paid = cur.fetchone()[0]
-            cur.execute("SELECT count(*) FROM member_extensions")
-            extensions = cur.fetchone()[0]
-            cur.execute("SELECT outcome, count(*) FROM payment_notifications GROUP BY outcome")
-            return paid, extensions, dict(cur.fetchall())
-    finally:
-        conn.close()
+    with cursor(database_url) as cur:
+        cur.execute("SELECT count(*) FROM orders WHERE status = 1")
+        paid = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM member_extensions")
+        extensions = cur.fetchone()[0]
+        cur.execute("SELECT outcome, count(*) FROM payment_notifications GROUP BY outcome")
+        return paid, extensions, dict(cur.fetchall())
 
 
 def main() -> int:

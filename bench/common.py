@@ -158,6 +158,19 @@ def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str
     raise SystemExit(f"{name} did not listen on port {port} within 120 s; see {log_path}")
 
 
+@contextlib.contextmanager
+def cursor(database_url: str) -> typing.Iterator[typing.Any]:
+    """A cursor on the database, in a transaction committed when the block ends without an error."""
+    import psycopg2
+
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
 def request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> typing.Any:
     """One request with the standard library; the decoded JSON answer (exits on an HTTP error)."""
     req = urllib.request.Request(url, data=data, headers=headers or {})
