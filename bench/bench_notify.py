@@ -109,9 +109,9 @@ def main() -> int:
         bare = start_bare(run, [("POST", NOTIFY_PATH, xml_reply(True))])
 
         log(f"load: {client}, {args.threads} thread(s), {args.connections} connections, {args.duration} s per server")
-        target = {"Content-Type": "text/xml"}
-        bare_result = measure(load, "bare", Target(bare + NOTIFY_PATH, "POST", body, target), args)
-        app_result = measure(load, NOTIFY_PATH, Target(base + NOTIFY_PATH, "POST", body, target), args)
+        xml = {"Content-Type": "text/xml"}
+        bare_result = measure(load, "bare", Target(bare + NOTIFY_PATH, "POST", body, xml), args)
+        app_result = measure(load, NOTIFY_PATH, Target(base + NOTIFY_PATH, "POST", body, xml), args)
         paid, extensions, recorded = outcome(database_url)
 
     ratio = app_result.requests_per_second / bare_result.requests_per_second if bare_result.requests else 0.0

@@ -11,10 +11,9 @@ import typing
 
 from aiohttp import web
 
-from .. import db, formats
+from .. import formats
 from ..errors import LiveNotFound, ParameterError
 from ..http import json_response, page_body, read_params
-from ..keys import content_cache_key, pg_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..services.counters import LIVE
 from ..services.viewers import online_counts
@@ -27,6 +26,7 @@ from .videos import (
     item_page,
     like_escape,
     page_cache_key,
+    published_item,
     search_term,
 )
 
@@ -58,6 +58,7 @@ LIVE_SELECT = """
            l.play_rtmp, l.play_flv, l.play_m3u8, l.live_status, l.online_show, l.publish_time
     FROM lives l
 """
+LIVE_BY_ID_SQL = f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}"
 # Same expression as the trigram index in sql/002_search.sql.
 LIVE_SEARCH_SQL = "lower(l.title || ' ' || l.summary) LIKE '%%' || lower(%(search)s) || '%%'"
 # Live now first, then those still to come, then the ended ones; newest first within each.
@@ -79,6 +80,15 @@ def live_item(row: typing.Mapping[str, typing.Any], online: int = 0) -> dict[str
         "live_status": row["live_status"],
         "online_num": online,
     }
+
+
+def live_detail(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+    """A live as its detail shows it: the list item without the viewer count, with the publish time."""
+    item = live_item(row)
+    del item["online_num"]
+    item["publish_time"] = formats.fmt_time(row["publish_time"])
+    item["online_show"] = row["online_show"]
+    return item
 
 
 def live_filters(search: str = "", competition_id: int | None = None) -> tuple[str, dict[str, typing.Any]]:
@@ -144,33 +154,4 @@ async def list_lives(request: web.Request) -> web.Response:
     description="不含推流地址。",
 )
 async def get_live(request: web.Request) -> web.Response:
-    live_id = int(request.match_info["id"])
-    if live_id > MAX_ID:
-        raise LiveNotFound()
-
-    async def load() -> dict[str, typing.Any]:
-        row = await db.fetchone(
-            request.config_dict[pg_key], f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}", (live_id,)
-        )
-        if row is None:
-            # Not cached, like an unknown video (api/videos.py get_video).
-            raise LiveNotFound()
-        return {
-            "id": row["id"],
-            "title": row["title"],
-            "summary": row["summary"],
-            "competition_id": competition_ref(row["competition_id"]),
-            "main_img_url": row["main_img_url"],
-            "browse_num": row["browse_num"],
-            "play_rtmp": row["play_rtmp"],
-            "play_flv": row["play_flv"],
-            "play_m3u8": row["play_m3u8"],
-            "publish_time": formats.fmt_time(row["publish_time"]),
-            "type": LIVE_TYPE,
-            "live_status": row["live_status"],
-            "online_show": row["online_show"],
-        }
-
-    item = dict(await request.config_dict[content_cache_key].get(("live", live_id), load))
-    await request.config_dict[view_counts_key].with_pending(LIVE, [item])
-    return json_response(item)
+    return json_response(await published_item(request, LIVE, LIVE_BY_ID_SQL, live_detail, LiveNotFound))

@@ -15,7 +15,7 @@ import typing
 from aiohttp import web
 
 from .. import db, formats
-from ..errors import ParameterError, VideoNotFound
+from ..errors import ApiError, ParameterError, VideoNotFound
 from ..http import Params, json_response, page_body, read_params
 from ..keys import content_cache_key, pg_key, settings_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
@@ -53,6 +53,7 @@ VIDEO_SELECT = f"""
            {file_columns()}
     FROM videos v LEFT JOIN files f ON f.id = v.file_id
 """
+VIDEO_BY_ID_SQL = f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}"
 # The expression is the one indexed in sql/002_search.sql, character for character, so the
 # trigram index serves it; the term is escaped (like_escape) and lowered by PostgreSQL itself.
 VIDEO_SEARCH_SQL = "lower(v.title || ' ' || v.summary) LIKE '%%' || lower(%(search)s) || '%%'"
@@ -202,6 +203,35 @@ async def item_page(
     return items
 
 
+async def published_item(
+    request: web.Request,
+    kind: str,
+    query: str,
+    shape: typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]],
+    not_found: type[ApiError],
+) -> dict[str, typing.Any]:
+    """The published video or live of the path's id (`query` takes it as its one parameter), shaped,
+    as a copy the caller may change, view count up to date.
+
+    The miss is raised inside the loader, so it is not cached and an item published a moment later
+    shows at once. A miss costs one index probe, and caching misses would let a scan of made-up ids
+    push the hot entries out of the cache.
+    """
+    ident = int(request.match_info["id"])
+    if ident > MAX_ID:
+        raise not_found()
+
+    async def load() -> dict[str, typing.Any]:
+        row = await db.fetchone(request.config_dict[pg_key], query, (ident,))
+        if row is None:
+            raise not_found()
+        return shape(row)
+
+    item = dict(await request.config_dict[content_cache_key].get((kind, ident), load))
+    await request.config_dict[view_counts_key].with_pending(kind, [item])
+    return item
+
+
 async def video_page(
     request: web.Request,
     where: str,
@@ -265,22 +295,6 @@ def play_url(request: web.Request, name: str) -> str:
     errors=[VideoNotFound],
 )
 async def get_video(request: web.Request) -> web.Response:
-    video_id = int(request.match_info["id"])
-    if video_id > MAX_ID:
-        raise VideoNotFound()
-
-    async def load() -> dict[str, typing.Any]:
-        row = await db.fetchone(
-            request.config_dict[pg_key], f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}", (video_id,)
-        )
-        if row is None:
-            # Raised inside the loader, so the miss is not cached and a video published a moment
-            # later shows at once. A miss costs one index probe, and caching misses would let a
-            # scan of made-up ids push the hot entries out of the cache.
-            raise VideoNotFound()
-        return video_item(row)
-
-    item = dict(await request.config_dict[content_cache_key].get(("video", video_id), load))
-    await request.config_dict[view_counts_key].with_pending(VIDEO, [item])
+    item = await published_item(request, VIDEO, VIDEO_BY_ID_SQL, video_item, VideoNotFound)
     item["play_url"] = play_url(request, item["file"]["name"])
     return json_response(item)

@@ -160,32 +160,14 @@ class Hub:
         return counts
 
     def send(self, conn: Conn, data: bytes) -> None:
-        """Queue one text frame on a socket without ever waiting for it (see `deliver`)."""
-        self.write(conn, text_frame(data))
+        """Queue one text frame on one socket without ever waiting for it (see `_write_all`)."""
+        self._write_all((conn,), text_frame(data), None)
 
-    def write(self, conn: Conn, frame: bytes) -> bool:
-        """Queue a frame built by `text_frame` on a socket; False when the socket is closing or was dropped.
-
-        A socket whose queue is over the buffer limit is not written to but closed (1008): its reader
-        has fallen too far behind, and waiting for it would hold up everybody else.
-        """
-        transport = conn.transport
-        # ws.closed: a close frame went out, and nothing may follow it on the wire.
-        if conn.closing or transport is None or transport.is_closing() or conn.ws.closed:
-            return False
-        if transport.get_write_buffer_size() > self.buffer_limit:
-            self._drop_slow(conn)
-            return False
-        # Straight to the transport, as aiohttp's writer would without compression: a write never
-        # waits, and a failed one closes the transport, which the handler task sees and unregisters.
-        transport.write(frame)
-        return True
-
-    def deliver(self, conns: typing.Iterable[Conn], data: bytes, skip: str | None = None) -> int:
+    def deliver(self, conns: typing.Iterable[Conn], data: bytes, skip: str | None = None) -> None:
         """The same bytes to many sockets at once; `skip` is the sender, who got its own echo already."""
-        return self._write_all(conns, text_frame(data), {skip: b""} if skip else None)
+        self._write_all(conns, text_frame(data), {skip: b""} if skip else None)
 
-    def deliver_room(self, room_id: int, data: bytes, skip: str | None = None) -> int:
+    def deliver_room(self, room_id: int, data: bytes, skip: str | None = None) -> None:
         """A frame for every socket of a room here, coalesced with the room's next ones within the batch window.
 
         Each write costs a system call and a TCP segment per socket, several times the Python work of
@@ -196,10 +178,11 @@ class Hub:
         """
         members = self.rooms.get(room_id)
         if not members:
-            return 0
+            return
         window = self.batch_window
         if window <= 0:
-            return self.deliver(members, data, skip)
+            self.deliver(members, data, skip)
+            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         batch = self._batches.get(room_id)
@@ -208,12 +191,12 @@ class Hub:
         # While frames wait, later ones wait behind them whatever the room's size: order is kept.
         if batch.timer is None and (now - batch.last >= window or len(members) < self.batch_min_members):
             batch.last = now
-            return self.deliver(members, data, skip)
+            self.deliver(members, data, skip)
+            return
         batch.frames.append(text_frame(data))
         batch.skips.append(skip)
         if batch.timer is None:
             batch.timer = loop.call_at(batch.last + window, self._flush, room_id)
-        return len(members)
 
     def _flush(self, room_id: int) -> None:
         """Write a room's queued frames, in one write per socket."""
@@ -241,27 +224,28 @@ class Hub:
                 batch.timer.cancel()
                 self._flush(room_id)
 
-    def _write_all(self, conns: typing.Iterable[Conn], data: bytes, special: dict[str, bytes] | None) -> int:
+    def _write_all(self, conns: typing.Iterable[Conn], data: bytes, special: dict[str, bytes] | None) -> None:
         """The same bytes to many sockets, but `special[uuid]` to those it names (b"" = nothing).
 
-        The loop does per socket only what `write` does, inlined: this is the whole cost of a
-        broadcast per viewer, apart from the system call.
+        A socket whose queue is over the buffer limit is not written to but closed (1008): its reader
+        has fallen too far behind, and waiting for it would hold up everybody else. The loop body is
+        the whole cost of a broadcast per viewer, apart from the system call.
         """
         limit = self.buffer_limit
-        n = 0
         for conn in conns:
             out = special.get(conn.uuid, data) if special else data
             if not out:
                 continue
-            n += 1
             transport = conn.transport
+            # ws.closed: a close frame went out, and nothing may follow it on the wire.
             if conn.closing or transport is None or transport.is_closing() or conn.ws.closed:
                 continue
             if transport.get_write_buffer_size() > limit:
                 self._drop_slow(conn)
                 continue
+            # Straight to the transport, as aiohttp's writer would without compression: a write never
+            # waits, and a failed one closes the transport, which the handler task sees and unregisters.
             transport.write(out)
-        return n
 
     def _drop_slow(self, conn: Conn) -> None:
         conn.closing = True
