@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
+EMOJI_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 
 
 class SettingsError(ValueError):
@@ -61,8 +63,9 @@ class Settings:
     chat_rate_count: int = field(default=5, metadata={"help": "messages a connection may send per chat_rate_window"})
     chat_rate_window: float = field(default=10.0, metadata={"help": "seconds of the per-connection rate limit"})
     chat_history_size: int = field(default=50, metadata={"help": "messages guest/:id returns (the newest)"})
+    # The pages' emoji ship in the H5 build (images/emoji/<n>.gif), which is hosted at /h5/.
     chat_emoji_path: str = field(
-        default="/static/emoji/", metadata={"help": "URL path of the emoji images kept in chat content"}
+        default="/h5/images/emoji/", metadata={"help": "URL path of the emoji images kept in chat content"}
     )
     chat_legacy_mode: bool = field(
         default=True, metadata={"help": "connections in no room receive every room's messages (old clients)"}
@@ -196,8 +199,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError("chat_batch_window must be between 0 and 1 second")
     if s.chat_presence_ttl < 2 * s.chat_online_interval:
         raise SettingsError("chat_presence_ttl must be at least twice chat_online_interval")
-    if not s.chat_emoji_path.startswith("/"):
-        raise SettingsError("chat_emoji_path must be a URL path starting with /")
+    # Written as is into every kept emoji tag, so it must be a plain path: no markup, no dot segment.
+    if not EMOJI_PATH_RE.fullmatch(s.chat_emoji_path) or "/../" in s.chat_emoji_path or "/./" in s.chat_emoji_path:
+        raise SettingsError("chat_emoji_path must be a URL path that starts and ends with / (letters, digits, -._~)")
     if s.counter_flush_interval <= 0:
         raise SettingsError("counter_flush_interval must be positive")
     if s.live_poll_interval <= 0:

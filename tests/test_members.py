@@ -1,4 +1,6 @@
 import datetime as dt
+import logging
+import re
 from zoneinfo import ZoneInfo
 
 from tests.conftest import login
@@ -184,3 +186,75 @@ async def test_member_info_order_id_only_for_a_paid_order_covering_now(client, s
     _extension(sql, current, user_id, "now() - interval '1 day'", "now() + interval '1 year'")
     resp = await client.get(URL, headers=headers)
     assert (await resp.json())["order_id"] == current
+
+
+async def _becomes_a_member(client, sql, caplog, code="newcomer"):
+    """A new user as the pages take them: log in, bind a phone by SMS code, buy and pay (dev payment)."""
+    from tests.test_orders import add_product
+
+    caplog.set_level(logging.WARNING, logger="jiandong.integrations.sms")
+    token = await login(client, code)
+    headers = {"token": token}
+    resp = await client.post("/api/v1/user/save", data={"username": "新来的球员", "sex": "1"}, headers=headers)
+    assert resp.status == 200
+    resp = await client.post("/api/v1/identify/code", data={"phone": "13912345678"}, headers=headers)
+    assert resp.status == 200
+    sent = [re.fullmatch(r"SMS code for .*: (\d{6})", r.getMessage()) for r in caplog.records]
+    (sms_code,) = [m.group(1) for m in sent if m]
+    resp = await client.post("/api/v1/user/bind", data={"phone": "13912345678", "code": sms_code}, headers=headers)
+    assert resp.status == 200
+    product = add_product(sql)
+    resp = await client.post("/api/v1/order/commit", data={"business_id": product}, headers=headers)
+    order = (await resp.json())["id"]
+    assert (await client.post("/api/v1/pay/pre_order", data={"id": order}, headers=headers)).status == 200
+    resp = await client.post("/api/v1/pay/dev/complete", data={"id": order}, headers=headers)
+    assert resp.status == 200, await resp.json()
+    return headers, order
+
+
+async def test_paying_makes_a_member_with_a_prefilled_card_and_no_team(client, sql, caplog):
+    headers, order = await _becomes_a_member(client, sql, caplog)
+    resp = await client.get(URL, headers=headers)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body == {
+        "cn_name": "新来的球员", "birthday": "", "birth_addr": "", "mobile": "13912345678", "age": "", "sex": "男",
+        "sex_value": 1, "stature": "", "weight": "", "native_place": "", "nation": "", "photo": "",
+        "individual": "", "team": "", "number": "", "position": "", "school": "", "experience": "",
+        "feature": "", "honor": "", "comment": "", "order_id": order,
+    }
+    # The player-data pages show their "暂无数据" tip for exactly this answer.
+    for path in ("/api/v1/team/by_user", "/api/v1/competition/by_member"):
+        resp = await client.get(path, headers=headers)
+        assert resp.status == 404
+        assert await resp.json() == {"msg": "当前会员未加入任何球队", "error_code": 30003, "request_url": path}
+    assert len(sql("SELECT id FROM players")) == 1
+
+    # Renewing keeps the one card and what the staff wrote on it.
+    sql("UPDATE players SET cn_name = '王五', number = '9'")
+    from tests.test_orders import add_product
+
+    product = add_product(sql, title="续费")
+    resp = await client.post("/api/v1/order/commit", data={"business_id": product}, headers=headers)
+    renewal = (await resp.json())["id"]
+    await client.post("/api/v1/pay/pre_order", data={"id": renewal}, headers=headers)
+    assert (await client.post("/api/v1/pay/dev/complete", data={"id": renewal}, headers=headers)).status == 200
+    assert sql("SELECT cn_name, number FROM players") == [{"cn_name": "王五", "number": "9"}]
+
+
+async def test_paying_leaves_a_card_the_staff_disabled_disabled(client, sql, caplog):
+    _, user_id = await _user(client, sql, "newcomer")
+    _player(sql, user_id, status=0)
+    headers, _ = await _becomes_a_member(client, sql, caplog, "newcomer")
+    assert sql("SELECT user_id, status FROM players") == [{"user_id": user_id, "status": 0}]
+    resp = await client.get(URL, headers=headers)
+    assert (resp.status, (await resp.json())["error_code"]) == (404, 30002)
+    resp = await client.get("/api/v1/team/by_user", headers=headers)
+    assert (resp.status, (await resp.json())["error_code"]) == (404, 30002)
+
+
+async def test_no_card_until_paid(client, sql):
+    headers, _ = await _user(client, sql)
+    for path in (URL, "/api/v1/team/by_user", "/api/v1/competition/by_member"):
+        resp = await client.get(path, headers=headers)
+        assert (resp.status, (await resp.json())["error_code"]) == (404, 30002)

@@ -111,20 +111,76 @@ async def test_frame_limit_is_a_setting(make_client):
 async def test_content_is_sanitised_to_text_and_emoji_images(room):
     _, token, ws, bystander = room
     content = (
-        '<b>好</b>球<img class="emoji" src="/static/emoji/1.gif">'
-        '<img src="/static/emoji/2.gif" onerror="alert(1)"><script>alert(1)</script>'
-        '<img class="emoji" src="https://evil.example/static/emoji/3.gif">'
-        '<img class="emoji" src="/static/emoji/../../secret.png">'
+        '<b>好</b>球<img class="emoji" src="/h5/images/emoji/1.gif">'
+        '<img src="/h5/images/emoji/2.gif" onerror="alert(1)"><script>alert(1)</script>'
+        '<img class="emoji" src="https://evil.example/h5/images/emoji/3.gif">'
+        '<img class="emoji" src="/h5/images/emoji/../../secret.png">'
         '<img class="emoji" src="javascript:alert(1)"><a href="http://x">链接</a> 1 < 2 & 3'
-        '<img src="/static/emoji/4.gif" class="emoji" onload="x()">'
+        '<img src="/h5/images/emoji/4.gif" class="emoji" onload="x()">'
     )
     await send(ws, type="SEND_ALL", room_id=9, content=content, token=token)
-    expected = ('好球<img class="emoji" src="/static/emoji/1.gif">链接 1 &lt; 2 &amp; 3'
-                '<img class="emoji" src="/static/emoji/4.gif">')
+    expected = ('好球<img class="emoji" src="/h5/images/emoji/1.gif">链接 1 &lt; 2 &amp; 3'
+                '<img class="emoji" src="/h5/images/emoji/4.gif">')
     assert (await frame_of(ws, "SEND_ALL"))["content"] == expected
     assert (await frame_of(bystander, "SEND_ALL"))["content"] == expected
     await send(ws, type="SEND_ALL", room_id=9, content="<script>x</script>", token=token)
     assert await frame(ws) == error(99999, "参数错误: 消息内容不能为空")
+
+
+async def test_the_pages_emoji_tag_reaches_the_room_and_history(room, sql):
+    client, token, ws, bystander = room
+    # Exactly what the live page sends for "[微笑][微笑]" (its emoji ship in the H5 build at /h5/).
+    content = '<img class="emoji" src="/h5/images/emoji/1.gif"/><img class="emoji" src="/h5/images/emoji/1.gif"/>'
+    await send(ws, type="SEND_ALL", room_id=9, content=content, token=token)
+    kept = '<img class="emoji" src="/h5/images/emoji/1.gif">' * 2
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == kept
+    assert (await frame_of(bystander, "SEND_ALL"))["content"] == kept
+    for _ in range(100):
+        rows = sql("SELECT content FROM chat_messages WHERE room_id = 9")
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert rows == [{"content": kept}]
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "/h5/images/emoji/..\\..\\api\\v1\\user\\info",
+        "/h5/images/emoji/%2e%2e/%2e%2e/api/v1/user/info",
+        "/h5/images/emoji/%2E%2E%2F%2E%2E%2Fapi",
+        "/h5/images/emoji/%252e%252e/x.gif",
+        "/h5/images/emoji/sub/1.gif",
+        "/h5/images/emoji/1.gif?next=/api/v1/user/info",
+        "/h5/images/emoji/1.gif#x",
+        "/h5/images/emoji/1.svg",
+        "/h5/images/emoji/",
+        "//evil.example/h5/images/emoji/1.gif",
+        "/h5/images/emoji2/1.gif",
+        "/h5/images/emoji/1&#46;gif/..&#47;..&#47;x",
+    ],
+)
+async def test_only_a_plain_file_name_under_the_emoji_path_is_kept(room, src):
+    _, token, ws, _ = room
+    await send(ws, type="SEND_ALL", room_id=9, content=f'好<img class="emoji" src="{src}"/>', token=token)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == "好"
+
+
+async def test_an_encoded_plain_file_name_is_kept_as_its_plain_spelling(room):
+    _, token, ws, _ = room
+    await send(ws, type="SEND_ALL", room_id=9, content='<img class="emoji" src="/h5/images/emoji/%31&#46;gif">',
+               token=token)
+    plain = '<img class="emoji" src="/h5/images/emoji/1.gif">'
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == plain
+
+
+async def test_the_emoji_path_is_a_setting(make_client):
+    client = await make_client(chat_emoji_path="/static/emoji/", **FAST)
+    token = await login(client, "sender")
+    ws, _ = await join(client, 9, token)
+    content = '<img class="emoji" src="/h5/images/emoji/1.gif"/><img class="emoji" src="/static/emoji/2.png"/>'
+    await send(ws, type="SEND_ALL", room_id=9, content=content, token=token)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == '<img class="emoji" src="/static/emoji/2.png">'
 
 
 async def test_rate_limit_per_connection(make_client):

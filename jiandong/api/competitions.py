@@ -144,6 +144,9 @@ async def _competition_id(request: web.Request) -> int:
     tag="赛事",
     response=array(TEAM_MATCHES, "球员待过的球队，当前球队在前"),
     errors=[MemberNotFound, NoTeam],
+    description=(
+        "会员尚未加入任何球队时答 404 + 30003；从未成为会员或球员信息被禁用时答 404 + 30002。"
+    ),
 )
 async def list_member_competitions(request: web.Request) -> web.Response:
     pool = request.config_dict[pg_key]

@@ -117,7 +117,11 @@ def strip_tags(value: str) -> str:
     ],
     response=obj("单个 code 时为 {value}；数组时为以 code 为键的对象 {code: value, ...}", value=string("配置值")),
     errors=[ParameterError, ConfigNotFound],
-    description="也接受 GET。",
+    description=(
+        "也接受 GET。H5 协议页 protocol.html?type=1|2|3 以 code[]=<code>&tags=1 读取 service_agreement（服务协议）、"
+        "purchase_agreement（视频购买观看协议）、membership_agreement（尊享会员服务协议）："
+        "这三项每个安装都有（初始为占位文本，由俱乐部替换为正式文本）。"
+    ),
 )
 async def get_config_values(request: web.Request) -> web.Response:
     params = await read_params(request)

@@ -53,7 +53,17 @@ def _or_empty(value: typing.Any) -> typing.Any:
 
 
 @routes.get("/api/v1/member/info")
-@describe("获取球员信息", tag="球员", response=PLAYER_INFO, errors=[MemberNotFound])
+@describe(
+    "获取球员信息",
+    tag="球员",
+    response=PLAYER_INFO,
+    errors=[MemberNotFound],
+    description=(
+        "会员即球员：成为会员的那笔支付在同一事务中为用户建立球员信息，预填已知内容（绑定的手机号、性别，"
+        "中文名暂用用户名），其余字段为空字符串，由俱乐部工作人员补全。"
+        "从未成为会员的用户、以及被工作人员禁用的球员信息答 404 + 30002。"
+    ),
+)
 async def get_member_info(request: web.Request) -> web.Response:
     row = await player_profile(request.config_dict[pg_key], current_user_id(request))
     text = formats.text

@@ -42,6 +42,10 @@ TEAM_COMPETITIONS_SQL = """
     tag="球队",
     response=array(TEAM, "球队列表，当前球队在前，其余按离队时间由近及远"),
     errors=[MemberNotFound, NoTeam],
+    description=(
+        "会员尚未加入任何球队时答 404 + 30003（球员数据页据此显示“暂无数据”）；"
+        "从未成为会员或球员信息被禁用时答 404 + 30002。"
+    ),
 )
 async def list_user_teams(request: web.Request) -> web.Response:
     teams = await player_teams(request.config_dict[pg_key], current_user_id(request))

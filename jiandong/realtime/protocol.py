@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import typing
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import nh3
 
@@ -24,6 +24,9 @@ MAX_ROOM_ID = 2**63 - 1
 
 _IMG = re.compile(r"<img\b[^>]*>")
 _ATTR = re.compile(r'([a-z]+)="([^"]*)"')
+# What may follow the emoji path: a plain file name. No directory part, no dot segment, no
+# backslash, nothing left to decode; checked after HTML and percent decoding.
+EMOJI_FILE_RE = re.compile(r"[0-9A-Za-z_-]{1,64}\.(?:gif|png|jpg|webp)")
 
 
 # A client frame that breaks the protocol: answered with an error frame, the socket stays open.
@@ -93,22 +96,38 @@ def parse(text: str) -> Frame:
     return Frame(kind, room_id, room_ref if room_id is not None else None, content, _field(data, "token"), send_to_one)
 
 
-def _emoji_tag(tag: str, emoji_path: str) -> str:
-    attrs = dict(_ATTR.findall(tag))
-    src = attrs.get("src", "")
-    if attrs.get("class") != "emoji" or not src:
-        return ""
+def emoji_src(src: str, emoji_path: str) -> str | None:
+    """The canonical URL path of an emoji image, or None unless `src` names a plain file under `emoji_path`.
+
+    `src` is the attribute's value as the page wrote it (HTML entities and percent escapes
+    included). The answer is rebuilt from `emoji_path` and the checked file name, so what is kept
+    is exactly what was checked, however the original was spelled.
+    """
     url = urlsplit(html.unescape(src))
     # Paths on our own site only: an image on another host would tell it who reads the room.
-    if url.scheme or url.netloc:
+    if url.scheme or url.netloc or url.query or url.fragment:
+        return None
+    path = unquote(url.path)
+    if not path.startswith(emoji_path):
+        return None
+    name = path[len(emoji_path):]
+    return emoji_path + name if EMOJI_FILE_RE.fullmatch(name) else None
+
+
+def _emoji_tag(tag: str, emoji_path: str) -> str:
+    attrs = dict(_ATTR.findall(tag))
+    if attrs.get("class") != "emoji":
         return ""
-    if not url.path.startswith(emoji_path) or ".." in url.path.split("/"):
-        return ""
-    return f'<img class="emoji" src="{src}">'
+    src = emoji_src(attrs.get("src", ""), emoji_path)
+    return "" if src is None else f'<img class="emoji" src="{src}">'
 
 
 def sanitize(content: str, emoji_path: str) -> str:
-    """Untrusted HTML to text: everything escaped or dropped but `<img class="emoji" src="<emoji path>...">`."""
+    """Untrusted HTML to text: everything escaped or dropped but `<img class="emoji" src="<emoji path><file>">`.
+
+    The pages turn `[微笑]` into `<img class="emoji" src="/h5/images/emoji/1.gif"/>` before sending;
+    such a tag comes out as `<img class="emoji" src="/h5/images/emoji/1.gif">`.
+    """
     cleaned = nh3.clean(
         content,
         tags={"img"},

@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 import typing
 
+from .players import create_profile
+
 logger = logging.getLogger(__name__)
 
 ACTIVE, DISABLED, EXPIRED, NONE = 1, 2, 3, 0
@@ -45,7 +47,8 @@ async def extend_membership(
 
     The caller holds the order row, so one order extends once (member_extensions.order_id is unique
     as well). The user row is locked here: two orders of one user paid at once extend one after the
-    other. Afterwards call `content_cache.user_changed`.
+    other. A user who becomes a member here gets a player card in the same transaction.
+    Afterwards call `content_cache.user_changed`.
     """
     await cur.execute(LOCK_MEMBER_SQL, (user_id,))
     valid_from = (await cur.fetchone())["valid_from"]
@@ -54,4 +57,5 @@ async def extend_membership(
     if row["member_status"] == DISABLED:
         logger.warning("user %s paid order %s while the membership is disabled; expiry extended", user_id, order_id)
     await cur.execute(RECORD_EXTENSION_SQL, (order_id, user_id, valid_from, row["member_expire_time"]))
+    await create_profile(cur, user_id)
     return valid_from, row["member_expire_time"]

@@ -1,4 +1,4 @@
-"""Player profiles: the current user's profile and the teams it has played for."""
+"""Player profiles (球员信息): the card a membership gives, the current user's card and its teams."""
 
 from __future__ import annotations
 
@@ -43,6 +43,22 @@ TEAMS_SQL = """
     WHERE p.user_id = %s AND p.status = 1
     ORDER BY t.last_seen DESC, t.last_joined DESC, t.id DESC
 """
+
+
+# The membership is the member (会员) record: the payment that makes a user a member gives them a
+# card, prefilled with what the user record knows (the user name stands in for the real name),
+# which the club's staff complete. A card that already exists, disabled by staff or not, is kept.
+# sql/004 gave one to each member from before this rule.
+CREATE_PROFILE_SQL = """
+    INSERT INTO players (user_id, cn_name, mobile, sex)
+    SELECT id, username, COALESCE(mobile, ''), sex FROM users WHERE id = %s
+    ON CONFLICT (user_id) DO NOTHING
+"""
+
+
+async def create_profile(cur: aiopg.Cursor, user_id: int) -> None:
+    """Give a new member a prefilled player card, inside the caller's transaction (see CREATE_PROFILE_SQL)."""
+    await cur.execute(CREATE_PROFILE_SQL, (user_id,))
 
 
 async def player_profile(pool: aiopg.Pool, user_id: int) -> db.Row:

@@ -1,0 +1,123 @@
+"""Migrations that seed or back-fill data, each applied to a database of its own as on a real install."""
+
+from __future__ import annotations
+
+import shutil
+import typing
+import uuid
+from urllib.parse import urlsplit
+
+import psycopg2
+import psycopg2.extras
+import pytest
+
+from jiandong.db import SQL_DIR, migration_files
+from jiandong.integrations.wechat import dev_openid
+from tests.conftest import login
+
+AGREEMENTS = {
+    "service_agreement": "《服务协议》正文尚未发布，请以俱乐部公布的版本为准。",
+    "purchase_agreement": "《视频购买观看协议》正文尚未发布，请以俱乐部公布的版本为准。",
+    "membership_agreement": "《尊享会员服务协议》正文尚未发布，请以俱乐部公布的版本为准。",
+}
+
+
+@pytest.fixture
+def fresh_database(database_url: str) -> typing.Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped afterwards."""
+    name = f"jiandong_migrations_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+def migrate_up_to(url: str, version: int, tmp_path) -> None:
+    """Apply the migrations numbered up to `version`, as an install of that version did."""
+    from jiandong.db import migrate
+
+    older = tmp_path / "sql"
+    older.mkdir()
+    for number, _, path in migration_files(SQL_DIR):
+        if number <= version:
+            shutil.copy(path, older / path.name)
+    migrate(url, older)
+
+
+def run(url: str, query: str, *args: typing.Any) -> list[dict[str, typing.Any]]:
+    with psycopg2.connect(url) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(query, args)
+        return [dict(row) for row in cur.fetchall()] if cur.description else []
+
+
+async def test_every_install_has_the_three_agreements(make_client, fresh_database):
+    client = await make_client(database_url=fresh_database)
+    token = await login(client, "reader")
+    # As the agreement page (protocol.html?type=1|2|3) asks for each.
+    for code, text in AGREEMENTS.items():
+        resp = await client.post("/api/v1/config/value", data={"code[]": code, "tags": "1"}, headers={"token": token})
+        assert resp.status == 200
+        assert await resp.json() == {code: text}
+    resp = await client.post("/api/v1/config/value", data={"code": "membership_agreement"}, headers={"token": token})
+    assert await resp.json() == {"value": f"<p>{AGREEMENTS['membership_agreement']}</p>"}
+
+
+async def test_an_agreement_the_club_wrote_before_is_kept(make_client, fresh_database, tmp_path):
+    migrate_up_to(fresh_database, 3, tmp_path)
+    run(fresh_database, "INSERT INTO config_values (code, name, value)"
+                        " VALUES ('service_agreement', '服务协议', '本俱乐部协议')")
+    client = await make_client(database_url=fresh_database)
+    token = await login(client, "reader")
+    resp = await client.post("/api/v1/config/value", data={"code[]": ["service_agreement", "purchase_agreement"]},
+                             headers={"token": token})
+    assert await resp.json() == {"service_agreement": "本俱乐部协议",
+                                 "purchase_agreement": f"<p>{AGREEMENTS['purchase_agreement']}</p>"}
+
+
+async def test_members_from_before_get_a_prefilled_player_card(make_client, fresh_database, tmp_path):
+    migrate_up_to(fresh_database, 3, tmp_path)
+
+    def user(code: str, **fields: typing.Any) -> int:
+        values = {"openid": dev_openid(code), "username": code, **fields}
+        columns = ", ".join(values)
+        marks = ", ".join(["%s"] * len(values))
+        rows = run(fresh_database, f"INSERT INTO users ({columns}) VALUES ({marks}) RETURNING id", *values.values())
+        return rows[0]["id"]
+
+    active = user("active", mobile="13800138000", sex=2, member_status=1, member_expire_time="2099-01-01")
+    expired = user("expired", member_status=1, member_expire_time="2020-01-01")
+    disabled = user("disabled", member_status=2, member_expire_time="2099-01-01")
+    with_card = user("with-card", member_status=1, member_expire_time="2099-01-01")
+    run(fresh_database, "INSERT INTO players (user_id, cn_name, number) VALUES (%s, '张三', '7')", with_card)
+    disabled_card = user("disabled-card", member_status=1, member_expire_time="2099-01-01")
+    run(fresh_database, "INSERT INTO players (user_id, cn_name, status) VALUES (%s, '李四', 0)", disabled_card)
+    user("never-paid")
+
+    client = await make_client(database_url=fresh_database)  # migrates the rest on start
+    cards = run(fresh_database, "SELECT user_id, cn_name, mobile, sex, number, status FROM players ORDER BY user_id")
+    assert cards == [
+        {"user_id": active, "cn_name": "active", "mobile": "13800138000", "sex": 2, "number": "", "status": 1},
+        {"user_id": expired, "cn_name": "expired", "mobile": "", "sex": 0, "number": "", "status": 1},
+        {"user_id": disabled, "cn_name": "disabled", "mobile": "", "sex": 0, "number": "", "status": 1},
+        {"user_id": with_card, "cn_name": "张三", "mobile": "", "sex": 0, "number": "7", "status": 1},
+        {"user_id": disabled_card, "cn_name": "李四", "mobile": "", "sex": 0, "number": "", "status": 0},
+    ]
+
+    async def get(code: str, path: str) -> tuple[int, dict[str, typing.Any]]:
+        resp = await client.get(path, headers={"token": await login(client, code)})
+        return resp.status, await resp.json()
+
+    status, body = await get("active", "/api/v1/member/info")
+    assert status == 200
+    assert (body["cn_name"], body["mobile"], body["sex"], body["team"], body["photo"]) == (
+        "active", "13800138000", "女", "", "")
+    status, body = await get("active", "/api/v1/team/by_user")
+    assert (status, body["error_code"]) == (404, 30003)
+    status, body = await get("never-paid", "/api/v1/member/info")
+    assert (status, body["error_code"]) == (404, 30002)
+    status, body = await get("disabled-card", "/api/v1/member/info")
+    assert (status, body["error_code"]) == (404, 30002)
