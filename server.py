@@ -16,7 +16,7 @@ from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.db import migrate
-from jiandong.demo import DEMO_LOGIN_CODE, load_demo, load_large
+from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
 
@@ -48,8 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_demo_data(settings: Settings, size: str) -> None:
     migrate(settings.database_url)
-    if load_demo(settings.database_url, settings.timezone):
-        logger.info("demo data loaded; log in with the code %r to see a player card", DEMO_LOGIN_CODE)
+    if load_demo(settings):
+        logger.info("demo data loaded; log in with the code %r (%s, a member with a player card, teams, an order"
+                    " and chat history) to see every page", DEMO_LOGIN_CODE, DEMO_USER_NAME)
     else:
         logger.info("demo data already loaded")
     if size == "large" and not load_large(settings.database_url):

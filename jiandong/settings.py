@@ -152,6 +152,14 @@ class Settings:
         return Path(self.media_dir or Path(self.var_dir) / "media")
 
     @property
+    def base_url(self) -> str:
+        """The site's base URL where no request tells it: public_url, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
     def dev_wechat(self) -> bool:
         return not self.wechat_appid
 

@@ -54,9 +54,12 @@ BATCH = 500
 MAX_REJECTED_RAW = 8192
 
 
-def new_order_no(tz: dt.tzinfo) -> str:
-    """Time prefix (sortable, readable in the merchant console) and 64 random bits: 30 URL-safe chars."""
-    return dt.datetime.now(tz).strftime("%Y%m%d%H%M%S") + secrets.token_hex(8).upper()
+def new_order_no(tz: dt.tzinfo, at: dt.datetime | None = None) -> str:
+    """Time prefix (sortable, readable in the merchant console) and 64 random bits: 30 URL-safe chars.
+
+    The time is the order's creation (`at`, default now) in the club's time zone `tz`.
+    """
+    return (at or dt.datetime.now(tz)).astimezone(tz).strftime("%Y%m%d%H%M%S") + secrets.token_hex(8).upper()
 
 
 def product_view(row: db.Row) -> dict[str, typing.Any]:
