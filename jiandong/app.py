@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares, pages, realtime
+from . import auth, cache, db, middlewares, outages, pages, realtime
 from .api import (
     banners,
     business,
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
             outbound.client_session_ctx,
             db.pg_ctx,
             cache.redis_ctx,
+            outages.outages_ctx,
             auth.tokens_ctx,
             content_cache.content_cache_ctx,
             wechat.wechat_ctx,

@@ -29,20 +29,35 @@ Args = typing.Sequence[typing.Any] | typing.Mapping[str, typing.Any]
 DictCursor = psycopg2.extras.RealDictCursor
 
 
-def connect_options(timezone: str) -> dict[str, str]:
-    # Connections run in the club's time zone, so timestamps read back are local (formats.fmt_time).
-    return {"options": f"-c TimeZone={timezone}", "application_name": "jiandong"}
+def connect_options(timezone: str, timeout: float | None = None) -> dict[str, str]:
+    """libpq options: the club's time zone (timestamps read back are local, see formats.fmt_time),
+    and with `timeout` (seconds) a server-side statement timeout one second past it.
+
+    The client gives up on a statement after `timeout` (aiopg's timeout) and drops the connection,
+    which a frozen server needs; the server-side one is only a backstop for a statement that keeps
+    running on a live server after its client gave up. It must not fire first: aiopg turns the
+    server's QueryCanceledError into a CancelledError of the request.
+    """
+    options = f"-c TimeZone={timezone}"
+    if timeout is not None:
+        options += f" -c statement_timeout={int((timeout + 1) * 1000)}"
+    return {"options": options, "application_name": "jiandong"}
+
+
+class DatabaseTimeout(TimeoutError):
+    """PostgreSQL did not answer in time: no free connection, no connection, or no statement result."""
 
 
 async def pg_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
     await asyncio.to_thread(migrate, settings.database_url)
+    # `timeout` bounds aiopg's every connect and statement (a timed-out connection is closed).
     pool = await aiopg.create_pool(
         settings.database_url,
         minsize=1,
         maxsize=settings.db_pool_size,
-        timeout=30,
-        **connect_options(settings.timezone),
+        timeout=settings.db_timeout,
+        **connect_options(settings.timezone, settings.db_timeout),
     )
     app[pg_key] = pool
     yield
@@ -50,20 +65,58 @@ async def pg_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     await pool.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def connection(pool: aiopg.Pool) -> typing.AsyncIterator[aiopg.Connection]:
+    """A pooled connection, waited for at most the pool's timeout; DatabaseTimeout when PostgreSQL is too slow.
+
+    The wait covers opening a new connection too: against a frozen server that is what hangs.
+    """
+    acquiring = asyncio.ensure_future(pool.acquire())
+    try:
+        done, _ = await asyncio.wait({acquiring}, timeout=pool.timeout)
+    except asyncio.CancelledError:
+        _abandon(pool, acquiring)
+        raise
+    if not done:
+        _abandon(pool, acquiring)
+        raise DatabaseTimeout(f"no PostgreSQL connection within {pool.timeout} s")
+    conn = acquiring.result()
+    try:
+        yield conn
+    except TimeoutError as exc:
+        # aiopg closes a connection whose connect or statement timed out: that is PostgreSQL's delay.
+        if conn.closed and not isinstance(exc, DatabaseTimeout):
+            raise DatabaseTimeout(f"no answer from PostgreSQL within {pool.timeout} s") from exc
+        raise
+    finally:
+        await pool.release(conn)
+
+
+def _abandon(pool: aiopg.Pool, acquiring: asyncio.Future[aiopg.Connection]) -> None:
+    """Stop waiting for a connection; one that arrives anyway goes back to the pool, not astray."""
+
+    def give_back(future: asyncio.Future[aiopg.Connection]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            pool.release(future.result())
+
+    acquiring.add_done_callback(give_back)
+    acquiring.cancel()
+
+
 async def fetchone(pool: aiopg.Pool, sql: str, args: Args = ()) -> Row | None:
-    async with pool.acquire() as conn, conn.cursor(cursor_factory=DictCursor) as cur:
+    async with connection(pool) as conn, conn.cursor(cursor_factory=DictCursor) as cur:
         await cur.execute(sql, args)
         return await cur.fetchone()
 
 
 async def fetchall(pool: aiopg.Pool, sql: str, args: Args = ()) -> list[Row]:
-    async with pool.acquire() as conn, conn.cursor(cursor_factory=DictCursor) as cur:
+    async with connection(pool) as conn, conn.cursor(cursor_factory=DictCursor) as cur:
         await cur.execute(sql, args)
         return await cur.fetchall()
 
 
 async def fetchval(pool: aiopg.Pool, sql: str, args: Args = ()) -> typing.Any:
-    async with pool.acquire() as conn, conn.cursor() as cur:
+    async with connection(pool) as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         row = await cur.fetchone()
         return row[0] if row else None
@@ -71,7 +124,7 @@ async def fetchval(pool: aiopg.Pool, sql: str, args: Args = ()) -> typing.Any:
 
 async def execute(pool: aiopg.Pool, sql: str, args: Args = ()) -> int:
     """Run one statement; the number of rows it touched."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
+    async with connection(pool) as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         return cur.rowcount
 
@@ -79,7 +132,7 @@ async def execute(pool: aiopg.Pool, sql: str, args: Args = ()) -> int:
 @contextlib.asynccontextmanager
 async def transaction(pool: aiopg.Pool) -> typing.AsyncIterator[aiopg.Cursor]:
     """A dict cursor inside BEGIN ... COMMIT (ROLLBACK when the block raises)."""
-    async with pool.acquire() as conn, conn.cursor(cursor_factory=DictCursor) as cur:
+    async with connection(pool) as conn, conn.cursor(cursor_factory=DictCursor) as cur:
         async with cur.begin():
             yield cur
 

@@ -187,6 +187,12 @@ class AliyunUnavailable(ApiError):
     status, error_code, msg = 502, 80000, "阿里云服务器异常"
 
 
+# 503: PostgreSQL or Redis is down or too slow (outages.py); the answer carries Retry-After
+class ServiceUnavailable(ApiError):
+    status, error_code, msg = 503, 10000, "服务暂时不可用，请稍后重试"
+    retry_after = 5
+
+
 # 500: unexpected; the body never carries internals
 class InternalError(ApiError):
     status, error_code, msg = 500, 10000, "服务器内部错误"

@@ -30,6 +30,8 @@ aliyun_live_key = web.AppKey["AliyunLive | None"]("aliyun_live")
 live_status_task_key = web.AppKey["asyncio.Task[None] | None"]("live_status_task")
 wechatpay_key = web.AppKey["WeChatPay"]("wechatpay")
 order_tasks_task_key = web.AppKey[asyncio.Task[None]]("order_tasks_task")
+# PostgreSQL and Redis outages seen by this process (outages.py).
+outages_key = web.AppKey["Outages"]("outages")
 # The live rooms of this process: hub, Redis broker, presence and chat history (jiandong/realtime).
 realtime_key = web.AppKey["Realtime"]("realtime")
 

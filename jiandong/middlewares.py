@@ -8,9 +8,10 @@ import typing
 
 from aiohttp import web
 
-from .errors import ApiError, InternalError, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from .errors import ApiError, InternalError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, ServiceUnavailable
 from .http import json_response
-from .keys import request_id_key, settings_key
+from .keys import outages_key, request_id_key, settings_key
+from .outages import dependency_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 def error_body(request: web.Request, error: ApiError) -> web.Response:
-    return json_response(
+    response = json_response(
         {"msg": error.msg, "error_code": error.error_code, "request_url": request.path}, status=error.status
     )
+    if isinstance(error, ServiceUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 _HTTP_ERRORS: dict[int, type[ApiError]] = {404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
@@ -57,7 +61,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(
             {"msg": exc.reason, "error_code": 10000, "request_url": request.path}, status=exc.status
         )
-    except Exception:
+    except Exception as exc:
+        dependency = dependency_of(exc)
+        if dependency is not None:
+            # Logged once per outage (outages.py), not once per request.
+            return error_body(request, request.config_dict[outages_key].refused(dependency, exc))
         logger.exception(
             "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path
         )

@@ -28,6 +28,13 @@ class Settings:
     redis_url: str = field(default="", metadata={"help": "Redis URL; empty = embedded server"})
     redis_prefix: str = field(default="jd:", metadata={"help": "prefix of every Redis key and channel"})
     db_pool_size: int = field(default=10, metadata={"help": "PostgreSQL connections per process"})
+    db_timeout: float = field(
+        default=3.0,
+        metadata={"help": "seconds a PostgreSQL connect, statement or wait for a free connection may take (then 503)"},
+    )
+    redis_timeout: float = field(
+        default=2.0, metadata={"help": "seconds a Redis connect or command may take (then 503)"}
+    )
     host: str = field(default="0.0.0.0", metadata={"help": "HTTP listen address"})
     port: int = field(default=8080, metadata={"help": "HTTP port (API, docs, /ws)"})
     chat_port: int = field(default=19833, metadata={"help": "dedicated chat websocket port; 0 = off"})
@@ -194,8 +201,9 @@ def _validate(s: Settings) -> None:
     for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
-    if s.http_timeout <= 0:
-        raise SettingsError("http_timeout must be positive")
+    for name in ("http_timeout", "db_timeout", "redis_timeout"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")

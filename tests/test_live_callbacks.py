@@ -341,3 +341,70 @@ async def test_callbacks_are_public_and_in_the_openapi_document(client):
         op = spec["paths"][path][method]
         assert op["security"] == []
         assert 10003 not in op["x-error-codes"]
+
+
+def live_publisher(sql, live_id: int) -> tuple[int, str | None]:
+    row = sql("SELECT live_status, publisher FROM lives WHERE id = %s", live_id)[0]
+    return row["live_status"], row["publisher"]
+
+
+async def srs_call(client, action: str, stream: str, client_id: object) -> int:
+    resp = await client.post(SRS, json={"action": action, "client_id": client_id, "stream": stream, "app": "live",
+                                        "param": f"?token={SECRET}", "ip": "203.0.113.5"})
+    return resp.status
+
+
+async def nginx_call(client, call: str, stream: str, clientid: str) -> int:
+    fields = {"app": "live", "tcurl": "rtmp://127.0.0.1:1935/live", "addr": "203.0.113.5", "clientid": clientid,
+              "call": call, "name": stream, "token": SECRET}
+    if call == "publish":
+        fields["type"] = "live"
+    resp = await client.post(NGINX, data=fields)
+    return resp.status
+
+
+async def aliyun_call(client, action: str, stream: str, ip: str, node: str = "cdnvideocenter01") -> int:
+    resp = await client.get(aliyun_query(action, stream, token=SECRET, ip=ip, node=node))
+    return resp.status
+
+
+@pytest.mark.parametrize(
+    "kind, first, second",
+    [("nginx", "11", "12"), ("srs", "341w361a", "341w361b"), ("srs", 7, 8),
+     ("aliyun", "192.0.2.10", "198.51.100.7")],
+)
+async def test_a_second_publishers_stop_does_not_end_the_live(client, sql, room, kind, first, second):
+    live_id = add_live(sql, "决赛")
+    r = room(live_id)
+    call = {"nginx": nginx_call, "srs": srs_call, "aliyun": aliyun_call}[kind]
+    start, stop = {"nginx": ("publish", "publish_done"), "srs": ("on_publish", "on_unpublish"),
+                   "aliyun": ("publish", "publish_done")}[kind]
+    assert await call(client, start, "s1", first) == 200
+    status, session = live_publisher(sql, live_id)
+    assert status == 1 and session is not None and session.startswith(f"{kind}:") and str(first) in session
+    assert_frame(r.frames(), live_id, 1)
+    # A second publisher of the same stream gets through on_publish, is refused as "already
+    # publishing" by the streaming server, and then sends its stop.
+    assert await call(client, start, "s1", second) == 200
+    assert await call(client, stop, "s1", second) == 200
+    assert live_publisher(sql, live_id) == (1, session)
+    assert r.frames() == []
+    # The first session's own stop ends it.
+    assert await call(client, stop, "s1", first) == 200
+    assert live_publisher(sql, live_id) == (2, None)
+    assert_frame(r.frames(), live_id, 2)
+    # A new session may start it again; then its stop is the one that counts.
+    assert await call(client, start, "s1", second) == 200
+    assert live_publisher(sql, live_id)[0] == 1
+    assert await call(client, stop, "s1", first) == 200
+    assert live_publisher(sql, live_id)[0] == 1
+    assert await call(client, stop, "s1", second) == 200
+    assert live_publisher(sql, live_id) == (2, None)
+
+
+async def test_a_stop_that_names_no_session_ends_the_live(client, sql):
+    live_id = add_live(sql, "决赛")
+    assert await nginx_call(client, "publish", "s1", "11") == 200
+    resp = await client.post(NGINX, data={"call": "publish_done", "name": "s1", "token": SECRET})
+    assert resp.status == 200
+    assert live_publisher(sql, live_id) == (2, None)

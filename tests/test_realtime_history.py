@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 
 from jiandong.keys import realtime_key
-from jiandong.realtime.history import stream_key
+from jiandong.realtime.history import REPLAY_WINDOW, entry, stored_key, stream_key
 from tests.conftest import login
 from tests.realtime_helpers import (
     FAST,
@@ -36,11 +37,14 @@ async def test_messages_are_written_in_batches_from_the_stream(make_client, sql,
         assert row["stream_id"] and row["msg_time"] is not None
     # One statement in one transaction for the batch, not an INSERT per message.
     assert len({r["tx"] for r in rows}) == 1
+    # The writer notes how far it stored; the entries stay a while for replays to subscribers.
+    last = redis_sync.xrevrange(stream_key(settings), count=1)[0][0]
     for _ in range(100):
-        if redis_sync.xlen(stream_key(settings)) == 0:
+        if redis_sync.get(stored_key(settings)) == last:
             break
         await asyncio.sleep(0.05)
-    assert redis_sync.xlen(stream_key(settings)) == 0
+    assert redis_sync.get(stored_key(settings)) == last
+    assert redis_sync.xlen(stream_key(settings)) == 3
 
 
 async def test_a_replayed_stream_entry_is_stored_once(make_client, sql, redis_sync, settings):
@@ -49,12 +53,28 @@ async def test_a_replayed_stream_entry_is_stored_once(make_client, sql, redis_sy
     ws, _ = await join(client, 4, token)
     await send_and_ack(ws, token, 4, "once")
     history = client.app[realtime_key].history
-    # A writer killed after its commit but before its XDEL leaves the entry for the next one.
-    await history.store(redis_sync.xrange(stream_key(settings)))
-    assert redis_sync.xlen(stream_key(settings)) == 1
+    # A writer killed after its commit but before it noted how far it stored leaves the entry for the next.
+    entries = redis_sync.xrange(stream_key(settings))
+    await history.store(entries)
     assert await history.flush() == 1
-    assert redis_sync.xlen(stream_key(settings)) == 0
+    assert redis_sync.get(stored_key(settings)) == entries[0][0]
     assert sql("SELECT content FROM chat_messages") == [{"content": "once"}]
+    assert await history.flush() == 0
+
+
+async def test_stored_entries_leave_the_stream_after_the_replay_window(make_client, sql, redis_sync, settings):
+    client = await make_client(**IDLE_WRITER)
+    history = client.app[realtime_key].history
+    old = int(time.time() * 1000) - int(REPLAY_WINDOW * 1000) - 5000
+    message = entry(4, 0, "000000000000-1", "旧消息", {"username": "", "head_img": ""}, old / 1000)
+    redis_sync.xadd(stream_key(settings), {"r": "4", "m": message, "f": b'{"type":"SEND_ALL"'}, id=f"{old}-0")
+    redis_sync.xadd(stream_key(settings), {"r": "4", "m": message.replace("旧".encode(), "新".encode()),
+                                           "f": b'{"type":"SEND_ALL"'})
+    assert await history.flush() == 2
+    # Both stored; only the one older than the window leaves the stream.
+    assert sorted(r["content"] for r in sql("SELECT content FROM chat_messages")) == ["新消息", "旧消息"]
+    kept = [fields["m"] for _, fields in redis_sync.xrange(stream_key(settings))]
+    assert kept == [message.decode().replace("旧", "新")]
 
 
 async def test_shutdown_closes_sockets_with_1001_and_flushes_history(make_client, sql, redis_sync, settings):
@@ -71,6 +91,6 @@ async def test_shutdown_closes_sockets_with_1001_and_flushes_history(make_client
             msg = await sock.receive()
         assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
     assert [r["content"] for r in sql("SELECT content FROM chat_messages")] == ["bye"]
-    assert redis_sync.xlen(stream_key(settings)) == 0
+    assert redis_sync.get(stored_key(settings)) == redis_sync.xrange(stream_key(settings))[-1][0]
     # Its viewers left the counts at once.
     assert redis_sync.zcard(settings.redis_prefix + "presence:procs") == 0

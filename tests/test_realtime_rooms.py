@@ -184,19 +184,29 @@ async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, r
     b, _ = await join(two, 61)
     process_two = two.app[realtime_key].hub.process_id
     name = f"jiandong-chat-{process_two}"
-    old_id = next(c["id"] for c in redis_sync.client_list() if c["name"] == name)
+
+    def subscribers() -> list[str]:
+        # The broker's other connections (TIME, XRANGE) carry its name too.
+        return [c["id"] for c in redis_sync.client_list() if c["name"] == name and int(c["sub"]) > 0]
+
+    (old_id,) = subscribers()
     # What a Redis restart does to a subscriber: its connection dropped under it.
     assert redis_sync.execute_command("CLIENT", "KILL", "ID", old_id) == 1
+    # Acknowledged while nobody in process two listens: replayed to b once it subscribes again.
+    await send(a, type="SEND_ALL", room_id=61, content="meanwhile", token=token)
+    await frame_of(a, "SEND_ALL", myself=True)
     broker = two.app[realtime_key].broker
     for _ in range(100):
-        renewed = [c for c in redis_sync.client_list() if c["name"] == name and c["id"] != old_id]
+        renewed = [c for c in subscribers() if c != old_id]
         if renewed and broker.connected.is_set():
             break
         await asyncio.sleep(0.05)
     assert renewed
     await send(a, type="SEND_ALL", room_id=61, content="again", token=token)
     await frame_of(a, "SEND_ALL", myself=True)
+    assert (await frame_of(b, "SEND_ALL"))["content"] == "meanwhile"
     assert (await frame_of(b, "SEND_ALL"))["content"] == "again"
+    assert broker.replayed == 1
 
 
 async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):

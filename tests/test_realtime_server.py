@@ -108,6 +108,8 @@ async def test_sigterm_closes_chat_with_1001_flushes_and_exits(server, sql):
     proc, port, chat_port, session = server
     ws, token = await chat_in_room(session, port, chat_port, 42)
     main_port_ws = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?room_id=42")
+    # In the room once its own LOGIN echo came (the join by query runs after the upgrade).
+    await frame_of(main_port_ws, "LOGIN", myself=True)
     await send(ws, type="SEND_ALL", room_id=42, content="last words", token=token)
     assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == "last words"
     got = await frame_of(main_port_ws, "SEND_ALL")

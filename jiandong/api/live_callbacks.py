@@ -8,6 +8,10 @@ Authentication:
   appended args), compared in constant time. A token in the callback URL is not taken: it would
   let any pusher through. Without live_push_secret every publish is refused.
 
+Each event names its publishing session (nginx-rtmp `clientid`, SRS `client_id`, and for Aliyun,
+whose callback has no session id, the pusher's `ip` and the receiving `node`): a stop from another
+session than the one that made the live go live is ignored (services/live_status.py).
+
 A stream name no live has is ignored. Aliyun is answered 200 (its pusher is already admitted and
 a refusal would only make it retry); SRS and nginx-rtmp get 404 for on_publish, which makes them
 refuse the pusher, so nobody streams under a name the club did not create.
@@ -39,6 +43,7 @@ routes = web.RouteTableDef()
 
 TAG = "直播状态回调"
 STREAM_NAME_MAX = 255
+PUBLISHER_MAX = 128
 # The callback signature covers only domain and time, not the query: a captured one is honoured
 # for this long (Aliyun retries for a few seconds; the rest is clock skew).
 ALIYUN_SIGNATURE_MAX_AGE = 300
@@ -58,6 +63,13 @@ def token_matches(candidates: list[str], secret: str) -> bool:
 def query_tokens(query: str) -> list[str]:
     """The `token` values of a URL query, with or without its leading `?`."""
     return parse_qs(query.lstrip("?"), keep_blank_values=True).get("token", [])
+
+
+def publisher(kind: str, *parts: object) -> str | None:
+    """The publishing session as `<kind>:<id>` from the callback's own fields; None when it names none."""
+    ident = "@".join(str(part).strip() for part in parts if part is not None and str(part).strip())
+    ident = "".join(ch for ch in ident if ch.isprintable())[:PUBLISHER_MAX]
+    return f"{kind}:{ident}" if ident else None
 
 
 def stream_name(value: object) -> str:
@@ -105,6 +117,8 @@ def event_time(raw: str) -> dt.datetime | None:
         param("app", description="推流域名", location="query"),
         param("appname", description="AppName", location="query"),
         param("time", "integer", "事件时间（Unix 秒）", location="query"),
+        param("ip", description="推流端 IP（与 node 一起标识推流会话）", location="query"),
+        param("node", description="接收推流的节点", location="query"),
         param("usrargs", description="推流地址的参数（可带 token）", location="query"),
         param("token", description="回调地址中配置的密钥（live_push_secret）", location="query"),
     ],
@@ -127,6 +141,8 @@ async def aliyun_callback(request: web.Request) -> web.Response:
     name = stream_name(request.query.get("id"))
     result = await set_live_status(
         request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(request.query.get("time", "")),
+        # Inferred: Aliyun names no session, and a pusher keeps its address and node for a session.
+        publisher=publisher("aliyun", request.query.get("ip"), request.query.get("node")),
         source=f"aliyun {action}",
     )
     if not result.known:
@@ -143,6 +159,7 @@ async def aliyun_callback(request: web.Request) -> web.Response:
               enum=list(SRS_ACTIONS)),
         param("stream", description="流名称", required=True),
         param("param", description="推流地址的参数，须含 token=live_push_secret，如 ?token=xxx", required=True),
+        param("client_id", description="推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播"),
         param("app", description="SRS app"),
     ],
     response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
@@ -171,7 +188,7 @@ async def srs_callback(request: web.Request) -> web.Response:
         logger.warning("SRS %s of %r refused: bad token (client %s)", action, body.get("stream"), body.get("ip"))
         raise Forbidden("权限不够: 推流鉴权失败")
     return await _apply(request, stream_name(body.get("stream")), SRS_ACTIONS[action], f"srs {action}",
-                        json_response(SRS_OK))
+                        publisher("srs", body.get("client_id")), json_response(SRS_OK))
 
 
 @routes.get("/api/v1/live/callback/nginx")
@@ -183,6 +200,7 @@ async def srs_callback(request: web.Request) -> web.Response:
         param("call", description="publish / publish_done（其他只应答）", required=True, enum=list(NGINX_CALLS)),
         param("name", description="流名称", required=True),
         param("token", description="推流地址的参数 token=live_push_secret", required=True),
+        param("clientid", description="推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播"),
         param("app", description="nginx-rtmp application"),
     ],
     errors=[ParameterError, Forbidden, LiveNotFound],
@@ -207,11 +225,13 @@ async def nginx_callback(request: web.Request) -> web.Response:
         )
         raise Forbidden("权限不够: 推流鉴权失败")
     return await _apply(request, stream_name(fields.get("name")), NGINX_CALLS[call], f"nginx {call}",
-                        operation_result(request))
+                        publisher("nginx", fields.get("clientid")), operation_result(request))
 
 
-async def _apply(request: web.Request, name: str, live_status: int, source: str, ok: web.Response) -> web.Response:
-    result = await set_live_status(request.config_dict, name, live_status, source=source)
+async def _apply(
+    request: web.Request, name: str, live_status: int, source: str, session: str | None, ok: web.Response
+) -> web.Response:
+    result = await set_live_status(request.config_dict, name, live_status, publisher=session, source=source)
     if not result.known:
         if live_status == LIVE:
             logger.warning("%s refused: no live has stream %r", source, name)

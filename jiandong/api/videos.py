@@ -141,7 +141,7 @@ async def count_rows(
 async def fetch_rows(request: web.Request, sql: str, args: dict[str, typing.Any]) -> list[dict[str, typing.Any]]:
     """Rows as plain dicts. On a page of 30 rows the RealDictCursor of db.fetchall costs more
     than the rest of a search (it builds each row in Python, column by column); zip does not."""
-    async with request.config_dict[pg_key].acquire() as conn, conn.cursor() as cur:
+    async with db.connection(request.config_dict[pg_key]) as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         rows = await cur.fetchall()
         names = [column.name for column in cur.description]

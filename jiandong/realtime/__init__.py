@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 from .. import encoding
 from ..cache import rkey
 from ..keys import pg_key, realtime_key, redis_key, settings_key, tokens_key
+from ..outages import Streak
 from ..settings import Settings
-from ..tasks.stopping import cancel_and_wait
+from ..stopping import cancel_and_wait
 from . import presence, protocol
 from .broker import Broker, process_channel, room_channel
 from .history import History, history_ctx
@@ -180,12 +181,15 @@ class Realtime:
         self._pushed = pushed
 
     async def count_loop(self) -> None:
+        streak = Streak(logger, "chat viewer counts")
         while True:
             await asyncio.sleep(self.settings.chat_online_interval)
             try:
                 await self.push_counts()
-            except Exception:
-                logger.warning("chat: viewer counts not updated this round", exc_info=True)
+            except Exception as exc:
+                streak.failed(exc)
+            else:
+                streak.succeeded()
 
 
 def _sender(data: bytes) -> str | None:

@@ -21,7 +21,8 @@ from ..errors import (
     TokenInvalid,
     UserNotFound,
 )
-from ..keys import realtime_key
+from ..keys import outages_key, realtime_key
+from ..outages import Outages, dependency_of
 from . import history, muted_key, protocol
 from .broker import room_channel
 from .hub import Conn
@@ -41,6 +42,7 @@ USER_SQL = "SELECT username, head_img, is_disabled, member_status FROM users WHE
 async def chat(request: web.Request) -> web.StreamResponse:
     """Item 26: one websocket connection, from the upgrade to its last frame."""
     realtime: Realtime = request.config_dict[realtime_key]
+    outages = request.config_dict[outages_key]
     settings = realtime.settings
     ws = web.WebSocketResponse(
         heartbeat=settings.chat_heartbeat,
@@ -55,13 +57,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         room_ref = request.query.get("room_id")
         if room_ref:
-            await _run(realtime, conn, _join_by_query(realtime, conn, room_ref))
+            await _run(realtime, outages, conn, _join_by_query(realtime, conn, room_ref))
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 if msg.data == protocol.HEARTBEAT:
                     realtime.hub.send(conn, HEARTBEAT)
                     continue
-                await _run(realtime, conn, _handle(realtime, conn, msg.data))
+                await _run(realtime, outages, conn, _handle(realtime, conn, msg.data))
                 if conn.closing:
                     break
             elif msg.type is WSMsgType.BINARY:
@@ -76,15 +78,23 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _run(realtime: Realtime, conn: Conn, step: typing.Coroutine[typing.Any, typing.Any, None]) -> None:
+async def _run(
+    realtime: Realtime, outages: Outages, conn: Conn, step: typing.Coroutine[typing.Any, typing.Any, None]
+) -> None:
     """One client frame; its failure is answered on this socket alone."""
     try:
         await step
     except ApiError as exc:
         realtime.hub.send(conn, protocol.error_frame(exc).encode())
-    except (RedisError, OSError, psycopg2.Error):
-        logger.exception("chat: a frame of %s failed", conn.uuid)
-        realtime.hub.send(conn, protocol.error_frame(InternalError("发送失败，请稍后重试")).encode())
+    except (RedisError, OSError, psycopg2.Error) as exc:
+        dependency = dependency_of(exc)
+        if dependency is not None:
+            # Logged once per outage, like a refused request.
+            error: ApiError = outages.refused(dependency, exc)
+        else:
+            logger.exception("chat: a frame of %s failed", conn.uuid)
+            error = InternalError("发送失败，请稍后重试")
+        realtime.hub.send(conn, protocol.error_frame(error).encode())
 
 
 async def _handle(realtime: Realtime, conn: Conn, text: str) -> None:
@@ -185,15 +195,15 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "msg_time": int(now),
         "myself": False,
     }
-    settings = realtime.settings
-    # Stored and published in one transaction, and only then echoed: the echo is the acknowledgement.
-    async with realtime.redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(
-            history.stream_key(settings), history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now)
-        )
-        pipe.publish(room_channel(settings, frame.room_id), encoding.dumps(message))
-        await pipe.execute()
+    # Stored and published in one step, and only then echoed: the echo is the acknowledgement.
+    seq = await realtime.history.append(
+        room_channel(realtime.settings, frame.room_id),
+        frame.room_id,
+        history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now),
+        message,
+    )
     message["myself"] = True
+    message["seq"] = seq
     realtime.hub.send(conn, encoding.dumps(message))
 
 

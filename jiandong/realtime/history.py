@@ -1,16 +1,19 @@
-"""Chat history: each SEND_ALL goes into a Redis stream before its sender is answered; one process at a
-time (a Redis lease) moves the stream into chat_messages in batches.
+"""Chat history: each SEND_ALL goes into a Redis stream (and out to its room) before its sender is
+answered; one process at a time (a Redis lease) copies the stream into chat_messages in batches.
 
 The stream entry is the durable copy from the moment the sender's echo (the acknowledgement) goes
-out, so a process killed right after loses nothing: the next writer, in any process, drains it.
-stream_id is UNIQUE in the table, so an entry written twice (a writer killed between its commit
-and its XDEL, or two writers overlapping while the lease changes hands) is stored once.
+out, so a process killed right after loses nothing: the next writer, in any process, stores it.
+stream_id is UNIQUE in the table, so an entry written twice (two writers overlapping while the lease
+changes hands) is stored once. Stored entries stay in the stream for REPLAY_WINDOW seconds more:
+a process whose room subscriptions were cut (a Redis restart) replays from there what its viewers
+missed (broker.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import typing
 
 import aiopg
@@ -25,11 +28,26 @@ from ..tasks.leader import Lease, run_as_leader
 logger = logging.getLogger(__name__)
 
 BATCH = 500
-# A guest/:id read also shows entries not yet moved; it looks this far back in the stream.
+# A guest/:id read also shows entries not yet stored; it reads at most this many of them.
 PENDING_SCAN = 2000
 MIN_LEASE_TTL = 10.0
 SHUTDOWN_WAIT = 30.0
-FIELD = "m"
+# Seconds a stored entry stays in the stream for replays: far longer than a subscriber takes to
+# come back after Redis does (broker.RETRY_DELAYS), or to notice a half-open connection (15 s).
+REPLAY_WINDOW = 60.0
+# Stream entry fields: the room, the message for the table (JSON), the frame the room was sent
+# (JSON without its closing brace: the entry's id goes in as its "seq", see SEQ).
+ROOM, FIELD, FRAME = "r", "m", "f"
+SEQ = b',"seq":"'
+
+# One atomic step, so the stream's order is the order in which every subscriber hears the frames:
+# append the entry, then publish the frame carrying the entry's id as "seq" (the same bytes
+# with_seq builds for a replay). Returns the id.
+APPEND_AND_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], '*', 'r', ARGV[1], 'm', ARGV[2], 'f', ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[3] .. ',"seq":"' .. id .. '"}')
+return id
+"""
 
 INSERT_SQL = """
     INSERT INTO chat_messages (room_id, user_id, uuid, stream_id, content, user_info, msg_time)
@@ -51,15 +69,62 @@ def stream_key(settings: Settings) -> str:
     return rkey(settings, "chat", "history")
 
 
+def stored_key(settings: Settings) -> str:
+    """The id of the last stream entry the writer stored: entries after it are still to be stored."""
+    return rkey(settings, "chat", "history", "stored")
+
+
 def entry(
     room_id: int, user_id: int, uuid: str, content: str, user: dict[str, str], msg_time: float
-) -> dict[str, bytes]:
-    """The stream entry of one SEND_ALL (one field: the message as JSON)."""
-    return {
-        FIELD: encoding.dumps(
-            {"room_id": room_id, "user_id": user_id, "uuid": uuid, "content": content, "user": user, "t": msg_time}
-        )
-    }
+) -> bytes:
+    """The table's part of a SEND_ALL's stream entry (the FIELD), as JSON."""
+    return encoding.dumps(
+        {"room_id": room_id, "user_id": user_id, "uuid": uuid, "content": content, "user": user, "t": msg_time}
+    )
+
+
+def open_frame(frame: dict[str, typing.Any]) -> bytes:
+    """A frame's JSON without its closing brace, ready for with_seq (the frame must not be empty)."""
+    return encoding.dumps(frame)[:-1]
+
+
+def with_seq(opened: bytes, seq: bytes) -> bytes:
+    """The frame as the room hears it: `{..., "seq": "<stream id>"}` (APPEND_AND_PUBLISH builds the same)."""
+    return opened + SEQ + seq + b'"}'
+
+
+def seq_of(data: bytes) -> bytes | None:
+    """The "seq" of a frame published by APPEND_AND_PUBLISH (always its last field); None for others."""
+    at = data.rfind(SEQ)
+    if at < 0 or not data.endswith(b'"}'):
+        return None
+    return data[at + len(SEQ):-2]
+
+
+def parse_id(stream_id: bytes | str) -> tuple[int, int]:
+    """A stream id ("<ms>-<n>") as a comparable pair; (0, 0) for anything else."""
+    ms, _, n = (stream_id.decode() if isinstance(stream_id, bytes) else stream_id).partition("-")
+    try:
+        return int(ms), int(n or 0)
+    except ValueError:
+        return 0, 0
+
+
+async def missed(client: Redis, settings: Settings, after: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
+    """The room frames appended after the entry id `after`, oldest first, as (id, room_id, frame).
+
+    `client` must answer bytes (decode_responses off); at most `count` entries are read.
+    """
+    found = []
+    for stream_id, fields in await client.xrange(stream_key(settings), min=b"(" + after, max=b"+", count=count):
+        room, opened = fields.get(ROOM.encode()), fields.get(FRAME.encode())
+        if room is None or opened is None:
+            continue
+        try:
+            found.append((stream_id, int(room), with_seq(opened, stream_id)))
+        except ValueError:
+            continue
+    return found
 
 
 class History:
@@ -68,18 +133,37 @@ class History:
         self.pool = pool
         self.settings = settings
         self.key = stream_key(settings)
+        self.stored_key = stored_key(settings)
+        self._append = redis.register_script(APPEND_AND_PUBLISH)
+
+    async def append(self, channel: str, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> str:
+        """Append a SEND_ALL to the stream and publish `frame` on the room's `channel`; the entry id.
+
+        `message` is the table's part (`entry`). Once this returns the message is acknowledged.
+        """
+        seq = await self._append(keys=[self.key, channel], args=[room_id, message, open_frame(frame)])
+        return typing.cast(str, seq)
 
     async def flush(self) -> int:
-        """Move everything in the stream into PostgreSQL, a batch per statement; the entries moved."""
+        """Store every entry after the last stored one in PostgreSQL, a batch per statement; the entries stored.
+
+        Then entries stored more than REPLAY_WINDOW seconds ago leave the stream.
+        """
         moved = 0
+        after = await self.redis.get(self.stored_key) or "0-0"
         while True:
-            entries = await self.redis.xrange(self.key, "-", "+", count=BATCH)
+            entries = await self.redis.xrange(self.key, "(" + after, "+", count=BATCH)
             if not entries:
-                return moved
+                break
             await self.store(entries)
             # Only after the commit: until then the entries are the one copy.
-            await self.redis.xdel(self.key, *(stream_id for stream_id, _ in entries))
+            after = entries[-1][0]
+            await self.redis.set(self.stored_key, after)
             moved += len(entries)
+        # Never an entry not yet stored, whatever its age (PostgreSQL may have been away).
+        oldest_kept = min(parse_id(after)[0] + 1, int((time.time() - REPLAY_WINDOW) * 1000))
+        await self.redis.xtrim(self.key, minid=f"{oldest_kept}-0", approximate=False)
+        return moved
 
     async def store(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         """Insert stream entries in one statement; entries stored before are skipped."""
@@ -106,23 +190,24 @@ class History:
         )
 
     async def recent(self, room_id: int, limit: int) -> list[dict[str, typing.Any]]:
-        """The newest `limit` messages of a room, oldest first: the table plus what still waits in the stream."""
+        """The newest `limit` messages of a room, oldest first: the table plus what the stream holds unstored."""
         rows = await db.fetchall(self.pool, RECENT_SQL, (room_id, limit))
         rows.reverse()
         stored = {row["stream_id"] for row in rows}
+        after = await self.redis.get(self.stored_key) or "0-0"
         pending = []
-        for stream_id, fields in reversed(await self.redis.xrevrange(self.key, "+", "-", count=PENDING_SCAN)):
-            if stream_id in stored:
+        unstored = await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN)
+        for stream_id, fields in reversed(unstored):
+            if stream_id in stored or fields.get(ROOM) != str(room_id):
                 continue
             try:
                 m = encoding.loads(fields[FIELD])
             except (KeyError, encoding.JSONDecodeError):
                 continue
-            if m["room_id"] == room_id:
-                pending.append(
-                    {"stream_id": stream_id, "room_id": room_id, "user_id": m["user_id"], "uuid": m["uuid"],
-                     "content": m["content"], "user_info": m["user"], "msg_time": m["t"]}
-                )
+            pending.append(
+                {"stream_id": stream_id, "room_id": room_id, "user_id": m["user_id"], "uuid": m["uuid"],
+                 "content": m["content"], "user_info": m["user"], "msg_time": m["t"]}
+            )
         return (rows + pending)[-limit:]
 
 

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from ..cache import rkey
 from ..keys import content_cache_key, redis_key, settings_key
+from ..outages import Streak
 from ..settings import Settings
-from ..tasks.stopping import cancel_and_wait
+from ..stopping import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -104,19 +105,23 @@ class ContentCache:
 
     async def listen(self) -> None:
         """Apply invalidations from other processes; after a lost connection, drop everything."""
+        streak = Streak(logger, "content cache invalidations")
         while True:
             try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
-                    # Messages may have been missed while not subscribed.
-                    self.drop_local()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self._apply(message["data"])
+                        elif message["type"] == "subscribe":
+                            # Subscribed anew, here or inside redis-py after a dropped connection:
+                            # messages may have been missed while not subscribed.
+                            self.drop_local()
+                            streak.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("content cache lost its Redis subscription; retrying", exc_info=True)
+            except Exception as exc:
+                streak.failed(exc)
                 self.drop_local()
                 await asyncio.sleep(RECONNECT_DELAY)
 

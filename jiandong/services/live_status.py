@@ -7,6 +7,12 @@ reporting the same change at once change the row once and push one LIVE_STATUS f
 An event may carry the time it happened (Aliyun's callback `time`, the start of a poll): it is
 then applied only if nothing newer was recorded, so a late retry of "stopped" cannot end a
 stream that has restarted since.
+
+An event may also name its publishing session (`publisher`). The session that makes a live go
+live is recorded, and a stop from any other session is ignored: nginx-rtmp and SRS let a second
+publisher of the same stream through on_publish, refuse it as "already publishing", and then send
+its stop, which must not end the stream the first one is still sending. A second publish while
+live changes nothing (the first session keeps the live).
 """
 
 from __future__ import annotations
@@ -29,18 +35,23 @@ FRAME_TYPE = "LIVE_STATUS"
 
 # One statement: which live has this stream (none = unknown) and whether this event changed it.
 # The CTE's SELECT sees the row as it was; the UPDATE's RETURNING says whether it moved.
+# `other_publisher`: the session the live was recorded with when the event names a different one.
 SET_STATUS_SQL = """
 WITH target AS (
-    SELECT id FROM lives WHERE stream_name = %(stream)s
+    SELECT id, publisher FROM lives WHERE stream_name = %(stream)s
 ), changed AS (
     UPDATE lives
-    SET live_status = %(status)s, live_changed_at = LEAST(COALESCE(%(at)s, now()), now())
+    SET live_status = %(status)s, live_changed_at = LEAST(COALESCE(%(at)s, now()), now()),
+        publisher = CASE WHEN %(status)s = 1 THEN %(publisher)s END
     WHERE stream_name = %(stream)s
       AND live_status <> %(status)s
       AND (%(at)s::timestamptz IS NULL OR live_changed_at IS NULL OR live_changed_at <= %(at)s)
+      AND (%(status)s = 1 OR %(publisher)s::text IS NULL OR publisher IS NULL OR publisher = %(publisher)s)
     RETURNING id
 )
-SELECT target.id, changed.id IS NOT NULL AS changed FROM target LEFT JOIN changed ON changed.id = target.id
+SELECT target.id, changed.id IS NOT NULL AS changed,
+       CASE WHEN target.publisher <> %(publisher)s THEN target.publisher END AS other_publisher
+FROM target LEFT JOIN changed ON changed.id = target.id
 """
 
 
@@ -68,22 +79,29 @@ async def set_live_status(
     live_status: int,
     *,
     at: dt.datetime | None = None,
+    publisher: str | None = None,
     source: str = "",
 ) -> StatusChange:
-    """Move the live of `stream_name` to `live_status` unless it is there already (or a newer event was seen).
+    """Move the live of `stream_name` to `live_status` unless it is there already (or a newer event was
+    seen, or the event is a stop from another session than the one that made it live).
 
-    `state` is the app or `request.config_dict`. On a change: stamp live_changed_at, drop cached
-    lives in every process and push LIVE_STATUS to the room (room id = live id).
+    `state` is the app or `request.config_dict`; `publisher` is the streaming server's id of the
+    publishing session, None when the event names none. On a change: stamp live_changed_at, drop
+    cached lives in every process and push LIVE_STATUS to the room (room id = live id).
     """
     if live_status not in LIVE_STATUSES:
         raise ValueError(f"live_status must be one of {LIVE_STATUSES}")
     row = await db.fetchone(
-        state[pg_key], SET_STATUS_SQL, {"stream": stream_name, "status": live_status, "at": at}
+        state[pg_key], SET_STATUS_SQL,
+        {"stream": stream_name, "status": live_status, "at": at, "publisher": publisher},
     )
     if row is None:
         return StatusChange(None, False)
     result = StatusChange(row["id"], bool(row["changed"]))
     if not result.changed:
+        if live_status != LIVE and row["other_publisher"] is not None:
+            logger.info("live %s (stream %s): %s from session %s ignored; session %s publishes it",
+                        result.live_id, stream_name, source or "stop", publisher, row["other_publisher"])
         return result
     logger.info("live %s (stream %s) is now %s (%s)", result.live_id, stream_name, live_status, source or "-")
     # The row is changed already: a failure below only delays what readers see, so it is logged.

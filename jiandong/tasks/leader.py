@@ -12,6 +12,8 @@ import uuid
 
 from redis.asyncio import Redis
 
+from ..outages import Streak
+
 logger = logging.getLogger(__name__)
 
 # Compare-and-act: only the holder's own value may extend or drop the lease, so a process that
@@ -105,10 +107,11 @@ async def run_as_leader(
     """Every `interval` seconds: take or renew `lease`, and run `job` while holding it, until `stop` is set.
 
     A round in progress finishes before the loop returns. A failing round (Redis or the job) is
-    logged and the loop carries on. The lease TTL should span a few intervals, so a holder keeps
-    it through a slow round and a dead holder is replaced soon.
+    logged, once per streak of failures, and the loop carries on. The lease TTL should span a few
+    intervals, so a holder keeps it through a slow round and a dead holder is replaced soon.
     """
     was_leader = False
+    streak = Streak(logger, name)
     while True:
         try:
             await asyncio.wait_for(stop.wait(), interval)
@@ -122,5 +125,7 @@ async def run_as_leader(
                 was_leader = leader
             if leader:
                 await job()
-        except Exception:
-            logger.exception("%s: round failed; retrying in %.1f s", name, interval)
+        except Exception as exc:
+            streak.failed(exc)
+        else:
+            streak.succeeded()

@@ -1,0 +1,147 @@
+"""PostgreSQL or Redis down or frozen: 503 with Retry-After within the timeout, one log line each way,
+recovery on its own. Each test stops or freezes a server of its own (tests/own_servers.py), asked
+for before the app so that it outlives the app's shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+import uuid
+
+import pytest
+
+from jiandong import encoding
+from tests.conftest import login
+from tests.own_servers import OwnPostgres, OwnRedis
+from tests.realtime_helpers import FAST, frame_of, join, send
+
+UNAVAILABLE = {"msg": "服务暂时不可用，请稍后重试", "error_code": 10000}
+# A path that reads PostgreSQL on every request (no cache in front of it).
+MEMBER = "/api/v1/member/info"
+
+
+@pytest.fixture
+async def own_postgres(tmp_path):
+    server = OwnPostgres(tmp_path / "pg")
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.close)
+
+
+@pytest.fixture
+async def own_redis(tmp_path):
+    server = OwnRedis(tmp_path / "redis")
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.close)
+
+
+async def answer(client, path: str, token: str) -> tuple[int, dict[str, typing.Any], str | None]:
+    resp = await client.get(path, headers={"token": token})
+    return resp.status, await resp.json(), resp.headers.get("Retry-After")
+
+
+def outage_lines(caplog, name: str) -> tuple[list[str], list[str]]:
+    """The lines saying `name` went away and came back."""
+    messages = [r.getMessage() for r in caplog.records if r.name == "jiandong.outages"]
+    return ([m for m in messages if m.startswith(f"{name} is unavailable")],
+            [m for m in messages if m.startswith(f"{name} is back")])
+
+
+def no_tracebacks(caplog) -> None:
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def until_back(client, path: str, token: str) -> tuple[int, dict[str, typing.Any], str | None]:
+    for _ in range(400):
+        result = await answer(client, path, token)
+        if result[0] != 503:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("still 503")
+
+
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+async def test_postgresql_away_answers_503_then_recovers(own_postgres, make_client, caplog, fault):
+    database = await asyncio.to_thread(own_postgres.create_database, "club")
+    client = await make_client(database_url=database, db_timeout=1.0)
+    token = await login(client, "patient")
+    assert (await answer(client, MEMBER, token))[:2] == (404, {"msg": "会员信息不存在或已被禁用", "error_code": 30002,
+                                                              "request_url": MEMBER})
+    caplog.set_level(logging.INFO, logger="jiandong")
+    await asyncio.to_thread(own_postgres.stop if fault == "stopped" else own_postgres.freeze)
+    try:
+        for _ in range(3):
+            status, body, retry_after = await answer(client, MEMBER, token)
+            assert (status, body, retry_after) == (503, {**UNAVAILABLE, "request_url": MEMBER}, "5")
+        # A read the process has cached still works (the token, here).
+        status, _, _ = await answer(client, "/api/v1/openapi.json", token)
+        assert status == 200
+        gone, back = outage_lines(caplog, "PostgreSQL")
+        assert len(gone) == 1 and back == [], gone
+    finally:
+        await asyncio.to_thread(own_postgres.start if fault == "stopped" else own_postgres.thaw)
+    assert (await until_back(client, MEMBER, token))[0] == 404
+    for _ in range(100):
+        gone, back = outage_lines(caplog, "PostgreSQL")
+        if back:
+            break
+        await asyncio.sleep(0.05)
+    assert len(gone) == 1 and len(back) == 1, (gone, back)
+    refused = int(back[0].split("; ")[1].split(" ")[0])
+    assert refused >= 3
+    no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+async def test_redis_away_answers_503_then_recovers(own_redis, make_client, caplog, fault):
+    client = await make_client(redis_url=own_redis.url, redis_timeout=0.5, redis_prefix=f"o{uuid.uuid4().hex[:8]}:",
+                               **FAST)
+    token = await login(client, "patient")
+    caplog.set_level(logging.INFO, logger="jiandong")
+    await asyncio.to_thread(own_redis.kill if fault == "stopped" else own_redis.freeze)
+    try:
+        # A token this process has not seen lately needs Redis to be resolved.
+        unknown = uuid.uuid4().hex
+        for _ in range(3):
+            status, body, retry_after = await answer(client, MEMBER, unknown)
+            assert (status, body, retry_after) == (503, {**UNAVAILABLE, "request_url": MEMBER}, "5")
+        gone, back = outage_lines(caplog, "Redis")
+        assert len(gone) == 1 and back == [], gone
+    finally:
+        await asyncio.to_thread(own_redis.start if fault == "stopped" else own_redis.thaw)
+    assert (await until_back(client, MEMBER, token))[0] == 404
+    for _ in range(100):
+        gone, back = outage_lines(caplog, "Redis")
+        if back:
+            break
+        await asyncio.sleep(0.05)
+    assert len(gone) == 1 and len(back) == 1, (gone, back)
+    no_tracebacks(caplog)
+
+
+async def test_a_chat_message_during_a_frozen_redis_is_refused_not_held(own_redis, make_client, caplog):
+    client = await make_client(redis_url=own_redis.url, redis_timeout=0.5, redis_prefix=f"o{uuid.uuid4().hex[:8]}:",
+                               **FAST)
+    token = await login(client, "talker")
+    ws, _ = await join(client, 7, token)
+    caplog.set_level(logging.INFO, logger="jiandong")
+    await asyncio.to_thread(own_redis.freeze)
+    try:
+        await send(ws, type="SEND_ALL", room_id=7, content="有人吗", token=token)
+        error = await frame_of(ws, "ERROR")
+        assert error == {"type": "ERROR", **UNAVAILABLE}
+    finally:
+        await asyncio.to_thread(own_redis.thaw)
+    # Once Redis answers, the same socket sends again.
+    for _ in range(100):
+        await send(ws, type="SEND_ALL", room_id=7, content="回来了", token=token)
+        frame = encoding.loads((await ws.receive()).data)
+        while frame.get("type") not in ("SEND_ALL", "ERROR"):
+            frame = encoding.loads((await ws.receive()).data)
+        if frame["type"] == "SEND_ALL":
+            break
+        await asyncio.sleep(0.1)
+    assert frame["content"] == "回来了" and frame["myself"] is True
+    no_tracebacks(caplog)
