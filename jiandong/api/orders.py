@@ -23,6 +23,7 @@ from ..errors import (
 from ..http import Params, json_response, operation_result, page_body, read_params
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
 from ..services import orders
+from ..services.order_status import CANCELLED, CLOSED
 
 routes = web.RouteTableDef()
 
@@ -153,7 +154,7 @@ def _order_id(params: Params) -> int:
 async def cancel_order(request: web.Request) -> web.Response:
     params = await read_params(request)
     await orders.end_by_user(
-        request.app, current_user_id(request), _order_id(params), orders.CANCELLED, OrderNotCancellable
+        request.app, current_user_id(request), _order_id(params), CANCELLED, OrderNotCancellable
     )
     return operation_result(request)
 
@@ -171,7 +172,7 @@ async def cancel_order(request: web.Request) -> web.Response:
 )
 async def close_order(request: web.Request) -> web.Response:
     params = await read_params(request)
-    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), orders.CLOSED, OrderNotClosable)
+    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), CLOSED, OrderNotClosable)
     return operation_result(request)
 
 

@@ -23,7 +23,7 @@ from ..http import Params, client_ip, json_response, operation_result, read_para
 from ..integrations.wechatpay import xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
-from ..services import orders
+from ..services import orders, payments
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
@@ -117,7 +117,7 @@ async def pre_order(request: web.Request) -> web.Response:
 )
 @public
 async def pay_notify(request: web.Request) -> web.Response:
-    verdict = await orders.receive_notification(request.app, await request.read(), source="notify")
+    verdict = await payments.receive_notification(request.app, await request.read(), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 

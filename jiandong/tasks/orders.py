@@ -10,21 +10,23 @@ from aiohttp import web
 
 from ..cache import rkey
 from ..keys import order_tasks_task_key, redis_key, settings_key
-from ..services import orders
+from ..services import orders, payments
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)
 
 # A few intervals, so a slow round does not cost the lease; a dead holder is replaced this soon.
 MIN_LEASE_TTL = 10.0
+# Orders handled per step of a round; the rest wait for the next round.
+BATCH = 500
 # A round in progress at shutdown is let finish this long (each call to WeChat is bounded by http_timeout).
 SHUTDOWN_WAIT = 60.0
 
 
 async def order_round(app: web.Application) -> None:
     """One round: apply payments whose notification is missing, then time out what is left unpaid."""
-    await orders.reconcile_awaiting(app)
-    await orders.expire_due(app)
+    await payments.reconcile_awaiting(app, BATCH)
+    await orders.expire_due(app, BATCH)
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
