@@ -31,6 +31,10 @@ WECHAT_TIME = "%Y%m%d%H%M%S"
 MAX_XML_SIZE = 64 * 1024
 # WeChat limits `body` to 127 (UTF-8) bytes.
 MAX_BODY_BYTES = 127
+# closeorder cannot be called right after the order is created at WeChat: wait at least 5 minutes (§3.5).
+CLOSE_ORDER_DELAY = dt.timedelta(minutes=5)
+# unifiedorder's time_expire must lie more than 5 minutes ahead (§3.1, older doc; newer pages differ, unverified).
+MIN_TIME_EXPIRE_AHEAD = dt.timedelta(minutes=5)
 
 UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 ORDER_QUERY_PATH = "/pay/orderquery"

@@ -1,4 +1,5 @@
-"""Order upkeep in one process at a time: payments found by querying WeChat Pay, unpaid orders timed out."""
+"""Order upkeep in one process at a time: payments found by querying WeChat Pay, unpaid orders timed out,
+ended orders closed at WeChat Pay once it allows."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ SHUTDOWN_WAIT = 60.0
 
 
 async def order_round(app: web.Application) -> None:
-    """One round: apply payments whose notification is missing, then time out what is left unpaid."""
+    """One round: apply payments whose notification is missing, time out what is left unpaid, then close
+    at WeChat Pay the orders ended here that WeChat now lets us close."""
     await payments.reconcile_awaiting(app, BATCH)
     await orders.expire_due(app, BATCH)
+    await orders.close_ended_at_wechat(app, BATCH)
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
