@@ -2,6 +2,7 @@
 orders ended right after their prepay are closed at WeChat Pay once it allows."""
 
 import asyncio
+import logging
 
 import pytest
 
@@ -228,3 +229,30 @@ async def test_a_payment_between_the_cancel_and_the_close_at_wechat_is_applied_o
     paid_by = "notify" if notified else "orderquery"
     assert outcomes(sql) == [(paid_by, "paid: order had status 5"), ("notify", "duplicate")]
     assert (await call(pay_client, "GET", "/api/v1/user/info", token))[1]["member_status"] == 1
+
+
+# -- what the round logs -----------------------------------------------------------------------
+
+async def test_no_missing_notification_is_reported_for_one_applied_while_the_query_was_in_flight(
+    pay_client, app, wechat, wxpay, sql, caplog
+):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    wxpay.pay(order["order_no"])
+    held = wxpay.hold(ORDER_QUERY)
+    with caplog.at_level(logging.WARNING, logger="jiandong"):
+        upkeep = asyncio.create_task(order_round(app))
+        await asyncio.wait_for(held.arrived.wait(), WAIT)
+        assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+        held.release()
+        await asyncio.wait_for(upkeep, WAIT)
+    assert outcomes(sql) == [("notify", "paid"), ("orderquery", "duplicate")]
+    assert [r.getMessage() for r in caplog.records if "notification is missing" in r.getMessage()] == []
+    # One the query itself applies is reported.
+    lost = await order_with_prepay(pay_client, token, add_product(sql, title="另一个"))
+    wxpay.pay(lost["order_no"])
+    with caplog.at_level(logging.WARNING, logger="jiandong"):
+        await order_round(app)
+    assert [r.getMessage() for r in caplog.records if "notification is missing" in r.getMessage()] == [
+        f"order {lost['order_no']} was found paid by reconciliation (its notification is missing)"]
+    assert len(sql("SELECT id FROM member_extensions")) == 2

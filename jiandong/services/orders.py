@@ -241,9 +241,10 @@ async def _apply_if_paid(app: web.Application, order_no: str) -> bool:
     """Ask orderquery and apply the payment it reports; whether it reports one. False as well when
     WeChat cannot be asked (the client logged why): the notification or the round applies it then."""
     try:
-        return await reconcile_order(app, order_no)
+        verdict = await reconcile_order(app, order_no)
     except PayError:
         return False
+    return verdict is not None and verdict.ok
 
 
 async def _end(cur: typing.Any, order_id: int, prepay_id: str | None, status: int, closed_at_wechat: bool) -> bool:

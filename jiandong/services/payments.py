@@ -35,6 +35,8 @@ class Verdict:
 
     ok: bool
     message: str
+    # True only for the call that marked the order paid (not for a payment applied before it).
+    applied: bool = False
 
 
 RECORD_SQL = """
@@ -194,7 +196,7 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
         out_trade_no, source, transaction_id, order["user_id"], valid_from.isoformat(), valid_until.isoformat(),
     )
     await user_changed(app, order["user_id"])
-    return Verdict(True, "OK")
+    return Verdict(True, "OK", applied=True)
 
 
 # -- reconciliation -----------------------------------------------------------------------------
@@ -202,28 +204,36 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
 AWAITING_PREPAID_SQL = "SELECT order_no FROM orders WHERE status = 0 AND prepay_id IS NOT NULL ORDER BY id LIMIT %s"
 
 
-async def reconcile_order(app: web.Application, order_no: str) -> bool:
-    """Ask WeChat about one order and apply a SUCCESS answer like a notification; whether it is paid."""
+async def reconcile_order(app: web.Application, order_no: str) -> Verdict | None:
+    """Ask WeChat about one order (orderquery, reference §3.5) and apply a SUCCESS answer like a notification.
+
+    None when WeChat does not say it is paid; else the verdict, whose `applied` tells whether this
+    answer (and not a notification before it) marked the order paid. PayError when WeChat cannot be asked.
+    """
     fields, raw = await app[wechatpay_key].order_query(order_no)
     if fields.get("trade_state") != wechatpay.SUCCESS:
-        return False
+        return None
     if fields.get("out_trade_no") != order_no:
         logger.error("orderquery for %s answered about %r", order_no, fields.get("out_trade_no"))
-        return False
-    return (await settle(app, fields, raw, "orderquery")).ok
+        return None
+    return await settle(app, fields, raw, "orderquery")
 
 
 async def reconcile_awaiting(app: web.Application, limit: int) -> int:
-    """Query WeChat for up to `limit` orders awaiting payment that have a prepay id; how many were found paid."""
+    """Query WeChat for up to `limit` orders awaiting payment that have a prepay id; how many this
+    found paid (their notification had not come)."""
     if app[wechatpay_key].dev:
         return 0
     found = 0
     for row in await db.fetchall(app[pg_key], AWAITING_PREPAID_SQL, (limit,)):
         try:
-            if await reconcile_order(app, row["order_no"]):
-                found += 1
-                logger.warning("order %s was found paid by reconciliation (its notification is missing)",
-                               row["order_no"])
+            verdict = await reconcile_order(app, row["order_no"])
         except Exception:
             logger.warning("order %s: reconciliation failed; retried next round", row["order_no"], exc_info=True)
+            continue
+        # A notification applied while the query was in flight leaves nothing to report.
+        if verdict is not None and verdict.applied:
+            found += 1
+            logger.warning("order %s was found paid by reconciliation (its notification is missing)",
+                           row["order_no"])
     return found

@@ -4,7 +4,8 @@ XML in and out. Requests are checked with wechatpy's signer (not the project's c
 type they name; answers and notifications are signed the same way. It keeps state per
 out_trade_no (NOTPAY, SUCCESS, CLOSED), answers unifiedorder / orderquery / closeorder with the
 documented error codes, can be told to fail (an err_code, HTTP 500, a bad signature, return_code
-FAIL), and can pay an order and post the notification to the server under test like WeChat does.
+FAIL) or to hold a call until released, and can pay an order and post the notification to the
+server under test like WeChat does.
 
 Its clock (`now`) is the real one plus an offset tests move forward with `advance`, for the timing
 rules it enforces: closeorder only 5 minutes after the order's creation (§3.5), and a time_expire
@@ -13,6 +14,7 @@ more than 5 minutes ahead (§3.1).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import datetime as dt
@@ -95,6 +97,17 @@ class PayOrder:
     prepays: int = 1
 
 
+@dataclasses.dataclass
+class Held:
+    """A call held by the fake: `arrived` is set once it came in; it is answered after `release()`."""
+
+    arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakeWeChatPay:
     def __init__(
         self, appid: str = "wxfake0123456789", mch_id: str = "1900000109", key: str = "0123456789abcdefghijklmnopqrstuv"
@@ -106,6 +119,7 @@ class FakeWeChatPay:
         self.orders: dict[str, PayOrder] = {}
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.failures: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        self.held: dict[str, Held] = {}
         self.offset = dt.timedelta()
 
     def now(self) -> dt.datetime:
@@ -115,6 +129,11 @@ class FakeWeChatPay:
     def advance(self, minutes: float) -> None:
         """Time passes at WeChat (only there: the database's times are moved by the tests themselves)."""
         self.offset += dt.timedelta(minutes=minutes)
+
+    def hold(self, path: str) -> Held:
+        """The next call to `path` waits, once it came in, until the returned `Held` is released."""
+        held = self.held[path] = Held()
+        return held
 
     def fail(self, path: str, mode: str, times: int = 1) -> None:
         """The next `times` calls to `path` fail with `mode` (an err_code, HTTP_500, BAD_SIGN or RETURN_FAIL)."""
@@ -167,6 +186,10 @@ class FakeWeChatPay:
             return self._return_fail("签名错误")
         if params.get("appid") != self.appid or params.get("mch_id") != self.mch_id:
             return self._error(sign_type, "APPID_MCHID_NOT_MATCH")
+        held = self.held.pop(request.path, None)
+        if held is not None:
+            held.arrived.set()
+            await held.released.wait()
         queue = self.failures.get(request.path)
         if queue:
             mode = queue.popleft()
