@@ -256,3 +256,19 @@ async def test_no_missing_notification_is_reported_for_one_applied_while_the_que
     assert [r.getMessage() for r in caplog.records if "notification is missing" in r.getMessage()] == [
         f"order {lost['order_no']} was found paid by reconciliation (its notification is missing)"]
     assert len(sql("SELECT id FROM member_extensions")) == 2
+
+
+@pytest.mark.parametrize("path", [CLOSE_ORDER, ORDER_QUERY])
+async def test_a_wechat_error_in_a_round_is_one_log_line(pay_client, app, wechat, wxpay, sql, caplog, path):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    minutes_pass(sql, wxpay, 31, order["id"])  # the round queries it, then times it out (closeorder)
+    wxpay.fail(path, "SYSTEMERROR")
+    with caplog.at_level(logging.DEBUG, logger="jiandong"):
+        await order_round(app)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"WeChat Pay {path} for order {order['order_no']}: err_code SYSTEMERROR (系统错误)"]
+    assert [r for r in caplog.records if r.exc_info] == []
+    # Routine: the next round finishes the work.
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 2

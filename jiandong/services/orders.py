@@ -223,8 +223,8 @@ END_ATTEMPTS = 3
 
 async def _close_at_wechat(app: web.Application, order_no: str) -> AtWeChat:
     """closeorder (§3.5), for an order `closable` by now. ORDERPAID means paid (§3.5): the payment
-    is applied from orderquery if WeChat answers it. Any other failure (logged by the client) leaves
-    the order OPEN there."""
+    is applied from orderquery if WeChat answers it. Any other failure leaves the order OPEN there;
+    the client has logged it, in one line."""
     try:
         await app[wechatpay_key].close_order(order_no)
     except PayError as error:
@@ -239,7 +239,7 @@ async def _close_at_wechat(app: web.Application, order_no: str) -> AtWeChat:
 
 async def _apply_if_paid(app: web.Application, order_no: str) -> bool:
     """Ask orderquery and apply the payment it reports; whether it reports one. False as well when
-    WeChat cannot be asked (the client logged why): the notification or the round applies it then."""
+    WeChat cannot be asked (the client has logged why): the notification or the round applies it then."""
     try:
         verdict = await reconcile_order(app, order_no)
     except PayError:
@@ -320,7 +320,7 @@ async def expire_due(app: web.Application, limit: int) -> int:
                 if await _end(cur, order["id"], order["prepay_id"], TIMED_OUT, order["prepay_id"] is not None):
                     expired += 1
         except Exception:
-            logger.warning("order %s: could not time it out yet", order["order_no"], exc_info=True)
+            logger.exception("order %s: could not time it out; tried again next round", order["order_no"])
     if expired:
         logger.info("timed out %d unpaid orders", expired)
     return expired

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .. import db
 from ..integrations import wechatpay
+from ..integrations.wechatpay import PayError
 from ..keys import pg_key, wechatpay_key
 from . import membership
 from .content_cache import user_changed
@@ -228,8 +229,11 @@ async def reconcile_awaiting(app: web.Application, limit: int) -> int:
     for row in await db.fetchall(app[pg_key], AWAITING_PREPAID_SQL, (limit,)):
         try:
             verdict = await reconcile_order(app, row["order_no"])
+        except PayError:
+            # Expected now and then (SYSTEMERROR, a timeout): the client logged it in one line.
+            continue
         except Exception:
-            logger.warning("order %s: reconciliation failed; retried next round", row["order_no"], exc_info=True)
+            logger.exception("order %s: reconciliation failed; retried next round", row["order_no"])
             continue
         # A notification applied while the query was in flight leaves nothing to report.
         if verdict is not None and verdict.applied:
