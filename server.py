@@ -1,4 +1,4 @@
-"""Command line: python server.py [serve] [--host --port --workers ...] | migrate | demo."""
+"""Command line: python server.py [serve] [--host --port --workers ...] | migrate | demo | invalidate ..."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import signal
 import sys
 import time
 
+import redis
 from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.db import migrate
 from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
+from jiandong.services.content_cache import KINDS, publish_invalidation
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
 
 logger = logging.getLogger("jiandong")
@@ -28,9 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="server.py",
         description="jiandong API server. Settings come from JIANDONG_* environment variables; flags override them.",
     )
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "demo"],
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "demo", "invalidate"],
                         help="serve (default); migrate: apply the SQL migrations and exit; "
-                             "demo: load the demo data and exit")
+                             "demo: load the demo data and exit; invalidate: make every running server "
+                             "process drop its cached copies (after a change made directly in the database)")
+    parser.add_argument("what", nargs="*", metavar="WHAT",
+                        help=f"for invalidate: user <user id> | content <kind> (kind: {', '.join(KINDS)})")
     parser.add_argument("--demo", action="store_true", help="load the demo data (once) before serving")
     parser.add_argument("--demo-size", choices=["small", "large"], default="small",
                         help="large adds 10,000 matches and 100,000 videos for benchmarks")
@@ -43,7 +48,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (JIANDONG_LOG_LEVEL)")
     parser.add_argument("--workers", type=int,
                         help="server processes sharing the HTTP and chat ports (JIANDONG_WORKERS)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.invalidation = None
+    match args.command, args.what:
+        case "invalidate", ["user", user_id] if user_id.isdigit():
+            args.invalidation = ("user", int(user_id))
+        case "invalidate", ["content", kind] if kind in KINDS:
+            args.invalidation = (kind, None)
+        case "invalidate", _:
+            parser.error(f"invalidate takes: user <user id> | content <{'|'.join(KINDS)}>")
+        case _, [_, *_]:
+            parser.error(f"{args.command} takes no further arguments")
+    return args
+
+
+def invalidate(settings: Settings, kind: str, ident: int | None) -> int:
+    """Publish an invalidation on the server's Redis, as the server does after a change; the exit status."""
+    if not settings.redis_url:
+        print("jiandong: invalidate needs the server's Redis: JIANDONG_REDIS_URL (or --redis-url) and "
+              "JIANDONG_REDIS_PREFIX as the server has them; "
+              "an embedded Redis is the server's own, and its caches expire on their own", file=sys.stderr)
+        return 2
+    try:
+        heard = asyncio.run(publish_invalidation(settings, kind, ident))
+    except redis.RedisError as exc:
+        print(f"jiandong: could not publish the invalidation: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    what = kind if ident is None else f"{kind} {ident}"
+    print(f"invalidated {what}: {heard} server process(es) received it")
+    return 0
 
 
 def load_demo_data(settings: Settings, size: str) -> None:
@@ -169,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jiandong: bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    if args.invalidation is not None:
+        return invalidate(settings, *args.invalidation)
     try:
         with servers_for(settings) as settings:
             if args.command == "migrate":

@@ -109,7 +109,7 @@ class Settings:
     wechatpay_notify_url: str = field(default="", metadata={"help": "public https URL of pay/notify"})
     pay_sign_type: str = field(default="MD5", metadata={"help": "WeChat Pay v2 signature: MD5 or HMAC-SHA256"})
     order_expire_minutes: int = field(
-        default=30, metadata={"help": "minutes an order awaits payment before it times out (5 to 110)"}
+        default=30, metadata={"help": "minutes an order awaits payment before it times out (10 to 110)"}
     )
     reconcile_interval: float = field(
         default=60.0, metadata={"help": "seconds between rounds of order expiry and payment queries to WeChat Pay"}
@@ -253,9 +253,11 @@ def _validate(s: Settings) -> None:
         raise SettingsError("wechatpay_mch_id needs wechatpay_api_key and wechat_appid")
     if s.pay_sign_type not in ("MD5", "HMAC-SHA256"):
         raise SettingsError(f"pay_sign_type must be MD5 or HMAC-SHA256, got {s.pay_sign_type!r}")
-    # WeChat wants time_expire at least 5 minutes ahead; one prepay id (2 hours) must outlive the order.
-    if not 5 <= s.order_expire_minutes <= 110:
-        raise SettingsError("order_expire_minutes must be between 5 and 110")
+    # WeChat wants time_expire (the time-out) more than 5 minutes ahead, so a prepay is made only while
+    # 6 remain (services/orders.py PREPAY_LEAD): 10 leaves a buyer 4 to start paying. One prepay id
+    # (2 hours) must outlive the order.
+    if not 10 <= s.order_expire_minutes <= 110:
+        raise SettingsError("order_expire_minutes must be between 10 and 110")
     if s.reconcile_interval <= 0:
         raise SettingsError("reconcile_interval must be positive")
 

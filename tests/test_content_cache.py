@@ -1,6 +1,44 @@
-import asyncio
+"""The in-process content cache, its invalidation across processes, and `server.py invalidate`."""
 
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from jiandong.cache import rkey
 from jiandong.keys import content_cache_key
+from tests.conftest import login
+
+ROOT = Path(__file__).resolve().parent.parent
+# Only a bound on how long a test waits for a message to arrive, not a speed check.
+WAIT = 10.0
+
+
+def run_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """python server.py with `args`, and of the JIANDONG_* variables only `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_")}
+    return subprocess.run([sys.executable, "server.py", *args], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+async def invalidate(settings, *what: str) -> subprocess.CompletedProcess[str]:
+    """`server.py invalidate ...` against the Redis and key prefix of the app under test."""
+    return await asyncio.to_thread(run_server, "invalidate", *what, JIANDONG_REDIS_URL=settings.redis_url,
+                                   JIANDONG_REDIS_PREFIX=settings.redis_prefix)
+
+
+async def eventually(check, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def listening(redis_sync, settings) -> bool:
+    """Whether the app's cache listener has subscribed to the invalidation channel."""
+    channel = rkey(settings, "content", "changed")
+    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0) >= 1
 
 
 async def test_cache_serves_until_invalidated_in_another_process(make_client):
@@ -85,3 +123,57 @@ async def test_least_recently_used_entries_go_first(client, monkeypatch):
     for name in ("a", "c", "d", "b"):
         await cache.get(("video", name), loader(name))
     assert loads == ["a", "b", "c", "d", "b"]
+
+
+async def test_server_py_invalidate_user_shows_a_change_made_in_the_database(client, settings, sql, redis_sync):
+    await eventually(lambda: listening(redis_sync, settings), "the app's cache listener")
+    headers = {"token": await login(client, "edited-by-hand")}
+
+    async def username() -> str:
+        return (await (await client.get("/api/v1/user/info", headers=headers)).json())["username"]
+
+    before = await username()
+    [user] = sql("UPDATE users SET username = 'Renamed_By_Hand' RETURNING id")
+    assert await username() == before  # cached: a change made in the database is not seen yet
+    result = await invalidate(settings, "user", str(user["id"]))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, f"invalidated user {user['id']}: 1 server process(es) received it\n", "")
+
+    async def renamed() -> bool:
+        return await username() == "Renamed_By_Hand"
+
+    await eventually(renamed, "user/info to show the new name")
+
+
+async def test_server_py_invalidate_content_shows_a_change_made_in_the_database(
+    client, settings, sql, redis_sync
+):
+    await eventually(lambda: listening(redis_sync, settings), "the app's cache listener")
+    sql("INSERT INTO config_values (code, name, value) VALUES ('copyright', '版权', '© 2025')")
+    headers = {"token": await login(client)}
+
+    async def copyright() -> str:
+        resp = await client.post("/api/v1/config/value", data={"code": "copyright"}, headers=headers)
+        return (await resp.json())["value"]
+
+    assert await copyright() == "© 2025"
+    sql("UPDATE config_values SET value = '© 2026' WHERE code = 'copyright'")
+    assert await copyright() == "© 2025"
+    result = await invalidate(settings, "content", "config")
+    assert (result.returncode, result.stdout) == (0, "invalidated config: 1 server process(es) received it\n")
+
+    async def changed() -> bool:
+        return await copyright() == "© 2026"
+
+    await eventually(changed, "config/value to show the new value")
+
+
+def test_server_py_invalidate_refuses_what_it_cannot_do():
+    for what in (["user", "alice"], ["content", "players"], ["user"], []):
+        result = run_server("invalidate", *what, JIANDONG_REDIS_URL="redis://127.0.0.1:6379/15")
+        assert result.returncode == 2 and "invalidate takes: user <user id> | content <" in result.stderr
+    result = run_server("invalidate", "user", "1")
+    assert result.returncode == 2 and "invalidate needs the server's Redis" in result.stderr
+    result = run_server("invalidate", "content", "video", JIANDONG_REDIS_URL="redis://127.0.0.1:9/0")
+    assert result.returncode == 1 and "could not publish the invalidation" in result.stderr
+    assert "Traceback" not in result.stderr

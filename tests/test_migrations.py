@@ -121,3 +121,30 @@ async def test_members_from_before_get_a_prefilled_player_card(make_client, fres
     assert (status, body["error_code"]) == (404, 30002)
     status, body = await get("disabled-card", "/api/v1/member/info")
     assert (status, body["error_code"]) == (404, 30002)
+
+
+async def test_orders_from_before_know_when_they_were_prepaid_and_closed_at_wechat(
+    make_client, fresh_database, tmp_path
+):
+    migrate_up_to(fresh_database, 4, tmp_path)
+    [user] = run(fresh_database, "INSERT INTO users (openid, username) VALUES ('o-before', 'before') RETURNING id")
+    [product] = run(fresh_database, "INSERT INTO businesses (title, price) VALUES ('会员', 19900) RETURNING id")
+
+    def order(number: str, status: int, prepaid: bool) -> None:
+        run(fresh_database,
+            "INSERT INTO orders (order_no, user_id, business_id, price, total_price, status, snap_items, prepay_id,"
+            " prepay_expires_at, closed_at) VALUES (%s, %s, %s, 19900, 19900, %s, '[]', %s,"
+            " CASE WHEN %s THEN now() + interval '1 hour' END, CASE WHEN %s <> 0 THEN now() END)",
+            number, user["id"], product["id"], status, "wx-prepay" if prepaid else None, prepaid, status)
+
+    order("AWAITING0000001", 0, True)
+    order("CANCELLED000001", 5, True)  # closed at WeChat Pay before it was ended, as every order was
+    order("CANCELLED000002", 5, False)
+    await make_client(database_url=fresh_database)  # migrates the rest on start
+    rows = run(fresh_database, "SELECT order_no, prepaid_at = prepay_expires_at - interval '2 hours' AS prepaid,"
+                               " wechat_closed_at = closed_at AS closed_at_wechat FROM orders ORDER BY order_no")
+    assert rows == [
+        {"order_no": "AWAITING0000001", "prepaid": True, "closed_at_wechat": None},
+        {"order_no": "CANCELLED000001", "prepaid": True, "closed_at_wechat": True},
+        {"order_no": "CANCELLED000002", "prepaid": None, "closed_at_wechat": None},
+    ]

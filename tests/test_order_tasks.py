@@ -1,6 +1,8 @@
-"""Order upkeep: unpaid orders time out (closed at WeChat Pay), lost notifications are found by orderquery."""
+"""Order upkeep: unpaid orders time out (closed at WeChat Pay), lost notifications are found by orderquery,
+orders ended right after their prepay are closed at WeChat Pay once it allows."""
 
 import asyncio
+import logging
 
 import pytest
 
@@ -12,12 +14,16 @@ from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import CLOSE_ORDER, ORDER_QUERY
 from tests.test_orders import (
+    CANCEL,
+    CLOSE_WAIT_MINUTES,
     PRE_ORDER,
     add_product,
     call,
     commit,
     dev_buyer,
+    minutes_pass,
     order_row,
+    order_with_prepay,
     stock,
     wx_buyer,
 )
@@ -36,15 +42,8 @@ async def wait_for(predicate, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def order_with_prepay(client, token, product) -> dict:
-    order = await commit(client, token, product)
-    status, body = await call(client, "POST", PRE_ORDER, token, id=order["id"])
-    assert status == 200, body
-    return order
-
-
-def age(sql, order_id: int, minutes: int) -> None:
-    sql("UPDATE orders SET create_time = now() - make_interval(mins => %s) WHERE id = %s", minutes, order_id)
+def outcomes(sql) -> list[tuple[str, str]]:
+    return [(r["source"], r["outcome"]) for r in sql("SELECT source, outcome FROM payment_notifications ORDER BY id")]
 
 
 async def test_background_loop_times_out_and_reconciles(make_client, wechat, wxpay, sql, redis_sync, settings):
@@ -57,8 +56,7 @@ async def test_background_loop_times_out_and_reconciles(make_client, wechat, wxp
     expired_without_prepay = await commit(client, token, products[2])
     fresh = await order_with_prepay(client, token, products[3])
     wxpay.pay(paid["order_no"])  # paid, but the notification never arrives
-    for order in (paid, expired, expired_without_prepay):
-        age(sql, order["id"], 31)
+    minutes_pass(sql, wxpay, 31, paid["id"], expired["id"], expired_without_prepay["id"])
 
     def done() -> bool:
         rows = {r["id"]: r["status"] for r in sql("SELECT id, status FROM orders")}
@@ -142,10 +140,10 @@ async def test_expiry_waits_for_wechat_to_close(pay_client, app, wechat, wxpay, 
     token = await wx_buyer(pay_client, wechat, sql)
     product = add_product(sql)
     order = await order_with_prepay(pay_client, token, product)
-    age(sql, order["id"], 29)
+    minutes_pass(sql, wxpay, 29, order["id"])
     await order_round(app)
     assert order_row(sql, order["id"])["status"] == 0 and wxpay.count(CLOSE_ORDER) == 0
-    age(sql, order["id"], 31)
+    minutes_pass(sql, wxpay, 2, order["id"])
     wxpay.fail(CLOSE_ORDER, "SYSTEMERROR")
     await order_round(app)
     # Not closed at WeChat, so not timed out here: it could still be paid.
@@ -162,7 +160,7 @@ async def test_expiry_of_an_order_paid_at_the_last_moment(pay_client, app, wecha
     token = await wx_buyer(pay_client, wechat, sql)
     product = add_product(sql)
     order = await order_with_prepay(pay_client, token, product)
-    age(sql, order["id"], 31)
+    minutes_pass(sql, wxpay, 31, order["id"])
     wxpay.pay(order["order_no"])
     # The query in the same round fails, so the expiry meets the paid order first: closeorder says ORDERPAID.
     wxpay.fail(ORDER_QUERY, "SYSTEMERROR")
@@ -176,6 +174,101 @@ async def test_expiry_with_dev_payments(client, sql):
     token = await dev_buyer(client, sql)
     product = add_product(sql)
     order = await order_with_prepay(client, token, product)
-    age(sql, order["id"], 31)
+    minutes_pass(sql, None, 31, order["id"])
     await order_round(client.server.app)
     assert order_row(sql, order["id"])["status"] == 2 and stock(sql, product) == 10
+
+
+# -- orders ended before WeChat Pay lets them be closed -----------------------------------------
+
+async def test_an_order_cancelled_right_after_its_prepay_is_closed_at_wechat_by_a_later_round(
+    pay_client, app, wechat, wxpay, sql
+):
+    token = await wx_buyer(pay_client, wechat, sql)
+    product = add_product(sql)
+    order = await order_with_prepay(pay_client, token, product)
+    assert (await call(pay_client, "POST", CANCEL, token, id=order["id"]))[0] == 200
+    assert order_row(sql, order["id"])["status"] == 5 and stock(sql, product) == 10
+    await order_round(app)
+    # Too soon for closeorder (§3.5): not asked, so not refused.
+    assert wxpay.count(CLOSE_ORDER) == 0 and wxpay.orders[order["order_no"]].state == "NOTPAY"
+    minutes_pass(sql, wxpay, CLOSE_WAIT_MINUTES, order["id"])
+    await order_round(app)
+    assert wxpay.count(CLOSE_ORDER) == 1 and wxpay.orders[order["order_no"]].state == "CLOSED"
+    row = order_row(sql, order["id"])
+    assert row["status"] == 5 and row["wechat_closed_at"] is not None and stock(sql, product) == 10
+    # Closed for good: later rounds leave it alone.
+    await order_round(app)
+    assert wxpay.count(CLOSE_ORDER) == 1
+
+
+@pytest.mark.parametrize("notified", [True, False], ids=["notified", "notification-lost"])
+async def test_a_payment_between_the_cancel_and_the_close_at_wechat_is_applied_once(
+    pay_client, app, wechat, wxpay, sql, notified
+):
+    token = await wx_buyer(pay_client, wechat, sql)
+    product = add_product(sql)
+    order = await order_with_prepay(pay_client, token, product)
+    order_no = order["order_no"]
+    assert (await call(pay_client, "POST", CANCEL, token, id=order["id"]))[0] == 200
+    # The pay sheet was still open: the player pays the cancelled order.
+    wxpay.pay(order_no)
+    if notified:
+        for _ in range(2):
+            assert (await wxpay.notify(pay_client, order_no))[1]["return_code"] == "SUCCESS"
+    minutes_pass(sql, wxpay, CLOSE_WAIT_MINUTES, order["id"])
+    await order_round(app)
+    # A paid order is not closed; one whose notification is lost is found paid by the close (ORDERPAID).
+    assert wxpay.count(CLOSE_ORDER) == (0 if notified else 1)
+    await order_round(app)
+    if not notified:
+        assert (await wxpay.notify(pay_client, order_no))[1]["return_code"] == "SUCCESS"
+    row = order_row(sql, order["id"])
+    assert row["status"] == 1 and row["transaction_id"] == wxpay.orders[order_no].transaction_id
+    assert stock(sql, product) == 9 and len(sql("SELECT id FROM member_extensions")) == 1
+    paid_by = "notify" if notified else "orderquery"
+    assert outcomes(sql) == [(paid_by, "paid: order had status 5"), ("notify", "duplicate")]
+    assert (await call(pay_client, "GET", "/api/v1/user/info", token))[1]["member_status"] == 1
+
+
+# -- what the round logs -----------------------------------------------------------------------
+
+async def test_no_missing_notification_is_reported_for_one_applied_while_the_query_was_in_flight(
+    pay_client, app, wechat, wxpay, sql, caplog
+):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    wxpay.pay(order["order_no"])
+    held = wxpay.hold(ORDER_QUERY)
+    with caplog.at_level(logging.WARNING, logger="jiandong"):
+        upkeep = asyncio.create_task(order_round(app))
+        await asyncio.wait_for(held.arrived.wait(), WAIT)
+        assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+        held.release()
+        await asyncio.wait_for(upkeep, WAIT)
+    assert outcomes(sql) == [("notify", "paid"), ("orderquery", "duplicate")]
+    assert [r.getMessage() for r in caplog.records if "notification is missing" in r.getMessage()] == []
+    # One the query itself applies is reported.
+    lost = await order_with_prepay(pay_client, token, add_product(sql, title="另一个"))
+    wxpay.pay(lost["order_no"])
+    with caplog.at_level(logging.WARNING, logger="jiandong"):
+        await order_round(app)
+    assert [r.getMessage() for r in caplog.records if "notification is missing" in r.getMessage()] == [
+        f"order {lost['order_no']} was found paid by reconciliation (its notification is missing)"]
+    assert len(sql("SELECT id FROM member_extensions")) == 2
+
+
+@pytest.mark.parametrize("path", [CLOSE_ORDER, ORDER_QUERY])
+async def test_a_wechat_error_in_a_round_is_one_log_line(pay_client, app, wechat, wxpay, sql, caplog, path):
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, add_product(sql))
+    minutes_pass(sql, wxpay, 31, order["id"])  # the round queries it, then times it out (closeorder)
+    wxpay.fail(path, "SYSTEMERROR")
+    with caplog.at_level(logging.DEBUG, logger="jiandong"):
+        await order_round(app)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"WeChat Pay {path} for order {order['order_no']}: err_code SYSTEMERROR (系统错误)"]
+    assert [r for r in caplog.records if r.exc_info] == []
+    # Routine: the next round finishes the work.
+    await order_round(app)
+    assert order_row(sql, order["id"])["status"] == 2

@@ -10,6 +10,8 @@ import pytest
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
 from jiandong.integrations.wechat import dev_openid
+from jiandong.integrations.wechatpay import PayError
+from jiandong.keys import wechatpay_key
 from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
@@ -22,6 +24,7 @@ from tests.test_orders import (
     call,
     commit,
     dev_buyer,
+    minutes_pass,
     order_row,
     stock,
     wx_buyer,
@@ -394,6 +397,37 @@ async def test_pre_order_refusals(pay_client, wechat, wxpay, sql):
     await call(pay_client, "POST", "/api/v1/order/cancel", token, id=cancelled["id"])
     await expect(409, 60005, "订单已关闭、取消或超时，不能支付")(cancelled["id"])
     assert wxpay.count(UNIFIED_ORDER) == 0
+
+
+async def test_pre_order_too_close_to_the_time_out_is_refused_before_asking_wechat(pay_client, wechat, wxpay, sql):
+    token, _, prepaid, params = await start_payment(pay_client, wechat, sql)
+    late = await commit(pay_client, token, add_product(sql, title="另一个"))
+    # Four minutes before their time-out: WeChat would refuse a time_expire this close (§3.1).
+    minutes_pass(sql, wxpay, 26, prepaid["id"], late["id"])
+    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=late["id"])
+    assert (status, body) == (409, {"msg": "订单即将超时，请重新下单", "error_code": 60005, "request_url": PRE_ORDER})
+    assert order_row(sql, late["id"])["prepay_id"] is None and wxpay.count(UNIFIED_ORDER) == 1
+    # A prepay still valid is handed out again, however late: WeChat is not asked.
+    status, again = await call(pay_client, "POST", PRE_ORDER, token, id=prepaid["id"])
+    assert status == 200 and again["package"] == params["package"] and wxpay.count(UNIFIED_ORDER) == 1
+
+
+async def test_the_fake_keeps_wechat_pays_five_minute_rules(pay_client, wxpay):
+    """What the order tests rely on (§3.1, §3.5), through the app's own WeChat Pay client."""
+    pay = pay_client.server.app[wechatpay_key]
+    now = dt.datetime.now(BEIJING)
+    order = {"out_trade_no": "20260101000000ABCDEF0123456789", "total_fee": 19900, "body": "会员", "openid": "o-a",
+             "client_ip": "127.0.0.1", "notify_url": "https://club.example.com/api/v1/pay/notify", "time_start": now}
+    with pytest.raises(PayError) as refused:
+        await pay.unified_order(**order, time_expire=now + dt.timedelta(minutes=5))
+    assert refused.value.code == "INVALID_REQUEST" and order["out_trade_no"] not in wxpay.orders
+    await pay.unified_order(**order, time_expire=now + dt.timedelta(minutes=6))
+    with pytest.raises(PayError) as too_early:
+        await pay.close_order(order["out_trade_no"])
+    assert too_early.value.code == "SYSTEMERROR" and wxpay.orders[order["out_trade_no"]].state == "NOTPAY"
+    wxpay.advance(5)
+    await pay.close_order(order["out_trade_no"])
+    assert wxpay.orders[order["out_trade_no"]].state == "CLOSED"
 
 
 # -- dev payments ---------------------------------------------------------------------------------

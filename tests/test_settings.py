@@ -64,6 +64,7 @@ def test_unknown_setting_is_named():
         ("JIANDONG_SMS_PROVIDER", "pigeon", "sms_provider must be console or aliyun"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "-0.1", "chat_batch_window must be between 0 and 1 second"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "5", "chat_batch_window must be between 0 and 1 second"),
+        ("JIANDONG_ORDER_EXPIRE_MINUTES", "9", "order_expire_minutes must be between 10 and 110"),
         ("JIANDONG_CHAT_EMOJI_PATH", "h5/images/emoji/", "chat_emoji_path must be a URL path"),
         ("JIANDONG_CHAT_EMOJI_PATH", "/h5/images/emoji", "chat_emoji_path must be a URL path"),
         ("JIANDONG_CHAT_EMOJI_PATH", '/e"onerror="x/', "chat_emoji_path must be a URL path"),

@@ -18,17 +18,24 @@ from ..errors import (
     ParameterError,
     PhoneNotBound,
     UserNotFound,
-    WeChatUnavailable,
 )
 from ..http import Params, json_response, operation_result, page_body, read_params
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
 from ..services import orders
+from ..services.order_status import CANCELLED, CLOSED
 
 routes = web.RouteTableDef()
 
 NAME_MAX = 64
 ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
 STATUS_TEXT = "订单状态：-1 已关闭，0 待支付，1 已支付，2 已超时，3 退款中，4 已退款，5 已取消"
+# How cancel and close treat an order with a prepay (services/orders.py end_by_user).
+END_AT_WECHAT = (
+    "已发起支付（调用过 pay/pre_order）的订单：微信支付在下单 5 分钟内不允许关单，此时先向微信支付查询是否已支付，"
+    "之后由后台任务在微信支付关单；超过 5 分钟则立即在微信支付关单，微信支付暂时无法关单时同样由后台任务稍后关单。"
+    "微信支付表示订单已支付时返回冲突错误（msg 为“...: 订单已经支付过”），订单不变，付款随后入账。"
+    "订单结束后仍到达的付款照常入账（订单变为已支付），不会丢失。"
+)
 
 ORDER_FIELDS: dict[str, typing.Any] = {
     "id": integer("订单ID"),
@@ -115,7 +122,8 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
         "为一份业务下单：价格取自业务，库存减一（并发下不会超卖），订单保存业务快照。"
         "同一用户对同一业务已有待支付的订单时返回该订单（重复点击不会重复下单）。"
         "未绑定手机号返回 10011；会员资格被禁用返回 10001；业务不存在、已下架或库存不足返回 20000（msg 说明是哪一种）。"
-        "待支付订单超过配置的时间（默认 30 分钟）未支付即超时（状态 2），库存归还。"
+        "待支付订单超过配置的时间（默认 30 分钟）未支付即超时（状态 2），库存归还；"
+        "离超时已不足 6 分钟（来不及向微信支付下单）的待支付订单不再返回，而是新建订单。"
     ),
 )
 async def commit_order(request: web.Request) -> web.Response:
@@ -144,16 +152,15 @@ def _order_id(params: Params) -> int:
     "订单取消",
     tag="会员订单",
     params=[ID_PARAM],
-    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotCancellable, WeChatUnavailable],
+    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotCancellable],
     description=(
-        "取消本人待支付的订单（状态 5），库存归还；"
-        "已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。"
+        "取消本人待支付的订单（状态 5），立即生效，库存归还。" + END_AT_WECHAT
     ),
 )
 async def cancel_order(request: web.Request) -> web.Response:
     params = await read_params(request)
     await orders.end_by_user(
-        request.app, current_user_id(request), _order_id(params), orders.CANCELLED, OrderNotCancellable
+        request.app, current_user_id(request), _order_id(params), CANCELLED, OrderNotCancellable
     )
     return operation_result(request)
 
@@ -163,15 +170,14 @@ async def cancel_order(request: web.Request) -> web.Response:
     "关闭订单",
     tag="会员订单",
     params=[ID_PARAM],
-    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotClosable, WeChatUnavailable],
+    errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotClosable],
     description=(
-        "关闭本人待支付的订单（状态 -1），库存归还；"
-        "已发起支付的订单先在微信支付关单，关单失败返回 50000 且订单不变。"
+        "关闭本人待支付的订单（状态 -1），立即生效，库存归还。" + END_AT_WECHAT
     ),
 )
 async def close_order(request: web.Request) -> web.Response:
     params = await read_params(request)
-    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), orders.CLOSED, OrderNotClosable)
+    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), CLOSED, OrderNotClosable)
     return operation_result(request)
 
 

@@ -23,7 +23,7 @@ from ..http import Params, client_ip, json_response, operation_result, read_para
 from ..integrations.wechatpay import xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
-from ..services import orders
+from ..services import orders, payments
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
@@ -78,6 +78,8 @@ def _order_id(params: Params) -> int:
     description=(
         "为本人待支付的订单向微信支付统一下单（JSAPI），返回调起支付的参数（timeStamp 与 timestamp 同值）。"
         "订单已有仍有效的 prepay_id 时直接复用，不重复下单。已支付返回 60001；已关闭、取消或超时返回 60005；"
+        "需要新下单而订单离超时已不足 6 分钟时也返回 60005（msg：订单即将超时，请重新下单），"
+        "因为微信支付要求 time_expire（即订单超时时间）晚于下单时间 5 分钟以上；"
         "微信支付出错返回 50000（msg 带原因）。未配置商户号时为开发支付：返回 dev=1 与 dev_complete_url，"
         "向该接口提交订单 id 即按支付成功处理（不扣款）。"
     ),
@@ -117,7 +119,7 @@ async def pre_order(request: web.Request) -> web.Response:
 )
 @public
 async def pay_notify(request: web.Request) -> web.Response:
-    verdict = await orders.receive_notification(request.app, await request.read(), source="notify")
+    verdict = await payments.receive_notification(request.app, await request.read(), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 

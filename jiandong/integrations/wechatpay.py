@@ -31,6 +31,10 @@ WECHAT_TIME = "%Y%m%d%H%M%S"
 MAX_XML_SIZE = 64 * 1024
 # WeChat limits `body` to 127 (UTF-8) bytes.
 MAX_BODY_BYTES = 127
+# closeorder cannot be called right after the order is created at WeChat: wait at least 5 minutes (§3.5).
+CLOSE_ORDER_DELAY = dt.timedelta(minutes=5)
+# unifiedorder's time_expire must lie more than 5 minutes ahead (§3.1, older doc; newer pages differ, unverified).
+MIN_TIME_EXPIRE_AHEAD = dt.timedelta(minutes=5)
 
 UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 ORDER_QUERY_PATH = "/pay/orderquery"
@@ -224,7 +228,12 @@ class RealWeChatPay(_Signer):
         self._session = session
 
     async def _call(self, path: str, params: dict[str, str]) -> tuple[dict[str, str], str]:
-        """POST a signed request; the business fields of a SUCCESS/SUCCESS answer, else PayError."""
+        """POST a signed request; the business fields of a SUCCESS/SUCCESS answer, else PayError.
+
+        Every failure is logged here, once, as one line with the order number (no traceback: they are
+        WeChat's routine answers and outages, not our bugs); callers do not log it again.
+        """
+        order = params.get("out_trade_no", "?")
         request = {**params, "appid": self.appid, "mch_id": self.mch_id, "nonce_str": nonce(),
                    "sign_type": self.sign_type}
         request["sign"] = sign(request, self._key, self.sign_type)
@@ -235,33 +244,35 @@ class RealWeChatPay(_Signer):
                 status = resp.status
                 body = await resp.read()
         except TimeoutError:
-            logger.warning("WeChat Pay %s timed out", path)
+            logger.warning("WeChat Pay %s for order %s timed out", path, order)
             raise PayError("UNAVAILABLE", "微信支付响应超时") from None
         except aiohttp.ClientError as exc:
-            logger.warning("WeChat Pay %s unreachable: %s", path, type(exc).__name__)
+            logger.warning("WeChat Pay %s for order %s unreachable: %s", path, order, type(exc).__name__)
             raise PayError("UNAVAILABLE", "无法连接微信支付") from None
         if status != 200:
-            logger.warning("WeChat Pay %s answered HTTP %s", path, status)
+            logger.warning("WeChat Pay %s for order %s answered HTTP %s", path, order, status)
             raise PayError("UNAVAILABLE", f"微信支付服务异常 (HTTP {status})")
         try:
             fields = parse_xml(body)
         except XmlError as exc:
-            logger.warning("WeChat Pay %s answered a body that is not its XML: %s", path, exc)
+            logger.warning("WeChat Pay %s for order %s answered a body that is not its XML: %s", path, order, exc)
             raise PayError("UNAVAILABLE", "微信支付返回了无法识别的数据") from None
         if fields.get("return_code") != SUCCESS:
             message = fields.get("return_msg") or "通信失败"
-            logger.warning("WeChat Pay %s return_code %s: %s", path, fields.get("return_code"), message)
+            logger.warning("WeChat Pay %s for order %s: return_code %s (%s)", path, order,
+                           fields.get("return_code"), message)
             raise PayError(FAIL, message)
         if not check_sign(fields, self._key, self.sign_type):
-            logger.error("WeChat Pay %s answered with a wrong signature; the answer is ignored", path)
+            logger.error("WeChat Pay %s for order %s answered with a wrong signature; the answer is ignored",
+                         path, order)
             raise PayError("SIGNERROR", "微信支付应答签名错误")
         if fields.get("appid") != self.appid or fields.get("mch_id") != self.mch_id:
-            logger.error("WeChat Pay %s answered for another appid or mch_id", path)
+            logger.error("WeChat Pay %s for order %s answered for another appid or mch_id", path, order)
             raise PayError("UNAVAILABLE", "微信支付应答的商户不符")
         if fields.get("result_code") != SUCCESS:
             code = fields.get("err_code") or FAIL
             reason = fields.get("err_code_des") or code
-            logger.warning("WeChat Pay %s err_code %s: %s", path, code, reason)
+            logger.warning("WeChat Pay %s for order %s: err_code %s (%s)", path, order, code, reason)
             raise PayError(code, reason)
         return fields, body.decode("utf-8", "replace")
 

@@ -92,12 +92,13 @@ class ContentCache:
         for k in stale:
             del self._entries[k]
 
-    async def invalidate(self, kind: str, ident: typing.Any = None) -> None:
-        """Drop `kind` (or one entity of it) here and tell every other process to drop it too."""
+    async def invalidate(self, kind: str, ident: typing.Any = None) -> int:
+        """Drop `kind` (or one entity of it) here and tell every other process to drop it too; how many
+        processes listening on the channel received it."""
         if kind not in KINDS:
             raise ValueError(f"unknown content kind {kind!r}")
         self.drop_local(kind, ident)
-        await self.redis.publish(self.channel, kind if ident is None else f"{kind}{SEPARATOR}{ident}")
+        return await self.redis.publish(self.channel, kind if ident is None else f"{kind}{SEPARATOR}{ident}")
 
     def _apply(self, message: str) -> None:
         kind, _, ident = message.partition(SEPARATOR)
@@ -137,3 +138,14 @@ async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
 async def user_changed(app: web.Application, user_id: int) -> None:
     """Call after any write to a user's row, so no process serves a stale copy of it."""
     await app[content_cache_key].invalidate("user", user_id)
+
+
+async def publish_invalidation(settings: Settings, kind: str, ident: typing.Any = None) -> int:
+    """From outside the server (`server.py invalidate`): every running process drops `kind` (or one
+    entity of it), as after a change made through the API; how many processes received it.
+    Raises redis.RedisError when the server's Redis (settings.redis_url) cannot be reached."""
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return await ContentCache(redis, settings).invalidate(kind, ident)
+    finally:
+        await redis.aclose()

@@ -1,15 +1,17 @@
-"""Membership orders: the state machine, and the one code path that applies a successful payment.
+"""Membership orders: commit, read, pay (the prepay at WeChat Pay) and end (cancel, close, time out).
 
-Status: -1 closed, 0 awaiting payment, 1 paid, 2 timed out, 3 refunding, 4 refunded, 5 cancelled.
-An order leaves "awaiting payment" for a closed state only after WeChat Pay confirmed it can no
-longer be paid, so reconciliation need only look at orders awaiting payment. A payment that still
-arrives for a closed order (money was taken) is applied all the same: the order becomes paid.
+Statuses are in order_status.py. A buyer's cancel or close ends the order here at once. WeChat Pay
+refuses closeorder in the first 5 minutes after the order's creation there (reference §3.5), so an
+order with a prepay is closed there when WeChat allows it: at once, or later by the order round
+(`close_ended_at_wechat`); until then it may still be paid there. A time-out, which nobody waits
+for, ends the order only once WeChat Pay closed it. A payment that still arrives for an ended order
+is applied all the same (payments.py): no money is lost.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import enum
 import logging
 import secrets
 import typing
@@ -33,25 +35,26 @@ from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..keys import pg_key, settings_key, wechatpay_key
 from . import membership
-from .content_cache import user_changed
+from .order_status import AWAITING, ENDED_SQL, PAID_STATES, TIMED_OUT
+from .payments import Verdict, receive_notification, reconcile_order
 
 logger = logging.getLogger(__name__)
 
-CLOSED, AWAITING, PAID, TIMED_OUT, REFUNDING, REFUNDED, CANCELLED = -1, 0, 1, 2, 3, 4, 5
-# Money was received for these.
-PAID_STATES = (PAID, REFUNDING, REFUNDED)
-
+# A prepay_id is valid 2 hours (reference §3.1).
 PREPAY_TTL = dt.timedelta(hours=2)
 # A stored prepay id is reused only while the payer still has this long to finish paying.
 PREPAY_MARGIN_MINUTES = 10
+# Added to WeChat Pay's 5-minute rules below, for the clocks of WeChat and of our database to differ
+# and for a request to travel: our own margin, not the reference's.
+CLOCK_MARGIN = dt.timedelta(minutes=1)
+# closeorder only this long after the order's first accepted unifiedorder (§3.5).
+CLOSE_WAIT = wechatpay.CLOSE_ORDER_DELAY + CLOCK_MARGIN
+# A new prepay only while the order has this long left: its time_expire (the order's time-out) must
+# lie more than 5 minutes ahead (§3.1). It also makes a timed-out order closable at WeChat.
+PREPAY_LEAD = wechatpay.MIN_TIME_EXPIRE_AHEAD + CLOCK_MARGIN
 # closeorder answers that mean: nobody can pay this order any more.
 CLOSED_AT_WECHAT = ("ORDERCLOSED", "ORDERNOTEXIST")
-PAY_WAYS = {"JSAPI": "微信支付", wechatpay.DEV_TRADE_TYPE: "开发模式支付"}
 ORDER_COUNT = 1
-# Orders handled per background round; the rest wait for the next round.
-BATCH = 500
-# Recorded notifications that failed verification are cut to this many characters.
-MAX_REJECTED_RAW = 8192
 
 
 def new_order_no(tz: dt.tzinfo, at: dt.datetime | None = None) -> str:
@@ -86,9 +89,11 @@ def product_view(row: db.Row) -> dict[str, typing.Any]:
 
 # Serialises one user's commits, so a double click finds the order the first click made.
 LOCK_BUYER_SQL = "SELECT mobile, is_disabled, member_status FROM users WHERE id = %s FOR NO KEY UPDATE"
+# An order too close to its time-out for a new prepay (PREPAY_LEAD) is left to time out: a new one is made.
 PENDING_ORDER_SQL = """
     SELECT id, order_no, total_price, name, create_time FROM orders
-    WHERE user_id = %s AND business_id = %s AND status = 0 AND create_time > now() - make_interval(mins => %s)
+    WHERE user_id = %(user_id)s AND business_id = %(business_id)s AND status = 0
+      AND create_time + make_interval(mins => %(expire)s) > now() + %(lead)s
     ORDER BY id DESC LIMIT 1
 """
 # Stock is taken by one conditional statement: concurrent buyers of the last item queue on the row
@@ -126,7 +131,10 @@ async def commit(app: web.Application, user_id: int, business_id: int, name: str
         check_buyer(buyer)
         if not buyer["mobile"]:
             raise PhoneNotBound()
-        await cur.execute(PENDING_ORDER_SQL, (user_id, business_id, settings.order_expire_minutes))
+        await cur.execute(PENDING_ORDER_SQL, {
+            "user_id": user_id, "business_id": business_id, "expire": settings.order_expire_minutes,
+            "lead": PREPAY_LEAD,
+        })
         pending = await cur.fetchone()
         if pending is not None:
             return pending
@@ -184,37 +192,66 @@ async def user_orders(app: web.Application, user_id: int, page: int, size: int) 
     return rows, total
 
 
-# -- ending an order: cancel, close, expiry ----------------------------------------------------
+# -- ending an order: cancel, close, expiry; closing it at WeChat Pay ----------------------------
 
-# Compare-and-set on the prepay id too: a prepay made after the caller looked (and so not closed
-# at WeChat by it) sends the caller round again.
+class AtWeChat(enum.Enum):
+    """Where an order being ended stands at WeChat Pay."""
+
+    # Nobody can pay it there any more (or it was never there).
+    CLOSED = "closed"
+    # Paid there: its payment is applied now if orderquery answered, else by its notification or the round.
+    PAID = "paid"
+    # It may still be paid there: closeorder is not allowed yet, or WeChat could not be asked.
+    OPEN = "open"
+
+
+# Compare-and-set on the prepay id too: a prepay made after the caller looked (and so not asked
+# about at WeChat by it) sends the caller round again.
 END_ORDER_SQL = """
-    UPDATE orders SET status = %(status)s, closed_at = now(), updated_at = now()
+    UPDATE orders SET status = %(status)s, closed_at = now(), updated_at = now(),
+                      wechat_closed_at = CASE WHEN %(closed_at_wechat)s THEN now() END
     WHERE id = %(id)s AND status = 0 AND prepay_id IS NOT DISTINCT FROM %(prepay_id)s
     RETURNING business_id, count
 """
-ORDER_STATE_SQL = "SELECT id, user_id, status, order_no, prepay_id FROM orders WHERE id = %s"
+# `closable`: WeChat Pay accepts closeorder for the order by now.
+ORDER_STATE_SQL = """
+    SELECT id, user_id, status, order_no, prepay_id, prepaid_at <= now() - %(wait)s AS closable
+    FROM orders WHERE id = %(id)s
+"""
 END_ATTEMPTS = 3
 
 
-async def _close_at_wechat(app: web.Application, order_no: str) -> bool:
-    """Close the order at WeChat. False when WeChat says it is paid (the payment is applied then)."""
+async def _close_at_wechat(app: web.Application, order_no: str) -> AtWeChat:
+    """closeorder (§3.5), for an order `closable` by now. ORDERPAID means paid (§3.5): the payment
+    is applied from orderquery if WeChat answers it. Any other failure leaves the order OPEN there;
+    the client has logged it, in one line."""
     try:
         await app[wechatpay_key].close_order(order_no)
     except PayError as error:
         if error.code in CLOSED_AT_WECHAT:
-            return True
+            return AtWeChat.CLOSED
         if error.code != "ORDERPAID":
-            raise
-        logger.warning("order %s: WeChat Pay says it is paid; applying the payment", order_no)
-        await reconcile_order(app, order_no)
+            return AtWeChat.OPEN
+        await _apply_if_paid(app, order_no)
+        return AtWeChat.PAID
+    return AtWeChat.CLOSED
+
+
+async def _apply_if_paid(app: web.Application, order_no: str) -> bool:
+    """Ask orderquery and apply the payment it reports; whether it reports one. False as well when
+    WeChat cannot be asked (the client has logged why): the notification or the round applies it then."""
+    try:
+        verdict = await reconcile_order(app, order_no)
+    except PayError:
         return False
-    return True
+    return verdict is not None and verdict.ok
 
 
-async def _end(cur: typing.Any, order_id: int, prepay_id: str | None, status: int) -> bool:
+async def _end(cur: typing.Any, order_id: int, prepay_id: str | None, status: int, closed_at_wechat: bool) -> bool:
     """Move an awaiting order to `status` and give its stock back, in the caller's transaction."""
-    await cur.execute(END_ORDER_SQL, {"status": status, "id": order_id, "prepay_id": prepay_id})
+    await cur.execute(END_ORDER_SQL, {
+        "status": status, "id": order_id, "prepay_id": prepay_id, "closed_at_wechat": closed_at_wechat,
+    })
     row = await cur.fetchone()
     if row is None:
         return False
@@ -225,54 +262,96 @@ async def _end(cur: typing.Any, order_id: int, prepay_id: str | None, status: in
 async def end_by_user(
     app: web.Application, user_id: int, order_id: int, status: int, refused: type[ApiError]
 ) -> None:
-    """Cancel (status 5) or close (-1) the user's order awaiting payment, at WeChat first."""
+    """Cancel (status 5) or close (-1) the user's order awaiting payment, here at once.
+
+    An order with a prepay is closed at WeChat Pay too when WeChat allows it (CLOSE_WAIT), else by the
+    order round later; until it may be closed it is asked whether it is paid. An order paid at WeChat
+    is refused (`refused`, "...: 订单已经支付过") and stays as it is for its payment to be applied.
+    """
     pool = app[pg_key]
     for _ in range(END_ATTEMPTS):
-        order = await db.fetchone(pool, ORDER_STATE_SQL, (order_id,))
+        order = await db.fetchone(pool, ORDER_STATE_SQL, {"id": order_id, "wait": CLOSE_WAIT})
         if order is None:
             raise OrderNotFound()
         if order["user_id"] != user_id:
             raise OrderNotOwned()
         if order["status"] != AWAITING:
             raise refused()
+        at_wechat = AtWeChat.OPEN
         if order["prepay_id"]:
-            try:
-                closed = await _close_at_wechat(app, order["order_no"])
-            except PayError as error:
-                raise WeChatUnavailable(f"微信支付关单失败: {error.reason}") from None
-            if not closed:
+            if order["closable"]:
+                at_wechat = await _close_at_wechat(app, order["order_no"])
+            elif await _apply_if_paid(app, order["order_no"]):
+                at_wechat = AtWeChat.PAID
+            if at_wechat is AtWeChat.PAID:
                 raise refused(f"{refused.msg}: 订单已经支付过")
         async with db.transaction(pool) as cur:
-            if await _end(cur, order_id, order["prepay_id"], status):
+            if await _end(cur, order_id, order["prepay_id"], status, at_wechat is AtWeChat.CLOSED):
                 return
     raise refused()
 
 
 DUE_SQL = """
-    SELECT id, order_no, prepay_id FROM orders
-    WHERE status = 0 AND create_time <= now() - make_interval(mins => %s)
-    ORDER BY create_time LIMIT %s
+    SELECT id, order_no, prepay_id, prepaid_at <= now() - %(wait)s AS closable FROM orders
+    WHERE status = 0 AND create_time <= now() - make_interval(mins => %(expire)s)
+    ORDER BY create_time LIMIT %(limit)s
 """
 
 
-async def expire_due(app: web.Application) -> int:
-    """Time out the orders that awaited payment too long (closed at WeChat first); how many."""
+async def expire_due(app: web.Application, limit: int) -> int:
+    """Time out up to `limit` orders that awaited payment too long; how many.
+
+    One with a prepay is timed out only once closed at WeChat Pay (so nobody pays it after its time-out):
+    until then it stays awaiting payment and is tried again next round.
+    """
     pool = app[pg_key]
-    due = await db.fetchall(pool, DUE_SQL, (app[settings_key].order_expire_minutes, BATCH))
+    due = await db.fetchall(pool, DUE_SQL, {
+        "wait": CLOSE_WAIT, "expire": app[settings_key].order_expire_minutes, "limit": limit,
+    })
     expired = 0
     for order in due:
         try:
-            if order["prepay_id"] and not await _close_at_wechat(app, order["order_no"]):
+            # PREPAY_LEAD makes an order closable by its time-out, give or take a request's time.
+            if order["prepay_id"] and (
+                not order["closable"] or await _close_at_wechat(app, order["order_no"]) is not AtWeChat.CLOSED
+            ):
                 continue
             async with db.transaction(pool) as cur:
-                if await _end(cur, order["id"], order["prepay_id"], TIMED_OUT):
+                if await _end(cur, order["id"], order["prepay_id"], TIMED_OUT, order["prepay_id"] is not None):
                     expired += 1
         except Exception:
-            # The order stays awaiting payment and is tried again next round.
-            logger.warning("order %s: could not time it out yet", order["order_no"], exc_info=True)
+            logger.exception("order %s: could not time it out; tried again next round", order["order_no"])
     if expired:
         logger.info("timed out %d unpaid orders", expired)
     return expired
+
+
+OPEN_AT_WECHAT_SQL = f"""
+    SELECT order_no FROM orders
+    WHERE status IN ({ENDED_SQL}) AND prepay_id IS NOT NULL AND wechat_closed_at IS NULL
+      AND prepaid_at <= now() - %(wait)s
+    ORDER BY prepaid_at LIMIT %(limit)s
+"""
+CLOSED_AT_WECHAT_SQL = f"""
+    UPDATE orders SET wechat_closed_at = now(), updated_at = now()
+    WHERE order_no = %s AND status IN ({ENDED_SQL}) AND wechat_closed_at IS NULL
+"""
+
+
+async def close_ended_at_wechat(app: web.Application, limit: int) -> int:
+    """Close at WeChat Pay up to `limit` orders ended here that may still be paid there, once WeChat
+    allows it (CLOSE_WAIT); how many it closed. One found paid there is applied: paid after all."""
+    pool = app[pg_key]
+    closed = 0
+    for row in await db.fetchall(pool, OPEN_AT_WECHAT_SQL, {"wait": CLOSE_WAIT, "limit": limit}):
+        try:
+            if await _close_at_wechat(app, row["order_no"]) is AtWeChat.CLOSED:
+                closed += await db.execute(pool, CLOSED_AT_WECHAT_SQL, (row["order_no"],))
+        except Exception:
+            logger.exception("order %s: could not close it at WeChat Pay; tried again next round", row["order_no"])
+    if closed:
+        logger.info("closed %d ended orders at WeChat Pay", closed)
+    return closed
 
 
 # -- paying -------------------------------------------------------------------------------------
@@ -281,15 +360,20 @@ PAYABLE_SQL = """
     SELECT o.id, o.user_id, o.status, o.order_no, o.name, o.total_price, o.create_time, o.prepay_id,
            o.create_time + make_interval(mins => %(expire)s) AS expires_at,
            o.create_time + make_interval(mins => %(expire)s) <= now() AS expired,
+           o.create_time + make_interval(mins => %(expire)s) <= now() + %(lead)s AS too_late_to_prepay,
            o.prepay_id IS NOT NULL AND o.prepay_expires_at > now() + make_interval(mins => %(margin)s)
                AS prepay_usable,
            u.openid, u.is_disabled, u.member_status
     FROM orders o JOIN users u ON u.id = o.user_id
     WHERE o.id = %(id)s
 """
-STORE_PREPAY_SQL = """
-    UPDATE orders SET prepay_id = %s, prepay_expires_at = now() + %s, updated_at = now()
-    WHERE id = %s AND status = 0
+# Kept on an order ended meanwhile as well, unless WeChat Pay closed it already: the order round then
+# closes the order at WeChat once allowed, since it may be paid there until then.
+STORE_PREPAY_SQL = f"""
+    UPDATE orders SET prepay_id = %(prepay_id)s, prepay_expires_at = now() + %(ttl)s,
+                      prepaid_at = COALESCE(prepaid_at, now()), updated_at = now()
+    WHERE id = %(id)s AND (status = 0 OR (status IN ({ENDED_SQL}) AND wechat_closed_at IS NULL))
+    RETURNING status
 """
 
 
@@ -297,6 +381,7 @@ async def payable_order(app: web.Application, user_id: int, order_id: int) -> db
     """The user's order, if it may be paid now."""
     order = await db.fetchone(app[pg_key], PAYABLE_SQL, {
         "id": order_id, "expire": app[settings_key].order_expire_minutes, "margin": PREPAY_MARGIN_MINUTES,
+        "lead": PREPAY_LEAD,
     })
     if order is None:
         raise OrderNotFound()
@@ -315,11 +400,18 @@ async def payable_order(app: web.Application, user_id: int, order_id: int) -> db
 async def pre_order(
     app: web.Application, user_id: int, order_id: int, client_ip: str, notify_url: str
 ) -> dict[str, str]:
-    """The JSAPI parameters to pay the order, with a prepay id from WeChat (reused while valid)."""
+    """The JSAPI parameters to pay the order, with a prepay id from WeChat (reused while valid).
+
+    A new prepay is refused (60005) when the order times out within PREPAY_LEAD: WeChat refuses a
+    time_expire less than 5 minutes ahead (§3.1), and the order's is fixed (a repeated unifiedorder
+    must carry the same parameters as the first).
+    """
     order = await payable_order(app, user_id, order_id)
     pay = app[wechatpay_key]
     if order["prepay_usable"]:
         return pay.jsapi_params(order["prepay_id"])
+    if order["too_late_to_prepay"]:
+        raise OrderNotPayable("订单即将超时，请重新下单")
     try:
         prepay_id = await pay.unified_order(
             out_trade_no=order["order_no"],
@@ -333,27 +425,17 @@ async def pre_order(
         )
     except PayError as error:
         if error.code == "ORDERPAID":
-            await _reconcile_quietly(app, order["order_no"])
+            await _apply_if_paid(app, order["order_no"])
             raise OrderAlreadyPaid() from None
         if error.code == "ORDERCLOSED":
             raise OrderNotPayable("订单已在微信支付关闭，请重新下单") from None
         raise WeChatUnavailable(f"微信支付下单失败: {error.reason}") from None
-    stored = await db.execute(app[pg_key], STORE_PREPAY_SQL, (prepay_id, PREPAY_TTL, order["id"]))
-    if not stored:
-        # Cancelled or closed while we asked WeChat: the new prepay must not stay payable.
-        try:
-            await _close_at_wechat(app, order["order_no"])
-        except PayError:
-            logger.warning("order %s: could not close a prepay made while it was ended", order["order_no"])
+    stored = await db.fetchone(app[pg_key], STORE_PREPAY_SQL, {"prepay_id": prepay_id, "ttl": PREPAY_TTL,
+                                                            "id": order["id"]})
+    if stored is None or stored["status"] != AWAITING:
+        # Ended (or paid) while we asked WeChat: the new prepay must not be handed out.
         raise OrderNotPayable("订单已关闭、取消或超时，不能支付")
     return pay.jsapi_params(prepay_id)
-
-
-async def _reconcile_quietly(app: web.Application, order_no: str) -> None:
-    try:
-        await reconcile_order(app, order_no)
-    except PayError as error:
-        logger.warning("order %s: orderquery failed: %s", order_no, error)
 
 
 async def dev_complete(app: web.Application, user_id: int, order_id: int) -> Verdict:
@@ -366,203 +448,3 @@ async def dev_complete(app: web.Application, user_id: int, order_id: int) -> Ver
     body = pay.notification(out_trade_no=order["order_no"], total_fee=order["total_price"], openid=order["openid"])
     logger.warning("DEV PAYMENT: order %s marked paid without money", order["order_no"])
     return await receive_notification(app, body, source="dev")
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What a notification (or a query answer) came to; `ok` answers SUCCESS to WeChat."""
-
-    ok: bool
-    message: str
-
-
-RECORD_SQL = """
-    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
-    VALUES (%s, %s, %s, %s, %s, %s)
-"""
-# A retry of a payment already applied, recorded as such in one statement, or nothing when it is not one.
-RECORD_RETRY_SQL = """
-    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
-    SELECT id, order_no, transaction_id, %(source)s, 'duplicate', %(raw)s FROM orders
-    WHERE order_no = %(out_trade_no)s AND transaction_id = %(transaction_id)s AND total_price = %(total_fee)s
-      AND status = ANY(%(paid_states)s)
-    RETURNING order_id
-"""
-
-
-def _record_args(
-    order_id: int | None, fields: typing.Mapping[str, str], source: str, outcome: str, raw: str
-) -> tuple[typing.Any, ...]:
-    return (order_id, fields.get("out_trade_no", "")[:64], fields.get("transaction_id", "")[:64], source, outcome, raw)
-
-
-async def _record(
-    cur: typing.Any, order_id: int | None, fields: typing.Mapping[str, str], source: str, outcome: str, raw: str
-) -> None:
-    await cur.execute(RECORD_SQL, _record_args(order_id, fields, source, outcome, raw))
-
-
-async def _reject(
-    app: web.Application, fields: typing.Mapping[str, str], source: str, reason: str, raw: str,
-    cur: typing.Any = None, order_id: int | None = None,
-) -> Verdict:
-    """Record a message that failed verification (inside the caller's transaction, if any): FAIL."""
-    logger.warning("payment %s rejected (order %s): %s", source, fields.get("out_trade_no", "?")[:64], reason)
-    args = _record_args(order_id, fields, source, f"rejected: {reason}", raw[:MAX_REJECTED_RAW])
-    if cur is None:
-        await db.execute(app[pg_key], RECORD_SQL, args)
-    else:
-        await cur.execute(RECORD_SQL, args)
-    return Verdict(False, reason)
-
-
-async def receive_notification(app: web.Application, body: bytes, source: str = "notify") -> Verdict:
-    """A payment notification as WeChat posts it: parsed safely, its signature checked, then settled."""
-    raw = body[:wechatpay.MAX_XML_SIZE].decode("utf-8", "replace")
-    try:
-        fields = wechatpay.parse_xml(body)
-    except wechatpay.XmlError as error:
-        return await _reject(app, {}, source, f"malformed XML ({error})", raw)
-    if fields.get("return_code") != wechatpay.SUCCESS:
-        return await _reject(app, fields, source, "return_code is not SUCCESS", raw)
-    if not app[wechatpay_key].verify(fields):
-        return await _reject(app, fields, source, "bad signature", raw)
-    return await settle(app, fields, raw, source)
-
-
-# NO KEY UPDATE, not UPDATE: the id never changes, and rows that only reference the order (a retry's
-# record) must not wait for the lock.
-LOCK_ORDER_SQL = """
-    SELECT id, user_id, status, total_price, business_id, count, transaction_id, snap_items
-    FROM orders WHERE order_no = %s FOR NO KEY UPDATE
-"""
-TRANSACTION_TAKEN_SQL = "SELECT id FROM orders WHERE transaction_id = %s AND id <> %s"
-MARK_PAID_SQL = """
-    UPDATE orders SET status = 1, pay_time = %(pay_time)s, pay_amount = %(pay_amount)s, pay_way = %(pay_way)s,
-                      transaction_id = %(transaction_id)s, updated_at = now()
-    WHERE id = %(id)s
-"""
-# The order had given its stock back when it was ended; it is sold after all.
-RETAKE_STOCK_SQL = "UPDATE businesses SET amount = GREATEST(amount - %s, 0), updated_at = now() WHERE id = %s"
-
-
-def _valid_years(snap_items: typing.Any) -> int:
-    # The term bought is the one in the snapshot, whatever the product says today.
-    try:
-        return int(snap_items[0]["valid_time"])
-    except (LookupError, TypeError, ValueError):
-        raise ValueError("order snapshot has no valid_time") from None
-
-
-async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: str, source: str) -> Verdict:
-    """Apply a verified successful payment (a notification, an orderquery answer or a dev payment).
-
-    One transaction: lock the order row, check it, mark it paid, extend the membership and record
-    the message. A payment already applied changes nothing and is answered SUCCESS.
-    """
-    pay = app[wechatpay_key]
-    if fields.get("appid") != pay.appid:
-        return await _reject(app, fields, source, "appid is not ours", raw)
-    if fields.get("mch_id") != pay.mch_id:
-        return await _reject(app, fields, source, "mch_id is not ours", raw)
-    if fields.get("result_code") != wechatpay.SUCCESS:
-        return await _reject(app, fields, source, "result_code is not SUCCESS", raw)
-    transaction_id = fields.get("transaction_id", "")
-    total_fee = fields.get("total_fee", "")
-    if not transaction_id or len(transaction_id) > 64:
-        return await _reject(app, fields, source, "no valid transaction_id", raw)
-    if not total_fee.isdigit() or not total_fee.isascii():
-        return await _reject(app, fields, source, "no valid total_fee", raw)
-    if fields.get("fee_type", "CNY") != "CNY":
-        return await _reject(app, fields, source, "fee_type is not CNY", raw)
-    out_trade_no = fields.get("out_trade_no", "")
-    # WeChat retries a notification until it hears SUCCESS, and a retry of a payment already applied
-    # is the usual case: it is recorded without the row lock, so retries never queue on one another.
-    # Anything else (including a retry that disagrees with the order) takes the locked path below.
-    retry = {"source": source, "raw": raw, "out_trade_no": out_trade_no, "transaction_id": transaction_id,
-             "total_fee": int(total_fee), "paid_states": list(PAID_STATES)}
-    if await db.fetchone(app[pg_key], RECORD_RETRY_SQL, retry) is not None:
-        return Verdict(True, "OK")
-    pay_time = wechatpay.parse_wechat_time(fields.get("time_end", "")) or dt.datetime.now(dt.UTC)
-    async with db.transaction(app[pg_key]) as cur:
-        await cur.execute(LOCK_ORDER_SQL, (out_trade_no,))
-        order = await cur.fetchone()
-        if order is None:
-            return await _reject(app, fields, source, "unknown order", raw, cur)
-        if int(total_fee) != order["total_price"]:
-            return await _reject(
-                app, fields, source, f"total_fee {int(total_fee)} is not the order's {order['total_price']}", raw,
-                cur, order["id"],
-            )
-        if order["status"] in PAID_STATES:
-            if order["transaction_id"] != transaction_id:
-                logger.error(
-                    "order %s was paid by transaction %s and now reports transaction %s: check the merchant account",
-                    out_trade_no, order["transaction_id"], transaction_id,
-                )
-                await _record(cur, order["id"], fields, source, "duplicate: another transaction_id", raw)
-            else:
-                await _record(cur, order["id"], fields, source, "duplicate", raw)
-            return Verdict(True, "OK")
-        await cur.execute(TRANSACTION_TAKEN_SQL, (transaction_id, order["id"]))
-        if await cur.fetchone() is not None:
-            return await _reject(app, fields, source, "transaction_id belongs to another order", raw, cur, order["id"])
-        outcome = "paid"
-        if order["status"] != AWAITING:
-            # Money was taken: the order is paid even though it had been ended meanwhile.
-            logger.error(
-                "PAYMENT FOR AN ENDED ORDER: order %s (status %s) paid by transaction %s; "
-                "marked paid, membership extended",
-                out_trade_no, order["status"], transaction_id,
-            )
-            outcome = f"paid: order had status {order['status']}"
-            await cur.execute(RETAKE_STOCK_SQL, (order["count"], order["business_id"]))
-        await cur.execute(MARK_PAID_SQL, {
-            "id": order["id"],
-            "pay_time": pay_time,
-            "pay_amount": int(total_fee),
-            "pay_way": PAY_WAYS.get(fields.get("trade_type", ""), "微信支付"),
-            "transaction_id": transaction_id,
-        })
-        valid_from, valid_until = await membership.extend_membership(
-            cur, order["user_id"], order["id"], _valid_years(order["snap_items"])
-        )
-        await _record(cur, order["id"], fields, source, outcome, raw)
-    logger.info(
-        "order %s paid (%s, transaction %s): membership of user %s %s .. %s",
-        out_trade_no, source, transaction_id, order["user_id"], valid_from.isoformat(), valid_until.isoformat(),
-    )
-    await user_changed(app, order["user_id"])
-    return Verdict(True, "OK")
-
-
-# -- reconciliation -----------------------------------------------------------------------------
-
-AWAITING_PREPAID_SQL = "SELECT order_no FROM orders WHERE status = 0 AND prepay_id IS NOT NULL ORDER BY id LIMIT %s"
-
-
-async def reconcile_order(app: web.Application, order_no: str) -> bool:
-    """Ask WeChat about one order and apply a SUCCESS answer like a notification; whether it is paid."""
-    fields, raw = await app[wechatpay_key].order_query(order_no)
-    if fields.get("trade_state") != wechatpay.SUCCESS:
-        return False
-    if fields.get("out_trade_no") != order_no:
-        logger.error("orderquery for %s answered about %r", order_no, fields.get("out_trade_no"))
-        return False
-    return (await settle(app, fields, raw, "orderquery")).ok
-
-
-async def reconcile_awaiting(app: web.Application) -> int:
-    """Query WeChat for every order awaiting payment that has a prepay id; how many were found paid."""
-    if app[wechatpay_key].dev:
-        return 0
-    found = 0
-    for row in await db.fetchall(app[pg_key], AWAITING_PREPAID_SQL, (BATCH,)):
-        try:
-            if await reconcile_order(app, row["order_no"]):
-                found += 1
-                logger.warning("order %s was found paid by reconciliation (its notification is missing)",
-                               row["order_no"])
-        except Exception:
-            logger.warning("order %s: reconciliation failed; retried next round", row["order_no"], exc_info=True)
-    return found

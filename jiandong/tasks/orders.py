@@ -1,4 +1,5 @@
-"""Order upkeep in one process at a time: payments found by querying WeChat Pay, unpaid orders timed out."""
+"""Order upkeep in one process at a time: payments found by querying WeChat Pay, unpaid orders timed out,
+ended orders closed at WeChat Pay once it allows."""
 
 from __future__ import annotations
 
@@ -10,21 +11,25 @@ from aiohttp import web
 
 from ..cache import rkey
 from ..keys import order_tasks_task_key, redis_key, settings_key
-from ..services import orders
+from ..services import orders, payments
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)
 
 # A few intervals, so a slow round does not cost the lease; a dead holder is replaced this soon.
 MIN_LEASE_TTL = 10.0
+# Orders handled per step of a round; the rest wait for the next round.
+BATCH = 500
 # A round in progress at shutdown is let finish this long (each call to WeChat is bounded by http_timeout).
 SHUTDOWN_WAIT = 60.0
 
 
 async def order_round(app: web.Application) -> None:
-    """One round: apply payments whose notification is missing, then time out what is left unpaid."""
-    await orders.reconcile_awaiting(app)
-    await orders.expire_due(app)
+    """One round: apply payments whose notification is missing, time out what is left unpaid, then close
+    at WeChat Pay the orders ended here that WeChat now lets us close."""
+    await payments.reconcile_awaiting(app, BATCH)
+    await orders.expire_due(app, BATCH)
+    await orders.close_ended_at_wechat(app, BATCH)
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:

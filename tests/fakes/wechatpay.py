@@ -4,11 +4,17 @@ XML in and out. Requests are checked with wechatpy's signer (not the project's c
 type they name; answers and notifications are signed the same way. It keeps state per
 out_trade_no (NOTPAY, SUCCESS, CLOSED), answers unifiedorder / orderquery / closeorder with the
 documented error codes, can be told to fail (an err_code, HTTP 500, a bad signature, return_code
-FAIL), and can pay an order and post the notification to the server under test like WeChat does.
+FAIL) or to hold a call until released, and can pay an order and post the notification to the
+server under test like WeChat does.
+
+Its clock (`now`) is the real one plus an offset tests move forward with `advance`, for the timing
+rules it enforces: closeorder only 5 minutes after the order's creation (§3.5), and a time_expire
+more than 5 minutes ahead (§3.1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import datetime as dt
@@ -51,6 +57,14 @@ UNIFIED_REQUIRED = (
 # A re-submitted unifiedorder must carry the same business parameters as the first one.
 SAME_PARAMS = ("body", "total_fee", "openid", "notify_url", "trade_type", "time_start", "time_expire")
 BEIJING = ZoneInfo("Asia/Shanghai")
+# §3.5: closeorder cannot be called right after the order is created; wait at least 5 minutes.
+CLOSE_DELAY = dt.timedelta(minutes=5)
+# §3.1: time_expire must lie more than 5 minutes ahead (the older doc's wording).
+MIN_EXPIRE_AHEAD = dt.timedelta(minutes=5)
+# The reference does not say what WeChat answers to either; these are our guesses (INFERRED): the
+# documented "retry" code for a close that comes too early, the "bad parameters" code for time_expire.
+TOO_EARLY_TO_CLOSE = ("SYSTEMERROR", "订单创建5分钟内不能关单")
+TIME_EXPIRE_TOO_SOON = ("INVALID_REQUEST", "time_expire时间过短，刷卡至少1分钟，其他5分钟")
 
 
 def wx_sign(params: typing.Mapping[str, str], key: str, sign_type: str = "MD5") -> str:
@@ -76,10 +90,22 @@ class PayOrder:
     params: dict[str, str]
     prepay_id: str
     sign_type: str
+    created_at: dt.datetime
     state: str = "NOTPAY"
     transaction_id: str = ""
     time_end: str = ""
     prepays: int = 1
+
+
+@dataclasses.dataclass
+class Held:
+    """A call held by the fake: `arrived` is set once it came in; it is answered after `release()`."""
+
+    arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class FakeWeChatPay:
@@ -93,6 +119,21 @@ class FakeWeChatPay:
         self.orders: dict[str, PayOrder] = {}
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.failures: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        self.held: dict[str, Held] = {}
+        self.offset = dt.timedelta()
+
+    def now(self) -> dt.datetime:
+        """WeChat's clock: the real time plus what tests `advance`d it by."""
+        return dt.datetime.now(BEIJING) + self.offset
+
+    def advance(self, minutes: float) -> None:
+        """Time passes at WeChat (only there: the database's times are moved by the tests themselves)."""
+        self.offset += dt.timedelta(minutes=minutes)
+
+    def hold(self, path: str) -> Held:
+        """The next call to `path` waits, once it came in, until the returned `Held` is released."""
+        held = self.held[path] = Held()
+        return held
 
     def fail(self, path: str, mode: str, times: int = 1) -> None:
         """The next `times` calls to `path` fail with `mode` (an err_code, HTTP_500, BAD_SIGN or RETURN_FAIL)."""
@@ -118,9 +159,12 @@ class FakeWeChatPay:
             body["sign"] = "0" * len(body["sign"])
         return web.Response(text=to_xml(body), content_type="text/xml")
 
-    def _error(self, sign_type: str, err_code: str, *, bad_sign: bool = False) -> web.Response:
-        return self._answer(sign_type, {"result_code": "FAIL", "err_code": err_code,
-                                        "err_code_des": ERR_CODE_DES.get(err_code, err_code)}, bad_sign=bad_sign)
+    def _error(
+        self, sign_type: str, err_code: str, err_code_des: str | None = None, *, bad_sign: bool = False
+    ) -> web.Response:
+        des = err_code_des or ERR_CODE_DES.get(err_code, err_code)
+        return self._answer(sign_type, {"result_code": "FAIL", "err_code": err_code, "err_code_des": des},
+                            bad_sign=bad_sign)
 
     @staticmethod
     def _return_fail(message: str) -> web.Response:
@@ -142,6 +186,10 @@ class FakeWeChatPay:
             return self._return_fail("签名错误")
         if params.get("appid") != self.appid or params.get("mch_id") != self.mch_id:
             return self._error(sign_type, "APPID_MCHID_NOT_MATCH")
+        held = self.held.pop(request.path, None)
+        if held is not None:
+            held.arrived.set()
+            await held.released.wait()
         queue = self.failures.get(request.path)
         if queue:
             mode = queue.popleft()
@@ -165,6 +213,11 @@ class FakeWeChatPay:
             missing.append("openid")
         if missing or not params["total_fee"].isdigit() or len(params["out_trade_no"]) > 32:
             return self._error(sign_type, "LACK_PARAMS" if missing else "INVALID_REQUEST")
+        time_expire = params.get("time_expire")
+        if time_expire:
+            expires = dt.datetime.strptime(time_expire, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
+            if expires - self.now() <= MIN_EXPIRE_AHEAD:
+                return self._error(sign_type, *TIME_EXPIRE_TOO_SOON)
         existing = self.orders.get(params["out_trade_no"])
         if existing is not None:
             if existing.state == "SUCCESS":
@@ -176,8 +229,10 @@ class FakeWeChatPay:
             existing.prepays += 1
             prepay_id = existing.prepay_id
         else:
-            prepay_id = "wx" + dt.datetime.now(BEIJING).strftime("%d%H%M%S") + secrets.token_hex(13)
-            self.orders[params["out_trade_no"]] = PayOrder(params["out_trade_no"], params, prepay_id, sign_type)
+            prepay_id = "wx" + self.now().strftime("%d%H%M%S") + secrets.token_hex(13)
+            self.orders[params["out_trade_no"]] = PayOrder(
+                params["out_trade_no"], params, prepay_id, sign_type, created_at=self.now()
+            )
         return self._answer(sign_type, {"result_code": "SUCCESS", "trade_type": "JSAPI", "prepay_id": prepay_id})
 
     def _paid_fields(self, order: PayOrder) -> dict[str, str]:
@@ -212,6 +267,9 @@ class FakeWeChatPay:
         order = self.orders.get(params.get("out_trade_no", ""))
         if order is None:
             return self._error(sign_type, "ORDERNOTEXIST")
+        # Before anything else: too early, WeChat tells nothing about the order (the stricter guess).
+        if self.now() - order.created_at < CLOSE_DELAY:
+            return self._error(sign_type, *TOO_EARLY_TO_CLOSE)
         if order.state == "SUCCESS":
             return self._error(sign_type, "ORDERPAID")
         if order.state == "CLOSED":
@@ -226,8 +284,8 @@ class FakeWeChatPay:
         order = self.orders[out_trade_no]
         assert order.state == "NOTPAY", order.state
         order.state = "SUCCESS"
-        order.transaction_id = "4200" + dt.datetime.now(BEIJING).strftime("%Y%m%d") + secrets.token_hex(8)
-        order.time_end = dt.datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")
+        order.transaction_id = "4200" + self.now().strftime("%Y%m%d") + secrets.token_hex(8)
+        order.time_end = self.now().strftime("%Y%m%d%H%M%S")
         return order
 
     def notification(self, out_trade_no: str, /, *, key: str | None = None, **overrides: str) -> bytes:
