@@ -88,6 +88,16 @@ def load_demo_data(settings: Settings, size: str) -> None:
         logger.info("demo data already loaded")
     if size == "large" and not load_large(settings.database_url):
         logger.info("large demo data already loaded")
+    # Servers already running on this database see the demo at once, not when their caches expire.
+    async def invalidate_all() -> None:
+        for kind in KINDS:
+            await publish_invalidation(settings, kind)
+
+    try:
+        asyncio.run(invalidate_all())
+    except redis.RedisError as exc:
+        logger.warning("could not tell running servers about the demo data (%s); they see it within %.0f s",
+                       exc, settings.content_cache_ttl)
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False, signals: tuple[int, ...] = (

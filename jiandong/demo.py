@@ -155,8 +155,10 @@ def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | 
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(7318004212)")
-            cur.execute("SELECT 1 FROM config_values WHERE code = %s", (DEMO_MARKER,))
-            if cur.fetchone():
+            cur.execute("SELECT value FROM config_values WHERE code = %s", (DEMO_MARKER,))
+            marker = cur.fetchone()
+            if marker:
+                _relink(cur, marker[0], settings.base_url)
                 return False
             now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
             media = Media(settings.base_url)
@@ -165,18 +167,48 @@ def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | 
             written = demo_media.write_pictures(
                 settings.media_path, media.pictures, cjk_font or demo_media.find_cjk_font()
             )
+            for picture in media.pictures:
+                cur.execute("UPDATE files SET size = %s WHERE name = %s",
+                            ((settings.media_path / picture.path).stat().st_size, media.file_url(picture.path)))
             logger.info("demo pictures: %d drawn under %s, linked from %s/media/", written,
                         settings.media_path / demo_media.FOLDER, media.base_url)
             if clip is None:
                 logger.info("no ffmpeg here: the demo's videos point at placeholder URLs")
             cur.execute(
                 "INSERT INTO config_values (code, name, value) VALUES (%s, %s, %s)",
-                (DEMO_MARKER, "演示数据", now.isoformat()),
+                (DEMO_MARKER, "演示数据", encoding.dumps_str({"loaded_at": now.isoformat(), "media": media.base_url})),
             )
         return True
     finally:
         conn.close()
 
+
+# Every column that holds a demo picture's URL; the chat history keeps the sender's avatar in jsonb.
+MEDIA_COLUMNS = [("teams", "logo"), ("players", "photo"), ("competitions", "main_img_url"),
+                 ("videos", "main_img_url"), ("lives", "main_img_url"), ("banners", "img_url"), ("files", "name"),
+                 ("users", "head_img")]
+
+
+def _relink(cur: typing.Any, marker: str, base_url: str) -> None:
+    """Point the demo's picture URLs at `base_url` when the demo was loaded under another one
+    (another port, or a public URL set since)."""
+    try:
+        old = encoding.loads(marker)["media"]
+    except (encoding.JSONDecodeError, KeyError, TypeError):
+        return  # loaded by a version that kept no base
+    if old == base_url:
+        return
+    args = {"old": f"{old}/media/{demo_media.FOLDER}/", "new": f"{base_url}/media/{demo_media.FOLDER}/"}
+    args["cut"] = len(args["old"]) + 1
+    for table, column in MEDIA_COLUMNS:
+        cur.execute(f"UPDATE {table} SET {column} = %(new)s || substr({column}, %(cut)s)"
+                    f" WHERE starts_with({column}, %(old)s)", args)
+    cur.execute("UPDATE chat_messages SET user_info = jsonb_set(user_info, '{head_img}',"
+                " to_jsonb(%(new)s || substr(user_info->>'head_img', %(cut)s)))"
+                " WHERE starts_with(user_info->>'head_img', %(old)s)", args)
+    cur.execute("UPDATE config_values SET value = %s, updated_at = now() WHERE code = %s",
+                (encoding.dumps_str({**encoding.loads(marker), "media": base_url}), DEMO_MARKER))
+    logger.info("demo pictures now link from %s/media/ (were %s/media/)", base_url, old)
 
 def _load(cur: typing.Any, rng: random.Random, now: dt.datetime, media: Media, settings: Settings,
           clip: str | None) -> None:
@@ -321,14 +353,16 @@ def _load(cur: typing.Any, rng: random.Random, now: dt.datetime, media: Media, s
                                      "img_id": file_id, "img_url": img_url, "jump_url": "", "sort": sort})
 
     demo_user = _demo_member(cur, now, media, settings, team_ids, product)
-    _sign_up(cur, demo_user, competition_ids)
+    if demo_user is not None:
+        _sign_up(cur, demo_user, competition_ids)
     _chat_history(cur, rng, media, settings, demo_user, lives)
 
 
 def _demo_member(cur: typing.Any, now: dt.datetime, media: Media, settings: Settings, team_ids: list[int],
-                 product: int) -> int:
+                 product: int) -> int | None:
     """The user of the login code "demo": an active member with a bound phone, a full card in two
-    teams (now 建东猛龙, earlier 建东飞虎) and the paid order that made them a member."""
+    teams (now 建东猛龙, earlier 建东飞虎) and the paid order that made them a member; None when
+    that login belongs to someone with data of their own."""
     avatar = media.url(Picture("demo/avatars/demo.png", (200, 200), (200, 40, 50), "林", "DM", style="round"))
     paid_at = now - dt.timedelta(days=150)
     # A year later, as the membership's make_interval(years => 1) counts it (29 February: 1 March).
@@ -337,17 +371,28 @@ def _demo_member(cur: typing.Any, now: dt.datetime, media: Media, settings: Sett
     except ValueError:
         expires = paid_at.replace(year=paid_at.year + 1, month=3, day=1)
     openid = dev_openid(DEMO_LOGIN_CODE)
+    # Someone may have logged in with the demo code before the demo was loaded. Such a user is made
+    # the demo member only while it has nothing of its own: no phone, no order, no membership.
+    cur.execute(
+        "SELECT 1 FROM users u WHERE openid = %s AND (mobile IS NOT NULL OR member_expire_time IS NOT NULL"
+        " OR EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id))",
+        (openid,),
+    )
+    if cur.fetchone():
+        logger.warning("the demo login %r already belongs to a user with a phone, orders or a membership:"
+                       " left as it is, without the demo member's card", DEMO_LOGIN_CODE)
+        return None
     cur.execute("SELECT 1 FROM users WHERE mobile = %s AND openid <> %s", (DEMO_PHONE, openid))
     phone = None if cur.fetchone() else DEMO_PHONE
     if phone is None:
         logger.warning("the demo phone %s is bound to another user: the demo member has none", mask_phone(DEMO_PHONE))
-    # Someone may have logged in with the demo code (and even paid) before the demo was loaded.
     cur.execute(
         "INSERT INTO users (openid, username, mobile, sex, head_img, profile_edited, last_login_time, member_status,"
         " member_expire_time, register_time)"
         " VALUES (%s, %s, %s, 1, %s, true, now(), 1, %s, %s)"
-        " ON CONFLICT (openid) DO UPDATE SET username = EXCLUDED.username, mobile = EXCLUDED.mobile,"
-        " head_img = EXCLUDED.head_img, member_status = 1, member_expire_time = EXCLUDED.member_expire_time"
+        " ON CONFLICT (openid) DO UPDATE SET username = EXCLUDED.username, mobile = EXCLUDED.mobile, sex = 1,"
+        " head_img = EXCLUDED.head_img, profile_edited = true, member_status = 1,"
+        " member_expire_time = EXCLUDED.member_expire_time, register_time = EXCLUDED.register_time"
         " RETURNING id",
         (openid, DEMO_USER_NAME, phone, avatar, expires, now - dt.timedelta(days=400)),
     )
@@ -356,7 +401,7 @@ def _demo_member(cur: typing.Any, now: dt.datetime, media: Media, settings: Sett
     photo = media.url(Picture("demo/players/demo.jpg", (300, 400), TEAMS[0][2], "23", "23", style="portrait"))
     player = _insert(cur, "players", {
         "user_id": user_id, "cn_name": "林建东", "birthday": dt.date(1998, 6, 18), "birth_addr": "广东广州",
-        "mobile": DEMO_PHONE, "sex": 1, "stature": 188, "weight": 82, "native_place": "广东梅州",
+        "mobile": phone or "", "sex": 1, "stature": 188, "weight": 82, "native_place": "广东梅州",
         "nation": "汉族", "photo": photo,
         "individual": "俱乐部主力得分后卫。", "number": "23", "position": "得分后卫", "school": "广州体育学院",
         "experience": "2016年加入建东飞虎，2021年转入建东猛龙。", "feature": "三分稳定，无球跑动好",
@@ -403,10 +448,10 @@ def _sign_up(cur: typing.Any, user_id: int, competitions: list[tuple[typing.Any,
     cur.execute("INSERT INTO competition_applies (competition_id, user_id) VALUES (%s, %s)", (upcoming[0][0], user_id))
 
 
-def _chat_history(cur: typing.Any, rng: random.Random, media: Media, settings: Settings, demo_user: int,
+def _chat_history(cur: typing.Any, rng: random.Random, media: Media, settings: Settings, demo_user: int | None,
                   lives: list[tuple[int, int, dt.datetime]]) -> None:
     """Messages in the rooms of the lives that are on or over, the demo member's among them."""
-    people = [(demo_user, {"username": DEMO_USER_NAME, "head_img": media.file_url("demo/avatars/demo.png")})]
+    people: list[tuple[int, dict[str, str]]] = []
     for code, name, colour in FANS:
         avatar = media.url(Picture(f"demo/avatars/{code}.png", (200, 200), colour, name[0], name[0].upper(),
                                    style="round"))
@@ -416,6 +461,9 @@ def _chat_history(cur: typing.Any, rng: random.Random, media: Media, settings: S
             (dev_openid(code), name, avatar),
         )
         people.append((cur.fetchone()[0], {"username": name, "head_img": avatar}))
+    # The demo member speaks first among them (its lines show as `myself` to the demo login).
+    if demo_user is not None:
+        people.insert(0, (demo_user, {"username": DEMO_USER_NAME, "head_img": media.file_url("demo/avatars/demo.png")}))
     emoji = settings.chat_emoji_path
     for room_id, status, play_time in lives:
         if status == 0:
@@ -423,6 +471,8 @@ def _chat_history(cur: typing.Any, rng: random.Random, media: Media, settings: S
         start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=40) if status == 1 else play_time
         for n, line in enumerate(CHAT_LINES):
             user_id, info = people[0] if n % 5 == 3 else rng.choice(people[1:])
+            if demo_user is None:
+                user_id, info = rng.choice(people)
             content = line
             for digit in "12345":
                 content = content.replace(f"[{digit}]", f'<img class="emoji" src="{emoji}{digit}.gif">')

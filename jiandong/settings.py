@@ -236,8 +236,12 @@ def _validate(s: Settings) -> None:
         raise SettingsError("redis_url must start with redis://, rediss:// or unix://")
     for name in ("wechat_api_url", "wechatpay_api_url", "aliyun_sms_url", "aliyun_live_url", "public_url"):
         value = getattr(s, name)
-        if value and urlsplit(value).scheme not in ("http", "https"):
+        url = urlsplit(value)
+        if value and (url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in value)):
             raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    # Links are built by appending paths to it.
+    if s.public_url and (urlsplit(s.public_url).query or urlsplit(s.public_url).fragment):
+        raise SettingsError(f"public_url must have no query or fragment, got {s.public_url!r}")
     if s.sms_provider not in ("console", "aliyun"):
         raise SettingsError(f"sms_provider must be console or aliyun, got {s.sms_provider!r}")
     if s.sms_provider == "aliyun" and not (

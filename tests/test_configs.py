@@ -108,3 +108,10 @@ async def test_fifty_codes_are_allowed(client, token, sql):
 async def test_config_requires_token(client, configs):
     resp = await client.post(VALUE, data={"code": "ICP"})
     assert resp.status == 401 and (await resp.json())["error_code"] == 10003
+
+
+async def test_tags_keep_blocks_apart(client, token, sql):
+    sql("INSERT INTO config_values (code, value) VALUES ('service_agreement',"
+        " '<h3>服务协议</h3><p>一、总则</p><p>二、服务<br>内容</p>')")
+    resp = await client.post(VALUE, data={"code[]": "service_agreement", "tags": "1"}, headers={"token": token})
+    assert await resp.json() == {"service_agreement": "服务协议\n一、总则\n二、服务\n内容"}

@@ -10,6 +10,7 @@ from PIL import Image
 
 from jiandong import demo_media
 from jiandong.demo import DEMO_LOGIN_CODE, load_demo
+from jiandong.integrations.wechat import dev_openid
 from tests.conftest import login
 
 
@@ -138,3 +139,51 @@ async def test_videos_play_a_local_sample_clip_where_ffmpeg_is_installed(client,
     data = await resp.read()
     # An MP4 with its index (moov) ahead of the media data, so playback starts while it downloads.
     assert data[4:8] == b"ftyp" and 0 < data.find(b"moov") < data.find(b"mdat")
+
+
+async def test_a_demo_login_with_data_of_its_own_is_left_alone(client, settings, sql):
+    token = await login(client, DEMO_LOGIN_CODE)
+    sql("UPDATE users SET username = 'MyName', mobile = '13900000000', sex = 2,"
+        " member_status = 1, member_expire_time = now() + interval '300 days'")
+    before = sql("SELECT username, mobile, sex, member_expire_time FROM users")
+    load_demo(local(settings))
+    assert sql("SELECT username, mobile, sex, member_expire_time FROM users WHERE openid = %s",
+               dev_openid(DEMO_LOGIN_CODE)) == before
+    resp = await client.get("/api/v1/member/info", headers={"token": token})
+    assert (resp.status, (await resp.json())["error_code"]) == (404, 30002)
+    # The rest of the demo club is there, its chat by the fans alone.
+    assert count(sql, "competitions") >= 30 and count(sql, "chat_messages") > 0
+    assert sql("SELECT count(*) AS n FROM orders")[0]["n"] == 0
+
+
+async def test_a_fresh_demo_login_becomes_the_demo_member(client, settings, sql):
+    token = await login(client, DEMO_LOGIN_CODE)
+    load_demo(local(settings))
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    info = await resp.json()
+    assert (info["username"], info["sex"], info["mobile"], info["member_status"]) == ("演示球员", "男",
+                                                                                   "13700000023", 1)
+
+
+async def test_the_demo_phone_bound_by_someone_else_is_on_no_demo_page(client, settings, sql):
+    await login(client, "alice")
+    sql("UPDATE users SET mobile = '13700000023'")
+    load_demo(local(settings))
+    token = await login(client, DEMO_LOGIN_CODE)
+    for path in ("/api/v1/user/info", "/api/v1/member/info"):
+        resp = await client.get(path, headers={"token": token})
+        assert (await resp.json())["mobile"] == "", path
+
+
+async def test_the_demo_relinks_its_pictures_when_started_on_another_address(client, settings, sql):
+    load_demo(local(settings))
+    assert load_demo(settings.replace(port=9090)) is False
+    urls = [r["url"] for r in sql(
+        "SELECT logo AS url FROM teams UNION ALL SELECT img_url FROM banners UNION ALL SELECT name FROM files"
+        " WHERE cate = 'image' UNION ALL SELECT user_info->>'head_img' FROM chat_messages")]
+    assert urls and all(u.startswith("http://localhost:9090/media/demo/") for u in urls), urls[:3]
+    load_demo(settings.replace(public_url="https://club.example.com"))
+    logos = [r["logo"] for r in sql("SELECT logo FROM teams")]
+    assert all(logo.startswith("https://club.example.com/media/demo/teams/") for logo in logos)
+    # Sizes are the pictures' own.
+    assert all(r["size"] > 1000 for r in sql("SELECT size FROM files WHERE cate = 'image'"))

@@ -126,7 +126,7 @@ async def test_members_from_before_get_a_prefilled_player_card(make_client, fres
 async def test_orders_from_before_know_when_they_were_prepaid_and_closed_at_wechat(
     make_client, fresh_database, tmp_path
 ):
-    migrate_up_to(fresh_database, 4, tmp_path)
+    migrate_up_to(fresh_database, 6, tmp_path)
     [user] = run(fresh_database, "INSERT INTO users (openid, username) VALUES ('o-before', 'before') RETURNING id")
     [product] = run(fresh_database, "INSERT INTO businesses (title, price) VALUES ('会员', 19900) RETURNING id")
 

@@ -61,6 +61,8 @@ def test_unknown_setting_is_named():
         ("JIANDONG_REDIS_URL", "http://cache:6379", "redis_url must start with redis://"),
         ("JIANDONG_WECHAT_API_URL", "ftp://api.weixin.qq.com", "wechat_api_url must be an http(s) URL"),
         ("JIANDONG_PUBLIC_URL", "club.example.com", "public_url must be an http(s) URL"),
+        ("JIANDONG_PUBLIC_URL", "http://a b", "public_url must be an http(s) URL"),
+        ("JIANDONG_PUBLIC_URL", "http://127.0.0.1:8080?x=1", "public_url must have no query or fragment"),
         ("JIANDONG_SMS_PROVIDER", "pigeon", "sms_provider must be console or aliyun"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "-0.1", "chat_batch_window must be between 0 and 1 second"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "5", "chat_batch_window must be between 0 and 1 second"),

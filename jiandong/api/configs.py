@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import typing
 
 import aiopg
@@ -97,9 +98,13 @@ async def _read_values(pool: aiopg.Pool, codes: list[str]) -> dict[str, str]:
     return {row["code"]: row["value"] for row in rows}
 
 
+# Where a block of text ends: its text must not run into the next block's once the tags are gone.
+BLOCK_END = re.compile(r"(</(?:p|div|h[1-6]|li|tr|blockquote|section|article)\s*>|<br\s*/?>)", re.IGNORECASE)
+
+
 def strip_tags(value: str) -> str:
-    """The text of an HTML value: tags dropped, the text left HTML-escaped."""
-    return nh3.clean(value, tags=set())
+    """The text of an HTML value: tags dropped (a block's end becomes a line break), the text left HTML-escaped."""
+    return nh3.clean(BLOCK_END.sub("\\1\n", value), tags=set()).strip()
 
 
 @routes.get("/api/v1/config/value")
