@@ -31,7 +31,7 @@ from .api import (
     videos,
     wxconfig,
 )
-from .http import MAX_BODY_SIZE
+from .http import UPLOAD_BODY_LIMIT
 from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
 from .keys import docs_cache_key, settings_key
 from .services import content_cache
@@ -49,14 +49,17 @@ API_ROUTES = (
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_BODY_SIZE,
+        # A backstop only: each route's own limit is applied first (request_limits_middleware).
+        client_max_size=UPLOAD_BODY_LIMIT,
         middlewares=[
             # CORS outermost so error answers carry its headers too and preflights stop early;
-            # then the request id, which the error path logs; then the one error path; auth last,
+            # then the request id, which the error path logs; then the one error path; then the
+            # request limits, so a request no handler can take costs nothing more; auth last,
             # so its 10003 goes through the error path like any other error.
             middlewares.cors_middleware,
             middlewares.request_id_middleware,
             middlewares.error_middleware,
+            middlewares.request_limits_middleware,
             auth.auth_middleware,
         ],
     )

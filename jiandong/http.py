@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import typing
+from urllib.parse import parse_qsl
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientPayloadError, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from multidict import MultiDict
 
 from . import encoding
-from .errors import ParameterError, PayloadTooLarge
-from .keys import params_key
+from .errors import BodyTimeout, ParameterError, PayloadTooLarge, UnsupportedMediaType
+from .keys import body_limit_key, params_key, settings_key
 
-# Big enough for a 2 MiB avatar sent as base64 inside a form body.
-MAX_BODY_SIZE = 4 * 1024 * 1024
+# A request of the API is a few fields: 64 KiB is generous, and what a route takes unless it says otherwise.
+DEFAULT_BODY_LIMIT = 64 * 1024
+# Big enough for a 2 MiB avatar sent as base64 inside a form body (URL-encoding grows it by a third).
+UPLOAD_BODY_LIMIT = 4 * 1024 * 1024
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 30
 
@@ -125,7 +132,11 @@ def _scalar(value: typing.Any) -> str:
 
 
 async def read_params(request: web.Request) -> Params:
-    """Parse the request once: the query string, then a JSON, form or multipart body."""
+    """Parse the request once: the query string, then a JSON, form or multipart body.
+
+    Errors: ParameterError (400) for a malformed body, UnsupportedMediaType (415) for another type,
+    PayloadTooLarge (413) past the route's body limit, BodyTimeout (408) for a body that does not arrive.
+    """
     cached = request.get(params_key)
     if cached is not None:
         return cached
@@ -134,48 +145,108 @@ async def read_params(request: web.Request) -> Params:
     if request.body_exists:
         ctype = request.content_type
         if ctype == "application/json" or ctype.endswith("+json"):
-            try:
-                body = encoding.loads(await request.read())
-            except encoding.JSONDecodeError:
-                raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
-            if not isinstance(body, dict):
-                raise ParameterError("参数错误: 请求体必须是 JSON 对象")
-            for key, value in body.items():
-                if isinstance(value, list):
-                    # Kept as `key[]` like jQuery's arrays, so a one-item list is still an array.
-                    for item in value:
-                        values.add(f"{key}[]", _scalar(item))
-                else:
-                    values.add(key, _scalar(value))
+            _add_json(values, await read_body(request))
         elif ctype == "multipart/form-data":
-            # aiohttp does not apply client_max_size to multipart bodies: count what we read ourselves.
-            budget = MAX_BODY_SIZE
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader) or part.name is None:
-                    continue
-                data = bytearray()
-                while chunk := await part.read_chunk():
-                    data.extend(chunk)
-                    if len(data) > budget:
-                        raise PayloadTooLarge()
-                budget -= len(data)
-                if part.filename:
-                    files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), bytes(data))
-                else:
-                    charset = part.get_charset(default="utf-8")
-                    try:
-                        values.add(part.name, data.decode(charset))
-                    except (UnicodeDecodeError, LookupError):
-                        raise ParameterError(f"参数错误: {part.name} 编码无效") from None
+            async with _receiving(request):
+                await _add_multipart(request, values, files)
+        elif ctype in FORM_TYPES or not request.headers.get(hdrs.CONTENT_TYPE):
+            # jQuery's default; also taken when the type is missing.
+            values.extend(parse_form(await read_body(request), request.charset))
         else:
-            # jQuery's default: application/x-www-form-urlencoded (also taken when the type is missing).
-            for key, value in (await request.post()).items():
-                if isinstance(value, str):
-                    values.add(key, value)
+            raise UnsupportedMediaType()
     params = Params(values, files)
     request[params_key] = params
     return params
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+# Far more fields than any form of the API has; parsing stops there instead of at the body limit.
+MAX_FORM_FIELDS = 1000
+
+
+def parse_form(body: bytes, charset: str | None = None) -> list[tuple[str, str]]:
+    """The fields of an x-www-form-urlencoded body; ParameterError when it does not decode."""
+    try:
+        return parse_qsl(
+            body.decode(charset or "utf-8"), keep_blank_values=True, encoding=charset or "utf-8",
+            errors="strict", max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise ParameterError("参数错误: 表单编码无效") from None
+
+
+def _add_json(values: MultiDict[str], data: bytes) -> None:
+    try:
+        body = encoding.loads(data)
+    except encoding.JSONDecodeError:
+        raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
+    if not isinstance(body, dict):
+        raise ParameterError("参数错误: 请求体必须是 JSON 对象")
+    for key, value in body.items():
+        if isinstance(value, list):
+            # Kept as `key[]` like jQuery's arrays, so a one-item list is still an array.
+            for item in value:
+                values.add(f"{key}[]", _scalar(item))
+        else:
+            values.add(key, _scalar(value))
+
+
+async def _add_multipart(request: web.Request, values: MultiDict[str], files: dict[str, Upload]) -> None:
+    # aiohttp does not apply client_max_size to multipart bodies: count what we read ourselves.
+    budget = body_limit(request)
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data.extend(chunk)
+            if len(data) > budget:
+                raise PayloadTooLarge()
+        budget -= len(data)
+        if part.filename:
+            files[part.name] = Upload(part.filename, part.headers.get(hdrs.CONTENT_TYPE, ""), bytes(data))
+        else:
+            try:
+                values.add(part.name, data.decode(part.get_charset(default="utf-8")))
+            except (UnicodeDecodeError, LookupError):
+                raise ParameterError(f"参数错误: {part.name} 编码无效") from None
+
+
+def body_limit(request: web.Request) -> int:
+    """The most bytes the route takes as a body (set by the request limits middleware)."""
+    return request.get(body_limit_key, DEFAULT_BODY_LIMIT)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body: at most the route's limit (PayloadTooLarge beyond), counted as it arrives, so a body
+    sent without a Content-Length is refused as soon as it passes the limit, not after it was buffered."""
+    limit = body_limit(request)
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge()
+    data = bytearray()
+    async with _receiving(request):
+        while chunk := await request.content.readany():
+            data.extend(chunk)
+            if len(data) > limit:
+                raise PayloadTooLarge()
+    return bytes(data)
+
+
+@contextlib.asynccontextmanager
+async def _receiving(request: web.Request) -> typing.AsyncIterator[None]:
+    """The one place where a body's transport and framing faults become the API's errors."""
+    try:
+        async with asyncio.timeout(request.config_dict[settings_key].body_timeout):
+            yield
+    except TimeoutError:
+        raise BodyTimeout() from None
+    # A body cut off, a broken chunked or compressed encoding, a multipart without a boundary or with
+    # a bad part header: all the client's doing. aiohttp reports them with these types (a bad
+    # Content-Disposition only as a warning, which is an exception where warnings are errors).
+    except (HttpProcessingError, ClientPayloadError, ValueError, ConnectionResetError,
+            BadContentDispositionHeader, BadContentDispositionParam):
+        raise ParameterError("参数错误: 请求体格式错误") from None
 
 
 def json_response(data: typing.Any, status: int = 200) -> web.Response:

@@ -8,9 +8,17 @@ import typing
 
 from aiohttp import web
 
-from .errors import ApiError, InternalError, MethodNotAllowed, PayloadTooLarge, RouteNotFound
-from .http import json_response
-from .keys import request_id_key, settings_key
+from .errors import (
+    ApiError,
+    BodyTimeout,
+    InternalError,
+    MethodNotAllowed,
+    ParameterError,
+    PayloadTooLarge,
+    RouteNotFound,
+)
+from .http import DEFAULT_BODY_LIMIT, json_response
+from .keys import body_limit_key, request_id_key, settings_key
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +37,33 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 def error_body(request: web.Request, error: ApiError) -> web.Response:
-    return json_response(
+    response = json_response(
         {"msg": error.msg, "error_code": error.error_code, "request_url": request.path}, status=error.status
     )
+    if isinstance(error, (PayloadTooLarge, BodyTimeout)):
+        # The rest of an oversized or stalled body is not worth waiting for (aiohttp would drain it for 10 s).
+        response.force_close()
+    return response
 
 
-_HTTP_ERRORS: dict[int, type[ApiError]] = {404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+_HTTP_ERRORS: dict[int, type[ApiError]] = {
+    400: ParameterError, 404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+}
+
+
+@web.middleware
+async def request_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse before any handler what none can take: a NUL in the path or query (it names no file,
+    row or setting, and PostgreSQL and the file system refuse it), or a body over the route's limit
+    by its Content-Length, before a byte of it is read."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise ParameterError("参数错误: 请求地址含有非法字符")
+    doc = getattr(request.match_info.handler, "openapi", None)
+    limit = doc.max_body if doc is not None else DEFAULT_BODY_LIMIT
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge()
+    request[body_limit_key] = limit
+    return await handler(request)
 
 
 @web.middleware

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import __version__
 from .errors import ApiError, TokenInvalid, all_errors
+from .http import DEFAULT_BODY_LIMIT
 
 Schema = dict[str, typing.Any]
 
@@ -88,6 +89,8 @@ class Description:
     errors: tuple[type[ApiError], ...]
     public: bool
     content_type: str
+    # bytes of body the route takes (the request limits middleware refuses more with 413)
+    max_body: int = DEFAULT_BODY_LIMIT
 
 
 def describe(
@@ -100,12 +103,13 @@ def describe(
     description: str = "",
     public: bool = False,
     content_type: str = "application/json",
+    max_body: int = DEFAULT_BODY_LIMIT,
 ) -> typing.Callable[[typing.Any], typing.Any]:
-    """Attach the endpoint's documentation to its handler (read by `build_spec`)."""
+    """Attach the endpoint's documentation to its handler (read by `build_spec` and the body limit)."""
 
     def decorate(handler: typing.Any) -> typing.Any:
         handler.openapi = Description(
-            summary, tag, description, tuple(params), response, tuple(errors), public, content_type
+            summary, tag, description, tuple(params), response, tuple(errors), public, content_type, max_body
         )
         return handler
 

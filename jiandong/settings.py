@@ -40,6 +40,9 @@ class Settings:
     trust_proxy: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
     )
+    body_timeout: float = field(
+        default=30.0, metadata={"help": "seconds a request's body may take to arrive (longer: 408)"}
+    )
     timezone: str = field(default="Asia/Shanghai", metadata={"help": "the club's time zone"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     token_ttl: int = field(default=7200, metadata={"help": "seconds a login token lives"})
@@ -185,6 +188,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if s.http_timeout <= 0:
         raise SettingsError("http_timeout must be positive")
+    if s.body_timeout <= 0:
+        raise SettingsError("body_timeout must be positive")
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")

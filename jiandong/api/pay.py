@@ -19,8 +19,8 @@ from ..errors import (
     UserNotFound,
     WeChatUnavailable,
 )
-from ..http import Params, client_ip, json_response, operation_result, read_params
-from ..integrations.wechatpay import xml_reply
+from ..http import Params, client_ip, json_response, operation_result, read_body, read_params
+from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
 from ..services import orders
@@ -105,6 +105,7 @@ async def pre_order(request: web.Request) -> web.Response:
     tag="支付",
     public=True,
     content_type="text/xml",
+    max_body=MAX_XML_SIZE,
     response=string(
         "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
         examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
@@ -117,7 +118,7 @@ async def pre_order(request: web.Request) -> web.Response:
 )
 @public
 async def pay_notify(request: web.Request) -> web.Response:
-    verdict = await orders.receive_notification(request.app, await request.read(), source="notify")
+    verdict = await orders.receive_notification(request.app, await read_body(request), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 

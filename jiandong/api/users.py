@@ -12,7 +12,7 @@ from aiohttp import web
 from .. import db, encoding, formats, media
 from ..auth import current_user_id
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
-from ..http import operation_result, read_params
+from ..http import UPLOAD_BODY_LIMIT, operation_result, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import describe, integer, obj, param, string
 from ..services.content_cache import user_changed
@@ -130,6 +130,7 @@ def _head_img_url(value: str) -> str:
         ),
     ],
     errors=[ParameterError, SaveImageFailed, UserNotFound],
+    max_body=UPLOAD_BODY_LIMIT,
     description="只修改提交了的字段（空值视为未提交）；任一字段不合法时什么都不保存。修改后登录不再用微信昵称和头像覆盖。",
 )
 async def save_user(request: web.Request) -> web.Response:
