@@ -19,6 +19,7 @@ import datetime as dt
 import hmac
 import logging
 import time
+import typing
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -26,8 +27,9 @@ from multidict import MultiDict
 
 from .. import encoding
 from ..auth import public
+from ..cleaning import clean_text
 from ..errors import Forbidden, LiveNotFound, ParameterError
-from ..http import json_response, operation_result
+from ..http import json_response, operation_result, parse_form, read_body
 from ..integrations.aliyun_live import callback_signature_valid
 from ..keys import settings_key
 from ..openapi import describe, integer, obj, param, string
@@ -60,9 +62,25 @@ def query_tokens(query: str) -> list[str]:
     return parse_qs(query.lstrip("?"), keep_blank_values=True).get("token", [])
 
 
-def stream_name(value: object) -> str:
-    name = str(value or "").strip()
-    if not name or len(name) > STREAM_NAME_MAX or "\x00" in name:
+# The fields the callbacks read; each arrives as text, whatever a caller sends in its place.
+CALLBACK_FIELDS = ("action", "call", "stream", "name", "param", "ip", "addr", "app", "id", "time", "usrargs")
+
+
+def callback_fields(sent: typing.Mapping[str, typing.Any]) -> dict[str, str]:
+    """The one place a stream server's fields are read: each as cleaned text ("" when absent), so control
+    characters never get further; ParameterError (400) for one that is not text (a JSON object, say)."""
+    fields = {}
+    for name in CALLBACK_FIELDS:
+        value = sent.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ParameterError(f"参数错误: {name} 应为字符串")
+        fields[name] = clean_text(value, 1024)
+    return fields
+
+
+def stream_name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > STREAM_NAME_MAX:
         raise ParameterError("参数错误: 流名称无效")
     return name
 
@@ -120,13 +138,14 @@ async def aliyun_callback(request: web.Request) -> web.Response:
     if not aliyun_authenticated(request):
         logger.warning("Aliyun live callback refused: bad signature or token (from %s)", request.remote)
         raise Forbidden("权限不够: 回调鉴权失败")
-    action = request.query.get("action", "")
+    fields = callback_fields(request.query)
+    action = fields["action"]
     if action not in ALIYUN_ACTIONS:
         # Other notifications (e.g. recording) may share the URL: acknowledged, not acted on.
         return operation_result(request)
-    name = stream_name(request.query.get("id"))
+    name = stream_name(fields["id"])
     result = await set_live_status(
-        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(request.query.get("time", "")),
+        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(fields["time"]),
         source=f"aliyun {action}",
     )
     if not result.known:
@@ -156,21 +175,20 @@ async def aliyun_callback(request: web.Request) -> web.Response:
 @public
 async def srs_callback(request: web.Request) -> web.Response:
     try:
-        body = encoding.loads(await request.read())
+        body = encoding.loads(await read_body(request))
     except encoding.JSONDecodeError:
         raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
     if not isinstance(body, dict):
         raise ParameterError("参数错误: 请求体必须是 JSON 对象")
-    action = body.get("action")
+    fields = callback_fields(body)
+    action = fields["action"]
     if action not in SRS_ACTIONS:
         # on_play, on_stop, on_dvr ... pointed here too must not refuse players.
         return json_response(SRS_OK)
-    param_value = body.get("param")
-    tokens = query_tokens(param_value) if isinstance(param_value, str) else []
-    if not token_matches(tokens, request.config_dict[settings_key].live_push_secret):
-        logger.warning("SRS %s of %r refused: bad token (client %s)", action, body.get("stream"), body.get("ip"))
+    if not token_matches(query_tokens(fields["param"]), request.config_dict[settings_key].live_push_secret):
+        logger.warning("SRS %s of %r refused: bad token (client %s)", action, fields["stream"], fields["ip"])
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(body.get("stream")), SRS_ACTIONS[action], f"srs {action}",
+    return await _apply(request, stream_name(fields["stream"]), SRS_ACTIONS[action], f"srs {action}",
                         json_response(SRS_OK))
 
 
@@ -195,18 +213,18 @@ async def srs_callback(request: web.Request) -> web.Response:
 @public
 async def nginx_callback(request: web.Request) -> web.Response:
     # POST: the form body only, so a token written into the notify URL never stands in for the pusher's.
-    fields: MultiDict[str] = MultiDict(request.query)
+    sent: MultiDict[str] = MultiDict(request.query)
     if request.method == "POST":
-        fields = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
-    call = fields.get("call", "")
+        sent = MultiDict(parse_form(await read_body(request)))
+    fields = callback_fields(sent)
+    call = fields["call"]
     if call not in NGINX_CALLS:
         return operation_result(request)
-    if not token_matches(fields.getall("token", []), request.config_dict[settings_key].live_push_secret):
-        logger.warning(
-            "nginx-rtmp %s of %r refused: bad token (client %s)", call, fields.get("name"), fields.get("addr")
-        )
+    # Every `token` given must be the one: a second one must not slip past the check.
+    if not token_matches(sent.getall("token", []), request.config_dict[settings_key].live_push_secret):
+        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, fields["name"], fields["addr"])
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(fields.get("name")), NGINX_CALLS[call], f"nginx {call}",
+    return await _apply(request, stream_name(fields["name"]), NGINX_CALLS[call], f"nginx {call}",
                         operation_result(request))
 
 
