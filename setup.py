@@ -8,6 +8,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "aiohttp>=3.14,<4",
+        "aiohttp-remotes>=1.4",
         "aiopg>=1.4,<2",
         "psycopg2-binary>=2.9",
         "redis>=5",

@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares, pages, realtime
+from . import auth, cache, db, middlewares, pages, proxies, realtime
 from .api import (
     banners,
     business,
@@ -63,6 +63,10 @@ def create_app(settings: Settings) -> web.Application:
             auth.auth_middleware,
         ],
     )
+    if settings.trust_proxy:
+        # Right after the error path (a bad header gets the JSON body), before anything that reads
+        # request.remote: the request limits, auth, the rate limits and WeChat Pay.
+        app.middlewares.insert(3, proxies.TrustedProxies(settings.trusted_proxies).middleware)
     app[settings_key] = settings
     app[docs_cache_key] = {}
     # Resources in dependency order; they close in reverse.

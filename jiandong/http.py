@@ -268,11 +268,6 @@ def page_body(items: list[typing.Any], total: int, page: int, size: int) -> dict
     }
 
 
-def client_ip(request: web.Request, trust_proxy: bool) -> str:
-    """The client's IP; X-Forwarded-For is only believed behind a trusted proxy."""
-    if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
+def client_ip(request: web.Request) -> str:
+    """The client's IP: the peer's, or behind trusted proxies the one they report (proxies.TrustedProxies)."""
     return request.remote or "0.0.0.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import typing
@@ -39,6 +40,13 @@ class Settings:
     )
     trust_proxy: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1/128"),
+        metadata={
+            "help": "comma-separated addresses or CIDRs of the proxies in front (with trust_proxy): the client "
+            "IP is the rightmost X-Forwarded-For address that is not one of them"
+        },
     )
     body_timeout: float = field(
         default=30.0, metadata={"help": "seconds a request's body may take to arrive (longer: 408)"}
@@ -190,6 +198,11 @@ def _validate(s: Settings) -> None:
         raise SettingsError("http_timeout must be positive")
     if s.body_timeout <= 0:
         raise SettingsError("body_timeout must be positive")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy)
+        except ValueError:
+            raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")

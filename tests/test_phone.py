@@ -294,6 +294,18 @@ async def test_daily_cap_per_ip(aliyun_client, fake):
     assert len(fake.sent) == 3
 
 
+async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(aliyun_client, fake):
+    client = await aliyun_client(sms_ip_daily_limit=3, trust_proxy=True)
+    token = await login(client)
+    statuses = []
+    for i in range(1, 7):
+        # The client writes the left part; the proxy (the loopback peer) appends the real address.
+        resp = await ask_code(client, token, f"1380013800{i}", **{"X-Forwarded-For": f"10.0.0.{i}, 198.51.100.7"})
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 200, 429, 429, 429]
+    assert len(fake.sent) == 3
+
+
 async def test_second_user_binding_the_same_phone_gets_10006(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     alice = await login(client, "alice")

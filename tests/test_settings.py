@@ -64,6 +64,9 @@ def test_unknown_setting_is_named():
         ("JIANDONG_SMS_PROVIDER", "pigeon", "sms_provider must be console or aliyun"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "-0.1", "chat_batch_window must be between 0 and 1 second"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "5", "chat_batch_window must be between 0 and 1 second"),
+        ("JIANDONG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local", "trusted_proxies: 'proxy.local' is not an IP"),
+        ("JIANDONG_TRUSTED_PROXIES", "10.0.0.1/8", "trusted_proxies: '10.0.0.1/8' is not an IP"),
+        ("JIANDONG_BODY_TIMEOUT", "0", "body_timeout must be positive"),
     ],
 )
 def test_malformed_values_stop(name, value, message):

@@ -84,12 +84,11 @@ def _order_id(params: Params) -> int:
 )
 async def pre_order(request: web.Request) -> web.Response:
     params = await read_params(request)
-    settings = request.config_dict[settings_key]
     body: dict[str, object] = dict(await orders.pre_order(
         request.app,
         current_user_id(request),
         _order_id(params),
-        client_ip(request, settings.trust_proxy),
+        client_ip(request),
         notify_url(request),
     ))
     body["timestamp"] = body["timeStamp"]

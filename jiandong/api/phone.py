@@ -50,7 +50,7 @@ async def send_code(request: web.Request) -> web.Response:
         request.config_dict[sms_key],
         phone,
         current_user_id(request),
-        client_ip(request, settings.trust_proxy),
+        client_ip(request),
     )
     return operation_result(request)
 
