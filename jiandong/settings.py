@@ -12,6 +12,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import logthrottle
+
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
 
@@ -47,6 +49,17 @@ class Settings:
             "help": "comma-separated addresses or CIDRs of the proxies in front (with trust_proxy): the client "
             "IP is the rightmost X-Forwarded-For address that is not one of them"
         },
+    )
+    max_connections: int = field(
+        default=10000,
+        metadata={
+            "help": "open HTTP and websocket connections per process; past it the longest-idle one is closed, "
+            "or the new one when none is idle"
+        },
+    )
+    idle_timeout: float = field(
+        default=15.0,
+        metadata={"help": "seconds a connection may wait for a request's headers, first or next, before it is closed"},
     )
     body_timeout: float = field(
         default=30.0, metadata={"help": "seconds a request's body may take to arrive (longer: 408)"}
@@ -196,8 +209,11 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if s.http_timeout <= 0:
         raise SettingsError("http_timeout must be positive")
-    if s.body_timeout <= 0:
-        raise SettingsError("body_timeout must be positive")
+    for name in ("idle_timeout", "body_timeout"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+    if s.max_connections < 16:
+        raise SettingsError("max_connections must be at least 16")
     for proxy in s.trusted_proxies:
         try:
             ipaddress.ip_network(proxy)
@@ -310,3 +326,6 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
+    logging.captureWarnings(True)
+    logthrottle.install(logging.getLogger().handlers)
