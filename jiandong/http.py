@@ -22,6 +22,9 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 # Big enough for a 2 MiB avatar sent as base64 inside a form body (URL-encoding grows it by a third).
 UPLOAD_BODY_LIMIT = 4 * 1024 * 1024
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+# Ids are PostgreSQL bigints: a larger number names nothing.
+MAX_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 30
 
 
@@ -44,9 +47,13 @@ class Params:
         return name in self.values or f"{name}[]" in self.values or name in self.files
 
     def raw(self, name: str) -> str | None:
-        """The last value given for `name` (a body value overrides the query)."""
+        """The last value given for `name` (a body value overrides the query); ParameterError for an array."""
         values = self.values.getall(name, None)
-        return values[-1] if values else None
+        if values:
+            return values[-1]
+        if f"{name}[]" in self.values:
+            raise ParameterError(f"参数错误: {name} 不能是数组")
+        return None
 
     def text(self, name: str, *, required: bool = False, max_len: int | None = None, default: str = "") -> str:
         value = self.raw(name)
@@ -108,7 +115,7 @@ class Params:
 
     def page(self) -> tuple[int, int]:
         """`page` >= 1 and 1 <= `size` <= 100 (default 30), from the query or the body."""
-        page = self.integer("page", default=1, min_value=1, max_value=1_000_000)
+        page = self.integer("page", default=1, min_value=1, max_value=MAX_PAGE)
         size = self.integer("size", default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE)
         assert page is not None and size is not None
         return page, size
@@ -126,6 +133,9 @@ def _scalar(value: typing.Any) -> str:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        # 3.0 is the integer 3 in JSON (and JSON Schema): it must read as one.
+        return str(int(value))
     if isinstance(value, (dict, list)):
         return encoding.dumps_str(value)
     return str(value)

@@ -151,3 +151,12 @@ async def test_body_that_does_not_arrive_is_408(make_client, sql):
     assert head.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in head
     assert json.loads(body) == {"msg": "参数错误: 请求体接收超时", "error_code": 99999, "request_url": LOGIN}
     assert sql("SELECT id FROM users") == []
+
+
+async def test_json_numbers_that_are_integers_read_as_integers(client):
+    token = await login(client)
+    # 3.0 is the integer 3 in JSON Schema; an array where one value is expected is refused.
+    resp = await client.post("/api/v1/feeds", json={"content": "x", "type": 3.0}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/feeds", json={"content": ["x", "y"]}, headers={"token": token})
+    assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: content 不能是数组"

@@ -512,7 +512,7 @@ async def test_openapi_documents_the_payment_endpoints(client):
     pre_order = spec["paths"][PRE_ORDER]["post"]
     fields = pre_order["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
     assert {"appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"} <= set(fields)
-    assert set(pre_order["x-error-codes"]) == {10001, 10003, 10004, 10005, 50000, 60000, 60001, 60005, 99999}
+    assert set(pre_order["x-error-codes"]) == {10000, 10001, 10003, 10004, 10005, 50000, 60000, 60001, 60005, 99999}
     for path in ("/api/v1/business/joinus", "/api/v1/order/commit", "/api/v1/order/cancel", "/api/v1/order/{id}",
                  "/api/v1/order/close", "/api/v1/order/by_user", DEV_COMPLETE):
         assert path in spec["paths"], path

@@ -354,8 +354,8 @@ async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql,
 
 async def test_openapi_lists_both_endpoints(client):
     paths = build_spec(client.app)["paths"]
-    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10003, 10006, 10010, 70000, 99999]
-    assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10003, 10004, 10006, 10007, 10009, 99999]
+    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10000, 10003, 10006, 10010, 70000, 99999]
+    assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10000, 10003, 10004, 10006, 10007, 10009, 99999]
 
 
 async def test_disabled_user_cannot_bind(aliyun_client, fake, sql):

@@ -45,7 +45,15 @@ async def test_idle_and_half_sent_requests_are_closed(serve):
 
 
 async def test_a_flood_of_idle_connections_neither_locks_out_clients_nor_floods_the_log(serve, caplog):
-    caplog.handler.addFilter(ThrottleFilter(interval=3600))
+    throttle = ThrottleFilter(interval=3600)
+    caplog.handler.addFilter(throttle)
+    try:
+        await flood_the_server(serve, caplog)
+    finally:
+        caplog.handler.removeFilter(throttle)
+
+
+async def flood_the_server(serve, caplog) -> None:
     host, port = await serve(max_connections=16, idle_timeout=3600)
     flood = [await asyncio.open_connection(host, port) for _ in range(300)]
     async with aiohttp.ClientSession() as session:

@@ -167,6 +167,7 @@ async def aliyun_callback(request: web.Request) -> web.Response:
     response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
+    body_types=["application/json"],
     description=(
         "JSON 请求体，在 SRS 的 http_hooks 中配置。token 不对返回 403、未知流名称的 on_publish 返回 404，"
         "SRS 因而拒绝推流；成功返回 {\"code\": 0}。"
@@ -205,6 +206,7 @@ async def srs_callback(request: web.Request) -> web.Response:
     ],
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
+    body_types=["application/x-www-form-urlencoded"],
     description=(
         "nginx-rtmp 的 on_publish / on_publish_done 指向这里（notify_method post 为表单请求体，get 为查询参数）。"
         "token 不对返回 403、未知流名称的 publish 返回 404，nginx-rtmp 因而拒绝推流；成功返回 2xx。"

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..auth import current_user_id, public
 from ..errors import (
+    BodyTimeout,
     Forbidden,
     InternalError,
     OrderAlreadyPaid,
@@ -19,7 +20,7 @@ from ..errors import (
     UserNotFound,
     WeChatUnavailable,
 )
-from ..http import Params, client_ip, json_response, operation_result, read_body, read_params
+from ..http import MAX_ID, Params, client_ip, json_response, operation_result, read_body, read_params
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
@@ -31,7 +32,7 @@ dev_routes = web.RouteTableDef()
 
 NOTIFY_PATH = "/api/v1/pay/notify"
 DEV_COMPLETE_PATH = "/api/v1/pay/dev/complete"
-ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
+ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 
 JSAPI_PARAMS = {
     "type": "object",
@@ -60,7 +61,7 @@ def notify_url(request: web.Request) -> str:
 
 
 def _order_id(params: Params) -> int:
-    order_id = params.integer("id", required=True, min_value=1, max_value=2**62)
+    order_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
     assert order_id is not None
     return order_id
 
@@ -105,6 +106,7 @@ async def pre_order(request: web.Request) -> web.Response:
     public=True,
     content_type="text/xml",
     max_body=MAX_XML_SIZE,
+    errors=[BodyTimeout],
     response=string(
         "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
         examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
