@@ -159,7 +159,7 @@ def _body_schema(schema: Schema, media_type: str) -> Schema:
     return {**schema, "propertyNames": {"pattern": "^[^\\x00-\\x1f\\x7f]*$"}}
 
 
-def _possible_errors(path: str, doc: Description) -> list[type[ApiError]]:
+def _possible_errors(method: str, path: str, doc: Description) -> list[type[ApiError]]:
     """The errors any operation of this shape can answer, whatever its handler adds."""
     # Another method on the same path is answered 405; a body over the route's limit is refused by its
     # Content-Length on every route.
@@ -167,9 +167,12 @@ def _possible_errors(path: str, doc: Description) -> list[type[ApiError]]:
     if _PATH_PARAM.search(path):
         # A path whose placeholder does not match (an id that is no number) names no route.
         errors.append(RouteNotFound)
-    if doc.params:
+    if any(p.location != "path" for p in doc.params):
         # Parameters are parsed in one place (jiandong.http.read_params), with these failures.
         errors += [ParameterError, UnsupportedMediaType, BodyTimeout]
+    elif method != "get":
+        # A body is read (jiandong.http.read_body), and may not arrive.
+        errors.append(BodyTimeout)
     return errors
 
 
@@ -212,7 +215,8 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
     responses: dict[str, typing.Any] = {
         "200": {"description": "成功", "content": {doc.content_type: {"schema": doc.response}}}
     }
-    errors = [*doc.errors, *_possible_errors(path, doc)]
+    shared = [e for e in _possible_errors(method, path, doc) if e not in doc.errors]
+    errors = [*doc.errors, *shared]
     if not public:
         errors.append(TokenInvalid)
     by_status: dict[int, list[type[ApiError]]] = {}
@@ -227,8 +231,9 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
         }
     op["responses"] = responses
     op["x-error-codes"] = sorted({e.error_code for e in errors})
+    # `shared`: answered by the request handling every operation goes through, not by its handler.
     op["x-errors"] = [
-        {"error_code": e.error_code, "status": e.status, "msg": e.msg}
+        {"error_code": e.error_code, "status": e.status, "msg": e.msg, **({"shared": True} if e in shared else {})}
         for e in sorted({*errors}, key=lambda e: (e.error_code, e.status))
     ]
     if public:

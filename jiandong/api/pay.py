@@ -9,7 +9,6 @@ from aiohttp import web
 
 from ..auth import current_user_id, public
 from ..errors import (
-    BodyTimeout,
     Forbidden,
     InternalError,
     OrderAlreadyPaid,
@@ -106,7 +105,6 @@ async def pre_order(request: web.Request) -> web.Response:
     public=True,
     content_type="text/xml",
     max_body=MAX_XML_SIZE,
-    errors=[BodyTimeout],
     response=string(
         "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
         examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
