@@ -37,8 +37,9 @@ async def push_body(host: str, port: int, size: int, chunked: bool, deadline: fl
     reader, writer = await asyncio.open_connection(host, port)
     framing = b"Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}".encode()
     writer.write(b"POST " + TARGET.encode() + b" HTTP/1.1\r\nHost: bench\r\n"
-                 b"Content-Type: application/x-www-form-urlencoded\r\n" + framing + b"\r\n\r\ncode=")
-    sent, block = 0, b"x" * CHUNK
+                 b"Content-Type: application/x-www-form-urlencoded\r\n" + framing + b"\r\n\r\n")
+    writer.write(b"5\r\ncode=\r\n" if chunked else b"code=")
+    sent, block = 5, b"x" * CHUNK
     try:
         while sent < size and time.monotonic() < deadline:
             data = block[: size - sent]

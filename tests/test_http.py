@@ -158,5 +158,9 @@ async def test_json_numbers_that_are_integers_read_as_integers(client):
     # 3.0 is the integer 3 in JSON Schema; an array where one value is expected is refused.
     resp = await client.post("/api/v1/feeds", json={"content": "x", "type": 3.0}, headers={"token": token})
     assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/feeds", data={"content": "x", "type": "2.00"}, headers={"token": token})
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/feeds", data={"content": "x", "type": "2.5"}, headers={"token": token})
+    assert resp.status == 400
     resp = await client.post("/api/v1/feeds", json={"content": ["x", "y"]}, headers={"token": token})
     assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: content 不能是数组"
