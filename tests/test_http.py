@@ -155,12 +155,12 @@ async def test_body_that_does_not_arrive_is_408(make_client, sql):
 
 async def test_json_numbers_that_are_integers_read_as_integers(client):
     token = await login(client)
-    # 3.0 is the integer 3 in JSON Schema; an array where one value is expected is refused.
+    # The JSON number 3.0 is the integer 3 (as in JSON Schema); an array where one value is expected is refused.
     resp = await client.post("/api/v1/feeds", json={"content": "x", "type": 3.0}, headers={"token": token})
     assert resp.status == 200, await resp.text()
-    resp = await client.post("/api/v1/feeds", data={"content": "x", "type": "2.00"}, headers={"token": token})
-    assert resp.status == 200, await resp.text()
-    resp = await client.post("/api/v1/feeds", data={"content": "x", "type": "2.5"}, headers={"token": token})
-    assert resp.status == 400
+    # Text is another matter: "2.0" in a form is no integer.
+    for text in ("2.0", "2.5"):
+        resp = await client.post("/api/v1/feeds", data={"content": "x", "type": text}, headers={"token": token})
+        assert resp.status == 400
     resp = await client.post("/api/v1/feeds", json={"content": ["x", "y"]}, headers={"token": token})
     assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: content 不能是数组"
