@@ -208,8 +208,9 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
             "required": [p.name for p in body_params if p.required],
         }
         op["requestBody"] = {
-            # Without a body a required parameter is missing: the body is only optional when none is required.
-            "required": bool(schema["required"]),
+            # Without a body a required parameter is missing, and a JSON-only body must be a document: only a
+            # form with nothing required may be left out.
+            "required": bool(schema["required"]) or BODY_TYPES[0] not in doc.body_types,
             "content": {media_type: {"schema": _body_schema(schema, media_type)} for media_type in doc.body_types},
         }
     responses: dict[str, typing.Any] = {

@@ -90,7 +90,8 @@ async def test_openapi_states_what_the_parsing_enforces(client):
     assert limits["page"]["maximum"] == 1_000_000 and limits["size"]["maximum"] == 100
     assert limits["competition_id"]["maximum"] == 2**63 - 1
     # The stream servers' callbacks take only the body type their server sends.
-    assert list(spec["paths"]["/api/v1/live/callback/srs"]["post"]["requestBody"]["content"]) == ["application/json"]
+    srs = spec["paths"]["/api/v1/live/callback/srs"]["post"]["requestBody"]
+    assert list(srs["content"]) == ["application/json"] and srs["required"] is True
 
 
 async def test_openapi_built_once_per_app(client):
