@@ -20,6 +20,7 @@ from jiandong.db import migrate
 from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
 from jiandong.services.content_cache import KINDS, publish_invalidation
+from jiandong.serving import GuardedRunner, fit_open_files
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
 
 logger = logging.getLogger("jiandong")
@@ -103,7 +104,8 @@ def load_demo_data(settings: Settings, size: str) -> None:
 async def serve(settings: Settings, *, reuse_port: bool = False, signals: tuple[int, ...] = (
     signal.SIGTERM, signal.SIGINT)) -> None:
     """One app on the HTTP port and, when set, the chat port too (its websocket at /), until one of `signals`."""
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    settings = settings.replace(max_connections=fit_open_files(settings.max_connections))
+    runner = GuardedRunner(create_app(settings), settings, access_log=None)
     await runner.setup()
     try:
         ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])

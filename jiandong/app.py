@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares, outages, pages, realtime
+from . import auth, cache, db, middlewares, outages, pages, proxies, realtime
 from .api import (
     banners,
     business,
@@ -31,7 +31,7 @@ from .api import (
     videos,
     wxconfig,
 )
-from .http import MAX_BODY_SIZE
+from .http import UPLOAD_BODY_LIMIT
 from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
 from .keys import docs_cache_key, settings_key
 from .services import content_cache
@@ -49,17 +49,24 @@ API_ROUTES = (
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_BODY_SIZE,
+        # A backstop only: each route's own limit is applied first (request_limits_middleware).
+        client_max_size=UPLOAD_BODY_LIMIT,
         middlewares=[
             # CORS outermost so error answers carry its headers too and preflights stop early;
-            # then the request id, which the error path logs; then the one error path; auth last,
+            # then the request id, which the error path logs; then the one error path; then the
+            # request limits, so a request no handler can take costs nothing more; auth last,
             # so its 10003 goes through the error path like any other error.
             middlewares.cors_middleware,
             middlewares.request_id_middleware,
             middlewares.error_middleware,
+            middlewares.request_limits_middleware,
             auth.auth_middleware,
         ],
     )
+    if settings.trust_proxy:
+        # Right after the error path (a bad header gets the JSON body), before anything that reads
+        # request.remote: the request limits, auth, the rate limits and WeChat Pay.
+        app.middlewares.insert(3, proxies.TrustedProxies(settings.trusted_proxies).middleware)
     app[settings_key] = settings
     app[docs_cache_key] = {}
     # Resources in dependency order; they close in reverse.

@@ -25,6 +25,14 @@ class PayloadTooLarge(ApiError):
     status, error_code, msg = 413, 99999, "参数错误: 请求体过大"
 
 
+class UnsupportedMediaType(ApiError):
+    status, error_code, msg = 415, 99999, "参数错误: 请求体类型不支持，请用表单、JSON 或 multipart"
+
+
+class BodyTimeout(ApiError):
+    status, error_code, msg = 408, 99999, "参数错误: 请求体接收超时"
+
+
 class OperationError(ApiError):
     status, error_code, msg = 400, 10000, "操作错误"
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import typing
+from urllib.parse import parse_qsl
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientPayloadError, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from multidict import MultiDict
 
 from . import encoding
-from .errors import ParameterError, PayloadTooLarge
-from .keys import params_key
+from .errors import BodyTimeout, ParameterError, PayloadTooLarge, UnsupportedMediaType
+from .keys import body_limit_key, params_key, settings_key
 
-# Big enough for a 2 MiB avatar sent as base64 inside a form body.
-MAX_BODY_SIZE = 4 * 1024 * 1024
+# A request of the API is a few fields: 64 KiB is generous, and what a route takes unless it says otherwise.
+DEFAULT_BODY_LIMIT = 64 * 1024
+# Big enough for a 2 MiB avatar sent as base64 inside a form body (URL-encoding grows it by a third).
+UPLOAD_BODY_LIMIT = 4 * 1024 * 1024
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+# Ids are PostgreSQL bigints: a larger number names nothing.
+MAX_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 30
 
 
@@ -37,9 +47,13 @@ class Params:
         return name in self.values or f"{name}[]" in self.values or name in self.files
 
     def raw(self, name: str) -> str | None:
-        """The last value given for `name` (a body value overrides the query)."""
+        """The last value given for `name` (a body value overrides the query); ParameterError for an array."""
         values = self.values.getall(name, None)
-        return values[-1] if values else None
+        if values:
+            return values[-1]
+        if f"{name}[]" in self.values:
+            raise ParameterError(f"参数错误: {name} 不能是数组")
+        return None
 
     def text(self, name: str, *, required: bool = False, max_len: int | None = None, default: str = "") -> str:
         value = self.raw(name)
@@ -101,7 +115,7 @@ class Params:
 
     def page(self) -> tuple[int, int]:
         """`page` >= 1 and 1 <= `size` <= 100 (default 30), from the query or the body."""
-        page = self.integer("page", default=1, min_value=1, max_value=1_000_000)
+        page = self.integer("page", default=1, min_value=1, max_value=MAX_PAGE)
         size = self.integer("size", default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE)
         assert page is not None and size is not None
         return page, size
@@ -119,13 +133,20 @@ def _scalar(value: typing.Any) -> str:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        # 3.0 is the integer 3 in JSON (and JSON Schema): it must read as one.
+        return str(int(value))
     if isinstance(value, (dict, list)):
         return encoding.dumps_str(value)
     return str(value)
 
 
 async def read_params(request: web.Request) -> Params:
-    """Parse the request once: the query string, then a JSON, form or multipart body."""
+    """Parse the request once: the query string, then a JSON, form or multipart body.
+
+    Errors: ParameterError (400) for a malformed body, UnsupportedMediaType (415) for another type,
+    PayloadTooLarge (413) past the route's body limit, BodyTimeout (408) for a body that does not arrive.
+    """
     cached = request.get(params_key)
     if cached is not None:
         return cached
@@ -134,48 +155,108 @@ async def read_params(request: web.Request) -> Params:
     if request.body_exists:
         ctype = request.content_type
         if ctype == "application/json" or ctype.endswith("+json"):
-            try:
-                body = encoding.loads(await request.read())
-            except encoding.JSONDecodeError:
-                raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
-            if not isinstance(body, dict):
-                raise ParameterError("参数错误: 请求体必须是 JSON 对象")
-            for key, value in body.items():
-                if isinstance(value, list):
-                    # Kept as `key[]` like jQuery's arrays, so a one-item list is still an array.
-                    for item in value:
-                        values.add(f"{key}[]", _scalar(item))
-                else:
-                    values.add(key, _scalar(value))
+            _add_json(values, await read_body(request))
         elif ctype == "multipart/form-data":
-            # aiohttp does not apply client_max_size to multipart bodies: count what we read ourselves.
-            budget = MAX_BODY_SIZE
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader) or part.name is None:
-                    continue
-                data = bytearray()
-                while chunk := await part.read_chunk():
-                    data.extend(chunk)
-                    if len(data) > budget:
-                        raise PayloadTooLarge()
-                budget -= len(data)
-                if part.filename:
-                    files[part.name] = Upload(part.filename, part.headers.get("Content-Type", ""), bytes(data))
-                else:
-                    charset = part.get_charset(default="utf-8")
-                    try:
-                        values.add(part.name, data.decode(charset))
-                    except (UnicodeDecodeError, LookupError):
-                        raise ParameterError(f"参数错误: {part.name} 编码无效") from None
+            async with _receiving(request):
+                await _add_multipart(request, values, files)
+        elif ctype in FORM_TYPES or not request.headers.get(hdrs.CONTENT_TYPE):
+            # jQuery's default; also taken when the type is missing.
+            values.extend(parse_form(await read_body(request), request.charset))
         else:
-            # jQuery's default: application/x-www-form-urlencoded (also taken when the type is missing).
-            for key, value in (await request.post()).items():
-                if isinstance(value, str):
-                    values.add(key, value)
+            raise UnsupportedMediaType()
     params = Params(values, files)
     request[params_key] = params
     return params
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+# Far more fields than any form of the API has; parsing stops there instead of at the body limit.
+MAX_FORM_FIELDS = 1000
+
+
+def parse_form(body: bytes, charset: str | None = None) -> list[tuple[str, str]]:
+    """The fields of an x-www-form-urlencoded body; ParameterError when it does not decode."""
+    try:
+        return parse_qsl(
+            body.decode(charset or "utf-8"), keep_blank_values=True, encoding=charset or "utf-8",
+            errors="strict", max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise ParameterError("参数错误: 表单编码无效") from None
+
+
+def _add_json(values: MultiDict[str], data: bytes) -> None:
+    try:
+        body = encoding.loads(data)
+    except encoding.JSONDecodeError:
+        raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
+    if not isinstance(body, dict):
+        raise ParameterError("参数错误: 请求体必须是 JSON 对象")
+    for key, value in body.items():
+        if isinstance(value, list):
+            # Kept as `key[]` like jQuery's arrays, so a one-item list is still an array.
+            for item in value:
+                values.add(f"{key}[]", _scalar(item))
+        else:
+            values.add(key, _scalar(value))
+
+
+async def _add_multipart(request: web.Request, values: MultiDict[str], files: dict[str, Upload]) -> None:
+    # aiohttp does not apply client_max_size to multipart bodies: count what we read ourselves.
+    budget = body_limit(request)
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data.extend(chunk)
+            if len(data) > budget:
+                raise PayloadTooLarge()
+        budget -= len(data)
+        if part.filename:
+            files[part.name] = Upload(part.filename, part.headers.get(hdrs.CONTENT_TYPE, ""), bytes(data))
+        else:
+            try:
+                values.add(part.name, data.decode(part.get_charset(default="utf-8")))
+            except (UnicodeDecodeError, LookupError):
+                raise ParameterError(f"参数错误: {part.name} 编码无效") from None
+
+
+def body_limit(request: web.Request) -> int:
+    """The most bytes the route takes as a body (set by the request limits middleware)."""
+    return request.get(body_limit_key, DEFAULT_BODY_LIMIT)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body: at most the route's limit (PayloadTooLarge beyond), counted as it arrives, so a body
+    sent without a Content-Length is refused as soon as it passes the limit, not after it was buffered."""
+    limit = body_limit(request)
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge()
+    data = bytearray()
+    async with _receiving(request):
+        while chunk := await request.content.readany():
+            data.extend(chunk)
+            if len(data) > limit:
+                raise PayloadTooLarge()
+    return bytes(data)
+
+
+@contextlib.asynccontextmanager
+async def _receiving(request: web.Request) -> typing.AsyncIterator[None]:
+    """The one place where a body's transport and framing faults become the API's errors."""
+    try:
+        async with asyncio.timeout(request.config_dict[settings_key].body_timeout):
+            yield
+    except TimeoutError:
+        raise BodyTimeout() from None
+    # A body cut off, a broken chunked or compressed encoding, a multipart without a boundary or with
+    # a bad part header: all the client's doing. aiohttp reports them with these types (a bad
+    # Content-Disposition only as a warning, which is an exception where warnings are errors).
+    except (HttpProcessingError, ClientPayloadError, ValueError, ConnectionResetError,
+            BadContentDispositionHeader, BadContentDispositionParam):
+        raise ParameterError("参数错误: 请求体格式错误") from None
 
 
 def json_response(data: typing.Any, status: int = 200) -> web.Response:
@@ -197,11 +278,6 @@ def page_body(items: list[typing.Any], total: int, page: int, size: int) -> dict
     }
 
 
-def client_ip(request: web.Request, trust_proxy: bool) -> str:
-    """The client's IP; X-Forwarded-For is only believed behind a trusted proxy."""
-    if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
+def client_ip(request: web.Request) -> str:
+    """The client's IP: the peer's, or behind trusted proxies the one they report (proxies.TrustedProxies)."""
     return request.remote or "0.0.0.0"

@@ -8,9 +8,19 @@ import typing
 
 from aiohttp import web
 
-from .errors import ApiError, InternalError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, ServiceUnavailable
-from .http import json_response
-from .keys import outages_key, request_id_key, settings_key
+from .errors import (
+    ApiError,
+    BodyTimeout,
+    InternalError,
+    MethodNotAllowed,
+    ParameterError,
+    PayloadTooLarge,
+    RouteNotFound,
+    ServiceUnavailable,
+)
+from .http import DEFAULT_BODY_LIMIT, json_response
+from .keys import body_limit_key, outages_key, request_id_key, settings_key
+from .logthrottle import JUNK
 from .outages import dependency_of
 
 logger = logging.getLogger(__name__)
@@ -35,10 +45,30 @@ def error_body(request: web.Request, error: ApiError) -> web.Response:
     )
     if isinstance(error, ServiceUnavailable):
         response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, (PayloadTooLarge, BodyTimeout)):
+        # The rest of an oversized or stalled body is not worth waiting for (aiohttp would drain it for 10 s).
+        response.force_close()
     return response
 
 
-_HTTP_ERRORS: dict[int, type[ApiError]] = {404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+_HTTP_ERRORS: dict[int, type[ApiError]] = {
+    400: ParameterError, 404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+}
+
+
+@web.middleware
+async def request_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse before any handler what none can take: a NUL in the path or query (it names no file,
+    row or setting, and PostgreSQL and the file system refuse it), or a body over the route's limit
+    by its Content-Length, before a byte of it is read."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise ParameterError("参数错误: 请求地址含有非法字符")
+    doc = getattr(request.match_info.handler, "openapi", None)
+    limit = doc.max_body if doc is not None else DEFAULT_BODY_LIMIT
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge()
+    request[body_limit_key] = limit
+    return await handler(request)
 
 
 @web.middleware
@@ -66,8 +96,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if dependency is not None:
             # Logged once per outage (outages.py), not once per request.
             return error_body(request, request.config_dict[outages_key].refused(dependency, exc))
+        # Held back when a flood of junk sets off the same bug over and over.
         logger.exception(
-            "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path
+            "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path,
+            extra=JUNK,
         )
         return error_body(request, InternalError())
 

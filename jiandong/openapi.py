@@ -9,7 +9,19 @@ import typing
 from aiohttp import web
 
 from . import __version__
-from .errors import ApiError, TokenInvalid, all_errors
+from .errors import (
+    ApiError,
+    BodyTimeout,
+    MethodNotAllowed,
+    ParameterError,
+    PayloadTooLarge,
+    RouteNotFound,
+    ServiceUnavailable,
+    TokenInvalid,
+    UnsupportedMediaType,
+    all_errors,
+)
+from .http import DEFAULT_BODY_LIMIT, MAX_PAGE, MAX_PAGE_SIZE
 
 Schema = dict[str, typing.Any]
 
@@ -73,9 +85,18 @@ ERROR_BODY = obj(
     request_url=string("接口访问路径"),
 )
 PAGE_PARAMS = (
-    param("page", "integer", "页码，默认 1", location="query", minimum=1),
-    param("size", "integer", "每页条数，默认 30，最大 100", location="query", minimum=1, maximum=100),
+    param("page", "integer", f"页码，默认 1，最大 {MAX_PAGE}", location="query", minimum=1, maximum=MAX_PAGE),
+    param("size", "integer", f"每页条数，默认 30，最大 {MAX_PAGE_SIZE}", location="query", minimum=1,
+          maximum=MAX_PAGE_SIZE),
 )
+# What every text parameter is held to (jiandong.http.Params.text): no NUL, and, when required, a
+# character that is not white space (values are trimmed, and an empty one counts as missing).
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
+# What read_params takes (the pages post forms, jQuery's default).
+BODY_TYPES = ("application/x-www-form-urlencoded", "application/json", "multipart/form-data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +109,10 @@ class Description:
     errors: tuple[type[ApiError], ...]
     public: bool
     content_type: str
+    # bytes of body the route takes (the request limits middleware refuses more with 413)
+    max_body: int = DEFAULT_BODY_LIMIT
+    # the media types of the body it reads its parameters from
+    body_types: tuple[str, ...] = BODY_TYPES
 
 
 def describe(
@@ -100,12 +125,15 @@ def describe(
     description: str = "",
     public: bool = False,
     content_type: str = "application/json",
+    max_body: int = DEFAULT_BODY_LIMIT,
+    body_types: typing.Sequence[str] = BODY_TYPES,
 ) -> typing.Callable[[typing.Any], typing.Any]:
-    """Attach the endpoint's documentation to its handler (read by `build_spec`)."""
+    """Attach the endpoint's documentation to its handler (read by `build_spec` and the body limit)."""
 
     def decorate(handler: typing.Any) -> typing.Any:
         handler.openapi = Description(
-            summary, tag, description, tuple(params), response, tuple(errors), public, content_type
+            summary, tag, description, tuple(params), response, tuple(errors), public, content_type, max_body,
+            tuple(body_types),
         )
         return handler
 
@@ -116,6 +144,38 @@ _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _schema(p: Param) -> Schema:
+    """The parameter's schema with what the parsing of text holds every value to."""
+    if p.schema.get("type") != "string" or "pattern" in p.schema or "enum" in p.schema:
+        return p.schema
+    return {**p.schema, "pattern": NOT_BLANK if p.required else NO_NUL}
+
+
+def _body_schema(schema: Schema, media_type: str) -> Schema:
+    if media_type != "multipart/form-data":
+        return schema
+    # A part's name is in a header, where a control character makes the whole body malformed (400).
+    return {**schema, "propertyNames": {"pattern": "^[^\\x00-\\x1f\\x7f]*$"}}
+
+
+def _possible_errors(method: str, path: str, doc: Description) -> list[type[ApiError]]:
+    """The errors any operation of this shape can answer, whatever its handler adds."""
+    # Another method on the same path is answered 405; a body over the route's limit is refused by its
+    # Content-Length on every route. Every documented operation needs PostgreSQL or Redis (the token
+    # check alone needs Redis): 503 while one of them is away (jiandong.outages).
+    errors: list[type[ApiError]] = [MethodNotAllowed, PayloadTooLarge, ServiceUnavailable]
+    if _PATH_PARAM.search(path):
+        # A path whose placeholder does not match (an id that is no number) names no route.
+        errors.append(RouteNotFound)
+    if any(p.location != "path" for p in doc.params):
+        # Parameters are parsed in one place (jiandong.http.read_params), with these failures.
+        errors += [ParameterError, UnsupportedMediaType, BodyTimeout]
+    elif method != "get":
+        # A body is read (jiandong.http.read_body), and may not arrive.
+        errors.append(BodyTimeout)
+    return errors
 
 
 def _operation(method: str, path: str, doc: Description, public: bool) -> dict[str, typing.Any]:
@@ -132,7 +192,7 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
             continue
         if p.location == "query" or method == "get":
             parameters.append({"name": p.name, "in": "query", "required": p.required,
-                               "description": p.description, "schema": p.schema})
+                               "description": p.description, "schema": _schema(p)})
         else:
             body_params.append(p)
     op: dict[str, typing.Any] = {
@@ -146,20 +206,20 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
     if body_params:
         schema = {
             "type": "object",
-            "properties": {p.name: {**p.schema, "description": p.description} for p in body_params},
+            "properties": {p.name: {**_schema(p), "description": p.description} for p in body_params},
             "required": [p.name for p in body_params if p.required],
         }
         op["requestBody"] = {
-            "content": {
-                "application/x-www-form-urlencoded": {"schema": schema},
-                "application/json": {"schema": schema},
-                "multipart/form-data": {"schema": schema},
-            }
+            # Without a body a required parameter is missing, and a JSON-only body must be a document: only a
+            # form with nothing required may be left out.
+            "required": bool(schema["required"]) or BODY_TYPES[0] not in doc.body_types,
+            "content": {media_type: {"schema": _body_schema(schema, media_type)} for media_type in doc.body_types},
         }
     responses: dict[str, typing.Any] = {
         "200": {"description": "成功", "content": {doc.content_type: {"schema": doc.response}}}
     }
-    errors = list(doc.errors)
+    shared = [e for e in _possible_errors(method, path, doc) if e not in doc.errors]
+    errors = [*doc.errors, *shared]
     if not public:
         errors.append(TokenInvalid)
     by_status: dict[int, list[type[ApiError]]] = {}
@@ -174,8 +234,9 @@ def _operation(method: str, path: str, doc: Description, public: bool) -> dict[s
         }
     op["responses"] = responses
     op["x-error-codes"] = sorted({e.error_code for e in errors})
+    # `shared`: answered by the request handling every operation goes through, not by its handler.
     op["x-errors"] = [
-        {"error_code": e.error_code, "status": e.status, "msg": e.msg}
+        {"error_code": e.error_code, "status": e.status, "msg": e.msg, **({"shared": True} if e in shared else {})}
         for e in sorted({*errors}, key=lambda e: (e.error_code, e.status))
     ]
     if public:

@@ -18,16 +18,22 @@ def add_h5_routes(app: web.Application, h5_dir: str) -> None:
         # Dot files (.git, .env) are never part of a built front end.
         if any(part.startswith(".") for part in relative.split("/")):
             raise web.HTTPNotFound()
-        # resolve() also follows symlinks, so neither "../" nor a link may lead outside the root.
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root):
-            raise web.HTTPNotFound()
-        if target.is_dir():
-            if relative and not relative.endswith("/"):
-                # The page's relative asset URLs need the trailing slash.
-                raise web.HTTPMovedPermanently(f"{H5_PREFIX}{relative}/")
-            target = target / "index.html"
-        if not target.is_file():
+        try:
+            # resolve() also follows symlinks, so neither "../" nor a link may lead outside the root.
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root):
+                raise web.HTTPNotFound()
+            is_dir = target.is_dir()
+            if is_dir:
+                target = target / "index.html"
+            found = target.is_file()
+        except (OSError, ValueError):
+            # A name no file can have (too long, say): nothing is there.
+            raise web.HTTPNotFound() from None
+        if is_dir and relative and not relative.endswith("/"):
+            # The page's relative asset URLs need the trailing slash.
+            raise web.HTTPMovedPermanently(f"{H5_PREFIX}{relative}/")
+        if not found:
             raise web.HTTPNotFound()
         response = web.FileResponse(target)
         if target.name == "index.html":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import logthrottle
 
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
@@ -48,6 +51,27 @@ class Settings:
     )
     trust_proxy: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1/128"),
+        metadata={
+            "help": "comma-separated addresses or CIDRs of the proxies in front (with trust_proxy): the client "
+            "IP is the rightmost X-Forwarded-For address that is not one of them"
+        },
+    )
+    max_connections: int = field(
+        default=10000,
+        metadata={
+            "help": "open HTTP and websocket connections per process; past it the longest-idle one is closed, "
+            "or the new one when none is idle"
+        },
+    )
+    idle_timeout: float = field(
+        default=15.0,
+        metadata={"help": "seconds a connection may wait for a request's headers, first or next, before it is closed"},
+    )
+    body_timeout: float = field(
+        default=30.0, metadata={"help": "seconds a request's body may take to arrive (longer: 408)"}
     )
     timezone: str = field(default="Asia/Shanghai", metadata={"help": "the club's time zone"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
@@ -201,9 +225,16 @@ def _validate(s: Settings) -> None:
     for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
-    for name in ("http_timeout", "db_timeout", "redis_timeout"):
+    for name in ("http_timeout", "db_timeout", "redis_timeout", "idle_timeout", "body_timeout"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name} must be positive")
+    if s.max_connections < 16:
+        raise SettingsError("max_connections must be at least 16")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy)
+        except ValueError:
+            raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -318,3 +349,6 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
+    logging.captureWarnings(True)
+    logthrottle.install(logging.getLogger().handlers)

@@ -156,8 +156,10 @@ class OwnPostgres(OwnServer):
             # As pgserver does: that user must be able to reach the directory through its parents.
             ensure_prefix_permissions(directory)
             shutil.chown(directory, self.user, self.user)
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                        "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, **self.popen_options())
+        result = subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                                 "--encoding=UTF8", "--no-sync"], capture_output=True, **self.popen_options())
+        if result.returncode:
+            raise AssertionError(f"initdb failed: {result.stderr.decode(errors='replace')[-500:]}")
 
     def popen_options(self) -> dict[str, typing.Any]:
         return {"user": self.user} if self.user else {}

@@ -66,6 +66,34 @@ async def test_openapi_declares_login_and_user_info(client):
     assert info["responses"]["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
+async def test_openapi_states_what_the_parsing_enforces(client):
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    login = spec["paths"]["/api/v1/token/user"]["post"]
+    # Without a body the required code is missing: the body is required, and the code not blank.
+    assert login["requestBody"]["required"] is True
+    code = login["requestBody"]["content"]["application/json"]["schema"]["properties"]["code"]
+    assert not re.search(code["pattern"], "  ") and not re.search(code["pattern"], "a\x00") and re.search(
+        code["pattern"], " a ")
+    # A part name with a control character makes a multipart body malformed.
+    multipart = login["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert not re.search(multipart["propertyNames"]["pattern"], "a\x06")
+    # Every status the shared request handling can answer, on every operation.
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert {"405", "413"} <= set(op["responses"]), (path, method)
+            if any(p["in"] != "path" for p in op["parameters"]) or "requestBody" in op:
+                assert {"400", "408", "415"} <= set(op["responses"]), (path, method)
+            if "{" in path:
+                assert 10000 in {e["error_code"] for e in op["x-errors"] if e["status"] == 404}, (path, method)
+    videos = spec["paths"]["/api/v1/competition/video"]["get"]
+    limits = {p["name"]: p["schema"] for p in videos["parameters"]}
+    assert limits["page"]["maximum"] == 1_000_000 and limits["size"]["maximum"] == 100
+    assert limits["competition_id"]["maximum"] == 2**63 - 1
+    # The stream servers' callbacks take only the body type their server sends.
+    srs = spec["paths"]["/api/v1/live/callback/srs"]["post"]["requestBody"]
+    assert list(srs["content"]) == ["application/json"] and srs["required"] is True
+
+
 async def test_openapi_built_once_per_app(client):
     first = await (await client.get("/api/v1/openapi.json")).read()
     cached = client.app[docs_cache_key]["spec"]

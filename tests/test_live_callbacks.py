@@ -408,3 +408,42 @@ async def test_a_stop_that_names_no_session_ends_the_live(client, sql):
     resp = await client.post(NGINX, data={"call": "publish_done", "name": "s1", "token": SECRET})
     assert resp.status == 200
     assert live_publisher(sql, live_id) == (2, None)
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": {}},
+        {"action": ["on_publish"], "stream": "s1", "param": f"?token={SECRET}"},
+        {"action": "on_publish", "stream": {"name": "s1"}, "param": f"?token={SECRET}"},
+        {"action": "on_publish", "stream": "s1", "param": 12345},
+        {"action": "on_unpublish", "stream": 7, "param": f"?token={SECRET}"},
+    ],
+)
+async def test_srs_wrong_json_shapes_are_400(client, sql, body):
+    live_id = add_live(sql, "决赛")
+    resp = await client.post(SRS, json=body)
+    assert resp.status == 400
+    assert (await resp.json())["error_code"] == 99999
+    assert live_row(sql, live_id) == {"live_status": 0, "live_changed_at": None}
+
+
+async def test_callback_fields_lose_their_control_characters(client, sql, room, caplog):
+    live_id = add_live(sql, "决赛")
+    r = room(live_id)
+    # A stream name with a NUL or a line break is the stream's name once they are gone.
+    resp = await client.post(SRS, json=srs_body("on_publish", "s\x001\n"))
+    assert resp.status == 200, await resp.text()
+    assert live_row(sql, live_id)["live_status"] == 1
+    assert_frame(r.frames(), live_id, 1)
+    resp = await client.post(SRS, json=srs_body("on_unpublish", "s1\r\x00"))
+    assert resp.status == 200
+    assert live_row(sql, live_id)["live_status"] == 2
+    # The same through nginx-rtmp's form fields.
+    resp = await client.post(NGINX, data=nginx_form("publish", "s\x001", token=SECRET))
+    assert resp.status == 200 and live_row(sql, live_id)["live_status"] == 1
+    resp = await client.post(NGINX, data=nginx_form("publish_done", "s1\r\x00", token=SECRET))
+    assert resp.status == 200
+    assert live_row(sql, live_id)["live_status"] == 2
+    # A refusal is logged on one line, whatever the fields held.
+    resp = await client.post(SRS, json={**srs_body("on_publish", "s1", "?token=x"), "ip": "1.2.3.4\nFORGED LINE"})
+    assert resp.status == 403
+    assert not [rec for rec in caplog.records if "\n" in rec.getMessage()]

@@ -88,3 +88,10 @@ async def test_h5_no_listing_no_dotfiles_no_escape(make_client, h5_dir):
 async def test_h5_not_served_without_h5_dir(client):
     resp = await client.get("/h5/", allow_redirects=False)
     assert resp.status == 404
+
+
+async def test_h5_name_no_file_can_have_is_404(make_client, h5_dir):
+    client = await make_client(h5_dir=str(h5_dir))
+    for name in ("a" * 300, "x/" + "b" * 5000):
+        resp = await client.get(f"/h5/{name}")
+        assert resp.status == 404, name

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import psycopg2
 import pytest
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
+from jiandong.cleaning import clean_text
 from jiandong.integrations.wechat import dev_openid
 from jiandong.integrations.wechatpay import PayError
 from jiandong.keys import wechatpay_key
@@ -212,9 +214,11 @@ async def test_notifications_failing_verification_are_refused(pay_client, wechat
     status, answer = await wxpay.notify(pay_client, order["order_no"], body)
     assert status == 200 and answer["return_code"] == "FAIL" and answer["return_msg"] == reason.split(": ", 1)[1]
     _assert_nothing_changed(sql, order, product)
-    [recorded] = sql("SELECT outcome, raw, source FROM payment_notifications")
+    [recorded] = sql("SELECT outcome, raw, raw_sha256, raw_size, source FROM payment_notifications")
     assert recorded["outcome"] == reason and recorded["source"] == "notify"
-    assert recorded["raw"] == body.decode()
+    # Kept: a prefix, the digest and the size, never the whole body (anyone may post there).
+    assert recorded["raw"] == clean_text(body.decode()[:512])
+    assert (recorded["raw_sha256"], recorded["raw_size"]) == (hashlib.sha256(body).hexdigest(), len(body))
 
 
 async def test_an_unsigned_or_altered_notification_is_refused(pay_client, wechat, wxpay, sql):
@@ -237,7 +241,12 @@ async def test_an_unsigned_or_altered_notification_is_refused(pay_client, wechat
         b"<xml><return_code>SUCCESS</return_code><return_code>FAIL</return_code></xml>",
         (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
          b"<xml><return_code>&e;</return_code></xml>"),
-        b"<xml>" + b"<a>x</a>" * 20000 + b"</xml>",
+        b"<xml>" + b"<a>x</a>" * 7000 + b"</xml>",
+        # Control bytes (PostgreSQL refuses a NUL in text): the FAIL reply all the same, and recorded.
+        b"<xml><return_code>SUCCESS</return_code>\x00</xml>",
+        b"<xml><return_code>SUCCESS\x00</return_code></xml>",
+        b"\x00\x01\x02\xff\xfe",
+        b"<xml><return_code><![CDATA[SUCCESS\x00]]></return_code></xml>",
     ],
 )
 async def test_malformed_notifications_are_refused(pay_client, wechat, wxpay, sql, body):
@@ -247,8 +256,21 @@ async def test_malformed_notifications_are_refused(pay_client, wechat, wxpay, sq
     answer = fake_pay.parse((await resp.text()).encode())
     assert answer["return_code"] == "FAIL" and answer["return_msg"].startswith("malformed XML")
     _assert_nothing_changed(sql, order, product)
-    [recorded] = sql("SELECT outcome, length(raw) AS size FROM payment_notifications")
-    assert recorded["outcome"].startswith("rejected: malformed XML") and recorded["size"] <= 8192
+    [recorded] = sql("SELECT outcome, raw, raw_sha256, raw_size FROM payment_notifications")
+    assert recorded["outcome"].startswith("rejected: malformed XML")
+    # Kept: a prefix without control characters, the digest and the size of the body as text.
+    assert len(recorded["raw"]) <= 512 and "\x00" not in recorded["raw"]
+    text = body.decode("utf-8", "replace").encode()
+    assert (recorded["raw_sha256"], recorded["raw_size"]) == (hashlib.sha256(text).hexdigest(), len(text))
+
+
+async def test_a_notification_over_the_limit_is_refused_before_it_is_read(pay_client, wechat, wxpay, sql):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    resp = await pay_client.post(NOTIFY, data=b"<xml>" + b" " * (64 * 1024) + b"</xml>",
+                                 headers={"Content-Type": "text/xml"})
+    assert resp.status == 413
+    _assert_nothing_changed(sql, order, product)
+    assert notifications(sql) == []
 
 
 async def test_a_payment_for_an_order_ended_meanwhile_is_not_lost(pay_client, wechat, wxpay, sql, caplog):
@@ -510,7 +532,7 @@ async def test_openapi_documents_the_payment_endpoints(client):
     pre_order = spec["paths"][PRE_ORDER]["post"]
     fields = pre_order["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
     assert {"appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"} <= set(fields)
-    assert set(pre_order["x-error-codes"]) == {10001, 10003, 10004, 10005, 50000, 60000, 60001, 60005, 99999}
+    assert set(pre_order["x-error-codes"]) == {10000, 10001, 10003, 10004, 10005, 50000, 60000, 60001, 60005, 99999}
     for path in ("/api/v1/business/joinus", "/api/v1/order/commit", "/api/v1/order/cancel", "/api/v1/order/{id}",
                  "/api/v1/order/close", "/api/v1/order/by_user", DEV_COMPLETE):
         assert path in spec["paths"], path

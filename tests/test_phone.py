@@ -294,6 +294,18 @@ async def test_daily_cap_per_ip(aliyun_client, fake):
     assert len(fake.sent) == 3
 
 
+async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(aliyun_client, fake):
+    client = await aliyun_client(sms_ip_daily_limit=3, trust_proxy=True)
+    token = await login(client)
+    statuses = []
+    for i in range(1, 7):
+        # The client writes the left part; the proxy (the loopback peer) appends the real address.
+        resp = await ask_code(client, token, f"1380013800{i}", **{"X-Forwarded-For": f"10.0.0.{i}, 198.51.100.7"})
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 200, 429, 429, 429]
+    assert len(fake.sent) == 3
+
+
 async def test_second_user_binding_the_same_phone_gets_10006(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     alice = await login(client, "alice")
@@ -342,8 +354,8 @@ async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql,
 
 async def test_openapi_lists_both_endpoints(client):
     paths = build_spec(client.app)["paths"]
-    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10003, 10006, 10010, 70000, 99999]
-    assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10003, 10004, 10006, 10007, 10009, 99999]
+    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10000, 10003, 10006, 10010, 70000, 99999]
+    assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10000, 10003, 10004, 10006, 10007, 10009, 99999]
 
 
 async def test_disabled_user_cannot_bind(aliyun_client, fake, sql):

@@ -224,3 +224,19 @@ async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
             break
         await asyncio.sleep(0.05)
     assert [(i["id"], i["online_num"]) for i in items] == [(live_id, 2)]
+
+
+async def test_presence_texts_are_html_escaped(make_client, sql):
+    client = await make_client(**FAST)
+    token = await login(client, "mallory")
+    # A WeChat nickname may hold markup: it is data in `user`, text in `content` (rendered as HTML).
+    name = '<svg onload=alert(1)> & "x"'
+    sql("UPDATE users SET username = %s", name)
+    watcher, _ = await join(client, 4, by_query=True)
+    ws, _ = await join(client, 4, token)
+    event = await frame_of(watcher, "LOGIN")
+    assert event["content"] == "&lt;svg onload=alert(1)&gt; &amp; &quot;x&quot; 进入直播间"
+    assert event["user"]["username"] == name
+    await send(ws, type="LOGOUT", room_id=4)
+    event = await frame_of(watcher, "LOGOUT")
+    assert event["content"] == "&lt;svg onload=alert(1)&gt; &amp; &quot;x&quot; 离开直播间"

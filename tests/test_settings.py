@@ -71,6 +71,9 @@ def test_unknown_setting_is_named():
         ("JIANDONG_CHAT_EMOJI_PATH", "/h5/images/emoji", "chat_emoji_path must be a URL path"),
         ("JIANDONG_CHAT_EMOJI_PATH", '/e"onerror="x/', "chat_emoji_path must be a URL path"),
         ("JIANDONG_CHAT_EMOJI_PATH", "/h5/../api/", "chat_emoji_path must be a URL path"),
+        ("JIANDONG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local", "trusted_proxies: 'proxy.local' is not an IP"),
+        ("JIANDONG_TRUSTED_PROXIES", "10.0.0.1/8", "trusted_proxies: '10.0.0.1/8' is not an IP"),
+        ("JIANDONG_BODY_TIMEOUT", "0", "body_timeout must be positive"),
     ],
 )
 def test_malformed_values_stop(name, value, message):

@@ -206,3 +206,23 @@ async def test_dev_logins(client, sql):
     for token, user in ((first, users[0]), (again, users[0]), (other, users[1])):
         resp = await client.get("/api/v1/user/info", headers={"token": token})
         assert (await resp.json())["username"] == user["username"]
+
+
+async def test_control_characters_from_wechat_are_cleaned_before_storing(wx_client, wechat, sql):
+    # A nickname with U+0000 used to fail every login of its user (PostgreSQL refuses NUL).
+    wechat.add_code("c1", "o-alice", nickname="张\x00三\n\x7f\u2028", headimgurl=HEAD + "\x00", sex=1,
+                    country="C\x00N", province="广\x1b东", city="深\x00圳")
+    wechat.add_code("c2", "o-alice", nickname="张\x00三")
+    for code in ("c1", "c2"):
+        resp = await wx_client.post(URL, data={"code": code})
+        assert resp.status == 200, await resp.text()
+    [user] = sql("SELECT username, head_img, country, province, city FROM users")
+    assert user == {"username": "张三", "head_img": HEAD, "country": "CN", "province": "广东", "city": "深圳"}
+
+
+@pytest.mark.parametrize("avatar", ["javascript:alert(1)", "data:image/png;base64,AAAA",
+                                    'https://x.example/a.png" onerror="alert(1)', "//x.example/a.png"])
+async def test_an_avatar_that_is_not_an_http_url_is_not_taken(wx_client, wechat, sql, avatar):
+    wechat.add_code("c1", "o-alice", nickname="张三", headimgurl=avatar)
+    assert (await wx_client.post(URL, data={"code": "c1"})).status == 200
+    assert sql("SELECT username, head_img FROM users") == [{"username": "张三", "head_img": ""}]

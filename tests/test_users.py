@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import pytest
 from PIL import Image
 
 from jiandong.keys import content_cache_key
@@ -381,3 +382,29 @@ async def test_disabled_user_is_10004(client, token, sql):
     resp = await client.get("/api/v1/user/info", headers={"token": token})
     assert resp.status == 404
     assert (await resp.json())["error_code"] == 10004
+
+
+@pytest.mark.parametrize("name", ["<svg onload=alert(1)>", "Zhang<b>San", 'say "hi" now', "tab\there", "a\u2028bcd"])
+async def test_save_refuses_markup_and_control_characters_in_names(client, token, sql, name):
+    before = user_row(sql)
+    await assert_param_error(await client.post(SAVE, data={"username": name, "sex": "1"}, headers={"token": token}))
+    assert user_row(sql) == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(document.cookie)//.png",
+        "data:text/html,<script>alert(1)</script>",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "vbscript:msgbox(1)",
+        'https://cdn.example.com/a.png" onerror="alert(1)',
+        "https://cdn.example.com/a.png'><script>alert(1)</script>",
+        "http:///no-host.png",
+    ],
+)
+async def test_save_head_img_takes_only_http_urls_or_images(client, token, sql, value):
+    before = user_row(sql)
+    await assert_param_error(await client.post(SAVE, data={"head_img": value, "sex": "1"}, headers={"token": token}))
+    assert user_row(sql) == before

@@ -88,6 +88,8 @@ async def test_encoded_url_decoded(wx_client, wechat, wx_token):
         ({"cur_url": "  "}, "参数错误: cur_url 不能为空"),
         ({"cur_url": "javascript:alert(1)"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
         ({"cur_url": "/h5/index.html"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
+        # urlsplit refuses an unbalanced IPv6 bracket outright.
+        ({"cur_url": "http://[club.example.com/h5/"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
         ({"cur_url": PAGE + "&x=" + "a" * 2048}, "参数错误: cur_url 不能超过 2048 个字符"),
     ],
 )

@@ -21,7 +21,7 @@ from ..errors import (
     OperationError,
     ParameterError,
 )
-from ..http import json_response, operation_result, page_body, read_params
+from ..http import MAX_ID, json_response, operation_result, page_body, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
@@ -29,7 +29,6 @@ from ..services.players import player_teams
 
 routes = web.RouteTableDef()
 
-MAX_ID = 2**63 - 1
 
 COMPETITION = obj(
     "赛事详情",
@@ -66,7 +65,7 @@ TEAM_MATCHES = obj(
     logo=string("球队 LOGO"),
     competitions=array(MATCH_ITEM, "该球队已发布的赛事，比赛时间由近及远"),
 )
-ID_PARAM = param("id", "integer", "赛事 ID", required=True, minimum=1)
+ID_PARAM = param("id", "integer", "赛事 ID", required=True, minimum=1, maximum=MAX_ID)
 
 DETAIL_SQL = """
     SELECT id, title, summary, description, score, main_img_url, play_time, notes, is_hot

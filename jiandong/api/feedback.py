@@ -34,7 +34,8 @@ def _no_nul(name: str, value: str) -> str:
     tag="反馈",
     params=[
         param("type", "integer", "类型：1 建议（默认），2 投诉，3 其它", enum=[1, 2, 3]),
-        param("phone", description="手机号码（非必要，数字、+、-，不超过 20 个字符）", maxLength=PHONE_MAX),
+        param("phone", description="手机号码（非必要，数字、+、-，不超过 20 个字符）", maxLength=PHONE_MAX,
+              pattern="^[0-9+-]*$"),
         param("title", description="标题（非必要）", maxLength=TITLE_MAX),
         param("content", description="内容", required=True, maxLength=CONTENT_MAX),
     ],

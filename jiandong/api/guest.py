@@ -6,14 +6,13 @@ from aiohttp import web
 
 from .. import encoding
 from ..auth import current_user_id
-from ..http import json_response
+from ..http import MAX_ID, json_response
 from ..keys import realtime_key, settings_key
 from ..openapi import array, boolean, describe, integer, obj, param, string
 
 routes = web.RouteTableDef()
 
 # Beyond bigint: no room has such an id, and the query must not fail on it.
-MAX_ID = 2**63 - 1
 
 CHAT_MESSAGE = obj(
     "聊天消息",

@@ -23,6 +23,7 @@ import datetime as dt
 import hmac
 import logging
 import time
+import typing
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -30,10 +31,12 @@ from multidict import MultiDict
 
 from .. import encoding
 from ..auth import public
+from ..cleaning import clean_text
 from ..errors import Forbidden, LiveNotFound, ParameterError
-from ..http import json_response, operation_result
+from ..http import json_response, operation_result, parse_form, read_body
 from ..integrations.aliyun_live import callback_signature_valid
 from ..keys import settings_key
+from ..logthrottle import JUNK
 from ..openapi import describe, integer, obj, param, string
 from ..services.live_status import ENDED, LIVE, set_live_status
 
@@ -65,16 +68,35 @@ def query_tokens(query: str) -> list[str]:
     return parse_qs(query.lstrip("?"), keep_blank_values=True).get("token", [])
 
 
-def publisher(kind: str, *parts: object) -> str | None:
-    """The publishing session as `<kind>:<id>` from the callback's own fields; None when it names none."""
-    ident = "@".join(str(part).strip() for part in parts if part is not None and str(part).strip())
-    ident = "".join(ch for ch in ident if ch.isprintable())[:PUBLISHER_MAX]
+# The fields the callbacks read; each arrives as text, whatever a caller sends in its place.
+CALLBACK_FIELDS = ("action", "call", "stream", "name", "param", "ip", "addr", "app", "id", "time", "usrargs",
+                   "client_id", "clientid", "node")
+
+
+def callback_fields(sent: typing.Mapping[str, typing.Any]) -> dict[str, str]:
+    """The one place a stream server's fields are read: each as cleaned text ("" when absent), so control
+    characters never get further; ParameterError (400) for one that is not text (a JSON object, say).
+    A client_id may be a number: SRS 3 and older send it as one (reference §6.1)."""
+    fields = {}
+    for name in CALLBACK_FIELDS:
+        value = sent.get(name)
+        if name == "client_id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if value is not None and not isinstance(value, str):
+            raise ParameterError(f"参数错误: {name} 应为字符串")
+        fields[name] = clean_text(value, 1024)
+    return fields
+
+
+def publisher(kind: str, *parts: str) -> str | None:
+    """The publishing session as `<kind>:<id>` from the callback's own (cleaned) fields; None when it names none."""
+    ident = "@".join(part.strip() for part in parts if part.strip())[:PUBLISHER_MAX]
     return f"{kind}:{ident}" if ident else None
 
 
-def stream_name(value: object) -> str:
-    name = str(value or "").strip()
-    if not name or len(name) > STREAM_NAME_MAX or "\x00" in name:
+def stream_name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > STREAM_NAME_MAX:
         raise ParameterError("参数错误: 流名称无效")
     return name
 
@@ -111,9 +133,9 @@ def event_time(raw: str) -> dt.datetime | None:
     "阿里云直播推流回调（publish / publish_done）",
     tag=TAG,
     params=[
-        param("action", description="publish 推流开始，publish_done 推流结束", required=True, location="query",
-              enum=list(ALIYUN_ACTIONS)),
-        param("id", description="流名称（StreamName）", required=True, location="query"),
+        # Not required and no enum: any other action (or none) is acknowledged, as the docs below say.
+        param("action", description="publish 推流开始，publish_done 推流结束（其他只应答）", location="query"),
+        param("id", description="流名称（StreamName），publish / publish_done 必填", location="query"),
         param("app", description="推流域名", location="query"),
         param("appname", description="AppName", location="query"),
         param("time", "integer", "事件时间（Unix 秒）", location="query"),
@@ -132,17 +154,18 @@ def event_time(raw: str) -> dt.datetime | None:
 @public
 async def aliyun_callback(request: web.Request) -> web.Response:
     if not aliyun_authenticated(request):
-        logger.warning("Aliyun live callback refused: bad signature or token (from %s)", request.remote)
+        logger.warning("Aliyun live callback refused: bad signature or token (from %s)", request.remote, extra=JUNK)
         raise Forbidden("权限不够: 回调鉴权失败")
-    action = request.query.get("action", "")
+    fields = callback_fields(request.query)
+    action = fields["action"]
     if action not in ALIYUN_ACTIONS:
         # Other notifications (e.g. recording) may share the URL: acknowledged, not acted on.
         return operation_result(request)
-    name = stream_name(request.query.get("id"))
+    name = stream_name(fields["id"])
     result = await set_live_status(
-        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(request.query.get("time", "")),
+        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(fields["time"]),
         # Inferred: Aliyun names no session, and a pusher keeps its address and node for a session.
-        publisher=publisher("aliyun", request.query.get("ip"), request.query.get("node")),
+        publisher=publisher("aliyun", fields["ip"], fields["node"]),
         source=f"aliyun {action}",
     )
     if not result.known:
@@ -155,16 +178,16 @@ async def aliyun_callback(request: web.Request) -> web.Response:
     "SRS http_hooks 回调（on_publish / on_unpublish）",
     tag=TAG,
     params=[
-        param("action", description="on_publish / on_unpublish（其他动作只应答）", required=True,
-              enum=list(SRS_ACTIONS)),
-        param("stream", description="流名称", required=True),
-        param("param", description="推流地址的参数，须含 token=live_push_secret，如 ?token=xxx", required=True),
+        param("action", description="on_publish / on_unpublish（其他动作只应答）"),
+        param("stream", description="流名称，on_publish / on_unpublish 必填"),
+        param("param", description="推流地址的参数（on_publish / on_unpublish），须含 token=live_push_secret"),
         param("client_id", description="推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播"),
         param("app", description="SRS app"),
     ],
     response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
+    body_types=["application/json"],
     description=(
         "JSON 请求体，在 SRS 的 http_hooks 中配置。token 不对返回 403、未知流名称的 on_publish 返回 404，"
         "SRS 因而拒绝推流；成功返回 {\"code\": 0}。"
@@ -173,22 +196,22 @@ async def aliyun_callback(request: web.Request) -> web.Response:
 @public
 async def srs_callback(request: web.Request) -> web.Response:
     try:
-        body = encoding.loads(await request.read())
+        body = encoding.loads(await read_body(request))
     except encoding.JSONDecodeError:
         raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
     if not isinstance(body, dict):
         raise ParameterError("参数错误: 请求体必须是 JSON 对象")
-    action = body.get("action")
+    fields = callback_fields(body)
+    action = fields["action"]
     if action not in SRS_ACTIONS:
         # on_play, on_stop, on_dvr ... pointed here too must not refuse players.
         return json_response(SRS_OK)
-    param_value = body.get("param")
-    tokens = query_tokens(param_value) if isinstance(param_value, str) else []
-    if not token_matches(tokens, request.config_dict[settings_key].live_push_secret):
-        logger.warning("SRS %s of %r refused: bad token (client %s)", action, body.get("stream"), body.get("ip"))
+    if not token_matches(query_tokens(fields["param"]), request.config_dict[settings_key].live_push_secret):
+        logger.warning("SRS %s of %r refused: bad token (client %s)", action, fields["stream"], fields["ip"],
+                       extra=JUNK)
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(body.get("stream")), SRS_ACTIONS[action], f"srs {action}",
-                        publisher("srs", body.get("client_id")), json_response(SRS_OK))
+    return await _apply(request, stream_name(fields["stream"]), SRS_ACTIONS[action], f"srs {action}",
+                        publisher("srs", fields["client_id"]), json_response(SRS_OK))
 
 
 @routes.get("/api/v1/live/callback/nginx")
@@ -197,14 +220,15 @@ async def srs_callback(request: web.Request) -> web.Response:
     "nginx-rtmp notify 回调（on_publish / on_publish_done）",
     tag=TAG,
     params=[
-        param("call", description="publish / publish_done（其他只应答）", required=True, enum=list(NGINX_CALLS)),
-        param("name", description="流名称", required=True),
-        param("token", description="推流地址的参数 token=live_push_secret", required=True),
+        param("call", description="publish / publish_done（其他只应答）"),
+        param("name", description="流名称，publish / publish_done 必填"),
+        param("token", description="推流地址的参数 token=live_push_secret（publish / publish_done）"),
         param("clientid", description="推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播"),
         param("app", description="nginx-rtmp application"),
     ],
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
+    body_types=["application/x-www-form-urlencoded"],
     description=(
         "nginx-rtmp 的 on_publish / on_publish_done 指向这里（notify_method post 为表单请求体，get 为查询参数）。"
         "token 不对返回 403、未知流名称的 publish 返回 404，nginx-rtmp 因而拒绝推流；成功返回 2xx。"
@@ -213,19 +237,20 @@ async def srs_callback(request: web.Request) -> web.Response:
 @public
 async def nginx_callback(request: web.Request) -> web.Response:
     # POST: the form body only, so a token written into the notify URL never stands in for the pusher's.
-    fields: MultiDict[str] = MultiDict(request.query)
+    sent: MultiDict[str] = MultiDict(request.query)
     if request.method == "POST":
-        fields = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
-    call = fields.get("call", "")
+        sent = MultiDict(parse_form(await read_body(request)))
+    fields = callback_fields(sent)
+    call = fields["call"]
     if call not in NGINX_CALLS:
         return operation_result(request)
-    if not token_matches(fields.getall("token", []), request.config_dict[settings_key].live_push_secret):
-        logger.warning(
-            "nginx-rtmp %s of %r refused: bad token (client %s)", call, fields.get("name"), fields.get("addr")
-        )
+    # Every `token` given must be the one: a second one must not slip past the check.
+    if not token_matches(sent.getall("token", []), request.config_dict[settings_key].live_push_secret):
+        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, fields["name"], fields["addr"],
+                       extra=JUNK)
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(fields.get("name")), NGINX_CALLS[call], f"nginx {call}",
-                        publisher("nginx", fields.get("clientid")), operation_result(request))
+    return await _apply(request, stream_name(fields["name"]), NGINX_CALLS[call], f"nginx {call}",
+                        publisher("nginx", fields["clientid"]), operation_result(request))
 
 
 async def _apply(
@@ -234,7 +259,7 @@ async def _apply(
     result = await set_live_status(request.config_dict, name, live_status, publisher=session, source=source)
     if not result.known:
         if live_status == LIVE:
-            logger.warning("%s refused: no live has stream %r", source, name)
+            logger.warning("%s refused: no live has stream %r", source, name, extra=JUNK)
             raise LiveNotFound("赛事直播不存在: 未知的流名称")
         logger.info("%s for unknown stream %r ignored", source, name)
     return ok

@@ -126,7 +126,7 @@ async def live_page(
 @describe(
     "获取赛事直播列表（分页）",
     tag="视频与直播",
-    params=[*PAGE_PARAMS, SEARCH_PARAM, param("competition_id", "integer", "赛事 ID", minimum=1)],
+    params=[*PAGE_PARAMS, SEARCH_PARAM, param("competition_id", "integer", "赛事 ID", minimum=1, maximum=MAX_ID)],
     response=page_of(LIVE_ITEM),
     errors=[ParameterError],
     description="已发布的直播：直播中的在前，其次未开始，最后已结束，各自最新发布的在前。也接受 GET。不含推流地址。",

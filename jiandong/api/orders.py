@@ -19,7 +19,7 @@ from ..errors import (
     PhoneNotBound,
     UserNotFound,
 )
-from ..http import Params, json_response, operation_result, page_body, read_params
+from ..http import MAX_ID, Params, json_response, operation_result, page_body, read_params
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
 from ..services import orders
 from ..services.order_status import CANCELLED, CLOSED
@@ -27,7 +27,7 @@ from ..services.order_status import CANCELLED, CLOSED
 routes = web.RouteTableDef()
 
 NAME_MAX = 64
-ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
+ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 STATUS_TEXT = "订单状态：-1 已关闭，0 待支付，1 已支付，2 已超时，3 退款中，4 已退款，5 已取消"
 # How cancel and close treat an order with a prepay (services/orders.py end_by_user).
 END_AT_WECHAT = (
@@ -106,7 +106,7 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
     "提交订单",
     tag="会员订单",
     params=[
-        param("business_id", "integer", "业务ID", required=True, minimum=1),
+        param("business_id", "integer", "业务ID", required=True, minimum=1, maximum=MAX_ID),
         param("name", description=f"订单标题（非必要，默认为业务标题，最多 {NAME_MAX} 个字符）", maxLength=NAME_MAX),
     ],
     response=obj(
@@ -128,7 +128,7 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
 )
 async def commit_order(request: web.Request) -> web.Response:
     params = await read_params(request)
-    business_id = params.integer("business_id", required=True, min_value=1, max_value=2**62)
+    business_id = params.integer("business_id", required=True, min_value=1, max_value=MAX_ID)
     name = params.text("name", max_len=NAME_MAX)
     assert business_id is not None
     row = await orders.commit(request.app, current_user_id(request), business_id, name)
@@ -142,7 +142,7 @@ async def commit_order(request: web.Request) -> web.Response:
 
 
 def _order_id(params: Params) -> int:
-    order_id = params.integer("id", required=True, min_value=1, max_value=2**62)
+    order_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
     assert order_id is not None
     return order_id
 

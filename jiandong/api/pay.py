@@ -19,8 +19,8 @@ from ..errors import (
     UserNotFound,
     WeChatUnavailable,
 )
-from ..http import Params, client_ip, json_response, operation_result, read_params
-from ..integrations.wechatpay import xml_reply
+from ..http import MAX_ID, Params, client_ip, json_response, operation_result, read_body, read_params
+from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
 from ..services import orders, payments
@@ -31,7 +31,7 @@ dev_routes = web.RouteTableDef()
 
 NOTIFY_PATH = "/api/v1/pay/notify"
 DEV_COMPLETE_PATH = "/api/v1/pay/dev/complete"
-ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1)
+ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 
 JSAPI_PARAMS = {
     "type": "object",
@@ -60,7 +60,7 @@ def notify_url(request: web.Request) -> str:
 
 
 def _order_id(params: Params) -> int:
-    order_id = params.integer("id", required=True, min_value=1, max_value=2**62)
+    order_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
     assert order_id is not None
     return order_id
 
@@ -86,12 +86,11 @@ def _order_id(params: Params) -> int:
 )
 async def pre_order(request: web.Request) -> web.Response:
     params = await read_params(request)
-    settings = request.config_dict[settings_key]
     body: dict[str, object] = dict(await orders.pre_order(
         request.app,
         current_user_id(request),
         _order_id(params),
-        client_ip(request, settings.trust_proxy),
+        client_ip(request),
         notify_url(request),
     ))
     body["timestamp"] = body["timeStamp"]
@@ -107,6 +106,7 @@ async def pre_order(request: web.Request) -> web.Response:
     tag="支付",
     public=True,
     content_type="text/xml",
+    max_body=MAX_XML_SIZE,
     response=string(
         "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
         examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
@@ -119,7 +119,7 @@ async def pre_order(request: web.Request) -> web.Response:
 )
 @public
 async def pay_notify(request: web.Request) -> web.Response:
-    verdict = await payments.receive_notification(request.app, await request.read(), source="notify")
+    verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 

@@ -23,7 +23,8 @@ BIND_SQL = """
 """
 
 PHONE_PARAM = param(
-    "phone", description="中国大陆手机号码，11 位；可带 +86 / 86 / 0086 前缀，空格与横线会被忽略", required=True
+    "phone", description="中国大陆手机号码，11 位；可带 +86 / 86 / 0086 前缀，空格与横线会被忽略", required=True,
+    pattern="^(\\+86|0086|86)?1[3-9][0-9]{9}$",
 )
 
 
@@ -50,7 +51,7 @@ async def send_code(request: web.Request) -> web.Response:
         request.config_dict[sms_key],
         phone,
         current_user_id(request),
-        client_ip(request, settings.trust_proxy),
+        client_ip(request),
     )
     return operation_result(request)
 

@@ -32,7 +32,7 @@ PLAY_KINDS = {1: (VIDEO, VideoNotFound), 2: (LIVE, LiveNotFound)}
     "进入播放后的回调（增加浏览量）",
     tag="视频与直播",
     params=[
-        param("id", "integer", "播放源 ID", required=True, minimum=1),
+        param("id", "integer", "播放源 ID", required=True, minimum=1, maximum=MAX_ID),
         param("type", "integer", "播放源：1 录像（回放 / 集锦），2 直播", required=True, enum=list(PLAY_KINDS)),
     ],
     errors=[ParameterError, VideoNotFound, LiveNotFound],

@@ -7,14 +7,13 @@ from aiohttp import web
 from .. import db, formats
 from ..auth import current_user_id
 from ..errors import MemberNotFound, NoTeam, TeamHasNoCompetitions, TeamNotFound
-from ..http import json_response
+from ..http import MAX_ID, json_response
 from ..keys import pg_key
 from ..openapi import array, describe, integer, obj, param, string
 from ..services.players import player_teams
 
 routes = web.RouteTableDef()
 
-MAX_ID = 2**63 - 1
 
 TEAM = obj("球队", id=integer("球队 ID"), name=string("球队名称"), logo=string("球队 LOGO URL"))
 TEAM_COMPETITION = obj(

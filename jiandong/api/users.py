@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import typing
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .. import db, encoding, formats, media
 from ..auth import current_user_id
+from ..cleaning import is_http_url
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
-from ..http import operation_result, read_params
+from ..http import UPLOAD_BODY_LIMIT, operation_result, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import describe, integer, obj, param, string
 from ..services.content_cache import user_changed
@@ -97,21 +97,25 @@ async def get_user_info(request: web.Request) -> web.Response:
 USERNAME_MIN, USERNAME_MAX = 4, 25
 HEAD_IMG_URL_MAX = 500
 AVATAR_FOLDER = "avatars"
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# A name is plain text, shown to everyone in a live room: no markup, no control characters.
+NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f<>"\u2028\u2029]')
+NAME_PATTERN = r'^[^\x00-\x1f\x7f-\x9f<>"\u2028\u2029]*$'
 
 
 def _username(value: str) -> str:
     # Counted in characters, not bytes, so a four-character Chinese name is fine.
     if not USERNAME_MIN <= len(value) <= USERNAME_MAX:
         raise ParameterError(f"参数错误: username 长度必须为 {USERNAME_MIN}~{USERNAME_MAX} 个字符")
-    if CONTROL_CHARS.search(value):
-        raise ParameterError("参数错误: username 含有非法字符")
+    if NOT_IN_NAMES.search(value):
+        raise ParameterError('参数错误: username 不能含有 < > " 或控制字符')
     return value
 
 
+URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+
+
 def _head_img_url(value: str) -> str:
-    parts = urlsplit(value)
-    if len(value) > HEAD_IMG_URL_MAX or not parts.netloc or CONTROL_CHARS.search(value) or " " in value:
+    if not is_http_url(value, HEAD_IMG_URL_MAX):
         raise ParameterError(f"参数错误: head_img 必须是不超过 {HEAD_IMG_URL_MAX} 个字符的 http(s) 地址")
     return value
 
@@ -121,7 +125,8 @@ def _head_img_url(value: str) -> str:
     "用户修改个人信息",
     tag="用户",
     params=[
-        param("username", description="用户名，4~25 个字符（非必要）", minLength=USERNAME_MIN, maxLength=USERNAME_MAX),
+        param("username", description='用户名，4~25 个字符，不含 < > " 与控制字符（非必要）', minLength=USERNAME_MIN,
+              maxLength=USERNAME_MAX, pattern=NAME_PATTERN),
         param("sex", "integer", "性别：0 保密，1 男，2 女（非必要）", enum=[0, 1, 2]),
         param(
             "head_img",
@@ -130,6 +135,7 @@ def _head_img_url(value: str) -> str:
         ),
     ],
     errors=[ParameterError, SaveImageFailed, UserNotFound],
+    max_body=UPLOAD_BODY_LIMIT,
     description="只修改提交了的字段（空值视为未提交）；任一字段不合法时什么都不保存。修改后登录不再用微信昵称和头像覆盖。",
 )
 async def save_user(request: web.Request) -> web.Response:
@@ -147,7 +153,10 @@ async def save_user(request: web.Request) -> web.Response:
     head_img = params.text("head_img")
     if upload is not None:
         image = await media.image_from_upload(upload)
-    elif head_img.lower().startswith(("http://", "https://")):
+    elif head_img.lower().startswith(("http://", "https://")) or (
+        URL_SCHEME.match(head_img) and not media.DATA_URL_PREFIX.match(head_img)
+    ):
+        # javascript:, data:text/html ... never become an avatar.
         changes["head_img"] = _head_img_url(head_img)
     elif head_img:
         image = await media.image_from_base64(head_img)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import db, formats
 from ..errors import ApiError, ParameterError, VideoNotFound
-from ..http import Params, json_response, page_body, read_params
+from ..http import MAX_ID, Params, json_response, page_body, read_params
 from ..keys import content_cache_key, pg_key, settings_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..services.counters import VIDEO
@@ -26,7 +26,6 @@ routes = web.RouteTableDef()
 
 PUBLISHED = 1
 VIDEO_TYPES = (1, 2)  # 1 replay, 2 highlight
-MAX_ID = 2**63 - 1
 SEARCH_MAX_LEN = 50
 # Only the first pages of a list are cached: they take nearly all the reads, while the deeper
 # pages (times the page sizes and filters) are many and would each take an entry of their own.
@@ -253,7 +252,7 @@ async def video_page(
     params=[
         *PAGE_PARAMS,
         SEARCH_PARAM,
-        param("competition_id", "integer", "赛事 ID", minimum=1),
+        param("competition_id", "integer", "赛事 ID", minimum=1, maximum=MAX_ID),
         param("type", "integer", "播放类型：1 回放，2 集锦", enum=list(VIDEO_TYPES)),
     ],
     response=page_of(VIDEO_ITEM),

@@ -38,7 +38,11 @@ def page_url(raw: str) -> str:
     if raw[:7].lower() == "http%3a" or raw[:8].lower() == "https%3a":
         raw = unquote(raw)
     url = raw.split("#", 1)[0]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # An unbalanced [ in the host (an IPv6 literal) is the one thing urlsplit refuses.
+        raise ParameterError("参数错误: cur_url 必须是 http 或 https 页面地址") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ParameterError("参数错误: cur_url 必须是 http 或 https 页面地址")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
@@ -51,7 +55,7 @@ def page_url(raw: str) -> str:
     "获取微信 JS 接口调用前的配置信息",
     tag="微信",
     params=[param("cur_url", description="调用接口的页面地址（location.href，可 URL 编码）", required=True,
-                  maxLength=MAX_URL_LEN)],
+                  maxLength=MAX_URL_LEN, pattern="^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")],
     response=WXCONFIG,
     errors=[ParameterError, WeChatUnavailable],
     description="按 JS-SDK 规则签名（jsapi_ticket、noncestr、timestamp、url）；"

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from .. import encoding
 from ..cache import rkey
+from ..cleaning import clean_text, is_http_url
 from ..errors import AuthorizationFailed, WeChatUnavailable
 from ..keys import client_session_key, redis_key, settings_key, wechat_key
 from ..settings import Settings
@@ -109,8 +110,13 @@ class _ApiError(Exception):
         self.errmsg = errmsg
 
 
-def _text(value: typing.Any) -> str:
-    return value if isinstance(value, str) else ""
+# Every field of a WeChat answer is read through here: a nickname may hold anything a phone can type.
+_text = clean_text
+
+
+def _avatar_url(value: typing.Any) -> str:
+    url = clean_text(value)
+    return url if is_http_url(url) else ""
 
 
 class RealWeChat:
@@ -202,7 +208,7 @@ class RealWeChat:
             openid=openid,
             unionid=_text(info.get("unionid")) or unionid,
             nickname=_text(info.get("nickname")),
-            headimgurl=_text(info.get("headimgurl")),
+            headimgurl=_avatar_url(info.get("headimgurl")),
             sex=sex if sex in (0, 1, 2) and isinstance(sex, int) else 0,
             country=_text(info.get("country")),
             province=_text(info.get("province")),

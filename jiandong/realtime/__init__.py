@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 import typing
@@ -109,7 +110,8 @@ class Realtime:
             "type": kind,
             "room_id": room_ref,
             "uuid": conn.uuid,
-            "content": f"{profile['username'] or '游客'} {action}",
+            # The pages render `content` as HTML: a name is text (WeChat nicknames may hold anything).
+            "content": f"{html.escape(profile['username'] or '游客')} {action}",
             "user": profile,
             "msg_time": int(time.time()),
             "myself": False,

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import typing
 
 from aiohttp import web
 
 from .. import db
+from ..cleaning import clean_text
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..keys import pg_key, wechatpay_key
+from ..logthrottle import JUNK
 from . import membership
 from .content_cache import user_changed
 from .order_status import AWAITING, PAID_STATES
@@ -26,8 +29,8 @@ from .order_status import AWAITING, PAID_STATES
 logger = logging.getLogger(__name__)
 
 PAY_WAYS = {"JSAPI": "微信支付", wechatpay.DEV_TRADE_TYPE: "开发模式支付"}
-# Recorded notifications that failed verification are cut to this many characters.
-MAX_REJECTED_RAW = 8192
+# Of a notification that failed verification, this many characters are kept (with its digest and size).
+REJECTED_PREFIX = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +44,16 @@ class Verdict:
 
 
 RECORD_SQL = """
-    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
-    VALUES (%s, %s, %s, %s, %s, %s)
+    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw, raw_sha256,
+                                       raw_size)
+    VALUES (%(order_id)s, %(out_trade_no)s, %(transaction_id)s, %(source)s, %(outcome)s, %(raw)s, %(raw_sha256)s,
+            %(raw_size)s)
 """
 # A retry of a payment already applied, recorded as such in one statement, or nothing when it is not one.
 RECORD_RETRY_SQL = """
-    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)
-    SELECT id, order_no, transaction_id, %(source)s, 'duplicate', %(raw)s FROM orders
+    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw, raw_sha256,
+                                       raw_size)
+    SELECT id, order_no, transaction_id, %(source)s, 'duplicate', %(raw)s, %(raw_sha256)s, %(raw_size)s FROM orders
     WHERE order_no = %(out_trade_no)s AND transaction_id = %(transaction_id)s AND total_price = %(total_fee)s
       AND status = ANY(%(paid_states)s)
     RETURNING order_id
@@ -55,9 +61,21 @@ RECORD_RETRY_SQL = """
 
 
 def _record_args(
-    order_id: int | None, fields: typing.Mapping[str, str], source: str, outcome: str, raw: str
-) -> tuple[typing.Any, ...]:
-    return (order_id, fields.get("out_trade_no", "")[:64], fields.get("transaction_id", "")[:64], source, outcome, raw)
+    order_id: int | None, fields: typing.Mapping[str, str], source: str, outcome: str, raw: str,
+    *, keep: int | None = None,
+) -> dict[str, typing.Any]:
+    """The row of a received message: `raw` whole, or its first `keep` characters (cleaned) and its digest."""
+    data = raw.encode()
+    return {
+        "order_id": order_id,
+        "out_trade_no": clean_text(fields.get("out_trade_no"), 64),
+        "transaction_id": clean_text(fields.get("transaction_id"), 64),
+        "source": source,
+        "outcome": outcome,
+        "raw": raw if keep is None else clean_text(raw[:keep]),
+        "raw_sha256": hashlib.sha256(data).hexdigest(),
+        "raw_size": len(data),
+    }
 
 
 async def _record(
@@ -70,9 +88,17 @@ async def _reject(
     app: web.Application, fields: typing.Mapping[str, str], source: str, reason: str, raw: str,
     cur: typing.Any = None, order_id: int | None = None,
 ) -> Verdict:
-    """Record a message that failed verification (inside the caller's transaction, if any): FAIL."""
-    logger.warning("payment %s rejected (order %s): %s", source, fields.get("out_trade_no", "?")[:64], reason)
-    args = _record_args(order_id, fields, source, f"rejected: {reason}", raw[:MAX_REJECTED_RAW])
+    """Record a message that failed verification (inside the caller's transaction, if any): FAIL.
+
+    Anyone may post to pay/notify, so what is kept of it is bounded: a prefix, the digest and the size.
+    """
+    # Junk can be posted as fast as the network allows: the log's throttle (logthrottle) keeps this to
+    # one line per interval, with a count.
+    logger.warning(
+        "payment %s rejected (order %s): %s", source, clean_text(fields.get("out_trade_no"), 64) or "?", reason,
+        extra=JUNK,
+    )
+    args = _record_args(order_id, fields, source, f"rejected: {reason}", raw, keep=REJECTED_PREFIX)
     if cur is None:
         await db.execute(app[pg_key], RECORD_SQL, args)
     else:
@@ -143,8 +169,8 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
     # WeChat retries a notification until it hears SUCCESS, and a retry of a payment already applied
     # is the usual case: it is recorded without the row lock, so retries never queue on one another.
     # Anything else (including a retry that disagrees with the order) takes the locked path below.
-    retry = {"source": source, "raw": raw, "out_trade_no": out_trade_no, "transaction_id": transaction_id,
-             "total_fee": int(total_fee), "paid_states": list(PAID_STATES)}
+    retry = {**_record_args(None, fields, source, "duplicate", raw), "out_trade_no": out_trade_no,
+             "transaction_id": transaction_id, "total_fee": int(total_fee), "paid_states": list(PAID_STATES)}
     if await db.fetchone(app[pg_key], RECORD_RETRY_SQL, retry) is not None:
         return Verdict(True, "OK")
     pay_time = wechatpay.parse_wechat_time(fields.get("time_end", "")) or dt.datetime.now(dt.UTC)
