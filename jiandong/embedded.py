@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+import types
 import typing
 import warnings
 from pathlib import Path
@@ -24,19 +25,31 @@ class EmbeddedError(RuntimeError):
     pass
 
 
+def import_pgserver() -> types.ModuleType:
+    """The pgserver package, imported without its warning about XDG_RUNTIME_DIR.
+
+    pgserver asks platformdirs for a runtime directory when it is imported (for a lock file), and
+    platformdirs warns when XDG_RUNTIME_DIR is not set, as on a server or in CI, and falls back to
+    /tmp/runtime-<uid>, which serves. The warning looked like an error on every start.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+    return pgserver
+
+
 def start_postgres(var_dir: Path, database: str = DATABASE_NAME) -> tuple[str, typing.Callable[[], None]]:
     """Start (or reuse) PostgreSQL with its data in var_dir/pgdata; its URL and a stop function."""
     try:
-        import pgserver
+        pgserver = import_pgserver()
     except ImportError:
         raise EmbeddedError(
             "no database_url is set and the embedded PostgreSQL is not installed: pip install -e '.[embedded]'"
         ) from None
     import psycopg2
 
-    # pgserver narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR, which it does not need.
+    # pgserver narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     pgdata = (var_dir / "pgdata").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")

@@ -140,9 +140,9 @@ class OwnPostgres(OwnServer):
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
-        import pgserver._commands
+        from jiandong.embedded import import_pgserver
 
-        self.bin = Path(pgserver._commands.POSTGRES_BIN_PATH)
+        self.bin = Path(import_pgserver()._commands.POSTGRES_BIN_PATH)
         self.directory = directory
         self.data = directory / "data"
         directory.mkdir(parents=True, exist_ok=True)
