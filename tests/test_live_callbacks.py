@@ -66,7 +66,7 @@ def assert_frame(frames: list[dict], live_id: int, live_status: int) -> None:
     assert len(frames) == 1, frames
     frame = frames[0]
     assert set(frame) == {"type", "room_id", "live_status", "msg_time"}
-    assert frame["type"] == "LIVE_STATUS" and frame["room_id"] == live_id and frame["live_status"] == live_status
+    assert frame["type"] == "LIVE_STATUS" and frame["room_id"] == str(live_id) and frame["live_status"] == live_status
     assert isinstance(frame["msg_time"], int) and abs(frame["msg_time"] - time.time()) < 60
 
 

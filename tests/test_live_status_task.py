@@ -79,7 +79,7 @@ async def test_online_streams_go_live_and_absent_ones_end(make_client, fake_live
     assert await reconcile(client.app) == {"s1": 1, "s2": 2, "s3": 1}
     # s4 changed moments ago (its stream may not be listed yet); s5 is neither live nor listed.
     assert statuses(sql) == {"s1": 1, "s2": 2, "s3": 1, "s4": 1, "s5": 0}
-    assert rooms() == {upcoming: [1], vanished: [2], restarted: [1]}
+    assert rooms() == {str(upcoming): [1], str(vanished): [2], str(restarted): [1]}
     (call,) = fake_live.calls("DescribeLiveStreamsOnlineList")
     assert call["DomainName"] == fake_live.domain and call["Version"] == "2016-11-01"
     assert call["PageNum"] == "1" and "AppName" not in call

@@ -101,14 +101,14 @@ async def test_online_count_is_the_total_of_both_processes(make_client, redis_sy
     one = await make_client(**FAST)
     two = await make_client(**FAST)
     a, _ = await join(one, 11, by_query=True)
-    await frame_of(a, "OnLine", room_id=11, ONLINE=1)
+    await frame_of(a, "OnLine", room_id="11", ONLINE=1)
     b, _ = await join(two, 11)
     c, _ = await join(two, 11, by_query=True)
     for ws in (a, b, c):
-        assert (await frame_of(ws, "OnLine", ONLINE=3))["room_id"] == 11
+        assert (await frame_of(ws, "OnLine", ONLINE=3))["room_id"] == "11"
     assert redis_sync.zcard(procs_key(settings)) == 2
     await c.close()
-    assert (await frame_of(a, "OnLine", room_id=11))["ONLINE"] == 2
+    assert (await frame_of(a, "OnLine", room_id="11"))["ONLINE"] == 2
     # The live list reads the same numbers.
     assert await room_viewers(one.app[redis_key], settings, [11, 12]) == {11: 2, 12: 0}
 
@@ -240,3 +240,20 @@ async def test_presence_texts_are_html_escaped(make_client, sql):
     await send(ws, type="LOGOUT", room_id=4)
     event = await frame_of(watcher, "LOGOUT")
     assert event["content"] == "&lt;svg onload=alert(1)&gt; &amp; &quot;x&quot; 离开直播间"
+
+
+async def test_frames_the_server_composes_carry_the_room_id_as_a_string(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "numbers")
+    watcher, _ = await join(client, 5)
+    ws = await client.ws_connect("/ws")
+    # Some clients write the room as a number; the pages write it as a string and compare strictly.
+    await send(ws, type="LOGIN", room_id=5, token=token)
+    assert (await frame_of(ws, "LOGIN", myself=True))["room_id"] == 5
+    assert (await frame_of(watcher, "LOGIN"))["room_id"] == "5"
+    assert (await frame_of(ws, "OnLine"))["room_id"] == "5"
+    await send(ws, type="SEND_ALL", room_id=5, content="数字", token=token)
+    # A message keeps its sender's form, for everyone.
+    assert (await frame_of(watcher, "SEND_ALL"))["room_id"] == 5
+    await ws.close()
+    assert (await frame_of(watcher, "LOGOUT"))["room_id"] == "5"

@@ -144,7 +144,7 @@ async def test_workers_share_the_ports_and_the_room(servers, settings, tmp_path,
     clients.sort(key=lambda c: process_of(c[1]) == first, reverse=True)
     # Before the chat: frame_of passes over (and so consumes) the count pushes it is not waiting for.
     for ws, _, _ in clients:
-        await frame_of(ws, "OnLine", room_id=61, ONLINE=len(clients))
+        await frame_of(ws, "OnLine", room_id="61", ONLINE=len(clients))
     await check_room(clients, 61)
     proc.send_signal(signal.SIGTERM)
     for ws, _, _ in clients:
@@ -164,7 +164,7 @@ async def test_two_separate_servers_share_the_room(servers, settings, tmp_path):
     clients = [(*await servers.join(chat_a, 62, token_a), token_a), (*await servers.join(chat_a, 62, token_a), token_a),
                (*await servers.join(chat_b, 62, token_b), token_b)]
     for ws, _, _ in clients:
-        await frame_of(ws, "OnLine", room_id=62, ONLINE=3)
+        await frame_of(ws, "OnLine", room_id="62", ONLINE=3)
     await check_room(clients, 62)
 
 

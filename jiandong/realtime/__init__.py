@@ -83,12 +83,13 @@ class Realtime:
 
     async def leave(self, conn: Conn) -> None:
         """Out of its room, telling the room if it was told of the arrival."""
-        room_id, room_ref = conn.room_id, conn.room_ref
+        room_id = conn.room_id
         if room_id is None:
             return
         if conn.announced:
             conn.announced = False
-            await self.publish(room_id, self.presence_frame(protocol.LOGOUT, conn, room_ref, "离开直播间"))
+            frame = self.presence_frame(protocol.LOGOUT, conn, protocol.room_text(room_id), "离开直播间")
+            await self.publish(room_id, frame)
         if self.hub.leave(conn):
             await self.broker.sync_room(room_id)
 

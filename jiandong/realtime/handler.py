@@ -128,12 +128,14 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
             raise protocol.FrameError("参数错误: 缺少 room_id")
     elif frame.room_id != conn.room_id:
         await realtime.join(conn, frame.room_id, frame.room_ref)
-    event = realtime.presence_frame(protocol.LOGIN, conn, frame.room_ref, "进入直播间")
+    event = realtime.presence_frame(protocol.LOGIN, conn, protocol.room_text(frame.room_id), "进入直播间")
     if frame.room_id is not None and conn.profile is not None and not conn.announced:
         # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat.
         conn.announced = True
         await realtime.publish(frame.room_id, event)
+    # The joiner's own echo keeps the room_id as it wrote it.
     event["myself"] = True
+    event["room_id"] = frame.room_ref
     realtime.hub.send(conn, encoding.dumps(event))
     if token_error is not None:
         raise token_error

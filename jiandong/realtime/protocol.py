@@ -144,8 +144,15 @@ def error_frame(exc: ApiError) -> str:
     return encoding.dumps_str({"type": ERROR, "error_code": exc.error_code, "msg": exc.msg})
 
 
+def room_text(room_id: int | None) -> str | None:
+    """A room id in the frames the server composes (OnLine, LIVE_STATUS, others' LOGIN / LOGOUT): a
+    string, as the pages send it and compare it strictly (`data.room_id === room_id`). A sender's
+    own frames and their echoes keep the room_id as the sender wrote it."""
+    return None if room_id is None else str(room_id)
+
+
 def online_frame(room_id: int | None, count: int) -> bytes:
     if room_id is None:
         return encoding.dumps({"type": ONLINE, "ONLINE": count})
-    return encoding.dumps({"type": ONLINE, "room_id": room_id, "ONLINE": count})
+    return encoding.dumps({"type": ONLINE, "room_id": room_text(room_id), "ONLINE": count})
 

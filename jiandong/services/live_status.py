@@ -26,6 +26,7 @@ import typing
 from .. import db, encoding
 from ..cache import rkey
 from ..keys import content_cache_key, pg_key, redis_key, settings_key
+from ..realtime.protocol import room_text
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class StatusChange:
 def status_frame(live_id: int, live_status: int, msg_time: int | None = None) -> str:
     """The LIVE_STATUS frame pushed to a room, as the text every socket of the room receives."""
     return encoding.dumps_str(
-        {"type": FRAME_TYPE, "room_id": live_id, "live_status": live_status,
+        {"type": FRAME_TYPE, "room_id": room_text(live_id), "live_status": live_status,
          "msg_time": int(time.time()) if msg_time is None else msg_time}
     )
 
