@@ -1,0 +1,198 @@
+"""Console forms: the request body read once (uploads streamed to temporary files), WTForms with Chinese messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+import typing
+from pathlib import Path
+
+import wtforms
+from aiohttp import BodyPartReader, web
+from multidict import MultiDict
+from wtforms import validators
+
+from ..keys import admin_form_key, settings_key
+from ..media import VIDEO_SNIFF_BYTES, size_label
+from .errors import PageError
+
+# File fields holding a video; every other file field holds an image.
+VIDEO_FIELDS = frozenset({"video_file"})
+TEXT_PART_MAX = 1024 * 1024
+UPLOAD_DIR = ".uploads"
+
+
+@dataclasses.dataclass
+class Upload:
+    """A file part of the form, kept in a temporary file under the media dir until stored or dropped."""
+
+    filename: str
+    path: Path
+    size: int
+    head: bytes
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class FormData:
+    """The form's fields and files, as WTForms wants them (getlist)."""
+
+    def __init__(self, values: MultiDict[str] | None = None, files: dict[str, Upload] | None = None) -> None:
+        self.values: MultiDict[str] = values if values is not None else MultiDict()
+        self.files = files or {}
+
+    def getlist(self, name: str) -> list[typing.Any]:
+        if name in self.files:
+            return [self.files[name]]
+        return self.values.getall(name, [])
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values or name in self.files
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter({*self.values.keys(), *self.files})
+
+    def __len__(self) -> int:
+        return len(set(self))
+
+    def cleanup(self) -> None:
+        for upload in self.files.values():
+            with contextlib.suppress(FileNotFoundError):
+                upload.path.unlink()
+
+
+async def read_form(request: web.Request) -> FormData:
+    """The request's form (urlencoded or multipart), read once per request."""
+    cached = request.get(admin_form_key)
+    if cached is not None:
+        return cached
+    form = FormData()
+    request[admin_form_key] = form
+    if request.content_type == "multipart/form-data":
+        await _read_multipart(request, form)
+    elif request.body_exists:
+        for key, value in (await request.post()).items():
+            if isinstance(value, str):
+                form.values.add(key, value)
+    return form
+
+
+async def _read_multipart(request: web.Request, form: FormData) -> None:
+    settings = request.config_dict[settings_key]
+    upload_dir = settings.media_path / UPLOAD_DIR
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue
+        if part.filename is None:
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                data.extend(chunk)
+                if len(data) > TEXT_PART_MAX:
+                    raise PageError(413, "提交的内容过长")
+            form.values.add(part.name, data.decode(part.get_charset(default="utf-8"), errors="replace"))
+            continue
+        limit = settings.upload_video_max_bytes if part.name in VIDEO_FIELDS else settings.upload_image_max_bytes
+        upload = await _receive_file(part, upload_dir, limit)
+        if upload is not None:
+            form.files[part.name] = upload
+
+
+async def _receive_file(part: BodyPartReader, upload_dir: Path, limit: int) -> Upload | None:
+    await asyncio.to_thread(upload_dir.mkdir, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=upload_dir, prefix=".", suffix=".part")
+    path, size, head = Path(name), 0, b""
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await part.read_chunk(256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PageError(413, f"文件过大：不能超过 {size_label(limit)}")
+                if len(head) < VIDEO_SNIFF_BYTES:
+                    head = (head + chunk)[:VIDEO_SNIFF_BYTES]
+                await asyncio.to_thread(out.write, chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        # A file input left empty still sends its part.
+        path.unlink(missing_ok=True)
+        return None
+    return Upload(part.filename or "", path, size, head)
+
+
+class AdminForm(wtforms.Form):
+    class Meta:
+        locales = ("zh",)
+        cache_translations = True
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Text left out of a post is empty text (never None): columns hold '' for nothing.
+        for field in self:
+            if isinstance(field, wtforms.StringField) and field.data is None:
+                field.data = ""
+
+
+REQUIRED = validators.InputRequired(message="必填")
+OPTIONAL = validators.Optional()
+
+
+def length(maximum: int, minimum: int = 0) -> validators.Length:
+    return validators.Length(min=minimum, max=maximum, message=f"长度须为 {minimum}~{maximum} 个字符")
+
+
+def number_range(minimum: float, maximum: float) -> validators.NumberRange:
+    return validators.NumberRange(min=minimum, max=maximum, message=f"须在 {minimum:g}~{maximum:g} 之间")
+
+
+class MultiCheckboxField(wtforms.SelectMultipleField):
+    """A multiple choice shown as checkboxes: usable with a thumb, unlike a multi-select box."""
+
+    widget = wtforms.widgets.ListWidget(prefix_label=False)
+    option_widget = wtforms.widgets.CheckboxInput()
+
+
+class LocalDateTimeField(wtforms.DateTimeLocalField):
+    """A date and time in the club's time zone (`tz` set by the form's owner), stored aware."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("format", ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
+        super().__init__(*args, **kwargs)
+        self.tz: dt.tzinfo = dt.timezone.utc
+
+    def _value(self) -> str:
+        if isinstance(self.data, dt.datetime):
+            value = self.data.astimezone(self.tz) if self.data.tzinfo else self.data
+            return value.strftime("%Y-%m-%dT%H:%M")
+        return super()._value()
+
+    def process_formdata(self, valuelist: list[typing.Any]) -> None:
+        super().process_formdata(valuelist)
+        if isinstance(self.data, dt.datetime) and self.data.tzinfo is None:
+            self.data = self.data.replace(tzinfo=self.tz)
+
+
+def set_timezone(form: wtforms.Form, tz: dt.tzinfo) -> None:
+    for field in form:
+        if isinstance(field, LocalDateTimeField):
+            field.tz = tz
+            if isinstance(field.data, dt.datetime) and field.data.tzinfo is None:
+                field.data = field.data.replace(tzinfo=tz)
+
+
+def add_error(form: wtforms.Form, field: str, message: str) -> None:
+    """A rule checked by the service, shown next to its field (or above the form)."""
+    target = getattr(form, field, None) if field else None
+    if isinstance(target, wtforms.Field):
+        target.errors = [*target.errors, message]
+    else:
+        form.form_errors.append(message)
