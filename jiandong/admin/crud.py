@@ -12,11 +12,10 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..keys import settings_key
 from ..services.admins import EDITOR
 from ..services.editing import InUse, Invalid, ListQuery, NotFound
 from .errors import PageError
-from .forms import AdminForm, add_error, read_form, set_timezone
+from .forms import AdminForm, add_error, club_meta, read_form
 from .render import PREFIX, Column, ListPage, flash, list_query, redirect, render
 from .security import requires
 
@@ -93,8 +92,8 @@ class Section:
         return ident, row
 
     async def make_form(self, request: web.Request, row: Row | None, formdata: typing.Any = None) -> typing.Any:
-        form = self.form_class(formdata, data=self.form_data(row) if row is not None and formdata is None else None)
-        set_timezone(form, request.config_dict[settings_key].tz)
+        form = self.form_class(formdata, data=self.form_data(row) if row is not None and formdata is None else None,
+                               meta=club_meta(request))
         await self.prepare(request, form, row)
         return form
 

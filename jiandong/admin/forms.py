@@ -162,31 +162,18 @@ class MultiCheckboxField(wtforms.SelectMultipleField):
 
 
 class LocalDateTimeField(wtforms.DateTimeLocalField):
-    """A date and time in the club's time zone (`tz` set by the form's owner), stored aware."""
+    """A date and time typed in the club's time zone (the form's `meta.tz`), stored aware."""
 
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         kwargs.setdefault("format", ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
         super().__init__(*args, **kwargs)
-        self.tz: dt.tzinfo = dt.timezone.utc
-
-    def _value(self) -> str:
-        if isinstance(self.data, dt.datetime):
-            value = self.data.astimezone(self.tz) if self.data.tzinfo else self.data
-            return value.strftime("%Y-%m-%dT%H:%M")
-        return super()._value()
-
-    def process_formdata(self, valuelist: list[typing.Any]) -> None:
-        super().process_formdata(valuelist)
-        if isinstance(self.data, dt.datetime) and self.data.tzinfo is None:
-            self.data = self.data.replace(tzinfo=self.tz)
+        # WTForms shows aware values in `tz` and gives typed ones that zone.
+        self.tz = getattr(self.meta, "tz", dt.timezone.utc)
 
 
-def set_timezone(form: wtforms.Form, tz: dt.tzinfo) -> None:
-    for field in form:
-        if isinstance(field, LocalDateTimeField):
-            field.tz = tz
-            if isinstance(field.data, dt.datetime) and field.data.tzinfo is None:
-                field.data = field.data.replace(tzinfo=tz)
+def club_meta(request: web.Request) -> dict[str, typing.Any]:
+    """Form meta with the club's time zone, for forms with LocalDateTimeField: `Form(data, meta=club_meta(r))`."""
+    return {"tz": request.config_dict[settings_key].tz}
 
 
 def add_error(form: wtforms.Form, field: str, message: str) -> None:

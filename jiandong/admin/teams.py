@@ -22,10 +22,10 @@ from .forms import (
     AdminForm,
     LocalDateTimeField,
     add_error,
+    club_meta,
     length,
     number_range,
     read_form,
-    set_timezone,
 )
 from .render import Column, flash, render
 from .security import requires
@@ -97,15 +97,15 @@ class TeamSection(Section):
             return {"image_field": ("logo_file", None)}
         pool = request.config_dict[pg_key]
         if member_form is None:
-            member_form = MemberForm(data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)})
+            member_form = MemberForm(data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)},
+                                     meta=club_meta(request))
         await player_choices(request, member_form)
         return {"image_field": ("logo_file", row["logo"]), "members": await teams.team_members(pool, row["id"]),
                 "member_form": member_form, "leave_form": LeaveForm(
-                    data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)})}
+                    data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))}
 
 
 async def player_choices(request: web.Request, form: typing.Any) -> None:
-    set_timezone(form, request.config_dict[settings_key].tz)
     rows = await db.fetchall(request.config_dict[pg_key],
                              "SELECT id, cn_name, number FROM players ORDER BY cn_name, id")
     form.player_id.choices = {r["id"]: f"{r['cn_name']}（{r['number'] or '无号'}）" for r in rows}
@@ -119,7 +119,7 @@ section.add_routes(routes)
 @requires(EDITOR)
 async def add_team_member(request: web.Request) -> web.Response:
     ident, row = await section.load(request)
-    form = MemberForm(await read_form(request))
+    form = MemberForm(await read_form(request), meta=club_meta(request))
     await player_choices(request, form)
     if form.validate():
         try:
@@ -138,8 +138,7 @@ async def add_team_member(request: web.Request) -> web.Response:
 @requires(EDITOR)
 async def end_team_membership(request: web.Request) -> web.Response:
     ident = section.ident(request)
-    form = LeaveForm(await read_form(request))
-    set_timezone(form, request.config_dict[settings_key].tz)
+    form = LeaveForm(await read_form(request), meta=club_meta(request))
     if not form.validate():
         raise PageError(400, "离队时间无效")
     try:
