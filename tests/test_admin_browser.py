@@ -65,7 +65,7 @@ class LiveServer(threading.Thread):
         self.join(30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
     root = tmp_path_factory.mktemp("browser")
     settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"jdtest:{uuid.uuid4().hex[:12]}:",
@@ -80,7 +80,9 @@ def live_server(database_url: str, redis_url: str, tmp_path_factory: pytest.Temp
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session: Playwright's sync API keeps an event loop running in this thread while it
+# is open, and the async tests of other modules need the thread's loop free.
+@pytest.fixture(scope="module")
 def browser() -> typing.Iterator[typing.Any]:
     if not CHROMIUM.exists():
         pytest.fail("the browser tests need Debian's chromium at /usr/bin/chromium: "
