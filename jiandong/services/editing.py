@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
 
@@ -33,6 +34,19 @@ class Invalid(ValueError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+@contextlib.asynccontextmanager
+async def written(pool: aiopg.Pool, unique: str = "", message: str = "", field: str = ""
+                  ) -> typing.AsyncIterator[aiopg.Cursor]:
+    """A transaction whose breach of the unique constraint `unique` becomes Invalid(message, field)."""
+    try:
+        async with db.transaction(pool) as cur:
+            yield cur
+    except Exception as exc:
+        if unique and db.is_unique_violation(exc, unique):
+            raise Invalid(message, field) from None
+        raise
 
 
 def clean_html(value: str) -> str:

@@ -20,6 +20,7 @@ from .editing import (
     search_clause,
     set_status,
     update_row,
+    written,
 )
 from .live_status import StatusChange, set_live_status
 
@@ -64,34 +65,23 @@ def stream_urls(app: web.Application, values: dict[str, typing.Any], generate: b
     return dict(zip(URL_FIELDS, urls, strict=True))
 
 
-def _unique_stream(exc: BaseException) -> bool:
-    return db.is_unique_violation(exc, "lives_stream_name_key")
+UNIQUE_STREAM = ("lives_stream_name_key", "流名称已被其他直播使用", "stream_name")
 
 
 async def create_live(app: web.Application, values: dict[str, typing.Any], *, generate: bool,
                       published: bool = False) -> int:
     row = {**{k: values[k] for k in FIELDS if k in values}, **stream_urls(app, values, generate),
            "status": int(published)}
-    try:
-        async with db.transaction(app[pg_key]) as cur:
-            live_id = await insert_row(cur, "lives", row)
-    except Exception as exc:
-        if _unique_stream(exc):
-            raise Invalid("流名称已被其他直播使用", "stream_name") from None
-        raise
+    async with written(app[pg_key], *UNIQUE_STREAM) as cur:
+        live_id = await insert_row(cur, "lives", row)
     await changed(app)
     return live_id
 
 
 async def update_live(app: web.Application, live_id: int, values: dict[str, typing.Any], *, generate: bool) -> None:
     row = {**{k: values[k] for k in FIELDS if k in values}, **stream_urls(app, values, generate)}
-    try:
-        async with db.transaction(app[pg_key]) as cur:
-            await update_row(cur, "lives", live_id, row)
-    except Exception as exc:
-        if _unique_stream(exc):
-            raise Invalid("流名称已被其他直播使用", "stream_name") from None
-        raise
+    async with written(app[pg_key], *UNIQUE_STREAM) as cur:
+        await update_row(cur, "lives", live_id, row)
     await changed(app)
 
 

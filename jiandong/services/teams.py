@@ -20,6 +20,7 @@ from .editing import (
     search_clause,
     set_status,
     update_row,
+    written,
 )
 
 FIELDS = ("name", "logo", "description", "sort")
@@ -59,30 +60,19 @@ async def team_members(pool: typing.Any, team_id: int) -> list[db.Row]:
     )
 
 
-def _unique_name(exc: BaseException) -> bool:
-    return db.is_unique_violation(exc, "teams_name_key")
+UNIQUE_NAME = ("teams_name_key", "已有同名球队", "name")
 
 
 async def create_team(app: web.Application, values: dict[str, typing.Any]) -> int:
-    try:
-        async with db.transaction(app[pg_key]) as cur:
-            team_id = await insert_row(cur, "teams", {k: values[k] for k in FIELDS if k in values})
-    except Exception as exc:
-        if _unique_name(exc):
-            raise Invalid("已有同名球队", "name") from None
-        raise
+    async with written(app[pg_key], *UNIQUE_NAME) as cur:
+        team_id = await insert_row(cur, "teams", {k: values[k] for k in FIELDS if k in values})
     await changed(app)
     return team_id
 
 
 async def update_team(app: web.Application, team_id: int, values: dict[str, typing.Any]) -> None:
-    try:
-        async with db.transaction(app[pg_key]) as cur:
-            await update_row(cur, "teams", team_id, {k: values[k] for k in FIELDS if k in values}, touch=False)
-    except Exception as exc:
-        if _unique_name(exc):
-            raise Invalid("已有同名球队", "name") from None
-        raise
+    async with written(app[pg_key], *UNIQUE_NAME) as cur:
+        await update_row(cur, "teams", team_id, {k: values[k] for k in FIELDS if k in values}, touch=False)
     await changed(app)
 
 
