@@ -200,9 +200,5 @@ def choice_list(pairs: typing.Iterable[tuple[typing.Any, str]], blank: str | Non
     return {**({None: blank} if blank is not None else {}), **dict(pairs)}
 
 
-def blank_to_none(value: typing.Any) -> typing.Any:
-    return None if value in ("", None) else value
-
-
 def field_values(form: wtforms.Form, names: typing.Iterable[str]) -> dict[str, typing.Any]:
     return {name: getattr(form, name).data for name in names}
