@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import getpass
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -12,6 +13,7 @@ import signal
 import sys
 import time
 
+import aiopg
 import redis
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from jiandong.app import create_app
 from jiandong.db import migrate
 from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
+from jiandong.services import admins
 from jiandong.services.content_cache import KINDS, publish_invalidation
 from jiandong.serving import GuardedRunner, fit_open_files
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
@@ -31,12 +34,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="server.py",
         description="jiandong API server. Settings come from JIANDONG_* environment variables; flags override them.",
     )
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "demo", "invalidate"],
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "migrate", "demo", "invalidate", "create-admin"],
                         help="serve (default); migrate: apply the SQL migrations and exit; "
                              "demo: load the demo data and exit; invalidate: make every running server "
-                             "process drop its cached copies (after a change made directly in the database)")
+                             "process drop its cached copies (after a change made directly in the database); "
+                             "create-admin NAME: a console account (password prompted, or read from stdin)")
     parser.add_argument("what", nargs="*", metavar="WHAT",
                         help=f"for invalidate: user <user id> | content <kind> (kind: {', '.join(KINDS)})")
+    parser.add_argument("--role", choices=["owner", "editor", "moderator"], default="owner",
+                        help="for create-admin: the account's role (default owner)")
     parser.add_argument("--demo", action="store_true", help="load the demo data (once) before serving")
     parser.add_argument("--demo-size", choices=["small", "large"], default="small",
                         help="large adds 10,000 matches and 100,000 videos for benchmarks")
@@ -58,6 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.invalidation = (kind, None)
         case "invalidate", _:
             parser.error(f"invalidate takes: user <user id> | content <{'|'.join(KINDS)}>")
+        case "create-admin", [_]:
+            pass
+        case "create-admin", _:
+            parser.error("create-admin takes the account's name: create-admin NAME [--role owner|editor|moderator]")
         case _, [_, *_]:
             parser.error(f"{args.command} takes no further arguments")
     return args
@@ -77,6 +88,42 @@ def invalidate(settings: Settings, kind: str, ident: int | None) -> int:
         return 1
     what = kind if ident is None else f"{kind} {ident}"
     print(f"invalidated {what}: {heard} server process(es) received it")
+    return 0
+
+
+def read_password() -> str:
+    """The new account's password: prompted twice on a terminal, else the first line of stdin (scripts)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def create_admin_account(settings: Settings, username: str, role: str) -> int:
+    """Add a console account (the first owner, typically); the exit status."""
+    try:
+        password = read_password()
+    except (ValueError, EOFError) as exc:
+        print(f"jiandong: {exc}", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+
+    async def create() -> admins.Admin:
+        pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=1)
+        try:
+            return await admins.create_admin(pool, username, password, role)
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+    try:
+        account = asyncio.run(create())
+    except admins.AdminError as exc:
+        print(f"jiandong: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {account.role} {account.username}; sign in at <server>/admin/")
     return 0
 
 
@@ -218,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         return invalidate(settings, *args.invalidation)
     try:
         with servers_for(settings) as settings:
+            if args.command == "create-admin":
+                return create_admin_account(settings, args.what[0], args.role)
             if args.command == "migrate":
                 applied = migrate(settings.database_url)
                 print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")

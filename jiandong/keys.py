@@ -40,3 +40,11 @@ user_id_key = web.RequestKey["int | None"]("user_id")
 params_key = web.RequestKey["Params"]("params")
 # The most bytes the matched route takes as a body (jiandong.http.read_body counts against it).
 body_limit_key = web.RequestKey[int]("body_limit")
+
+# The admin console (jiandong/admin): session storage, login throttle, its template environment.
+admin_sessions_key = web.AppKey["RedisSessionStorage"]("admin_sessions")
+login_throttle_key = web.AppKey["LoginThrottle"]("login_throttle")
+admin_jinja_key = web.AppKey["jinja2.Environment"]("admin_jinja")
+# The signed-in staff account of a console request (None: nobody), and its parsed form.
+admin_key = web.RequestKey["Admin | None"]("admin")
+admin_form_key = web.RequestKey["FormData"]("admin_form")

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def decode_base64_image(text: str) -> bytes:
         raise ParameterError("参数错误: 图片不是合法的 base64 数据") from None
 
 
-def check_image(data: bytes, original: str = "") -> CheckedImage:
+def check_image(
+    data: bytes, original: str = "", *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_AVATAR_SIDE
+) -> CheckedImage:
     """Accept only a well-formed JPEG or PNG of at most 2 MiB and 20 megapixels; re-encode it.
 
     CPU-bound: run in a thread. Re-encoding drops the metadata a phone photo carries (EXIF with
@@ -69,8 +72,9 @@ def check_image(data: bytes, original: str = "") -> CheckedImage:
     """
     if not data:
         raise ParameterError("参数错误: 图片不能为空")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ParameterError(TOO_BIG)
+    if len(data) > max_bytes:
+        too_big = f"参数错误: 图片不能超过 {size_label(max_bytes)}"
+        raise ParameterError(TOO_BIG if max_bytes == MAX_IMAGE_BYTES else too_big)
     try:
         with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
             kind = IMAGE_FORMATS.get(img.format or "")
@@ -80,7 +84,7 @@ def check_image(data: bytes, original: str = "") -> CheckedImage:
         if kind is not None and width * height <= MAX_IMAGE_PIXELS:
             # verify() leaves the image unusable: open it again to decode it.
             with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
-                clean = _reencode(img, kind[0])
+                clean = _reencode(img, kind[0], max_side)
     # Pillow reports malformed input through many exception types (OSError, SyntaxError,
     # struct.error, DecompressionBombError, ...); for untrusted bytes they all mean "not an image".
     except Exception:
@@ -92,9 +96,9 @@ def check_image(data: bytes, original: str = "") -> CheckedImage:
     return CheckedImage(clean, kind[0], kind[1], hashlib.sha256(clean).hexdigest(), original)
 
 
-def _reencode(img: Image.Image, ext: str) -> bytes:
+def _reencode(img: Image.Image, ext: str, max_side: int) -> bytes:
     img = ImageOps.exif_transpose(img)
-    img.thumbnail((MAX_AVATAR_SIDE, MAX_AVATAR_SIDE))
+    img.thumbnail((max_side, max_side))
     out = io.BytesIO()
     if ext == "jpg":
         if img.mode not in ("RGB", "L"):
@@ -163,3 +167,35 @@ async def store_image(request: web.Request, folder: str, image: CheckedImage) ->
         logger.exception("could not store an image under %s", settings.media_path / folder)
         raise SaveImageFailed() from None
     return media_url(request, relative)
+
+
+def size_label(size: int) -> str:
+    """A byte count as people read it: 5 MiB, 500 MiB, 800 KiB."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:g} MiB"
+    return f"{size / 1024:g} KiB"
+
+
+# Videos the console accepts, told by their first bytes (never by the name or type the browser sent):
+# ISO base media (MP4, MOV: a `ftyp` box first) and WebM (an EBML header whose DocType is webm).
+VIDEO_SNIFF_BYTES = 64
+
+
+def sniff_video(head: bytes) -> tuple[str, str] | None:
+    """(extension, MIME type) of a video by its first VIDEO_SNIFF_BYTES bytes; None for anything else."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return ("mov", "video/quicktime") if head[8:12] == b"qt  " else ("mp4", "video/mp4")
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head:
+        return "webm", "video/webm"
+    return None
+
+
+def store_file(root: Path, folder: str, month: str, source: Path, ext: str) -> str:
+    """Move an uploaded temporary file (on the same file system) to <root>/<folder>/<yyyymm>/<random>.<ext>;
+    its path relative to root. The name is generated: nothing the uploader sent reaches the path."""
+    relative = f"{folder}/{month}/{secrets.token_hex(16)}.{ext}"
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(source, 0o644)
+    os.replace(source, target)
+    return relative

@@ -170,6 +170,42 @@ class Settings:
     sms_template_code: str = field(default="", metadata={"help": "Aliyun SMS TemplateCode (variable ${code})"})
     sms_phone_daily_limit: int = field(default=10, metadata={"help": "codes per phone per day"})
     sms_ip_daily_limit: int = field(default=30, metadata={"help": "codes per client IP per day"})
+    # Live push and play URLs made by the admin console (Aliyun Live type-A auth_key).
+    aliyun_live_push_domain: str = field(
+        default="", metadata={"help": "Aliyun Live push (ingest) domain; empty = push URLs entered by hand"}
+    )
+    aliyun_live_push_key: str = field(
+        default="", metadata={"help": "URL signing (auth_key) key of the push domain", "secret": True}
+    )
+    aliyun_live_play_domain: str = field(
+        default="", metadata={"help": "Aliyun Live play domain of generated play URLs; empty = aliyun_live_domain"}
+    )
+    aliyun_live_play_key: str = field(
+        default="", metadata={"help": "URL signing (auth_key) key of the play domain; empty = play URLs unsigned",
+                              "secret": True}
+    )
+    aliyun_live_url_ttl: int = field(
+        default=604800, metadata={"help": "seconds a generated push or play URL stays valid (auth_key expiry)"}
+    )
+    # The admin console (/admin/).
+    admin_idle_timeout: int = field(
+        default=1800, metadata={"help": "seconds of inactivity after which a console session ends"}
+    )
+    admin_login_account_limit: int = field(
+        default=5, metadata={"help": "failed console logins per account per admin_login_window before refusing"}
+    )
+    admin_login_ip_limit: int = field(
+        default=20, metadata={"help": "failed console logins per client IP per admin_login_window before refusing"}
+    )
+    admin_login_window: int = field(
+        default=900, metadata={"help": "seconds failed console logins are counted for"}
+    )
+    upload_image_max_bytes: int = field(
+        default=5242880, metadata={"help": "largest image the console accepts (covers, logos, banners), in bytes"}
+    )
+    upload_video_max_bytes: int = field(
+        default=524288000, metadata={"help": "largest video file the console accepts, in bytes"}
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -295,6 +331,14 @@ def _validate(s: Settings) -> None:
         raise SettingsError("order_expire_minutes must be between 10 and 110")
     if s.reconcile_interval <= 0:
         raise SettingsError("reconcile_interval must be positive")
+    for name in ("aliyun_live_url_ttl", "admin_idle_timeout", "admin_login_account_limit", "admin_login_ip_limit",
+                 "admin_login_window", "upload_image_max_bytes", "upload_video_max_bytes"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
+    if s.aliyun_live_push_domain and not s.aliyun_live_push_key:
+        raise SettingsError("aliyun_live_push_domain needs aliyun_live_push_key (the push domain's auth_key key)")
+    if s.aliyun_live_push_domain and not (s.aliyun_live_play_domain or s.aliyun_live_domain):
+        raise SettingsError("aliyun_live_push_domain needs aliyun_live_play_domain (or aliyun_live_domain)")
 
 
 def _parse(name: str, raw: str, kind: typing.Any) -> typing.Any:

@@ -87,3 +87,24 @@ def test_play_url_with_random_part_and_existing_query():
 )
 def test_stream_name_of(raw, name):
     assert stream_name_of(raw) == name
+
+
+def test_console_live_urls_match_the_reference_vectors():
+    # wechat-aliyun.md §5.3: push key PushKey0123456789, play key PlayKey0123456789, AppName club, stream
+    # match_2024_001, timestamp 1704087000 (= now + aliyun_live_url_ttl).
+    from jiandong.integrations.aliyun_live import live_urls, with_push_token
+    from jiandong.settings import Settings
+
+    settings = Settings(aliyun_live_push_domain="push.club.example.com", aliyun_live_push_key="PushKey0123456789",
+                        aliyun_live_play_domain="live.club.example.com", aliyun_live_play_key="PlayKey0123456789",
+                        aliyun_live_url_ttl=600)
+    urls = live_urls(settings, "club", "match_2024_001", 1704087000 - 600)
+    assert urls.push == ("rtmp://push.club.example.com/club/match_2024_001"
+                         "?auth_key=1704087000-0-0-f73e7d4fd3f51bf4ea1f89eb51371328")
+    assert urls.rtmp == ("rtmp://live.club.example.com/club/match_2024_001"
+                         "?auth_key=1704087000-0-0-2093aa8fa52ce952f6a6bd91e6c1ab96")
+    assert urls.flv == ("https://live.club.example.com/club/match_2024_001.flv"
+                        "?auth_key=1704087000-0-0-44cd6cd34350862235143ca46b5029da")
+    assert urls.m3u8 == ("https://live.club.example.com/club/match_2024_001.m3u8"
+                         "?auth_key=1704087000-0-0-5b9bc9bfe42b05af54085ba86399c51b")
+    assert with_push_token("rtmp://h/live/s?token=old&x=1", "new") == "rtmp://h/live/s?x=1&token=new"

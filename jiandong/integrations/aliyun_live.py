@@ -162,3 +162,42 @@ async def aliyun_live_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     else:
         app[aliyun_live_key] = None
     yield
+
+
+class LiveUrls(typing.NamedTuple):
+    push: str
+    rtmp: str
+    flv: str
+    m3u8: str
+
+
+def aliyun_urls_configured(settings: Settings) -> bool:
+    return bool(settings.aliyun_live_push_domain and settings.aliyun_live_push_key)
+
+
+def live_urls(settings: Settings, app_name: str, stream_name: str, now: int) -> LiveUrls:
+    """Push and play URLs of a stream on the configured Aliyun Live domains, signed (type A) until
+    now + aliyun_live_url_ttl; play URLs stay unsigned when the play domain has no key."""
+    expires = now + settings.aliyun_live_url_ttl
+    play_domain = settings.aliyun_live_play_domain or settings.aliyun_live_domain
+    path = f"/{app_name}/{stream_name}"
+
+    def play(url: str) -> str:
+        return sign_url(url, settings.aliyun_live_play_key, expires) if settings.aliyun_live_play_key else url
+
+    return LiveUrls(
+        push=sign_url(f"rtmp://{settings.aliyun_live_push_domain}{path}", settings.aliyun_live_push_key, expires),
+        rtmp=play(f"rtmp://{play_domain}{path}"),
+        flv=play(f"https://{play_domain}{path}.flv"),
+        m3u8=play(f"https://{play_domain}{path}.m3u8"),
+    )
+
+
+def with_push_token(url: str, secret: str) -> str:
+    """An SRS / nginx-rtmp push URL carrying `token=<secret>` (the callbacks refuse a publish without it)."""
+    if not secret or not url:
+        return url
+    parts = urlsplit(url)
+    pairs = [p for p in parts.query.split("&") if p and not p.startswith("token=")]
+    query = "&".join([*pairs, f"token={secret}"])
+    return parts._replace(query=query).geturl()

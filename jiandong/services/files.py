@@ -75,3 +75,23 @@ async def record_file(
         },
     )
 
+
+
+class StoredFile(typing.NamedTuple):
+    """A file the console stored under the media dir (or a URL given for one), to record in `files`."""
+
+    url: str
+    cate: str
+    original: str = ""
+    size: int = 0
+    mime: str = ""
+    sha256: str | None = None
+
+    async def record(self, cur: aiopg.Cursor) -> int:
+        """Insert its `files` row inside the caller's transaction; the row's id."""
+        await cur.execute(
+            "INSERT INTO files (cate, name, original, size, mime, sha256) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            (self.cate, self.url, self.original, self.size, self.mime, self.sha256),
+        )
+        row = await cur.fetchone()
+        return row["id"] if isinstance(row, dict) else row[0]

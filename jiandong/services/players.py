@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import typing
+
 import aiopg
 
 from .. import db
 from ..errors import MemberNotFound, NoTeam
+from ..keys import pg_key
+from .content_cache import user_changed
+from .editing import (
+    Invalid,
+    delete_unless_used,
+    fetch_page,
+    insert_row,
+    like_pattern,
+    order_clause,
+    search_clause,
+    set_status,
+    update_row,
+)
 
 # A disabled profile (status 0) reads as no profile at all: 30002 says "不存在或已被禁用".
 PROFILE_SQL = """
@@ -78,3 +93,101 @@ async def player_teams(pool: aiopg.Pool, user_id: int) -> list[db.Row]:
     if rows[0]["id"] is None:
         raise NoTeam()
     return rows
+
+
+# -- the console: player cards as the club's staff keep them ---------------------------------------
+
+CARD_FIELDS = ("cn_name", "birthday", "birth_addr", "mobile", "sex", "stature", "weight", "native_place", "nation",
+               "photo", "individual", "number", "position", "school", "experience", "feature", "honor", "comment",
+               "user_id")
+CARD_SORTS = {"cn_name": "p.cn_name", "number": "p.number", "id": "p.id", "updated_at": "p.updated_at"}
+CARD_COLUMNS = f"""
+    {", ".join("p." + name for name in CARD_FIELDS)}, p.id, p.status, p.updated_at,
+    u.username AS user_name, u.mobile AS user_mobile,
+    (SELECT t.name FROM team_members tm JOIN teams t ON t.id = tm.team_id
+      WHERE tm.player_id = p.id AND tm.left_at IS NULL) AS team
+"""
+CARD_SOURCE = "players p LEFT JOIN users u ON u.id = p.user_id"
+CARD_USES = [
+    ("SELECT count(*) FROM players WHERE id = %(id)s AND user_id IS NOT NULL", "关联的会员账号"),
+    ("SELECT count(*) FROM team_members WHERE player_id = %(id)s", "在队记录"),
+]
+
+
+async def list_cards(pool: aiopg.Pool, query: typing.Any) -> tuple[list[db.Row], int]:
+    where, args = search_clause(query, "p.cn_name", "p.number", "p.mobile", "u.username")
+    return await fetch_page(pool, CARD_COLUMNS, CARD_SOURCE, where, args,
+                            order_clause(CARD_SORTS, query, "updated_at", "p.id"), query)
+
+
+async def get_card(pool: aiopg.Pool, player_id: int) -> db.Row | None:
+    return await db.fetchone(pool, f"SELECT {CARD_COLUMNS} FROM {CARD_SOURCE} WHERE p.id = %s", (player_id,))
+
+
+async def card_teams(pool: aiopg.Pool, player_id: int) -> list[db.Row]:
+    """The player's team history, current team first."""
+    return await db.fetchall(
+        pool,
+        """SELECT tm.id, tm.team_id, t.name, tm.joined_at, tm.left_at FROM team_members tm
+           JOIN teams t ON t.id = tm.team_id WHERE tm.player_id = %s
+           ORDER BY tm.left_at IS NOT NULL, tm.left_at DESC, tm.joined_at DESC""",
+        (player_id,),
+    )
+
+
+async def find_users(pool: aiopg.Pool, term: str, limit: int = 20) -> list[db.Row]:
+    """Users whose name contains `term`, or whose phone or openid is `term`, to link a card to."""
+    return await db.fetchall(
+        pool,
+        """SELECT u.id, u.username, u.mobile, u.openid, p.id AS player_id FROM users u
+           LEFT JOIN players p ON p.user_id = u.id
+           WHERE u.username ILIKE %(like)s OR u.mobile = %(term)s OR u.openid = %(term)s
+           ORDER BY u.id DESC LIMIT %(limit)s""",
+        {"like": like_pattern(term), "term": term, "limit": limit},
+    )
+
+
+def _card_values(values: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+    return {k: values[k] for k in CARD_FIELDS if k in values}
+
+
+async def _save_card(app: typing.Any, player_id: int | None, values: typing.Mapping[str, typing.Any]) -> int:
+    row = _card_values(values)
+    try:
+        async with db.transaction(app[pg_key]) as cur:
+            if row.get("user_id") is not None:
+                await cur.execute("SELECT 1 FROM users WHERE id = %s", (row["user_id"],))
+                if await cur.fetchone() is None:
+                    raise Invalid("用户不存在", "user_id")
+            if player_id is None:
+                player_id = await insert_row(cur, "players", row)
+            else:
+                await cur.execute("SELECT user_id FROM players WHERE id = %s", (player_id,))
+                before = await cur.fetchone()
+                await update_row(cur, "players", player_id, row)
+                if before and before["user_id"] and before["user_id"] != row.get("user_id"):
+                    await user_changed(app, before["user_id"])
+    except Exception as exc:
+        if db.is_unique_violation(exc, "players_user_id_key"):
+            raise Invalid("该用户已有球员卡", "user_id") from None
+        raise
+    if row.get("user_id"):
+        await user_changed(app, row["user_id"])
+    return player_id
+
+
+async def create_card(app: typing.Any, values: typing.Mapping[str, typing.Any]) -> int:
+    return await _save_card(app, None, values)
+
+
+async def update_card(app: typing.Any, player_id: int, values: typing.Mapping[str, typing.Any]) -> None:
+    await _save_card(app, player_id, values)
+
+
+async def enable_card(app: typing.Any, player_id: int, enabled: bool) -> None:
+    """A disabled card reads as none (member/info answers 30002)."""
+    await set_status(app[pg_key], "players", player_id, int(enabled))
+
+
+async def delete_card(app: typing.Any, player_id: int) -> None:
+    await delete_unless_used(app[pg_key], "players", player_id, CARD_USES, instead="只能停用")

@@ -1,0 +1,62 @@
+"""The admin console at /admin/: a sub-application with its own middlewares, so the H5 API's chain is untouched."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .. import formats
+from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key
+from ..services.admins import LoginThrottle
+from ..settings import Settings
+from . import (
+    accounts,
+    banners,
+    competitions,
+    configs,
+    errors,
+    lives,
+    players,
+    products,
+    security,
+    staff,
+    teams,
+    videos,
+)
+from .session import RedisSessionStorage
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs)
+
+
+async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:
+    """Session storage and login throttle on the app's Redis (registered on the main app, after Redis)."""
+    app[admin_sessions_key] = RedisSessionStorage(app[redis_key], app[settings_key])
+    app[login_throttle_key] = LoginThrottle(app[redis_key], app[settings_key])
+    yield
+
+
+def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application:
+    admin = web.Application(
+        middlewares=[
+            # The session outermost, so error pages still save it (their CSRF token); then errors as HTML
+            # pages; then who is signed in and may open the page; CSRF last, once the account is known
+            # (an anonymous upload is refused before its body is read).
+            security.session_middleware,
+            errors.error_pages_middleware,
+            security.auth_middleware,
+            security.csrf_middleware,
+        ]
+    )
+    env = aiohttp_jinja2.setup(admin, loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
+                               app_key=admin_jinja_key)
+    env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
+    env.filters["money"] = formats.fmt_money
+    for module in SECTIONS:
+        admin.router.add_routes(module.routes)
+    admin.router.add_static("/static/", STATIC_DIR, name="static")
+    return admin

@@ -1,0 +1,117 @@
+"""Signing in and out, the home page, and changing one's own password."""
+
+from __future__ import annotations
+
+import time
+
+import wtforms
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+
+from ..http import client_ip
+from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key, settings_key
+from ..services import admins
+from .forms import REQUIRED, AdminForm, add_error, length, read_form
+from .render import MENU, PREFIX, csrf_token, flash, redirect, render
+from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, public
+
+routes = web.RouteTableDef()
+
+
+class LoginForm(AdminForm):
+    username = wtforms.StringField("用户名", [REQUIRED, length(admins.USERNAME_MAX, 1)])
+    password = wtforms.PasswordField("密码", [REQUIRED, length(admins.PASSWORD_MAX, 1)])
+
+
+class PasswordForm(AdminForm):
+    current = wtforms.PasswordField("当前密码", [REQUIRED])
+    new = wtforms.PasswordField("新密码", [REQUIRED, length(admins.PASSWORD_MAX, admins.PASSWORD_MIN)])
+    confirm = wtforms.PasswordField("再次输入新密码", [REQUIRED, wtforms.validators.EqualTo("new", "两次输入不一致")])
+
+
+def _next_path(raw: str) -> str:
+    # Only a path of the console itself: never an address elsewhere (an open redirect).
+    return raw if raw.startswith(PREFIX + "/") and not raw.startswith("//") and "\\" not in raw else PREFIX + "/"
+
+
+@routes.get("/login")
+@public
+async def login_page(request: web.Request) -> web.Response:
+    if request.get(admin_key) is not None:
+        raise web.HTTPFound(_next_path(request.query.get("next", "")))
+    form = LoginForm()
+    return await render(request, "admin/login.html", {"form": form, "next": request.query.get("next", "")})
+
+
+@routes.post("/login")
+@public
+async def login(request: web.Request) -> web.Response:
+    data = await read_form(request)
+    form = LoginForm(data)
+    next_path = data.get("next")
+    if not form.validate():
+        return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=400)
+    throttle = request.config_dict[login_throttle_key]
+    settings = request.config_dict[settings_key]
+    ip = client_ip(request)
+    username = form.username.data
+    if await throttle.blocked(username, ip):
+        minutes = max(1, settings.admin_login_window // 60)
+        add_error(form, "", f"登录失败次数过多，请 {minutes} 分钟后再试")
+        return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=429)
+    admin = await admins.authenticate(request.config_dict[pg_key], username, form.password.data)
+    if admin is None:
+        await throttle.failed(username, ip)
+        add_error(form, "", "用户名或密码错误，或账号已停用")
+        return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=400)
+    await throttle.succeeded(username)
+    # A new session id at login: an id planted before it (session fixation) is worth nothing after.
+    old = await get_session(request)
+    if old.identity:
+        await request.config_dict[admin_sessions_key].discard(old.identity)
+    session = await new_session(request)
+    session[ADMIN_ID] = admin.id
+    session[PASSWORD_STAMP] = admin.password_stamp
+    session[SEEN] = int(time.time())
+    csrf_token(session)
+    raise web.HTTPFound(_next_path(next_path))
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    if session.identity:
+        await request.config_dict[admin_sessions_key].discard(session.identity)
+    session.invalidate()
+    raise redirect("/login")
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    me = request[admin_key]
+    sections = [(PREFIX + path, label) for path, label, roles in MENU if admins.role_allows(me.role, roles)]
+    return await render(request, "admin/home.html", {"sections": sections})
+
+
+@routes.get("/password")
+async def password_page(request: web.Request) -> web.Response:
+    return await render(request, "admin/password.html", {"form": PasswordForm()})
+
+
+@routes.post("/password")
+async def change_password(request: web.Request) -> web.Response:
+    form = PasswordForm(await read_form(request))
+    me = request[admin_key]
+    if form.validate():
+        try:
+            admin = await admins.change_own_password(request.config_dict[pg_key], me.id, form.current.data,
+                                                     form.new.data)
+        except admins.AdminError as exc:
+            add_error(form, "current" if "当前" in str(exc) else "new", str(exc))
+        else:
+            session = await get_session(request)
+            # This session goes on under the new password; every other one of the account ends.
+            session[PASSWORD_STAMP] = admin.password_stamp
+            flash(session, "密码已修改，其他设备上的登录已失效")
+            raise redirect("/")
+    return await render(request, "admin/password.html", {"form": form}, status=400)

@@ -1,0 +1,89 @@
+"""赛事: matches — title, texts, score, cover, play time, hot flag, the teams that play."""
+
+from __future__ import annotations
+
+import typing
+
+import wtforms
+from aiohttp import web
+
+from ..keys import pg_key
+from ..services import competitions, teams
+from ..services.editing import ListQuery
+from .crud import Section, field_values
+from .forms import REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length
+from .render import Column
+from .uploads import store_image
+
+routes = web.RouteTableDef()
+
+
+class CompetitionForm(AdminForm):
+    title = wtforms.StringField("标题", [REQUIRED, length(100, 1)])
+    play_time = LocalDateTimeField("比赛时间", [REQUIRED])
+    team_ids = MultiCheckboxField("参赛球队", coerce=int, validate_choice=True)
+    summary = wtforms.TextAreaField("简介", [length(500)])
+    score = wtforms.StringField("比分 / 结果", [length(50)], description="如 86:79，赛前留空")
+    cover = wtforms.FileField("封面图", description="JPEG 或 PNG")
+    description = wtforms.TextAreaField(
+        "赛事详情（富文本）", [length(20000)],
+        description="可用 HTML 标签：p、h3、strong、img、table 等；保存时去除脚本等不安全内容")
+    notes = wtforms.StringField("备注", [length(500)])
+    is_hot = wtforms.BooleanField("热门赛事")
+
+
+FIELDS = ("title", "summary", "description", "score", "play_time", "notes")
+
+
+class CompetitionSection(Section):
+    slug, title, noun = "competitions", "赛事", "赛事"
+    form_class = CompetitionForm
+    multipart = True
+    search_hint = "标题、简介或比分"
+    columns = [
+        Column("封面", "main_img_url", kind="image"),
+        Column("标题", "title", "title", kind="link"),
+        Column("比赛时间", "play_time", "play_time", kind="time"),
+        Column("球队", "team_names"),
+        Column("比分", "score"),
+        Column("状态", "status", "status", kind="status"),
+    ]
+    sorts = tuple(competitions.SORTS)
+
+    async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
+        return await competitions.list_competitions(app[pg_key], query)
+
+    async def get_row(self, app: web.Application, ident: int) -> typing.Any:
+        return await competitions.get_competition(app[pg_key], ident)
+
+    async def prepare(self, request: web.Request, form: typing.Any, row: typing.Any) -> None:
+        form.team_ids.choices = dict(await teams.team_choices(request.config_dict[pg_key]))
+        if form.team_ids.data is None:
+            form.team_ids.data = []
+
+    async def _values(self, request: web.Request, form: typing.Any) -> dict[str, typing.Any]:
+        values = {**field_values(form, FIELDS), "is_hot": int(form.is_hot.data)}
+        if form.cover.data:
+            values["main_img_url"] = (await store_image(request, form.cover.data, "competitions", "cover")).url
+        return values
+
+    async def create(self, request: web.Request, form: typing.Any) -> int:
+        return await competitions.create_competition(request.config_dict, await self._values(request, form),
+                                                     form.team_ids.data)
+
+    async def update(self, request: web.Request, ident: int, form: typing.Any, row: typing.Any) -> None:
+        await competitions.update_competition(request.config_dict, ident, await self._values(request, form),
+                                              form.team_ids.data)
+
+    async def switch_on(self, app: web.Application, ident: int, on: bool) -> None:
+        await competitions.publish_competition(app, ident, on)
+
+    async def delete(self, app: web.Application, ident: int) -> None:
+        await competitions.delete_competition(app, ident)
+
+    async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
+        return {"image_field": ("cover", row and row["main_img_url"])}
+
+
+section = CompetitionSection()
+section.add_routes(routes)

@@ -1,0 +1,76 @@
+"""配置项: config values — plain text (titles, ICP, copyright) and rich text (the agreements, sanitised)."""
+
+from __future__ import annotations
+
+import typing
+
+import wtforms
+from aiohttp import web
+
+from ..keys import pg_key
+from ..services import configs
+from ..services.editing import ListQuery
+from .crud import Section
+from .errors import PageError
+from .forms import REQUIRED, AdminForm, length
+from .render import Column
+
+routes = web.RouteTableDef()
+
+
+class ConfigForm(AdminForm):
+    name = wtforms.StringField("名称", [length(100)])
+    value = wtforms.TextAreaField("值", [length(50000)])
+
+
+class NewConfigForm(ConfigForm):
+    code = wtforms.StringField("编码", [REQUIRED, length(100, 1)], description="H5 页面以此编码读取，如 ICP、copyright")
+    rich = wtforms.BooleanField("富文本（HTML，保存时去除不安全内容）")
+
+
+class ConfigSection(Section):
+    slug, title, noun = "configs", "配置项", "配置项"
+    form_class = ConfigForm
+    switch = None
+    can_delete = False
+    search_hint = "编码、名称或内容"
+    id_pattern = r"[A-Za-z][A-Za-z0-9_.-]{0,99}"
+    columns = [
+        Column("编码", "code", "code", kind="link"),
+        Column("名称", "name", "name"),
+        Column("类型", "kind"),
+        Column("内容", "preview"),
+        Column("更新时间", "updated_at", "updated_at", kind="time"),
+    ]
+    sorts = tuple(configs.SORTS)
+
+    def ident(self, request: web.Request) -> str:
+        code = request.match_info["id"]
+        if not configs.CODE_RE.fullmatch(code):
+            raise PageError(404)
+        return code
+
+    async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
+        rows, total = await configs.list_configs(app[pg_key], query)
+        return [{**row, "id": row["code"], "kind": "富文本" if row["rich"] else "文本",
+                 "preview": row["value"][:60]} for row in rows], total
+
+    async def get_row(self, app: web.Application, ident: typing.Any) -> typing.Any:
+        row = await configs.get_config(app[pg_key], ident)
+        return row and {**row, "id": row["code"]}
+
+    async def make_form(self, request: web.Request, row: typing.Any, formdata: typing.Any = None) -> typing.Any:
+        cls = ConfigForm if row is not None else NewConfigForm
+        return cls(formdata, data=row if row is not None and formdata is None else None)
+
+    async def create(self, request: web.Request, form: typing.Any) -> str:
+        code = form.code.data.strip()
+        await configs.create_config(request.config_dict, code, form.name.data.strip(), form.value.data, form.rich.data)
+        return code
+
+    async def update(self, request: web.Request, ident: typing.Any, form: typing.Any, row: typing.Any) -> None:
+        await configs.update_config(request.config_dict, ident, form.name.data.strip(), form.value.data)
+
+
+section = ConfigSection()
+section.add_routes(routes)

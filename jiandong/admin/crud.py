@@ -1,0 +1,204 @@
+"""The shape every content section shares: a list, a create form, an edit form, publish / unpublish, delete.
+
+A section (competitions.py, teams.py, ...) says which form, which columns and which service calls;
+this module turns that into the routes, so each section holds only what is its own.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import wtforms
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ..services.admins import EDITOR
+from ..services.editing import InUse, Invalid, ListQuery, NotFound
+from .errors import PageError
+from .forms import AdminForm, add_error, club_meta, read_form
+from .render import PREFIX, Column, ListPage, flash, list_query, redirect, render
+from .security import requires
+
+Row = dict[str, typing.Any]
+
+
+class Section:
+    slug = ""  # the URL: /admin/<slug>
+    title = ""  # the menu's word: 赛事
+    noun = ""  # one item: 赛事
+    roles: tuple[str, ...] = (EDITOR,)
+    form_class: type[AdminForm] = AdminForm
+    columns: list[Column] = []
+    sorts: tuple[str, ...] = ()
+    # Labels of the on / off actions (发布 / 下架, 启用 / 停用); None: the section has no such switch.
+    switch: tuple[str, str] | None = ("发布", "下架")
+    state_labels = ("已发布", "未发布")
+    can_delete = True
+    edit_template = "admin/edit.html"
+    list_template = "admin/list.html"
+    search_hint = "搜索"
+    multipart = False
+    id_pattern = r"\d+"
+
+    # -- what each section provides ---------------------------------------------------------------
+    async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[Row], int]:
+        raise NotImplementedError
+
+    async def get_row(self, app: web.Application, ident: int) -> Row | None:
+        raise NotImplementedError
+
+    async def create(self, request: web.Request, form: typing.Any) -> int:
+        raise NotImplementedError
+
+    async def update(self, request: web.Request, ident: int, form: typing.Any, row: Row) -> None:
+        raise NotImplementedError
+
+    async def switch_on(self, app: web.Application, ident: int, on: bool) -> None:
+        raise NotImplementedError
+
+    async def delete(self, app: web.Application, ident: int) -> None:
+        raise NotImplementedError
+
+    def form_data(self, row: Row) -> dict[str, typing.Any]:
+        """The edit form's values from the stored row (by default: the row's columns of the same names)."""
+        return dict(row)
+
+    async def prepare(self, request: web.Request, form: typing.Any, row: Row | None) -> None:
+        """Fill choices, set the time zone and anything else the form needs before it is shown or checked."""
+
+    async def extra(self, request: web.Request, row: Row | None) -> dict[str, typing.Any]:
+        """More for the edit page (team members, stream URLs ...)."""
+        return {}
+
+    def is_on(self, row: Row) -> bool:
+        return bool(row.get("status"))
+
+    # -- the routes ---------------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}/{self.slug}"
+
+    def ident(self, request: web.Request) -> typing.Any:
+        raw = request.match_info["id"]
+        if len(raw) > 18:
+            raise PageError(404)
+        return int(raw)
+
+    async def load(self, request: web.Request) -> tuple[int, Row]:
+        ident = self.ident(request)
+        row = await self.get_row(request.config_dict, ident)
+        if row is None:
+            raise PageError(404, f"{self.noun}不存在")
+        return ident, row
+
+    async def make_form(self, request: web.Request, row: Row | None, formdata: typing.Any = None) -> typing.Any:
+        form = self.form_class(formdata, data=self.form_data(row) if row is not None and formdata is None else None,
+                               meta=club_meta(request))
+        await self.prepare(request, form, row)
+        return form
+
+    async def show_form(self, request: web.Request, form: typing.Any, row: Row | None, status: int = 200
+                        ) -> web.Response:
+        context = {"section": self, "form": form, "row": row, **await self.extra(request, row)}
+        return await render(request, self.edit_template, context, status)
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        query = list_query(request, self.sorts)
+        rows, total = await self.list_rows(request.config_dict, query)
+        page = ListPage(rows, total, query, self.columns, self.base)
+        return await render(request, self.list_template, {"section": self, "page": page})
+
+    async def new_page(self, request: web.Request) -> web.Response:
+        return await self.show_form(request, await self.make_form(request, None), None)
+
+    async def create_action(self, request: web.Request) -> web.Response:
+        form = await self.make_form(request, None, await read_form(request))
+        if form.validate():
+            try:
+                ident = await self.create(request, form)
+            except Invalid as exc:
+                add_error(form, exc.field, str(exc))
+            else:
+                flash(await get_session(request), f"{self.noun}已创建")
+                raise web.HTTPFound(f"{self.base}/{ident}")
+        return await self.show_form(request, form, None, status=400)
+
+    async def edit_page(self, request: web.Request) -> web.Response:
+        _, row = await self.load(request)
+        return await self.show_form(request, await self.make_form(request, row), row)
+
+    async def update_action(self, request: web.Request) -> web.Response:
+        ident, row = await self.load(request)
+        form = await self.make_form(request, row, await read_form(request))
+        if form.validate():
+            try:
+                await self.update(request, ident, form, row)
+            except Invalid as exc:
+                add_error(form, exc.field, str(exc))
+            except NotFound:
+                raise PageError(404, f"{self.noun}不存在") from None
+            else:
+                flash(await get_session(request), "已保存")
+                raise web.HTTPFound(f"{self.base}/{ident}")
+        return await self.show_form(request, form, row, status=400)
+
+    async def switch_action(self, request: web.Request, on: bool) -> web.Response:
+        ident = self.ident(request)
+        try:
+            await self.switch_on(request.config_dict, ident, on)
+        except NotFound:
+            raise PageError(404, f"{self.noun}不存在") from None
+        assert self.switch is not None
+        flash(await get_session(request), f"已{self.switch[0 if on else 1]}")
+        raise web.HTTPFound(await self._back(request, ident))
+
+    async def delete_action(self, request: web.Request) -> web.Response:
+        ident = self.ident(request)
+        try:
+            await self.delete(request.config_dict, ident)
+        except NotFound:
+            raise PageError(404, f"{self.noun}不存在") from None
+        except InUse as exc:
+            # Refused, and why: the row stays as it was.
+            flash(await get_session(request), f"不能删除：{exc}")
+            raise web.HTTPFound(f"{self.base}/{ident}") from None
+        flash(await get_session(request), f"{self.noun}已删除")
+        raise redirect(f"/{self.slug}")
+
+    async def _back(self, request: web.Request, ident: int) -> str:
+        """Where a switch returns to: the list it was pressed in, else the item's page."""
+        back_to_list = (await read_form(request)).get("back") == "list"
+        return self.base if back_to_list else f"{self.base}/{ident}"
+
+    def add_routes(self, routes: web.RouteTableDef) -> None:
+        guard = requires(*self.roles)
+        base = f"/{self.slug}"
+
+        def handler(method: typing.Callable[..., typing.Awaitable[web.StreamResponse]],
+                    *args: typing.Any) -> typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]:
+            async def handle(request: web.Request) -> web.StreamResponse:
+                return await method(request, *args)
+
+            handle.__name__ = f"{self.slug}_{method.__name__}"
+            return guard(handle)
+
+        routes.get(base)(handler(self.list_page))
+        routes.get(f"{base}/new")(handler(self.new_page))
+        routes.post(f"{base}/new")(handler(self.create_action))
+        item = f"{base}/{{id:{self.id_pattern}}}"
+        routes.get(item)(handler(self.edit_page))
+        routes.post(item)(handler(self.update_action))
+        if self.switch is not None:
+            routes.post(f"{item}/on")(handler(self.switch_action, True))
+            routes.post(f"{item}/off")(handler(self.switch_action, False))
+        if self.can_delete:
+            routes.post(f"{item}/delete")(handler(self.delete_action))
+
+
+def choice_list(pairs: typing.Iterable[tuple[typing.Any, str]], blank: str | None = None) -> dict[typing.Any, str]:
+    """Choices for a select, as WTForms takes them ({value: label}); `blank` labels the choice of none (None)."""
+    return {**({None: blank} if blank is not None else {}), **dict(pairs)}
+
+
+def field_values(form: wtforms.Form, names: typing.Iterable[str]) -> dict[str, typing.Any]:
+    return {name: getattr(form, name).data for name in names}

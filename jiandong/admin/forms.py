@@ -1,0 +1,208 @@
+"""Console forms: the request body read once (uploads streamed to temporary files), WTForms with Chinese messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+import typing
+from pathlib import Path
+
+import wtforms
+from aiohttp import BodyPartReader, web
+from multidict import MultiDict
+from wtforms import validators
+
+from ..keys import admin_form_key, settings_key
+from ..media import VIDEO_SNIFF_BYTES, size_label
+from .errors import PageError
+
+# File fields holding a video; every other file field holds an image.
+VIDEO_FIELDS = frozenset({"video_file"})
+TEXT_PART_MAX = 1024 * 1024
+UPLOAD_DIR = ".uploads"
+
+
+@dataclasses.dataclass
+class Upload:
+    """A file part of the form, kept in a temporary file under the media dir until stored or dropped."""
+
+    filename: str
+    path: Path
+    size: int
+    head: bytes
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class FormData:
+    """The form's fields and files, as WTForms wants them (getlist)."""
+
+    def __init__(self, values: MultiDict[str] | None = None, files: dict[str, Upload] | None = None) -> None:
+        self.values: MultiDict[str] = values if values is not None else MultiDict()
+        self.files = files or {}
+
+    def getlist(self, name: str) -> list[typing.Any]:
+        if name in self.files:
+            return [self.files[name]]
+        return self.values.getall(name, [])
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values or name in self.files
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter({*self.values.keys(), *self.files})
+
+    def __len__(self) -> int:
+        return len(set(self))
+
+    def cleanup(self) -> None:
+        for upload in self.files.values():
+            with contextlib.suppress(FileNotFoundError):
+                upload.path.unlink()
+
+
+# What one console form may carry: a video, a few pictures, and this many parts in all.
+MAX_IMAGES = 4
+MAX_PARTS = 100
+
+
+async def read_form(request: web.Request) -> FormData:
+    """The request's form (urlencoded or multipart), read once per request."""
+    cached = request.get(admin_form_key)
+    if cached is not None:
+        return cached
+    form = FormData()
+    request[admin_form_key] = form
+    if request.content_type == "multipart/form-data":
+        await _read_multipart(request, form)
+    elif request.body_exists:
+        for key, value in (await request.post()).items():
+            if isinstance(value, str):
+                form.values.add(key, value)
+    return form
+
+
+async def _read_multipart(request: web.Request, form: FormData) -> None:
+    """Each part within its own limit, and the whole within what one form can need: this is read
+    before the CSRF token is checked, so by anyone who can reach the sign-in page."""
+    settings = request.config_dict[settings_key]
+    upload_dir = settings.media_path / UPLOAD_DIR
+    budget = settings.upload_video_max_bytes + MAX_IMAGES * settings.upload_image_max_bytes
+    text_left = TEXT_PART_MAX
+    reader = await request.multipart()
+    try:
+        for _ in range(MAX_PARTS + 1):
+            part = await reader.next()
+            if part is None:
+                return
+            if not isinstance(part, BodyPartReader) or not part.name:
+                continue
+            if part.filename is None:
+                data = bytearray()
+                while chunk := await part.read_chunk():
+                    data.extend(chunk)
+                    # All text parts together, not each: they are held in memory.
+                    if len(data) > text_left:
+                        raise PageError(413, "提交的内容过长")
+                text_left -= len(data)
+                form.values.add(part.name, data.decode(part.get_charset(default="utf-8"), errors="replace"))
+                continue
+            if part.name in form.files:
+                raise PageError(400, "同一文件字段提交了多次")
+            limit = settings.upload_video_max_bytes if part.name in VIDEO_FIELDS else settings.upload_image_max_bytes
+            upload = await _receive_file(part, upload_dir, min(limit, budget))
+            if upload is not None:
+                budget -= upload.size
+                form.files[part.name] = upload
+        raise PageError(413, "提交的内容过多")
+    except BaseException:
+        for upload in form.files.values():
+            upload.path.unlink(missing_ok=True)
+        raise
+
+
+async def _receive_file(part: BodyPartReader, upload_dir: Path, limit: int) -> Upload | None:
+    await asyncio.to_thread(upload_dir.mkdir, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=upload_dir, prefix=".", suffix=".part")
+    path, size, head = Path(name), 0, b""
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await part.read_chunk(256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PageError(413, f"文件过大：不能超过 {size_label(limit)}")
+                if len(head) < VIDEO_SNIFF_BYTES:
+                    head = (head + chunk)[:VIDEO_SNIFF_BYTES]
+                await asyncio.to_thread(out.write, chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        # A file input left empty still sends its part.
+        path.unlink(missing_ok=True)
+        return None
+    return Upload(part.filename or "", path, size, head)
+
+
+class AdminForm(wtforms.Form):
+    class Meta:
+        locales = ("zh",)
+        cache_translations = True
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Text left out of a post is empty text (never None): columns hold '' for nothing.
+        for field in self:
+            if isinstance(field, wtforms.StringField) and field.data is None:
+                field.data = ""
+
+
+REQUIRED = validators.InputRequired(message="必填")
+OPTIONAL = validators.Optional()
+
+
+def length(maximum: int, minimum: int = 0) -> validators.Length:
+    return validators.Length(min=minimum, max=maximum, message=f"长度须为 {minimum}~{maximum} 个字符")
+
+
+def number_range(minimum: float, maximum: float) -> validators.NumberRange:
+    return validators.NumberRange(min=minimum, max=maximum, message=f"须在 {minimum:g}~{maximum:g} 之间")
+
+
+class MultiCheckboxField(wtforms.SelectMultipleField):
+    """A multiple choice shown as checkboxes: usable with a thumb, unlike a multi-select box."""
+
+    widget = wtforms.widgets.ListWidget(prefix_label=False)
+    option_widget = wtforms.widgets.CheckboxInput()
+
+
+class LocalDateTimeField(wtforms.DateTimeLocalField):
+    """A date and time typed in the club's time zone (the form's `meta.tz`), stored aware."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("format", ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
+        super().__init__(*args, **kwargs)
+        # WTForms shows aware values in `tz` and gives typed ones that zone.
+        self.tz = getattr(self.meta, "tz", dt.timezone.utc)
+
+
+def club_meta(request: web.Request) -> dict[str, typing.Any]:
+    """Form meta with the club's time zone, for forms with LocalDateTimeField: `Form(data, meta=club_meta(r))`."""
+    return {"tz": request.config_dict[settings_key].tz}
+
+
+def add_error(form: wtforms.Form, field: str, message: str) -> None:
+    """A rule checked by the service, shown next to its field (or above the form)."""
+    target = getattr(form, field, None) if field else None
+    if isinstance(target, wtforms.Field):
+        target.errors = [*target.errors, message]
+    else:
+        form.form_errors.append(message)

@@ -1,0 +1,132 @@
+"""Rendering console pages: the shared context (who is signed in, the CSRF token, the menu), lists and pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+import typing
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import Session, get_session
+
+from ..keys import admin_jinja_key, admin_key
+from ..services.admins import EDITOR, OWNER, role_allows
+from ..services.editing import ListQuery
+
+PREFIX = "/admin"
+PAGE_SIZE = 20
+CSRF_KEY = "csrf"
+FLASH_KEY = "flash"
+
+# The menu: (path under /admin, label, roles that may open it; the owner may open everything).
+MENU = [
+    ("/competitions", "赛事", (EDITOR,)),
+    ("/teams", "球队", (EDITOR,)),
+    ("/players", "球员卡", (EDITOR,)),
+    ("/videos", "视频", (EDITOR,)),
+    ("/lives", "直播", (EDITOR,)),
+    ("/banners", "轮播图", (EDITOR,)),
+    ("/products", "会员业务", (EDITOR,)),
+    ("/configs", "配置项", (EDITOR,)),
+    ("/staff", "员工账号", (OWNER,)),
+]
+
+
+def csrf_token(session: Session) -> str:
+    """The session's CSRF token, made on first use; every state-changing form posts it back."""
+    token = session.get(CSRF_KEY)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def flash(session: Session, message: str) -> None:
+    """A message shown once, on the next page (after a redirect)."""
+    session[FLASH_KEY] = [*session.get(FLASH_KEY, []), message]
+
+
+async def render(request: web.Request, template: str, context: dict[str, typing.Any],
+                 status: int = 200) -> web.Response:
+    session = await get_session(request)
+    me = request.get(admin_key)
+    messages = session.pop(FLASH_KEY, []) if FLASH_KEY in session else []
+    ctx = {
+        "me": me,
+        "csrf_token": csrf_token(session),
+        "menu": [(PREFIX + path, label) for path, label, roles in MENU if me and role_allows(me.role, roles)],
+        "path": request.path,
+        "messages": messages,
+        "prefix": PREFIX,
+        **context,
+    }
+    response = aiohttp_jinja2.render_template(template, request, ctx, status=status, app_key=admin_jinja_key)
+    # Console pages carry a CSRF token and private data: never stored by a cache, never framed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+async def render_error(request: web.Request, status: int, message: str, *, with_session: bool = True) -> web.Response:
+    if with_session:
+        try:
+            return await render(request, "admin/error.html", {"status": status, "message": message}, status)
+        except Exception:  # the session itself may be what failed
+            pass
+    ctx = {"me": None, "csrf_token": "", "menu": [], "path": request.path, "messages": [], "prefix": PREFIX,
+           "status": status, "message": message}
+    return aiohttp_jinja2.render_template("admin/error.html", request, ctx, status=status, app_key=admin_jinja_key)
+
+
+def redirect(path: str) -> web.HTTPFound:
+    """A redirect to a console path (after a POST: the browser then GETs it)."""
+    return web.HTTPFound(PREFIX + path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    label: str
+    key: str
+    sort: str = ""  # the sort key the service knows; empty = not sortable
+    kind: str = "text"  # text, image, time, date, money, flag, status, link
+
+
+@dataclasses.dataclass
+class ListPage:
+    """What a list template shows: rows, columns, the query, and links for sorting and paging."""
+
+    rows: list[typing.Any]
+    total: int
+    query: ListQuery
+    columns: list[Column]
+    base: str
+
+    @property
+    def last_page(self) -> int:
+        return max(1, math.ceil(self.total / self.query.size))
+
+    def url(self, **changes: typing.Any) -> str:
+        q = self.query
+        params = {"q": q.search, "sort": q.sort, "desc": int(q.desc), "page": q.page, **changes}
+        return f"{self.base}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"
+
+    def sort_url(self, key: str) -> str:
+        desc = not self.query.desc if self.query.sort == key else False
+        return self.url(sort=key, desc=int(desc), page=1)
+
+
+def list_query(request: web.Request, sorts: typing.Iterable[str]) -> ListQuery:
+    """The list's search, sort and page from the query string (anything unknown falls back to defaults)."""
+    query = request.query
+    sort = query.get("sort", "")
+    page = query.get("page", "1")
+    return ListQuery(
+        search=query.get("q", "").strip()[:100],
+        sort=sort if sort in sorts else "",
+        desc=query.get("desc", "1") != "0",
+        page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+        size=PAGE_SIZE,
+    )

@@ -1,0 +1,116 @@
+"""员工账号 (owners only): create staff accounts, change their role, disable them, reset their password."""
+
+from __future__ import annotations
+
+import wtforms
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ..keys import pg_key
+from ..services import admins
+from .errors import PageError
+from .forms import REQUIRED, AdminForm, add_error, length, read_form
+from .render import flash, render
+from .security import requires
+
+routes = web.RouteTableDef()
+ROLE_CHOICES = {role: admins.ROLE_LABELS[role] for role in admins.ROLES}
+
+
+class NewStaffForm(AdminForm):
+    username = wtforms.StringField("用户名", [REQUIRED, length(admins.USERNAME_MAX, 1)])
+    role = wtforms.SelectField("角色", choices=ROLE_CHOICES, default=admins.EDITOR)
+    password = wtforms.PasswordField("初始密码", [REQUIRED, length(admins.PASSWORD_MAX, admins.PASSWORD_MIN)])
+
+
+class StaffForm(AdminForm):
+    role = wtforms.SelectField("角色", choices=ROLE_CHOICES)
+    is_active = wtforms.BooleanField("启用（停用后其所有登录立即失效）")
+
+
+class ResetForm(AdminForm):
+    password = wtforms.PasswordField("新密码", [REQUIRED, length(admins.PASSWORD_MAX, admins.PASSWORD_MIN)])
+
+
+async def _staff_page(request: web.Request, admin_id: int, form: StaffForm | None = None,
+                      reset: ResetForm | None = None, status: int = 200) -> web.Response:
+    account = await admins.get_admin(request.config_dict[pg_key], admin_id)
+    if account is None:
+        raise PageError(404, "账号不存在")
+    form = form or StaffForm(data={"role": account.role, "is_active": account.is_active})
+    return await render(request, "admin/staff_edit.html",
+                        {"account": account, "form": form, "reset": reset or ResetForm()}, status)
+
+
+def _admin_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if len(raw) > 18:
+        raise PageError(404)
+    return int(raw)
+
+
+@routes.get("/staff")
+@requires(admins.OWNER)
+async def list_staff(request: web.Request) -> web.Response:
+    accounts = await admins.list_admins(request.config_dict[pg_key])
+    return await render(request, "admin/staff.html", {"accounts": accounts})
+
+
+@routes.get("/staff/new")
+@requires(admins.OWNER)
+async def new_staff_page(request: web.Request) -> web.Response:
+    return await render(request, "admin/staff_new.html", {"form": NewStaffForm()})
+
+
+@routes.post("/staff/new")
+@requires(admins.OWNER)
+async def create_staff(request: web.Request) -> web.Response:
+    form = NewStaffForm(await read_form(request))
+    if form.validate():
+        try:
+            account = await admins.create_admin(request.config_dict[pg_key], form.username.data, form.password.data,
+                                                form.role.data)
+        except admins.AdminError as exc:
+            add_error(form, "password" if "密码" in str(exc) else "username", str(exc))
+        else:
+            flash(await get_session(request), f"账号 {account.username} 已创建")
+            raise web.HTTPFound(f"/admin/staff/{account.id}")
+    return await render(request, "admin/staff_new.html", {"form": form}, status=400)
+
+
+@routes.get(r"/staff/{id:\d+}")
+@requires(admins.OWNER)
+async def staff_page(request: web.Request) -> web.Response:
+    return await _staff_page(request, _admin_id(request))
+
+
+@routes.post(r"/staff/{id:\d+}")
+@requires(admins.OWNER)
+async def update_staff(request: web.Request) -> web.Response:
+    admin_id = _admin_id(request)
+    form = StaffForm(await read_form(request))
+    if form.validate():
+        try:
+            await admins.update_admin(request.config_dict[pg_key], admin_id, role=form.role.data,
+                                      is_active=form.is_active.data)
+        except admins.AdminError as exc:
+            add_error(form, "", str(exc))
+        else:
+            flash(await get_session(request), "已保存")
+            raise web.HTTPFound(f"/admin/staff/{admin_id}")
+    return await _staff_page(request, admin_id, form=form, status=400)
+
+
+@routes.post(r"/staff/{id:\d+}/password")
+@requires(admins.OWNER)
+async def reset_staff_password(request: web.Request) -> web.Response:
+    admin_id = _admin_id(request)
+    reset = ResetForm(await read_form(request))
+    if reset.validate():
+        try:
+            await admins.set_password(request.config_dict[pg_key], admin_id, reset.password.data)
+        except admins.AdminError as exc:
+            raise PageError(404, str(exc)) from None
+        flash(await get_session(request), "密码已重置，该账号的所有登录已失效")
+        raise web.HTTPFound(f"/admin/staff/{admin_id}")
+    return await _staff_page(request, admin_id, reset=reset, status=400)

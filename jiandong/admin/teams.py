@@ -1,0 +1,149 @@
+"""球队: teams — name, logo, description, order; members with their join and leave dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+
+import wtforms
+from aiohttp import web
+from aiohttp_session import get_session
+
+from .. import db
+from ..keys import pg_key, settings_key
+from ..services import teams
+from ..services.admins import EDITOR
+from ..services.editing import Invalid, ListQuery, NotFound
+from .crud import Section
+from .errors import PageError
+from .forms import (
+    OPTIONAL,
+    REQUIRED,
+    AdminForm,
+    LocalDateTimeField,
+    add_error,
+    club_meta,
+    length,
+    number_range,
+    read_form,
+)
+from .render import Column, flash, render
+from .security import requires
+from .uploads import store_image
+
+routes = web.RouteTableDef()
+
+
+class TeamForm(AdminForm):
+    name = wtforms.StringField("球队名称", [REQUIRED, length(50, 1)])
+    logo_file = wtforms.FileField("队徽 LOGO", description="JPEG 或 PNG")
+    description = wtforms.TextAreaField("简介", [length(2000)])
+    sort = wtforms.IntegerField("排序", [OPTIONAL, number_range(-9999, 9999)], default=0, description="数字小的在前")
+
+
+class MemberForm(AdminForm):
+    player_id = wtforms.SelectField("球员", coerce=int, validate_choice=True)
+    joined_at = LocalDateTimeField("入队时间", [REQUIRED])
+
+
+class LeaveForm(AdminForm):
+    left_at = LocalDateTimeField("离队时间", [REQUIRED])
+
+
+class TeamSection(Section):
+    slug, title, noun = "teams", "球队", "球队"
+    form_class = TeamForm
+    switch = ("启用", "停用")
+    state_labels = ("已启用", "已停用")
+    multipart = True
+    search_hint = "球队名称或简介"
+    edit_template = "admin/team.html"
+    columns = [
+        Column("队徽", "logo", kind="image"),
+        Column("名称", "name", "name", kind="link"),
+        Column("现有球员", "members", "members"),
+        Column("排序", "sort", "sort"),
+        Column("状态", "status", kind="status"),
+    ]
+    sorts = tuple(teams.SORTS)
+
+    async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
+        return await teams.list_teams(app[pg_key], query)
+
+    async def get_row(self, app: web.Application, ident: int) -> typing.Any:
+        return await teams.get_team(app[pg_key], ident)
+
+    async def _values(self, request: web.Request, form: typing.Any) -> dict[str, typing.Any]:
+        values = {"name": form.name.data.strip(), "description": form.description.data, "sort": form.sort.data or 0}
+        if form.logo_file.data:
+            values["logo"] = (await store_image(request, form.logo_file.data, "teams", "logo_file")).url
+        return values
+
+    async def create(self, request: web.Request, form: typing.Any) -> int:
+        return await teams.create_team(request.config_dict, await self._values(request, form))
+
+    async def update(self, request: web.Request, ident: int, form: typing.Any, row: typing.Any) -> None:
+        await teams.update_team(request.config_dict, ident, await self._values(request, form))
+
+    async def switch_on(self, app: web.Application, ident: int, on: bool) -> None:
+        await teams.publish_team(app, ident, on)
+
+    async def delete(self, app: web.Application, ident: int) -> None:
+        await teams.delete_team(app, ident)
+
+    async def extra(self, request: web.Request, row: typing.Any, member_form: typing.Any = None
+                    ) -> dict[str, typing.Any]:
+        if row is None:
+            return {"image_field": ("logo_file", None)}
+        pool = request.config_dict[pg_key]
+        if member_form is None:
+            member_form = MemberForm(data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)},
+                                     meta=club_meta(request))
+        await player_choices(request, member_form)
+        return {"image_field": ("logo_file", row["logo"]), "members": await teams.team_members(pool, row["id"]),
+                "member_form": member_form, "leave_form": LeaveForm(
+                    data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))}
+
+
+async def player_choices(request: web.Request, form: typing.Any) -> None:
+    rows = await db.fetchall(request.config_dict[pg_key],
+                             "SELECT id, cn_name, number FROM players ORDER BY cn_name, id")
+    form.player_id.choices = {r["id"]: f"{r['cn_name']}（{r['number'] or '无号'}）" for r in rows}
+
+
+section = TeamSection()
+section.add_routes(routes)
+
+
+@routes.post(r"/teams/{id:\d+}/members")
+@requires(EDITOR)
+async def add_team_member(request: web.Request) -> web.Response:
+    ident, row = await section.load(request)
+    form = MemberForm(await read_form(request), meta=club_meta(request))
+    await player_choices(request, form)
+    if form.validate():
+        try:
+            await teams.add_member(request.config_dict, ident, form.player_id.data, form.joined_at.data)
+        except Invalid as exc:
+            add_error(form, exc.field, str(exc))
+        else:
+            flash(await get_session(request), "球员已入队")
+            raise web.HTTPFound(f"{section.base}/{ident}")
+    team_form = await section.make_form(request, row)
+    context = {"section": section, "form": team_form, "row": row, **await section.extra(request, row, form)}
+    return await render(request, section.edit_template, context, status=400)
+
+
+@routes.post(r"/teams/{id:\d+}/members/{member:\d+}/leave")
+@requires(EDITOR)
+async def end_team_membership(request: web.Request) -> web.Response:
+    ident = section.ident(request)
+    form = LeaveForm(await read_form(request), meta=club_meta(request))
+    if not form.validate():
+        raise PageError(400, "离队时间无效")
+    try:
+        await teams.end_membership(request.config_dict, ident, int(request.match_info["member"]), form.left_at.data)
+    except NotFound:
+        raise PageError(404, "该在队记录不存在或已离队") from None
+    flash(await get_session(request), "已办理离队")
+    raise web.HTTPFound(f"{section.base}/{ident}")

@@ -1,0 +1,113 @@
+"""Matches (competitions) as the club edits them: the console's list, and every write with its cache invalidation."""
+
+from __future__ import annotations
+
+import typing
+
+from aiohttp import web
+
+from .. import db
+from ..keys import content_cache_key, pg_key
+from .editing import (
+    Invalid,
+    ListQuery,
+    clean_html,
+    delete_unless_used,
+    fetch_page,
+    insert_row,
+    order_clause,
+    search_clause,
+    set_status,
+    update_row,
+)
+
+FIELDS = ("title", "summary", "description", "score", "main_img_url", "play_time", "notes", "is_hot")
+SORTS = {"play_time": "c.play_time", "title": "c.title", "id": "c.id", "status": "c.status"}
+USES = [
+    ("SELECT count(*) FROM videos WHERE competition_id = %(id)s", "视频"),
+    ("SELECT count(*) FROM lives WHERE competition_id = %(id)s", "直播"),
+    ("SELECT count(*) FROM competition_applies WHERE competition_id = %(id)s", "报名"),
+]
+COLUMNS = """
+    c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
+    c.status, c.updated_at,
+    (SELECT string_agg(t.name, ' / ' ORDER BY t.name) FROM competition_teams ct
+       JOIN teams t ON t.id = ct.team_id WHERE ct.competition_id = c.id) AS team_names
+"""
+
+
+async def list_competitions(pool: typing.Any, query: ListQuery) -> tuple[list[db.Row], int]:
+    where, args = search_clause(query, "c.title", "c.summary", "c.score")
+    order = order_clause(SORTS, query, "play_time", "c.id")
+    return await fetch_page(pool, COLUMNS, "competitions c", where, args, order, query)
+
+
+async def get_competition(pool: typing.Any, competition_id: int) -> db.Row | None:
+    row = await db.fetchone(pool, f"SELECT {COLUMNS} FROM competitions c WHERE c.id = %s", (competition_id,))
+    if row is not None:
+        row["team_ids"] = await competition_team_ids(pool, competition_id)
+    return row
+
+
+async def competition_team_ids(pool: typing.Any, competition_id: int) -> list[int]:
+    rows = await db.fetchall(pool, "SELECT team_id FROM competition_teams WHERE competition_id = %s ORDER BY team_id",
+                             (competition_id,))
+    return [row["team_id"] for row in rows]
+
+
+async def competition_choices(pool: typing.Any) -> list[tuple[int, str]]:
+    """(id, label) of every match, newest first, for the pickers of videos and lives."""
+    rows = await db.fetchall(pool, "SELECT id, title, play_time FROM competitions ORDER BY play_time DESC, id DESC")
+    return [(row["id"], f"{row['play_time']:%Y-%m-%d} {row['title']}") for row in rows]
+
+
+def _values(values: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    out = {name: values[name] for name in FIELDS if name in values}
+    if "description" in out:
+        out["description"] = clean_html(out["description"])
+    return out
+
+
+async def _set_teams(cur: typing.Any, competition_id: int, team_ids: typing.Sequence[int]) -> None:
+    await cur.execute("DELETE FROM competition_teams WHERE competition_id = %s", (competition_id,))
+    if team_ids:
+        await cur.execute(
+            "INSERT INTO competition_teams (competition_id, team_id) SELECT %s, t.id FROM teams t WHERE t.id = ANY(%s)",
+            (competition_id, list(team_ids)),
+        )
+        if cur.rowcount != len(set(team_ids)):
+            raise Invalid("所选球队不存在", "team_ids")
+
+
+async def create_competition(app: web.Application, values: dict[str, typing.Any], team_ids: typing.Sequence[int],
+                             *, published: bool = False) -> int:
+    """A new match, a draft unless `published`."""
+    async with db.transaction(app[pg_key]) as cur:
+        competition_id = await insert_row(cur, "competitions", {**_values(values), "status": int(published)})
+        await _set_teams(cur, competition_id, team_ids)
+    await changed(app)
+    return competition_id
+
+
+async def update_competition(app: web.Application, competition_id: int, values: dict[str, typing.Any],
+                             team_ids: typing.Sequence[int]) -> None:
+    async with db.transaction(app[pg_key]) as cur:
+        await update_row(cur, "competitions", competition_id, _values(values))
+        await _set_teams(cur, competition_id, team_ids)
+    await changed(app)
+
+
+async def publish_competition(app: web.Application, competition_id: int, published: bool) -> None:
+    await set_status(app[pg_key], "competitions", competition_id, int(published))
+    await changed(app)
+
+
+async def delete_competition(app: web.Application, competition_id: int) -> None:
+    """Delete a match nothing refers to (its team links go with it); InUse otherwise."""
+    await delete_unless_used(app[pg_key], "competitions", competition_id, USES)
+    await changed(app)
+
+
+async def changed(app: web.Application) -> None:
+    # Videos and lives show the match they belong to; team pages list matches.
+    await app[content_cache_key].invalidate("competition")

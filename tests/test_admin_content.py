@@ -1,0 +1,315 @@
+"""Console content sections: each kind created, edited, published and deleted in the console, and seen
+through the H5 API at once (cache invalidation); validation errors shown with the values kept."""
+
+from __future__ import annotations
+
+import io
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from tests.admin_helpers import add_admin, csrf, png, sign_in
+from tests.conftest import login
+
+VIDEO_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 200
+
+
+@pytest.fixture
+async def console(client, sql):
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(client, "writer")).status == 302
+    return client
+
+
+async def submit(client, path, fields, files=None, token_from="/admin/"):
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", await csrf(client, token_from))
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            form.add_field(name, str(item))
+    for name, (filename, data) in (files or {}).items():
+        form.add_field(name, data, filename=filename, content_type="application/octet-stream")
+    return await client.post(path, data=form, allow_redirects=False)
+
+
+async def h5(client, path, token, **data):
+    resp = await client.post(path, data=data, headers={"token": token})
+    return resp.status, await resp.json()
+
+
+async def test_match_walk(console, sql):
+    token = await login(console)
+    team_a = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
+    team_b = sql("INSERT INTO teams (name) VALUES ('飞虎') RETURNING id")[0]["id"]
+    # A validation error keeps what was typed.
+    resp = await submit(console, "/admin/competitions/new", {"title": "", "summary": "保留的简介",
+                                                             "play_time": "2030-05-01T19:30"})
+    assert resp.status == 400
+    body = await resp.text()
+    assert "必填" in body and "保留的简介" in body and 'value="2030-05-01T19:30"' in body
+    resp = await submit(console, "/admin/competitions/new", {
+        "title": "决赛：猛龙 vs 飞虎", "play_time": "2030-05-01T19:30", "team_ids": [team_a, team_b],
+        "description": '<p onclick="x()">精彩<script>alert(1)</script></p>', "is_hot": "y", "score": ""},
+        files={"cover": ("cover.png", png())})
+    assert resp.status == 302, await resp.text()
+    match_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    row = sql("SELECT * FROM competitions WHERE id = %s", match_id)[0]
+    assert row["status"] == 0 and row["description"] == "<p>精彩</p>" and row["is_hot"] == 1
+    assert row["main_img_url"].startswith("http://127.0.0.1") and "/media/competitions/" in row["main_img_url"]
+    assert sorted(r["team_id"] for r in sql("SELECT team_id FROM competition_teams")) == [team_a, team_b]
+    # A draft is not public.
+    assert (await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})).status == 404
+    assert (await submit(console, f"/admin/competitions/{match_id}/on", {})).status == 302
+    resp = await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})
+    detail = await resp.json()
+    assert detail["title"] == "决赛：猛龙 vs 飞虎" and detail["play_time"] == "2030-05-01 19:30:00"
+    image = await console.get(detail["main_img_url"].split("127.0.0.1", 1)[1].split("/", 1)[1].join(["/", ""]))
+    assert image.status == 200
+    # An edit shows at once (the cached detail is dropped).
+    resp = await submit(console, f"/admin/competitions/{match_id}", {
+        "title": "决赛（改期）", "play_time": "2030-05-02T19:30", "team_ids": [team_a], "score": "88:80"})
+    assert resp.status == 302
+    detail = await (await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})).json()
+    assert detail["title"] == "决赛（改期）" and detail["score"] == "88:80" and detail["main_img_url"]
+    assert (await (await console.get(f"/api/v1/team/{team_a}/competitions", headers={"token": token})).json()
+            )[0]["id"] == match_id
+    # Referred to by a video: not deleted, and the page says why.
+    sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match_id)
+    resp = await submit(console, f"/admin/competitions/{match_id}/delete", {})
+    assert resp.status == 302
+    page = await (await console.get(resp.headers["Location"])).text()
+    assert "不能删除" in page and "1 个视频" in page
+    assert sql("SELECT count(*) FROM competitions")[0]["count"] == 1
+    sql("DELETE FROM videos")
+    assert (await submit(console, f"/admin/competitions/{match_id}/delete", {})).status == 302
+    assert sql("SELECT count(*) FROM competitions")[0]["count"] == 0
+    # The list searches and sorts.
+    resp = await console.get("/admin/competitions?q=nothing&sort=title&desc=0")
+    assert resp.status == 200 and "没有内容" in await resp.text()
+
+
+async def test_bad_cover_refused(console, sql):
+    resp = await submit(console, "/admin/competitions/new", {"title": "x", "play_time": "2030-01-01T10:00"},
+                        files={"cover": ("cover.png", b"<svg onload=alert(1)>")})
+    assert resp.status == 400 and "图片无法识别" in await resp.text()
+    assert sql("SELECT count(*) FROM competitions")[0]["count"] == 0
+
+
+async def test_team_walk(console, sql):
+    token = await login(console)
+    resp = await submit(console, "/admin/teams/new", {"name": "猛龙", "sort": "1"}, {"logo_file": ("l.png", png())})
+    assert resp.status == 302
+    team_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    assert (await submit(console, "/admin/teams/new", {"name": "猛龙"})).status == 400
+    player = sql("INSERT INTO players (cn_name, user_id) SELECT '林', id FROM users RETURNING id")[0]["id"]
+    resp = await submit(console, f"/admin/teams/{team_id}/members",
+                        {"player_id": player, "joined_at": "2024-01-01T10:00"}, token_from=f"/admin/teams/{team_id}")
+    assert resp.status == 302
+    teams = await (await console.get("/api/v1/team/by_user", headers={"token": token})).json()
+    assert teams[0]["name"] == "猛龙" and "/media/teams/" in teams[0]["logo"]
+    member = sql("SELECT id FROM team_members")[0]["id"]
+    resp = await submit(console, f"/admin/teams/{team_id}/members/{member}/leave", {"left_at": "2025-01-01T10:00"})
+    assert resp.status == 302
+    assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
+    resp = await submit(console, f"/admin/teams/{team_id}/delete", {})
+    assert "不能删除" in await (await console.get(resp.headers["Location"])).text()
+
+
+async def test_player_card_walk(console, sql):
+    token = await login(console)
+    user = sql("SELECT id FROM users")[0]["id"]
+    sql("UPDATE users SET mobile = '13800138000' WHERE id = %s", user)
+    resp = await submit(console, "/admin/players/new", {"cn_name": "林建东", "number": "23", "sex": "1",
+                                                        "birthday": "1998-06-18", "stature": "300",
+                                                        "user_lookup": "13800138000"})
+    assert resp.status == 400 and "须在 50~260 之间" in await resp.text()
+    resp = await submit(console, "/admin/players/new", {"cn_name": "林建东", "number": "23", "sex": "1",
+                                                        "birthday": "1998-06-18", "stature": "188", "weight": "82.5",
+                                                        "position": "后卫", "user_lookup": "13800138000"},
+                        {"photo_file": ("p.png", png())})
+    assert resp.status == 302, await resp.text()
+    info = await (await console.get("/api/v1/member/info", headers={"token": token})).json()
+    assert info["cn_name"] == "林建东" and info["number"] == "23" and info["stature"] == 188
+    assert info["weight"] == 82.5 and info["sex"] == "男" and "/media/players/" in info["photo"]
+    player = int(resp.headers["Location"].rsplit("/", 1)[1])
+    assert (await submit(console, f"/admin/players/{player}/off", {})).status == 302
+    assert (await console.get("/api/v1/member/info", headers={"token": token})).status == 404
+
+
+async def test_video_walk(console, sql, settings):
+    token = await login(console)
+    match = sql("INSERT INTO competitions (title, play_time) VALUES ('m', now()) RETURNING id")[0]["id"]
+    resp = await submit(console, "/admin/videos/new", {"title": "全场回放", "type": "1", "competition_id": match,
+                                                       "publish_time": "2030-01-01T10:00"},
+                        {"video_file": ("clip.mp4", b"MZ not a video at all" * 10)})
+    assert resp.status == 400 and "无法识别的视频" in await resp.text()
+    resp = await submit(console, "/admin/videos/new", {"title": "全场回放", "type": "1", "competition_id": match,
+                                                       "publish_time": "2030-01-01T10:00"},
+                        {"video_file": ("../../evil.mp4", VIDEO_HEAD)})
+    assert resp.status == 302, await resp.text()
+    file = sql("SELECT name, original, size, mime FROM files")[0]
+    assert file["mime"] == "video/mp4" and "/" not in file["original"] and "/media/videos/" in file["name"]
+    stored = list((settings.media_path / "videos").rglob("*.mp4"))
+    assert len(stored) == 1 and stored[0].read_bytes() == VIDEO_HEAD and stored[0].name != "evil.mp4"
+    assert not list((settings.media_path / ".uploads").iterdir())
+    video = int(resp.headers["Location"].rsplit("/", 1)[1])
+    assert (await h5(console, "/api/v1/competition/video", token))[1]["total"] == 0
+    assert (await submit(console, f"/admin/videos/{video}/on", {})).status == 302
+    _, page = await h5(console, "/api/v1/competition/video", token)
+    assert page["data"][0]["title"] == "全场回放" and page["data"][0]["file"]["size"] == len(VIDEO_HEAD)
+    # By URL instead of a file.
+    resp = await submit(console, "/admin/videos/new", {"title": "集锦", "type": "2", "publish_time": "2030-01-01T10:00",
+                                                       "video_url": "https://cdn.example.com/h.mp4"})
+    assert resp.status == 302
+    assert (await submit(console, f"/admin/videos/{video}/delete", {})).status == 302
+    assert sql("SELECT count(*) FROM videos")[0]["count"] == 1
+
+
+async def test_video_size_limit(make_client, sql):
+    client = await make_client(upload_video_max_bytes=100)
+    add_admin(sql, "writer", "editor")
+    await sign_in(client, "writer")
+    resp = await submit(client, "/admin/videos/new", {"title": "大", "publish_time": "2030-01-01T10:00"},
+                        {"video_file": ("big.mp4", VIDEO_HEAD)})
+    assert resp.status == 413 and "不能超过" in await resp.text()
+    assert sql("SELECT count(*) FROM videos")[0]["count"] == 0
+
+
+async def test_banner_walk(console, sql):
+    token = await login(console)
+    resp = await submit(console, "/admin/banners/new", {"title": "无图", "position": "2"})
+    assert resp.status == 400 and "请上传图片" in await resp.text()
+    resp = await submit(console, "/admin/banners/new", {"title": "杯赛报名", "position": "2", "sort": "1",
+                                                        "jump_url": "javascript:alert(1)"}, {"image": ("b.png", png())})
+    assert resp.status == 400 and "须是 http(s)://" in await resp.text()
+    resp = await submit(console, "/admin/banners/new", {"title": "杯赛报名", "position": "2", "sort": "1",
+                                                        "jump_url": "https://club.example.com/cup"},
+                        {"image": ("b.png", png(750, 300))})
+    assert resp.status == 302
+    status, banners = await h5(console, "/api/v1/banner/by_position", token, id="2")
+    assert status == 200 and banners[0]["title"] == "杯赛报名" and banners[0]["img"]["cate"] == "image"
+    banner = int(resp.headers["Location"].rsplit("/", 1)[1])
+    assert (await submit(console, f"/admin/banners/{banner}/off", {"back": "list"})).headers["Location"] == \
+        "/admin/banners"
+    assert (await h5(console, "/api/v1/banner/by_position", token, id="2"))[0] == 404
+
+
+async def test_live_walk(make_client, sql):
+    client = await make_client(live_push_secret="s3cret")
+    add_admin(sql, "writer", "editor")
+    await sign_in(client, "writer")
+    token = await login(client)
+    resp = await submit(client, "/admin/lives/new", {
+        "title": "决赛直播", "app_name": "live", "stream_name": "final_1", "publish_time": "2030-01-01T10:00",
+        "plug_flow": "rtmp://srs.example.com/live/final_1", "play_flv": "https://srs.example.com/live/final_1.flv",
+        "online_show": "y"})
+    assert resp.status == 302, await resp.text()
+    live = int(resp.headers["Location"].rsplit("/", 1)[1])
+    row = sql("SELECT plug_flow, status FROM lives")[0]
+    assert row["plug_flow"] == "rtmp://srs.example.com/live/final_1?token=s3cret"
+    page = await (await client.get(f"/admin/lives/{live}")).text()
+    assert "rtmp://srs.example.com/live/final_1?token=s3cret" in page and "push-qr.svg" in page
+    qr = await client.get(f"/admin/lives/{live}/push-qr.svg")
+    assert qr.status == 200 and qr.content_type == "image/svg+xml" and b"<svg" in await qr.read()
+    assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
+    _, lives = await h5(client, "/api/v1/competition/live", token)
+    assert lives["data"][0]["play_flv"] == "https://srs.example.com/live/final_1.flv"
+    assert "plug_flow" not in lives["data"][0] and "s3cret" not in str(lives)
+    detail = await (await client.get(f"/api/v1/competitionlive/{live}", headers={"token": token})).text()
+    assert "s3cret" not in detail and "plug_flow" not in detail
+    # Status by hand, through live_status.
+    resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
+    assert resp.status == 302
+    _, lives = await h5(client, "/api/v1/competition/live", token)
+    assert lives["data"][0]["live_status"] == 1
+    resp = await submit(client, f"/admin/lives/{live}/delete", {})
+    assert "正在进行的直播流" in await (await client.get(resp.headers["Location"])).text()
+
+
+async def test_live_urls_generated_for_aliyun(make_client, sql):
+    client = await make_client(aliyun_live_push_domain="push.club.example.com", aliyun_live_push_key="PushKey",
+                               aliyun_live_play_domain="live.club.example.com", aliyun_live_play_key="PlayKey")
+    add_admin(sql, "writer", "editor")
+    await sign_in(client, "writer")
+    page = await (await client.get("/admin/lives/new")).text()
+    assert "按阿里云直播配置生成" in page
+    resp = await submit(client, "/admin/lives/new", {"title": "直播", "app_name": "club", "stream_name": "m1",
+                                                     "generate": "y", "publish_time": "2030-01-01T10:00"})
+    assert resp.status == 302
+    row = sql("SELECT plug_flow, play_flv, play_m3u8, play_rtmp FROM lives")[0]
+    assert row["plug_flow"].startswith("rtmp://push.club.example.com/club/m1?auth_key=")
+    assert row["play_flv"].startswith("https://live.club.example.com/club/m1.flv?auth_key=")
+    assert row["play_m3u8"].startswith("https://live.club.example.com/club/m1.m3u8?auth_key=")
+
+
+async def test_product_walk(console, sql):
+    token = await login(console)
+    resp = await submit(console, "/admin/products/new", {"title": "年度会员", "price": "199.999", "valid_time": "1",
+                                                         "amount": "100"})
+    assert resp.status == 400 and "最多两位小数" in await resp.text()
+    resp = await submit(console, "/admin/products/new", {"title": "年度会员", "price": "199.90", "valid_time": "2",
+                                                         "amount": "100",
+                                                         "content": "<p>权益<img src=x onerror=y></p>"})
+    assert resp.status == 302
+    row = sql("SELECT id, price, valid_time, status, content FROM businesses")[0]
+    assert row["price"] == 19990 and row["valid_time"] == 2 and row["status"] == 0
+    assert "onerror" not in row["content"]
+    assert (await console.get("/api/v1/business/joinus", headers={"token": token})).status == 404
+    assert (await submit(console, f"/admin/products/{row['id']}/on", {})).status == 302
+    joinus = await (await console.get("/api/v1/business/joinus", headers={"token": token})).json()
+    assert joinus["price"] == "199.90" and joinus["valid_time"] == 2
+
+
+async def test_config_walk(console, sql):
+    token = await login(console)
+    sql("INSERT INTO config_values (code, name, value, rich) VALUES ('service_agreement', '服务协议', '', true)")
+    resp = await submit(console, "/admin/configs/service_agreement", {
+        "name": "服务协议", "value": "<h3>协议</h3><p>第一条</p><script>steal()</script>"})
+    assert resp.status == 302
+    _, body = await h5(console, "/api/v1/config/value", token, code="service_agreement")
+    assert body["value"] == "<h3>协议</h3><p>第一条</p>"
+    resp = await submit(console, "/admin/configs/new", {"code": "ICP", "name": "备案号", "value": "粤ICP备1号"})
+    assert resp.status == 302
+    _, body = await h5(console, "/api/v1/config/value", token, code="ICP")
+    assert body["value"] == "粤ICP备1号"
+    resp = await submit(console, "/admin/configs/ICP", {"name": "备案号", "value": "粤ICP备2号 <b>"})
+    assert resp.status == 302
+    _, body = await h5(console, "/api/v1/config/value", token, code="ICP")
+    assert body["value"] == "粤ICP备2号 <b>"  # plain text is kept as typed; the pages escape it
+    assert (await submit(console, "/admin/configs/new", {"code": "ICP", "value": "x"})).status == 400
+
+
+async def test_a_photo_larger_than_an_api_body_uploads(console, sql):
+    # A phone photo is far over what an H5 API route takes; the console reads its own uploads.
+    noise = Image.effect_noise((1200, 900), 80).convert("RGB")
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=95)
+    assert len(out.getvalue()) > 256 * 1024
+    resp = await submit(console, "/admin/banners/new", {"title": "大图", "position": "1", "sort": "1"},
+                        {"image": ("big.jpg", io.BytesIO(out.getvalue()))})
+    assert resp.status == 302, await resp.text()
+    assert sql("SELECT title FROM banners") == [{"title": "大图"}]
+
+
+async def test_a_form_cannot_carry_more_than_a_form_needs(console, sql, settings):
+    # Read before its CSRF token is checked, so its size is bounded whoever sends it.
+    many = aiohttp.FormData(default_to_multipart=True)
+    for n in range(150):
+        many.add_field(f"f{n}", "x")
+    resp = await console.post("/admin/login", data=many, allow_redirects=False)
+    assert resp.status == 413
+    text = aiohttp.FormData(default_to_multipart=True)
+    for n in range(3):
+        text.add_field(f"t{n}", "字" * 200_000)
+    resp = await console.post("/admin/login", data=text, allow_redirects=False)
+    assert resp.status == 413
+    # No temporary upload is left behind by a refused form.
+    files = aiohttp.FormData()
+    files.add_field("image", io.BytesIO(png(800, 600)), filename="a.png", content_type="image/png")
+    for n in range(150):
+        files.add_field(f"f{n}", "x")
+    resp = await console.post("/admin/banners/new", data=files, allow_redirects=False)
+    assert resp.status == 413
+    uploads = settings.media_path / ".uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
