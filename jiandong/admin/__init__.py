@@ -20,6 +20,7 @@ from . import (
     configs,
     errors,
     lives,
+    orders,
     players,
     products,
     security,
@@ -30,7 +31,7 @@ from . import (
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs)
+SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders)
 
 
 async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:

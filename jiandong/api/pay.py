@@ -23,7 +23,7 @@ from ..http import MAX_ID, Params, client_ip, json_response, operation_result, r
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
-from ..services import orders, payments
+from ..services import orders, payments, refunds
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
@@ -121,6 +121,30 @@ async def pre_order(request: web.Request) -> web.Response:
 async def pay_notify(request: web.Request) -> web.Response:
     verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
+
+
+@routes.post(refunds.REFUND_NOTIFY_PATH)
+@describe(
+    "退款结果通知",
+    tag="支付",
+    public=True,
+    content_type="text/xml",
+    max_body=MAX_XML_SIZE,
+    response=string(
+        "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
+        examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
+    ),
+    description=(
+        "微信支付退款结果通知（XML，无需 token，外层无签名）。req_info 以商户 API 密钥的 MD5（小写十六进制）为密钥"
+        "AES-256-ECB 解密（PKCS#7），按退款单号 out_refund_no 找到退款，核对订单号与退款金额后在一个事务内记下结果"
+        "（SUCCESS 退款成功、REFUNDCLOSE 退款关闭、CHANGE 退款异常）。重复通知回 SUCCESS 且不再改变任何数据；"
+        "解密或核对失败回 FAIL，只记录该通知。"
+    ),
+)
+@public
+async def refund_notify(request: web.Request) -> web.Response:
+    outcome = await refunds.receive_notification(request.app, await read_body(request))
+    return web.Response(text=xml_reply(outcome.ok, outcome.message), content_type="text/xml")
 
 
 @dev_routes.post(DEV_COMPLETE_PATH)
