@@ -20,6 +20,7 @@ from . import (
     configs,
     errors,
     lives,
+    members,
     orders,
     players,
     products,
@@ -31,7 +32,7 @@ from . import (
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders)
+SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders, members)
 
 
 async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:
