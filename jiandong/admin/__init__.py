@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing
 from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from .. import formats
 from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key
+from ..realtime.protocol import sanitize
 from ..services.admins import LoginThrottle
 from ..settings import Settings
 from . import (
     accounts,
+    audit,
     banners,
+    chat,
     competitions,
     configs,
+    dashboard,
     errors,
+    feedback,
     lives,
     members,
     orders,
@@ -32,7 +39,8 @@ from . import (
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders, members)
+SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders, members,
+            chat, feedback, dashboard, audit)
 
 
 async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:
@@ -58,6 +66,9 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
                                app_key=admin_jinja_key)
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
     env.filters["money"] = formats.fmt_money
+    # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
+    env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
+    env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))
     for module in SECTIONS:
         admin.router.add_routes(module.routes)
     admin.router.add_static("/static/", STATIC_DIR, name="static")

@@ -76,6 +76,15 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
     return response
 
 
+async def render_fragment(request: web.Request, template: str, context: dict[str, typing.Any]) -> web.Response:
+    """A piece of a page fetched by the page itself (a live list): the CSRF token, no menu, flashes left alone."""
+    session = await get_session(request)
+    ctx = {"me": request.get(admin_key), "csrf_token": csrf_token(session), "prefix": PREFIX, **context}
+    response = aiohttp_jinja2.render_template(template, request, ctx, app_key=admin_jinja_key)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 async def render_error(request: web.Request, status: int, message: str, *, with_session: bool = True) -> web.Response:
     if with_session:
         try:
