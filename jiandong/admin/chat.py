@@ -47,7 +47,7 @@ async def save_banned_words(request: web.Request) -> web.Response:
 
 
 async def _room_context(request: web.Request, room_id: int) -> dict[str, object]:
-    return {"room_id": room_id, "messages": await moderation.recent_messages(request.config_dict, room_id)}
+    return {"room_id": room_id, "chat": await moderation.recent_messages(request.config_dict, room_id)}
 
 
 @routes.get(r"/chat/{room:\d+}")
