@@ -36,8 +36,10 @@ def _number(value: float) -> str:
 
 
 def bars(title: str, labels: list[str], series: list[Series], *, label_every: int = 1,
-         fmt: typing.Callable[[float], str] = _number) -> str:
-    """Grouped vertical bars: one group per label, one bar per series (negative values go below the zero line)."""
+         fmt: typing.Callable[[float], str] = _number, tip: typing.Callable[[float], str] | None = None) -> str:
+    """Grouped vertical bars: one group per label, one bar per series (negative values go below the zero line).
+    `fmt` writes the axis' values, `tip` (default `fmt`) a bar's value in its tooltip."""
+    tip = tip or fmt
     values = [v for s in series for v in s.values]
     top = _nice_max(max(values, default=0))
     bottom = -_nice_max(-min(values, default=0)) if min(values, default=0) < 0 else 0.0
@@ -64,7 +66,7 @@ def bars(title: str, labels: list[str], series: list[Series], *, label_every: in
             y_top, y_zero = y(max(v, 0)), y(min(v, 0))
             parts.append(f'<rect x="{x0 + j * bar:.1f}" y="{y_top:.1f}" width="{max(bar - 1, 1):.1f}" '
                          f'height="{max(y_zero - y_top, 0):.1f}" fill="{COLOURS[j % len(COLOURS)]}">'
-                         f'<title>{escape(label)} {escape(s.name)}: {escape(fmt(v))}</title></rect>')
+                         f'<title>{escape(label)} {escape(s.name)}: {escape(tip(v))}</title></rect>')
         if i % label_every == 0 or i == len(labels) - 1:
             parts.append(f'<text x="{LEFT + i * group + group / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" '
                          f'text-anchor="middle" fill="#6b7280">{escape(label)}</text>')

@@ -27,7 +27,7 @@ async def show_dashboard(request: web.Request) -> web.Response:
     days = [d.strftime("%m-%d") for d, _ in f["revenue"]]
     charts = [
         bars("每日收入（元，实收减退款，近 30 天）", days, [Series("净收入", [v / 100 for _, v in f["revenue"]])],
-             label_every=5, fmt=lambda v: f"{v:.0f}"),
+             label_every=5, fmt=lambda v: f"{v:.0f}", tip=lambda v: f"{v:.2f}"),
         bars("订单：创建与支付（近 30 天）", days, [Series("创建", [v for _, v in f["orders_created"]]),
                                            Series("已支付", [v for _, v in f["orders_paid"]])], label_every=5),
         bars("新会员（每周）", [w.strftime("%m-%d") for w, _ in f["new_members"]],
