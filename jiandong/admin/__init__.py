@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing
 from pathlib import Path
 
@@ -43,6 +44,15 @@ SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banner
             chat, feedback, dashboard, audit)
 
 
+def duration_label(value: dt.timedelta) -> str:
+    """A length of time as staff read it: "364 天 23 小时" (minutes only under an hour)."""
+    days, rest = divmod(int(value.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days} 天 {hours} 小时" if hours else f"{days} 天"
+    return f"{hours} 小时 {rest // 60} 分钟" if hours else f"{rest // 60} 分钟"
+
+
 async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     """Session storage and login throttle on the app's Redis (registered on the main app, after Redis)."""
     app[admin_sessions_key] = RedisSessionStorage(app[redis_key], app[settings_key])
@@ -66,6 +76,8 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
                                app_key=admin_jinja_key)
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
     env.filters["money"] = formats.fmt_money
+    env.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    env.filters["duration"] = duration_label
     # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
     env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
     env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))

@@ -20,15 +20,25 @@ class Series:
     values: list[float]
 
 
-def _nice_max(value: float) -> float:
-    """The axis' top: 1, 2, 2.5 or 5 times a power of ten, at least `value` (1 for nothing)."""
-    if value <= 0:
+def _nice_step(span: float, whole: bool) -> float:
+    """A tick step of 1, 2 or 5 times a power of ten giving at most 5 steps over `span`; at least 1 for counts."""
+    if span <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if step * power >= value:
-            return step * power
+    power = 10 ** math.floor(math.log10(span / 5))
+    for multiple in (1, 2, 5, 10):
+        step = multiple * power
+        if span / step <= 5:
+            return max(step, 1.0) if whole else step
     return 10 * power
+
+
+def _scale(values: list[float]) -> tuple[float, float, float]:
+    """(bottom, top, step) of an axis holding 0 and every value, on round ticks."""
+    low, high = min([0.0, *values]), max([0.0, *values])
+    whole = all(float(v).is_integer() for v in values)
+    step = _nice_step(high - low, whole)
+    bottom, top = math.floor(low / step) * step, math.ceil(high / step) * step
+    return bottom, (top if top > bottom else bottom + step), step
 
 
 def _number(value: float) -> str:
@@ -40,9 +50,7 @@ def bars(title: str, labels: list[str], series: list[Series], *, label_every: in
     """Grouped vertical bars: one group per label, one bar per series (negative values go below the zero line).
     `fmt` writes the axis' values, `tip` (default `fmt`) a bar's value in its tooltip."""
     tip = tip or fmt
-    values = [v for s in series for v in s.values]
-    top = _nice_max(max(values, default=0))
-    bottom = -_nice_max(-min(values, default=0)) if min(values, default=0) < 0 else 0.0
+    bottom, top, step = _scale([v for s in series for v in s.values])
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def y(v: float) -> float:
@@ -52,8 +60,8 @@ def bars(title: str, labels: list[str], series: list[Series], *, label_every: in
              f'aria-label="{escape(title)}" {FONT} font-size="12">',
              f'<title>{escape(title)}</title>',
              f'<text x="{LEFT}" y="18" font-size="14" font-weight="600" fill="#1f2933">{escape(title)}</text>']
-    for i in range(5):
-        v = bottom + (top - bottom) * i / 4
+    for i in range(round((top - bottom) / step) + 1):
+        v = bottom + step * i
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>'
                      f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#6b7280">'
                      f'{escape(fmt(v))}</text>')
@@ -84,7 +92,7 @@ def bars(title: str, labels: list[str], series: list[Series], *, label_every: in
 def hbars(title: str, items: list[tuple[str, list[float]]], names: list[str]) -> str:
     """Horizontal bars for named items (matches, streams), one bar per value name; a note when there are none."""
     height = TOP + max(len(items), 1) * 34 + 24
-    top = _nice_max(max((v for _, vs in items for v in vs), default=0))
+    top = max(_scale([v for _, vs in items for v in vs])[1], 1.0)
     label_w, plot_w = 200, WIDTH - 200 - RIGHT - 40
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
              f'aria-label="{escape(title)}" {FONT} font-size="12">', f'<title>{escape(title)}</title>',

@@ -33,7 +33,7 @@ async def show_dashboard(request: web.Request) -> web.Response:
         bars("新会员（每周）", [w.strftime("%m-%d") for w, _ in f["new_members"]],
              [Series("新会员", [v for _, v in f["new_members"]])], label_every=2),
         bars("聊天消息（每日，近 30 天）", days, [Series("消息", [v for _, v in f["chat"]])], label_every=5),
-        hbars("即将开始的赛事报名人数", [(f"{formats.fmt_time(m['play_time'])[5:16]} {m['title']}", [m["signups"]])
+        hbars("即将开始的赛事报名人数", [(f"{formats.fmt_time(m['play_time'])[5:10]} {m['title']}", [m["signups"]])
                                     for m in f["signups"]], ["报名"]),
         hbars("直播观众：当前与峰值", [(lv["title"], [lv["viewers"], lv["peak"]]) for lv in f["lives"]],
               ["当前", "峰值"]),
