@@ -4,33 +4,8 @@ for a viewer who joins afterwards, and the dashboard. Screenshots go to tests/ar
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
-
 from tests.admin_helpers import add_admin
-from tests.test_admin_browser import browser, live_server, page, shot, sign_in  # noqa: F401  (fixtures)
-
-
-def h5(server: str, path: str, code: str, **data: str) -> tuple[int, dict]:
-    """The H5 API as the pages call it: a dev login with `code`, then the token header."""
-    login = urllib.request.urlopen(urllib.request.Request(
-        server + "/api/v1/token/user", data=f"code={code}".encode(), method="POST"))
-    token = json.loads(login.read())["token"]
-    body = urllib.parse.urlencode(data).encode() if data else None
-    request = urllib.request.Request(server + path, data=body, method="POST" if data else "GET",
-                                     headers={"token": token})
-    try:
-        with urllib.request.urlopen(request) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def token_of(server: str, code: str) -> str:
-    login = urllib.request.urlopen(urllib.request.Request(
-        server + "/api/v1/token/user", data=f"code={code}".encode(), method="POST"))
-    return json.loads(login.read())["token"]
+from tests.test_admin_browser import browser, h5, live_server, page, shot, sign_in, token_of  # noqa: F401
 
 
 def test_grant_a_membership_by_hand(page, live_server, sql):  # noqa: F811

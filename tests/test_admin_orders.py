@@ -40,6 +40,16 @@ async def signed_in(client, sql, role: str = "owner"):
     assert (await sign_in(client, "boss")).status == 302
 
 
+async def prepaid_order(client, wechat, sql) -> dict:
+    """An editor signed in, and a buyer's order with a prepay at the fake WeChat Pay."""
+    await signed_in(client, sql, "editor")
+    product = add_product(sql)
+    token = await wx_buyer(client, wechat, sql)
+    order = await commit(client, token, product)
+    assert (await call(client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    return order
+
+
 def listed(text: str) -> list[str]:
     return [part.split("<", 1)[0] for part in text.split('">T')[1:]]
 
@@ -95,11 +105,7 @@ async def test_list_filters_totals_and_exports_agree(client, sql):
 
 
 async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, wechat, wxpay, sql):
-    await signed_in(pay_client, sql, "editor")
-    product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await commit(pay_client, token, product)
-    assert (await call(pay_client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    order = await prepaid_order(pay_client, wechat, sql)
     wxpay.pay(order["order_no"])
     await wxpay.notify(pay_client, order["order_no"])
     await wxpay.notify(pay_client, order["order_no"])
@@ -111,11 +117,7 @@ async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, w
 
 
 async def test_ask_wechat_pay_now_applies_a_missing_payment(pay_client, wechat, wxpay, sql):
-    await signed_in(pay_client, sql, "editor")
-    product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await commit(pay_client, token, product)
-    assert (await call(pay_client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    order = await prepaid_order(pay_client, wechat, sql)
     wxpay.pay(order["order_no"])  # paid, but the notification is lost
     resp = await post_form(pay_client, f"/admin/orders/{order['id']}/query", token_from=f"/admin/orders/{order['id']}")
     assert resp.status == 302 and wxpay.count(ORDER_QUERY) == 1
@@ -126,11 +128,7 @@ async def test_ask_wechat_pay_now_applies_a_missing_payment(pay_client, wechat, 
 
 
 async def test_close_an_unpaid_order(pay_client, wechat, wxpay, sql):
-    await signed_in(pay_client, sql, "editor")
-    product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await commit(pay_client, token, product)
-    assert (await call(pay_client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    order = await prepaid_order(pay_client, wechat, sql)
     minutes_pass(sql, wxpay, 6, order["id"])
     resp = await post_form(pay_client, f"/admin/orders/{order['id']}/close", token_from=f"/admin/orders/{order['id']}")
     assert resp.status == 302
