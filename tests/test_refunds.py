@@ -9,6 +9,7 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import ssl
 
 import aiohttp
 import psycopg2
@@ -385,7 +386,7 @@ async def test_a_certificate_of_another_ca_fails_the_handshake(make_client, wech
 
 async def test_the_fake_refuses_secapi_without_a_certificate(tls_pay, pki):
     """The fake follows the reference: no certificate shown, no refund (our own client always shows one)."""
-    context = aiohttp.TCPConnector(ssl=__import__("ssl").create_default_context(cafile=str(pki.ca)))
+    context = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=str(pki.ca)))
     async with aiohttp.ClientSession(connector=context) as session:
         async with session.post(tls_pay.base_url + REFUND, data=b"<xml></xml>") as resp:
             answer = fake_pay.parse(await resp.read())
@@ -482,3 +483,17 @@ def test_refundquery_records_are_read_by_number():
     records = query_records(fields)
     assert [(r.out_refund_no, r.refund_status) for r in records] == [("RA", "SUCCESS"), ("RB", "PROCESSING")]
     assert records[1].recv_account == "支付用户零钱" and query_records({"refund_count": "x"}) == []
+
+
+
+def test_an_unreadable_or_mismatched_certificate_is_refused(settings, pki, tmp_path):
+    """What wechatpay_ctx builds at start-up: a missing file or a key of another certificate stops it."""
+    with pytest.raises(FileNotFoundError):
+        wechatpay.client_context(settings.replace(wechatpay_cert_path=str(tmp_path / "missing.pem"),
+                                                  wechatpay_key_path=str(pki.client_key)))
+    with pytest.raises(ssl.SSLError):
+        wechatpay.client_context(settings.replace(wechatpay_cert_path=str(pki.client_cert),
+                                                  wechatpay_key_path=str(pki.stranger_key)))
+    assert wechatpay.client_context(settings) is None
+    assert isinstance(wechatpay.client_context(settings.replace(
+        wechatpay_cert_path=str(pki.client_cert), wechatpay_key_path=str(pki.client_key))), ssl.SSLContext)

@@ -4,7 +4,6 @@ keys that live as long as the mute (realtime.mute_key), which the chat checks at
 
 from __future__ import annotations
 
-import datetime as dt
 import typing
 
 from aiohttp import web
@@ -138,6 +137,3 @@ async def set_banned_words(app: web.Application, actor: audit.Actor, text: str) 
     await app[content_cache_key].invalidate("config")
     return words
 
-
-def until_text(value: dt.datetime, tz: dt.tzinfo) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
