@@ -15,6 +15,7 @@ import aiohttp
 import psycopg2
 import pytest
 from wechatpy.crypto import RefundCrypto
+from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
 
 from jiandong.integrations import wechatpay
@@ -410,7 +411,13 @@ async def test_dev_payment_refunds_complete_at_once(client, sql):
 
 async def test_refunds_are_for_owners_only(refund_client, wechat, tls_pay, sql):
     order = await paid_order(refund_client, wechat, tls_pay, sql)
-    await console(refund_client, sql, "editor", "writer")
+    # Not even an owner without the form's CSRF token.
+    await console(refund_client, sql)
+    resp = await refund_client.post(f"/admin/orders/{order['id']}/refund", allow_redirects=False,
+                                    data={"amount": "1", "reason": "x", "out_refund_no": "RNOCSRF00000"})
+    assert resp.status == 403 and "CSRF" in await resp.text() and refunds(sql) == []
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(refund_client, "writer")).status == 302
     page = await flashed(refund_client, order["id"])
     assert "out_refund_no" not in page
     resp = await post_form(refund_client, f"/admin/orders/{order['id']}/refund",
@@ -497,3 +504,39 @@ def test_an_unreadable_or_mismatched_certificate_is_refused(settings, pki, tmp_p
     assert wechatpay.client_context(settings) is None
     assert isinstance(wechatpay.client_context(settings.replace(
         wechatpay_cert_path=str(pki.client_cert), wechatpay_key_path=str(pki.client_key))), ssl.SSLContext)
+
+
+async def test_the_fake_serves_wechatpy_over_mutual_tls(refund_client, wechat, tls_pay, sql, pki):
+    """An independent client (wechatpy, requests with the certificate) refunds and queries at the fake as the
+    reference says: one refund per out_refund_no, a changed amount refused, no more than the payment."""
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    client = WeChatPay(tls_pay.appid, tls_pay.key, tls_pay.mch_id, mch_cert=str(pki.client_cert),
+                       mch_key=str(pki.client_key))
+    client.API_BASE_URL = tls_pay.base_url + "/"
+    client._http.verify = str(pki.ca)
+    client._http.trust_env = False  # REQUESTS_CA_BUNDLE, where set, would win over `verify`
+    # One connection per call, closed by the server once answered: none is left open when the fake stops.
+    client._http.headers["Connection"] = "close"
+
+    def apply(number: str, fee: int) -> dict:
+        return client.refund.apply(total_fee=PRICE, refund_fee=fee, out_refund_no=number,
+                                   out_trade_no=order["order_no"])
+
+    async def refused(call, *args, **kwargs) -> str:
+        with pytest.raises(WeChatPayException) as info:
+            await asyncio.to_thread(call, *args, **kwargs)
+        return info.value.errcode
+
+    try:
+        first = await asyncio.to_thread(apply, "RWECHATPY0001", 100)
+        again = await asyncio.to_thread(apply, "RWECHATPY0001", 100)
+        assert first["refund_id"] == again["refund_id"] and tls_pay.refunds_made == ["RWECHATPY0001"]
+        assert await refused(apply, "RWECHATPY0001", 200) == "REFUND_FEE_MISMATCH"
+        assert await refused(apply, "RWECHATPY0002", 100) == "FREQUENCY_LIMITED"
+        tls_pay.advance(2)
+        assert await refused(apply, "RWECHATPY0003", PRICE) == "ERROR"
+        answer = await asyncio.to_thread(client.refund.query, out_refund_no="RWECHATPY0001")
+        assert answer["refund_status_0"] == "PROCESSING" and answer["refund_fee_0"] == "100"
+        assert await refused(client.refund.query, out_refund_no="RNOSUCHREFUND") == "REFUNDNOTEXIST"
+    finally:
+        client._http.close()
