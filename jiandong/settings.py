@@ -146,7 +146,8 @@ class Settings:
     )
     wechatpay_refund_notify_url: str = field(
         default="",
-        metadata={"help": "public https URL of pay/refund_notify (no query); empty = public_url + its path"},
+        metadata={"help": "public https URL of pay/refund_notify (no query); empty = on the host of "
+                          "wechatpay_notify_url, else of public_url"},
     )
     refund_membership_rule: str = field(
         default="full-revokes",

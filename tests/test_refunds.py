@@ -20,6 +20,7 @@ from wechatpy.pay import WeChatPay
 
 from jiandong.integrations import wechatpay
 from jiandong.integrations.wechatpay_refund import ReqInfoError, decrypt_req_info, query_records
+from jiandong.services.refunds import notify_url
 from jiandong.tasks.orders import order_round
 from tests import test_orders as shared
 from tests.admin_helpers import add_admin, post_form, sign_in
@@ -151,7 +152,8 @@ async def test_full_refund_over_mutual_tls_then_notification(refund_client, wech
     assert sent["out_trade_no"] == order["order_no"] and sent["out_refund_no"] == number
     assert (sent["total_fee"], sent["refund_fee"]) == ("19900", "19900")
     assert sent["refund_desc"] == "赛事取消，全额退款"
-    assert sent["notify_url"] == "http://localhost:8080" + REFUND_NOTIFY
+    # Beside the payment notify URL of the settings (https://club.example.com/api/v1/pay/notify).
+    assert sent["notify_url"] == "https://club.example.com" + REFUND_NOTIFY
     assert [r["status"] for r in refunds(sql)] == ["processing"] and refunds(sql)[0]["refund_id"]
     assert order_state(sql, order["id"]) == {"status": 3, "pay_amount": PRICE, "refund_reserved": PRICE}
     # WeChat completes it and notifies.
@@ -540,3 +542,13 @@ async def test_the_fake_serves_wechatpy_over_mutual_tls(refund_client, wechat, t
         assert await refused(client.refund.query, out_refund_no="RNOSUCHREFUND") == "REFUNDNOTEXIST"
     finally:
         client._http.close()
+
+
+def test_the_refund_notify_url(settings):
+    assert notify_url(settings) == "http://localhost:8080" + REFUND_NOTIFY
+    assert notify_url(settings.replace(public_url="https://club.example.com")) == (
+        "https://club.example.com" + REFUND_NOTIFY)
+    pay_notify = settings.replace(wechatpay_notify_url="https://pay.example.com/api/v1/pay/notify")
+    assert notify_url(pay_notify) == "https://pay.example.com" + REFUND_NOTIFY
+    assert notify_url(pay_notify.replace(wechatpay_refund_notify_url="https://x.example.com/r")) == (
+        "https://x.example.com/r")

@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import typing
+from urllib.parse import urlsplit
 
 import psycopg2
 from aiohttp import web
@@ -82,7 +83,14 @@ def new_refund_no(tz: dt.tzinfo) -> str:
 
 
 def notify_url(settings: typing.Any) -> str:
-    return settings.wechatpay_refund_notify_url or settings.base_url + REFUND_NOTIFY_PATH
+    """Where WeChat Pay posts refund results: the setting, else beside the payment notify URL (same site),
+    else on public_url (or this server's own address)."""
+    if settings.wechatpay_refund_notify_url:
+        return settings.wechatpay_refund_notify_url
+    if settings.wechatpay_notify_url:
+        parts = urlsplit(settings.wechatpay_notify_url)
+        return f"{parts.scheme}://{parts.netloc}{REFUND_NOTIFY_PATH}"
+    return settings.base_url + REFUND_NOTIFY_PATH
 
 
 # -- asking for a refund --------------------------------------------------------------------------
