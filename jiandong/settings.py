@@ -18,6 +18,7 @@ from . import logthrottle
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
 EMOJI_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
+REFUND_MEMBERSHIP_RULES = ("full-revokes", "prorated", "keep")
 
 
 class SettingsError(ValueError):
@@ -132,6 +133,28 @@ class Settings:
     wechatpay_api_key: str = field(default="", metadata={"help": "merchant API key", "secret": True})
     wechatpay_notify_url: str = field(default="", metadata={"help": "public https URL of pay/notify"})
     pay_sign_type: str = field(default="MD5", metadata={"help": "WeChat Pay v2 signature: MD5 or HMAC-SHA256"})
+    wechatpay_cert_path: str = field(
+        default="",
+        metadata={"help": "merchant API client certificate (apiclient_cert.pem) for refunds (mutual TLS); "
+                          "empty = refunds through WeChat Pay refused"},
+    )
+    wechatpay_key_path: str = field(
+        default="", metadata={"help": "private key of that certificate (apiclient_key.pem)", "secret": True}
+    )
+    wechatpay_ca_file: str = field(
+        default="", metadata={"help": "CA bundle that verifies the WeChat Pay server; empty = the system's CAs"}
+    )
+    wechatpay_refund_notify_url: str = field(
+        default="",
+        metadata={"help": "public https URL of pay/refund_notify (no query); empty = on the host of "
+                          "wechatpay_notify_url, else of public_url"},
+    )
+    refund_membership_rule: str = field(
+        default="full-revokes",
+        metadata={"help": "what a completed refund does to the membership its order paid for: full-revokes (a full "
+                          "refund ends it, a partial one keeps it), prorated (the unused term is cut by the "
+                          "refunded share) or keep"},
+    )
     order_expire_minutes: int = field(
         default=30, metadata={"help": "minutes an order awaits payment before it times out (10 to 110)"}
     )
@@ -301,7 +324,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("database_url must start with postgresql://")
     if s.redis_url and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
         raise SettingsError("redis_url must start with redis://, rediss:// or unix://")
-    for name in ("wechat_api_url", "wechatpay_api_url", "aliyun_sms_url", "aliyun_live_url", "public_url"):
+    for name in ("wechat_api_url", "wechatpay_api_url", "aliyun_sms_url", "aliyun_live_url", "public_url",
+                 "wechatpay_refund_notify_url"):
         value = getattr(s, name)
         url = urlsplit(value)
         if value and (url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in value)):
@@ -322,6 +346,14 @@ def _validate(s: Settings) -> None:
         raise SettingsError("wechat_appid is set but wechat_secret is not")
     if s.wechatpay_mch_id and not (s.wechatpay_api_key and s.wechat_appid):
         raise SettingsError("wechatpay_mch_id needs wechatpay_api_key and wechat_appid")
+    if bool(s.wechatpay_cert_path) != bool(s.wechatpay_key_path):
+        raise SettingsError("wechatpay_cert_path and wechatpay_key_path go together (both PEM files, or neither)")
+    if s.refund_membership_rule not in REFUND_MEMBERSHIP_RULES:
+        raise SettingsError(f"refund_membership_rule must be one of {', '.join(REFUND_MEMBERSHIP_RULES)}, "
+                            f"got {s.refund_membership_rule!r}")
+    if s.wechatpay_refund_notify_url and urlsplit(s.wechatpay_refund_notify_url).query:
+        # WeChat Pay wants the notify_url without a query string (wechatpay-refund.md §1.3, §3).
+        raise SettingsError("wechatpay_refund_notify_url must have no query string")
     if s.pay_sign_type not in ("MD5", "HMAC-SHA256"):
         raise SettingsError(f"pay_sign_type must be MD5 or HMAC-SHA256, got {s.pay_sign_type!r}")
     # WeChat wants time_expire (the time-out) more than 5 minutes ahead, so a prepay is made only while

@@ -117,11 +117,16 @@ def sign_in(page: typing.Any, username: str = "boss") -> None:
     page.wait_for_url("**/admin/")
 
 
-def h5(server: str, path: str, **data: str) -> tuple[int, typing.Any]:
-    """Call the H5 API as the pages do (a dev login, then the token header)."""
+def token_of(server: str, code: str = "browser-test") -> str:
+    """A dev login with `code`: the token."""
     login = urllib.request.urlopen(urllib.request.Request(
-        server + "/api/v1/token/user", data=b"code=browser-test", method="POST"))
-    token = json.loads(login.read())["token"]
+        server + "/api/v1/token/user", data=urllib.parse.urlencode({"code": code}).encode(), method="POST"))
+    return json.loads(login.read())["token"]
+
+
+def h5(server: str, path: str, code: str = "browser-test", **data: str) -> tuple[int, typing.Any]:
+    """Call the H5 API as the pages do (a dev login with `code`, then the token header)."""
+    token = token_of(server, code)
     body = urllib.parse.urlencode(data).encode() if data else None
     request = urllib.request.Request(server + path, data=body, method="POST" if data else "GET",
                                      headers={"token": token})

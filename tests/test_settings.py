@@ -74,6 +74,11 @@ def test_unknown_setting_is_named():
         ("JIANDONG_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local", "trusted_proxies: 'proxy.local' is not an IP"),
         ("JIANDONG_TRUSTED_PROXIES", "10.0.0.1/8", "trusted_proxies: '10.0.0.1/8' is not an IP"),
         ("JIANDONG_BODY_TIMEOUT", "0", "body_timeout must be positive"),
+        ("JIANDONG_WECHATPAY_CERT_PATH", "/etc/jd/apiclient_cert.pem", "wechatpay_cert_path and wechatpay_key_path go"),
+        ("JIANDONG_WECHATPAY_KEY_PATH", "/etc/jd/apiclient_key.pem", "wechatpay_cert_path and wechatpay_key_path go"),
+        ("JIANDONG_REFUND_MEMBERSHIP_RULE", "never", "refund_membership_rule must be one of full-revokes, prorated"),
+        ("JIANDONG_WECHATPAY_REFUND_NOTIFY_URL", "https://club.example.com/n?x=1", "must have no query string"),
+        ("JIANDONG_WECHATPAY_REFUND_NOTIFY_URL", "club.example.com/n", "wechatpay_refund_notify_url must be an http"),
     ],
 )
 def test_malformed_values_stop(name, value, message):

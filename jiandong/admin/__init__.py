@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import typing
 from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from .. import formats
 from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key
+from ..realtime.protocol import sanitize
 from ..services.admins import LoginThrottle
 from ..settings import Settings
 from . import (
     accounts,
+    audit,
     banners,
+    chat,
     competitions,
     configs,
+    dashboard,
     errors,
+    feedback,
     lives,
+    members,
+    orders,
     players,
     products,
     security,
@@ -30,7 +40,17 @@ from . import (
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs)
+SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders, members,
+            chat, feedback, dashboard, audit)
+
+
+def duration_label(value: dt.timedelta) -> str:
+    """A length of time as staff read it: "364 天 23 小时" (minutes only under an hour)."""
+    days, rest = divmod(int(value.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days} 天 {hours} 小时" if hours else f"{days} 天"
+    return f"{hours} 小时 {rest // 60} 分钟" if hours else f"{rest // 60} 分钟"
 
 
 async def admin_ctx(app: web.Application) -> typing.AsyncIterator[None]:
@@ -56,6 +76,11 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
                                app_key=admin_jinja_key)
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
     env.filters["money"] = formats.fmt_money
+    env.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    env.filters["duration"] = duration_label
+    # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
+    env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
+    env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))
     for module in SECTIONS:
         admin.router.add_routes(module.routes)
     admin.router.add_static("/static/", STATIC_DIR, name="static")

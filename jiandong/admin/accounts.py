@@ -10,10 +10,10 @@ from aiohttp_session import get_session, new_session
 
 from ..http import client_ip
 from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key, settings_key
-from ..services import admins
+from ..services import admins, audit
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
 from .render import MENU, PREFIX, csrf_token, flash, redirect, render
-from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, public
+from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, actor, public
 
 routes = web.RouteTableDef()
 
@@ -109,6 +109,8 @@ async def change_password(request: web.Request) -> web.Response:
         except admins.AdminError as exc:
             add_error(form, "current" if "当前" in str(exc) else "new", str(exc))
         else:
+            await audit.record_now(request.config_dict[pg_key], actor(request), "account.password", f"admin:{me.id}",
+                                   "修改自己的密码")
             session = await get_session(request)
             # This session goes on under the new password; every other one of the account ends.
             session[PASSWORD_STAMP] = admin.password_stamp

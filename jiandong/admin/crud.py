@@ -12,12 +12,14 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
+from ..keys import pg_key
+from ..services import audit
 from ..services.admins import EDITOR
 from ..services.editing import InUse, Invalid, ListQuery, NotFound
 from .errors import PageError
 from .forms import AdminForm, add_error, club_meta, read_form
 from .render import PREFIX, Column, ListPage, flash, list_query, redirect, render
-from .security import requires
+from .security import actor, requires
 
 Row = dict[str, typing.Any]
 
@@ -119,6 +121,7 @@ class Section:
             except Invalid as exc:
                 add_error(form, exc.field, str(exc))
             else:
+                await self.record(request, "create", ident, None, submitted(form))
                 flash(await get_session(request), f"{self.noun}已创建")
                 raise web.HTTPFound(f"{self.base}/{ident}")
         return await self.show_form(request, form, None, status=400)
@@ -138,6 +141,7 @@ class Section:
             except NotFound:
                 raise PageError(404, f"{self.noun}不存在") from None
             else:
+                await self.record(request, "update", ident, row, submitted(form))
                 flash(await get_session(request), "已保存")
                 raise web.HTTPFound(f"{self.base}/{ident}")
         return await self.show_form(request, form, row, status=400)
@@ -148,12 +152,14 @@ class Section:
             await self.switch_on(request.config_dict, ident, on)
         except NotFound:
             raise PageError(404, f"{self.noun}不存在") from None
+        await self.record(request, "on" if on else "off", ident, None, None)
         assert self.switch is not None
         flash(await get_session(request), f"已{self.switch[0 if on else 1]}")
         raise web.HTTPFound(await self._back(request, ident))
 
     async def delete_action(self, request: web.Request) -> web.Response:
         ident = self.ident(request)
+        before = await self.get_row(request.config_dict, ident)
         try:
             await self.delete(request.config_dict, ident)
         except NotFound:
@@ -162,8 +168,15 @@ class Section:
             # Refused, and why: the row stays as it was.
             flash(await get_session(request), f"不能删除：{exc}")
             raise web.HTTPFound(f"{self.base}/{ident}") from None
+        await self.record(request, "delete", ident, before, None)
         flash(await get_session(request), f"{self.noun}已删除")
         raise redirect(f"/{self.slug}")
+
+    async def record(self, request: web.Request, what: str, ident: typing.Any, before: typing.Any,
+                     after: typing.Any) -> None:
+        """The change in the audit log: `<slug>.<what>` on `<slug>:<id>`."""
+        await audit.record_now(request.config_dict[pg_key], actor(request), f"{self.slug}.{what}",
+                               f"{self.slug}:{ident}", self.noun, before=before, after=after)
 
     async def _back(self, request: web.Request, ident: int) -> str:
         """Where a switch returns to: the list it was pressed in, else the item's page."""
@@ -198,6 +211,11 @@ class Section:
 def choice_list(pairs: typing.Iterable[tuple[typing.Any, str]], blank: str | None = None) -> dict[typing.Any, str]:
     """Choices for a select, as WTForms takes them ({value: label}); `blank` labels the choice of none (None)."""
     return {**({None: blank} if blank is not None else {}), **dict(pairs)}
+
+
+def submitted(form: wtforms.Form) -> dict[str, typing.Any]:
+    """What a form sent, for the audit log: files by their names, no CSRF token."""
+    return {field.name: getattr(field.data, "filename", field.data) for field in form if field.name != "csrf_token"}
 
 
 def field_values(form: wtforms.Form, names: typing.Iterable[str]) -> dict[str, typing.Any]:

@@ -148,6 +148,9 @@ async def set_live_status(request: web.Request) -> web.Response:
     if not raw.isdigit() or int(raw) not in LIVE_STATUSES:
         raise PageError(400, "直播状态无效")
     change = await lives.set_status_by_hand(request.config_dict, row["stream_name"], int(raw))
+    if change.changed:
+        await section.record(request, "status", row["id"], {"live_status": row["live_status"]},
+                             {"live_status": int(raw)})
     flash(await get_session(request),
           f"直播状态已改为「{lives.STATUS_LABELS[int(raw)]}」" if change.changed else "直播状态未变")
     raise web.HTTPFound(f"{section.base}/{row['id']}")

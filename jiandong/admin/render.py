@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from ..keys import admin_jinja_key, admin_key
-from ..services.admins import EDITOR, OWNER, role_allows
+from ..services.admins import EDITOR, MODERATOR, OWNER, role_allows
 from ..services.editing import ListQuery
 
 PREFIX = "/admin"
@@ -23,6 +23,11 @@ FLASH_KEY = "flash"
 
 # The menu: (path under /admin, label, roles that may open it; the owner may open everything).
 MENU = [
+    ("/dashboard", "概览", (EDITOR,)),
+    ("/members", "会员", (EDITOR,)),
+    ("/orders", "订单", (EDITOR,)),
+    ("/feedback", "反馈", (EDITOR,)),
+    ("/chat", "聊天管理", (MODERATOR,)),
     ("/competitions", "赛事", (EDITOR,)),
     ("/teams", "球队", (EDITOR,)),
     ("/players", "球员卡", (EDITOR,)),
@@ -32,6 +37,7 @@ MENU = [
     ("/products", "会员业务", (EDITOR,)),
     ("/configs", "配置项", (EDITOR,)),
     ("/staff", "员工账号", (OWNER,)),
+    ("/audit", "操作日志", (OWNER,)),
 ]
 
 
@@ -67,6 +73,15 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
     # Console pages carry a CSRF token and private data: never stored by a cache, never framed.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+async def render_fragment(request: web.Request, template: str, context: dict[str, typing.Any]) -> web.Response:
+    """A piece of a page fetched by the page itself (a live list): the CSRF token, no menu, flashes left alone."""
+    session = await get_session(request)
+    ctx = {"me": request.get(admin_key), "csrf_token": csrf_token(session), "prefix": PREFIX, **context}
+    response = aiohttp_jinja2.render_template(template, request, ctx, app_key=admin_jinja_key)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

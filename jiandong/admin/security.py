@@ -11,8 +11,10 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp_session import get_session
 
+from ..http import client_ip
 from ..keys import admin_key, admin_sessions_key, pg_key, settings_key
 from ..services.admins import get_admin, role_allows
+from ..services.audit import Actor
 from .errors import PageError, forbidden
 from .forms import read_form
 from .render import CSRF_KEY, PREFIX
@@ -104,3 +106,9 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     finally:
         form.cleanup()
+
+
+def actor(request: web.Request) -> Actor:
+    """Who makes this request's change, for the audit log: the signed-in account and the client's IP."""
+    me = request[admin_key]
+    return Actor(me.id if me else None, me.username if me else "", client_ip(request))

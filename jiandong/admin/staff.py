@@ -7,11 +7,11 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import pg_key
-from ..services import admins
+from ..services import admins, audit
 from .errors import PageError
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
 from .render import flash, render
-from .security import requires
+from .security import actor, requires
 
 routes = web.RouteTableDef()
 ROLE_CHOICES = {role: admins.ROLE_LABELS[role] for role in admins.ROLES}
@@ -73,6 +73,8 @@ async def create_staff(request: web.Request) -> web.Response:
         except admins.AdminError as exc:
             add_error(form, "password" if "密码" in str(exc) else "username", str(exc))
         else:
+            await audit.record_now(request.config_dict[pg_key], actor(request), "staff.create", f"admin:{account.id}",
+                                   account.username, after={"username": account.username, "role": account.role})
             flash(await get_session(request), f"账号 {account.username} 已创建")
             raise web.HTTPFound(f"/admin/staff/{account.id}")
     return await render(request, "admin/staff_new.html", {"form": form}, status=400)
@@ -89,13 +91,18 @@ async def staff_page(request: web.Request) -> web.Response:
 async def update_staff(request: web.Request) -> web.Response:
     admin_id = _admin_id(request)
     form = StaffForm(await read_form(request))
+    before = await admins.get_admin(request.config_dict[pg_key], admin_id)
     if form.validate():
         try:
-            await admins.update_admin(request.config_dict[pg_key], admin_id, role=form.role.data,
+            after = await admins.update_admin(request.config_dict[pg_key], admin_id, role=form.role.data,
                                       is_active=form.is_active.data)
         except admins.AdminError as exc:
             add_error(form, "", str(exc))
         else:
+            await audit.record_now(
+                request.config_dict[pg_key], actor(request), "staff.update", f"admin:{admin_id}", after.username,
+                before=before and {"role": before.role, "is_active": before.is_active},
+                after={"role": after.role, "is_active": after.is_active})
             flash(await get_session(request), "已保存")
             raise web.HTTPFound(f"/admin/staff/{admin_id}")
     return await _staff_page(request, admin_id, form=form, status=400)
@@ -111,6 +118,8 @@ async def reset_staff_password(request: web.Request) -> web.Response:
             await admins.set_password(request.config_dict[pg_key], admin_id, reset.password.data)
         except admins.AdminError as exc:
             raise PageError(404, str(exc)) from None
+        await audit.record_now(request.config_dict[pg_key], actor(request), "staff.password", f"admin:{admin_id}",
+                               "重置密码")
         flash(await get_session(request), "密码已重置，该账号的所有登录已失效")
         raise web.HTTPFound(f"/admin/staff/{admin_id}")
     return await _staff_page(request, admin_id, reset=reset, status=400)

@@ -127,6 +127,8 @@ async def add_team_member(request: web.Request) -> web.Response:
         except Invalid as exc:
             add_error(form, exc.field, str(exc))
         else:
+            await section.record(request, "member_add", ident, None, {"player_id": form.player_id.data,
+                                                                     "joined_at": form.joined_at.data})
             flash(await get_session(request), "球员已入队")
             raise web.HTTPFound(f"{section.base}/{ident}")
     team_form = await section.make_form(request, row)
@@ -145,5 +147,7 @@ async def end_team_membership(request: web.Request) -> web.Response:
         await teams.end_membership(request.config_dict, ident, int(request.match_info["member"]), form.left_at.data)
     except NotFound:
         raise PageError(404, "该在队记录不存在或已离队") from None
+    await section.record(request, "member_leave", ident, None, {"member": int(request.match_info["member"]),
+                                                               "left_at": form.left_at.data})
     flash(await get_session(request), "已办理离队")
     raise web.HTTPFound(f"{section.base}/{ident}")

@@ -84,7 +84,8 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
         "count": row["count"],
         "price": formats.fmt_money(row["price"]),
         "total_price": formats.fmt_money(row["total_price"]),
-        "business_id": row["business_id"],
+        # 0: a membership granted by staff (kind manual) may have no product.
+        "business_id": row["business_id"] or 0,
         "name": row["name"],
         "pay_amount": formats.fmt_money(row["pay_amount"]),
         "pay_time": formats.fmt_time(row["pay_time"]),

@@ -5,6 +5,8 @@ Without a merchant (no wechatpay_mch_id) payments are dev payments, completed by
 
 from __future__ import annotations
 
+import typing
+
 from aiohttp import web
 
 from ..auth import current_user_id, public
@@ -23,7 +25,7 @@ from ..http import MAX_ID, Params, client_ip, json_response, operation_result, r
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
-from ..services import orders, payments
+from ..services import orders, payments, refunds
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
@@ -31,6 +33,11 @@ dev_routes = web.RouteTableDef()
 
 NOTIFY_PATH = "/api/v1/pay/notify"
 DEV_COMPLETE_PATH = "/api/v1/pay/dev/complete"
+# The answer to WeChat Pay's notifications (payment and refund alike).
+XML_ANSWER = string(
+    "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
+    examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
+)
 ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 
 JSAPI_PARAMS = {
@@ -100,18 +107,16 @@ async def pre_order(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+def notification_doc(summary: str, description: str) -> typing.Any:
+    """@describe of an endpoint WeChat Pay posts XML to (no token, bounded body, the XML answer)."""
+    return describe(summary, tag="支付", public=True, content_type="text/xml", max_body=MAX_XML_SIZE,
+                    response=XML_ANSWER, description=description)
+
+
 @routes.post(NOTIFY_PATH)
-@describe(
+@notification_doc(
     "支付回调",
-    tag="支付",
-    public=True,
-    content_type="text/xml",
-    max_body=MAX_XML_SIZE,
-    response=string(
-        "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
-        examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
-    ),
-    description=(
+    (
         "微信支付结果通知（XML，无需 token）。校验签名、appid、mch_id、金额后，在一个事务内把订单标为已支付、"
         "延长会员有效期（从当前有效期与现在中较晚者起，按业务有效期年数）并记录原始通知。"
         "重复通知回 SUCCESS 且不再改变任何数据；校验失败回 FAIL，只记录该通知。"
@@ -121,6 +126,22 @@ async def pre_order(request: web.Request) -> web.Response:
 async def pay_notify(request: web.Request) -> web.Response:
     verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
+
+
+@routes.post(refunds.REFUND_NOTIFY_PATH)
+@notification_doc(
+    "退款结果通知",
+    (
+        "微信支付退款结果通知（XML，无需 token，外层无签名）。req_info 以商户 API 密钥的 MD5（小写十六进制）为密钥"
+        "AES-256-ECB 解密（PKCS#7），按退款单号 out_refund_no 找到退款，核对订单号与退款金额后在一个事务内记下结果"
+        "（SUCCESS 退款成功、REFUNDCLOSE 退款关闭、CHANGE 退款异常）。重复通知回 SUCCESS 且不再改变任何数据；"
+        "解密或核对失败回 FAIL，只记录该通知。"
+    ),
+)
+@public
+async def refund_notify(request: web.Request) -> web.Response:
+    outcome = await refunds.receive_notification(request.app, await read_body(request))
+    return web.Response(text=xml_reply(outcome.ok, outcome.message), content_type="text/xml")
 
 
 @dev_routes.post(DEV_COMPLETE_PATH)

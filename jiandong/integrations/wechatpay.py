@@ -1,4 +1,5 @@
-"""WeChat Pay API v2: signatures, XML, unifiedorder / orderquery / closeorder, JSAPI parameters; a dev stand-in."""
+"""WeChat Pay API v2: signatures, XML, unifiedorder / orderquery / closeorder, refund (mutual TLS) / refundquery,
+JSAPI parameters; a dev stand-in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import ssl
 import time
 import typing
 import xml.etree.ElementTree as ET
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from ..keys import client_session_key, settings_key, wechatpay_key
 from ..settings import Settings
+from .wechatpay_refund import decrypt_req_info
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,11 @@ MIN_TIME_EXPIRE_AHEAD = dt.timedelta(minutes=5)
 UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 ORDER_QUERY_PATH = "/pay/orderquery"
 CLOSE_ORDER_PATH = "/pay/closeorder"
+# Refunds (wechatpay-refund.md §1, §2): the refund needs the merchant's API client certificate, the query does not.
+REFUND_PATH = "/secapi/pay/refund"
+REFUND_QUERY_PATH = "/pay/refundquery"
+# refund_desc is String(80) (§1.3); counted in characters here, our own reading of "String(80)".
+MAX_REFUND_DESC = 80
 
 
 class XmlError(ValueError):
@@ -164,6 +172,9 @@ class WeChatPay(typing.Protocol):
     def verify(self, fields: typing.Mapping[str, str]) -> bool:
         """Whether a notification's signature is ours."""
 
+    def decrypt_refund(self, req_info: str) -> dict[str, str]:
+        """The fields of a refund notification's `req_info`; ReqInfoError when it is not ours."""
+
     def jsapi_params(self, prepay_id: str) -> dict[str, str]:
         """The signed parameters of `wx.chooseWXPay` / `getBrandWCPayRequest`."""
 
@@ -187,6 +198,17 @@ class WeChatPay(typing.Protocol):
     async def close_order(self, out_trade_no: str) -> None:
         """Close the order at WeChat so it can no longer be paid; PayError (e.g. ORDERPAID) on failure."""
 
+    async def refund(
+        self, *, out_trade_no: str, out_refund_no: str, total_fee: int, refund_fee: int, refund_desc: str,
+        notify_url: str,
+    ) -> dict[str, str]:
+        """Ask for a refund (§1): the answer's fields (`refund_id` ...) when WeChat *accepted* it (the outcome
+        comes later); PayError with WeChat's err_code (§1.5) or UNAVAILABLE (the outcome is then unknown:
+        send it again with the same out_refund_no, which refunds only once, §1.1)."""
+
+    async def refund_query(self, out_refund_no: str) -> dict[str, str]:
+        """refundquery by out_refund_no (§2): the answer's fields (records `refund_status_0` ...); PayError."""
+
 
 class _Signer:
     appid: str
@@ -198,6 +220,10 @@ class _Signer:
         # A notification may name its sign type; without one it is signed like our requests.
         sign_type = fields.get("sign_type") or self.sign_type
         return check_sign(fields, self._key, sign_type)
+
+    def decrypt_refund(self, req_info: str) -> dict[str, str]:
+        """A refund notification's `req_info` decrypted with our API key (wechatpay_refund.py); ReqInfoError."""
+        return decrypt_req_info(req_info, self._key)
 
     def jsapi_params(
         self, prepay_id: str, *, timestamp: str | None = None, nonce_str: str | None = None
@@ -226,20 +252,26 @@ class RealWeChatPay(_Signer):
         self._key = settings.wechatpay_api_key
         self._base = settings.wechatpay_api_url.rstrip("/")
         self._session = session
+        # True: aiohttp's default verification; a context of our own when another CA bundle is configured.
+        self._server_ssl: ssl.SSLContext | bool = server_context(settings) or True
+        self._client_ssl = client_context(settings)
 
-    async def _call(self, path: str, params: dict[str, str]) -> tuple[dict[str, str], str]:
+    async def _call(
+        self, path: str, params: dict[str, str], *, tls: ssl.SSLContext | bool | None = None
+    ) -> tuple[dict[str, str], str]:
         """POST a signed request; the business fields of a SUCCESS/SUCCESS answer, else PayError.
 
         Every failure is logged here, once, as one line with the order number (no traceback: they are
         WeChat's routine answers and outages, not our bugs); callers do not log it again.
         """
-        order = params.get("out_trade_no", "?")
+        order = params.get("out_refund_no") or params.get("out_trade_no", "?")
         request = {**params, "appid": self.appid, "mch_id": self.mch_id, "nonce_str": nonce(),
                    "sign_type": self.sign_type}
         request["sign"] = sign(request, self._key, self.sign_type)
         try:
             async with self._session.post(
-                self._base + path, data=to_xml(request).encode(), headers={"Content-Type": "text/xml; charset=utf-8"}
+                self._base + path, data=to_xml(request).encode(), headers={"Content-Type": "text/xml; charset=utf-8"},
+                ssl=self._server_ssl if tls is None else tls,
             ) as resp:
                 status = resp.status
                 body = await resp.read()
@@ -310,6 +342,46 @@ class RealWeChatPay(_Signer):
     async def close_order(self, out_trade_no: str) -> None:
         await self._call(CLOSE_ORDER_PATH, {"out_trade_no": out_trade_no})
 
+    async def refund(
+        self, *, out_trade_no: str, out_refund_no: str, total_fee: int, refund_fee: int, refund_desc: str,
+        notify_url: str,
+    ) -> dict[str, str]:
+        if self._client_ssl is None:
+            logger.error("refund %s: no merchant API certificate configured (wechatpay_cert_path)", out_refund_no)
+            raise PayError("NO_CERTIFICATE", "未配置商户 API 证书，不能退款")
+        fields, _ = await self._call(REFUND_PATH, {
+            "out_trade_no": out_trade_no,
+            "out_refund_no": out_refund_no,
+            "total_fee": str(total_fee),
+            "refund_fee": str(refund_fee),
+            "refund_fee_type": "CNY",
+            "refund_desc": refund_desc[:MAX_REFUND_DESC],
+            "notify_url": notify_url,
+        }, tls=self._client_ssl)
+        return fields
+
+    async def refund_query(self, out_refund_no: str) -> dict[str, str]:
+        fields, _ = await self._call(REFUND_QUERY_PATH, {"out_refund_no": out_refund_no})
+        return fields
+
+
+def server_context(settings: Settings) -> ssl.SSLContext | None:
+    """A context trusting `wechatpay_ca_file` (e.g. a company proxy's CA); None: the system's CAs."""
+    if not settings.wechatpay_ca_file:
+        return None
+    return ssl.create_default_context(cafile=settings.wechatpay_ca_file)
+
+
+def client_context(settings: Settings) -> ssl.SSLContext | None:
+    """The mutual-TLS context of secapi calls: the merchant's API certificate and key (PEM, as exported from
+    apiclient_cert.p12, wechatpay-refund.md §1.2); None when none is configured. Raises OSError / ssl.SSLError
+    at start-up when the files cannot be read or do not match."""
+    if not settings.wechatpay_cert_path:
+        return None
+    context = server_context(settings) or ssl.create_default_context()
+    context.load_cert_chain(certfile=settings.wechatpay_cert_path, keyfile=settings.wechatpay_key_path)
+    return context
+
 
 DEV_MCH_ID = "dev"
 DEV_APPID = "wxdevpayments"
@@ -343,6 +415,15 @@ class DevWeChatPay(_Signer):
 
     async def close_order(self, out_trade_no: str) -> None:
         return None
+
+    async def refund(self, *, out_refund_no: str, refund_fee: int, **_: typing.Any) -> dict[str, str]:
+        logger.warning("DEV PAYMENT: refund %s of %d fen completed without money", out_refund_no, refund_fee)
+        return {"refund_id": f"DEV{secrets.token_hex(8).upper()}", "out_refund_no": out_refund_no,
+                "refund_fee": str(refund_fee)}
+
+    async def refund_query(self, out_refund_no: str) -> dict[str, str]:
+        # Dev refunds are complete when made (services/refunds.py); nothing is ever left to ask about.
+        return {"refund_count": "1", "out_refund_no_0": out_refund_no, "refund_status_0": SUCCESS}
 
     def notification(self, *, out_trade_no: str, total_fee: int, openid: str) -> bytes:
         """A signed notification of a successful dev payment, shaped like WeChat's (§3.4)."""

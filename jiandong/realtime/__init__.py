@@ -14,12 +14,13 @@ from redis.asyncio import Redis
 
 from .. import encoding
 from ..cache import rkey
-from ..keys import pg_key, realtime_key, redis_key, settings_key, tokens_key
+from ..keys import content_cache_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
 from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
 from . import presence, protocol
 from .broker import Broker, process_channel, room_channel
+from .censor import BannedWords
 from .history import History, history_ctx
 from .hub import Conn, Hub
 
@@ -35,7 +36,7 @@ CHAT_PATHS = ("/ws", "/")
 
 
 def muted_key(settings: Settings) -> str:
-    """The Redis set of the ids of users who may not send (an admin adds and removes them)."""
+    """The Redis set of the ids of users who may not send, with no end (an admin adds and removes them)."""
     return rkey(settings, "chat", "muted")
 
 
@@ -46,11 +47,44 @@ async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool)
         await redis.srem(muted_key(settings), user_id)
 
 
+def mute_key(settings: Settings, user_id: int, room_id: int | None) -> str:
+    """A mute for a time, in one room or (room None) everywhere: the key lives as long as the mute.
+    services/moderation.py keeps the mutes themselves (chat_mutes) and sets these keys from them."""
+    return rkey(settings, "chat", "mute", user_id, "all" if room_id is None else room_id)
+
+
+async def set_mute_until(redis: Redis, settings: Settings, user_id: int, room_id: int | None, seconds: int) -> None:
+    """The mute of that scope ends in `seconds` (0 or less: it has ended)."""
+    key = mute_key(settings, user_id, room_id)
+    if seconds > 0:
+        await redis.set(key, 1, ex=seconds)
+    else:
+        await redis.delete(key)
+
+
+async def is_muted(redis: Redis, settings: Settings, user_id: int, room_id: int | None) -> bool:
+    """Whether the user may not send in the room: muted with no end, everywhere for a time, or in this room."""
+    keys = [mute_key(settings, user_id, None)] + ([mute_key(settings, user_id, room_id)] if room_id else [])
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sismember(muted_key(settings), str(user_id))
+        pipe.exists(*keys)
+        forever, timed = await pipe.execute()
+    return bool(forever) or bool(timed)
+
+
+def peaks_key(settings: Settings) -> str:
+    """A sorted set: each room's most viewers at once (as summed across processes), kept with ZADD GT."""
+    return rkey(settings, "chat", "peaks")
+
+
 class Realtime:
     """This process's part of the live rooms; also the broker's message handlers."""
 
-    def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore) -> None:
+    def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore,
+                 banned_words: BannedWords | None = None) -> None:
         self.settings = settings
+        # Words replaced by *** in what is sent (None: none).
+        self.banned_words = banned_words
         self.redis = redis
         self.pool = pool
         self.tokens = tokens
@@ -166,6 +200,9 @@ class Realtime:
         rooms = list(hub.rooms)
         viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)
         owed, self._owed = self._owed, set()
+        if viewers:
+            # The peak per live room, for the dashboard: only ever raised.
+            await self.redis.zadd(peaks_key(self.settings), {str(r): n for r, n in viewers.items()}, gt=True)
         pushed: dict[int | None, int] = {}
         for room_id in rooms:
             members = hub.rooms.get(room_id)
@@ -207,7 +244,8 @@ def _sender(data: bytes) -> str | None:
 
 async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
-    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key])
+    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key],
+                        BannedWords(app[pg_key], app[content_cache_key]))
     app[realtime_key] = realtime
     broker_task = asyncio.create_task(realtime.broker.run(), name="chat-broker")
     realtime.tasks += [

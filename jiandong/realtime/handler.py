@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..keys import outages_key, realtime_key
 from ..outages import Outages, dependency_of
-from . import history, muted_key, protocol
+from . import history, is_muted, protocol
 from .broker import room_channel
 from .hub import Conn
 
@@ -173,9 +173,12 @@ async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> tupl
         raise Throttled("发言太频繁，请稍后再试")
     sent.append(now)
     profile = await _identify(realtime, conn, frame.token)
-    if await realtime.redis.sismember(muted_key(settings), str(conn.user_id)):
+    assert conn.user_id is not None
+    if await is_muted(realtime.redis, settings, conn.user_id, conn.room_id or frame.room_id):
         raise Forbidden("你已被禁言")
     content = protocol.sanitize(frame.content, settings.chat_emoji_path)
+    if realtime.banned_words is not None:
+        content = await realtime.banned_words.apply(content)
     if not content.strip():
         raise protocol.FrameError("参数错误: 消息内容不能为空")
     return profile, content

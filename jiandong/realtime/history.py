@@ -59,9 +59,26 @@ INSERT_SQL = """
     ORDER BY v.ord
     ON CONFLICT (stream_id) DO NOTHING
 """
+# Messages deleted by a moderator are kept (deleted_at) but shown nowhere.
 RECENT_SQL = """
     SELECT stream_id, room_id, user_id, uuid, content, user_info, extract(epoch FROM msg_time) AS msg_time
-    FROM chat_messages WHERE room_id = %s ORDER BY id DESC LIMIT %s
+    FROM chat_messages WHERE room_id = %s AND deleted_at IS NULL ORDER BY id DESC LIMIT %s
+"""
+IN_TABLE_SQL = "SELECT stream_id FROM chat_messages WHERE stream_id = ANY(%s)"
+DELETE_SQL = """
+    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE stream_id = %s AND deleted_at IS NULL
+    RETURNING room_id, user_id, content
+"""
+# A message still only in the stream is stored right away, deleted; the batch writer's later insert of the
+# same stream_id then does nothing (ON CONFLICT), and one that came first is marked deleted here.
+DELETE_PENDING_SQL = """
+    INSERT INTO chat_messages (room_id, user_id, uuid, stream_id, content, user_info, msg_time, deleted_at, deleted_by)
+    SELECT %(room_id)s, u.id, %(uuid)s, %(stream_id)s, %(content)s, %(user_info)s::jsonb, to_timestamp(%(t)s), now(),
+           %(admin_id)s
+    FROM (SELECT 1) one LEFT JOIN users u ON u.id = %(user_id)s
+    ON CONFLICT (stream_id) DO UPDATE SET deleted_at = COALESCE(chat_messages.deleted_at, now()),
+                                          deleted_by = COALESCE(chat_messages.deleted_by, EXCLUDED.deleted_by)
+    RETURNING room_id, user_id, content
 """
 
 
@@ -196,9 +213,15 @@ class History:
         stored = {row["stream_id"] for row in rows}
         after = await self.redis.get(self.stored_key) or "0-0"
         pending = []
-        unstored = await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN)
+        unstored = [(stream_id, fields) for stream_id, fields in
+                    await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN)
+                    if stream_id not in stored and fields.get(ROOM) == str(room_id)]
+        if unstored:
+            # Stored meanwhile, or deleted by a moderator before the writer came: the table has its say.
+            stored |= {row["stream_id"] for row in await db.fetchall(
+                self.pool, IN_TABLE_SQL, ([stream_id for stream_id, _ in unstored],))}
         for stream_id, fields in reversed(unstored):
-            if stream_id in stored or fields.get(ROOM) != str(room_id):
+            if stream_id in stored:
                 continue
             try:
                 m = encoding.loads(fields[FIELD])
@@ -209,6 +232,24 @@ class History:
                  "content": m["content"], "user_info": m["user"], "msg_time": m["t"]}
             )
         return (rows + pending)[-limit:]
+
+    async def delete(self, stream_id: str, admin_id: int | None) -> db.Row | None:
+        """A moderator's delete: gone from guest/:id and from replays; the row stays, marked (the audit).
+        The deleted message (room_id, user_id, content), or None when there is no such message."""
+        row = await db.fetchone(self.pool, DELETE_SQL, (admin_id, stream_id))
+        if row is None:
+            entries = await self.redis.xrange(self.key, stream_id, stream_id, count=1)
+            if not entries:
+                return await db.fetchone(self.pool, "SELECT room_id, user_id, content FROM chat_messages"
+                                                    " WHERE stream_id = %s", (stream_id,))
+            m = encoding.loads(entries[0][1][FIELD])
+            row = await db.fetchone(self.pool, DELETE_PENDING_SQL, {
+                "room_id": m["room_id"], "user_id": m["user_id"], "uuid": m["uuid"], "stream_id": stream_id,
+                "content": m["content"], "user_info": encoding.dumps_str(m["user"]), "t": m["t"],
+                "admin_id": admin_id})
+        # Out of the stream as well, so a process replaying what its viewers missed does not send it again.
+        await self.redis.xdel(self.key, stream_id)
+        return row
 
 
 async def history_ctx(app: web.Application) -> typing.AsyncIterator[None]:

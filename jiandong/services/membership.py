@@ -59,3 +59,33 @@ async def extend_membership(
     await cur.execute(RECORD_EXTENSION_SQL, (order_id, user_id, valid_from, row["member_expire_time"]))
     await create_profile(cur, user_id)
     return valid_from, row["member_expire_time"]
+
+
+EXTEND_UNTIL_SQL = """
+    UPDATE users
+    SET member_expire_time = %(until)s,
+        member_status = CASE WHEN member_status = 2 THEN 2 ELSE 1 END,
+        updated_at = now()
+    WHERE id = %(user_id)s
+    RETURNING member_expire_time, member_status
+"""
+
+
+class TooEarly(ValueError):
+    """The end asked for is not after the membership's current end (or now)."""
+
+
+async def extend_membership_until(
+    cur: typing.Any, user_id: int, order_id: int, until: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
+    """As extend_membership, to the end `until` instead of by years (a membership granted by staff).
+    TooEarly unless `until` lies after the later of now and the current expiry."""
+    await cur.execute(LOCK_MEMBER_SQL, (user_id,))
+    valid_from = (await cur.fetchone())["valid_from"]
+    if until <= valid_from:
+        raise TooEarly(valid_from)
+    await cur.execute(EXTEND_UNTIL_SQL, {"until": until, "user_id": user_id})
+    row = await cur.fetchone()
+    await cur.execute(RECORD_EXTENSION_SQL, (order_id, user_id, valid_from, row["member_expire_time"]))
+    await create_profile(cur, user_id)
+    return valid_from, row["member_expire_time"]

@@ -22,7 +22,8 @@ from .editing import (
     update_row,
 )
 
-# A disabled profile (status 0) reads as no profile at all: 30002 says "不存在或已被禁用".
+# A disabled profile (status 0), or a membership disabled by the staff, reads as no profile at all:
+# 30002 says "不存在或已被禁用".
 PROFILE_SQL = """
     SELECT p.id, p.cn_name, p.birthday, p.birth_addr, p.mobile, p.sex, p.stature, p.weight,
            p.native_place, p.nation, p.photo, p.individual, p.number, p.position, p.school,
@@ -39,6 +40,8 @@ PROFILE_SQL = """
     FROM players p
     LEFT JOIN (team_members tm JOIN teams t ON t.id = tm.team_id AND t.status = 1)
            ON tm.player_id = p.id AND tm.left_at IS NULL
+    -- A membership disabled by the staff (member_status 2) reads as no profile either.
+    JOIN users u ON u.id = p.user_id AND u.member_status <> 2
     WHERE p.user_id = %s AND p.status = 1
 """
 
@@ -55,6 +58,7 @@ TEAMS_SQL = """
         WHERE tm.player_id = p.id
         GROUP BY t.id
     ) t ON true
+    JOIN users u ON u.id = p.user_id AND u.member_status <> 2
     WHERE p.user_id = %s AND p.status = 1
     ORDER BY t.last_seen DESC, t.last_joined DESC, t.id DESC
 """

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..cache import rkey
 from ..keys import order_tasks_task_key, redis_key, settings_key
-from ..services import orders, payments
+from ..services import orders, payments, refunds
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)
@@ -26,10 +26,12 @@ SHUTDOWN_WAIT = 60.0
 
 async def order_round(app: web.Application) -> None:
     """One round: apply payments whose notification is missing, time out what is left unpaid, then close
-    at WeChat Pay the orders ended here that WeChat now lets us close."""
+    at WeChat Pay the orders ended here that WeChat now lets us close; refunds still pending are sent again
+    and those in progress asked about."""
     await payments.reconcile_awaiting(app, BATCH)
     await orders.expire_due(app, BATCH)
     await orders.close_ended_at_wechat(app, BATCH)
+    await refunds.reconcile_refunds(app, BATCH)
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:

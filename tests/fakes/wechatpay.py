@@ -1,4 +1,5 @@
-"""A fake api.mch.weixin.qq.com (WeChat Pay API v2) following wechat-aliyun.md §3.
+"""A fake api.mch.weixin.qq.com (WeChat Pay API v2) following wechat-aliyun.md §3 and, for refunds,
+wechatpay-refund.md (§ numbers of refund matters are that document's).
 
 XML in and out. Requests are checked with wechatpy's signer (not the project's code) in the sign
 type they name; answers and notifications are signed the same way. It keeps state per
@@ -6,6 +7,12 @@ out_trade_no (NOTPAY, SUCCESS, CLOSED), answers unifiedorder / orderquery / clos
 documented error codes, can be told to fail (an err_code, HTTP 500, a bad signature, return_code
 FAIL) or to hold a call until released, and can pay an order and post the notification to the
 server under test like WeChat does.
+
+Refunds: secapi/pay/refund answers only a caller that showed a client certificate of the test CA
+(served over TLS, `serve(..., pki=...)`), refunds an out_refund_no only once (§1.1), refuses a refund
+beyond what is left of the payment, and a second refund of one order within a minute (§1.1);
+refundquery answers the $n records (§2); `refund_notification` encrypts req_info as §3 says, with its
+own AES code (not the project's), for `notify_refund` to post.
 
 Its clock (`now`) is the real one plus an offset tests move forward with `advance`, for the timing
 rules it enforces: closeorder only 5 minutes after the order's creation (§3.5), and a time_expire
@@ -15,9 +22,11 @@ more than 5 minutes ahead (§3.1).
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
 import datetime as dt
+import hashlib
 import secrets
 import typing
 from urllib.parse import urlsplit
@@ -25,6 +34,8 @@ from zoneinfo import ZoneInfo
 
 import xmltodict
 from aiohttp import web
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.pay.utils import (
     calculate_signature,
     calculate_signature_hmac,
@@ -34,6 +45,8 @@ from wechatpy.pay.utils import (
 UNIFIED_ORDER = "/pay/unifiedorder"
 ORDER_QUERY = "/pay/orderquery"
 CLOSE_ORDER = "/pay/closeorder"
+REFUND = "/secapi/pay/refund"
+REFUND_QUERY = "/pay/refundquery"
 
 # Failure modes besides an err_code such as "SYSTEMERROR" or "ORDERPAID".
 HTTP_500 = "http500"
@@ -49,7 +62,23 @@ ERR_CODE_DES = {
     "OUT_TRADE_NO_USED": "商户订单号重复",
     "NOAUTH": "商户无此接口权限",
     "LACK_PARAMS": "缺少参数",
+    "PARAM_ERROR": "参数错误",
+    "REFUNDNOTEXIST": "退款订单查询失败",
+    "FREQUENCY_LIMITED": "单笔订单请求频率过高,请于1分钟后重试",
+    "REFUND_FEE_MISMATCH": "订单金额或退款金额与之前请求不一致",
+    "BIZERR_NEED_RETRY": "退款业务流程错误，需要商户触发重试来解决",
+    "NOTENOUGH": "基本账户余额不足",
+    "TRADE_OVERDUE": "订单已经超过退款期限",
 }
+# §1.1: at most 50 partial refunds per order; requests for one order at least a minute apart.
+MAX_REFUNDS = 50
+REFUND_INTERVAL = dt.timedelta(minutes=1)
+# The reference gives no err_code for these; our guesses (INFERRED): the catch-all ERROR with a reason (§1.5
+# "ERROR: business error; err_code_des gives the reason"), and a return_code FAIL for a missing certificate
+# (real WeChat Pay may instead fail the TLS handshake: either way no refund).
+OVER_REFUND = ("ERROR", "申请退款金额超过订单可退金额")
+TOO_MANY_REFUNDS = ("ERROR", "退款次数超过限制")
+NO_CLIENT_CERT = "请求需要双向证书"
 UNIFIED_REQUIRED = (
     "appid", "mch_id", "nonce_str", "sign", "body", "out_trade_no", "total_fee", "spbill_create_ip",
     "notify_url", "trade_type",
@@ -98,11 +127,25 @@ class PayOrder:
 
 
 @dataclasses.dataclass
+class PayRefund:
+    out_refund_no: str
+    order: PayOrder
+    refund_fee: int
+    refund_id: str
+    notify_url: str
+    created_at: dt.datetime
+    status: str = "PROCESSING"
+    success_time: str = ""
+
+
+@dataclasses.dataclass
 class Held:
     """A call held by the fake: `arrived` is set once it came in; it is answered after `release()`."""
 
     arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # Held after the call was carried out, before its answer: WeChat did it, and the answer may be lost.
+    after: bool = False
 
     def release(self) -> None:
         self.released.set()
@@ -121,6 +164,9 @@ class FakeWeChatPay:
         self.failures: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
         self.held: dict[str, Held] = {}
         self.offset = dt.timedelta()
+        self.refunds: dict[str, PayRefund] = {}
+        # Each refund request that moved money (a new refund accepted): a repeat of one adds nothing here.
+        self.refunds_made: list[str] = []
 
     def now(self) -> dt.datetime:
         """WeChat's clock: the real time plus what tests `advance`d it by."""
@@ -130,9 +176,10 @@ class FakeWeChatPay:
         """Time passes at WeChat (only there: the database's times are moved by the tests themselves)."""
         self.offset += dt.timedelta(minutes=minutes)
 
-    def hold(self, path: str) -> Held:
-        """The next call to `path` waits, once it came in, until the returned `Held` is released."""
-        held = self.held[path] = Held()
+    def hold(self, path: str, *, after: bool = False) -> Held:
+        """The next call to `path` waits, once it came in (or with `after`, once it was carried out), until the
+        returned `Held` is released."""
+        held = self.held[path] = Held(after=after)
         return held
 
     def fail(self, path: str, mode: str, times: int = 1) -> None:
@@ -147,6 +194,8 @@ class FakeWeChatPay:
         app.router.add_post(UNIFIED_ORDER, self._handle)
         app.router.add_post(ORDER_QUERY, self._handle)
         app.router.add_post(CLOSE_ORDER, self._handle)
+        app.router.add_post(REFUND, self._handle)
+        app.router.add_post(REFUND_QUERY, self._handle)
         return app
 
     # -- the API -------------------------------------------------------------------------------
@@ -171,6 +220,9 @@ class FakeWeChatPay:
         return web.Response(text=to_xml({"return_code": "FAIL", "return_msg": message}), content_type="text/xml")
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if request.path.startswith("/secapi/") and not request.transport.get_extra_info("peercert"):
+            # The handshake already refused a certificate of another CA; here: none shown at all.
+            return self._return_fail(NO_CLIENT_CERT)
         raw = await request.read()
         if not raw:
             return self._return_fail("POST_DATA_EMPTY")
@@ -187,6 +239,11 @@ class FakeWeChatPay:
         if params.get("appid") != self.appid or params.get("mch_id") != self.mch_id:
             return self._error(sign_type, "APPID_MCHID_NOT_MATCH")
         held = self.held.pop(request.path, None)
+        if held is not None and held.after:
+            answer = self._carry_out(request.path, params, sign_type)
+            held.arrived.set()
+            await held.released.wait()
+            return answer
         if held is not None:
             held.arrived.set()
             await held.released.wait()
@@ -201,10 +258,17 @@ class FakeWeChatPay:
                 return self._answer(sign_type, {"result_code": "SUCCESS", "prepay_id": "wx_forged",
                                                 "trade_type": "JSAPI", "trade_state": "SUCCESS"}, bad_sign=True)
             return self._error(sign_type, mode)
-        if request.path == UNIFIED_ORDER:
+        return self._carry_out(request.path, params, sign_type)
+
+    def _carry_out(self, path: str, params: dict[str, str], sign_type: str) -> web.Response:
+        if path == UNIFIED_ORDER:
             return self._unified_order(params, sign_type)
-        if request.path == ORDER_QUERY:
+        if path == ORDER_QUERY:
             return self._order_query(params, sign_type)
+        if path == REFUND:
+            return self._refund(params, sign_type)
+        if path == REFUND_QUERY:
+            return self._refund_query(params, sign_type)
         return self._close_order(params, sign_type)
 
     def _unified_order(self, params: dict[str, str], sign_type: str) -> web.Response:
@@ -277,6 +341,76 @@ class FakeWeChatPay:
         order.state = "CLOSED"
         return self._answer(sign_type, {"result_code": "SUCCESS"})
 
+    def _refund(self, params: dict[str, str], sign_type: str) -> web.Response:
+        fees = (params.get("total_fee", ""), params.get("refund_fee", ""))
+        if not params.get("out_refund_no") or not all(f.isdigit() for f in fees) or not (
+                params.get("out_trade_no") or params.get("transaction_id")):
+            return self._error(sign_type, "PARAM_ERROR")
+        total_fee, refund_fee = map(int, fees)
+        order = self._find_order(params)
+        if order is None or order.state != "SUCCESS":
+            return self._error(sign_type, "ORDERNOTEXIST")
+        if total_fee != int(order.params["total_fee"]) or refund_fee <= 0:
+            return self._error(sign_type, "PARAM_ERROR")
+        refund = self.refunds.get(params["out_refund_no"])
+        if refund is not None:
+            # §1.1: the same out_refund_no refunds once; resent, it answers about that one refund.
+            if refund.order is not order or refund.refund_fee != refund_fee:
+                return self._error(sign_type, "REFUND_FEE_MISMATCH")
+            return self._answer(sign_type, self._refund_fields(refund))
+        mine = [r for r in self.refunds.values() if r.order is order]
+        if sum(r.refund_fee for r in mine if r.status != "REFUNDCLOSE") + refund_fee > total_fee:
+            return self._error(sign_type, *OVER_REFUND)
+        if len(mine) >= MAX_REFUNDS:
+            return self._error(sign_type, *TOO_MANY_REFUNDS)
+        if any(self.now() - r.created_at < REFUND_INTERVAL for r in mine):
+            return self._error(sign_type, "FREQUENCY_LIMITED")
+        refund_id = "5" + self.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(7)
+        refund = PayRefund(params["out_refund_no"], order, refund_fee, refund_id, params.get("notify_url", ""),
+                           created_at=self.now())
+        self.refunds[refund.out_refund_no] = refund
+        self.refunds_made.append(refund.out_refund_no)
+        return self._answer(sign_type, self._refund_fields(refund))
+
+    def _find_order(self, params: dict[str, str]) -> PayOrder | None:
+        if params.get("transaction_id"):
+            return next((o for o in self.orders.values() if o.transaction_id == params["transaction_id"]), None)
+        return self.orders.get(params.get("out_trade_no", ""))
+
+    @staticmethod
+    def _refund_fields(refund: PayRefund) -> dict[str, str]:
+        total = refund.order.params["total_fee"]
+        return {"result_code": "SUCCESS", "transaction_id": refund.order.transaction_id,
+                "out_trade_no": refund.order.out_trade_no, "out_refund_no": refund.out_refund_no,
+                "refund_id": refund.refund_id, "refund_fee": str(refund.refund_fee), "total_fee": total,
+                "cash_fee": total, "cash_refund_fee": str(refund.refund_fee)}
+
+    def _refund_query(self, params: dict[str, str], sign_type: str) -> web.Response:
+        # §2: refund_id > out_refund_no > transaction_id > out_trade_no.
+        if params.get("refund_id"):
+            found = [r for r in self.refunds.values() if r.refund_id == params["refund_id"]]
+        elif params.get("out_refund_no"):
+            found = [r for r in self.refunds.values() if r.out_refund_no == params["out_refund_no"]]
+        else:
+            order = self._find_order(params)
+            found = [r for r in self.refunds.values() if r.order is order] if order else []
+        if not found:
+            return self._error(sign_type, "REFUNDNOTEXIST")
+        order = found[0].order
+        fields = {"result_code": "SUCCESS", "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no,
+                  "total_fee": order.params["total_fee"], "cash_fee": order.params["total_fee"],
+                  "refund_count": str(len(found)), "total_refund_count": str(len(found))}
+        for n, refund in enumerate(found):
+            fields.update({
+                f"out_refund_no_{n}": refund.out_refund_no, f"refund_id_{n}": refund.refund_id,
+                f"refund_channel_{n}": "ORIGINAL", f"refund_fee_{n}": str(refund.refund_fee),
+                f"settlement_refund_fee_{n}": str(refund.refund_fee), f"refund_status_{n}": refund.status,
+                f"refund_account_{n}": "REFUND_SOURCE_UNSETTLED_FUNDS", f"refund_recv_accout_{n}": "支付用户零钱",
+            })
+            if refund.status == "SUCCESS":
+                fields[f"refund_success_time_{n}"] = refund.success_time
+        return self._answer(sign_type, fields)
+
     # -- what the payer and WeChat do ----------------------------------------------------------
 
     def pay(self, out_trade_no: str) -> PayOrder:
@@ -320,12 +454,71 @@ class FakeWeChatPay:
         assert resp.content_type == "text/xml", text
         return resp.status, parse(text.encode())
 
+    def settle_refund(self, out_refund_no: str, status: str = "SUCCESS") -> PayRefund:
+        """The refund reaches SUCCESS, REFUNDCLOSE or CHANGE at WeChat (nothing is posted by this alone)."""
+        refund = self.refunds[out_refund_no]
+        refund.status = status
+        if status == "SUCCESS":
+            refund.success_time = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        return refund
 
-async def serve(aiohttp_server: typing.Any, fake: FakeWeChatPay) -> FakeWeChatPay:
-    """Start the fake on 127.0.0.1 and set its `base_url` (for the `wechatpay_api_url` setting)."""
-    server = await aiohttp_server(fake.make_app())
+    def refund_inner(self, out_refund_no: str, /, **overrides: str) -> str:
+        """The inner XML of a refund notification: `<root>` with the 13 fields of §3, values in CDATA."""
+        refund = self.refunds[out_refund_no]
+        total = refund.order.params["total_fee"]
+        fields = {
+            "out_refund_no": refund.out_refund_no, "out_trade_no": refund.order.out_trade_no,
+            "refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_fee": str(refund.refund_fee),
+            "refund_id": refund.refund_id, "refund_recv_accout": "支付用户零钱", "refund_request_source": "API",
+            "refund_status": refund.status, "settlement_refund_fee": str(refund.refund_fee),
+            "settlement_total_fee": total, "success_time": refund.success_time, "total_fee": total,
+            "transaction_id": refund.order.transaction_id, **overrides,
+        }
+        return "<root>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()) + "</root>"
+
+    def refund_notification(self, out_refund_no: str, /, *, key: str | None = None, req_info: str | None = None,
+                            **overrides: str) -> bytes:
+        """The outer XML WeChat posts (§3: no sign), req_info = base64(AES-256-ECB(md5hex(key), PKCS#7 16))."""
+        if req_info is None:
+            req_info = encrypt_req_info(self.refund_inner(out_refund_no, **overrides), key or self.key)
+        fields = {"return_code": "SUCCESS", "appid": self.appid, "mch_id": self.mch_id,
+                  "nonce_str": secrets.token_hex(8), "req_info": req_info}
+        return dict_to_xml(fields, None).encode()
+
+    async def notify_refund(self, client: typing.Any, out_refund_no: str, body: bytes | None = None
+                            ) -> tuple[int, dict[str, str]]:
+        """POST the refund notification to the refund's notify_url path on the test server."""
+        refund = self.refunds[out_refund_no]
+        resp = await client.post(urlsplit(refund.notify_url).path,
+                                 data=body if body is not None else self.refund_notification(out_refund_no),
+                                 headers={"Content-Type": "text/xml", "User-Agent": "Mozilla/4.0"})
+        text = await resp.text()
+        assert resp.content_type == "text/xml", text
+        return resp.status, parse(text.encode())
+
+
+def encrypt_req_info(inner: str, api_key: str) -> str:
+    """§3 in reverse, as WeChat Pay does it: AES-256-ECB under the 32 ASCII hex characters of md5(api_key),
+    PKCS#7 over 16-byte blocks (not wechatpy's encryptor, which pads to 32, §4.4)."""
+    key = hashlib.md5(api_key.encode()).hexdigest().encode()
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(inner.encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode()
+
+
+async def serve(aiohttp_server: typing.Any, fake: FakeWeChatPay, pki: typing.Any = None) -> FakeWeChatPay:
+    """Start the fake on 127.0.0.1 and set its `base_url` (for the `wechatpay_api_url` setting); with a test
+    `pki` (fakes/pki.py) over TLS, where secapi calls need the merchant's client certificate."""
+    server = await aiohttp_server(fake.make_app(), ssl=pki.server_context() if pki is not None else None)
     fake.base_url = str(server.make_url("")).rstrip("/")
     return fake
+
+
+def settings_with_certificate(fake: FakeWeChatPay, pki: typing.Any, **overrides: typing.Any) -> dict[str, typing.Any]:
+    """Settings of an app that pays and refunds through the fake served with `pki`."""
+    return settings_for(fake, wechatpay_ca_file=str(pki.ca), wechatpay_cert_path=str(pki.client_cert),
+                        wechatpay_key_path=str(pki.client_key), **overrides)
 
 
 def settings_for(fake: FakeWeChatPay, **overrides: typing.Any) -> dict[str, typing.Any]:

@@ -1,0 +1,115 @@
+"""聊天管理 (moderators): the live rooms, a room's recent messages kept up to date in the page (static/live.js
+polls a fragment), deleting a message, muting a user in the room or everywhere, the banned words."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ..keys import pg_key
+from ..services import moderation
+from ..services.admins import MODERATOR
+from ..services.lives import STATUS_LABELS
+from .errors import PageError
+from .forms import read_form
+from .render import flash, render, render_fragment
+from .security import actor, requires
+
+routes = web.RouteTableDef()
+BASE = "/admin/chat"
+# Durations offered by the mute form, in minutes.
+DURATIONS = {10: "10 分钟", 60: "1 小时", 24 * 60: "1 天", 7 * 24 * 60: "7 天", 30 * 24 * 60: "30 天"}
+
+
+def _room_id(request: web.Request) -> int:
+    raw = request.match_info["room"]
+    if len(raw) > 18 or int(raw) < 1:
+        raise PageError(404, "直播间不存在")
+    return int(raw)
+
+
+@routes.get("/chat")
+@requires(MODERATOR)
+async def chat_rooms(request: web.Request) -> web.Response:
+    pool = request.config_dict[pg_key]
+    return await render(request, "admin/chat_rooms.html", {
+        "rooms": await moderation.rooms(pool), "live_labels": STATUS_LABELS,
+        "banned_words": await moderation.banned_words(pool)})
+
+
+@routes.post("/chat/banned-words")
+@requires(MODERATOR)
+async def save_banned_words(request: web.Request) -> web.Response:
+    words = await moderation.set_banned_words(request.config_dict, actor(request),
+                                              (await read_form(request)).get("words")[:100_000])
+    flash(await get_session(request), f"屏蔽词已保存（{len(words)} 个），对之后发送的消息生效")
+    raise web.HTTPFound(BASE)
+
+
+async def _room_context(request: web.Request, room_id: int) -> dict[str, object]:
+    return {"room_id": room_id, "chat": await moderation.recent_messages(request.config_dict, room_id)}
+
+
+@routes.get(r"/chat/{room:\d+}")
+@requires(MODERATOR)
+async def chat_room(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    pool = request.config_dict[pg_key]
+    room = next((r for r in await moderation.rooms(pool) if r["id"] == room_id), None)
+    return await render(request, "admin/chat_room.html", {
+        **await _room_context(request, room_id), "room": room, "durations": DURATIONS,
+        "mute_user": request.query.get("mute", "")[:18],
+        "mutes": await moderation.active_mutes(pool, room_id)})
+
+
+@routes.get(r"/chat/{room:\d+}/messages")
+@requires(MODERATOR)
+async def chat_messages(request: web.Request) -> web.Response:
+    """The message list alone, for the page to fetch every few seconds."""
+    return await render_fragment(request, "admin/chat_messages.html", await _room_context(request, _room_id(request)))
+
+
+@routes.post(r"/chat/{room:\d+}/delete")
+@requires(MODERATOR)
+async def delete_message(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    stream_id = (await read_form(request)).get("stream_id")[:40]
+    try:
+        await moderation.delete_message(request.config_dict, actor(request), stream_id)
+    except moderation.ModerationError as exc:
+        raise PageError(404, str(exc)) from None
+    flash(await get_session(request), "消息已删除")
+    raise web.HTTPFound(f"{BASE}/{room_id}")
+
+
+@routes.post(r"/chat/{room:\d+}/mute")
+@requires(MODERATOR)
+async def mute_user(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    form = await read_form(request)
+    user_raw, minutes_raw = form.get("user_id"), form.get("minutes")
+    session = await get_session(request)
+    if not (user_raw.isdigit() and len(user_raw) < 19 and minutes_raw.isdigit() and len(minutes_raw) < 8):
+        raise PageError(400, "用户或时长无效")
+    scope = None if form.get("scope") == "all" else room_id
+    try:
+        await moderation.mute(request.config_dict, actor(request), int(user_raw), scope, int(minutes_raw),
+                              form.get("reason"))
+    except moderation.ModerationError as exc:
+        flash(session, f"未能禁言：{exc}")
+    else:
+        flash(session, "已禁言" + ("（全部直播间）" if scope is None else "（本直播间）"))
+    raise web.HTTPFound(f"{BASE}/{room_id}")
+
+
+@routes.post(r"/chat/{room:\d+}/mutes/{mute:\d+}/lift")
+@requires(MODERATOR)
+async def lift_mute(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    raw = request.match_info["mute"]
+    try:
+        await moderation.lift(request.config_dict, actor(request), int(raw) if len(raw) < 19 else 0)
+    except moderation.ModerationError as exc:
+        raise PageError(404, str(exc)) from None
+    flash(await get_session(request), "禁言已解除")
+    raise web.HTTPFound(f"{BASE}/{room_id}")

@@ -1,0 +1,56 @@
+"""Lists exported as files: CSV that Excel opens as UTF-8 (with a BOM) and XLSX (xlsxwriter)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import typing
+from urllib.parse import quote
+
+import xlsxwriter
+from aiohttp import web
+
+# (header, function of a row giving the cell's value)
+ExportColumn = tuple[str, typing.Callable[[typing.Any], typing.Any]]
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Excel runs a cell that starts with one of these as a formula: such text gets a leading apostrophe
+# (OWASP "CSV injection"); numbers stay numbers.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: typing.Any) -> typing.Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def table(columns: list[ExportColumn], rows: typing.Iterable[typing.Any]) -> list[list[typing.Any]]:
+    """The header and the rows as cell values."""
+    return [[header for header, _ in columns]] + [[_cell(get(row)) for _, get in columns] for row in rows]
+
+
+def csv_bytes(cells: list[list[typing.Any]]) -> bytes:
+    """UTF-8 with a BOM (Excel reads a BOM-less file in the system's code page), CRLF line ends."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(cells)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def xlsx_bytes(cells: list[list[typing.Any]], sheet: str) -> bytes:
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
+    ws = book.add_worksheet(sheet)
+    bold = book.add_format({"bold": True})
+    for r, row in enumerate(cells):
+        for c, value in enumerate(row):
+            ws.write(r, c, value, bold if r == 0 else None)
+    ws.freeze_panes(1, 0)
+    book.close()
+    return out.getvalue()
+
+
+def download(body: bytes, filename: str, content_type: str) -> web.Response:
+    disposition = f"attachment; filename=\"{filename.encode('ascii', 'replace').decode()}\"; " \
+                  f"filename*=UTF-8''{quote(filename)}"
+    return web.Response(body=body, content_type=content_type, charset="utf-8" if content_type == "text/csv" else None,
+                        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"})

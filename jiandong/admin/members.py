@@ -1,0 +1,134 @@
+"""会员: users found by name, phone or openid; one user's membership, orders, sign-ups and chat mutes; grant or
+extend a membership by hand, disable or enable it again (each with a reason)."""
+
+from __future__ import annotations
+
+import wtforms
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ..keys import pg_key
+from ..services import audit, members, moderation, order_search
+from ..services.admins import EDITOR
+from ..services.membership import DISABLED
+from .errors import PageError
+from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
+from .orders import parse_yuan
+from .render import Column, ListPage, flash, list_query, render
+from .security import actor, requires
+
+routes = web.RouteTableDef()
+BASE = "/admin/members"
+COLUMNS = [
+    Column("ID", "id"), Column("用户名", "username", kind="link"), Column("手机", "mobile"),
+    Column("openid", "openid"), Column("会员状态", "status_label"),
+    Column("有效期至", "member_expire_time", kind="time"),
+    Column("注册时间", "register_time", kind="time"),
+]
+
+
+class GrantForm(AdminForm):
+    years = wtforms.IntegerField("年数", [OPTIONAL, number_range(1, members.YEARS_MAX)],
+                                 description="从当前有效期（已过期则从现在）起延长；与结束日期二选一")
+    until = wtforms.DateField("或：结束日期", [OPTIONAL], description="有效至该日结束（俱乐部时区）")
+    amount = wtforms.StringField("收款金额（元）", [length(12)], default="0",
+                                 description="现场收款的金额，计入收入；赠送填 0")
+    reason = wtforms.StringField("原因", [REQUIRED, length(members.REASON_MAX, 1)])
+
+
+class ReasonForm(AdminForm):
+    reason = wtforms.StringField("原因", [REQUIRED, length(members.REASON_MAX, 1)])
+
+
+def _status_filter(raw: str) -> int | None:
+    return int(raw) if raw in ("0", "1", "2", "3") else None
+
+
+@routes.get("/members")
+@requires(EDITOR)
+async def list_members(request: web.Request) -> web.Response:
+    query = list_query(request, ())
+    status = _status_filter(request.query.get("status", ""))
+    rows, total = await members.search_users(request.config_dict[pg_key], query, status)
+    page = ListPage(rows, total, query, COLUMNS, BASE)
+    return await render(request, "admin/members.html", {"page": page, "status": status,
+                                                        "statuses": members.STATUS_LABELS})
+
+
+def _user_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if len(raw) > 18:
+        raise PageError(404, "用户不存在")
+    return int(raw)
+
+
+async def _member_page(request: web.Request, grant: GrantForm | None = None, reason: ReasonForm | None = None,
+                       status: int = 200) -> web.Response:
+    pool = request.config_dict[pg_key]
+    user = await members.get_user(pool, _user_id(request))
+    if user is None:
+        raise PageError(404, "用户不存在")
+    return await render(request, "admin/member.html", {
+        "user": user, "grant": grant or GrantForm(), "reason_form": reason or ReasonForm(),
+        "orders": await order_search.user_orders(pool, user["id"]),
+        "signups": await members.user_signups(pool, user["id"]),
+        "mutes": await moderation.user_mutes(pool, user["id"]),
+        "audit": await audit.for_target(pool, f"user:{user['id']}"),
+        "disabled": user["member_status"] == DISABLED,
+    }, status)
+
+
+@routes.get(r"/members/{id:\d+}")
+@requires(EDITOR)
+async def member_page(request: web.Request) -> web.Response:
+    return await _member_page(request)
+
+
+@routes.post(r"/members/{id:\d+}/grant")
+@requires(EDITOR)
+async def grant_membership(request: web.Request) -> web.Response:
+    form = GrantForm(await read_form(request))
+    amount = parse_yuan(form.amount.data or "0")
+    if form.validate():
+        if amount is None:
+            form.amount.errors = ["金额无效"]
+        else:
+            try:
+                order_id = await members.grant_membership(
+                    request.config_dict, actor(request), _user_id(request), reason=form.reason.data,
+                    years=form.years.data, until=form.until.data, amount=amount)
+            except members.MemberError as exc:
+                form.form_errors.append(str(exc))
+            else:
+                flash(await get_session(request), f"会员已开通（订单 #{order_id}）")
+                raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
+    return await _member_page(request, grant=form, status=400)
+
+
+async def _switch(request: web.Request, disabled: bool) -> web.Response:
+    form = ReasonForm(await read_form(request))
+    if await members.get_user(request.config_dict[pg_key], _user_id(request)) is None:
+        raise PageError(404, "用户不存在")
+    if form.validate():
+        try:
+            changed = await members.set_disabled(request.config_dict, actor(request), _user_id(request), disabled,
+                                                 form.reason.data)
+        except members.MemberError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            word = "禁用" if disabled else "启用"
+            flash(await get_session(request), f"会员资格已{word}" if changed else f"会员资格本来就是{word}状态")
+            raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
+    return await _member_page(request, reason=form, status=400)
+
+
+@routes.post(r"/members/{id:\d+}/disable")
+@requires(EDITOR)
+async def disable_member(request: web.Request) -> web.Response:
+    return await _switch(request, True)
+
+
+@routes.post(r"/members/{id:\d+}/enable")
+@requires(EDITOR)
+async def enable_member(request: web.Request) -> web.Response:
+    return await _switch(request, False)

@@ -1,0 +1,93 @@
+"""The audit log: every change made in the console (who, when, what, before and after, client IP).
+
+Append-only: this module only inserts and reads, and the database refuses UPDATE and DELETE of its
+rows (a trigger, sql/009). A change and its entry are written in one transaction where the service
+owns one (`record(cur, ...)`); `record_now(pool, ...)` writes an entry of its own after a change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import typing
+
+import aiopg
+
+from .. import db, encoding
+from .editing import ListQuery, fetch_page, like_pattern
+
+# Values never written to the log, whatever their section calls them.
+SECRET_FIELDS = frozenset({"password", "password_hash", "new", "current", "confirm", "csrf_token", "plug_flow"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who makes a change: the staff account (id and name at the time) and the client's IP."""
+
+    admin_id: int | None
+    name: str
+    ip: str
+
+
+INSERT_SQL = """
+    INSERT INTO audit_log (admin_id, admin_name, client_ip, action, target, summary, before, after)
+    VALUES (%(admin_id)s, %(name)s, %(ip)s, %(action)s, %(target)s, %(summary)s, %(before)s::jsonb, %(after)s::jsonb)
+"""
+
+
+def _plain(value: typing.Any) -> typing.Any:
+    """A value as JSON can hold it: times as ISO text, decimals as text, files by name, secrets masked."""
+    if isinstance(value, dict):
+        return {str(k): ("***" if k in SECRET_FIELDS else _plain(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | dt.timedelta):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _args(actor: Actor, action: str, target: str, summary: str, before: typing.Any, after: typing.Any
+          ) -> dict[str, typing.Any]:
+    return {
+        "admin_id": actor.admin_id, "name": actor.name, "ip": actor.ip, "action": action, "target": target,
+        "summary": summary[:500],
+        "before": None if before is None else encoding.dumps_str(_plain(before)),
+        "after": None if after is None else encoding.dumps_str(_plain(after)),
+    }
+
+
+async def record(cur: aiopg.Cursor, actor: Actor, action: str, target: str = "", summary: str = "",
+                 before: typing.Any = None, after: typing.Any = None) -> None:
+    """An entry in the caller's transaction: it exists exactly when the change does."""
+    await cur.execute(INSERT_SQL, _args(actor, action, target, summary, before, after))
+
+
+async def record_now(pool: aiopg.Pool, actor: Actor, action: str, target: str = "", summary: str = "",
+                     before: typing.Any = None, after: typing.Any = None) -> None:
+    """An entry of its own, for a change some other service has just made."""
+    await db.execute(pool, INSERT_SQL, _args(actor, action, target, summary, before, after))
+
+
+async def search(pool: aiopg.Pool, query: ListQuery, action: str = "") -> tuple[list[db.Row], int]:
+    """Entries newest first; `query.search` matches the staff name, the target, the summary, the IP or the
+    changed values; `action` is a prefix of the action (e.g. "refund")."""
+    clauses, args = [], {}
+    if query.search:
+        clauses.append("(admin_name ILIKE %(s)s OR target ILIKE %(s)s OR summary ILIKE %(s)s OR client_ip ILIKE %(s)s"
+                       " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s)")
+        args["s"] = like_pattern(query.search)
+    if action:
+        clauses.append("action LIKE %(action)s")
+        args["action"] = action.replace("%", "").replace("_", "\\_") + "%"
+    return await fetch_page(pool, "id, at, admin_id, admin_name, client_ip, action, target, summary, before, after",
+                            "audit_log", " AND ".join(clauses), args, "at DESC, id DESC", query)
+
+
+async def for_target(pool: aiopg.Pool, target: str, limit: int = 50) -> list[db.Row]:
+    return await db.fetchall(pool, "SELECT id, at, admin_name, client_ip, action, summary, before, after"
+                                   " FROM audit_log WHERE target = %s ORDER BY id DESC LIMIT %s", (target, limit))

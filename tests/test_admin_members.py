@@ -1,0 +1,149 @@
+"""Console members: search, a user's page, memberships granted by hand (a paid order of kind "manual"),
+disabling and enabling a membership, and what the H5 API and the chat then answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jiandong.integrations.wechat import dev_openid
+from tests.admin_helpers import add_admin, post_form, sign_in
+from tests.conftest import login
+from tests.realtime_helpers import FAST, frame_of, join, send
+from tests.test_orders import add_product, call
+
+
+async def member_client(make_client, sql, role: str = "owner"):
+    client = await make_client(**FAST)
+    add_admin(sql, "boss", role)
+    assert (await sign_in(client, "boss")).status == 302
+    return client
+
+
+async def a_user(client, sql, code: str = "player-1", phone: str = "13900000001") -> tuple[str, int]:
+    token = await login(client, code)
+    user_id = sql("SELECT id FROM users WHERE openid = %s", dev_openid(code))[0]["id"]
+    sql("UPDATE users SET username = %s, mobile = %s WHERE id = %s", "张三" if code == "player-1" else code, phone,
+        user_id)
+    return token, user_id
+
+
+async def grant(client, user_id: int, **data):
+    return await post_form(client, f"/admin/members/{user_id}/grant", data, token_from=f"/admin/members/{user_id}")
+
+
+async def test_search_users_by_name_phone_openid_id_and_status(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, first = await a_user(client, sql)
+    _, second = await a_user(client, sql, "player-2", "13900000002")
+    sql("UPDATE users SET member_status = 1, member_expire_time = now() + interval '20 days' WHERE id = %s", second)
+    for q, found in (("张三", [first]), ("13900000002", [second]), (dev_openid("player-1"), [first]),
+                     (f"#{second}", [second]), ("", [second, first])):
+        text = await (await client.get("/admin/members", params={"q": q})).text()
+        assert [i for i in (first, second) if f'href="/admin/members/{i}"' in text] == sorted(found), q
+    text = await (await client.get("/admin/members", params={"status": "1"})).text()
+    assert f"/admin/members/{second}" in text and f"/admin/members/{first}\"" not in text and "正常" in text
+
+
+async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
+    client = await member_client(make_client, sql)
+    product = add_product(sql)
+    token, user_id = await a_user(client, sql)
+    resp = await grant(client, user_id, years="1", amount="150.00", reason="现场现金缴费")
+    assert resp.status == 302
+    [order] = sql("SELECT * FROM orders")
+    assert (order["kind"], order["status"], order["pay_amount"], order["total_price"]) == ("manual", 1, 15000, 15000)
+    assert order["remark"] == "现场现金缴费" and order["business_id"] == product and order["transaction_id"] is None
+    assert order["pay_way"] == "线下（手动开通）" and "手动开通 1 年" in order["name"]
+    [ext] = sql("SELECT order_id, valid_until = valid_from + interval '1 year' AS year FROM member_extensions")
+    assert ext == {"order_id": order["id"], "year": True}
+    status, info = await call(client, "GET", "/api/v1/user/info", token)
+    assert info["member_status"] == 1 and info["is_member"] == 1
+    # A member like any other: a player card, and the order in their history.
+    status, card = await call(client, "GET", "/api/v1/member/info", token)
+    assert status == 200 and card["order_id"] == order["id"]
+    status, page = await call(client, "GET", "/api/v1/order/by_user", token)
+    assert page["data"][0]["pay_amount"] == "150.00" and page["data"][0]["business_id"] == product
+    [entry] = sql("SELECT admin_name, client_ip, action, target, summary, after FROM audit_log")
+    assert entry["action"] == "member.grant" and entry["target"] == f"user:{user_id}"
+    assert entry["admin_name"] == "boss" and entry["client_ip"] == "127.0.0.1" and entry["summary"] == "现场现金缴费"
+    assert entry["after"]["amount"] == 15000
+    page = await (await client.get(f"/admin/members/{user_id}")).text()
+    assert "会员已开通" in page and "手动开通" in page and "现场现金缴费" in page
+
+
+async def test_grant_until_a_date_extends_from_the_current_end(make_client, sql, settings):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    end = dt.date.today() + dt.timedelta(days=400)
+    assert (await grant(client, user_id, until=end.isoformat(), amount="0", reason="赞助商赠送")).status == 302
+    [user] = sql("SELECT member_status, member_expire_time FROM users WHERE id = %s", user_id)
+    assert user["member_status"] == 1
+    assert user["member_expire_time"].astimezone(settings.tz) == dt.datetime.combine(
+        end + dt.timedelta(days=1), dt.time(), settings.tz)
+    # An end before the current one is refused, and nothing is written.
+    resp = await grant(client, user_id, until=(end - dt.timedelta(days=1)).isoformat(), amount="0", reason="再送")
+    assert resp.status == 400 and "结束日期须晚于当前有效期" in await resp.text()
+    assert len(sql("SELECT id FROM orders")) == 1 and len(sql("SELECT id FROM audit_log")) == 1
+
+
+async def test_grant_needs_a_reason_and_one_term(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    cases = [({"years": "1", "amount": "0"}, "必填"), ({"amount": "0", "reason": "x"}, "请填写年数或结束日期"),
+             ({"years": "1", "until": "2031-01-01", "amount": "0", "reason": "x"}, "二选一"),
+             ({"years": "1", "amount": "abc", "reason": "x"}, "金额无效"),
+             ({"years": "11", "amount": "0", "reason": "x"}, "须在 1~10 之间")]
+    for data, message in cases:
+        resp = await grant(client, user_id, **data)
+        assert resp.status == 400 and message in await resp.text(), data
+    assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
+    assert sql("SELECT member_status FROM users WHERE id = %s", user_id)[0]["member_status"] == 0
+
+
+async def test_disabled_member_as_the_h5_api_and_the_chat_see_it(make_client, sql):
+    client = await member_client(make_client, sql)
+    token, user_id = await a_user(client, sql)
+    assert (await grant(client, user_id, years="1", amount="0", reason="测试")).status == 302
+    resp = await post_form(client, f"/admin/members/{user_id}/disable", {"reason": "多次辱骂他人"},
+                           token_from=f"/admin/members/{user_id}")
+    assert resp.status == 302
+    assert sql("SELECT member_status, member_note FROM users WHERE id = %s", user_id)[0] == {
+        "member_status": 2, "member_note": "多次辱骂他人"}
+    status, info = await call(client, "GET", "/api/v1/user/info", token)
+    assert status == 200 and (info["member_status"], info["is_member"]) == (2, 0)
+    status, card = await call(client, "GET", "/api/v1/member/info", token)
+    assert (status, card["error_code"], card["msg"]) == (404, 30002, "会员信息不存在或已被禁用")
+    ws, _ = await join(client, 7)
+    await send(ws, type="SEND_ALL", room_id=7, content="还能说话吗", token=token)
+    error = await frame_of(ws, "ERROR")
+    assert error == {"type": "ERROR", "error_code": 30002, "msg": "会员信息不存在或已被禁用"}
+    product = add_product(sql)
+    status, body = await call(client, "POST", "/api/v1/order/commit", token, business_id=product)
+    assert status == 403
+    await ws.close()
+    # Enabled again: a member as before.
+    resp = await post_form(client, f"/admin/members/{user_id}/enable", {"reason": "申诉通过"},
+                           token_from=f"/admin/members/{user_id}")
+    assert resp.status == 302
+    status, info = await call(client, "GET", "/api/v1/user/info", token)
+    assert info["member_status"] == 1
+    assert (await call(client, "GET", "/api/v1/member/info", token))[0] == 200
+    actions = [r["action"] for r in sql("SELECT action FROM audit_log ORDER BY id")]
+    assert actions == ["member.grant", "member.disable", "member.enable"]
+    # A reason is required.
+    resp = await post_form(client, f"/admin/members/{user_id}/disable", {"reason": " "},
+                           token_from=f"/admin/members/{user_id}")
+    assert resp.status == 400 and sql("SELECT member_status FROM users WHERE id = %s", user_id)[0]["member_status"] == 1
+
+
+async def test_member_pages_by_role(make_client, sql):
+    client = await member_client(make_client, sql, "moderator")
+    _, user_id = await a_user(client, sql)
+    for path in ("/admin/members", f"/admin/members/{user_id}", "/admin/orders"):
+        assert (await client.get(path)).status == 403, path
+    resp = await post_form(client, f"/admin/members/{user_id}/grant", {"years": "1", "reason": "x"})
+    assert resp.status == 403 and sql("SELECT count(*) FROM orders")[0]["count"] == 0
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(client, "writer")).status == 302
+    assert (await client.get(f"/admin/members/{user_id}")).status == 200
+    assert (await client.get("/admin/members/99999")).status == 404

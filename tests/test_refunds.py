@@ -1,0 +1,554 @@
+"""Refunds: asked for in the console, sent to the fake WeChat Pay over mutual TLS (a test CA made here),
+completed by the refund notification (req_info decrypted) or refundquery in the order round; idempotent
+by out_refund_no, never beyond the payment, dev refunds at once. Decryption checked against the
+reference's vectors and wechatpy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import ssl
+
+import aiohttp
+import psycopg2
+import pytest
+from wechatpy.crypto import RefundCrypto
+from wechatpy.exceptions import WeChatPayException
+from wechatpy.pay import WeChatPay
+
+from jiandong.integrations import wechatpay
+from jiandong.integrations.wechatpay_refund import ReqInfoError, decrypt_req_info, query_records
+from jiandong.services.refunds import notify_url
+from jiandong.tasks.orders import order_round
+from tests import test_orders as shared
+from tests.admin_helpers import add_admin, post_form, sign_in
+from tests.fakes import wechat as fake_wechat
+from tests.fakes import wechatpay as fake_pay
+from tests.fakes.pki import make_pki
+from tests.fakes.wechatpay import REFUND, FakeWeChatPay, encrypt_req_info
+from tests.test_orders import PRE_ORDER, add_product, call, commit, dev_buyer, wx_buyer
+
+wechat = shared.wechat
+REFUND_NOTIFY = "/api/v1/pay/refund_notify"
+PRICE = 19900
+
+# The reference's vectors (wechatpay-refund.md §4).
+VECTOR_KEY = "192006250b4c09247ec02edce69f6a2d"
+SHORT_INNER = ("<root><out_refund_no><![CDATA[R1]]></out_refund_no><refund_status><![CDATA[SUCCESS]]>"
+               "</refund_status></root>")
+SHORT_REQ_INFO = ("WBzGpzQuNpcFxIlFjUUD9BZv+lpBMzd2SHiKCkwfALWid5G8ZvfOussfMIHLbKJmcnxPKdb1ZJEqTAp8ysQv+xa1fj+Eorgndx3"
+                  "fNxf3KAYa3LPgsjvZgxaeYyrhV05Kbjkj6ywg27cEyTTaPZFYNg==")
+FULL_INNER = (
+    "<root><out_refund_no><![CDATA[R20240601000001]]></out_refund_no><out_trade_no><![CDATA[T20240601000001]]>"
+    "</out_trade_no><refund_account><![CDATA[REFUND_SOURCE_UNSETTLED_FUNDS]]></refund_account><refund_fee>"
+    "<![CDATA[50]]></refund_fee><refund_id><![CDATA[50000408942024060107145868882]]></refund_id><refund_recv_accout>"
+    "<![CDATA[支付用户零钱]]></refund_recv_accout><refund_request_source><![CDATA[API]]></refund_request_source>"
+    "<refund_status><![CDATA[SUCCESS]]></refund_status><settlement_refund_fee><![CDATA[50]]></settlement_refund_fee>"
+    "<settlement_total_fee><![CDATA[100]]></settlement_total_fee><success_time><![CDATA[2024-06-01 12:00:05]]>"
+    "</success_time><total_fee><![CDATA[100]]></total_fee><transaction_id><![CDATA[4200000215202406010261405420]]>"
+    "</transaction_id></root>")
+FULL_SHA256 = "0993aba8318582f74e71cfa3e109f2c55cd9e52e8322b529beaa62fb891e5ff8"
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def pki(tmp_path):
+    return make_pki(tmp_path / "pki", FakeWeChatPay().mch_id)
+
+
+@pytest.fixture
+async def tls_pay(aiohttp_server, pki):
+    """The fake WeChat Pay over TLS with the test CA: secapi needs the merchant's client certificate."""
+    return await fake_pay.serve(aiohttp_server, FakeWeChatPay(), pki)
+
+
+@pytest.fixture
+def refund_app(make_client, wechat, tls_pay, pki):
+    async def make(**overrides):
+        client = await make_client(**fake_wechat.settings_for(wechat),
+                                   **fake_pay.settings_with_certificate(tls_pay, pki), **overrides)
+        return client
+    return make
+
+
+@pytest.fixture
+async def refund_client(refund_app):
+    return await refund_app()
+
+
+async def paid_order(client, wechat, pay, sql, name: str = "alice", price: int = PRICE,
+                     phone: str = "13800138000") -> dict:
+    """A buyer's order paid at the fake and notified: the membership runs."""
+    product = add_product(sql, price=price)
+    token = await wx_buyer(client, wechat, sql, name, phone)
+    order = await commit(client, token, product)
+    status, body = await call(client, "POST", PRE_ORDER, token, id=order["id"])
+    assert status == 200, body
+    pay.pay(order["order_no"])
+    assert (await pay.notify(client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    return {**order, "token": token}
+
+
+async def console(client, sql, role: str = "owner", name: str = "boss") -> None:
+    add_admin(sql, name, role)
+    assert (await sign_in(client, name)).status == 302
+
+
+async def refund(client, order_id: int, amount: str, reason: str = "赛事取消", number: str | None = None):
+    """Post the order page's refund form (with the out_refund_no the page made, unless given)."""
+    page = await (await client.get(f"/admin/orders/{order_id}")).text()
+    if number is None:
+        number = page.split('name="out_refund_no" value="', 1)[1].split('"', 1)[0]
+    resp = await post_form(client, f"/admin/orders/{order_id}/refund",
+                           {"amount": amount, "reason": reason, "out_refund_no": number},
+                           token_from=f"/admin/orders/{order_id}")
+    assert resp.status == 302, await resp.text()
+    return number
+
+
+async def flashed(client, order_id: int) -> str:
+    return await (await client.get(f"/admin/orders/{order_id}")).text()
+
+
+def refunds(sql, order_id: int | None = None):
+    return sql("SELECT out_refund_no, amount, status, refund_id, last_error, attempts FROM refunds"
+               + (" WHERE order_id = %s" if order_id else "") + " ORDER BY id", *([order_id] if order_id else []))
+
+
+def order_state(sql, order_id: int):
+    return sql("SELECT status, pay_amount, refund_reserved FROM orders WHERE id = %s", order_id)[0]
+
+
+def member(sql, name: str = "alice"):
+    return sql("SELECT member_status, member_expire_time, member_expire_time > now() AS running"
+               " FROM users WHERE openid = %s", f"o-{name}")[0]
+
+
+def messages(sql):
+    return [(r["source"], r["outcome"]) for r in sql("SELECT source, outcome FROM refund_notifications ORDER BY id")]
+
+
+def age_refunds(sql, pay: FakeWeChatPay, minutes: float = 2) -> None:
+    """Time passes: here the refunds' last tries move back, at the fake its clock moves on."""
+    sql("UPDATE refunds SET sent_at = sent_at - make_interval(mins => %s),"
+        " created_at = created_at - make_interval(mins => %s)", minutes, minutes)
+    pay.advance(minutes)
+
+
+# -- the flows ----------------------------------------------------------------------------------------
+
+async def test_full_refund_over_mutual_tls_then_notification(refund_client, wechat, tls_pay, sql, pki):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    assert member(sql)["running"]
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "199.00", "赛事取消，全额退款")
+    page = await flashed(refund_client, order["id"])
+    assert f"退款 {number}（199.00 元）：退款中" in page
+    # What WeChat Pay was asked, over TLS with the merchant certificate (the fake refuses it otherwise).
+    [(_, sent)] = [c for c in tls_pay.calls if c[0] == REFUND]
+    assert sent["out_trade_no"] == order["order_no"] and sent["out_refund_no"] == number
+    assert (sent["total_fee"], sent["refund_fee"]) == ("19900", "19900")
+    assert sent["refund_desc"] == "赛事取消，全额退款"
+    # Beside the payment notify URL of the settings (https://club.example.com/api/v1/pay/notify).
+    assert sent["notify_url"] == "https://club.example.com" + REFUND_NOTIFY
+    assert [r["status"] for r in refunds(sql)] == ["processing"] and refunds(sql)[0]["refund_id"]
+    assert order_state(sql, order["id"]) == {"status": 3, "pay_amount": PRICE, "refund_reserved": PRICE}
+    # WeChat completes it and notifies.
+    tls_pay.settle_refund(number)
+    status, answer = await tls_pay.notify_refund(refund_client, number)
+    assert (status, answer) == (200, {"return_code": "SUCCESS", "return_msg": "OK"})
+    assert [r["status"] for r in refunds(sql)] == ["success"]
+    assert order_state(sql, order["id"])["status"] == 4
+    # A full refund ends the membership it paid for (the default rule).
+    assert not member(sql)["running"]
+    status, info = await call(refund_client, "GET", "/api/v1/user/info", order["token"])
+    assert status == 200 and info["member_status"] == 3 and info["is_member"] == 0
+    assert messages(sql) == [("notify", "success")]
+    cut = sql("SELECT cut > interval '364 days' AS whole FROM member_extensions")[0]
+    assert cut["whole"]
+    page = await flashed(refund_client, order["id"])
+    assert "已退款" in page and "notify" in page and "赛事取消，全额退款" in page
+    assert sql("SELECT action, target FROM audit_log") == [
+        {"action": "refund.create", "target": f"order:{order['id']}"}]
+
+
+async def test_replayed_notification_changes_nothing(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "199.00")
+    tls_pay.settle_refund(number)
+    body = tls_pay.refund_notification(number)
+    assert (await tls_pay.notify_refund(refund_client, number, body))[1]["return_code"] == "SUCCESS"
+    before = sql("SELECT member_expire_time FROM users WHERE openid = 'o-alice'")[0]
+    cut = sql("SELECT cut FROM member_extensions")[0]
+    for _ in range(2):
+        status, answer = await tls_pay.notify_refund(refund_client, number, body)
+        assert (status, answer["return_code"]) == (200, "SUCCESS")
+    assert messages(sql) == [("notify", "success"), ("notify", "duplicate"), ("notify", "duplicate")]
+    assert sql("SELECT member_expire_time FROM users WHERE openid = 'o-alice'")[0] == before
+    assert sql("SELECT cut FROM member_extensions")[0] == cut
+    assert order_state(sql, order["id"])["status"] == 4 and [r["status"] for r in refunds(sql)] == ["success"]
+
+
+async def test_tampered_req_info_is_refused(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "199.00")
+    tls_pay.settle_refund(number)
+    genuine = encrypt_req_info(tls_pay.refund_inner(number), tls_pay.key)
+    raw = bytearray(base64.b64decode(genuine))
+    middle, last = bytearray(raw), bytearray(raw)
+    middle[40] ^= 0x01
+    last[-1] ^= 0x01
+    forged = {
+        "a changed middle block": base64.b64encode(middle).decode(),
+        "a changed last block": base64.b64encode(last).decode(),
+        "another key": encrypt_req_info(tls_pay.refund_inner(number), "another merchant's api key 123456"),
+        "not base64": "%%%not-base64%%%",
+        "cut short": base64.b64encode(raw[:-5]).decode(),
+    }
+    for what, req_info in forged.items():
+        status, answer = await tls_pay.notify_refund(refund_client, number,
+                                                     tls_pay.refund_notification(number, req_info=req_info))
+        assert (status, answer["return_code"]) == (200, "FAIL"), what
+    # Encrypted with our key but about another amount: refused as well (ECB has no MAC, §3).
+    lying = tls_pay.refund_notification(number, refund_fee="1")
+    assert (await tls_pay.notify_refund(refund_client, number, lying))[1]["return_code"] == "FAIL"
+    outcomes = [o for _, o in messages(sql)]
+    assert len(outcomes) == 6 and all(o.startswith("rejected: ") for o in outcomes)
+    assert [r["status"] for r in refunds(sql)] == ["processing"] and order_state(sql, order["id"])["status"] == 3
+    assert member(sql)["running"]
+    # The genuine one still goes through.
+    assert (await tls_pay.notify_refund(refund_client, number))[1]["return_code"] == "SUCCESS"
+    assert [r["status"] for r in refunds(sql)] == ["success"]
+
+
+async def test_partial_refund_keeps_the_membership_and_refundquery_settles_it(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    expiry = member(sql)["member_expire_time"]
+    number = await refund(refund_client, order["id"], "50", "部分退款")
+    assert order_state(sql, order["id"]) == {"status": 3, "pay_amount": PRICE, "refund_reserved": 5000}
+    tls_pay.settle_refund(number)
+    # No notification comes: the order round asks refundquery.
+    await order_round(refund_client.app)
+    assert [r["status"] for r in refunds(sql)] == ["success"]
+    assert messages(sql) == [("refundquery", "success")]
+    assert order_state(sql, order["id"])["status"] == 1
+    assert member(sql)["member_expire_time"] == expiry
+    # What is left: 149.00; more is refused and nothing is recorded.
+    tls_pay.advance(2)
+    await refund(refund_client, order["id"], "149.01")
+    assert "退款金额超过可退金额（还可退 149.00 元）" in await flashed(refund_client, order["id"])
+    assert len(refunds(sql)) == 1
+    # The rest makes it a full refund: refunded, and the membership ends.
+    rest = await refund(refund_client, order["id"], "149.00")
+    tls_pay.settle_refund(rest)
+    assert (await tls_pay.notify_refund(refund_client, rest))[1]["return_code"] == "SUCCESS"
+    assert order_state(sql, order["id"]) == {"status": 4, "pay_amount": PRICE, "refund_reserved": PRICE}
+    assert not member(sql)["running"]
+
+
+async def test_prorated_rule_shortens_by_the_refunded_share(refund_app, wechat, tls_pay, sql):
+    client = await refund_app(refund_membership_rule="prorated")
+    order = await paid_order(client, wechat, tls_pay, sql)
+    await console(client, sql)
+    number = await refund(client, order["id"], "99.50")
+    tls_pay.settle_refund(number)
+    assert (await tls_pay.notify_refund(client, number))[1]["return_code"] == "SUCCESS"
+    [ext] = sql("SELECT valid_until - valid_from AS term, cut FROM member_extensions")
+    assert abs(ext["cut"] - ext["term"] / 2) < dt.timedelta(seconds=1)
+    assert member(sql)["running"] and order_state(sql, order["id"])["status"] == 1
+
+
+async def test_a_retry_after_a_timeout_is_the_same_refund(refund_app, wechat, tls_pay, sql):
+    client = await refund_app(http_timeout=0.5)
+    order = await paid_order(client, wechat, tls_pay, sql)
+    await console(client, sql)
+    # WeChat carries the refund out but its answer never arrives in time.
+    held = tls_pay.hold(REFUND, after=True)
+    number = await refund(client, order["id"], "199.00")
+    assert held.arrived.is_set()
+    [row] = refunds(sql)
+    assert row["status"] == "pending" and "UNAVAILABLE" in row["last_error"] and row["attempts"] == 1
+    assert "将自动重试" in await flashed(client, order["id"])
+    held.release()
+    assert tls_pay.refunds_made == [number]
+    # The same form posted again is the same refund: nothing new here, nothing sent too early.
+    await refund(client, order["id"], "199.00", number=number)
+    assert len(refunds(sql)) == 1 and order_state(sql, order["id"])["refund_reserved"] == PRICE
+    # The round sends it again, with the same number: WeChat answers about the one refund it made.
+    age_refunds(sql, tls_pay)
+    await order_round(client.app)
+    [row] = refunds(sql)
+    assert row["status"] == "processing" and row["attempts"] == 2
+    assert row["refund_id"] == tls_pay.refunds[number].refund_id
+    sent = [c[1]["out_refund_no"] for c in tls_pay.calls if c[0] == REFUND]
+    assert sent == [number, number] and tls_pay.refunds_made == [number]
+
+
+async def test_two_concurrent_refunds_together_beyond_the_payment(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    numbers = [f"RTEST{i}0000000000" for i in range(2)]
+    await asyncio.gather(*(refund(refund_client, order["id"], "150.00", number=n) for n in numbers))
+    [row] = refunds(sql)
+    assert row["amount"] == 15000 and row["out_refund_no"] in numbers
+    assert order_state(sql, order["id"])["refund_reserved"] == 15000
+    assert len(tls_pay.refunds_made) == 1
+
+
+async def test_n_concurrent_clicks(refund_client, wechat, tls_pay, sql, capsys):
+    """N clicks at once on one order: as many distinct refunds as fit, and the same form N times is one."""
+    n = 12
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    # N forms of 50.00 each (distinct numbers) against a payment of 199.00 ...
+    await asyncio.gather(*(refund(refund_client, order["id"], "50.00", number=f"RCLICK{i:02d}000000000")
+                           for i in range(n)))
+    # ... and one form clicked N times.
+    other = await paid_order(refund_client, wechat, tls_pay, sql, "bob", phone="13800138001")
+    await asyncio.gather(*(refund(refund_client, other["id"], "199.00", number="RSAMEFORM0000000000")
+                           for _ in range(n)))
+    # WeChat takes one new refund of an order a minute (§1.1): the rest waits for the rounds.
+    for _ in range(4):
+        age_refunds(sql, tls_pay)
+        await order_round(refund_client.app)
+    for number in tls_pay.refunds:
+        tls_pay.settle_refund(number)
+    await order_round(refund_client.app)
+    mine = refunds(sql, order["id"])
+    total = sum(r["amount"] for r in mine if r["status"] == "success")
+    state = order_state(sql, order["id"])
+    with capsys.disabled():
+        print(f"\n{n} concurrent clicks of 50.00 on an order paid 199.00: {len(mine)} refunds recorded, "
+              f"{total / 100:.2f} refunded, order status {state['status']}, membership running: "
+              f"{member(sql)['running']}")
+        print(f"{n} clicks of one 199.00 form: {len(refunds(sql, other['id']))} refund recorded, "
+              f"order status {order_state(sql, other['id'])['status']}, membership running: "
+              f"{member(sql, 'bob')['running']}; refunds made at WeChat Pay: {len(tls_pay.refunds_made)}")
+    assert len(mine) == 3 and total == 15000 and state == {"status": 1, "pay_amount": PRICE,
+                                                              "refund_reserved": 15000}
+    assert member(sql)["running"]
+    assert len(refunds(sql, other["id"])) == 1 and order_state(sql, other["id"])["status"] == 4
+    assert not member(sql, "bob")["running"]
+    assert sorted(tls_pay.refunds_made) == sorted(r["out_refund_no"] for r in refunds(sql))
+
+
+async def test_refused_for_good_releases_the_amount(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    tls_pay.fail(REFUND, "TRADE_OVERDUE")
+    await refund(refund_client, order["id"], "199.00")
+    [row] = refunds(sql)
+    assert row["status"] == "failed" and "TRADE_OVERDUE" in row["last_error"]
+    assert order_state(sql, order["id"]) == {"status": 1, "pay_amount": PRICE, "refund_reserved": 0}
+    assert member(sql)["running"]
+    # A retryable answer leaves it pending for the round.
+    tls_pay.fail(REFUND, "SYSTEMERROR")
+    await refund(refund_client, order["id"], "10.00")
+    assert refunds(sql)[-1]["status"] == "pending" and order_state(sql, order["id"])["status"] == 3
+
+
+async def test_refundquery_closed_releases_the_amount(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "20.00")
+    tls_pay.settle_refund(number, "REFUNDCLOSE")
+    await post_form(refund_client, f"/admin/orders/{order['id']}/refunds/1/check",
+                    token_from=f"/admin/orders/{order['id']}")
+    assert [r["status"] for r in refunds(sql)] == ["closed"]
+    assert order_state(sql, order["id"]) == {"status": 1, "pay_amount": PRICE, "refund_reserved": 0}
+
+
+async def test_secapi_needs_our_client_certificate(make_client, wechat, tls_pay, pki, sql):
+    # No certificate configured: refused here before anything is sent; the amount is released.
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(
+        tls_pay, wechatpay_ca_file=str(pki.ca)))
+    order = await paid_order(client, wechat, tls_pay, sql)
+    await console(client, sql)
+    await refund(client, order["id"], "199.00")
+    assert refunds(sql)[0]["status"] == "failed" and "NO_CERTIFICATE" in refunds(sql)[0]["last_error"]
+    assert tls_pay.count(REFUND) == 0 and order_state(sql, order["id"])["refund_reserved"] == 0
+
+
+async def test_a_certificate_of_another_ca_fails_the_handshake(make_client, wechat, tls_pay, pki, sql):
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(
+        tls_pay, wechatpay_ca_file=str(pki.ca), wechatpay_cert_path=str(pki.stranger_cert),
+        wechatpay_key_path=str(pki.stranger_key)))
+    order = await paid_order(client, wechat, tls_pay, sql)
+    await console(client, sql)
+    await refund(client, order["id"], "199.00")
+    [row] = refunds(sql)
+    assert row["status"] == "pending" and "UNAVAILABLE" in row["last_error"]
+    assert tls_pay.count(REFUND) == 0 and tls_pay.refunds_made == []
+
+
+async def test_the_fake_refuses_secapi_without_a_certificate(tls_pay, pki):
+    """The fake follows the reference: no certificate shown, no refund (our own client always shows one)."""
+    context = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=str(pki.ca)))
+    async with aiohttp.ClientSession(connector=context) as session:
+        async with session.post(tls_pay.base_url + REFUND, data=b"<xml></xml>") as resp:
+            answer = fake_pay.parse(await resp.read())
+    assert answer == {"return_code": "FAIL", "return_msg": "请求需要双向证书"}
+
+
+async def test_dev_payment_refunds_complete_at_once(client, sql):
+    product = add_product(sql)
+    token = await dev_buyer(client, sql)
+    order = await commit(client, token, product)
+    assert (await call(client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    assert (await call(client, "POST", "/api/v1/pay/dev/complete", token, id=order["id"]))[0] == 200
+    await console(client, sql)
+    await refund(client, order["id"], "199.00")
+    [row] = refunds(sql)
+    assert row["status"] == "success" and row["refund_id"].startswith("DEV")
+    assert order_state(sql, order["id"])["status"] == 4 and messages(sql) == [("dev", "success")]
+    status, info = await call(client, "GET", "/api/v1/user/info", token)
+    assert info["member_status"] == 3
+
+
+async def test_refunds_are_for_owners_only(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    # Not even an owner without the form's CSRF token.
+    await console(refund_client, sql)
+    resp = await refund_client.post(f"/admin/orders/{order['id']}/refund", allow_redirects=False,
+                                    data={"amount": "1", "reason": "x", "out_refund_no": "RNOCSRF00000"})
+    assert resp.status == 403 and "CSRF" in await resp.text() and refunds(sql) == []
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(refund_client, "writer")).status == 302
+    page = await flashed(refund_client, order["id"])
+    assert "out_refund_no" not in page
+    resp = await post_form(refund_client, f"/admin/orders/{order['id']}/refund",
+                           {"amount": "1", "reason": "x", "out_refund_no": "RNOTALLOWED000"},
+                           token_from=f"/admin/orders/{order['id']}")
+    assert resp.status == 403 and refunds(sql) == [] and tls_pay.count(REFUND) == 0
+
+
+async def test_the_database_holds_the_sum_and_the_log(refund_client, wechat, tls_pay, sql):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        sql("UPDATE orders SET refund_reserved = pay_amount + 1 WHERE id = %s", order["id"])
+    await console(refund_client, sql)
+    await refund(refund_client, order["id"], "1.00")
+    for statement in ("UPDATE audit_log SET summary = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            sql(statement)
+    assert len(sql("SELECT id FROM audit_log")) == 1
+
+
+async def test_a_refund_notification_of_an_unknown_refund(refund_client, wechat, tls_pay, sql):
+    """Genuine (decrypts) but about no refund of ours: recorded and refused, so WeChat keeps telling."""
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "1.00")
+    tls_pay.settle_refund(number)
+    body = tls_pay.refund_notification(number, out_refund_no="RUNKNOWN000000")
+    assert (await tls_pay.notify_refund(refund_client, number, body))[1]["return_code"] == "FAIL"
+    assert messages(sql) == [("notify", "rejected: unknown out_refund_no")]
+
+
+# -- the protocol: vectors and wechatpy ----------------------------------------------------------------
+
+def test_decryption_matches_the_reference_vectors_and_wechatpy():
+    short = decrypt_req_info(SHORT_REQ_INFO, VECTOR_KEY)
+    assert short == {"out_refund_no": "R1", "refund_status": "SUCCESS"}
+    # The fake's encryptor (its own code) gives the reference's bytes: ECB and PKCS#7 over 16 bytes.
+    assert encrypt_req_info(SHORT_INNER, VECTOR_KEY) == SHORT_REQ_INFO
+    assert hashlib.sha256(FULL_INNER.encode()).hexdigest() == FULL_SHA256
+    full_req_info = encrypt_req_info(FULL_INNER, VECTOR_KEY)
+    assert full_req_info.startswith("WBzGpzQuNpcFxIlFjUUD9BfnwwNUlVAs7bwvgHME4") and len(base64.b64decode(
+        full_req_info)) == 784
+    ours = decrypt_req_info(full_req_info, VECTOR_KEY)
+    assert ours["refund_recv_accout"] == "支付用户零钱" and len(ours) == 13
+    outer = (f"<xml><return_code>SUCCESS</return_code><appid><![CDATA[wx2421b1c4370ec43b]]></appid><mch_id>"
+             f"<![CDATA[10000100]]></mch_id><nonce_str><![CDATA[TeqClE3i0mvn3DrK]]></nonce_str><req_info>"
+             f"<![CDATA[{full_req_info}]]></req_info></xml>")
+    theirs = WeChatPay("wx2421b1c4370ec43b", VECTOR_KEY, "10000100").parse_refund_notify_result(outer)
+    assert {k: str(v) for k, v in theirs.items()} == ours
+    # wechatpy's encryptor pads to 32 bytes (§4.4): a strict 16-byte unpadder refuses it.
+    padded_32 = RefundCrypto(hashlib.md5(VECTOR_KEY.encode()).hexdigest().encode()).encrypt(FULL_INNER).decode()
+    assert len(base64.b64decode(padded_32)) == 800
+    with pytest.raises(ReqInfoError):
+        decrypt_req_info(padded_32, VECTOR_KEY)
+
+
+def test_refund_request_signatures_match_the_reference():
+    params = {"appid": "wx2421b1c4370ec43b", "mch_id": "10000100", "nonce_str": "6cefdb308e1e2e8aabd48cf79e546a02",
+              "out_trade_no": "T20240601000001", "out_refund_no": "R20240601000001", "total_fee": "100",
+              "refund_fee": "50", "refund_desc": "商品已售完", "notify_url": "https://example.com/wxpay/refund-notify"}
+    assert wechatpay.sign(params, VECTOR_KEY) == "74036B2BE7A08EEE7BF14067368C0732"
+    assert wechatpay.sign({**params, "sign_type": "HMAC-SHA256"}, VECTOR_KEY, wechatpay.HMAC_SHA256) == (
+        "0344DA7B94011B7BC6C5FDF09283EA28AC716535A178945AFC7111AF7B457FEA")
+
+
+def test_refundquery_records_are_read_by_number():
+    fields = {"refund_count": "2", "out_refund_no_0": "RA", "refund_status_0": "SUCCESS", "refund_fee_0": "5",
+              "refund_success_time_0": "2024-06-01 12:00:05", "out_refund_no_1": "RB", "refund_status_1": "PROCESSING",
+              "refund_recv_accout_1": "支付用户零钱"}
+    records = query_records(fields)
+    assert [(r.out_refund_no, r.refund_status) for r in records] == [("RA", "SUCCESS"), ("RB", "PROCESSING")]
+    assert records[1].recv_account == "支付用户零钱" and query_records({"refund_count": "x"}) == []
+
+
+
+def test_an_unreadable_or_mismatched_certificate_is_refused(settings, pki, tmp_path):
+    """What wechatpay_ctx builds at start-up: a missing file or a key of another certificate stops it."""
+    with pytest.raises(FileNotFoundError):
+        wechatpay.client_context(settings.replace(wechatpay_cert_path=str(tmp_path / "missing.pem"),
+                                                  wechatpay_key_path=str(pki.client_key)))
+    with pytest.raises(ssl.SSLError):
+        wechatpay.client_context(settings.replace(wechatpay_cert_path=str(pki.client_cert),
+                                                  wechatpay_key_path=str(pki.stranger_key)))
+    assert wechatpay.client_context(settings) is None
+    assert isinstance(wechatpay.client_context(settings.replace(
+        wechatpay_cert_path=str(pki.client_cert), wechatpay_key_path=str(pki.client_key))), ssl.SSLContext)
+
+
+async def test_the_fake_serves_wechatpy_over_mutual_tls(refund_client, wechat, tls_pay, sql, pki):
+    """An independent client (wechatpy, requests with the certificate) refunds and queries at the fake as the
+    reference says: one refund per out_refund_no, a changed amount refused, no more than the payment."""
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    client = WeChatPay(tls_pay.appid, tls_pay.key, tls_pay.mch_id, mch_cert=str(pki.client_cert),
+                       mch_key=str(pki.client_key))
+    client.API_BASE_URL = tls_pay.base_url + "/"
+    client._http.verify = str(pki.ca)
+    client._http.trust_env = False  # REQUESTS_CA_BUNDLE, where set, would win over `verify`
+    # One connection per call, closed by the server once answered: none is left open when the fake stops.
+    client._http.headers["Connection"] = "close"
+
+    def apply(number: str, fee: int) -> dict:
+        return client.refund.apply(total_fee=PRICE, refund_fee=fee, out_refund_no=number,
+                                   out_trade_no=order["order_no"])
+
+    async def refused(call, *args, **kwargs) -> str:
+        with pytest.raises(WeChatPayException) as info:
+            await asyncio.to_thread(call, *args, **kwargs)
+        return info.value.errcode
+
+    try:
+        first = await asyncio.to_thread(apply, "RWECHATPY0001", 100)
+        again = await asyncio.to_thread(apply, "RWECHATPY0001", 100)
+        assert first["refund_id"] == again["refund_id"] and tls_pay.refunds_made == ["RWECHATPY0001"]
+        assert await refused(apply, "RWECHATPY0001", 200) == "REFUND_FEE_MISMATCH"
+        assert await refused(apply, "RWECHATPY0002", 100) == "FREQUENCY_LIMITED"
+        tls_pay.advance(2)
+        assert await refused(apply, "RWECHATPY0003", PRICE) == "ERROR"
+        answer = await asyncio.to_thread(client.refund.query, out_refund_no="RWECHATPY0001")
+        assert answer["refund_status_0"] == "PROCESSING" and answer["refund_fee_0"] == "100"
+        assert await refused(client.refund.query, out_refund_no="RNOSUCHREFUND") == "REFUNDNOTEXIST"
+    finally:
+        client._http.close()
+
+
+def test_the_refund_notify_url(settings):
+    assert notify_url(settings) == "http://localhost:8080" + REFUND_NOTIFY
+    assert notify_url(settings.replace(public_url="https://club.example.com")) == (
+        "https://club.example.com" + REFUND_NOTIFY)
+    pay_notify = settings.replace(wechatpay_notify_url="https://pay.example.com/api/v1/pay/notify")
+    assert notify_url(pay_notify) == "https://pay.example.com" + REFUND_NOTIFY
+    assert notify_url(pay_notify.replace(wechatpay_refund_notify_url="https://x.example.com/r")) == (
+        "https://x.example.com/r")
