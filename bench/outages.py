@@ -231,7 +231,7 @@ async def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jiandong-outages-") as tmp:
         directory = Path(tmp)
-        postgres, redis = OwnPostgres(directory / "pg"), OwnRedis(directory / "redis")
+        postgres, redis = OwnPostgres(), OwnRedis(directory / "redis")
         await asyncio.to_thread(postgres.start)
         await asyncio.to_thread(redis.start)
         servers: list[Server] = []

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import typing
 from pathlib import Path
@@ -134,28 +135,31 @@ class OwnRedis(OwnServer):
 
 
 class OwnPostgres(OwnServer):
-    """A PostgreSQL cluster initialised in `directory`, trust auth for `postgres` on 127.0.0.1."""
+    """A PostgreSQL cluster of its own, trust auth for `postgres` on 127.0.0.1.
+
+    Its files are in a directory of their own under the system's temporary directory (removed by
+    `close`), not under `directory`: run as root, PostgreSQL runs as another user, who must be able
+    to reach them, and pytest keeps its own temporary root private (and makes it so again whenever a
+    test run starts).
+    """
 
     name = "postgres"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self) -> None:
         super().__init__()
         from jiandong.embedded import import_pgserver
 
         self.bin = Path(import_pgserver()._commands.POSTGRES_BIN_PATH)
-        self.directory = directory
-        self.data = directory / "data"
-        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="jiandong-test-pg-"))
+        self.data = self.directory / "data"
         # PostgreSQL refuses to run as root; pgserver keeps a system user for that case.
         self.user: str | None = None
         if os.geteuid() == 0:
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            from pgserver.utils import ensure_user_exists
 
             self.user = "pgserver"
             ensure_user_exists(self.user)
-            # As pgserver does: that user must be able to reach the directory through its parents.
-            ensure_prefix_permissions(directory)
-            shutil.chown(directory, self.user, self.user)
+            shutil.chown(self.directory, self.user, self.user)
         result = subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                                  "--encoding=UTF8", "--no-sync"], capture_output=True, **self.popen_options())
         if result.returncode:
@@ -182,6 +186,10 @@ class OwnPostgres(OwnServer):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         conn = psycopg2.connect(self.url())

@@ -23,7 +23,7 @@ MEMBER = "/api/v1/member/info"
 
 @pytest.fixture
 async def own_postgres(tmp_path):
-    server = OwnPostgres(tmp_path / "pg")
+    server = OwnPostgres()
     await asyncio.to_thread(server.start)
     yield server
     await asyncio.to_thread(server.close)
