@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import logthrottle
+from . import logformat, logthrottle
 
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
@@ -245,6 +246,23 @@ class Settings:
             out[f.name] = value
         return out
 
+    def describe(self) -> str:
+        """The settings that differ from the defaults, one per line with secrets masked, for the start-up log."""
+        defaults = Settings().public()
+        changed = {name: value for name, value in self.public().items() if value != defaults[name]}
+        if not changed:
+            return "settings: all at their defaults"
+        lines = [f"  {ENV_PREFIX}{name.upper()} = {_shown(value)}" for name, value in changed.items()]
+        return "\n".join([f"settings ({len(changed)} not at their default; secrets masked):", *lines])
+
+
+def _shown(value: typing.Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
 
 def _mask_url_password(url: str) -> str:
     parts = urlsplit(url)
@@ -258,6 +276,8 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if not 0 <= value <= 65535 or (name == "port" and value == 0):
             raise SettingsError(f"{name} must be a TCP port, got {value}")
+    if s.chat_port == s.port:
+        raise SettingsError(f"chat_port must differ from port ({s.port}); 0 turns the chat port off")
     for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -377,7 +397,7 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: 
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in types:
-            raise SettingsError(f"unknown setting {key} (known: {', '.join(ENV_PREFIX + n.upper() for n in types)})")
+            raise SettingsError(f"unknown setting {key}{_suggestion(key, types)}")
         values[name] = _parse(key, raw, types[name])
     for name, value in overrides.items():
         if value is None:
@@ -388,11 +408,20 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: 
     return Settings(**values)
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _suggestion(key: str, types: typing.Mapping[str, typing.Any]) -> str:
+    """ "; did you mean JIANDONG_PORT?" for a name close to a known one, else where the list is."""
+    # Compared without the prefix every name shares, which would make any two names look alike.
+    close = difflib.get_close_matches(key[len(ENV_PREFIX):].lower(), list(types), n=1, cutoff=0.7)
+    if close:
+        return f"; did you mean {ENV_PREFIX}{close[0].upper()}?"
+    return " (the README's configuration table lists every setting)"
+
+
+def configure_logging(settings: Settings, process: str | None = None) -> None:
+    """Log lines to stderr at the configured level; `process` ("main", "worker 2") names a --workers process."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logformat.TextFormatter(process))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
     logging.captureWarnings(True)
     logthrottle.install(logging.getLogger().handlers)
