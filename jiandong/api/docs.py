@@ -162,6 +162,8 @@ def docs_context(app: web.Application, spec: dict[str, typing.Any]) -> dict[str,
         "chat_batch_ms": round(settings.chat_batch_window * 1000),
         "chat_batch_min": BATCH_MIN_MEMBERS,
         "chat_emoji_path": settings.chat_emoji_path,
+        "port": settings.port,
+        "chat_port": settings.chat_port,
     }
 
 
