@@ -43,7 +43,7 @@ class Settings:
     port: int = field(default=8080, metadata={"help": "HTTP port (API, docs, /ws)"})
     chat_port: int = field(default=19833, metadata={"help": "dedicated chat websocket port; 0 = off"})
     workers: int = field(
-        default=1, metadata={"help": "server processes sharing the ports (SO_REUSEPORT); 1 = one process"}
+        default=1, metadata={"help": "server processes accepting on the same ports; 1 = one process"}
     )
     var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
     media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
