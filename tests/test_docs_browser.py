@@ -16,14 +16,10 @@ from tests.test_admin_browser import ARTIFACTS, LiveServer, browser  # noqa: F40
 def docs_server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
     """The app with the default ports in its settings, which the page's URL examples name."""
     root = tmp_path_factory.mktemp("docs")
-    server = LiveServer(Settings(database_url=database_url, redis_url=redis_url, var_dir=str(root / "var"),
-                                 redis_prefix=f"jdtest:{uuid.uuid4().hex[:12]}:", db_pool_size=2))
-    server.start()
-    server.ready.wait(60)
-    if server.error is not None:
-        raise server.error
-    yield server.url
-    server.stop()
+    settings = Settings(database_url=database_url, redis_url=redis_url, var_dir=str(root / "var"),
+                        redis_prefix=f"jdtest:{uuid.uuid4().hex[:12]}:", db_pool_size=2)
+    with LiveServer.running(settings) as url:
+        yield url
 
 
 def test_the_chat_section_is_one_click_from_the_top(browser, docs_server):  # noqa: F811

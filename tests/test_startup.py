@@ -66,9 +66,18 @@ async def started():
         await asyncio.to_thread(server.stop)
 
 
-def second_start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "server.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+async def refused(env: dict[str, str], *args: str) -> str:
+    """Start server.py again; it must stop at once with one line, and exit status 1: that line."""
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "server.py", *args], cwd=ROOT, env=env,
+                                     capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == "", result
+    (line,) = result.stderr.splitlines()
+    return line
+
+
+def port_taken(host: str, port: int) -> str:
+    return (f"jiandong: cannot listen on {host} port {port}: Address already in use (is this server running"
+            " already? choose other ports with --port and --chat-port)")
 
 
 async def still_serves(server: Server, session: aiohttp.ClientSession, requests: int = 20) -> None:
@@ -118,17 +127,11 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
     assert "search scans every row" in log
 
     # The same ports: one line naming the port, before anything else is touched.
-    again = await asyncio.to_thread(second_start, env, *server.args)
-    assert again.returncode == 1 and again.stdout == ""
-    assert again.stderr.splitlines() == [
-        f"jiandong: cannot listen on 0.0.0.0 port {server.port}: Address already in use (is this server running"
-        " already? choose other ports with --port and --chat-port)"]
+    assert await refused(env, *server.args) == port_taken("0.0.0.0", server.port)
     # Other ports, the same var dir (its embedded servers): one line naming the directory.
-    elsewhere = await asyncio.to_thread(second_start, env, "--port", str(free_port()), "--chat-port", "0")
-    assert elsewhere.returncode == 1 and elsewhere.stdout == ""
-    assert elsewhere.stderr.splitlines() == [
+    assert await refused(env, "--port", str(free_port()), "--chat-port", "0") == (
         f"jiandong: {(tmp_path / 'var').resolve()} is in use by process {server.proc.pid} (its embedded PostgreSQL"
-        " and Redis): stop that server first, or give this one another JIANDONG_VAR_DIR"]
+        " and Redis): stop that server first, or give this one another JIANDONG_VAR_DIR")
     await still_serves(server, session)
     assert server.proc.poll() is None
 
@@ -138,11 +141,7 @@ async def test_a_second_start_of_workers_is_refused(started, settings, tmp_path)
     env = server_env(settings, tmp_path / "var")
     server = start(env, tmp_path / "first.log", "--workers", "2")
     await server.ready(session)
-    again = await asyncio.to_thread(second_start, server_env(settings, tmp_path / "var2"), *server.args)
-    assert again.returncode == 1 and again.stdout == ""
-    assert again.stderr.splitlines() == [
-        f"jiandong: cannot listen on 127.0.0.1 port {server.port}: Address already in use (is this server running"
-        " already? choose other ports with --port and --chat-port)"]
+    assert await refused(server_env(settings, tmp_path / "var2"), *server.args) == port_taken("127.0.0.1", server.port)
     await still_serves(server, session)
     assert server.proc.poll() is None
     # Each line names the process that wrote it.
