@@ -76,6 +76,22 @@ class Settings:
     )
     timezone: str = field(default="Asia/Shanghai", metadata={"help": "the club's time zone"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    log_format: str = field(
+        default="text", metadata={"help": "text, or json: one JSON object per line (time, level, logger, message, "
+                                          "request id, route, status, duration, user id)"}
+    )
+    access_log: bool = field(default=True, metadata={"help": "a log line per request (logger jiandong.access)"})
+    metrics_allow: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1/128"),
+        metadata={"help": "comma-separated addresses or CIDRs allowed to read /metrics; empty = none (token only)"},
+    )
+    metrics_token: str = field(
+        default="", metadata={"help": "bearer token that opens /metrics from anywhere; empty = none", "secret": True}
+    )
+    metrics_dir: str = field(
+        default="", metadata={"help": "the workers' metric files (with --workers), emptied at start; "
+                                      "empty = <var_dir>/metrics"}
+    )
     token_ttl: int = field(default=7200, metadata={"help": "seconds a login token lives"})
     cors_origins: tuple[str, ...] = field(
         default=(), metadata={"help": "comma-separated origins allowed by CORS (* = any)"}
@@ -286,11 +302,14 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be positive")
     if s.max_connections < 16:
         raise SettingsError("max_connections must be at least 16")
-    for proxy in s.trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy)
-        except ValueError:
-            raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
+    for name in ("trusted_proxies", "metrics_allow"):
+        for network in getattr(s, name):
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise SettingsError(f"{name}: {network!r} is not an IP address or CIDR network") from None
+    if s.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format must be text or json, got {s.log_format!r}")
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -420,7 +439,8 @@ def _suggestion(key: str, types: typing.Mapping[str, typing.Any]) -> str:
 def configure_logging(settings: Settings, process: str | None = None) -> None:
     """Log lines to stderr at the configured level; `process` ("main", "worker 2") names a --workers process."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logformat.TextFormatter(process))
+    handler.setFormatter(logformat.JsonFormatter(process) if settings.log_format == "json"
+                         else logformat.TextFormatter(process))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
     logging.captureWarnings(True)
