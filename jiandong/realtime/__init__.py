@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from .. import encoding
 from ..cache import rkey
-from ..keys import pg_key, realtime_key, redis_key, settings_key, tokens_key
+from ..keys import metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
 from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
@@ -25,6 +25,7 @@ from .hub import Conn, Hub
 
 if typing.TYPE_CHECKING:
     from ..auth import TokenStore
+    from ..metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,17 @@ async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool)
 class Realtime:
     """This process's part of the live rooms; also the broker's message handlers."""
 
-    def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore) -> None:
+    def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore,
+                 metrics: Metrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.redis = redis
         self.pool = pool
         self.tokens = tokens
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
+        self.hub.metrics = self.broker.metrics = self.history.metrics = metrics
         self.tasks: list[asyncio.Task[None]] = []
         # the counts last pushed to each room here, and connections still owed their first count
         self._pushed: dict[int | None, int] = {}
@@ -165,6 +169,7 @@ class Realtime:
         await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
         rooms = list(hub.rooms)
         viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)
+        self.metrics.chat_viewers.set(total)
         owed, self._owed = self._owed, set()
         pushed: dict[int | None, int] = {}
         for room_id in rooms:
@@ -207,7 +212,7 @@ def _sender(data: bytes) -> str | None:
 
 async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
-    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key])
+    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key], app[metrics_key])
     app[realtime_key] = realtime
     broker_task = asyncio.create_task(realtime.broker.run(), name="chat-broker")
     realtime.tasks += [

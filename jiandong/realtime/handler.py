@@ -103,6 +103,7 @@ async def _run(
 
 async def _handle(realtime: Realtime, conn: Conn, text: str) -> None:
     frame = protocol.parse(text)
+    realtime.metrics.chat_received.labels(frame.type).inc()
     if frame.type == protocol.LOGIN:
         await _join(realtime, conn, frame)
     elif frame.type == protocol.SEND_ALL:
