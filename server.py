@@ -20,9 +20,11 @@ from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.banner import banner
+from jiandong.check import PROBLEM, check
 from jiandong.db import migrate, search_advice
 from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
+from jiandong.metrics import prepare_multiprocess_dir, worker_gone
 from jiandong.services import admins
 from jiandong.services.content_cache import KINDS, publish_invalidation
 from jiandong.serving import GuardedRunner, PortInUse, fit_open_files, listen
@@ -37,8 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="jiandong API server. Settings come from JIANDONG_* environment variables; flags override them.",
     )
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "migrate", "demo", "invalidate", "create-admin"],
-                        help="serve (default); migrate: apply the SQL migrations and exit; "
+                        choices=["serve", "check", "migrate", "demo", "invalidate", "create-admin"],
+                        help="serve (default); check: check the settings, PostgreSQL, Redis and files of a "
+                             "deployment, one finding a line (exit status 1 on a problem); "
+                             "migrate: apply the SQL migrations and exit; "
                              "demo: load the demo data and exit; invalidate: make every running server "
                              "process drop its cached copies (after a change made directly in the database); "
                              "create-admin NAME: a console account (password prompted, or read from stdin)")
@@ -201,6 +205,9 @@ def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text:
     exits once they have closed their sockets and flushed, with 0 if each of them exited cleanly."""
     context = multiprocessing.get_context("spawn")
     stopping = False
+    # Before the workers start: they read it when they import prometheus-client.
+    metrics_dir = prepare_multiprocess_dir(settings)
+    logger.info("metrics of every worker: prometheus-client multiprocess files in %s", metrics_dir)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -229,6 +236,7 @@ def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text:
                 if process.is_alive() or stopping:
                     continue
                 process.join()
+                worker_gone(process.pid)
                 logger.error("worker %d (pid %d) exited with status %s", i + 1, process.pid, process.exitcode)
                 if time.monotonic() - started < WORKER_MIN_LIFE:
                     logger.error("the worker died right after its start; stopping the server")
@@ -272,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings, process="main" if settings.workers > 1 and args.command == "serve" else None)
     if args.invalidation is not None:
         return invalidate(settings, *args.invalidation)
+    if args.command == "check":
+        findings = check(settings)
+        for finding in findings:
+            print(finding)
+        return 1 if any(f.level == PROBLEM for f in findings) else 0
     sockets: list[socket.socket] = []
     try:
         if args.command == "serve":
