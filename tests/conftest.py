@@ -9,7 +9,9 @@ else an embedded redis-server; every test has its own key and channel prefix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import typing
 import uuid
@@ -25,6 +27,7 @@ from jiandong.app import create_app
 from jiandong.db import migrate
 from jiandong.openapi import build_spec
 from jiandong.settings import Settings
+from tests.log_leaks import RunLog, leaks
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -192,7 +195,9 @@ def make_client(
     """`await make_client(**setting_overrides)`: a test client of the real app."""
 
     async def make(**overrides: typing.Any) -> typing.Any:
-        app = create_app(settings.replace(**overrides))
+        app_settings = settings.replace(**overrides)
+        app = create_app(app_settings)
+        _note_secrets(pytestconfig, app_settings)
         app.on_response_prepare.append(_recorder(pytestconfig.stash.setdefault(ANSWERS_KEY, set())))
         if SPEC_KEY not in pytestconfig.stash:
             pytestconfig.stash[SPEC_KEY] = build_spec(app)
@@ -240,3 +245,42 @@ async def login(client: typing.Any, code: str = "dev-code-1") -> str:
 @pytest.fixture
 async def token(client: typing.Any) -> str:
     return await login(client)
+
+
+# The whole run's log, scanned at its end for tokens, full phone numbers and the secrets of the settings
+# the tests' apps ran with (tests/log_leaks.py): the run fails on a finding.
+RUN_LOG_KEY = pytest.StashKey[RunLog]()
+SECRETS_KEY = pytest.StashKey[set[str]]()
+
+
+def _note_secrets(config: pytest.Config, settings: Settings) -> None:
+    found = config.stash.setdefault(SECRETS_KEY, set())
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if f.metadata.get("secret") and value:
+            found.add(value)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    handler = RunLog()
+    session.config.stash[RUN_LOG_KEY] = handler
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # INFO too: an access line or an "order paid" line must not leak either.
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    handler = session.config.stash.get(RUN_LOG_KEY, None)
+    if handler is None:
+        return
+    logging.getLogger().removeHandler(handler)
+    found = leaks(handler.lines, session.config.stash.get(SECRETS_KEY, set()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("-", f"log lines of the run scanned for secrets: {len(handler.lines)}")
+        for line in found:
+            reporter.write_line(f"  LEAK {line}")
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
