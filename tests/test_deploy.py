@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.realtime_helpers import frame_of, send
-from tests.test_workers import ROOT, Servers, free_port, server_env
+from tests.test_workers import ROOT, free_port, server_env, servers  # noqa: F401 (a fixture)
 
 GUIDE = ROOT / "docs" / "deploy.md"
 MARKER = "<!-- the nginx site"
@@ -70,14 +70,7 @@ def nginx_binary() -> str:
     return path
 
 
-@pytest.fixture
-async def servers():
-    servers = Servers()
-    yield servers
-    await servers.close()
-
-
-async def test_the_guides_nginx_site_serves_the_api_and_the_chat(nginx_binary, servers, settings, tmp_path):
+async def test_the_guides_nginx_site_serves_the_api_and_the_chat(nginx_binary, servers, settings, tmp_path):  # noqa: F811
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     cert, key = prefix / "cert.pem", prefix / "key.pem"

@@ -45,7 +45,9 @@ async def scrape(client, **headers: str) -> tuple[int, str]:
 async def test_metrics_by_route_template(make_client):
     client = await make_client(**FAST)
     token = await login(client, "metered")
-    for path in ("/api/v1/competition/123", "/api/v1/competition/456", "/api/v1/team/789/competitions", "/no/such/page/42"):
+    raw_paths = ("/api/v1/competition/123", "/api/v1/competition/456", "/api/v1/team/789/competitions",
+                 "/no/such/page/42")
+    for path in raw_paths:
         await client.get(path, headers={"token": token})
     async with client.ws_connect("/ws") as ws:
         await send(ws, type="LOGIN", room_id="7", token=token)
