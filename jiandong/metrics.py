@@ -2,7 +2,7 @@
 
 One process: the app's own CollectorRegistry is scraped. With --workers N, prometheus-client's
 multiprocess mode: the parent points PROMETHEUS_MULTIPROC_DIR at a directory of this instance
-(`<var_dir>/metrics`, emptied at each start) before it starts the workers, each worker's values go to
+(`<var_dir>/metrics/<port>`, emptied at each start) before it starts the workers, each worker's values go to
 files there, and a scrape of any worker reads them all (MultiProcessCollector). Gauges say how they
 add up over the workers (`multiprocess_mode`): connections are summed, a viewer count read from
 Redis (the same in every worker) is the maximum, a lease holder keeps its pid label.
@@ -48,8 +48,11 @@ def multiprocess_dir() -> str | None:
 
 
 def prepare_multiprocess_dir(settings: Settings) -> Path:
-    """For a --workers parent: an empty metrics directory of this instance, named to the workers-to-be."""
-    path = Path(settings.metrics_dir or Path(settings.var_dir) / "metrics").resolve()
+    """For a --workers parent: an empty metrics directory of this instance, named to the workers-to-be.
+
+    By port: two instances on one host (a restart without a gap) never empty each other's.
+    """
+    path = Path(settings.metrics_dir or Path(settings.var_dir) / "metrics" / str(settings.port)).resolve()
     # The last run's files would add its counts to this one's.
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)

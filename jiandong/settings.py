@@ -90,7 +90,7 @@ class Settings:
     )
     metrics_dir: str = field(
         default="", metadata={"help": "the workers' metric files (with --workers), emptied at start; "
-                                      "empty = <var_dir>/metrics"}
+                                      "empty = <var_dir>/metrics/<port>"}
     )
     token_ttl: int = field(default=7200, metadata={"help": "seconds a login token lives"})
     cors_origins: tuple[str, ...] = field(

@@ -143,7 +143,7 @@ def test_metrics_dir_is_the_instances_and_emptied_at_start(tmp_path):
     from jiandong.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
     from jiandong.settings import Settings
 
-    stale = tmp_path / "var" / "metrics"
+    stale = tmp_path / "var" / "metrics" / "8080"
     stale.mkdir(parents=True)
     (stale / "counter_123.db").write_bytes(b"old")
     before = os.environ.get(MULTIPROC_ENV)
