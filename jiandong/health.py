@@ -7,12 +7,13 @@ not ready, which part failed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from aiohttp import web
 
 from . import db
 from .http import json_response
-from .keys import pg_key, redis_key, stopping_key
+from .keys import pg_key, readiness_key, redis_key
 from .outages import POSTGRESQL, REDIS
 
 routes = web.RouteTableDef()
@@ -23,6 +24,14 @@ READY_TIMEOUT = 1.0
 SCHEMA = "schema"
 STOPPING = "shutdown"
 LATEST_MIGRATION_SQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+
+@dataclasses.dataclass
+class Readiness:
+    """What /readyz compares against: the code's newest migration (read once), and a shutdown under way."""
+
+    latest_migration: int
+    stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @routes.get("/healthz")
@@ -36,9 +45,9 @@ async def readyz(request: web.Request) -> web.Response:
     """200 when PostgreSQL and Redis answer within READY_TIMEOUT, the migrations are applied and the server
     is not shutting down; 503 naming what failed otherwise."""
     app = request.app
-    if app[stopping_key].is_set():
+    readiness = app[readiness_key]
+    if readiness.stopping.is_set():
         return not_ready([STOPPING])
-    latest = db.migration_files()[-1][0]
     checks = {
         POSTGRESQL: db.fetchval(app[pg_key], LATEST_MIGRATION_SQL),
         REDIS: app[redis_key].ping(),
@@ -46,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(asyncio.wait_for(c, READY_TIMEOUT) for c in checks.values()),
                                    return_exceptions=True)
     failing = [name for name, result in zip(checks, results, strict=True) if isinstance(result, BaseException)]
-    if POSTGRESQL not in failing and results[0] < latest:
+    if POSTGRESQL not in failing and results[0] < readiness.latest_migration:
         failing.append(SCHEMA)
     if failing:
         return not_ready(failing)
@@ -62,10 +71,10 @@ def not_ready(failing: list[str]) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """The routes, and the shutdown hook that turns /readyz to 503 before sockets and contexts close."""
-    app[stopping_key] = asyncio.Event()
+    app[readiness_key] = Readiness(db.migration_files()[-1][0])
     app.on_shutdown.insert(0, _mark_stopping)
     app.router.add_routes(routes)
 
 
 async def _mark_stopping(app: web.Application) -> None:
-    app[stopping_key].set()
+    app[readiness_key].stopping.set()
