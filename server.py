@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import socket
 import sys
 import time
 
@@ -18,12 +19,15 @@ import redis
 from aiohttp import web
 
 from jiandong.app import create_app
-from jiandong.db import migrate
-from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, load_demo, load_large
+from jiandong.banner import banner
+from jiandong.check import PROBLEM, check
+from jiandong.db import migrate, search_advice
+from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
+from jiandong.metrics import prepare_multiprocess_dir, worker_gone
 from jiandong.services import admins
 from jiandong.services.content_cache import KINDS, publish_invalidation
-from jiandong.serving import GuardedRunner, fit_open_files
+from jiandong.serving import GuardedRunner, PortInUse, fit_open_files, listen
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
 
 logger = logging.getLogger("jiandong")
@@ -35,8 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="jiandong API server. Settings come from JIANDONG_* environment variables; flags override them.",
     )
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "migrate", "demo", "invalidate", "create-admin"],
-                        help="serve (default); migrate: apply the SQL migrations and exit; "
+                        choices=["serve", "check", "migrate", "demo", "invalidate", "create-admin"],
+                        help="serve (default); check: check the settings, PostgreSQL, Redis and files of a "
+                             "deployment, one finding a line (exit status 1 on a problem); "
+                             "migrate: apply the SQL migrations and exit; "
                              "demo: load the demo data and exit; invalidate: make every running server "
                              "process drop its cached copies (after a change made directly in the database); "
                              "create-admin NAME: a console account (password prompted, or read from stdin)")
@@ -148,17 +154,20 @@ def load_demo_data(settings: Settings, size: str) -> None:
                        exc, settings.content_cache_ttl)
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False, signals: tuple[int, ...] = (
-    signal.SIGTERM, signal.SIGINT)) -> None:
-    """One app on the HTTP port and, when set, the chat port too (its websocket at /), until one of `signals`."""
+async def serve(settings: Settings, sockets: list[socket.socket], *, banner_text: str = "",
+                signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    """One app on the listening sockets (the HTTP port and, when set, the chat port with its websocket
+    at /) until one of `signals`; `banner_text` is logged once it accepts."""
     settings = settings.replace(max_connections=fit_open_files(settings.max_connections))
     runner = GuardedRunner(create_app(settings), settings, access_log=None)
     await runner.setup()
     try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
         ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])
-        for port in ports:
-            await web.TCPSite(runner, settings.host, port, reuse_port=reuse_port or None).start()
         logger.info("serving on %s port(s) %s", settings.host, ", ".join(map(str, ports)))
+        if banner_text:
+            logger.info("%s", banner_text)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in signals:
@@ -176,25 +185,29 @@ WORKER_MIN_LIFE = 10.0
 WORKER_STOP_WAIT = 60.0
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, sockets: list[socket.socket], worker: int, banner_text: str) -> None:
     """A worker process: only its parent stops it (with SIGTERM); a terminal's Ctrl-C reaches the parent,
     which forwards it once, so a worker never gets a second signal while it closes its sockets."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform == "linux":
         # A parent killed outright (SIGKILL) must not leave its workers holding the ports: they get SIGTERM.
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    configure_logging(settings)
-    asyncio.run(serve(settings, reuse_port=True, signals=(signal.SIGTERM,)))
+    configure_logging(settings, process=f"worker {worker}")
+    asyncio.run(serve(settings, sockets, banner_text=banner_text, signals=(signal.SIGTERM,)))
 
 
-def serve_workers(settings: Settings) -> int:
-    """N worker processes on the same ports (SO_REUSEPORT), each with its own hub and process id.
+def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text: str) -> int:
+    """N worker processes accepting on the listening sockets the parent bound, each with its own hub
+    and process id, and numbered 1 to N in the log (a replacement takes the number of the one it replaces).
 
     A worker that dies while serving is logged and replaced; one that dies right after its start
     stops the server with status 1. SIGTERM or SIGINT is forwarded to every worker; the parent
     exits once they have closed their sockets and flushed, with 0 if each of them exited cleanly."""
     context = multiprocessing.get_context("spawn")
     stopping = False
+    # Before the workers start: they read it when they import prometheus-client.
+    metrics_dir = prepare_multiprocess_dir(settings)
+    logger.info("metrics of every worker: prometheus-client multiprocess files in %s", metrics_dir)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -202,17 +215,20 @@ def serve_workers(settings: Settings) -> int:
             logger.info("shutting down %d worker(s)", len(workers))
         stopping = True
 
-    def start() -> tuple[multiprocessing.process.BaseProcess, float]:
-        process = context.Process(target=run_worker, args=(settings,), name="jiandong-worker", daemon=False)
+    def start(number: int, banner_text: str = "") -> tuple[multiprocessing.process.BaseProcess, float]:
+        # The sockets are passed on as inherited descriptors (multiprocessing duplicates them for the child).
+        process = context.Process(target=run_worker, args=(settings, sockets, number, banner_text),
+                                  name=f"jiandong-worker-{number}", daemon=False)
         process.start()
-        logger.info("worker %d started", process.pid)
+        logger.info("worker %d started (pid %d)", number, process.pid)
         return process, time.monotonic()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     workers: list[tuple[multiprocessing.process.BaseProcess, float]] = []
     status = 0
     try:
-        workers = [start() for _ in range(settings.workers)]
+        # The first worker logs the banner once it accepts.
+        workers = [start(n, banner_text if n == 1 else "") for n in range(1, settings.workers + 1)]
         while not stopping:
             # Woken by a worker's exit, or now and then to see whether a signal asked to stop.
             multiprocessing.connection.wait([p.sentinel for p, _ in workers], timeout=0.2)
@@ -220,12 +236,13 @@ def serve_workers(settings: Settings) -> int:
                 if process.is_alive() or stopping:
                     continue
                 process.join()
-                logger.error("worker %d exited with status %s", process.pid, process.exitcode)
+                worker_gone(process.pid)
+                logger.error("worker %d (pid %d) exited with status %s", i + 1, process.pid, process.exitcode)
                 if time.monotonic() - started < WORKER_MIN_LIFE:
                     logger.error("the worker died right after its start; stopping the server")
                     stopping, status = True, 1
                     break
-                workers[i] = start()
+                workers[i] = start(i + 1)
     finally:
         for process, _ in workers:
             if process.is_alive():
@@ -260,30 +277,54 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"jiandong: bad setting: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    configure_logging(settings, process="main" if settings.workers > 1 and args.command == "serve" else None)
     if args.invalidation is not None:
         return invalidate(settings, *args.invalidation)
+    if args.command == "check":
+        findings = check(settings)
+        for finding in findings:
+            print(finding)
+        return 1 if any(f.level == PROBLEM for f in findings) else 0
+    sockets: list[socket.socket] = []
     try:
+        if args.command == "serve":
+            # First of all: a second start on the ports of a running server stops here, touching nothing.
+            sockets = listen(settings.host, [settings.port] + ([settings.chat_port] if settings.chat_port else []))
+        embedded = not settings.database_url
         with servers_for(settings) as settings:
             if args.command == "create-admin":
                 return create_admin_account(settings, args.what[0], args.role)
             if args.command == "migrate":
                 applied = migrate(settings.database_url)
                 print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
+                advice = search_advice(settings.database_url)
+                if advice:
+                    print(advice)
                 return 0
             if args.command == "demo" or args.demo:
                 load_demo_data(settings, args.demo_size)
                 if args.command == "demo":
                     return 0
-            logger.info("settings: %s", settings.public())
+            logger.info("%s", settings.describe())
+            # Once here, so that workers start on an up-to-date schema instead of queueing on its lock.
+            migrate(settings.database_url)
+            advice = search_advice(settings.database_url)
+            if advice:
+                logger.warning("%s", advice)
+            banner_text = banner(settings, demo_state(settings.database_url), embedded)
             if settings.workers > 1:
-                # Once here, so the workers start on an up-to-date schema instead of queueing on its lock.
-                migrate(settings.database_url)
-                return serve_workers(settings)
-            asyncio.run(serve(settings))
+                return serve_workers(settings, sockets, banner_text)
+            asyncio.run(serve(settings, sockets, banner_text=banner_text))
+    except PortInUse as exc:
+        print(f"jiandong: {exc} (is this server running already? choose other ports with --port and --chat-port)",
+              file=sys.stderr)
+        return 1
     except EmbeddedError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 

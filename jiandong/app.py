@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import admin, auth, cache, db, middlewares, outages, pages, proxies, realtime
+from . import access, admin, auth, cache, db, health, metrics, middlewares, outages, pages, proxies, realtime
 from .api import (
     banners,
     business,
@@ -33,7 +33,7 @@ from .api import (
 )
 from .http import UPLOAD_BODY_LIMIT
 from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
-from .keys import docs_cache_key, settings_key
+from .keys import docs_cache_key, metrics_key, settings_key
 from .services import content_cache
 from .settings import Settings
 from .tasks import counter_flush, live_status
@@ -52,10 +52,12 @@ def create_app(settings: Settings) -> web.Application:
         # A backstop only: each route's own limit is applied first (request_limits_middleware).
         client_max_size=UPLOAD_BODY_LIMIT,
         middlewares=[
-            # CORS outermost so error answers carry its headers too and preflights stop early;
-            # then the request id, which the error path logs; then the one error path; then the
-            # request limits, so a request no handler can take costs nothing more; auth last,
-            # so its 10003 goes through the error path like any other error.
+            # The access log and HTTP metrics outermost, to see every answer as it leaves; then CORS
+            # so error answers carry its headers too and preflights stop early; then the request
+            # id, which the error path logs; then the one error path; then the request limits, so a
+            # request no handler can take costs nothing more; auth last, so its 10003 goes through
+            # the error path like any other error.
+            access.access_middleware,
             middlewares.cors_middleware,
             middlewares.request_id_middleware,
             middlewares.error_middleware,
@@ -66,9 +68,10 @@ def create_app(settings: Settings) -> web.Application:
     if settings.trust_proxy:
         # Right after the error path (a bad header gets the JSON body), before anything that reads
         # request.remote: the request limits, auth, the rate limits and WeChat Pay.
-        app.middlewares.insert(3, proxies.TrustedProxies(settings.trusted_proxies).middleware)
+        app.middlewares.insert(4, proxies.TrustedProxies(settings.trusted_proxies).middleware)
     app[settings_key] = settings
     app[docs_cache_key] = {}
+    app[metrics_key] = metrics.Metrics()
     # Resources in dependency order; they close in reverse.
     app.cleanup_ctx.extend(
         [
@@ -76,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
             db.pg_ctx,
             cache.redis_ctx,
             outages.outages_ctx,
+            metrics.metrics_ctx,
             auth.tokens_ctx,
             content_cache.content_cache_ctx,
             wechat.wechat_ctx,
@@ -88,6 +92,9 @@ def create_app(settings: Settings) -> web.Application:
             admin.admin_ctx,
         ]
     )
+    # /healthz, /readyz (503 from the start of a shutdown, so first of the shutdown hooks) and /metrics.
+    health.setup(app)
+    app.router.add_get(metrics.METRICS_PATH, metrics.get_metrics)
     # The live rooms: /ws and / (the chat port), their contexts after Redis and PostgreSQL, and the
     # on_shutdown hook that closes their sockets with 1001.
     realtime.setup(app)

@@ -22,6 +22,7 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 # Any constant works; every process that migrates takes the same session lock.
 MIGRATION_LOCK = 7_318_004_211
+SEARCH_INDEXES_FILE = "search_indexes.sql"
 
 Row = dict[str, typing.Any]
 # Positional (%s) or named (%(name)s) parameters.
@@ -191,8 +192,31 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
                             raise
                     logger.info("applied migration %s", name)
                     applied_now.append(name)
+                if (sql_dir / SEARCH_INDEXES_FILE).exists():
+                    cur.execute((sql_dir / SEARCH_INDEXES_FILE).read_text(encoding="utf-8"))
             finally:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     finally:
         conn.close()
     return applied_now
+
+
+def search_advice(dsn: str) -> str | None:
+    """What to do so that search uses its trigram indexes, or None when it does (after migrate)."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'),"
+                        " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'),"
+                        " current_database()")
+            installed, available, database = cur.fetchone()
+    finally:
+        conn.close()
+    if installed:
+        return None
+    then = (f'as a superuser: psql -d {database} -c "CREATE EXTENSION pg_trgm", then restart the server '
+            "(or run python server.py migrate), which builds the search indexes")
+    if available:
+        return f"search scans every row: pg_trgm is not installed in this database. To index it, {then}"
+    return ("search scans every row: this PostgreSQL has no pg_trgm (fine for a demo). To index it, install "
+            f"PostgreSQL's contrib modules (Debian: apt-get install postgresql-contrib), then {then}")

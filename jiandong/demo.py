@@ -144,6 +144,20 @@ class Media:
         return f"{self.base_url}/media/{relative}"
 
 
+def demo_state(dsn: str) -> str:
+    """ "demo" when the demo is loaded, "empty" when the club has no match, team or player yet, else "data"."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM config_values WHERE code = %s),"
+                        " EXISTS (SELECT 1 FROM competitions) OR EXISTS (SELECT 1 FROM teams)"
+                        " OR EXISTS (SELECT 1 FROM players)", (DEMO_MARKER,))
+            demo, content = cur.fetchone()
+    finally:
+        conn.close()
+    return "demo" if demo else "data" if content else "empty"
+
+
 def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | None = None) -> bool:
     """Load the small demo club in one transaction; False when it is already there.
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -128,12 +130,39 @@ def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
     return f"redis://127.0.0.1:{port}/0", stop
 
 
+LOCK_FILE = "instance.lock"
+
+
+def lock_var_dir(var_dir: Path) -> typing.Callable[[], None]:
+    """Take the var dir for this process alone (an exclusive lock held while it runs); the release.
+
+    Two servers on one var dir would each start a redis-server on its append-only file, and the
+    second to stop would stop the PostgreSQL the first still uses.
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(var_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = (var_dir / LOCK_FILE).read_text().strip() or "another process"
+        raise EmbeddedError(
+            f"{var_dir.resolve()} is in use by {holder} (its embedded PostgreSQL and Redis): stop that server "
+            "first, or give this one another JIANDONG_VAR_DIR"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()}\n".encode())
+    return lambda: os.close(fd)
+
+
 @contextlib.contextmanager
 def servers_for(settings: "Settings") -> typing.Iterator["Settings"]:
     """The settings with embedded servers filled in for the URLs that are not set; stops them on exit."""
     stops: list[typing.Callable[[], None]] = []
     try:
         var_dir = Path(settings.var_dir)
+        if not (settings.database_url and settings.redis_url):
+            stops.append(lock_var_dir(var_dir))
         if not settings.database_url:
             url, stop = start_postgres(var_dir)
             stops.append(stop)
@@ -149,5 +178,5 @@ def servers_for(settings: "Settings") -> typing.Iterator["Settings"]:
                 stop()
             except Exception:
                 logger.exception("could not stop an embedded server")
-        if stops:
+        if len(stops) > 1:
             logger.info("embedded servers stopped")

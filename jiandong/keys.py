@@ -32,6 +32,9 @@ wechatpay_key = web.AppKey["WeChatPay"]("wechatpay")
 order_tasks_task_key = web.AppKey[asyncio.Task[None]]("order_tasks_task")
 # PostgreSQL and Redis outages seen by this process (outages.py).
 outages_key = web.AppKey["Outages"]("outages")
+# This app's Prometheus metrics (metrics.py), and what /readyz checks against (health.py).
+metrics_key = web.AppKey["Metrics"]("metrics")
+readiness_key = web.AppKey["Readiness"]("readiness")
 # The live rooms of this process: hub, Redis broker, presence and chat history (jiandong/realtime).
 realtime_key = web.AppKey["Realtime"]("realtime")
 

@@ -8,6 +8,7 @@ import typing
 
 from aiohttp import web
 
+from . import logformat
 from .errors import (
     ApiError,
     BodyTimeout,
@@ -33,6 +34,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     """Give each request an id, echoed in X-Request-Id and used in the logs."""
     request_id = secrets.token_hex(8)
     request[request_id_key] = request_id
+    # For the log lines written while it is handled (this request's task has a context of its own).
+    logformat.request_id.set(request_id)
     response = await handler(request)
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id

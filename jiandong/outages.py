@@ -20,8 +20,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import db
 from .errors import ApiError, ServiceUnavailable
-from .keys import outages_key, pg_key, redis_key, settings_key
+from .keys import metrics_key, outages_key, pg_key, redis_key, settings_key
 from .stopping import cancel_and_wait
+
+if typing.TYPE_CHECKING:
+    from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +98,19 @@ class Outage:
 class Outages:
     """Per dependency: up, or down since when and how many requests were refused meanwhile."""
 
-    def __init__(self, probes: dict[str, typing.Callable[[], typing.Awaitable[object]]], timeout: float) -> None:
+    def __init__(self, probes: dict[str, typing.Callable[[], typing.Awaitable[object]]], timeout: float,
+                 metrics: Metrics | None = None) -> None:
         self._probes = probes
         self._timeout = timeout
+        self._metrics = metrics
         self._down: dict[str, Outage] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def is_down(self, name: str) -> bool:
         return name in self._down
+
+    def names(self) -> list[str]:
+        return list(self._probes)
 
     def refused(self, name: str, exc: BaseException) -> ServiceUnavailable:
         """Count a request refused because `name` failed with `exc`; the error to answer it with."""
@@ -112,6 +120,8 @@ class Outages:
 
     def noted(self, name: str, exc: BaseException) -> None:
         """Record that `name` failed (logged once per outage), without counting a refused request."""
+        if self._metrics is not None:
+            self._metrics.dependency_errors.labels(name).inc()
         if name in self._down:
             return
         self._down[name] = Outage(time.monotonic())
@@ -144,7 +154,8 @@ async def outages_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     async def redis() -> None:
         await app[redis_key].ping()
 
-    outages = Outages({POSTGRESQL: postgresql, REDIS: redis}, max(settings.db_timeout, settings.redis_timeout))
+    outages = Outages({POSTGRESQL: postgresql, REDIS: redis}, max(settings.db_timeout, settings.redis_timeout),
+                      app[metrics_key])
     app[outages_key] = outages
     yield
     await outages.close()

@@ -7,6 +7,8 @@ from pathlib import Path
 from aiohttp import web
 
 H5_PREFIX = "/h5/"
+# The API's documentation page (jiandong/api/docs.py), where a browser opening "/" is sent without H5 pages.
+DOCS_PATH = "/Docs/jiandong.html"
 
 
 def add_h5_routes(app: web.Application, h5_dir: str) -> None:

@@ -1,15 +1,20 @@
-"""The HTTP server's connection policy: an idle and header-read timeout, and a cap on open connections."""
+"""The HTTP server: its listening sockets, an idle and header-read timeout, a cap on open connections,
+and one warning line (not a traceback) for a request aiohttp cannot parse."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import resource
+import socket
 import typing
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestHandler
 
+from . import encoding
+from .errors import ParameterError
 from .logthrottle import JUNK
 from .settings import Settings
 
@@ -58,6 +63,70 @@ class SmallReads(asyncio.BufferedProtocol):
         self.handler.resume_writing()
 
 
+class PortInUse(OSError):
+    """A port this server should listen on is taken (by another server, most likely a running copy)."""
+
+
+def listen(host: str, ports: typing.Iterable[int], backlog: int = 1024) -> list[socket.socket]:
+    """Listening sockets on every address of `host` for each port, bound once by the process that starts.
+
+    Without SO_REUSEPORT: a second server started on a port in use fails here, before anything else,
+    instead of sharing the port with the first (and with its own Redis, say, answering half the
+    requests). Workers inherit these sockets and accept on them, as under gunicorn.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                # Lets a restart bind while the last run's connections linger in TIME_WAIT; on Linux it
+                # never lets two listeners share a port.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    sock.bind(address)
+                except OSError as exc:
+                    raise PortInUse(f"cannot listen on {host or '*'} port {port}: {exc.strerror}") from None
+                sock.listen(backlog)
+                sock.set_inheritable(True)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class QuietRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering a request it cannot parse with the API's 400 body and one
+    warning line, where aiohttp logs an ERROR with its parser's traceback (and echoes the bad bytes)."""
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, BadHttpMessage):
+            return super().handle_error(request, status, exc, message)
+        # Junk from the internet: held back past one line per kind per 10 s (logthrottle).
+        logger.warning("malformed request from %s: %s", request.remote, _first_line(exc), extra=JUNK)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was sent already")
+        error = ParameterError("参数错误: 请求格式不正确")
+        body = {"msg": error.msg, "error_code": error.error_code, "request_url": ""}
+        status = exc.code if 400 <= exc.code < 500 else 400
+        response = web.Response(status=status, body=encoding.dumps(body), content_type="application/json")
+        response.force_close()
+        return response
+
+
+def _first_line(exc: BadHttpMessage) -> str:
+    """The parser's complaint without the request bytes aiohttp quotes after it."""
+    lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
+    return lines[0].rstrip(":") if lines else type(exc).__name__
+
+
 class GuardedServer(web.Server):
     """aiohttp's server, holding at most `max_connections` connections.
 
@@ -85,7 +154,7 @@ class GuardedServer(web.Server):
         self.request_handler = tracked
 
     def __call__(self) -> SmallReads:  # type: ignore[override]
-        return SmallReads(super().__call__())
+        return SmallReads(QuietRequestHandler(self, loop=self._loop, **self._kwargs))
 
     def connection_made(self, handler: RequestHandler, transport: typing.Any) -> None:
         super().connection_made(handler, transport)

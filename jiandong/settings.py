@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import logthrottle
+from . import logformat, logthrottle
 
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
@@ -43,7 +44,7 @@ class Settings:
     port: int = field(default=8080, metadata={"help": "HTTP port (API, docs, /ws)"})
     chat_port: int = field(default=19833, metadata={"help": "dedicated chat websocket port; 0 = off"})
     workers: int = field(
-        default=1, metadata={"help": "server processes sharing the ports (SO_REUSEPORT); 1 = one process"}
+        default=1, metadata={"help": "server processes accepting on the same ports; 1 = one process"}
     )
     var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
     media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
@@ -76,6 +77,22 @@ class Settings:
     )
     timezone: str = field(default="Asia/Shanghai", metadata={"help": "the club's time zone"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    log_format: str = field(
+        default="text", metadata={"help": "text, or json: one JSON object per line (time, level, logger, message, "
+                                          "request id, route, status, duration, user id)"}
+    )
+    access_log: bool = field(default=True, metadata={"help": "a log line per request (logger jiandong.access)"})
+    metrics_allow: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1/128"),
+        metadata={"help": "comma-separated addresses or CIDRs allowed to read /metrics; empty = none (token only)"},
+    )
+    metrics_token: str = field(
+        default="", metadata={"help": "bearer token that opens /metrics from anywhere; empty = none", "secret": True}
+    )
+    metrics_dir: str = field(
+        default="", metadata={"help": "the workers' metric files (with --workers), emptied at start; "
+                                      "empty = <var_dir>/metrics/<port>"}
+    )
     token_ttl: int = field(default=7200, metadata={"help": "seconds a login token lives"})
     cors_origins: tuple[str, ...] = field(
         default=(), metadata={"help": "comma-separated origins allowed by CORS (* = any)"}
@@ -136,13 +153,16 @@ class Settings:
     wechatpay_cert_path: str = field(
         default="",
         metadata={"help": "merchant API client certificate (apiclient_cert.pem) for refunds (mutual TLS); "
-                          "empty = refunds through WeChat Pay refused"},
+                          "empty = refunds through WeChat Pay refused", "pem": "certificate"},
     )
     wechatpay_key_path: str = field(
-        default="", metadata={"help": "private key of that certificate (apiclient_key.pem)", "secret": True}
+        default="",
+        metadata={"help": "private key of that certificate (apiclient_key.pem)", "secret": True,
+                  "pem": "wechatpay_cert_path"},
     )
     wechatpay_ca_file: str = field(
-        default="", metadata={"help": "CA bundle that verifies the WeChat Pay server; empty = the system's CAs"}
+        default="", metadata={"help": "CA bundle that verifies the WeChat Pay server; empty = the system's CAs",
+                              "pem": "certificate"}
     )
     wechatpay_refund_notify_url: str = field(
         default="",
@@ -268,6 +288,23 @@ class Settings:
             out[f.name] = value
         return out
 
+    def describe(self) -> str:
+        """The settings that differ from the defaults, one per line with secrets masked, for the start-up log."""
+        defaults = Settings().public()
+        changed = {name: value for name, value in self.public().items() if value != defaults[name]}
+        if not changed:
+            return "settings: all at their defaults"
+        lines = [f"  {ENV_PREFIX}{name.upper()} = {_shown(value)}" for name, value in changed.items()]
+        return "\n".join([f"settings ({len(changed)} not at their default; secrets masked):", *lines])
+
+
+def _shown(value: typing.Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
 
 def _mask_url_password(url: str) -> str:
     parts = urlsplit(url)
@@ -281,6 +318,8 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if not 0 <= value <= 65535 or (name == "port" and value == 0):
             raise SettingsError(f"{name} must be a TCP port, got {value}")
+    if s.chat_port == s.port:
+        raise SettingsError(f"chat_port must differ from port ({s.port}); 0 turns the chat port off")
     for name in ("token_ttl", "db_pool_size", "sms_phone_daily_limit", "sms_ip_daily_limit", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -289,11 +328,14 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be positive")
     if s.max_connections < 16:
         raise SettingsError("max_connections must be at least 16")
-    for proxy in s.trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy)
-        except ValueError:
-            raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
+    for name in ("trusted_proxies", "metrics_allow"):
+        for network in getattr(s, name):
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise SettingsError(f"{name}: {network!r} is not an IP address or CIDR network") from None
+    if s.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format must be text or json, got {s.log_format!r}")
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -409,7 +451,7 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: 
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in types:
-            raise SettingsError(f"unknown setting {key} (known: {', '.join(ENV_PREFIX + n.upper() for n in types)})")
+            raise SettingsError(f"unknown setting {key}{_suggestion(key, types)}")
         values[name] = _parse(key, raw, types[name])
     for name, value in overrides.items():
         if value is None:
@@ -420,11 +462,21 @@ def load_settings(environ: typing.Mapping[str, str] | None = None, **overrides: 
     return Settings(**values)
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _suggestion(key: str, types: typing.Mapping[str, typing.Any]) -> str:
+    """ "; did you mean JIANDONG_PORT?" for a name close to a known one, else where the list is."""
+    # Compared without the prefix every name shares, which would make any two names look alike.
+    close = difflib.get_close_matches(key[len(ENV_PREFIX):].lower(), list(types), n=1, cutoff=0.7)
+    if close:
+        return f"; did you mean {ENV_PREFIX}{close[0].upper()}?"
+    return " (the README's configuration table lists every setting)"
+
+
+def configure_logging(settings: Settings, process: str | None = None) -> None:
+    """Log lines to stderr at the configured level; `process` ("main", "worker 2") names a --workers process."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logformat.JsonFormatter(process) if settings.log_format == "json"
+                         else logformat.TextFormatter(process))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
     logging.captureWarnings(True)
     logthrottle.install(logging.getLogger().handlers)

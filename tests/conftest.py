@@ -9,8 +9,12 @@ else an embedded redis-server; every test has its own key and channel prefix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
+import shutil
+import tempfile
 import typing
 import uuid
 from pathlib import Path
@@ -25,6 +29,7 @@ from jiandong.app import create_app
 from jiandong.db import migrate
 from jiandong.openapi import build_spec
 from jiandong.settings import Settings
+from tests.log_leaks import RunLog, leaks
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -126,6 +131,17 @@ def _empty_tables(db_conn: psycopg2.extensions.connection, reset_statement: str)
 
 
 @pytest.fixture
+def reachable_tmp() -> typing.Iterator[Path]:
+    """A temporary directory other users can reach, removed afterwards: run as root, the embedded
+    PostgreSQL runs as another user, and pytest keeps its own temporary root private (and makes it
+    so again whenever another test run starts)."""
+    directory = Path(tempfile.mkdtemp(prefix="jiandong-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
 def sql(db_conn: psycopg2.extensions.connection) -> typing.Callable[..., list[dict[str, typing.Any]]]:
     """Run SQL against the test database (to arrange data or check state); rows as dicts."""
 
@@ -192,7 +208,9 @@ def make_client(
     """`await make_client(**setting_overrides)`: a test client of the real app."""
 
     async def make(**overrides: typing.Any) -> typing.Any:
-        app = create_app(settings.replace(**overrides))
+        app_settings = settings.replace(**overrides)
+        app = create_app(app_settings)
+        _note_secrets(pytestconfig, app_settings)
         app.on_response_prepare.append(_recorder(pytestconfig.stash.setdefault(ANSWERS_KEY, set())))
         if SPEC_KEY not in pytestconfig.stash:
             pytestconfig.stash[SPEC_KEY] = build_spec(app)
@@ -240,3 +258,42 @@ async def login(client: typing.Any, code: str = "dev-code-1") -> str:
 @pytest.fixture
 async def token(client: typing.Any) -> str:
     return await login(client)
+
+
+# The whole run's log, scanned at its end for tokens, full phone numbers and the secrets of the settings
+# the tests' apps ran with (tests/log_leaks.py): the run fails on a finding.
+RUN_LOG_KEY = pytest.StashKey[RunLog]()
+SECRETS_KEY = pytest.StashKey[set[str]]()
+
+
+def _note_secrets(config: pytest.Config, settings: Settings) -> None:
+    found = config.stash.setdefault(SECRETS_KEY, set())
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if f.metadata.get("secret") and value:
+            found.add(value)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    handler = RunLog()
+    session.config.stash[RUN_LOG_KEY] = handler
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # INFO too: an access line or an "order paid" line must not leak either.
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    handler = session.config.stash.get(RUN_LOG_KEY, None)
+    if handler is None:
+        return
+    logging.getLogger().removeHandler(handler)
+    found = leaks(handler.lines, session.config.stash.get(SECRETS_KEY, set()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("-", f"log lines of the run scanned for secrets: {len(handler.lines)}")
+        for line in found:
+            reporter.write_line(f"  LEAK {line}")
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

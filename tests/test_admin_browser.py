@@ -7,6 +7,7 @@ Without /usr/bin/chromium these tests fail with the command that installs it: th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import typing
@@ -64,6 +65,20 @@ class LiveServer(threading.Thread):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.join(30)
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, settings: Settings) -> typing.Iterator[str]:
+        """The app started in its thread for the block; its URL."""
+        server = cls(settings)
+        server.start()
+        server.ready.wait(60)
+        if server.error is not None:
+            raise server.error
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
 
 @pytest.fixture(scope="module")
 def live_server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
@@ -71,13 +86,8 @@ def live_server(database_url: str, redis_url: str, tmp_path_factory: pytest.Temp
     settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"jdtest:{uuid.uuid4().hex[:12]}:",
                         var_dir=str(root / "var"), media_dir=str(root / "media"), chat_port=0, db_pool_size=3,
                         public_url="")
-    server = LiveServer(settings)
-    server.start()
-    server.ready.wait(60)
-    if server.error is not None:
-        raise server.error
-    yield server.url
-    server.stop()
+    with LiveServer.running(settings) as url:
+        yield url
 
 
 # Module-scoped, not session: Playwright's sync API keeps an event loop running in this thread while it

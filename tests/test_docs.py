@@ -1,13 +1,17 @@
 import re
+from html import unescape
 from pathlib import Path
 
 from aiohttp import web
 from openapi_spec_validator import validate
 
+from jiandong import encoding
 from jiandong.api.docs import schema_fields, settings_markdown
 from jiandong.errors import all_errors
 from jiandong.keys import docs_cache_key
 from jiandong.openapi import array, integer, obj, string
+from tests.conftest import login
+from tests.realtime_helpers import FAST, frame_of, send
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -168,3 +172,38 @@ def test_schema_fields_walks_nested_objects_and_arrays():
 
 def test_readme_configuration_table_is_generated_from_settings():
     assert settings_markdown() in README.read_text(encoding="utf-8")
+
+
+async def test_docs_chat_examples_are_frames_the_server_sends(make_client):
+    """Each example frame the docs page shows has the fields, and their types, of a real one of its kind."""
+    client = await make_client(**FAST)
+    html = await (await client.get("/Docs/jiandong.html")).text()
+    assert '<a href="#chat">' in html.split('<h2 id="rules">')[0], "no link to the chat section at the top"
+    assert "ws://host:8080/ws?room_id=1" in html
+    assert "ws://host:19833/?room_id=1" in html
+    examples = re.search(r'<pre class="frames">(.*?)</pre>', html, re.S).group(1)
+    shown = [encoding.loads(unescape(line)) for line in re.findall(r'<span class="from">← (\{.*?\})</span>', examples)]
+    sent = [encoding.loads(unescape(line)) for line in re.findall(r'<span class="to">→ (\{.*?\})</span>', examples)]
+    assert "→ @heart" in examples and "← @heart" in examples
+
+    def shape(frame):
+        return frame.get("type"), frame.get("myself"), {k: type(v).__name__ for k, v in frame.items()}
+
+    # A real session in the same steps: another viewer first, then the sender, then a third arrives.
+    tokens = [await login(client, code) for code in ("li", "zhang", "wang")]
+    other = await client.ws_connect("/ws")
+    await send(other, type="LOGIN", room_id="1", token=tokens[0])
+    ws = await client.ws_connect("/ws")
+    real = []
+    for frame in sent[:3]:
+        await send(ws, **{**frame, "token": tokens[1]})
+        if frame["type"] == "SEND_ALL" and frame["content"] == "":
+            real.append(await frame_of(ws, "ERROR"))
+        elif frame["type"] == "SEND_ALL":
+            real.append(await frame_of(ws, "SEND_ALL", myself=True))
+        else:
+            real += [await frame_of(ws, "LOGIN", myself=True), await frame_of(ws, "OnLine", ONLINE=2)]
+            third = await client.ws_connect("/ws")
+            await send(third, type="LOGIN", room_id="1", token=tokens[2])
+            real += [await frame_of(ws, "LOGIN", myself=False), await frame_of(ws, "OnLine", ONLINE=3)]
+    assert sorted(map(repr, map(shape, shown))) == sorted(map(repr, map(shape, real)))

@@ -148,3 +148,22 @@ async def test_orders_from_before_know_when_they_were_prepaid_and_closed_at_wech
         {"order_no": "CANCELLED000001", "prepaid": True, "closed_at_wechat": True},
         {"order_no": "CANCELLED000002", "prepaid": None, "closed_at_wechat": None},
     ]
+
+
+def test_search_advice_says_what_to_run_and_that_is_enough(fresh_database):
+    from jiandong.db import migrate, search_advice
+
+    migrate(fresh_database)
+    assert search_advice(fresh_database) is None
+    run(fresh_database, "DROP EXTENSION pg_trgm CASCADE")
+    advice = search_advice(fresh_database)
+    database = urlsplit(fresh_database).path.lstrip("/")
+    assert advice.startswith("search scans every row: pg_trgm is not installed in this database")
+    command = f'psql -d {database} -c "CREATE EXTENSION pg_trgm"'
+    assert command in advice
+    # Doing what it says (the statement, then a start's or `server.py migrate`'s migrate) brings the indexes back.
+    run(fresh_database, "CREATE EXTENSION pg_trgm")
+    migrate(fresh_database)
+    assert search_advice(fresh_database) is None
+    indexes = run(fresh_database, "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%search_idx' ORDER BY 1")
+    assert indexes == [{"indexname": "lives_search_idx"}, {"indexname": "videos_search_idx"}]

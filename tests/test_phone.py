@@ -9,6 +9,8 @@ import pytest
 from jiandong.openapi import build_spec
 from tests.conftest import login
 from tests.fakes.aliyun import FakeDysmsapi
+from tests.fakes.wechat import FakeWeChat, settings_for
+from tests.fakes.wechat import serve as serve_wechat
 
 PHONE = "13800138000"
 CODE_URL = "/api/v1/identify/code"
@@ -66,10 +68,11 @@ async def test_console_code_then_bind(client, sql, redis_sync, settings, caplog)
     caplog.set_level(logging.WARNING, logger="jiandong.integrations.sms")
     token = await login(client, "alice")
     resp = await ask_code(client, token, "+86 138-0013-8000")
-    assert resp.status == 200 and await resp.json() == ok_body(CODE_URL)
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SMS code for")]
     match = re.fullmatch(r"SMS code for 138\*\*\*\*8000: (\d{6})", line)
     assert match, line
+    # Development logins and codes in the log: the answer carries the code too (the README's walk-through).
+    assert resp.status == 200 and await resp.json() == {**ok_body(CODE_URL), "dev_code": match.group(1)}
     (user_id,) = [r["id"] for r in sql("SELECT id FROM users")]
     prefix = settings.redis_prefix
     code_key = f"{prefix}sms:code:{PHONE}:{user_id}"
@@ -105,6 +108,15 @@ async def test_aliyun_code_then_bind(aliyun_client, fake, sql):
     resp = await client.get("/api/v1/user/info", headers={"token": token})
     assert resp.status == 200 and (await resp.json())["mobile"] == PHONE
     assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]
+
+
+async def test_no_code_in_the_answer_once_logins_are_real_wechat(make_client, aiohttp_server, sql):
+    wechat = await serve_wechat(aiohttp_server, FakeWeChat())
+    client = await make_client(**settings_for(wechat))
+    wechat.add_code("c1", "o-alice")
+    token = await login(client, "c1")
+    resp = await ask_code(client, token)
+    assert resp.status == 200 and await resp.json() == ok_body(CODE_URL)
 
 
 async def test_endpoints_need_a_token(client):

@@ -125,9 +125,10 @@ async def test_sigterm_closes_chat_with_1001_flushes_and_exits(server, sql):
     assert [r["content"] for r in sql("SELECT content FROM chat_messages")] == ["last words"]
 
 
-async def test_plain_get_of_the_chat_path_is_not_a_page(server):
+async def test_plain_get_of_the_chat_paths(server):
+    """Not a websocket: "/" (a browser opening the chat port) leads to the docs page, /ws is a bad request."""
     _, port, chat_port, session = server
-    async with session.get(f"http://127.0.0.1:{chat_port}/") as resp:
-        assert resp.status == 404
+    async with session.get(f"http://127.0.0.1:{chat_port}/", allow_redirects=False) as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/Docs/jiandong.html"
     async with session.get(f"http://127.0.0.1:{port}/ws") as resp:
         assert resp.status == 400

@@ -14,6 +14,7 @@ import ssl
 import aiohttp
 import psycopg2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from wechatpy.crypto import RefundCrypto
 from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
@@ -409,6 +410,11 @@ async def test_dev_payment_refunds_complete_at_once(client, sql):
     assert order_state(sql, order["id"])["status"] == 4 and messages(sql) == [("dev", "success")]
     status, info = await call(client, "GET", "/api/v1/user/info", token)
     assert info["member_status"] == 3
+    resp = await client.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
+    assert [(s.labels, s.value) for s in families["jiandong_refunds"].samples if s.name.endswith("_total")] == [
+        ({"outcome": "success"}, 1.0)]
+    assert [s.value for s in families["jiandong_refunded_fen"].samples if s.name.endswith("_total")] == [19900.0]
 
 
 async def test_refunds_are_for_owners_only(refund_client, wechat, tls_pay, sql):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiohttp
@@ -112,3 +113,39 @@ async def test_an_oversized_body_gets_its_413_through_the_guarded_server(serve):
                                     headers={"Content-Type": "application/x-www-form-urlencoded", **framing}) as resp:
                 assert resp.status == 413
                 assert (await resp.json())["error_code"] == 99999
+
+
+async def test_a_malformed_request_gets_a_400_and_one_warning_line(serve, caplog):
+    caplog.set_level(logging.DEBUG)
+    host, port = await serve()
+    answers = []
+    for line in (b"GET /a b HTTP/1.1", b"GET /\x01 HTTP/1.1", b"GET /\xff HTTP/1.1"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(line + b"\r\nHost: x\r\n\r\n")
+        answers.append(await reader.read())
+        writer.close()
+    for answer in answers:
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.0 400 Bad Request") and b"application/json" in head
+        assert json.loads(body) == {"msg": "参数错误: 请求格式不正确", "error_code": 99999, "request_url": ""}
+    # One line each, no traceback, nothing from aiohttp's own logger above DEBUG.
+    warnings = [r for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith(("aiohttp", "jiandong.serving"))]
+    assert [(r.name, r.exc_info) for r in warnings] == [("jiandong.serving", None)] * 3
+    assert [r.getMessage() for r in warnings] == [
+        "malformed request from 127.0.0.1: Bad status line",
+        "malformed request from 127.0.0.1: Invalid char in url path",
+        "malformed request from 127.0.0.1: Invalid char in url path",
+    ]
+
+
+async def test_the_servers_address_leads_to_the_docs_or_the_pages(serve, tmp_path):
+    (tmp_path / "h5").mkdir()
+    (tmp_path / "h5" / "index.html").write_text("<title>建东体育</title>", encoding="utf-8")
+    async with aiohttp.ClientSession() as session:
+        for overrides, target in (({}, "/Docs/jiandong.html"), ({"h5_dir": str(tmp_path / "h5")}, "/h5/")):
+            host, port = await serve(**overrides)
+            async with session.get(f"http://{host}:{port}/", allow_redirects=False) as resp:
+                assert resp.status == 302 and resp.headers["Location"] == target
+        async with session.get(f"http://{host}:{port}/") as resp:
+            assert resp.status == 200 and str(resp.url).endswith("/h5/") and "建东体育" in await resp.text()

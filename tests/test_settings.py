@@ -43,8 +43,34 @@ def test_environment_values_are_parsed():
 
 
 def test_unknown_setting_is_named():
-    with pytest.raises(SettingsError, match="unknown setting JIANDONG_FOO"):
+    with pytest.raises(SettingsError, match="unknown setting JIANDONG_FOO") as raised:
         load_settings({"JIANDONG_FOO": "1"})
+    # Not the 70 valid names: where they are listed.
+    assert "JIANDONG_PORT" not in str(raised.value) and "configuration table" in str(raised.value)
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("JIANDONG_PROT", "JIANDONG_PORT"),
+                                              ("JIANDONG_WECHAT_APP_ID", "JIANDONG_WECHAT_APPID"),
+                                              ("JIANDONG_REDIS_PREFFIX", "JIANDONG_REDIS_PREFIX")])
+def test_a_misspelt_setting_gets_the_closest_name(typo, meant):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({typo: "1"})
+    assert str(raised.value) == f"unknown setting {typo}; did you mean {meant}?"
+
+
+def test_describe_lists_what_differs_from_the_defaults_one_per_line_masked():
+    assert Settings().describe() == "settings: all at their defaults"
+    text = Settings(port=9000, wechat_appid="wx1", wechat_secret="s3cret", cors_origins=("https://a", "https://b"),
+                    redis_url="redis://:pw@cache:6379/0", trust_proxy=True).describe()
+    assert text.splitlines() == [
+        "settings (6 not at their default; secrets masked):",
+        "  JIANDONG_REDIS_URL = redis://:***@cache:6379/0",
+        "  JIANDONG_PORT = 9000",
+        "  JIANDONG_TRUST_PROXY = 1",
+        "  JIANDONG_CORS_ORIGINS = https://a,https://b",
+        "  JIANDONG_WECHAT_APPID = wx1",
+        "  JIANDONG_WECHAT_SECRET = ***",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from ..auth import public
 from ..http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..keys import docs_cache_key, settings_key
 from ..openapi import HTTP_METHODS, build_spec
+from ..pages import DOCS_PATH
 from ..realtime.hub import BATCH_MIN_MEMBERS
 from ..settings import ENV_PREFIX, Settings
 
@@ -39,7 +40,7 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=cache["json"], content_type="application/json")
 
 
-@routes.get("/Docs/jiandong.html")
+@routes.get(DOCS_PATH)
 async def docs_page(request: web.Request) -> web.Response:
     cache = request.app[docs_cache_key]
     if "html" not in cache:
@@ -161,6 +162,8 @@ def docs_context(app: web.Application, spec: dict[str, typing.Any]) -> dict[str,
         "chat_batch_ms": round(settings.chat_batch_window * 1000),
         "chat_batch_min": BATCH_MIN_MEMBERS,
         "chat_emoji_path": settings.chat_emoji_path,
+        "port": settings.port,
+        "chat_port": settings.chat_port,
     }
 
 

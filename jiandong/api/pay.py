@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..http import MAX_ID, Params, client_ip, json_response, operation_result, read_body, read_params
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
-from ..keys import settings_key, wechatpay_key
+from ..keys import metrics_key, settings_key, wechatpay_key
 from ..openapi import describe, integer, param, string
 from ..services import orders, payments, refunds
 
@@ -124,7 +124,13 @@ def notification_doc(summary: str, description: str) -> typing.Any:
 )
 @public
 async def pay_notify(request: web.Request) -> web.Response:
-    verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
+    outcomes = request.config_dict[metrics_key].payment_notifications
+    try:
+        verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
+    except Exception:
+        outcomes.labels("error").inc()
+        raise
+    outcomes.labels("applied" if verdict.applied else "accepted" if verdict.ok else "rejected").inc()
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 

@@ -8,9 +8,9 @@ from aiohttp import web
 from .. import db
 from ..auth import current_user_id
 from ..errors import NoCodePending, ParameterError, PhoneTaken, SmsFailed, Throttled, UserNotFound, WrongCode
-from ..http import client_ip, operation_result, read_params
-from ..keys import pg_key, redis_key, settings_key, sms_key
-from ..openapi import describe, param
+from ..http import client_ip, json_response, operation_result, read_params
+from ..keys import metrics_key, pg_key, redis_key, settings_key, sms_key
+from ..openapi import OPERATION_RESULT, describe, param, string
 from ..services import verification
 from ..services.content_cache import user_changed
 
@@ -28,11 +28,23 @@ PHONE_PARAM = param(
 )
 
 
+# Development only: with dev logins (anyone may be anyone) and codes written to the log, the answer
+# carries the code too, so that a script (the README's walk-through) can bind a phone.
+SEND_CODE_RESULT = {
+    **OPERATION_RESULT,
+    "properties": {
+        **OPERATION_RESULT["properties"],
+        "dev_code": string("仅开发模式（未配置公众号 AppID 且短信写入日志时）：本次的验证码", pattern="^[0-9]{6}$"),
+    },
+}
+
+
 @routes.post("/api/v1/identify/code")
 @describe(
     "获取手机验证码",
     tag="用户",
     params=[PHONE_PARAM],
+    response=SEND_CODE_RESULT,
     errors=[ParameterError, PhoneTaken, Throttled, SmsFailed],
     description=(
         "向手机发送 6 位验证码，5 分钟内有效。同一号码 60 秒内只发送一次；"
@@ -44,15 +56,26 @@ async def send_code(request: web.Request) -> web.Response:
     params = await read_params(request)
     phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
     settings = request.config_dict[settings_key]
-    await verification.issue(
-        request.config_dict[redis_key],
-        request.config_dict[pg_key],
-        settings,
-        request.config_dict[sms_key],
-        phone,
-        current_user_id(request),
-        client_ip(request),
-    )
+    results = request.config_dict[metrics_key].sms
+    try:
+        code = await verification.issue(
+            request.config_dict[redis_key],
+            request.config_dict[pg_key],
+            settings,
+            request.config_dict[sms_key],
+            phone,
+            current_user_id(request),
+            client_ip(request),
+        )
+    except (Throttled, PhoneTaken):
+        results.labels("refused").inc()
+        raise
+    except SmsFailed:
+        results.labels("failed").inc()
+        raise
+    results.labels("sent").inc()
+    if settings.dev_wechat and settings.sms_provider == "console":
+        return json_response({"msg": "success", "error_code": 0, "request_url": request.path, "dev_code": code})
     return operation_result(request)
 
 

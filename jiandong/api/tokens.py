@@ -7,10 +7,10 @@ from aiohttp import web
 
 from .. import db
 from ..auth import public
-from ..errors import AuthorizationFailed, UserNotFound, WeChatUnavailable
+from ..errors import ApiError, AuthorizationFailed, UserNotFound, WeChatUnavailable
 from ..http import json_response, read_params
 from ..integrations.wechat import WeChatProfile
-from ..keys import pg_key, tokens_key, wechat_key
+from ..keys import metrics_key, pg_key, tokens_key, wechat_key
 from ..openapi import describe, obj, param, string
 from ..services.content_cache import user_changed
 
@@ -65,7 +65,14 @@ async def upsert_user(pool: aiopg.Pool, profile: WeChatProfile) -> int:
 async def issue_token(request: web.Request) -> web.Response:
     params = await read_params(request)
     code = params.text("code", required=True, max_len=512)
-    profile = await request.config_dict[wechat_key].profile_for_code(code)
+    logins = request.config_dict[metrics_key].logins
+    try:
+        profile = await request.config_dict[wechat_key].profile_for_code(code)
+    except ApiError as error:
+        # By error code: WeChat refused the code, or could not be asked.
+        logins.labels(str(error.error_code)).inc()
+        raise
+    logins.labels("ok").inc()
     user_id = await upsert_user(request.config_dict[pg_key], profile)
     await user_changed(request.app, user_id)
     token = await request.config_dict[tokens_key].issue(user_id)

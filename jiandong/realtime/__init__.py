@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from .. import encoding
 from ..cache import rkey
-from ..keys import content_cache_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
+from ..keys import content_cache_key, metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
 from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
@@ -26,6 +26,7 @@ from .hub import Conn, Hub
 
 if typing.TYPE_CHECKING:
     from ..auth import TokenStore
+    from ..metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,9 @@ class Realtime:
     """This process's part of the live rooms; also the broker's message handlers."""
 
     def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore,
-                 banned_words: BannedWords | None = None) -> None:
+                 metrics: Metrics, banned_words: BannedWords | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         # Words replaced by *** in what is sent (None: none).
         self.banned_words = banned_words
         self.redis = redis
@@ -91,6 +93,7 @@ class Realtime:
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
+        self.hub.metrics = self.broker.metrics = self.history.metrics = metrics
         self.tasks: list[asyncio.Task[None]] = []
         # the counts last pushed to each room here, and connections still owed their first count
         self._pushed: dict[int | None, int] = {}
@@ -199,6 +202,7 @@ class Realtime:
         await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
         rooms = list(hub.rooms)
         viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)
+        self.metrics.chat_viewers.set(total)
         owed, self._owed = self._owed, set()
         if viewers:
             # The peak per live room, for the dashboard: only ever raised.
@@ -244,7 +248,7 @@ def _sender(data: bytes) -> str | None:
 
 async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
-    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key],
+    realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key], app[metrics_key],
                         BannedWords(app[pg_key], app[content_cache_key]))
     app[realtime_key] = realtime
     broker_task = asyncio.create_task(realtime.broker.run(), name="chat-broker")

@@ -32,6 +32,9 @@ from ..cache import connection_options, rkey
 from ..settings import Settings
 from . import history
 
+if typing.TYPE_CHECKING:
+    from ..metrics import Metrics
+
 logger = logging.getLogger(__name__)
 
 RETRY_DELAYS = (0.2, 0.5, 1.0, 1.0, 2.0)
@@ -79,6 +82,7 @@ class Broker:
             **{**connection_options(settings), "retry": Retry(NoBackoff(), 0)},
         )
         self._pubsub: typing.Any = None
+        self.metrics: Metrics | None = None
         self._subscribed: set[int] = set()
         self._pattern_on = False
         self._lock = asyncio.Lock()
@@ -169,6 +173,8 @@ class Broker:
                         self._dispatch(message)
                 if failures:
                     logger.info("chat: subscriptions restored after %d failed attempt(s)", failures)
+                    if self.metrics is not None:
+                        self.metrics.pubsub_reconnects.inc()
                 failures = 0
                 lost_at = None
                 self.connected.set()

@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..keys import outages_key, realtime_key
 from ..outages import Outages, dependency_of
+from ..pages import DOCS_PATH, H5_PREFIX
 from . import history, is_muted, protocol
 from .broker import room_channel
 from .hub import Conn
@@ -51,7 +52,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         compress=False,
     )
     if not ws.can_prepare(request).ok:
-        raise web.HTTPNotFound() if request.path == "/" else web.HTTPBadRequest(text="websocket upgrade expected")
+        if request.path == "/":
+            # A browser opening the server's address: to the pages when they are hosted, else to the docs.
+            raise web.HTTPFound(H5_PREFIX if settings.h5_dir else DOCS_PATH)
+        raise web.HTTPBadRequest(text="websocket upgrade expected")
     await ws.prepare(request)
     conn = await realtime.connect(ws, request.transport)
     try:
@@ -99,6 +103,7 @@ async def _run(
 
 async def _handle(realtime: Realtime, conn: Conn, text: str) -> None:
     frame = protocol.parse(text)
+    realtime.metrics.chat_received.labels(frame.type).inc()
     if frame.type == protocol.LOGIN:
         await _join(realtime, conn, frame)
     elif frame.type == protocol.SEND_ALL:

@@ -25,6 +25,9 @@ from ..cache import rkey
 from ..settings import Settings
 from ..tasks.leader import Lease, run_as_leader
 
+if typing.TYPE_CHECKING:
+    from ..metrics import Metrics
+
 logger = logging.getLogger(__name__)
 
 BATCH = 500
@@ -152,6 +155,7 @@ class History:
         self.key = stream_key(settings)
         self.stored_key = stored_key(settings)
         self._append = redis.register_script(APPEND_AND_PUBLISH)
+        self.metrics: Metrics | None = None
 
     async def append(self, channel: str, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> str:
         """Append a SEND_ALL to the stream and publish `frame` on the room's `channel`; the entry id.
@@ -168,10 +172,14 @@ class History:
         """
         moved = 0
         after = await self.redis.get(self.stored_key) or "0-0"
+        lag = 0.0
         while True:
             entries = await self.redis.xrange(self.key, "(" + after, "+", count=BATCH)
             if not entries:
                 break
+            if not moved:
+                # An entry's id is the time it was appended (ms): the oldest waited longest.
+                lag = max(0.0, time.time() - parse_id(entries[0][0])[0] / 1000)
             await self.store(entries)
             # Only after the commit: until then the entries are the one copy.
             after = entries[-1][0]
@@ -180,6 +188,8 @@ class History:
         # Never an entry not yet stored, whatever its age (PostgreSQL may have been away).
         oldest_kept = min(parse_id(after)[0] + 1, int((time.time() - REPLAY_WINDOW) * 1000))
         await self.redis.xtrim(self.key, minid=f"{oldest_kept}-0", approximate=False)
+        if self.metrics is not None:
+            self.metrics.chat_history_lag.set(lag)
         return moved
 
     async def store(self, entries: list[tuple[str, dict[str, str]]]) -> None:
@@ -262,7 +272,8 @@ async def history_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     lease = Lease(history.redis, rkey(settings, "lease", "chat_history"), ttl=max(3 * interval, MIN_LEASE_TTL))
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_as_leader(lease, interval, history.flush, name="chat history", stop=stop), name="chat-history"
+        run_as_leader(lease, interval, history.flush, name="chat history", stop=stop, metrics=realtime.metrics),
+        name="chat-history",
     )
     yield
     stop.set()

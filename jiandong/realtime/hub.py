@@ -13,6 +13,9 @@ import typing
 
 from aiohttp import WSCloseCode, web
 
+if typing.TYPE_CHECKING:
+    from ..metrics import Metrics
+
 logger = logging.getLogger(__name__)
 
 # A reader that fell this far behind gets this long to take its close frame, then loses the TCP connection.
@@ -110,6 +113,8 @@ class Hub:
         self._seq = itertools.count(1)
         self._slow: list[Conn] = []
         self._slow_added = asyncio.Event()
+        # Set by the app (realtime_ctx); a hub alone (a test's) counts nothing.
+        self.metrics: Metrics | None = None
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> Conn:
         conn = Conn(ws, transport, f"{self.process_id}-{next(self._seq)}")
@@ -215,6 +220,8 @@ class Hub:
             for uuid in set(skips)
             if uuid
         }
+        if self.metrics is not None:
+            self.metrics.chat_batch_frames.observe(len(frames))
         self._write_all(members, b"".join(frames), special or None)
 
     def flush_all(self) -> None:
@@ -232,6 +239,7 @@ class Hub:
         the whole cost of a broadcast per viewer, apart from the system call.
         """
         limit = self.buffer_limit
+        written = 0
         for conn in conns:
             out = special.get(conn.uuid, data) if special else data
             if not out:
@@ -246,9 +254,15 @@ class Hub:
             # Straight to the transport, as aiohttp's writer would without compression: a write never
             # waits, and a failed one closes the transport, which the handler task sees and unregisters.
             transport.write(out)
+            written += 1
+        # Once per broadcast, not per socket: the loop above is the hot path of a busy room.
+        if written and self.metrics is not None:
+            self.metrics.chat_deliveries.inc(written)
 
     def _drop_slow(self, conn: Conn) -> None:
         conn.closing = True
+        if self.metrics is not None:
+            self.metrics.chat_slow_dropped.inc()
         self._slow.append(conn)
         self._slow_added.set()
         logger.info("closing chat connection %s: %d bytes unread", conn.uuid,

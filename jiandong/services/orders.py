@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
-from ..keys import pg_key, settings_key, wechatpay_key
+from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
 from . import membership
 from .order_status import AWAITING, ENDED_SQL, PAID_STATES, TIMED_OUT
 from .payments import Verdict, receive_notification, reconcile_order
@@ -287,6 +287,7 @@ async def end_by_user(
                 raise refused(f"{refused.msg}: 订单已经支付过")
         async with db.transaction(pool) as cur:
             if await _end(cur, order_id, order["prepay_id"], status, at_wechat is AtWeChat.CLOSED):
+                app[metrics_key].order_transition(AWAITING, status)
                 return
     raise refused()
 
@@ -319,6 +320,7 @@ async def expire_due(app: web.Application, limit: int) -> int:
             async with db.transaction(pool) as cur:
                 if await _end(cur, order["id"], order["prepay_id"], TIMED_OUT, order["prepay_id"] is not None):
                     expired += 1
+                    app[metrics_key].order_transition(AWAITING, TIMED_OUT)
         except Exception:
             logger.exception("order %s: could not time it out; tried again next round", order["order_no"])
     if expired:

@@ -20,11 +20,11 @@ from .. import db
 from ..cleaning import clean_text
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
-from ..keys import pg_key, wechatpay_key
+from ..keys import metrics_key, pg_key, wechatpay_key
 from ..logthrottle import JUNK
 from . import membership
 from .content_cache import user_changed
-from .order_status import AWAITING, PAID_STATES
+from .order_status import AWAITING, PAID, PAID_STATES
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +222,7 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
         "order %s paid (%s, transaction %s): membership of user %s %s .. %s",
         out_trade_no, source, transaction_id, order["user_id"], valid_from.isoformat(), valid_until.isoformat(),
     )
+    app[metrics_key].order_transition(order["status"], PAID)
     await user_changed(app, order["user_id"])
     return Verdict(True, "OK", applied=True)
 

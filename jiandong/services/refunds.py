@@ -34,7 +34,7 @@ from ..cleaning import clean_text
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..integrations.wechatpay_refund import CHANGE, CLOSED, PROCESSING, SUCCESS, ReqInfoError, query_records
-from ..keys import pg_key, settings_key, wechatpay_key
+from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
 from ..logthrottle import JUNK
 from . import audit
 from .content_cache import user_changed
@@ -307,6 +307,9 @@ async def _apply(app: web.Application, out_refund_no: str, status: str, fields: 
         await cur.execute(RECORD_SQL, _record_args(refund["id"], out_refund_no, source, status, fields, raw))
     logger.info("refund %s of order %s: %s (%s)%s", out_refund_no, refund["order_no"], status, source,
                 f"; membership of user {refund['user_id']} cut by {membership_cut}" if membership_cut else "")
+    app[metrics_key].refunds.labels(status).inc()
+    if status == "success":
+        app[metrics_key].refunded_fen.inc(refund["amount"])
     if membership_cut:
         await user_changed(app, refund["user_id"])
     return Outcome(True, "OK")

@@ -97,8 +97,8 @@ def _digest(phone: str, code: str) -> str:
 
 async def issue(
     redis: Redis, pool: aiopg.Pool, settings: Settings, sms: SmsProvider, phone: str, user_id: int, ip: str
-) -> None:
-    """Send a fresh code to `phone` for `user_id`, within the resend and daily limits."""
+) -> str:
+    """Send a fresh code to `phone` for `user_id`, within the resend and daily limits; the code."""
     taken = await db.fetchval(pool, "SELECT 1 FROM users WHERE mobile = %s AND id <> %s", (phone, user_id))
     if taken:
         # Checked before sending: a code that can never be used is money thrown away.
@@ -134,6 +134,7 @@ async def issue(
         pipe.hset(key, mapping={"digest": _digest(phone, code), "attempts": 0})
         pipe.expire(key, CODE_TTL)
         await pipe.execute()
+    return code
 
 
 async def verify_and_burn(redis: Redis, settings: Settings, phone: str, user_id: int, code: str) -> None:

@@ -12,6 +12,7 @@ from ..cache import rkey
 from ..keys import (
     content_cache_key,
     counter_flush_task_key,
+    metrics_key,
     pg_key,
     redis_key,
     settings_key,
@@ -43,7 +44,8 @@ async def counter_flush_ctx(app: web.Application) -> typing.AsyncIterator[None]:
 
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_as_leader(lease, interval, flush_round, name="counter flush", stop=stop), name="counter-flush"
+        run_as_leader(lease, interval, flush_round, name="counter flush", stop=stop, metrics=app[metrics_key]),
+        name="counter-flush",
     )
     app[counter_flush_task_key] = task
     yield

@@ -14,6 +14,9 @@ from redis.asyncio import Redis
 
 from ..outages import Streak
 
+if typing.TYPE_CHECKING:
+    from ..metrics import Metrics
+
 logger = logging.getLogger(__name__)
 
 # Compare-and-act: only the holder's own value may extend or drop the lease, so a process that
@@ -103,12 +106,14 @@ async def run_as_leader(
     *,
     name: str,
     stop: asyncio.Event,
+    metrics: Metrics | None = None,
 ) -> None:
     """Every `interval` seconds: take or renew `lease`, and run `job` while holding it, until `stop` is set.
 
     A round in progress finishes before the loop returns. A failing round (Redis or the job) is
     logged, once per streak of failures, and the loop carries on. The lease TTL should span a few
     intervals, so a holder keeps it through a slow round and a dead holder is replaced soon.
+    `metrics` get which process leads, and each round's end, duration and failure.
     """
     was_leader = False
     streak = Streak(logger, name)
@@ -123,9 +128,19 @@ async def run_as_leader(
             if leader != was_leader:
                 logger.info("%s: %s the lease", name, "took" if leader else "lost")
                 was_leader = leader
+                if metrics is not None:
+                    metrics.job_leader.labels(name).set(int(leader))
             if leader:
-                await job()
+                started = time.monotonic()
+                try:
+                    await job()
+                finally:
+                    if metrics is not None:
+                        metrics.job_duration.labels(name).observe(time.monotonic() - started)
+                        metrics.job_last_run.labels(name).set(time.time())
         except Exception as exc:
             streak.failed(exc)
+            if metrics is not None:
+                metrics.job_failures.labels(name).inc()
         else:
             streak.succeeded()

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import db
 from ..cache import rkey
-from ..keys import aliyun_live_key, live_status_task_key, pg_key, redis_key, settings_key
+from ..keys import aliyun_live_key, live_status_task_key, metrics_key, pg_key, redis_key, settings_key
 from ..services.live_status import ENDED, LIVE, set_live_status
 from .leader import Lease, run_as_leader
 
@@ -78,7 +78,8 @@ async def live_status_ctx(app: web.Application) -> typing.AsyncIterator[None]:
 
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_as_leader(lease, interval, poll_round, name="live status poll", stop=stop), name="live-status-poll"
+        run_as_leader(lease, interval, poll_round, name="live status poll", stop=stop, metrics=app[metrics_key]),
+        name="live-status-poll",
     )
     app[live_status_task_key] = task
     yield

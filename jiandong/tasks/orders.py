@@ -10,7 +10,7 @@ import typing
 from aiohttp import web
 
 from ..cache import rkey
-from ..keys import order_tasks_task_key, redis_key, settings_key
+from ..keys import metrics_key, order_tasks_task_key, redis_key, settings_key
 from ..services import orders, payments, refunds
 from .leader import Lease, run_as_leader
 
@@ -40,7 +40,9 @@ async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     lease = Lease(app[redis_key], rkey(settings, "lease", "orders"), ttl=max(3 * interval, MIN_LEASE_TTL))
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_as_leader(lease, interval, lambda: order_round(app), name="order upkeep", stop=stop), name="order-upkeep"
+        run_as_leader(lease, interval, lambda: order_round(app), name="order upkeep", stop=stop,
+                      metrics=app[metrics_key]),
+        name="order-upkeep",
     )
     app[order_tasks_task_key] = task
     yield

@@ -1,0 +1,140 @@
+"""`python server.py check`: what a deployment's settings lead to, one finding a line, before it serves.
+
+A problem (a dependency that does not answer, a file that does not parse) makes the exit status 1;
+a warning (a development mode still on, a Redis that forgets) does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import ssl
+import typing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+import redis
+
+from . import db
+from .settings import Settings, _mask_url_password
+
+OK, WARNING, PROBLEM = "ok", "warning", "problem"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    level: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.text}"
+
+
+def check(settings: Settings) -> list[Finding]:
+    """Every finding, in the order a reader fixes them: settings' modes, PostgreSQL, Redis, files."""
+    return [*modes(settings), *postgresql(settings), *redis_server(settings), *pem_files(settings)]
+
+
+def modes(s: Settings) -> typing.Iterator[Finding]:
+    """Development modes and settings that do not fit a public deployment."""
+    if not s.wechat_appid:
+        yield Finding(WARNING, "development logins are on (no JIANDONG_WECHAT_APPID): any code logs in as a user")
+    if not s.wechatpay_mch_id:
+        yield Finding(WARNING, "dev payments are on (no JIANDONG_WECHATPAY_MCH_ID): orders are paid without money")
+    if s.sms_provider == "console":
+        yield Finding(WARNING, "SMS codes go to the log, not to phones (JIANDONG_SMS_PROVIDER=console)")
+    if s.public_url and urlsplit(s.public_url).scheme != "https":
+        yield Finding(WARNING, f"JIANDONG_PUBLIC_URL is not https ({s.public_url}): WeChat wants https pages")
+    if s.public_url and not s.trust_proxy:
+        yield Finding(WARNING, "JIANDONG_TRUST_PROXY is off: behind a proxy every client has the proxy's address "
+                               "(SMS limits, WeChat Pay's client IP)")
+    if s.wechatpay_mch_id and s.wechatpay_notify_url and urlsplit(s.wechatpay_notify_url).scheme != "https":
+        yield Finding(WARNING, f"JIANDONG_WECHATPAY_NOTIFY_URL is not https ({s.wechatpay_notify_url})")
+    public = [n for n in s.metrics_allow if not ipaddress.ip_network(n).is_private
+              and not ipaddress.ip_network(n).is_loopback]
+    if public:
+        yield Finding(WARNING, f"/metrics is open to public networks ({', '.join(public)}): JIANDONG_METRICS_ALLOW")
+
+
+def postgresql(s: Settings) -> typing.Iterator[Finding]:
+    if not s.database_url:
+        yield Finding(WARNING, f"no JIANDONG_DATABASE_URL: the server starts an embedded PostgreSQL under "
+                               f"{s.var_dir} (development only); not checked")
+        return
+    where = _mask_url_password(s.database_url)
+    try:
+        conn = psycopg2.connect(s.database_url, connect_timeout=max(1, round(s.db_timeout)))
+    except psycopg2.Error as exc:
+        yield Finding(PROBLEM, f"PostgreSQL at {where}: {_first_line(exc)}")
+        return
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version")
+            version = cur.fetchone()[0]
+            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            applied: set[int] = set()
+            if cur.fetchone()[0]:
+                cur.execute("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    yield Finding(OK, f"PostgreSQL {version} answers at {where}")
+    pending = [name for version, name, _ in db.migration_files() if version not in applied]
+    if pending:
+        yield Finding(WARNING, f"{len(pending)} migration(s) not applied yet: {', '.join(pending)} "
+                               "(the server applies them when it starts; or python server.py migrate)")
+    elif advice := db.search_advice(s.database_url):
+        yield Finding(WARNING, advice)
+
+
+def redis_server(s: Settings) -> typing.Iterator[Finding]:
+    if not s.redis_url:
+        yield Finding(WARNING, f"no JIANDONG_REDIS_URL: the server starts an embedded Redis under {s.var_dir} "
+                               "(development only); not checked")
+        return
+    where = _mask_url_password(s.redis_url)
+    client = redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout,
+                                  socket_connect_timeout=s.redis_timeout, decode_responses=True)
+    try:
+        info = client.info("server")
+        yield Finding(OK, f"Redis {info.get('redis_version', '?')} answers at {where}")
+        try:
+            appendonly = client.config_get("appendonly").get("appendonly")
+            save = client.config_get("save").get("save")
+        except redis.ResponseError:
+            return  # CONFIG is often renamed away on a managed Redis: its persistence is its operator's.
+        if appendonly != "yes" and not save:
+            yield Finding(WARNING, "Redis keeps nothing on disk (appendonly no, no save): a restart logs everyone "
+                                   "out and loses chat not yet stored; set appendonly yes")
+    except redis.RedisError as exc:
+        yield Finding(PROBLEM, f"Redis at {where}: {_first_line(exc)}")
+    finally:
+        client.close()
+
+
+def pem_files(s: Settings) -> typing.Iterator[Finding]:
+    """Settings marked `pem` (a certificate, or a private key naming its certificate's setting) exist and parse."""
+    fields = {f.name: f for f in dataclasses.fields(s)}
+    for f in fields.values():
+        path, kind = getattr(s, f.name), f.metadata.get("pem")
+        if not kind or not path:
+            continue
+        name = f"JIANDONG_{f.name.upper()}"
+        if not Path(path).is_file():
+            yield Finding(PROBLEM, f"{name}: no file {path}")
+            continue
+        try:
+            if kind == "certificate":
+                ssl.PEM_cert_to_DER_cert(Path(path).read_text(encoding="ascii"))
+            else:
+                # A private key is checked against its certificate: both must parse and match.
+                ssl.create_default_context().load_cert_chain(getattr(s, kind), path)
+        except (ValueError, ssl.SSLError, UnicodeDecodeError, OSError) as exc:
+            yield Finding(PROBLEM, f"{name}: {path} does not parse as a PEM {kind if kind == 'certificate' else 'key'}"
+                                   f" ({_first_line(exc)})")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

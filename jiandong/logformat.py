@@ -1,0 +1,60 @@
+"""How a log line looks: text (time with its UTC offset, level, process with --workers, logger, message) or
+one JSON object per line, with the request's id, route, status, duration and user where known."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import logging
+
+from . import encoding
+
+# The id of the request being handled, for every line logged while it is (aiohttp runs each request in
+# a task of its own, which gets a copy of the context): a context variable is what the logging module
+# can read without being handed the request.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# What an access line (or any line) may carry as `extra=`, written as JSON fields.
+REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
+
+
+def iso_time(record: logging.LogRecord) -> str:
+    """The record's local time to the millisecond, with its offset: 2026-11-30T18:51:56.518+08:00."""
+    return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """`<time> <LEVEL> [<process>] <logger>: <message>`; the process ("main", "worker 2") only with --workers."""
+
+    def __init__(self, process: str | None = None) -> None:
+        where = f"[{process}] " if process else ""
+        super().__init__(f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return iso_time(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the request's fields when known."""
+
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": iso_time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.process:
+            line["process"] = self.process
+        for name in REQUEST_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if "request_id" not in line and (current := request_id.get()) is not None:
+            line["request_id"] = current
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return encoding.dumps_str(line)

@@ -1,0 +1,95 @@
+"""python server.py check: one finding a line, exit status 1 on a problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from jiandong.check import PROBLEM, pem_files
+from jiandong.settings import Settings
+from tests.test_workers import ROOT, free_port
+
+
+def check(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_")}
+    return subprocess.run([sys.executable, "server.py", "check"], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+PRODUCTION = {
+    "JIANDONG_WECHAT_APPID": "wx0123456789abcdef", "JIANDONG_WECHAT_SECRET": "appsecret-of-the-club",
+    "JIANDONG_WECHATPAY_MCH_ID": "1900000109", "JIANDONG_WECHATPAY_API_KEY": "merchant-key-of-the-club",
+    "JIANDONG_WECHATPAY_NOTIFY_URL": "https://club.example.com/api/v1/pay/notify",
+    "JIANDONG_SMS_PROVIDER": "aliyun", "JIANDONG_ALIYUN_ACCESS_KEY_ID": "LTAI5tKeyId",
+    "JIANDONG_ALIYUN_ACCESS_KEY_SECRET": "aliyun-secret", "JIANDONG_SMS_SIGN_NAME": "建东体育",
+    "JIANDONG_SMS_TEMPLATE_CODE": "SMS_123456789", "JIANDONG_PUBLIC_URL": "https://club.example.com",
+    "JIANDONG_TRUST_PROXY": "1",
+}
+
+
+def test_a_good_configuration(database_url, redis_url):
+    result = check(JIANDONG_DATABASE_URL=database_url, JIANDONG_REDIS_URL=redis_url, **PRODUCTION)
+    print(result.stdout)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ok: PostgreSQL ") and lines[0].endswith(f"answers at {database_url}")
+    assert lines[1].startswith("ok: Redis ") and lines[1].endswith(f"answers at {redis_url}")
+    # The test Redis keeps nothing on disk: said, but not a problem.
+    assert all(line.startswith("warning: Redis keeps nothing on disk") for line in lines[2:])
+    for secret in ("appsecret-of-the-club", "merchant-key-of-the-club", "aliyun-secret"):
+        assert secret not in result.stdout
+
+
+def test_a_broken_configuration(redis_url):
+    dead = free_port()
+    result = check(JIANDONG_DATABASE_URL=f"postgresql://club:pw@127.0.0.1:{dead}/club",
+                   JIANDONG_REDIS_URL=f"redis://:pw@127.0.0.1:{dead}/0", JIANDONG_PUBLIC_URL="http://club.example.com")
+    print(result.stdout)
+    assert result.returncode == 1 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [
+        "warning: development logins are on (no JIANDONG_WECHAT_APPID): any code logs in as a user",
+        "warning: dev payments are on (no JIANDONG_WECHATPAY_MCH_ID): orders are paid without money",
+        "warning: SMS codes go to the log, not to phones (JIANDONG_SMS_PROVIDER=console)",
+        "warning: JIANDONG_PUBLIC_URL is not https (http://club.example.com): WeChat wants https pages",
+        "warning: JIANDONG_TRUST_PROXY is off: behind a proxy every client has the proxy's address "
+        "(SMS limits, WeChat Pay's client IP)",
+    ]
+    assert lines[5].startswith(f"problem: PostgreSQL at postgresql://club:***@127.0.0.1:{dead}/club: ")
+    assert lines[6].startswith(f"problem: Redis at redis://:***@127.0.0.1:{dead}/0: ")
+    assert len(lines) == 7 and "pw@" not in result.stdout
+
+
+def test_a_bad_setting_is_a_problem_too():
+    result = check(JIANDONG_PROT="8080")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "jiandong: bad setting: unknown setting JIANDONG_PROT; did you mean JIANDONG_PORT?\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class WithCertificate(Settings):
+    """Settings with a certificate and its key, as a merchant certificate would be declared."""
+
+    tls_cert_file: str = dataclasses.field(default="", metadata={"pem": "certificate"})
+    tls_key_file: str = dataclasses.field(default="", metadata={"pem": "tls_cert_file"})
+
+
+def test_certificate_and_key_files_must_exist_and_parse(tmp_path):
+    cert, key, other_key = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=club",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(["openssl", "genrsa", "-out", str(other_key), "2048"], check=True, capture_output=True)
+    assert list(pem_files(WithCertificate(tls_cert_file=str(cert), tls_key_file=str(key)))) == []
+    assert list(pem_files(WithCertificate())) == []
+    missing = list(pem_files(WithCertificate(tls_cert_file=str(tmp_path / "none.pem"))))
+    assert [str(f) for f in missing] == [f"problem: JIANDONG_TLS_CERT_FILE: no file {tmp_path / 'none.pem'}"]
+    garbled = list(pem_files(WithCertificate(tls_cert_file=str(key))))
+    assert [f.level for f in garbled] == [PROBLEM] and "does not parse as a PEM certificate" in garbled[0].text
+    mismatched = list(pem_files(WithCertificate(tls_cert_file=str(cert), tls_key_file=str(other_key))))
+    assert [f.level for f in mismatched] == [PROBLEM] and "JIANDONG_TLS_KEY_FILE" in mismatched[0].text
+    # The merchant's certificate for refunds is checked the same way.
+    merchant = Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(other_key))
+    assert [f.text.split(":")[0] for f in pem_files(merchant)] == ["JIANDONG_WECHATPAY_KEY_PATH"]
+    assert list(pem_files(Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(key)))) == []

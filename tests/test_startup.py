@@ -1,0 +1,151 @@
+"""python server.py as a newcomer starts it: the start-up log, and a second start on ports or a var dir in use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.realtime_helpers import frame_of, send
+from tests.test_workers import ROOT, free_port, server_env
+
+# 2026-11-30T18:51:56.518+08:00 INFO jiandong: ...
+LINE_START = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+class Server:
+    """server.py started by a test, its log in a file; killed at the test's end if still running."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.port, self.chat_port = free_port(), free_port()
+        self.log_path = log
+        self.args = ["--port", str(self.port), "--chat-port", str(self.chat_port), *args]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "server.py", *self.args], cwd=ROOT, env=env,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    async def ready(self, session: aiohttp.ClientSession, marker: str = "ready:") -> None:
+        """Wait until it answers and has logged `marker` (the banner)."""
+        for _ in range(600):
+            assert self.proc.poll() is None, f"the server exited:\n{self.log()}"
+            if marker in self.log():
+                async with session.get(f"{self.url}/api/v1/openapi.json") as resp:
+                    assert resp.status == 200
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the server did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+async def started():
+    servers: list[Server] = []
+    session = aiohttp.ClientSession()
+
+    def start(env: dict[str, str], log: Path, *args: str) -> Server:
+        servers.append(Server(env, log, *args))
+        return servers[-1]
+
+    yield start, session
+    await session.close()
+    for server in servers:
+        await asyncio.to_thread(server.stop)
+
+
+async def refused(env: dict[str, str], *args: str) -> str:
+    """Start server.py again; it must stop at once with one line, and exit status 1: that line."""
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "server.py", *args], cwd=ROOT, env=env,
+                                     capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == "", result
+    (line,) = result.stderr.splitlines()
+    return line
+
+
+def port_taken(host: str, port: int) -> str:
+    return (f"jiandong: cannot listen on {host} port {port}: Address already in use (is this server running"
+            " already? choose other ports with --port and --chat-port)")
+
+
+async def still_serves(server: Server, session: aiohttp.ClientSession, requests: int = 20) -> None:
+    """The first server answers: a login, then `requests` calls with its token, and a chat message."""
+    async with session.post(f"{server.url}/api/v1/token/user", data={"code": "still-here"}) as resp:
+        assert resp.status == 200
+        token = (await resp.json())["token"]
+    statuses = []
+    for _ in range(requests):
+        async with session.get(f"{server.url}/api/v1/user/info", headers={"token": token}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [200] * requests
+    async with session.ws_connect(f"ws://127.0.0.1:{server.chat_port}/") as ws:
+        await send(ws, type="LOGIN", room_id=7, token=token)
+        await frame_of(ws, "LOGIN", myself=True)
+        await send(ws, type="SEND_ALL", room_id=7, content="还在", token=token)
+        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == "还在"
+
+
+async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(started, tmp_path, reachable_tmp):
+    """Embedded PostgreSQL and Redis in a new var dir, as after a clone."""
+    start, session = started
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_")}
+    env["JIANDONG_VAR_DIR"] = str(reachable_tmp / "var")
+    server = start(env, tmp_path / "first.log")
+    await server.ready(session)
+    log = server.log()
+    assert "RuntimeDirWarning" not in log and "Traceback" not in log
+    # Every line starts with the time and its UTC offset, or continues the line above (indented).
+    assert all(LINE_START.match(line) or line.startswith("  ") for line in log.splitlines()), log
+    banner = log[log.index("ready:"):].splitlines()
+    http, ws, chat = f"http://localhost:{server.port}", f"ws://localhost:{server.port}", server.chat_port
+    assert banner[1:6] == [
+        f"  API      {http}/api/v1/  (the README walks through it with curl)",
+        f"  docs     {http}/Docs/jiandong.html  (OpenAPI: {http}/api/v1/openapi.json)",
+        f"  chat     {ws}/ws?room_id=1 and ws://localhost:{chat}/?room_id=1",
+        f"  console  {http}/admin/  (first account: python server.py create-admin NAME)",
+        "  no data yet: stop this server (Ctrl-C) and start it again with --demo, then log in with the code 'demo'"
+        " (user 演示球员)",
+    ]
+    # The settings one per line, only those not at their default.
+    settings = log[log.index("settings ("):].splitlines()
+    assert settings[0] == "settings (5 not at their default; secrets masked):"
+    assert [line.split(" = ")[0] for line in settings[1:6]] == [
+        "  JIANDONG_DATABASE_URL", "  JIANDONG_REDIS_URL", "  JIANDONG_PORT", "  JIANDONG_CHAT_PORT",
+        "  JIANDONG_VAR_DIR"]
+    assert "search scans every row" in log
+
+    # The same ports: one line naming the port, before anything else is touched.
+    assert await refused(env, *server.args) == port_taken("0.0.0.0", server.port)
+    # Other ports, the same var dir (its embedded servers): one line naming the directory.
+    assert await refused(env, "--port", str(free_port()), "--chat-port", "0") == (
+        f"jiandong: {(reachable_tmp / 'var').resolve()} is in use by process {server.proc.pid} (its embedded PostgreSQL"
+        " and Redis): stop that server first, or give this one another JIANDONG_VAR_DIR")
+    await still_serves(server, session)
+    assert server.proc.poll() is None
+
+
+async def test_a_second_start_of_workers_is_refused(started, settings, tmp_path):
+    start, session = started
+    env = server_env(settings, tmp_path / "var")
+    server = start(env, tmp_path / "first.log", "--workers", "2")
+    await server.ready(session)
+    assert await refused(server_env(settings, tmp_path / "var2"), *server.args) == port_taken("127.0.0.1", server.port)
+    await still_serves(server, session)
+    assert server.proc.poll() is None
+    # Each line names the process that wrote it.
+    log = server.log()
+    assert "INFO [main] jiandong: worker 2 started" in log
+    for worker in (1, 2):
+        assert f"INFO [worker {worker}] jiandong: serving on 127.0.0.1 port(s) {server.port}, {server.chat_port}" in log
