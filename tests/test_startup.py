@@ -20,7 +20,7 @@ LINE_START = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DE
 
 
 class Server:
-    """server.py started by a test, its log in a file; killed at the test's end if still running."""
+    """server.py started by a test, its log in a file; stopped at the test's end if still running."""
 
     def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.port, self.chat_port = free_port(), free_port()
@@ -46,8 +46,14 @@ class Server:
         raise AssertionError(f"the server did not start:\n{self.log()}")
 
     def stop(self) -> None:
+        # SIGTERM first: a server on embedded PostgreSQL and Redis stops them on its way out, where
+        # SIGKILL would leave them running.
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait()
 
 
