@@ -15,12 +15,13 @@ import sys
 import time
 
 import aiopg
+import psycopg2
 import redis
 from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.banner import banner
-from jiandong.check import PROBLEM, check
+from jiandong.check import PROBLEM, check, first_line, mask_url_password
 from jiandong.db import migrate, search_advice
 from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 from jiandong.embedded import EmbeddedError, servers_for
@@ -154,8 +155,13 @@ def load_demo_data(settings: Settings, size: str) -> None:
                        exc, settings.content_cache_ttl)
 
 
+# What stops a server cleanly: a supervisor's SIGTERM, a terminal's Ctrl-C, and its terminal closing
+# (SIGHUP), which would otherwise kill it without closing sockets or stopping its embedded servers.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 async def serve(settings: Settings, sockets: list[socket.socket], *, banner_text: str = "",
-                signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+                signals: tuple[int, ...] = STOP_SIGNALS) -> None:
     """One app on the listening sockets (the HTTP port and, when set, the chat port with its websocket
     at /) until one of `signals`; `banner_text` is logged once it accepts."""
     settings = settings.replace(max_connections=fit_open_files(settings.max_connections))
@@ -189,6 +195,7 @@ def run_worker(settings: Settings, sockets: list[socket.socket], worker: int, ba
     """A worker process: only its parent stops it (with SIGTERM); a terminal's Ctrl-C reaches the parent,
     which forwards it once, so a worker never gets a second signal while it closes its sockets."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if sys.platform == "linux":
         # A parent killed outright (SIGKILL) must not leave its workers holding the ports: they get SIGTERM.
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -223,7 +230,7 @@ def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text:
         logger.info("worker %d started (pid %d)", number, process.pid)
         return process, time.monotonic()
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     workers: list[tuple[multiprocessing.process.BaseProcess, float]] = []
     status = 0
     try:
@@ -275,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
         )
     except SettingsError as exc:
+        if args.command == "check":
+            # check reports what is wrong, one finding a line, and 1 for a problem, a bad setting too.
+            print(f"{PROBLEM}: {exc}")
+            return 1
         print(f"jiandong: bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings, process="main" if settings.workers > 1 and args.command == "serve" else None)
@@ -291,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             # First of all: a second start on the ports of a running server stops here, touching nothing.
             sockets = listen(settings.host, [settings.port] + ([settings.chat_port] if settings.chat_port else []))
         embedded = not settings.database_url
-        with servers_for(settings) as settings:
+        # A command run while the server runs (create-admin, demo, ...) uses its embedded servers.
+        with servers_for(settings, join_running=args.command != "serve") as settings:
             if args.command == "create-admin":
                 return create_admin_account(settings, args.what[0], args.role)
             if args.command == "migrate":
@@ -321,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except EmbeddedError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)
+        return 1
+    except psycopg2.OperationalError as exc:
+        print(f"jiandong: cannot reach PostgreSQL at {mask_url_password(settings.database_url)}: {first_line(exc)}",
+              file=sys.stderr)
         return 1
     finally:
         for sock in sockets:

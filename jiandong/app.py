@@ -52,12 +52,14 @@ def create_app(settings: Settings) -> web.Application:
         # A backstop only: each route's own limit is applied first (request_limits_middleware).
         client_max_size=UPLOAD_BODY_LIMIT,
         middlewares=[
-            # The access log and HTTP metrics outermost, to see every answer as it leaves; then CORS
-            # so error answers carry its headers too and preflights stop early; then the request
-            # id, which the error path logs; then the one error path; then the request limits, so a
-            # request no handler can take costs nothing more; auth last, so its 10003 goes through
-            # the error path like any other error.
+            # The access log and HTTP metrics outermost, to see every answer as it leaves; then the
+            # chat port's guard, which leaves it nothing but the websocket; then CORS so error
+            # answers carry its headers too and preflights stop early; then the request id, which
+            # the error path logs; then the one error path; then the request limits, so a request no
+            # handler can take costs nothing more; auth last, so its 10003 goes through the error
+            # path like any other error.
             access.access_middleware,
+            middlewares.chat_port_middleware,
             middlewares.cors_middleware,
             middlewares.request_id_middleware,
             middlewares.error_middleware,
@@ -68,7 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.trust_proxy:
         # Right after the error path (a bad header gets the JSON body), before anything that reads
         # request.remote: the request limits, auth, the rate limits and WeChat Pay.
-        app.middlewares.insert(4, proxies.TrustedProxies(settings.trusted_proxies).middleware)
+        app.middlewares.insert(5, proxies.TrustedProxies(settings.trusted_proxies).middleware)
     app[settings_key] = settings
     app[docs_cache_key] = {}
     app[metrics_key] = metrics.Metrics()

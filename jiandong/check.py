@@ -17,7 +17,7 @@ import psycopg2
 import redis
 
 from . import db
-from .settings import Settings, _mask_url_password
+from .settings import Settings, mask_url_password
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 
@@ -62,11 +62,11 @@ def postgresql(s: Settings) -> typing.Iterator[Finding]:
         yield Finding(WARNING, f"no JIANDONG_DATABASE_URL: the server starts an embedded PostgreSQL under "
                                f"{s.var_dir} (development only); not checked")
         return
-    where = _mask_url_password(s.database_url)
+    where = mask_url_password(s.database_url)
     try:
         conn = psycopg2.connect(s.database_url, connect_timeout=max(1, round(s.db_timeout)))
     except psycopg2.Error as exc:
-        yield Finding(PROBLEM, f"PostgreSQL at {where}: {_first_line(exc)}")
+        yield Finding(PROBLEM, f"PostgreSQL at {where}: {first_line(exc)}")
         return
     try:
         with conn.cursor() as cur:
@@ -93,7 +93,7 @@ def redis_server(s: Settings) -> typing.Iterator[Finding]:
         yield Finding(WARNING, f"no JIANDONG_REDIS_URL: the server starts an embedded Redis under {s.var_dir} "
                                "(development only); not checked")
         return
-    where = _mask_url_password(s.redis_url)
+    where = mask_url_password(s.redis_url)
     client = redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout,
                                   socket_connect_timeout=s.redis_timeout, decode_responses=True)
     try:
@@ -108,7 +108,7 @@ def redis_server(s: Settings) -> typing.Iterator[Finding]:
             yield Finding(WARNING, "Redis keeps nothing on disk (appendonly no, no save): a restart logs everyone "
                                    "out and loses chat not yet stored; set appendonly yes")
     except redis.RedisError as exc:
-        yield Finding(PROBLEM, f"Redis at {where}: {_first_line(exc)}")
+        yield Finding(PROBLEM, f"Redis at {where}: {first_line(exc)}")
     finally:
         client.close()
 
@@ -132,9 +132,9 @@ def pem_files(s: Settings) -> typing.Iterator[Finding]:
                 ssl.create_default_context().load_cert_chain(getattr(s, kind), path)
         except (ValueError, ssl.SSLError, UnicodeDecodeError, OSError) as exc:
             yield Finding(PROBLEM, f"{name}: {path} does not parse as a PEM {kind if kind == 'certificate' else 'key'}"
-                                   f" ({_first_line(exc)})")
+                                   f" ({first_line(exc)})")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

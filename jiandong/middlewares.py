@@ -60,6 +60,18 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 
 
 @web.middleware
+async def chat_port_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The dedicated chat port serves its websocket at / and nothing else: whoever opens that port to
+    the world (the old deployment did) must not expose the API, the console or the metrics through it."""
+    chat_port = request.config_dict[settings_key].chat_port
+    if chat_port and request.path != "/":
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if isinstance(sockname, tuple) and len(sockname) >= 2 and sockname[1] == chat_port:
+            raise web.HTTPNotFound(text="the chat port serves only its websocket, at /")
+    return await handler(request)
+
+
+@web.middleware
 async def request_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse before any handler what none can take: a NUL in the path or query (it names no file,
     row or setting, and PostgreSQL and the file system refuse it), or a body over the route's limit

@@ -284,7 +284,7 @@ class Settings:
             if f.metadata.get("secret") and value:
                 value = "***"
             elif f.name.endswith("_url") and value:
-                value = _mask_url_password(value)
+                value = mask_url_password(value)
             out[f.name] = value
         return out
 
@@ -306,7 +306,7 @@ def _shown(value: typing.Any) -> str:
     return str(value)
 
 
-def _mask_url_password(url: str) -> str:
+def mask_url_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)

@@ -64,8 +64,9 @@ def test_a_broken_configuration(redis_url):
 
 def test_a_bad_setting_is_a_problem_too():
     result = check(JIANDONG_PROT="8080")
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == "jiandong: bad setting: unknown setting JIANDONG_PROT; did you mean JIANDONG_PORT?\n"
+    # A finding like the others: one line, and status 1.
+    assert result.returncode == 1 and result.stderr == ""
+    assert result.stdout == "problem: unknown setting JIANDONG_PROT; did you mean JIANDONG_PORT?\n"
 
 
 @dataclasses.dataclass(frozen=True)

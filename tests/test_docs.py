@@ -22,7 +22,8 @@ def api_routes(app):
     for route in app.router.routes():
         info = route.resource.get_info()
         path = info.get("formatter") or info.get("path") or ""
-        if path.startswith("/api/v1/") and route.method != "HEAD" and path != "/api/v1/openapi.json":
+        # The document itself and the base address (which leads to the docs page) are no operations.
+        if path.startswith("/api/v1/") and route.method != "HEAD" and path not in ("/api/v1/openapi.json", "/api/v1/"):
             found.append((re.sub(r"\{([^}:]+):[^}]*\}", r"{\1}", path), route.method.lower(), route.handler))
     return found
 

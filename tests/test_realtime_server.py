@@ -129,6 +129,17 @@ async def test_plain_get_of_the_chat_paths(server):
     """Not a websocket: "/" (a browser opening the chat port) leads to the docs page, /ws is a bad request."""
     _, port, chat_port, session = server
     async with session.get(f"http://127.0.0.1:{chat_port}/", allow_redirects=False) as resp:
+        assert resp.status == 302 and resp.headers["Location"] == f"http://127.0.0.1:{port}/Docs/jiandong.html"
+    async with session.get(f"http://127.0.0.1:{port}/", allow_redirects=False) as resp:
         assert resp.status == 302 and resp.headers["Location"] == "/Docs/jiandong.html"
     async with session.get(f"http://127.0.0.1:{port}/ws") as resp:
         assert resp.status == 400
+
+
+async def test_the_chat_port_serves_its_websocket_alone(server):
+    _, port, chat_port, session = server
+    for path in ("/admin/login", "/api/v1/openapi.json", "/metrics", "/Docs/jiandong.html", "/ws", "/readyz"):
+        async with session.get(f"http://127.0.0.1:{chat_port}{path}", allow_redirects=False) as resp:
+            assert resp.status == 404, path
+        async with session.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False) as resp:
+            assert resp.status != 404, path

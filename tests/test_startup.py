@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,15 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
     assert await refused(env, "--port", str(free_port()), "--chat-port", "0") == (
         f"jiandong: {(reachable_tmp / 'var').resolve()} is in use by process {server.proc.pid} (its embedded PostgreSQL"
         " and Redis): stop that server first, or give this one another JIANDONG_VAR_DIR")
+    # A command run meanwhile uses the running server's embedded PostgreSQL and Redis, as the banner suggests.
+    created = await asyncio.to_thread(subprocess.run, [sys.executable, "server.py", "create-admin", "boss"],
+                                      cwd=ROOT, env=env, input="long enough pw\n", capture_output=True, text=True,
+                                      timeout=60)
+    assert created.returncode == 0 and created.stdout.startswith("created owner boss"), created
+    # Its banner's addresses answer.
+    for path in ("/api/v1/", "/Docs/jiandong.html", "/api/v1/openapi.json", "/admin/"):
+        async with session.get(f"{server.url}{path}") as resp:
+            assert resp.status == 200, path
     await still_serves(server, session)
     assert server.proc.poll() is None
 
@@ -155,3 +165,39 @@ async def test_a_second_start_of_workers_is_refused(started, settings, tmp_path)
     assert "INFO [main] jiandong: worker 2 started" in log
     for worker in (1, 2):
         assert f"INFO [worker {worker}] jiandong: serving on 127.0.0.1 port(s) {server.port}, {server.chat_port}" in log
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is no longer running.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_a_killed_server_leaves_nothing_running_after_the_next_one(started, tmp_path, reachable_tmp):
+    """A server killed outright leaves its embedded Redis and PostgreSQL running; the next start stops the
+    stale Redis (two on one append-only file would both write it) and takes the PostgreSQL over, and a
+    terminal closing (SIGHUP) stops a server as cleanly as Ctrl-C."""
+    start, session = started
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_")}
+    var = reachable_tmp / "var"
+    env["JIANDONG_VAR_DIR"] = str(var)
+    first = start(env, tmp_path / "first.log")
+    await first.ready(session)
+    first.proc.kill()
+    first.proc.wait()
+    stale_redis = int((var / "redis" / "redis-server.pid").read_text())
+    assert alive(stale_redis) and (var / "pgdata" / "postmaster.pid").exists()
+
+    second = start(env, tmp_path / "second.log")
+    await second.ready(session)
+    assert not alive(stale_redis)
+    assert "stopping the embedded redis-server" in second.log()
+    await still_serves(second, session)
+    redis_now = int((var / "redis" / "redis-server.pid").read_text())
+    second.proc.send_signal(signal.SIGHUP)
+    assert await asyncio.to_thread(second.proc.wait, 60) == 0
+    assert "shutting down" in second.log() and "embedded servers stopped" in second.log()
+    assert not alive(redis_now) and not (var / "pgdata" / "postmaster.pid").exists()

@@ -31,6 +31,13 @@ def cached_spec(app: web.Application) -> dict[str, typing.Any]:
     return cache["spec"]
 
 
+@routes.get("/api/v1/")
+@public
+async def api_root(request: web.Request) -> web.StreamResponse:
+    """The API's base address, opened in a browser: its documentation."""
+    raise web.HTTPFound(DOCS_PATH)
+
+
 @routes.get("/api/v1/openapi.json")
 @public
 async def get_openapi(request: web.Request) -> web.Response:

@@ -54,7 +54,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         if request.path == "/":
             # A browser opening the server's address: to the pages when they are hosted, else to the docs.
-            raise web.HTTPFound(H5_PREFIX if settings.h5_dir else DOCS_PATH)
+            # From the chat port, which serves nothing else, to the HTTP port.
+            target = H5_PREFIX if settings.h5_dir else DOCS_PATH
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            if settings.chat_port and isinstance(sockname, tuple) and sockname[1] == settings.chat_port:
+                public = settings.public_url.rstrip("/")
+                target = f"{public}{target}" if public else str(request.url.with_port(settings.port).with_path(target))
+            raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
     await ws.prepare(request)
     conn = await realtime.connect(ws, request.transport)
