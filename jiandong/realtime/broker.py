@@ -37,7 +37,9 @@ if typing.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RETRY_DELAYS = (0.2, 0.5, 1.0, 1.0, 2.0)
+# Short even after many failures: messages sent after Redis is back reach these rooms only once this
+# process subscribes again (replayed then), so a long back-off would delay them.
+RETRY_DELAYS = (0.2, 0.5, 1.0)
 PING_INTERVAL = 5.0
 SUBSCRIBE_WAIT = 5.0
 REPLAY_BATCH = 1000
