@@ -1,6 +1,7 @@
 """Endpoints 4 (identify/code) and 5 (user/bind), with the console provider and the fake Dysmsapi."""
 
 import asyncio
+import datetime as dt
 import logging
 import re
 
@@ -8,7 +9,7 @@ import pytest
 
 from jiandong.openapi import build_spec
 from tests.conftest import login
-from tests.fakes.aliyun import FakeDysmsapi
+from tests.fakes.aliyun import FakeDysmsapi, SentSms
 
 PHONE = "13800138000"
 CODE_URL = "/api/v1/identify/code"
@@ -37,6 +38,14 @@ def aliyun_client(make_client, aiohttp_server, fake):
         return await make_client(**{**settings, **overrides})
 
     return make
+
+
+def time_passes(fake, redis_sync, settings, seconds=61):
+    """Time passes at Aliyun and here: past a minute, our resend locks (a 60 s TTL) are gone too."""
+    fake.advance(seconds)
+    if seconds >= 60:
+        for lock in redis_sync.scan_iter(match=f"{settings.redis_prefix}sms:lock:*"):
+            redis_sync.delete(lock)
 
 
 def ok_body(url):
@@ -147,8 +156,8 @@ async def test_bind_bad_format(client, sql, data):
 @pytest.mark.parametrize(
     ("switch", "value", "reason"),
     [
-        ("fail_code", "isv.BUSINESS_LIMIT_CONTROL", "isv.BUSINESS_LIMIT_CONTROL"),
         ("fail_code", "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_NUMBER_ILLEGAL"),
+        ("fail_code", "isv.AMOUNT_NOT_ENOUGH", "isv.AMOUNT_NOT_ENOUGH"),
         ("http_status", 500, "HTTP500"),
         ("delay", 1.0, "Timeout"),
     ],
@@ -271,7 +280,7 @@ async def test_daily_cap_per_phone(aliyun_client, fake, redis_sync, settings):
     lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
     for _ in range(2):
         assert (await ask_code(client, token)).status == 200
-        redis_sync.delete(lock)  # as if the minute had passed
+        time_passes(fake, redis_sync, settings)
     body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
     assert "手机号码今日" in body["msg"]
     assert len(fake.sent) == 2 and not redis_sync.exists(lock)
@@ -306,12 +315,77 @@ async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(ali
     assert len(fake.sent) == 3
 
 
+# -- Aliyun's own limits (reference §4.3), on the fake's clock ------------------------------------
+
+async def ask_later(client, token, fake, redis_sync, settings, seconds):
+    """Ask again once our resend lock ran out and `seconds` passed at Aliyun (whose clock may lag ours)."""
+    time_passes(fake, redis_sync, settings, 60)
+    fake.advance(seconds - 60)
+    return await ask_code(client, token)
+
+
+@pytest.mark.parametrize(
+    ("count", "gap", "wait", "msg"),
+    [
+        # Our minute ran out a little before Aliyun's: its minute level refuses.
+        (1, 50, 11, "该手机号码获取验证码过于频繁，请稍后再试"),
+        # Five codes an hour at most, a minute apart each: the sixth is refused by the hour level.
+        (5, 61, 3600, "该手机号码获取验证码过于频繁，请稍后再试"),
+        # Ten in a rolling day (a club that raised its own daily limit above Aliyun's).
+        (10, 721, 86400, "该手机号码今日获取验证码次数已达上限，请明天再试"),
+    ],
+    ids=["minute", "hour", "day"],
+)
+async def test_aliyun_flow_control_is_10010_and_costs_no_count(
+    aliyun_client, fake, redis_sync, settings, count, gap, wait, msg
+):
+    client = await aliyun_client(sms_phone_daily_limit=20)
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    for _ in range(count - 1):
+        assert (await ask_later(client, token, fake, redis_sync, settings, gap)).status == 200
+    body = await assert_error(await ask_later(client, token, fake, redis_sync, settings, gap), 429, 10010, CODE_URL)
+    assert body["msg"] == msg
+    assert len(fake.sent) == count and fake.requests[-1]["PhoneNumbers"] == PHONE
+    # Nothing was sent: no new code, and neither our resend lock nor our daily counts keep it.
+    assert not redis_sync.exists(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    day_keys = [k for k in sms_keys(redis_sync, settings) if ":day:" in k]
+    assert sorted(redis_sync.get(k) for k in day_keys) == [str(count)] * 2
+    # Once Aliyun's window has passed, the same request goes through.
+    assert (await ask_later(client, token, fake, redis_sync, settings, wait)).status == 200
+    assert len(fake.sent) == count + 1
+
+
+async def test_aliyun_platform_limit_per_phone_is_10010(aliyun_client, fake, redis_sync, settings):
+    # Forty codes from other senders on the platform today: Aliyun refuses a forty-first to the phone.
+    fake.sent = [SentSms(PHONE, f"其他签名{i}", "SMS_1", {"code": "000000"}, fake.now()) for i in range(40)]
+    client = await aliyun_client()
+    token = await login(client)
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert body["msg"] == "该手机号码今日获取验证码次数已达上限，请明天再试"
+    assert len(fake.sent) == 40 and sms_keys(redis_sync, settings) == []
+    # Another number is not concerned.
+    assert (await ask_code(client, token, "13900139000")).status == 200
+
+
+async def test_aliyun_refusing_our_timestamp_is_70000(aliyun_client, fake, redis_sync, settings):
+    # Our clock 20 minutes behind Aliyun's: the gateway refuses the request as expired.
+    fake.skew = dt.timedelta(minutes=20)
+    client = await aliyun_client()
+    token = await login(client)
+    body = await assert_error(await ask_code(client, token), 502, 70000, CODE_URL)
+    assert body["msg"] == "发送短信失败: InvalidTimeStamp.Expired"
+    assert fake.sent == [] and sms_keys(redis_sync, settings) == []
+    fake.skew = dt.timedelta(minutes=14)
+    assert (await ask_code(client, token)).status == 200
+
+
 async def test_second_user_binding_the_same_phone_gets_10006(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     alice = await login(client, "alice")
     bob = await login(client, "bob")
     assert (await ask_code(client, alice)).status == 200
-    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, bob)).status == 200
     alice_code, bob_code = fake.codes_for(PHONE)
     assert (await bind(client, alice, alice_code)).status == 200
@@ -327,7 +401,7 @@ async def test_two_users_binding_at_once_one_wins(aliyun_client, fake, sql, redi
     alice = await login(client, "alice")
     bob = await login(client, "bob")
     assert (await ask_code(client, alice)).status == 200
-    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, bob)).status == 200
     alice_code, bob_code = fake.codes_for(PHONE)
     responses = await asyncio.gather(bind(client, alice, alice_code), bind(client, bob, bob_code))
@@ -340,10 +414,9 @@ async def test_two_users_binding_at_once_one_wins(aliyun_client, fake, sql, redi
 async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     token = await login(client)
-    lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
     assert (await ask_code(client, token)).status == 200
     assert (await bind(client, token, fake.sent[-1].code)).status == 200
-    redis_sync.delete(lock)
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, token)).status == 200
     assert (await bind(client, token, fake.sent[-1].code)).status == 200
     assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]

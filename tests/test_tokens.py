@@ -110,7 +110,9 @@ async def test_invalid_code(wx_client, wechat, sql, redis_sync, settings):
 
 
 async def test_expired_code(wx_client, wechat, sql):
-    wechat.fail(CODE_PATH, 42003)
+    # WeChat expires a code left unused for 5 minutes (reference §1.1).
+    wechat.add_code("c1", "o-alice", nickname="张三")
+    wechat.advance(300)
     resp = await wx_client.post(URL, data={"code": "c1"})
     assert resp.status == 401
     assert await resp.json() == error(10008, "授权失败: code 已过期，请重新授权")
