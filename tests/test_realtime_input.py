@@ -10,7 +10,7 @@ import pytest
 from jiandong.keys import redis_key
 from jiandong.realtime import muted_key, set_muted
 from jiandong.realtime.history import stream_key
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame, frame_of, join, send
 
 
@@ -205,6 +205,47 @@ async def test_rate_limit_default_is_5_per_10_seconds(room):
         assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
     await send(ws, type="SEND_ALL", room_id=9, content="m5", token=token)
     assert (await frame_of(ws, "ERROR"))["error_code"] == 10010
+
+
+async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
+    client = await make_client(chat_rate_count=2, chat_rate_window=0.5, **FAST)
+    token = await login(client, "patient")
+    ws, _ = await join(client, 9, token)
+    for i in range(2):
+        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
+        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send(ws, type="SEND_ALL", room_id=9, content="too soon", token=token)
+    assert await frame_of(ws, "ERROR") == error(10010, "发言太频繁，请稍后再试")
+
+    async def accepted_again() -> bool:
+        """Send once more; whether it was acknowledged rather than refused (throttled)."""
+        await send(ws, type="SEND_ALL", room_id=9, content="later", token=token)
+        answer = await frame(ws, skip=("OnLine", "LOGIN"))
+        assert answer in ({**answer, "type": "SEND_ALL", "content": "later"}, error(10010, "发言太频繁，请稍后再试"))
+        return answer["type"] == "SEND_ALL"
+
+    await until(accepted_again, "the window to pass")
+    # Stored: the two before and the one after (the history stream keeps what it stored for a minute).
+    assert redis_sync.xlen(stream_key(settings)) == 3
+
+
+async def test_a_user_disabled_while_connected_is_refused_soon(make_client, sql):
+    client = await make_client(chat_rate_count=1000, **FAST)
+    token = await login(client, "soon-banned")
+    ws, _ = await join(client, 9, token)
+    await send(ws, type="SEND_ALL", room_id=9, content="before", token=token)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == "before"
+    sql("UPDATE users SET is_disabled = true WHERE username = 'dev-soon-banned'")
+
+    async def refused() -> bool:
+        await send(ws, type="SEND_ALL", room_id=9, content="still?", token=token)
+        answer = await frame(ws, skip=("OnLine", "LOGIN"))
+        return answer == error(10004, "用户不存在或被禁用")
+
+    # The sender is checked again every few seconds, not at each message.
+    await until(refused, "the disabled user to be refused")
+    await send(ws, type="SEND_ALL", room_id=9, content="after", token=token)
+    assert await frame(ws, skip=("OnLine", "LOGIN")) == error(10004, "用户不存在或被禁用")
 
 
 async def test_muted_users_cannot_send_until_unmuted(room, redis_sync, settings, sql):

@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from jiandong.cache import rkey
-from tests.conftest import login
+from jiandong.keys import tokens_key
+from tests.conftest import login, until
 from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for
 
 URL = "/api/v1/token/user"
@@ -196,6 +197,44 @@ async def test_disabled_user(wx_client, wechat, sql, redis_sync, settings):
     assert resp.status == 404
     assert await resp.json() == error(10004, "用户不存在或被禁用")
     assert token_keys(redis_sync, settings) == before
+
+
+async def refused(client, token) -> bool:
+    """Whether a token-protected endpoint answers 401 + 10003 to `token` (the pages log in again on it)."""
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    if resp.status == 200:
+        return False
+    assert (resp.status, (await resp.json())["error_code"]) == (401, 10003)
+    return True
+
+
+async def test_a_token_ends_after_token_ttl(make_client, redis_sync, settings):
+    client = await make_client(token_ttl=1)
+    token = await login(client, "short-lived")
+    [user_tokens] = redis_sync.scan_iter(match=rkey(settings, "user_tokens", "*"))
+    assert 0 < redis_sync.ttl(rkey(settings, "token", token)) <= 1 and 0 < redis_sync.ttl(user_tokens) <= 1
+    # Used, so this process holds a copy of it: that copy must end too.
+    assert not await refused(client, token)
+    await until(lambda: refused(client, token), "the token to end")
+    assert token_keys(redis_sync, settings) == set()
+
+
+async def test_revoking_a_users_tokens_ends_them_in_every_process(make_client, sql, redis_sync, settings):
+    # Two apps on one Redis stand for two server processes; each has used both users' tokens.
+    first, second = await make_client(), await make_client()
+    tokens = [await login(first, "revoked"), await login(second, "revoked"), await login(first, "kept")]
+    for client in (first, second):
+        for token in tokens:
+            assert not await refused(client, token)
+    [revoked] = sql("SELECT id FROM users WHERE username = 'dev-revoked'")
+    await first.server.app[tokens_key].revoke_user(revoked["id"])
+    assert await refused(first, tokens[0]) and await refused(first, tokens[1])
+    assert token_keys(redis_sync, settings) == {rkey(settings, "token", tokens[2])}
+    assert not redis_sync.exists(rkey(settings, "user_tokens", revoked["id"]))
+    # The other process trusted its copies for a few seconds at most.
+    await until(lambda: refused(second, tokens[0]), "the other process to drop the revoked token")
+    assert await refused(second, tokens[1])
+    assert not await refused(first, tokens[2]) and not await refused(second, tokens[2])
 
 
 async def test_dev_logins(client, sql):
