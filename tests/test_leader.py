@@ -1,10 +1,24 @@
+"""Redis leases, and the singleton jobs of several real server processes that they keep to one process."""
+
 import asyncio
 import logging
+import os
+import signal
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from jiandong.cache import rkey
 from jiandong.tasks.leader import Lease, run_as_leader
+from tests import test_live_status_task as live_task
+from tests import test_orders, test_workers
+from tests.conftest import until
+from tests.fakes import wechat as fake_wechat
+from tests.fakes import wechatpay as fake_pay
+from tests.fakes.aliyun_live import FakeAliyunLive
+from tests.test_counters import play
+from tests.test_videos import add_video
 
 WAIT = 15.0
 
@@ -112,3 +126,72 @@ async def test_run_as_leader_runs_the_job_in_one_loop_and_fails_over(redis, key,
         for name in tasks:
             stops[name].set()
         await asyncio.gather(*tasks.values())
+
+
+# -- the singleton jobs of real server processes ------------------------------------------------
+
+# The merchant and streaming fixtures, visible to pytest here.
+servers, wechat, wxpay = test_workers.servers, test_orders.wechat, test_orders.wxpay
+# The leases of the order upkeep, the counter flush and the Aliyun Live poll.
+JOBS = ("orders", "counter_flush", "live_status")
+
+
+@pytest.fixture
+async def fake_live(aiohttp_server):
+    fake = FakeAliyunLive()
+    fake.url = str((await aiohttp_server(fake.app())).make_url("/"))
+    return fake
+
+
+def holder(redis_sync, settings, job: str) -> str | None:
+    """The value of a job's lease: its holder's own."""
+    return redis_sync.get(rkey(settings, "lease", job))
+
+
+async def test_a_second_process_runs_no_singleton_job_until_the_holder_is_gone(
+    servers, settings, tmp_path, sql, redis_sync, wechat, wxpay, fake_live
+):
+    """Each job's work is done only under its lease: a process that does not hold it never does it, even
+    while the holder is frozen, until the holder's lease runs out and it takes over."""
+    env = test_workers.server_env(settings, tmp_path / "var", **{f"JIANDONG_{k.upper()}": str(v) for k, v in {
+        **fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
+        **live_task.aliyun_settings(fake_live), "live_poll_interval": 0.1, "counter_flush_interval": 0.1,
+        "reconcile_interval": 0.1,
+    }.items()})
+    first, port, _ = await servers.start(env)
+    await until(lambda: all(holder(redis_sync, settings, job) for job in JOBS), "the first process to take every lease")
+    first_holds = {job: holder(redis_sync, settings, job) for job in JOBS}
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+        token = await test_orders.wx_buyer(http, wechat, sql)
+        order = await test_orders.order_with_prepay(http, token, test_orders.add_product(sql))
+    video_id = add_video(sql, "回放")
+    live_id = live_task.add_stream(sql, "s1", 0)
+    second, port, _ = await servers.start(env)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        # Work for each job: a view to count, a payment whose notification is lost, a stream going live.
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+            await play(http, token, video_id, 1)
+        wxpay.pay(order["order_no"])
+        fake_live.streams = [("live", "s1")]
+        done = {
+            "counter_flush": lambda: sql("SELECT browse_num FROM videos WHERE id = %s", video_id)[0]["browse_num"] == 1,
+            "orders": lambda: test_orders.order_row(sql, order["id"])["status"] == 1,
+            "live_status": lambda: live_task.statuses(sql) == {"s1": 1},
+        }
+        by = {}
+
+        def all_done() -> bool:
+            # Who held each job's lease when its work was first seen done.
+            for job, check in done.items():
+                if job not in by and check():
+                    by[job] = holder(redis_sync, settings, job)
+            return len(by) == len(done)
+
+        await until(all_done, "the second process to do every job")
+        # Done by the second process once it had taken the lease over, never alongside the first.
+        assert all(by[job] not in (None, first_holds[job]) for job in JOBS), (first_holds, by)
+        assert {value.split(":")[1] for value in by.values()} == {str(second.pid)}
+        assert sql("SELECT live_status FROM lives WHERE id = %s", live_id) == [{"live_status": 1}]
+    finally:
+        os.kill(first.pid, signal.SIGCONT)

@@ -187,6 +187,41 @@ async def test_a_retry_that_disagrees_with_the_paid_order_is_not_a_duplicate(pay
     assert len(extensions(sql)) == 1
 
 
+async def test_a_paid_order_reporting_another_transaction_stays_paid_by_the_first(
+    pay_client, wechat, wxpay, sql, caplog
+):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    paid = wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    before = (order_row(sql, order["id"]), membership(sql), extensions(sql))
+    body = wxpay.notification(order["order_no"], transaction_id="4200000000000000000000000000000001")
+    with caplog.at_level(logging.ERROR, logger="jiandong.services.payments"):
+        assert await wxpay.notify(pay_client, order["order_no"], body) == (200, {"return_code": "SUCCESS",
+                                                                                  "return_msg": "OK"})
+    # Acknowledged (WeChat would retry it for a day), nothing applied again, and told to a human.
+    assert (order_row(sql, order["id"]), membership(sql), extensions(sql)) == before
+    assert before[0]["transaction_id"] == paid.transaction_id
+    assert [n["outcome"] for n in notifications(sql)] == ["paid", "duplicate: another transaction_id"]
+    assert f"was paid by transaction {paid.transaction_id} and now reports transaction 42000000" in caplog.text
+
+
+async def test_a_transaction_that_paid_another_order_pays_no_second_one(pay_client, wechat, wxpay, sql):
+    _, _, first, _ = await start_payment(pay_client, wechat, sql)
+    _, second_product, second, _ = await start_payment(pay_client, wechat, sql, title="另一个")
+    paid = wxpay.pay(first["order_no"])
+    await wxpay.notify(pay_client, first["order_no"])
+    before = (membership(sql), extensions(sql), stock(sql, second_product))
+    # A notification for the second order naming the first one's transaction: one payment, two orders.
+    body = wxpay.notification(second["order_no"], transaction_id=paid.transaction_id)
+    status, answer = await wxpay.notify(pay_client, second["order_no"], body)
+    assert (status, answer["return_code"]) == (200, "FAIL")
+    row = order_row(sql, second["id"])
+    assert (row["status"], row["transaction_id"], row["pay_time"]) == (0, None, None)
+    assert (membership(sql), extensions(sql), stock(sql, second_product)) == before
+    assert [(n["order_id"], n["outcome"]) for n in notifications(sql)] == [
+        (first["id"], "paid"), (second["id"], "rejected: transaction_id belongs to another order")]
+
+
 def _assert_nothing_changed(sql, order, product):
     row = order_row(sql, order["id"])
     assert (row["status"], row["transaction_id"], row["pay_time"], row["pay_amount"]) == (0, None, None, 0)

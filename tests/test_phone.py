@@ -303,6 +303,18 @@ async def test_daily_cap_per_ip(aliyun_client, fake):
     assert len(fake.sent) == 3
 
 
+async def test_without_trust_proxy_the_daily_cap_per_ip_ignores_forwarded_for(aliyun_client, fake):
+    client = await aliyun_client(sms_ip_daily_limit=2)
+    token = await login(client)
+    statuses = []
+    for i in range(1, 5):
+        # No proxy in front: the header is the client's own invention, whatever it says.
+        resp = await ask_code(client, token, f"1380013800{i}", **{"X-Forwarded-For": f"198.51.100.{i}"})
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 429, 429]
+    assert len(fake.sent) == 2
+
+
 async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(aliyun_client, fake):
     client = await aliyun_client(sms_ip_daily_limit=3, trust_proxy=True)
     token = await login(client)
