@@ -35,6 +35,8 @@ setup(
             "schemathesis==4.32.5",
             # Pinned: a new release may bring new findings, which belong in a change of their own.
             "ruff==0.17.6",
+            # Mutation testing (python -m tests.mutation, not in CI); pinned for the same reason.
+            "mutmut==3.8.1",
         ],
     },
 )

@@ -20,8 +20,6 @@ from tests.fakes.aliyun_live import FakeAliyunLive
 from tests.test_counters import play
 from tests.test_videos import add_video
 
-WAIT = 15.0
-
 
 @pytest.fixture
 async def redis(redis_url):
@@ -35,13 +33,6 @@ def key(settings):
     return f"{settings.redis_prefix}lease:test"
 
 
-async def wait_until(predicate, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def test_only_one_of_two_holders_gets_the_lease(redis, key):
     a, b = Lease(redis, key, ttl=30), Lease(redis, key, ttl=30)
     results = await asyncio.gather(a.acquire(), b.acquire())
@@ -51,7 +42,9 @@ async def test_only_one_of_two_holders_gets_the_lease(redis, key):
     # Taking it again renews it; the other still cannot.
     assert await holder.acquire() and not await other.acquire()
     assert await holder.renew() and not await other.renew()
-    assert 29_000 < await redis.pttl(key) <= 30_000
+    # Renewed for the whole TTL again (the key would have lost some of it otherwise).
+    await redis.pexpire(key, 1000)
+    assert await holder.renew() and await redis.pttl(key) > 1000
     # Only the holder's release drops the key.
     assert not await other.release() and await redis.get(key) == holder.value
     assert await holder.release() and await redis.get(key) is None and not holder.held
@@ -68,7 +61,7 @@ async def test_takeover_after_expiry_and_renew_fails_after_loss(redis, key):
         return await redis.exists(key) == 0
 
     # The old holder stopped renewing (it "died"): once the TTL runs out anyone may take over.
-    await wait_until(expired, "the lease to expire")
+    await until(expired, "the lease to expire")
     assert not old.held
     assert await new.acquire() and await redis.get(key) == new.value
     assert not await old.renew() and not old.held
@@ -108,7 +101,7 @@ async def test_run_as_leader_runs_the_job_in_one_loop_and_fails_over(redis, key,
             return runs["a"] >= 3
 
         with caplog.at_level(logging.ERROR, logger="jiandong.tasks.leader"):
-            await wait_until(a_ran_twice, "the holder's rounds")
+            await until(a_ran_twice, "the holder's rounds")
         assert runs["b"] == 0
         # The failed first round was logged and the loop went on.
         assert any("round failed" in r.getMessage() for r in caplog.records)
@@ -120,7 +113,7 @@ async def test_run_as_leader_runs_the_job_in_one_loop_and_fails_over(redis, key,
         async def b_took_over() -> bool:
             return runs["b"] >= 2
 
-        await wait_until(b_took_over, "the takeover")
+        await until(b_took_over, "the takeover")
         assert await redis.get(key) == leases["b"].value
     finally:
         for name in tasks:

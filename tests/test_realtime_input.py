@@ -11,7 +11,7 @@ from jiandong.keys import redis_key
 from jiandong.realtime import muted_key, set_muted
 from jiandong.realtime.history import stream_key
 from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame, frame_of, join, send
+from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send
 
 
 def error(code: int, msg: str) -> dict:
@@ -135,12 +135,7 @@ async def test_the_pages_emoji_tag_reaches_the_room_and_history(room, sql):
     kept = '<img class="emoji" src="/h5/images/emoji/1.gif">' * 2
     assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == kept
     assert (await frame_of(bystander, "SEND_ALL"))["content"] == kept
-    for _ in range(100):
-        rows = sql("SELECT content FROM chat_messages WHERE room_id = 9")
-        if rows:
-            break
-        await asyncio.sleep(0.05)
-    assert rows == [{"content": kept}]
+    assert await rows_eventually(sql, 1, "SELECT content FROM chat_messages WHERE room_id = 9") == [{"content": kept}]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import aiohttp
 from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime.broker import room_channel
 from jiandong.realtime.presence import procs_key, room_viewers
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame, frame_of, join, send
 
 
@@ -163,11 +163,8 @@ async def test_a_reader_that_falls_behind_is_disconnected_and_spares_the_room(ma
         await redis.publish(room_channel(settings, 51), f'{{"type": "BIG", "n": {n}, "pad": "{big}"}}')
         assert (await frame_of(fast, "BIG"))["n"] == n
     # The slow socket is gone from the room; reading it now finds its end after what was queued.
-    for _ in range(100):
-        if slow_uuid not in hub.conns:
-            break
-        await asyncio.sleep(0.05)
-    assert slow_uuid not in hub.conns and len(hub.rooms[51]) == 1
+    await until(lambda: slow_uuid not in hub.conns, "the slow socket to be dropped")
+    assert len(hub.rooms[51]) == 1
     msg = await slow.receive()
     while msg.type is aiohttp.WSMsgType.TEXT:
         msg = await asyncio.wait_for(slow.receive(), 10)
@@ -196,12 +193,8 @@ async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, r
     await send(a, type="SEND_ALL", room_id=61, content="meanwhile", token=token)
     await frame_of(a, "SEND_ALL", myself=True)
     broker = two.app[realtime_key].broker
-    for _ in range(100):
-        renewed = [c for c in subscribers() if c != old_id]
-        if renewed and broker.connected.is_set():
-            break
-        await asyncio.sleep(0.05)
-    assert renewed
+    await until(lambda: [c for c in subscribers() if c != old_id] and broker.connected.is_set(),
+                "process two to subscribe again")
     await send(a, type="SEND_ALL", room_id=61, content="again", token=token)
     await frame_of(a, "SEND_ALL", myself=True)
     assert (await frame_of(b, "SEND_ALL"))["content"] == "meanwhile"
@@ -216,14 +209,13 @@ async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
     token = await login(one, "viewer")
     await join(one, live_id, by_query=True)
     await join(two, live_id, by_query=True)
-    for _ in range(100):
+
+    async def both_counted() -> bool:
         resp = await one.get("/api/v1/competition/live", headers={"token": token})
         assert resp.status == 200
-        items = (await resp.json())["data"]
-        if items and items[0]["online_num"] == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert [(i["id"], i["online_num"]) for i in items] == [(live_id, 2)]
+        return [(i["id"], i["online_num"]) for i in (await resp.json())["data"]] == [(live_id, 2)]
+
+    await until(both_counted, "both viewers in the live list")
 
 
 async def test_presence_texts_are_html_escaped(make_client, sql):
