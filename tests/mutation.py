@@ -5,7 +5,8 @@
 MODULE is one of MODULES (default: all of them); --only keeps the mutants of the named functions.
 Not run in CI: each mutant runs the module's tests that reach it. One module at a time, one worker.
 Each module is mutated in var/mutation/<module>/ (a mutmut setup.cfg of its own beside links to
-the code); a rerun reuses the results of functions that did not change. Prints per module the
+the code); a rerun tests again the survivors and the functions that changed, and keeps the other
+kills (tests are only ever added to, so a kill stays a kill). Prints per module the
 mutants killed and survived and how long it took; `mutmut results` in that directory lists the
 survivors and `mutmut show NAME` shows one.
 """
@@ -54,8 +55,9 @@ pytest_add_cli_args =
     -W ignore::ResourceWarning
     -W ignore::pytest.PytestUnraisableExceptionWarning
 """
-# mutmut's exit codes (mutmut.stats.status_by_exit_code) that are not kills or survivals.
-KILLED, SURVIVED = {1, 3}, {0}
+# mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing test, or one that hung (the
+# mutant was noticed all the same), or every test passing.
+KILLED, TIMEOUT, SURVIVED = {1, 3}, {36, 24, -24, 152, 255}, {0}
 
 
 def prepare(name: str) -> Path:
@@ -70,14 +72,29 @@ def prepare(name: str) -> Path:
     return work
 
 
+def function_of(mutant: str) -> str:
+    """jiandong.auth.xǁTokenStoreǁresolve__mutmut_4 -> resolve; ...payments.x_settle__mutmut_3 -> settle."""
+    return mutant.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1].split("ǁ")[-1].removeprefix("x_")
+
+
+def recheck_survivors(work: Path, path: str) -> None:
+    """Forget the verdicts other than kills, so this run tests those mutants again."""
+    meta_path = work / "mutants" / f"{path}.meta"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        codes = meta["exit_code_by_key"]
+        meta["exit_code_by_key"] = {key: code if code in KILLED | TIMEOUT else None for key, code in codes.items()}
+        meta_path.write_text(json.dumps(meta))
+
+
 def summary(work: Path, path: str, only: list[str]) -> dict[str, int]:
     meta = json.loads((work / "mutants" / f"{path}.meta").read_text())["exit_code_by_key"]
-    counts = {"killed": 0, "survived": 0, "other": 0}
+    counts = {"killed": 0, "timeout": 0, "survived": 0, "other": 0}
     for key, code in meta.items():
-        function = key.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1].split("ǁ")[-1].removeprefix("x_")
-        if only and function not in only:
+        if only and function_of(key) not in only:
             continue
-        counts["killed" if code in KILLED else "survived" if code in SURVIVED else "other"] += 1
+        counts["killed" if code in KILLED else "timeout" if code in TIMEOUT else "survived" if code in SURVIVED
+               else "other"] += 1
     return counts
 
 
@@ -95,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         path = MODULES[name][0]
         module = path.removesuffix(".py").replace("/", ".")
         patterns = [f"{module}.*{function}__mutmut_*" for function in args.only] or [f"{module}.*"]
+        recheck_survivors(work, path)
         started = time.monotonic()
         # The tests' own database and Redis prefix isolate the run; JIANDONG_* of a shell would not.
         env = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_") or k.startswith("JIANDONG_TEST_")}
@@ -104,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stderr[-3000:], file=sys.stderr)
             return done.returncode
         counts = summary(work, path, args.only)
-        print(f"{name}: {counts['killed']} killed, {counts['survived']} survived, {counts['other']} other "
+        print(f"{name}: {counts['killed']} killed, {counts['timeout']} timed out, {counts['survived']} survived, "
+              f"{counts['other']} other "
               f"({path}{', only ' + ' '.join(args.only) if args.only else ''}; {time.monotonic() - started:.0f} s)",
               flush=True)
     return 0

@@ -64,10 +64,12 @@ async def bind(client, token, code, phone=PHONE):
     return await client.post(BIND_URL, data={"phone": phone, "code": code}, headers={"token": token})
 
 
-async def assert_error(resp, status, error_code, url):
+async def assert_error(resp, status, error_code, url, msg=None):
+    """The error answer (status, code, URL, and the message when given: the pages show it)."""
     body = await resp.json()
     assert resp.status == status, body
     assert body["error_code"] == error_code and body["request_url"] == url and body["msg"]
+    assert msg is None or body["msg"] == msg, body
     return body
 
 
@@ -129,7 +131,8 @@ async def test_endpoints_need_a_token(client):
 async def test_code_bad_phone(aliyun_client, fake, redis_sync, settings, phone):
     client = await aliyun_client()
     token = await login(client)
-    await assert_error(await ask_code(client, token, phone), 400, 99999, CODE_URL)
+    msg = "参数错误: 手机号码格式不正确" if phone else None
+    await assert_error(await ask_code(client, token, phone), 400, 99999, CODE_URL, msg)
     assert fake.requests == [] and sms_keys(redis_sync, settings) == []
 
 
@@ -149,7 +152,9 @@ async def test_code_missing_phone(client, redis_sync, settings):
 async def test_bind_bad_format(client, sql, data):
     token = await login(client)
     resp = await client.post(BIND_URL, data=data, headers={"token": token})
-    await assert_error(resp, 400, 99999, BIND_URL)
+    # A code of up to 6 characters (longer ones are refused for their length) that is not 6 digits.
+    bad_code = data.get("phone") == PHONE and 0 < len(data.get("code", "")) <= 6
+    await assert_error(resp, 400, 99999, BIND_URL, "参数错误: 验证码必须是6位数字" if bad_code else None)
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
 
 
@@ -200,7 +205,8 @@ async def test_phone_of_another_user_is_not_sent(aliyun_client, fake, sql, redis
 
 async def test_bind_without_code(client, sql):
     token = await login(client)
-    await assert_error(await bind(client, token, "123456"), 404, 10009, BIND_URL)
+    await assert_error(await bind(client, token, "123456"), 404, 10009, BIND_URL,
+                       "手机验证码不存在或已失效，请重新获取")
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
 
 
@@ -222,7 +228,7 @@ async def test_five_wrong_codes_burn_it(aliyun_client, fake, sql, redis_sync, se
     for attempt in range(1, 5):
         await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
         assert redis_sync.hget(code_key, "attempts") == str(attempt)
-    await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
+    await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL, "验证码错误次数过多，已失效，请重新获取")
     assert not redis_sync.exists(code_key)
     await assert_error(await bind(client, token, right), 404, 10009, BIND_URL)
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
@@ -281,11 +287,29 @@ async def test_daily_cap_per_phone(aliyun_client, fake, redis_sync, settings):
     for _ in range(2):
         assert (await ask_code(client, token)).status == 200
         time_passes(fake, redis_sync, settings)
-    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
-    assert "手机号码今日" in body["msg"]
+    await assert_error(await ask_code(client, token), 429, 10010, CODE_URL,
+                       "该手机号码今日获取验证码次数已达上限，请明天再试")
     assert len(fake.sent) == 2 and not redis_sync.exists(lock)
     # Another number from the same client is still fine.
     assert (await ask_code(client, token, "13900139000")).status == 200
+
+
+@pytest.mark.parametrize("counter", ["phone", "ip"])
+async def test_daily_caps_count_the_clubs_calendar_day(aliyun_client, fake, redis_sync, settings, counter):
+    client = await aliyun_client(sms_phone_daily_limit=3, sms_ip_daily_limit=3)
+    token = await login(client)
+    today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
+    yesterday = (dt.datetime.now(settings.tz) - dt.timedelta(days=1)).strftime("%Y%m%d")
+    who = PHONE if counter == "phone" else "127.0.0.1"
+    # Full yesterday: no matter today.
+    redis_sync.set(f"{settings.redis_prefix}sms:day:{yesterday}:{counter}:{who}", 3)
+    assert (await ask_code(client, token)).status == 200
+    assert redis_sync.get(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}") == "1"
+    # Full today (two more sent elsewhere): refused.
+    redis_sync.incrby(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}", 2)
+    time_passes(fake, redis_sync, settings)
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert body["msg"].endswith("今日获取验证码次数已达上限，请明天再试") and len(fake.sent) == 1
 
 
 async def test_daily_cap_per_ip(aliyun_client, fake):
@@ -294,8 +318,8 @@ async def test_daily_cap_per_ip(aliyun_client, fake):
     via = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
     assert (await ask_code(client, token, "13800138001", **via)).status == 200
     assert (await ask_code(client, token, "13800138002", **via)).status == 200
-    body = await assert_error(await ask_code(client, token, "13800138003", **via), 429, 10010, CODE_URL)
-    assert "当前网络今日" in body["msg"]
+    await assert_error(await ask_code(client, token, "13800138003", **via), 429, 10010, CODE_URL,
+                       "当前网络今日获取验证码次数已达上限，请明天再试")
     assert [s.phone for s in fake.sent] == ["13800138001", "13800138002"]
     # The refused number was not locked or counted: it works from another address.
     other = {"X-Forwarded-For": "198.51.100.9"}

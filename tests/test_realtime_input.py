@@ -11,11 +11,14 @@ from jiandong.keys import redis_key
 from jiandong.realtime import muted_key, set_muted
 from jiandong.realtime.history import stream_key
 from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send
+from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
 
 
 def error(code: int, msg: str) -> dict:
     return {"type": "ERROR", "error_code": code, "msg": msg}
+
+
+THROTTLED = error(10010, "发言太频繁，请稍后再试")
 
 
 @pytest.fixture
@@ -183,11 +186,9 @@ async def test_rate_limit_per_connection(make_client):
     token = await login(client, "chatty")
     ws, _ = await join(client, 9, token)
     second, _ = await join(client, 9, token)
-    for i in range(3):
-        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
-        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send_and_ack(ws, token, 9, "m0", "m1", "m2")
     await send(ws, type="SEND_ALL", room_id=9, content="m3", token=token)
-    assert await frame_of(ws, "ERROR") == error(10010, "发言太频繁，请稍后再试")
+    assert await frame_of(ws, "ERROR") == THROTTLED
     # Per connection: the same user on another connection is not held back.
     await send(second, type="SEND_ALL", room_id=9, content="other socket", token=token)
     assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "other socket"
@@ -195,9 +196,7 @@ async def test_rate_limit_per_connection(make_client):
 
 async def test_rate_limit_default_is_5_per_10_seconds(room):
     _, token, ws, _ = room
-    for i in range(5):
-        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
-        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send_and_ack(ws, token, 9, *(f"m{i}" for i in range(5)))
     await send(ws, type="SEND_ALL", room_id=9, content="m5", token=token)
     assert (await frame_of(ws, "ERROR"))["error_code"] == 10010
 
@@ -206,17 +205,15 @@ async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
     client = await make_client(chat_rate_count=2, chat_rate_window=0.5, **FAST)
     token = await login(client, "patient")
     ws, _ = await join(client, 9, token)
-    for i in range(2):
-        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
-        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send_and_ack(ws, token, 9, "m0", "m1")
     await send(ws, type="SEND_ALL", room_id=9, content="too soon", token=token)
-    assert await frame_of(ws, "ERROR") == error(10010, "发言太频繁，请稍后再试")
+    assert await frame_of(ws, "ERROR") == THROTTLED
 
     async def accepted_again() -> bool:
         """Send once more; whether it was acknowledged rather than refused (throttled)."""
         await send(ws, type="SEND_ALL", room_id=9, content="later", token=token)
         answer = await frame(ws, skip=("OnLine", "LOGIN"))
-        assert answer in ({**answer, "type": "SEND_ALL", "content": "later"}, error(10010, "发言太频繁，请稍后再试"))
+        assert answer in ({**answer, "type": "SEND_ALL", "content": "later"}, THROTTLED)
         return answer["type"] == "SEND_ALL"
 
     await until(accepted_again, "the window to pass")

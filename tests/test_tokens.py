@@ -1,15 +1,20 @@
 """Endpoint 1 (token/user): WeChat OAuth login against the fake WeChat server, and dev logins."""
 
+import asyncio
 import logging
+import uuid
 
 import pytest
 
 from jiandong.cache import rkey
 from jiandong.keys import tokens_key
+from tests import test_outages
 from tests.conftest import login, until
 from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for
 
 URL = "/api/v1/token/user"
+# A Redis of the test's own (frozen by a test), visible to pytest here.
+own_redis = test_outages.own_redis
 HEAD = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
 
 
@@ -217,6 +222,20 @@ async def test_a_token_ends_after_token_ttl(make_client, redis_sync, settings):
     assert not await refused(client, token)
     await until(lambda: refused(client, token), "the token to end")
     assert token_keys(redis_sync, settings) == set()
+
+
+async def test_a_token_used_in_the_last_seconds_is_served_while_redis_is_away(own_redis, make_client):
+    client = await make_client(redis_url=own_redis.url, redis_timeout=0.5, redis_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    token = await login(client, "regular")
+    assert not await refused(client, token)
+    await asyncio.to_thread(own_redis.freeze)
+    try:
+        # The process's own copy of the token (and of user/info) answers; a token it never saw cannot be checked.
+        assert not await refused(client, token)
+        resp = await client.get("/api/v1/user/info", headers={"token": uuid.uuid4().hex})
+        assert (resp.status, (await resp.json())["error_code"]) == (503, 10000)
+    finally:
+        await asyncio.to_thread(own_redis.thaw)
 
 
 async def test_revoking_a_users_tokens_ends_them_in_every_process(make_client, sql, redis_sync, settings):

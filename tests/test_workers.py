@@ -15,11 +15,14 @@ import aiohttp
 import pytest
 
 from jiandong import encoding
+from tests import test_outages
 from tests.conftest import WAIT, until
-from tests.own_servers import START_WAIT, OwnRedis, free_port
+from tests.own_servers import START_WAIT, free_port
 from tests.realtime_helpers import frame_of, send
 
 ROOT = Path(__file__).resolve().parent.parent
+# A Redis of the test's own (the restart test stops it), visible to pytest here.
+own_redis = test_outages.own_redis
 
 
 def server_env(settings, var_dir: Path, **extra: str) -> dict[str, str]:
@@ -186,15 +189,6 @@ async def say(reader: Reader, token: str, room_id: int, content: str) -> bool:
     await send(reader.ws, type="SEND_ALL", room_id=room_id, content=content, token=token)
     await until(lambda: content in reader.chat(True) or reader.errors() > errors, f"the answer to {content}")
     return content in reader.chat(True)
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own, with its data in an append-only file that outlives a restart."""
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
 
 
 async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redis, sql):
