@@ -28,7 +28,9 @@ WORK = ROOT / "var" / "mutation"
 # module -> (the file mutated, the tests of its endpoints and jobs)
 MODULES = {
     "auth": ("jiandong/auth.py", ["tests/test_tokens.py"]),
-    "orders": ("jiandong/services/orders.py", ["tests/test_orders.py", "tests/test_order_tasks.py"]),
+    # pay/pre_order's rules live in services/orders.py too.
+    "orders": ("jiandong/services/orders.py", ["tests/test_orders.py", "tests/test_order_tasks.py",
+                                               "tests/test_pay.py"]),
     "payments": ("jiandong/services/payments.py", ["tests/test_pay.py", "tests/test_order_tasks.py"]),
     "verification": ("jiandong/services/verification.py", ["tests/test_phone.py"]),
     "handler": ("jiandong/realtime/handler.py", ["tests/test_realtime_input.py", "tests/test_realtime_rooms.py",

@@ -138,7 +138,10 @@ async def test_the_pages_emoji_tag_reaches_the_room_and_history(room, sql):
     kept = '<img class="emoji" src="/h5/images/emoji/1.gif">' * 2
     assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == kept
     assert (await frame_of(bystander, "SEND_ALL"))["content"] == kept
-    assert await rows_eventually(sql, 1, "SELECT content FROM chat_messages WHERE room_id = 9") == [{"content": kept}]
+    [row] = await rows_eventually(sql, 1, "SELECT content, user_id, user_info FROM chat_messages WHERE room_id = 9")
+    [sender] = sql("SELECT id, username, head_img FROM users WHERE username = 'dev-sender'")
+    assert row == {"content": kept, "user_id": sender["id"],
+                   "user_info": {"username": "dev-sender", "head_img": sender["head_img"]}}
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,48 @@ async def test_send_one_crosses_processes(make_client):
     assert error == {"type": "ERROR", "error_code": 10000, "msg": "对方不在线"}
 
 
+async def test_send_one_within_one_process(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "fay")
+    a, uuid_a = await join(client, 5, token)
+    b, uuid_b = await join(client, 5, by_query=True)
+    # No room_id in the frame: the sender's room is named.
+    await send(a, type="SEND_ONE", send_to_one=uuid_b, content="悄悄话", token=token)
+    echo = await frame_of(a, "SEND_ONE")
+    got = await frame_of(b, "SEND_ONE")
+    assert got == {**echo, "myself": False} and echo["myself"] is True
+    assert set(got) == {"type", "room_id", "uuid", "send_to_one", "content", "user", "msg_time", "myself"}
+    assert (got["room_id"], got["uuid"], got["send_to_one"], got["content"]) == ("5", uuid_a, uuid_b, "悄悄话")
+    assert got["user"]["username"] == "dev-fay" and isinstance(got["msg_time"], int)
+    # A connection of this process that has gone.
+    await b.close()
+    await send(a, type="SEND_ONE", send_to_one=f"{uuid_b.rsplit('-', 1)[0]}-999999", content="?", token=token)
+    assert await frame_of(a, "ERROR") == {"type": "ERROR", "error_code": 10000, "msg": "对方不在线"}
+
+
+async def test_each_frame_is_sent_as_the_user_of_its_token(make_client):
+    client = await make_client(**FAST)
+    alice, bob = await login(client, "alice"), await login(client, "bob")
+    ws, _ = await join(client, 5, alice)
+    await send(ws, type="SEND_ALL", room_id=5, content="我是 alice", token=alice)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["user"]["username"] == "dev-alice"
+    # The same connection, another token at once: the sender shown is that token's user.
+    await send(ws, type="SEND_ALL", room_id=5, content="我是 bob", token=bob)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["user"]["username"] == "dev-bob"
+
+
+async def test_joining_by_the_url_is_answered_by_the_login_echo_alone(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "gus")
+    viewer = await client.ws_connect("/ws?room_id=5")
+    assert (await frame_of(viewer, "LOGIN", myself=True))["room_id"] == "5"
+    sender, _ = await join(client, 5, token)
+    await send(sender, type="SEND_ALL", room_id=5, content="你好", token=token)
+    await frame_of(sender, "SEND_ALL", myself=True)
+    # Nothing (no error) before the message: joining by ?room_id= asks for no token.
+    assert (await frame(viewer, skip=("OnLine", "LOGIN")))["content"] == "你好"
+
+
 async def test_online_count_is_the_total_of_both_processes(make_client, redis_sync, settings):
     one = await make_client(**FAST)
     two = await make_client(**FAST)
