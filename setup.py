@@ -44,6 +44,8 @@ setup(
             "playwright>=1.45",
             # Pinned: a new release may bring new findings, which belong in a change of their own.
             "ruff==0.17.6",
+            # Mutation testing (python -m tests.mutation, not in CI); pinned for the same reason.
+            "mutmut==3.8.1",
         ],
     },
 )

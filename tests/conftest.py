@@ -8,8 +8,10 @@ else an embedded redis-server; every test has its own key and channel prefix.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -30,6 +32,12 @@ from jiandong.db import migrate
 from jiandong.openapi import build_spec
 from jiandong.settings import Settings
 from tests.log_leaks import RunLog, leaks
+
+# How long a test waits for something to happen (a background round, a message from another process):
+# it only bounds the wait, it is no speed to meet (figures to meet belong in bench/).
+WAIT = 15.0
+# How often a waiting test looks again.
+POLL = 0.02
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -297,3 +305,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"  LEAK {line}")
     if found:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+async def until(check: typing.Callable[[], typing.Any], what: str, wait: float = WAIT) -> None:
+    """Look at `check` (a plain or async function) until it is true; fail naming `what` after `wait` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(POLL)

@@ -8,12 +8,12 @@ import typing
 import aiohttp
 
 from jiandong import encoding
+from tests.conftest import WAIT, until
 
 # Fast viewer counts, so tests wait tenths of a second rather than seconds.
 FAST = {"chat_online_interval": 0.1, "chat_presence_ttl": 1.0, "chat_history_interval": 0.1}
 # The writer of such an app never gets a round in during a test: only a shutdown or another app writes.
 IDLE_WRITER = {**FAST, "chat_history_interval": 3600.0}
-WAIT = 10.0
 
 
 async def frame(
@@ -64,12 +64,8 @@ async def rows_eventually(sql: typing.Any, count: int, query: str = "SELECT * FR
     dict[str, typing.Any]
 ]:
     """The rows of `query` once there are `count` of them (the batch writer runs on its own clock)."""
-    for _ in range(200):
-        rows = sql(query)
-        if len(rows) >= count:
-            return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} rows, got {len(rows)}")
+    await until(lambda: len(sql(query)) >= count, f"{count} rows of {query}")
+    return sql(query)
 
 
 async def send_and_ack(ws: aiohttp.ClientWebSocketResponse, token: str, room_id: int, *contents: str) -> None:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from jiandong.cache import rkey
 from jiandong.keys import content_cache_key
-from tests.conftest import login
+from tests.conftest import login, until
 
 ROOT = Path(__file__).resolve().parent.parent
-# Only a bound on how long a test waits for a message to arrive, not a speed check.
-WAIT = 10.0
 
 
 def run_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -28,25 +26,18 @@ async def invalidate(settings, *what: str) -> subprocess.CompletedProcess[str]:
                                    JIANDONG_REDIS_PREFIX=settings.redis_prefix)
 
 
-async def eventually(check, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-async def listening(redis_sync, settings) -> bool:
-    """Whether the app's cache listener has subscribed to the invalidation channel."""
+def listening(redis_sync, settings, processes: int = 1) -> bool:
+    """Whether the apps' cache listeners have subscribed to the invalidation channel."""
     channel = rkey(settings, "content", "changed")
-    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0) >= 1
+    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0) >= processes
 
 
-async def test_cache_serves_until_invalidated_in_another_process(make_client):
+async def test_cache_serves_until_invalidated_in_another_process(make_client, redis_sync, settings):
     first = await make_client()
     second = await make_client()
     cache_a = first.server.app[content_cache_key]
     cache_b = second.server.app[content_cache_key]
-    await asyncio.sleep(0.1)  # both listeners subscribed
+    await until(lambda: listening(redis_sync, settings, 2), "both cache listeners")
     calls = []
 
     def loader(value):
@@ -59,12 +50,11 @@ async def test_cache_serves_until_invalidated_in_another_process(make_client):
     assert await cache_b.get(("competition", 1), loader("new")) == "old"
     assert await cache_b.get(("video", 1), loader("video")) == "video"
     await cache_a.invalidate("competition")
-    for _ in range(100):
-        if await cache_b.get(("competition", 1), loader("new")) == "new":
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the other process never dropped its entry")
+
+    async def dropped() -> bool:
+        return await cache_b.get(("competition", 1), loader("new")) == "new"
+
+    await until(dropped, "the other process to drop its entry")
     # other kinds survive
     assert await cache_b.get(("video", 1), loader("other")) == "video"
     assert calls == ["old", "video", "new"]
@@ -73,14 +63,19 @@ async def test_cache_serves_until_invalidated_in_another_process(make_client):
 async def test_concurrent_misses_share_one_load(client):
     cache = client.server.app[content_cache_key]
     calls = 0
+    answered = asyncio.Event()
 
     async def load():
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.05)
+        # A slow query: it answers only once every caller has arrived.
+        await answered.wait()
         return {"id": 7}
 
-    results = await asyncio.gather(*(cache.get(("competition", 7), load) for _ in range(20)))
+    callers = asyncio.gather(*(cache.get(("competition", 7), load) for _ in range(20)))
+    await until(lambda: calls == 1, "the first load")
+    answered.set()
+    results = await callers
     assert calls == 1 and all(r == {"id": 7} for r in results)
 
 
@@ -126,7 +121,7 @@ async def test_least_recently_used_entries_go_first(client, monkeypatch):
 
 
 async def test_server_py_invalidate_user_shows_a_change_made_in_the_database(client, settings, sql, redis_sync):
-    await eventually(lambda: listening(redis_sync, settings), "the app's cache listener")
+    await until(lambda: listening(redis_sync, settings), "the app's cache listener")
     headers = {"token": await login(client, "edited-by-hand")}
 
     async def username() -> str:
@@ -142,13 +137,13 @@ async def test_server_py_invalidate_user_shows_a_change_made_in_the_database(cli
     async def renamed() -> bool:
         return await username() == "Renamed_By_Hand"
 
-    await eventually(renamed, "user/info to show the new name")
+    await until(renamed, "user/info to show the new name")
 
 
 async def test_server_py_invalidate_content_shows_a_change_made_in_the_database(
     client, settings, sql, redis_sync
 ):
-    await eventually(lambda: listening(redis_sync, settings), "the app's cache listener")
+    await until(lambda: listening(redis_sync, settings), "the app's cache listener")
     sql("INSERT INTO config_values (code, name, value) VALUES ('copyright', '版权', '© 2025')")
     headers = {"token": await login(client)}
 
@@ -165,7 +160,7 @@ async def test_server_py_invalidate_content_shows_a_change_made_in_the_database(
     async def changed() -> bool:
         return await copyright() == "© 2026"
 
-    await eventually(changed, "config/value to show the new value")
+    await until(changed, "config/value to show the new value")
 
 
 def test_server_py_invalidate_refuses_what_it_cannot_do():

@@ -8,11 +8,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from jiandong.keys import view_counts_key
 from jiandong.services.counters import IncrementBatcher
 from jiandong.settings import Settings, SettingsError
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.test_videos import NOTIFY, add_live, add_video, get_json
-
-# Generous: only a bound on how long a test waits for the background flusher, not a speed check.
-WAIT = 15.0
 
 
 @pytest.fixture
@@ -30,13 +27,6 @@ async def play(client, token, item_id: int, kind: int, times: int = 1) -> None:
         *(get_json(client, NOTIFY, token, method="POST", data={"id": item_id, "type": kind}) for _ in range(times))
     )
     assert all(body["error_code"] == 0 for body in results)
-
-
-async def wait_for(predicate, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_concurrent_plays_flush_exactly(client, token, sql, redis_sync, settings):
@@ -79,7 +69,7 @@ async def test_plays_during_a_flush_are_kept(client, token, sql, db_conn, databa
         with blocker.cursor() as cur:
             cur.execute("SELECT id FROM videos WHERE id = %s FOR UPDATE", (video_id,))
         flush = asyncio.create_task(counts.flush())
-        await wait_for(
+        await until(
             lambda: sql(
                 "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%%UPDATE videos%%'"
             ),
@@ -178,23 +168,23 @@ async def test_shutdown_flushes_pending_counts(make_client, sql, redis_sync, set
     assert redis_sync.get(f"{settings.redis_prefix}lease:counter_flush") is None
 
 
-async def test_background_flush_by_one_of_two_processes(make_client, sql, redis_sync, settings):
+async def test_background_flush_by_one_of_two_processes(make_client, sql, redis_sync, settings, caplog):
     # Two apps on one Redis prefix stand for two server processes.
     first = await make_client(counter_flush_interval=0.05)
     second = await make_client(counter_flush_interval=0.05)
     video_id = add_video(sql, "回放")
     await play(first, await login(first, "a"), video_id, 1, 3)
     await play(second, await login(second, "b"), video_id, 1, 4)
-    await wait_for(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 7, "the background flush")
+    await until(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 7, "the background flush")
     assert pending_main(redis_sync, settings) == {}
     holder = redis_sync.get(f"{settings.redis_prefix}lease:counter_flush")
     assert holder is not None
     # A failing round (Redis keys of the wrong type) is logged and the loop carries on.
     redis_sync.set(f"{settings.redis_prefix}views:live:flushing", "not a sorted set")
     await play(first, await login(first, "a"), video_id, 1, 1)
-    await asyncio.sleep(0.2)
+    await until(lambda: "counter flush: round failed" in caplog.text, "a failed round")
     redis_sync.delete(f"{settings.redis_prefix}views:live:flushing")
-    await wait_for(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 8, "the next flush")
+    await until(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 8, "the next flush")
 
 
 async def test_batched_increments_are_exact_and_errors_reach_every_caller(redis_url, settings, redis_sync):

@@ -8,35 +8,34 @@ import pytest
 from jiandong.cache import rkey
 from jiandong.keys import content_cache_key, view_counts_key
 from jiandong.services.counters import LookupBatcher
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.test_banners import add_banner
+from tests.test_live_callbacks import SECRET, SRS, srs_body
 from tests.test_videos import NOTIFY, add_competition, add_live, add_video, get_json
 
-# How long another process may take to apply an invalidation (a pub/sub message away).
-PROPAGATION = 1.0
 
-
-async def two_processes(make_client, redis_sync, settings) -> tuple[typing.Any, typing.Any, str]:
-    """Two apps on one database and Redis prefix, as two server processes, both listening for
-    invalidations; and a token valid in both."""
-    first = await make_client(counter_flush_interval=3600)
-    second = await make_client(counter_flush_interval=3600)
+def listeners(redis_sync, settings) -> int:
+    """How many processes listen for content invalidations."""
     channel = rkey(settings, "content", "changed")
-    for _ in range(200):
-        if dict(redis_sync.pubsub_numsub(channel)).get(channel, 0) >= 2:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the content cache listeners never subscribed")
+    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0)
+
+
+async def two_processes(make_client, redis_sync, settings, **overrides) -> tuple[typing.Any, typing.Any, str]:
+    """Two apps on one database and Redis prefix, as two server processes, both listening for
+    invalidations; and a token valid in both. Their entries outlive any test (an hour): only an
+    invalidation makes them read again."""
+    first = await make_client(counter_flush_interval=3600, content_cache_ttl=3600, **overrides)
+    second = await make_client(counter_flush_interval=3600, content_cache_ttl=3600, **overrides)
+    await until(lambda: listeners(redis_sync, settings) >= 2, "the content cache listeners to subscribe")
     return first, second, await login(first)
 
 
 async def eventually(read: typing.Callable[[], typing.Awaitable[typing.Any]], expected: typing.Any) -> None:
-    """Poll `read` until it gives `expected`, for at most PROPAGATION seconds."""
-    deadline = asyncio.get_running_loop().time() + PROPAGATION
-    while (value := await read()) != expected:
-        assert asyncio.get_running_loop().time() < deadline, f"still {value!r}, expected {expected!r}"
-        await asyncio.sleep(0.01)
+    """Poll `read` until it gives `expected` (another process applies an invalidation a message away)."""
+    async def arrived() -> bool:
+        return await read() == expected
+
+    await until(arrived, f"{expected!r}")
 
 
 class Case(typing.NamedTuple):
@@ -125,6 +124,36 @@ async def test_a_change_announced_in_one_process_is_served_by_the_other(name, ma
     assert await read(second) == old
     await first.server.app[content_cache_key].invalidate(case.kind)
     await eventually(lambda: read(second), new)
+
+
+async def test_a_stream_starting_reported_to_one_process_is_served_by_the_other(
+    make_client, sql, redis_sync, settings
+):
+    """A change made through the product (the streaming server's callback), not by calling invalidate."""
+    first, second, token = await two_processes(make_client, redis_sync, settings, live_push_secret=SECRET)
+    live_id = add_live(sql, "决赛")
+
+    async def statuses() -> tuple[int, list[int]]:
+        detail = await get_json(second, f"/api/v1/competitionlive/{live_id}", token)
+        page = await get_json(second, "/api/v1/competition/live", token)
+        return detail["live_status"], [item["live_status"] for item in page["data"]]
+
+    assert await statuses() == (0, [0])
+    resp = await first.post(SRS, json=srs_body("on_publish", "s1"))
+    assert resp.status == 200 and await resp.json() == {"code": 0, "msg": "OK"}
+    assert sql("SELECT live_status FROM lives WHERE id = %s", live_id) == [{"live_status": 1}]
+    await eventually(statuses, (1, [1]))
+
+
+async def test_a_change_made_in_the_database_shows_once_the_cache_ttl_has_passed(make_client, sql):
+    client = await make_client(counter_flush_interval=3600, content_cache_ttl=0.5)
+    token = await login(client)
+    competition = add_competition(sql, "旧")
+    assert await title(client, f"/api/v1/competition/{competition}", token) == "旧"
+    sql("UPDATE competitions SET title = '新'")
+    # Cached: a change made in the database, announced to no one, is not seen yet.
+    assert await title(client, f"/api/v1/competition/{competition}", token) == "旧"
+    await eventually(lambda: title(client, f"/api/v1/competition/{competition}", token), "新")
 
 
 async def test_other_kinds_stay_cached_on_an_invalidation(make_client, sql, redis_sync, settings):

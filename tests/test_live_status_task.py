@@ -1,6 +1,6 @@
 """Reconciling live_status with Aliyun Live's online list: against the fake OpenAPI, with DB and room checks."""
 
-import asyncio
+import datetime as dt
 import json
 
 import pytest
@@ -8,8 +8,8 @@ import pytest
 from jiandong.integrations.aliyun import AliyunError
 from jiandong.keys import live_status_task_key
 from jiandong.tasks.live_status import reconcile
+from tests.conftest import login, until
 from tests.fakes.aliyun_live import FakeAliyunLive
-from tests.realtime_helpers import WAIT
 
 LONG_AGO = "2024-01-01 10:00:00+08"
 
@@ -128,11 +128,28 @@ async def test_the_background_poll_runs_under_a_lease(make_client, fake_live, sq
     client = await make_client(**aliyun_settings(fake_live, live_poll_interval=0.05))
     live_id = add_stream(sql, "s1", 0)
     fake_live.streams = [("live", "s1")]
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while sql("SELECT live_status FROM lives WHERE id = %s", live_id)[0]["live_status"] != 1:
-        assert asyncio.get_running_loop().time() < deadline, "the poll never ran"
-        await asyncio.sleep(0.05)
+    await until(lambda: sql("SELECT live_status FROM lives WHERE id = %s", live_id)[0]["live_status"] == 1,
+                "the poll")
     assert redis_sync.get(f"{settings.redis_prefix}lease:live_status")
+    assert not client.app[live_status_task_key].done()
+
+
+async def test_a_poll_refused_for_its_timestamp_changes_nothing_until_the_clocks_agree(
+    make_client, fake_live, sql, caplog
+):
+    # Aliyun's clock 20 minutes behind ours: every call is refused as InvalidTimeStamp.Expired.
+    fake_live.skew = dt.timedelta(minutes=-20)
+    client = await make_client(**aliyun_settings(fake_live, live_poll_interval=0.05))
+    token = await login(client)
+    live_id = add_stream(sql, "s1", 0)
+    fake_live.streams = [("live", "s1")]
+    await until(lambda: len(fake_live.calls("DescribeLiveStreamsOnlineList")) >= 3, "three refused polls")
+    assert statuses(sql) == {"s1": 0}
+    resp = await client.get(f"/api/v1/competitionlive/{live_id}", headers={"token": token})
+    assert resp.status == 200 and (await resp.json())["live_status"] == 0
+    assert "InvalidTimeStamp.Expired" in caplog.text
+    fake_live.skew = dt.timedelta(minutes=-14)
+    await until(lambda: statuses(sql) == {"s1": 1}, "the poll to apply the online list")
     assert not client.app[live_status_task_key].done()
 
 

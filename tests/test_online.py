@@ -8,9 +8,9 @@ import re
 import pytest
 
 from jiandong.services.viewers import CDN_COUNT_TIMEOUT, CDN_COUNT_TTL
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.fakes.aliyun_live import FakeAliyunLive
-from tests.realtime_helpers import FAST, WAIT, join
+from tests.realtime_helpers import FAST, join
 from tests.test_videos import add_live
 
 SECRET = "SECRET-PUSH-KEY"  # in every test live's plug_flow
@@ -101,11 +101,11 @@ async def test_websocket_viewers_are_counted(make_client, sql):
     sockets = [(await join(client, live_id))[0], (await join(client, live_id, by_query=True))[0],
                (await join(client, other))[0]]
     try:
-        deadline = asyncio.get_running_loop().time() + WAIT
-        while (body := await get_online(client, live_id, token))["TotalUserNumber"] != 2:
-            assert asyncio.get_running_loop().time() < deadline, body
-            await asyncio.sleep(0.05)
-        assert_shape(body, 2, "rtmp://play.example.com/live/s1")
+        async def counted() -> bool:
+            return (await get_online(client, live_id, token))["TotalUserNumber"] == 2
+
+        await until(counted, "both viewers of the live")
+        assert_shape(await get_online(client, live_id, token), 2, "rtmp://play.example.com/live/s1")
     finally:
         for ws in sockets:
             await ws.close()
@@ -196,12 +196,10 @@ async def test_live_list_shows_the_same_number_as_endpoint_25(aliyun_client, fak
     token = await login(aliyun_client)
     viewer, _ = await join(aliyun_client, live_id)
     try:
-        for _ in range(100):
-            total = (await get_online(aliyun_client, live_id, token))["TotalUserNumber"]
-            if total == 6:
-                break
-            await asyncio.sleep(0.05)
-        assert total == 6
+        async def counted() -> bool:
+            return (await get_online(aliyun_client, live_id, token))["TotalUserNumber"] == 6
+
+        await until(counted, "the socket and the CDN's viewers")
         resp = await aliyun_client.get("/api/v1/competition/live", headers={"token": token})
         (item,) = (await resp.json())["data"]
         assert item["online_num"] == 6

@@ -10,6 +10,7 @@ from jiandong.cache import rkey
 from jiandong.services import orders
 from jiandong.tasks.orders import order_round
 from tests import test_orders as shared
+from tests.conftest import WAIT, until
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import CLOSE_ORDER, ORDER_QUERY
@@ -31,15 +32,6 @@ from tests.test_orders import (
 # The merchant fixtures of test_orders, visible to pytest here.
 wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
 
-# Only a bound on how long a test waits for the background loop, not a speed check.
-WAIT = 15.0
-
-
-async def wait_for(predicate, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def outcomes(sql) -> list[tuple[str, str]]:
@@ -62,7 +54,7 @@ async def test_background_loop_times_out_and_reconciles(make_client, wechat, wxp
         rows = {r["id"]: r["status"] for r in sql("SELECT id, status FROM orders")}
         return rows[paid["id"]] == 1 and rows[expired["id"]] == 2 and rows[expired_without_prepay["id"]] == 2
 
-    await wait_for(done, "the upkeep loop")
+    await until(done, "the upkeep loop")
     assert order_row(sql, fresh["id"])["status"] == 0
     # The unpaid order with a prepay is closed at WeChat; the one without was never there.
     assert wxpay.orders[expired["order_no"]].state == "CLOSED"

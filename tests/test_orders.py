@@ -1,6 +1,7 @@
 """Endpoints 9-13 (order commit, cancel, detail, close, list), and the helpers the payment tests share."""
 
 import asyncio
+import datetime as dt
 import re
 import typing
 
@@ -166,6 +167,14 @@ async def test_commit_with_a_title_and_unique_order_numbers(client, sql):
     assert len(numbers) == 5 and stock(sql, product) == 5
 
 
+async def test_an_order_number_starts_with_the_clubs_time(client, sql, settings):
+    body = await commit(client, await dev_buyer(client, sql), add_product(sql))
+    assert re.fullmatch(r"[0-9]{14}[0-9A-F]{16}", body["order_no"]), body
+    stamp = dt.datetime.strptime(body["order_no"][:14], "%Y%m%d%H%M%S").replace(tzinfo=settings.tz)
+    # The club's clock (Asia/Shanghai): read in another zone it would be hours away.
+    assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 60
+
+
 async def test_a_double_click_gets_the_same_order(client, sql):
     product = add_product(sql)
     token = await dev_buyer(client, sql)
@@ -324,6 +333,20 @@ async def test_a_paid_order_can_be_neither_cancelled_nor_closed(client, sql):
     assert (await call(client, "POST", CANCEL, token, id=order["id"]))[1]["error_code"] == 60002
     assert (await call(client, "POST", CLOSE, token, id=order["id"]))[1]["error_code"] == 60003
     assert order_row(sql, order["id"])["status"] == 1 and stock(sql, product) == 9
+
+
+async def test_cancel_right_after_the_prepay_while_wechat_cannot_be_asked_ends_it_here(
+    pay_client, wechat, wxpay, sql
+):
+    product = add_product(sql)
+    token = await wx_buyer(pay_client, wechat, sql)
+    order = await order_with_prepay(pay_client, token, product)
+    # orderquery fails: nothing says the order is paid, so the player's cancel is not refused.
+    wxpay.fail(ORDER_QUERY, "SYSTEMERROR")
+    status, body = await call(pay_client, "POST", CANCEL, token, id=order["id"])
+    assert (status, body) == (200, {"msg": "success", "error_code": 0, "request_url": CANCEL})
+    assert order_row(sql, order["id"])["status"] == 5 and stock(sql, product) == 10
+    assert wxpay.count(ORDER_QUERY) == 1
 
 
 @pytest.mark.parametrize("path, status_after", [(CANCEL, 5), (CLOSE, -1)])

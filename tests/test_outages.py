@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from jiandong import encoding
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.own_servers import OwnPostgres, OwnRedis
 from tests.realtime_helpers import FAST, frame_of, join, send
 
@@ -54,12 +54,11 @@ def no_tracebacks(caplog) -> None:
 
 
 async def until_back(client, path: str, token: str) -> tuple[int, dict[str, typing.Any], str | None]:
-    for _ in range(400):
-        result = await answer(client, path, token)
-        if result[0] != 503:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("still 503")
+    async def back() -> bool:
+        return (await answer(client, path, token))[0] != 503
+
+    await until(back, f"{path} to answer without 503")
+    return await answer(client, path, token)
 
 
 @pytest.mark.parametrize("fault", ["stopped", "frozen"])
@@ -83,11 +82,8 @@ async def test_postgresql_away_answers_503_then_recovers(own_postgres, make_clie
     finally:
         await asyncio.to_thread(own_postgres.start if fault == "stopped" else own_postgres.thaw)
     assert (await until_back(client, MEMBER, token))[0] == 404
-    for _ in range(100):
-        gone, back = outage_lines(caplog, "PostgreSQL")
-        if back:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: outage_lines(caplog, "PostgreSQL")[1], "the line saying PostgreSQL is back")
+    gone, back = outage_lines(caplog, "PostgreSQL")
     assert len(gone) == 1 and len(back) == 1, (gone, back)
     refused = int(back[0].split("; ")[1].split(" ")[0])
     assert refused >= 3
@@ -112,11 +108,8 @@ async def test_redis_away_answers_503_then_recovers(own_redis, make_client, capl
     finally:
         await asyncio.to_thread(own_redis.start if fault == "stopped" else own_redis.thaw)
     assert (await until_back(client, MEMBER, token))[0] == 404
-    for _ in range(100):
-        gone, back = outage_lines(caplog, "Redis")
-        if back:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: outage_lines(caplog, "Redis")[1], "the line saying Redis is back")
+    gone, back = outage_lines(caplog, "Redis")
     assert len(gone) == 1 and len(back) == 1, (gone, back)
     no_tracebacks(caplog)
 
@@ -135,13 +128,13 @@ async def test_a_chat_message_during_a_frozen_redis_is_refused_not_held(own_redi
     finally:
         await asyncio.to_thread(own_redis.thaw)
     # Once Redis answers, the same socket sends again.
-    for _ in range(100):
+    async def sent() -> bool:
         await send(ws, type="SEND_ALL", room_id=7, content="回来了", token=token)
         frame = encoding.loads((await ws.receive()).data)
         while frame.get("type") not in ("SEND_ALL", "ERROR"):
             frame = encoding.loads((await ws.receive()).data)
-        if frame["type"] == "SEND_ALL":
-            break
-        await asyncio.sleep(0.1)
-    assert frame["content"] == "回来了" and frame["myself"] is True
+        assert frame["type"] == "ERROR" or (frame["content"], frame["myself"]) == ("回来了", True), frame
+        return frame["type"] == "SEND_ALL"
+
+    await until(sent, "the socket to send again")
     no_tracebacks(caplog)

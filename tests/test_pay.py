@@ -91,6 +91,8 @@ async def test_full_flow_commit_pre_order_notify(pay_client, wechat, wxpay, sql,
     assert sent["time_expire"] == expires.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
     assert row["prepay_id"] == fake_order.prepay_id and row["prepay_expires_at"] > row["create_time"]
 
+    # user/info as the page showed it before paying (and as this process keeps it for a while).
+    assert (await call(pay_client, "GET", "/api/v1/user/info", token))[1]["member_status"] == 0
     # The payer pays; WeChat notifies.
     wxpay.pay(order_no)
     status, answer = await wxpay.notify(pay_client, order_no)
@@ -153,7 +155,7 @@ async def test_a_later_duplicate_changes_nothing(pay_client, wechat, wxpay, sql)
     await wxpay.notify(pay_client, order["order_no"])
     before = (order_row(sql, order["id"]), membership(sql), extensions(sql))
     # WeChat's retry carries a new nonce and so a new signature.
-    assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    assert await wxpay.notify(pay_client, order["order_no"]) == (200, {"return_code": "SUCCESS", "return_msg": "OK"})
     assert (order_row(sql, order["id"]), membership(sql), extensions(sql)) == before
 
 
@@ -185,6 +187,87 @@ async def test_a_retry_that_disagrees_with_the_paid_order_is_not_a_duplicate(pay
     assert (await wxpay.notify(pay_client, order["order_no"], body))[1]["return_code"] == "FAIL"
     assert [n["outcome"] for n in notifications(sql)] == ["paid", "rejected: total_fee 1 is not the order's 19900"]
     assert len(extensions(sql)) == 1
+
+
+async def test_a_paid_order_reporting_another_transaction_stays_paid_by_the_first(
+    pay_client, wechat, wxpay, sql, caplog
+):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    paid = wxpay.pay(order["order_no"])
+    await wxpay.notify(pay_client, order["order_no"])
+    before = (order_row(sql, order["id"]), membership(sql), extensions(sql))
+    body = wxpay.notification(order["order_no"], transaction_id="4200000000000000000000000000000001")
+    with caplog.at_level(logging.ERROR, logger="jiandong.services.payments"):
+        assert await wxpay.notify(pay_client, order["order_no"], body) == (200, {"return_code": "SUCCESS",
+                                                                                  "return_msg": "OK"})
+    # Acknowledged (WeChat would retry it for a day), nothing applied again, and told to a human.
+    assert (order_row(sql, order["id"]), membership(sql), extensions(sql)) == before
+    assert before[0]["transaction_id"] == paid.transaction_id
+    assert [n["outcome"] for n in notifications(sql)] == ["paid", "duplicate: another transaction_id"]
+    assert [r["transaction_id"] for r in sql("SELECT transaction_id FROM payment_notifications ORDER BY id")] == [
+        paid.transaction_id, "4200000000000000000000000000000001"]
+    assert f"was paid by transaction {paid.transaction_id} and now reports transaction 42000000" in caplog.text
+
+
+async def test_a_transaction_that_paid_another_order_pays_no_second_one(pay_client, wechat, wxpay, sql):
+    _, _, first, _ = await start_payment(pay_client, wechat, sql)
+    _, second_product, second, _ = await start_payment(pay_client, wechat, sql, title="另一个")
+    paid = wxpay.pay(first["order_no"])
+    await wxpay.notify(pay_client, first["order_no"])
+    before = (membership(sql), extensions(sql), stock(sql, second_product))
+    # A notification for the second order naming the first one's transaction: one payment, two orders.
+    body = wxpay.notification(second["order_no"], transaction_id=paid.transaction_id)
+    status, answer = await wxpay.notify(pay_client, second["order_no"], body)
+    assert (status, answer["return_code"]) == (200, "FAIL")
+    row = order_row(sql, second["id"])
+    assert (row["status"], row["transaction_id"], row["pay_time"]) == (0, None, None)
+    assert (membership(sql), extensions(sql), stock(sql, second_product)) == before
+    assert [(n["order_id"], n["outcome"]) for n in notifications(sql)] == [
+        (first["id"], "paid"), (second["id"], "rejected: transaction_id belongs to another order")]
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"transaction_id": None}, "rejected: no valid transaction_id"),
+        ({"transaction_id": "4" * 65}, "rejected: no valid transaction_id"),
+        ({"total_fee": "19900.00"}, "rejected: no valid total_fee"),
+        # Digits, but not ASCII ones (full-width): int() would take them.
+        ({"total_fee": "１９９００", "cash_fee": "１９９００"}, "rejected: no valid total_fee"),
+    ],
+)
+async def test_a_notification_without_a_valid_transaction_or_amount_is_refused(
+    pay_client, wechat, wxpay, sql, fields, reason
+):
+    _, product, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    body = wxpay.notification(order["order_no"], **fields)
+    assert await wxpay.notify(pay_client, order["order_no"], body) == (200, {"return_code": "FAIL",
+                                                                             "return_msg": reason[len("rejected: "):]})
+    _assert_nothing_changed(sql, order, product)
+    assert [n["outcome"] for n in notifications(sql)] == [reason]
+
+
+async def test_what_is_kept_of_a_notification_for_no_order_is_bounded(pay_client, wechat, wxpay, sql):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    paid = wxpay.pay(order["order_no"])
+    body = wxpay.notification(order["order_no"], out_trade_no="9" * 100, transaction_id="4" * 64)
+    assert (await wxpay.notify(pay_client, order["order_no"], body))[1]["return_code"] == "FAIL"
+    [row] = sql("SELECT order_id, out_trade_no, transaction_id, outcome FROM payment_notifications")
+    assert row == {"order_id": None, "out_trade_no": "9" * 64, "transaction_id": "4" * 64,
+                   "outcome": "rejected: unknown order"}
+    assert paid.transaction_id != row["transaction_id"]
+
+
+async def test_a_notification_without_fee_type_is_in_yuan_and_a_64_character_transaction_is_taken(
+    pay_client, wechat, wxpay, sql
+):
+    _, _, order, _ = await start_payment(pay_client, wechat, sql)
+    wxpay.pay(order["order_no"])
+    body = wxpay.notification(order["order_no"], fee_type=None, transaction_id="4" * 64)
+    assert await wxpay.notify(pay_client, order["order_no"], body) == (200, {"return_code": "SUCCESS",
+                                                                             "return_msg": "OK"})
+    assert order_row(sql, order["id"])["transaction_id"] == "4" * 64 and len(extensions(sql)) == 1
 
 
 def _assert_nothing_changed(sql, order, product):

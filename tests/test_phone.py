@@ -1,6 +1,7 @@
 """Endpoints 4 (identify/code) and 5 (user/bind), with the console provider and the fake Dysmsapi."""
 
 import asyncio
+import datetime as dt
 import logging
 import re
 
@@ -8,7 +9,7 @@ import pytest
 
 from jiandong.openapi import build_spec
 from tests.conftest import login
-from tests.fakes.aliyun import FakeDysmsapi
+from tests.fakes.aliyun import FakeDysmsapi, SentSms
 from tests.fakes.wechat import FakeWeChat, settings_for
 from tests.fakes.wechat import serve as serve_wechat
 
@@ -41,6 +42,14 @@ def aliyun_client(make_client, aiohttp_server, fake):
     return make
 
 
+def time_passes(fake, redis_sync, settings, seconds=61):
+    """Time passes at Aliyun and here: past a minute, our resend locks (a 60 s TTL) are gone too."""
+    fake.advance(seconds)
+    if seconds >= 60:
+        for lock in redis_sync.scan_iter(match=f"{settings.redis_prefix}sms:lock:*"):
+            redis_sync.delete(lock)
+
+
 def ok_body(url):
     return {"msg": "success", "error_code": 0, "request_url": url}
 
@@ -57,10 +66,12 @@ async def bind(client, token, code, phone=PHONE):
     return await client.post(BIND_URL, data={"phone": phone, "code": code}, headers={"token": token})
 
 
-async def assert_error(resp, status, error_code, url):
+async def assert_error(resp, status, error_code, url, msg=None):
+    """The error answer (status, code, URL, and the message when given: the pages show it)."""
     body = await resp.json()
     assert resp.status == status, body
     assert body["error_code"] == error_code and body["request_url"] == url and body["msg"]
+    assert msg is None or body["msg"] == msg, body
     return body
 
 
@@ -132,7 +143,8 @@ async def test_endpoints_need_a_token(client):
 async def test_code_bad_phone(aliyun_client, fake, redis_sync, settings, phone):
     client = await aliyun_client()
     token = await login(client)
-    await assert_error(await ask_code(client, token, phone), 400, 99999, CODE_URL)
+    msg = "参数错误: 手机号码格式不正确" if phone else None
+    await assert_error(await ask_code(client, token, phone), 400, 99999, CODE_URL, msg)
     assert fake.requests == [] and sms_keys(redis_sync, settings) == []
 
 
@@ -152,15 +164,17 @@ async def test_code_missing_phone(client, redis_sync, settings):
 async def test_bind_bad_format(client, sql, data):
     token = await login(client)
     resp = await client.post(BIND_URL, data=data, headers={"token": token})
-    await assert_error(resp, 400, 99999, BIND_URL)
+    # A code of up to 6 characters (longer ones are refused for their length) that is not 6 digits.
+    bad_code = data.get("phone") == PHONE and 0 < len(data.get("code", "")) <= 6
+    await assert_error(resp, 400, 99999, BIND_URL, "参数错误: 验证码必须是6位数字" if bad_code else None)
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
 
 
 @pytest.mark.parametrize(
     ("switch", "value", "reason"),
     [
-        ("fail_code", "isv.BUSINESS_LIMIT_CONTROL", "isv.BUSINESS_LIMIT_CONTROL"),
         ("fail_code", "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_NUMBER_ILLEGAL"),
+        ("fail_code", "isv.AMOUNT_NOT_ENOUGH", "isv.AMOUNT_NOT_ENOUGH"),
         ("http_status", 500, "HTTP500"),
         ("delay", 1.0, "Timeout"),
     ],
@@ -203,7 +217,8 @@ async def test_phone_of_another_user_is_not_sent(aliyun_client, fake, sql, redis
 
 async def test_bind_without_code(client, sql):
     token = await login(client)
-    await assert_error(await bind(client, token, "123456"), 404, 10009, BIND_URL)
+    await assert_error(await bind(client, token, "123456"), 404, 10009, BIND_URL,
+                       "手机验证码不存在或已失效，请重新获取")
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
 
 
@@ -225,7 +240,7 @@ async def test_five_wrong_codes_burn_it(aliyun_client, fake, sql, redis_sync, se
     for attempt in range(1, 5):
         await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
         assert redis_sync.hget(code_key, "attempts") == str(attempt)
-    await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL)
+    await assert_error(await bind(client, token, wrong), 400, 10007, BIND_URL, "验证码错误次数过多，已失效，请重新获取")
     assert not redis_sync.exists(code_key)
     await assert_error(await bind(client, token, right), 404, 10009, BIND_URL)
     assert sql("SELECT mobile FROM users") == [{"mobile": None}]
@@ -283,12 +298,30 @@ async def test_daily_cap_per_phone(aliyun_client, fake, redis_sync, settings):
     lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
     for _ in range(2):
         assert (await ask_code(client, token)).status == 200
-        redis_sync.delete(lock)  # as if the minute had passed
-    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
-    assert "手机号码今日" in body["msg"]
+        time_passes(fake, redis_sync, settings)
+    await assert_error(await ask_code(client, token), 429, 10010, CODE_URL,
+                       "该手机号码今日获取验证码次数已达上限，请明天再试")
     assert len(fake.sent) == 2 and not redis_sync.exists(lock)
     # Another number from the same client is still fine.
     assert (await ask_code(client, token, "13900139000")).status == 200
+
+
+@pytest.mark.parametrize("counter", ["phone", "ip"])
+async def test_daily_caps_count_the_clubs_calendar_day(aliyun_client, fake, redis_sync, settings, counter):
+    client = await aliyun_client(sms_phone_daily_limit=3, sms_ip_daily_limit=3)
+    token = await login(client)
+    today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
+    yesterday = (dt.datetime.now(settings.tz) - dt.timedelta(days=1)).strftime("%Y%m%d")
+    who = PHONE if counter == "phone" else "127.0.0.1"
+    # Full yesterday: no matter today.
+    redis_sync.set(f"{settings.redis_prefix}sms:day:{yesterday}:{counter}:{who}", 3)
+    assert (await ask_code(client, token)).status == 200
+    assert redis_sync.get(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}") == "1"
+    # Full today (two more sent elsewhere): refused.
+    redis_sync.incrby(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}", 2)
+    time_passes(fake, redis_sync, settings)
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert body["msg"].endswith("今日获取验证码次数已达上限，请明天再试") and len(fake.sent) == 1
 
 
 async def test_daily_cap_per_ip(aliyun_client, fake):
@@ -297,13 +330,25 @@ async def test_daily_cap_per_ip(aliyun_client, fake):
     via = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
     assert (await ask_code(client, token, "13800138001", **via)).status == 200
     assert (await ask_code(client, token, "13800138002", **via)).status == 200
-    body = await assert_error(await ask_code(client, token, "13800138003", **via), 429, 10010, CODE_URL)
-    assert "当前网络今日" in body["msg"]
+    await assert_error(await ask_code(client, token, "13800138003", **via), 429, 10010, CODE_URL,
+                       "当前网络今日获取验证码次数已达上限，请明天再试")
     assert [s.phone for s in fake.sent] == ["13800138001", "13800138002"]
     # The refused number was not locked or counted: it works from another address.
     other = {"X-Forwarded-For": "198.51.100.9"}
     assert (await ask_code(client, token, "13800138003", **other)).status == 200
     assert len(fake.sent) == 3
+
+
+async def test_without_trust_proxy_the_daily_cap_per_ip_ignores_forwarded_for(aliyun_client, fake):
+    client = await aliyun_client(sms_ip_daily_limit=2)
+    token = await login(client)
+    statuses = []
+    for i in range(1, 5):
+        # No proxy in front: the header is the client's own invention, whatever it says.
+        resp = await ask_code(client, token, f"1380013800{i}", **{"X-Forwarded-For": f"198.51.100.{i}"})
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 429, 429]
+    assert len(fake.sent) == 2
 
 
 async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(aliyun_client, fake):
@@ -318,12 +363,77 @@ async def test_daily_cap_per_ip_cannot_be_dodged_with_a_forged_forwarded_for(ali
     assert len(fake.sent) == 3
 
 
+# -- Aliyun's own limits (reference §4.3), on the fake's clock ------------------------------------
+
+async def ask_later(client, token, fake, redis_sync, settings, seconds):
+    """Ask again once our resend lock ran out and `seconds` passed at Aliyun (whose clock may lag ours)."""
+    time_passes(fake, redis_sync, settings, 60)
+    fake.advance(seconds - 60)
+    return await ask_code(client, token)
+
+
+@pytest.mark.parametrize(
+    ("count", "gap", "wait", "msg"),
+    [
+        # Our minute ran out a little before Aliyun's: its minute level refuses.
+        (1, 50, 11, "该手机号码获取验证码过于频繁，请稍后再试"),
+        # Five codes an hour at most, a minute apart each: the sixth is refused by the hour level.
+        (5, 61, 3600, "该手机号码获取验证码过于频繁，请稍后再试"),
+        # Ten in a rolling day (a club that raised its own daily limit above Aliyun's).
+        (10, 721, 86400, "该手机号码今日获取验证码次数已达上限，请明天再试"),
+    ],
+    ids=["minute", "hour", "day"],
+)
+async def test_aliyun_flow_control_is_10010_and_costs_no_count(
+    aliyun_client, fake, redis_sync, settings, count, gap, wait, msg
+):
+    client = await aliyun_client(sms_phone_daily_limit=20)
+    token = await login(client)
+    assert (await ask_code(client, token)).status == 200
+    for _ in range(count - 1):
+        assert (await ask_later(client, token, fake, redis_sync, settings, gap)).status == 200
+    body = await assert_error(await ask_later(client, token, fake, redis_sync, settings, gap), 429, 10010, CODE_URL)
+    assert body["msg"] == msg
+    assert len(fake.sent) == count and fake.requests[-1]["PhoneNumbers"] == PHONE
+    # Nothing was sent: no new code, and neither our resend lock nor our daily counts keep it.
+    assert not redis_sync.exists(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    day_keys = [k for k in sms_keys(redis_sync, settings) if ":day:" in k]
+    assert sorted(redis_sync.get(k) for k in day_keys) == [str(count)] * 2
+    # Once Aliyun's window has passed, the same request goes through.
+    assert (await ask_later(client, token, fake, redis_sync, settings, wait)).status == 200
+    assert len(fake.sent) == count + 1
+
+
+async def test_aliyun_platform_limit_per_phone_is_10010(aliyun_client, fake, redis_sync, settings):
+    # Forty codes from other senders on the platform today: Aliyun refuses a forty-first to the phone.
+    fake.sent = [SentSms(PHONE, f"其他签名{i}", "SMS_1", {"code": "000000"}, fake.now()) for i in range(40)]
+    client = await aliyun_client()
+    token = await login(client)
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert body["msg"] == "该手机号码今日获取验证码次数已达上限，请明天再试"
+    assert len(fake.sent) == 40 and sms_keys(redis_sync, settings) == []
+    # Another number is not concerned.
+    assert (await ask_code(client, token, "13900139000")).status == 200
+
+
+async def test_aliyun_refusing_our_timestamp_is_70000(aliyun_client, fake, redis_sync, settings):
+    # Our clock 20 minutes behind Aliyun's: the gateway refuses the request as expired.
+    fake.skew = dt.timedelta(minutes=20)
+    client = await aliyun_client()
+    token = await login(client)
+    body = await assert_error(await ask_code(client, token), 502, 70000, CODE_URL)
+    assert body["msg"] == "发送短信失败: InvalidTimeStamp.Expired"
+    assert fake.sent == [] and sms_keys(redis_sync, settings) == []
+    fake.skew = dt.timedelta(minutes=14)
+    assert (await ask_code(client, token)).status == 200
+
+
 async def test_second_user_binding_the_same_phone_gets_10006(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     alice = await login(client, "alice")
     bob = await login(client, "bob")
     assert (await ask_code(client, alice)).status == 200
-    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, bob)).status == 200
     alice_code, bob_code = fake.codes_for(PHONE)
     assert (await bind(client, alice, alice_code)).status == 200
@@ -339,7 +449,7 @@ async def test_two_users_binding_at_once_one_wins(aliyun_client, fake, sql, redi
     alice = await login(client, "alice")
     bob = await login(client, "bob")
     assert (await ask_code(client, alice)).status == 200
-    redis_sync.delete(f"{settings.redis_prefix}sms:lock:{PHONE}")
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, bob)).status == 200
     alice_code, bob_code = fake.codes_for(PHONE)
     responses = await asyncio.gather(bind(client, alice, alice_code), bind(client, bob, bob_code))
@@ -352,10 +462,9 @@ async def test_two_users_binding_at_once_one_wins(aliyun_client, fake, sql, redi
 async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     token = await login(client)
-    lock = f"{settings.redis_prefix}sms:lock:{PHONE}"
     assert (await ask_code(client, token)).status == 200
     assert (await bind(client, token, fake.sent[-1].code)).status == 200
-    redis_sync.delete(lock)
+    time_passes(fake, redis_sync, settings)
     assert (await ask_code(client, token)).status == 200
     assert (await bind(client, token, fake.sent[-1].code)).status == 200
     assert sql("SELECT mobile FROM users") == [{"mobile": PHONE}]

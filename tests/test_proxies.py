@@ -61,12 +61,18 @@ async def test_without_trust_proxy_the_header_is_ignored(whoami):
     assert await whoami({"X-Forwarded-For": "198.51.100.7"}) == "127.0.0.1"
 
 
-async def test_wechat_pay_is_given_the_same_client_ip(make_client, wechat, wxpay, sql):
-    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay), trust_proxy=True)
+@pytest.mark.parametrize(
+    ("trust_proxy", "expected"),
+    # Without a proxy in front the header is the client's own invention: the peer is the client.
+    [(True, "198.51.100.7"), (False, "127.0.0.1")],
+)
+async def test_wechat_pay_is_given_the_same_client_ip(make_client, wechat, wxpay, sql, trust_proxy, expected):
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
+                               trust_proxy=trust_proxy)
     token = await wx_buyer(client, wechat, sql)
     order = await commit(client, token, add_product(sql))
     resp = await client.post(PRE_ORDER, data={"id": order["id"]},
                              headers={"token": token, "X-Forwarded-For": "10.9.9.9, 198.51.100.7"})
     assert resp.status == 200, await resp.text()
     [(_, sent)] = [c for c in wxpay.calls if c[0] == UNIFIED_ORDER]
-    assert sent["spbill_create_ip"] == "198.51.100.7"
+    assert sent["spbill_create_ip"] == expected

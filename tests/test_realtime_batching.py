@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from jiandong.keys import realtime_key
 from jiandong.realtime.hub import Hub, text_frame
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame_of, join, send
 
 
@@ -53,7 +51,8 @@ async def test_frames_within_the_window_go_out_in_one_write_each_sender_skipping
     hub.deliver_room(1, three, skip=sender)
     assert all(len(t.writes) == (0 if t is sender_transport else 1) for t in transports)
 
-    await asyncio.sleep(0.2)
+    # The window ends: what waited goes out in one write per socket.
+    await until(lambda: all(len(t.writes) == (1 if t is sender_transport else 2) for t in transports), "the batch")
     for t in transports:
         if t is sender_transport:
             assert t.writes == [text_frame(two)]

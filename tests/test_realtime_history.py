@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
 
 from jiandong.keys import realtime_key
 from jiandong.realtime.history import REPLAY_WINDOW, entry, stored_key, stream_key
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.realtime_helpers import (
     FAST,
     IDLE_WRITER,
@@ -39,11 +38,7 @@ async def test_messages_are_written_in_batches_from_the_stream(make_client, sql,
     assert len({r["tx"] for r in rows}) == 1
     # The writer notes how far it stored; the entries stay a while for replays to subscribers.
     last = redis_sync.xrevrange(stream_key(settings), count=1)[0][0]
-    for _ in range(100):
-        if redis_sync.get(stored_key(settings)) == last:
-            break
-        await asyncio.sleep(0.05)
-    assert redis_sync.get(stored_key(settings)) == last
+    await until(lambda: redis_sync.get(stored_key(settings)) == last, "the writer to note how far it stored")
     assert redis_sync.xlen(stream_key(settings)) == 3
 
 

@@ -10,12 +10,15 @@ import pytest
 from jiandong.keys import redis_key
 from jiandong.realtime import muted_key, set_muted
 from jiandong.realtime.history import stream_key
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame, frame_of, join, send
+from tests.conftest import login, until
+from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
 
 
 def error(code: int, msg: str) -> dict:
     return {"type": "ERROR", "error_code": code, "msg": msg}
+
+
+THROTTLED = error(10010, "发言太频繁，请稍后再试")
 
 
 @pytest.fixture
@@ -135,12 +138,10 @@ async def test_the_pages_emoji_tag_reaches_the_room_and_history(room, sql):
     kept = '<img class="emoji" src="/h5/images/emoji/1.gif">' * 2
     assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == kept
     assert (await frame_of(bystander, "SEND_ALL"))["content"] == kept
-    for _ in range(100):
-        rows = sql("SELECT content FROM chat_messages WHERE room_id = 9")
-        if rows:
-            break
-        await asyncio.sleep(0.05)
-    assert rows == [{"content": kept}]
+    [row] = await rows_eventually(sql, 1, "SELECT content, user_id, user_info FROM chat_messages WHERE room_id = 9")
+    [sender] = sql("SELECT id, username, head_img FROM users WHERE username = 'dev-sender'")
+    assert row == {"content": kept, "user_id": sender["id"],
+                   "user_info": {"username": "dev-sender", "head_img": sender["head_img"]}}
 
 
 @pytest.mark.parametrize(
@@ -188,11 +189,9 @@ async def test_rate_limit_per_connection(make_client):
     token = await login(client, "chatty")
     ws, _ = await join(client, 9, token)
     second, _ = await join(client, 9, token)
-    for i in range(3):
-        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
-        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send_and_ack(ws, token, 9, "m0", "m1", "m2")
     await send(ws, type="SEND_ALL", room_id=9, content="m3", token=token)
-    assert await frame_of(ws, "ERROR") == error(10010, "发言太频繁，请稍后再试")
+    assert await frame_of(ws, "ERROR") == THROTTLED
     # Per connection: the same user on another connection is not held back.
     await send(second, type="SEND_ALL", room_id=9, content="other socket", token=token)
     assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "other socket"
@@ -200,11 +199,48 @@ async def test_rate_limit_per_connection(make_client):
 
 async def test_rate_limit_default_is_5_per_10_seconds(room):
     _, token, ws, _ = room
-    for i in range(5):
-        await send(ws, type="SEND_ALL", room_id=9, content=f"m{i}", token=token)
-        assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == f"m{i}"
+    await send_and_ack(ws, token, 9, *(f"m{i}" for i in range(5)))
     await send(ws, type="SEND_ALL", room_id=9, content="m5", token=token)
     assert (await frame_of(ws, "ERROR"))["error_code"] == 10010
+
+
+async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
+    client = await make_client(chat_rate_count=2, chat_rate_window=0.5, **FAST)
+    token = await login(client, "patient")
+    ws, _ = await join(client, 9, token)
+    await send_and_ack(ws, token, 9, "m0", "m1")
+    await send(ws, type="SEND_ALL", room_id=9, content="too soon", token=token)
+    assert await frame_of(ws, "ERROR") == THROTTLED
+
+    async def accepted_again() -> bool:
+        """Send once more; whether it was acknowledged rather than refused (throttled)."""
+        await send(ws, type="SEND_ALL", room_id=9, content="later", token=token)
+        answer = await frame(ws, skip=("OnLine", "LOGIN"))
+        assert answer in ({**answer, "type": "SEND_ALL", "content": "later"}, THROTTLED)
+        return answer["type"] == "SEND_ALL"
+
+    await until(accepted_again, "the window to pass")
+    # Stored: the two before and the one after (the history stream keeps what it stored for a minute).
+    assert redis_sync.xlen(stream_key(settings)) == 3
+
+
+async def test_a_user_disabled_while_connected_is_refused_soon(make_client, sql):
+    client = await make_client(chat_rate_count=1000, **FAST)
+    token = await login(client, "soon-banned")
+    ws, _ = await join(client, 9, token)
+    await send(ws, type="SEND_ALL", room_id=9, content="before", token=token)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == "before"
+    sql("UPDATE users SET is_disabled = true WHERE username = 'dev-soon-banned'")
+
+    async def refused() -> bool:
+        await send(ws, type="SEND_ALL", room_id=9, content="still?", token=token)
+        answer = await frame(ws, skip=("OnLine", "LOGIN"))
+        return answer == error(10004, "用户不存在或被禁用")
+
+    # The sender is checked again every few seconds, not at each message.
+    await until(refused, "the disabled user to be refused")
+    await send(ws, type="SEND_ALL", room_id=9, content="after", token=token)
+    assert await frame(ws, skip=("OnLine", "LOGIN")) == error(10004, "用户不存在或被禁用")
 
 
 async def test_muted_users_cannot_send_until_unmuted(room, redis_sync, settings, sql):

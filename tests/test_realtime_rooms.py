@@ -9,7 +9,7 @@ import aiohttp
 from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime.broker import room_channel
 from jiandong.realtime.presence import procs_key, room_viewers
-from tests.conftest import login
+from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame, frame_of, join, send
 
 
@@ -97,6 +97,48 @@ async def test_send_one_crosses_processes(make_client):
     assert error == {"type": "ERROR", "error_code": 10000, "msg": "对方不在线"}
 
 
+async def test_send_one_within_one_process(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "fay")
+    a, uuid_a = await join(client, 5, token)
+    b, uuid_b = await join(client, 5, by_query=True)
+    # No room_id in the frame: the sender's room is named.
+    await send(a, type="SEND_ONE", send_to_one=uuid_b, content="悄悄话", token=token)
+    echo = await frame_of(a, "SEND_ONE")
+    got = await frame_of(b, "SEND_ONE")
+    assert got == {**echo, "myself": False} and echo["myself"] is True
+    assert set(got) == {"type", "room_id", "uuid", "send_to_one", "content", "user", "msg_time", "myself"}
+    assert (got["room_id"], got["uuid"], got["send_to_one"], got["content"]) == ("5", uuid_a, uuid_b, "悄悄话")
+    assert got["user"]["username"] == "dev-fay" and isinstance(got["msg_time"], int)
+    # A connection of this process that has gone.
+    await b.close()
+    await send(a, type="SEND_ONE", send_to_one=f"{uuid_b.rsplit('-', 1)[0]}-999999", content="?", token=token)
+    assert await frame_of(a, "ERROR") == {"type": "ERROR", "error_code": 10000, "msg": "对方不在线"}
+
+
+async def test_each_frame_is_sent_as_the_user_of_its_token(make_client):
+    client = await make_client(**FAST)
+    alice, bob = await login(client, "alice"), await login(client, "bob")
+    ws, _ = await join(client, 5, alice)
+    await send(ws, type="SEND_ALL", room_id=5, content="我是 alice", token=alice)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["user"]["username"] == "dev-alice"
+    # The same connection, another token at once: the sender shown is that token's user.
+    await send(ws, type="SEND_ALL", room_id=5, content="我是 bob", token=bob)
+    assert (await frame_of(ws, "SEND_ALL", myself=True))["user"]["username"] == "dev-bob"
+
+
+async def test_joining_by_the_url_is_answered_by_the_login_echo_alone(make_client):
+    client = await make_client(**FAST)
+    token = await login(client, "gus")
+    viewer = await client.ws_connect("/ws?room_id=5")
+    assert (await frame_of(viewer, "LOGIN", myself=True))["room_id"] == "5"
+    sender, _ = await join(client, 5, token)
+    await send(sender, type="SEND_ALL", room_id=5, content="你好", token=token)
+    await frame_of(sender, "SEND_ALL", myself=True)
+    # Nothing (no error) before the message: joining by ?room_id= asks for no token.
+    assert (await frame(viewer, skip=("OnLine", "LOGIN")))["content"] == "你好"
+
+
 async def test_online_count_is_the_total_of_both_processes(make_client, redis_sync, settings):
     one = await make_client(**FAST)
     two = await make_client(**FAST)
@@ -163,11 +205,8 @@ async def test_a_reader_that_falls_behind_is_disconnected_and_spares_the_room(ma
         await redis.publish(room_channel(settings, 51), f'{{"type": "BIG", "n": {n}, "pad": "{big}"}}')
         assert (await frame_of(fast, "BIG"))["n"] == n
     # The slow socket is gone from the room; reading it now finds its end after what was queued.
-    for _ in range(100):
-        if slow_uuid not in hub.conns:
-            break
-        await asyncio.sleep(0.05)
-    assert slow_uuid not in hub.conns and len(hub.rooms[51]) == 1
+    await until(lambda: slow_uuid not in hub.conns, "the slow socket to be dropped")
+    assert len(hub.rooms[51]) == 1
     msg = await slow.receive()
     while msg.type is aiohttp.WSMsgType.TEXT:
         msg = await asyncio.wait_for(slow.receive(), 10)
@@ -196,12 +235,8 @@ async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, r
     await send(a, type="SEND_ALL", room_id=61, content="meanwhile", token=token)
     await frame_of(a, "SEND_ALL", myself=True)
     broker = two.app[realtime_key].broker
-    for _ in range(100):
-        renewed = [c for c in subscribers() if c != old_id]
-        if renewed and broker.connected.is_set():
-            break
-        await asyncio.sleep(0.05)
-    assert renewed
+    await until(lambda: [c for c in subscribers() if c != old_id] and broker.connected.is_set(),
+                "process two to subscribe again")
     await send(a, type="SEND_ALL", room_id=61, content="again", token=token)
     await frame_of(a, "SEND_ALL", myself=True)
     assert (await frame_of(b, "SEND_ALL"))["content"] == "meanwhile"
@@ -216,14 +251,13 @@ async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
     token = await login(one, "viewer")
     await join(one, live_id, by_query=True)
     await join(two, live_id, by_query=True)
-    for _ in range(100):
+
+    async def both_counted() -> bool:
         resp = await one.get("/api/v1/competition/live", headers={"token": token})
         assert resp.status == 200
-        items = (await resp.json())["data"]
-        if items and items[0]["online_num"] == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert [(i["id"], i["online_num"]) for i in items] == [(live_id, 2)]
+        return [(i["id"], i["online_num"]) for i in (await resp.json())["data"]] == [(live_id, 2)]
+
+    await until(both_counted, "both viewers in the live list")
 
 
 async def test_presence_texts_are_html_escaped(make_client, sql):

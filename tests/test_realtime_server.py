@@ -4,66 +4,27 @@ acknowledged message and its viewers expire, SIGTERM closes sockets with 1001 an
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from jiandong.keys import redis_key
 from jiandong.realtime.presence import room_viewers
-from tests.realtime_helpers import FAST, frame_of, send
+from tests import test_workers
+from tests.conftest import until
+from tests.realtime_helpers import FAST, frame_of, rows_eventually, send
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The server processes of the multi-process tests, visible to pytest here.
+servers = test_workers.servers
 
 
 @pytest.fixture
-async def server(settings, tmp_path):
+async def server(servers, settings, tmp_path):
     """A server process on an HTTP port and a chat port, whose history writer never runs on its own."""
-    port, chat_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "JIANDONG_DATABASE_URL": settings.database_url,
-        "JIANDONG_REDIS_URL": settings.redis_url,
-        "JIANDONG_REDIS_PREFIX": settings.redis_prefix,
-        "JIANDONG_VAR_DIR": str(tmp_path / "server"),
-        "JIANDONG_HOST": "127.0.0.1",
-        "JIANDONG_CHAT_HISTORY_INTERVAL": "3600",
-        "JIANDONG_CHAT_ONLINE_INTERVAL": "0.1",
-        "JIANDONG_CHAT_PRESENCE_TTL": "1",
-    }
-    # A plain Popen, waited on in a thread: asyncio's child watchers are not for a test suite's loops.
-    proc = await asyncio.to_thread(
-        subprocess.Popen,
-        [sys.executable, "server.py", "--port", str(port), "--chat-port", str(chat_port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/api/v1/openapi.json") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            assert proc.poll() is None, "the server exited"
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the server did not start")
-        yield proc, port, chat_port, session
-    if proc.poll() is None:
-        proc.kill()
-    await asyncio.to_thread(proc.wait)
+    env = test_workers.server_env(settings, tmp_path / "server", JIANDONG_CHAT_HISTORY_INTERVAL="3600")
+    proc, port, chat_port = await servers.start(env)
+    return proc, port, chat_port, servers.session
 
 
 async def chat_in_room(session, port, chat_port, room_id):
@@ -83,25 +44,18 @@ async def test_sigkill_loses_no_acknowledged_message(server, make_client, sql, s
         assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == content
     watcher = await make_client(**FAST)
     redis = watcher.app[redis_key]
-    for _ in range(100):
-        if (await room_viewers(redis, settings, [41]))[41] == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert (await room_viewers(redis, settings, [41]))[41] == 1
+
+    async def viewers(count: int) -> bool:
+        return (await room_viewers(redis, settings, [41]))[41] == count
+
+    await until(lambda: viewers(1), "the viewer to be counted")
     proc.send_signal(signal.SIGKILL)
     await asyncio.to_thread(proc.wait)
     # Another process's writer stores them from the stream.
-    for _ in range(200):
-        if len(sql("SELECT 1 FROM chat_messages")) == 3:
-            break
-        await asyncio.sleep(0.05)
+    await rows_eventually(sql, 3)
     assert [r["content"] for r in sql("SELECT content FROM chat_messages ORDER BY id")] == ["before", "the", "kill"]
     # The dead process's viewer drops out of the counts once its TTL runs out.
-    for _ in range(100):
-        if (await room_viewers(redis, settings, [41]))[41] == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert (await room_viewers(redis, settings, [41]))[41] == 0
+    await until(lambda: viewers(0), "the dead process's viewer to drop out")
 
 
 async def test_sigterm_closes_chat_with_1001_flushes_and_exits(server, sql):

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from jiandong.stopping import cancel_and_wait
+from tests.conftest import until
 
 
 async def test_a_task_that_loses_its_cancellation_is_cancelled_again(caplog: pytest.LogCaptureFixture) -> None:
@@ -18,7 +19,7 @@ async def test_a_task_that_loses_its_cancellation_is_cancelled_again(caplog: pyt
         while True:
             rounds += 1
             try:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # a round's work, not a wait
             except asyncio.CancelledError:
                 if rounds > 3:
                     raise
@@ -38,7 +39,7 @@ async def test_failures_are_reported_and_finished_tasks_are_fine(caplog: pytest.
 
     failed = asyncio.create_task(fail(), name="failing")
     finished = asyncio.create_task(asyncio.sleep(0), name="finished")
-    await asyncio.sleep(0.01)
+    await until(lambda: failed.done() and finished.done(), "both tasks to end")
     with caplog.at_level(logging.ERROR, logger="jiandong.stopping"):
         await cancel_and_wait(failed, finished)
     assert finished.done() and not finished.cancelled()

@@ -1,14 +1,20 @@
 """Endpoint 1 (token/user): WeChat OAuth login against the fake WeChat server, and dev logins."""
 
+import asyncio
 import logging
+import uuid
 
 import pytest
 
 from jiandong.cache import rkey
-from tests.conftest import login
+from jiandong.keys import tokens_key
+from tests import test_outages
+from tests.conftest import login, until
 from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for
 
 URL = "/api/v1/token/user"
+# A Redis of the test's own (frozen by a test), visible to pytest here.
+own_redis = test_outages.own_redis
 HEAD = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
 
 
@@ -110,7 +116,9 @@ async def test_invalid_code(wx_client, wechat, sql, redis_sync, settings):
 
 
 async def test_expired_code(wx_client, wechat, sql):
-    wechat.fail(CODE_PATH, 42003)
+    # WeChat expires a code left unused for 5 minutes (reference §1.1).
+    wechat.add_code("c1", "o-alice", nickname="张三")
+    wechat.advance(300)
     resp = await wx_client.post(URL, data={"code": "c1"})
     assert resp.status == 401
     assert await resp.json() == error(10008, "授权失败: code 已过期，请重新授权")
@@ -194,6 +202,58 @@ async def test_disabled_user(wx_client, wechat, sql, redis_sync, settings):
     assert resp.status == 404
     assert await resp.json() == error(10004, "用户不存在或被禁用")
     assert token_keys(redis_sync, settings) == before
+
+
+async def refused(client, token) -> bool:
+    """Whether a token-protected endpoint answers 401 + 10003 to `token` (the pages log in again on it)."""
+    resp = await client.get("/api/v1/user/info", headers={"token": token})
+    if resp.status == 200:
+        return False
+    assert (resp.status, (await resp.json())["error_code"]) == (401, 10003)
+    return True
+
+
+async def test_a_token_ends_after_token_ttl(make_client, redis_sync, settings):
+    client = await make_client(token_ttl=1)
+    token = await login(client, "short-lived")
+    [user_tokens] = redis_sync.scan_iter(match=rkey(settings, "user_tokens", "*"))
+    assert 0 < redis_sync.ttl(rkey(settings, "token", token)) <= 1 and 0 < redis_sync.ttl(user_tokens) <= 1
+    # Used, so this process holds a copy of it: that copy must end too.
+    assert not await refused(client, token)
+    await until(lambda: refused(client, token), "the token to end")
+    assert token_keys(redis_sync, settings) == set()
+
+
+async def test_a_token_used_in_the_last_seconds_is_served_while_redis_is_away(own_redis, make_client):
+    client = await make_client(redis_url=own_redis.url, redis_timeout=0.5, redis_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    token = await login(client, "regular")
+    assert not await refused(client, token)
+    await asyncio.to_thread(own_redis.freeze)
+    try:
+        # The process's own copy of the token (and of user/info) answers; a token it never saw cannot be checked.
+        assert not await refused(client, token)
+        resp = await client.get("/api/v1/user/info", headers={"token": uuid.uuid4().hex})
+        assert (resp.status, (await resp.json())["error_code"]) == (503, 10000)
+    finally:
+        await asyncio.to_thread(own_redis.thaw)
+
+
+async def test_revoking_a_users_tokens_ends_them_in_every_process(make_client, sql, redis_sync, settings):
+    # Two apps on one Redis stand for two server processes; each has used both users' tokens.
+    first, second = await make_client(), await make_client()
+    tokens = [await login(first, "revoked"), await login(second, "revoked"), await login(first, "kept")]
+    for client in (first, second):
+        for token in tokens:
+            assert not await refused(client, token)
+    [revoked] = sql("SELECT id FROM users WHERE username = 'dev-revoked'")
+    await first.server.app[tokens_key].revoke_user(revoked["id"])
+    assert await refused(first, tokens[0]) and await refused(first, tokens[1])
+    assert token_keys(redis_sync, settings) == {rkey(settings, "token", tokens[2])}
+    assert not redis_sync.exists(rkey(settings, "user_tokens", revoked["id"]))
+    # The other process trusted its copies for a few seconds at most.
+    await until(lambda: refused(second, tokens[0]), "the other process to drop the revoked token")
+    assert await refused(second, tokens[1])
+    assert not await refused(first, tokens[2]) and not await refused(second, tokens[2])
 
 
 async def test_dev_logins(client, sql):

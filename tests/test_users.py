@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from jiandong.keys import content_cache_key
-from tests.conftest import login
+from tests.conftest import login, until
+from tests.test_content_cache import listening
 
 
 async def test_user_info_requires_token(client):
@@ -314,38 +315,37 @@ async def test_save_disabled_user(client, token, sql):
     assert sql("SELECT id FROM files") == []
 
 
-async def test_user_info_cache_follows_changes_in_other_processes(make_client, sql):
-    import asyncio
-
+async def test_user_info_cache_follows_changes_in_other_processes(make_client, sql, redis_sync, settings):
     first = await make_client()
     second = await make_client()
-    await asyncio.sleep(0.1)  # cache listeners subscribed
+    await until(lambda: listening(redis_sync, settings, 2), "both cache listeners")
     token = await login(first, "cache-code")
     headers = {"token": token}
     assert (await (await second.get("/api/v1/user/info", headers=headers)).json())["sex"] == "保密"
     resp = await first.post("/api/v1/user/save", data={"sex": "2"}, headers=headers)
     assert resp.status == 200
-    for _ in range(100):
-        body = await (await second.get("/api/v1/user/info", headers=headers)).json()
-        if body["sex"] == "女":
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the second process kept serving the old profile")
+
+    async def changed() -> bool:
+        return (await (await second.get("/api/v1/user/info", headers=headers)).json())["sex"] == "女"
+
+    await until(changed, "the second process to serve the new profile")
 
 
 async def test_cached_membership_turns_expired_on_time(client, sql):
-    import asyncio
-
     token = await login(client, "expiring-member")
     sql("UPDATE users SET member_status = 1, member_expire_time = now() + interval '1 second'")
     client.server.app[content_cache_key].drop_local()
     headers = {"token": token}
     body = await (await client.get("/api/v1/user/info", headers=headers)).json()
     assert body["member_status"] == 1 and body["is_member"] == 1
-    await asyncio.sleep(1.1)
-    body = await (await client.get("/api/v1/user/info", headers=headers)).json()
-    assert body["member_status"] == 3 and body["is_member"] == 0
+    assert sql("SELECT member_expire_time > now() AS ahead FROM users") == [{"ahead": True}]
+
+    async def expired() -> bool:
+        body = await (await client.get("/api/v1/user/info", headers=headers)).json()
+        return body["member_status"] == 3 and body["is_member"] == 0
+
+    # The cached answer (kept 30 s) turns as the membership runs out, not when the entry does.
+    await until(expired, "the membership to show expired", wait=10)
 
 
 async def test_avatar_loses_its_metadata_and_stands_upright(client, token, sql, settings):

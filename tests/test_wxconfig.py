@@ -177,6 +177,23 @@ async def test_rotated_token_refreshed_once(wx_client, wechat, wx_token, redis_s
     assert cached(redis_sync, settings, wechat.appid, "access_token")["value"] == wechat.current_token
 
 
+async def test_token_expired_at_wechat_is_fetched_again(wx_client, wechat, wx_token, redis_sync, settings):
+    assert (await wxconfig(wx_client, wx_token)).status == 200
+    first = wechat.current_token
+    # Two hours pass at WeChat, where the token expires (42001), while ours still has a minute to live
+    # (clocks differ); the ticket is due for its refresh.
+    wechat.advance(7200)
+    redis_sync.set(rkey(settings, "wechat", wechat.appid, "access_token"),
+                   json.dumps({"value": first, "expires_at": time.time() + 360}))
+    redis_sync.set(rkey(settings, "wechat", wechat.appid, "jsapi_ticket"),
+                   json.dumps({"value": wechat.tickets[0], "expires_at": time.time() + 100}))
+    resp = await wxconfig(wx_client, wx_token)
+    assert resp.status == 200
+    assert wechat.calls[TOKEN_PATH] == 2 and wechat.calls[TICKET_PATH] == 3 and wechat.current_token != first
+    assert (await resp.json())["signature"] == sha1_of(wechat.tickets[1], await resp.json())
+    assert cached(redis_sync, settings, wechat.appid, "access_token")["value"] == wechat.current_token
+
+
 async def test_token_rejected_twice_gives_up(wx_client, wechat, wx_token, redis_sync, settings):
     wechat.fail(TICKET_PATH, 40001, times=2)
     resp = await wxconfig(wx_client, wx_token)

@@ -4,6 +4,12 @@ It checks the RPC v1 signature with its own signer (written from §4.2 the "form
 fix up" way, not with the project's code), requires the documented parameters, records every
 accepted message, and can be told to fail the way Aliyun does.
 
+It keeps §4.3's default flow control for verification codes, isv.BUSINESS_LIMIT_CONTROL (HTTP 200)
+once a phone had, under one SignName, 1 accepted submit in the last minute, 5 in the last hour or
+10 in the last 24 hours, or 40 under any SignName in the last 24 hours. Its clock is the real one
+plus what tests `advance` it by (time passes here and at the caller alike), so a test never sleeps
+through a window; `skew` puts Aliyun's clock ahead of the caller's (the Timestamp check).
+
 The gateway-level errors (SignatureDoesNotMatch, SignatureNonceUsed, InvalidAccessKeyId.NotFound,
 MissingParameter, InvalidTimeStamp.*, ...) and their HTTP statuses are our assumption: the
 reference marks those names as unverified. The isv.* business codes come with HTTP 200.
@@ -35,11 +41,51 @@ LIMIT_MESSAGES = {
     "isv.BUSINESS_LIMIT_CONTROL": "触发分钟级流控Permits:1",
     "isv.MOBILE_NUMBER_ILLEGAL": "非法手机号",
 }
+# §4.3: accepted verification codes per SignName and phone over rolling windows, and Aliyun's message.
+FLOW_CONTROL = (
+    (dt.timedelta(minutes=1), 1, "触发分钟级流控Permits:1"),
+    (dt.timedelta(hours=1), 5, "触发小时级流控Permits:5"),
+    (dt.timedelta(days=1), 10, "触发天级流控Permits:10"),
+)
+# §4.3: codes to one phone from any sender on the platform per rolling day.
+PLATFORM_DAY_LIMIT = 40
+# How far a request's Timestamp may be from Aliyun's clock (the gateway rule we assume, see above).
+TIMESTAMP_WINDOW = dt.timedelta(minutes=15)
 
 
 def _enc(value: str) -> str:
     # §4.2's equivalent form: form-urlencode, then `+`->%20, `*`->%2A, %7E->`~`.
     return quote_plus(value, safe="").replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
+
+
+def timestamp_error(params: typing.Mapping[str, str], now: dt.datetime) -> tuple[str, str] | None:
+    """The gateway's error for a Timestamp that is malformed or too far from `now` (Aliyun's clock)."""
+    try:
+        stamp = dt.datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."
+    if abs(now - stamp) > TIMESTAMP_WINDOW:
+        return "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
+    return None
+
+
+class Clock:
+    """Aliyun's clock: the real one plus `advance`d time (which the caller's clock is taken to follow),
+    and `skew`, how far Aliyun's clock runs ahead of the caller's (negative: behind)."""
+
+    def __init__(self) -> None:
+        self.elapsed = dt.timedelta()
+        self.skew = dt.timedelta()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + self.elapsed
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += dt.timedelta(seconds=seconds)
+
+    def caller_now(self) -> dt.datetime:
+        """What a caller's Timestamp is compared with: its own clock (the real one) as Aliyun reads it."""
+        return dt.datetime.now(dt.timezone.utc) + self.skew
 
 
 def fake_signature(params: typing.Mapping[str, str], secret: str, method: str) -> str:
@@ -54,16 +100,27 @@ class SentSms:
     sign_name: str
     template_code: str
     template_param: dict[str, typing.Any]
+    at: dt.datetime
 
     @property
     def code(self) -> str:
         return self.template_param["code"]
 
+    @property
+    def number(self) -> str:
+        return number_of(self.phone)
 
-class FakeDysmsapi:
+
+def number_of(phone: str) -> str:
+    """The 11 digits of a mainland number given with or without its country prefix."""
+    return phone[-11:]
+
+
+class FakeDysmsapi(Clock):
     """Start with `server = await aiohttp_server(fake.app())`; read `fake.sent`, set `fake.fail_code` etc."""
 
     def __init__(self, access_key_id: str = "LTAI5tFakeKeyId", access_key_secret: str = "fake-secret") -> None:
+        super().__init__()
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.sent: list[SentSms] = []
@@ -115,12 +172,8 @@ class FakeDysmsapi:
                 f"Specified signature is not matched with our calculation. server string to sign is:"
                 f"{request.method}&%2F&...",
             )
-        try:
-            stamp = dt.datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        except ValueError:
-            return error("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
-        if abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) > 900:
-            return error("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+        if (stale := timestamp_error(params, self.caller_now())) is not None:
+            return error(*stale)
         if params["SignatureNonce"] in self.nonces:
             return error("SignatureNonceUsed", "Specified signature nonce was used already.")
         self.nonces.add(params["SignatureNonce"])
@@ -149,7 +202,22 @@ class FakeDysmsapi:
             return refuse("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         if "code" not in template_param:
             return refuse("isv.TEMPLATE_MISSING_PARAMETERS", "模版缺少变量")
-        self.sent.append(SentSms(params["PhoneNumbers"], params["SignName"], params["TemplateCode"], template_param))
+        if (limited := self.flow_control(params["SignName"], number_of(params["PhoneNumbers"]))) is not None:
+            return refuse("isv.BUSINESS_LIMIT_CONTROL", limited)
+        self.sent.append(
+            SentSms(params["PhoneNumbers"], params["SignName"], params["TemplateCode"], template_param, self.now())
+        )
         return web.json_response(
             {"Code": "OK", "Message": "OK", "BizId": f"{len(self.sent):06d}^0", "RequestId": request_id}
         )
+
+    def flow_control(self, sign_name: str, number: str) -> str | None:
+        """Aliyun's message when a code to `number` now would pass a §4.3 limit, else None."""
+        now = self.now()
+        ages = [(sms.sign_name, now - sms.at) for sms in self.sent if sms.number == number]
+        if sum(age < dt.timedelta(days=1) for _, age in ages) >= PLATFORM_DAY_LIMIT:
+            return f"触发天级流控Permits:{PLATFORM_DAY_LIMIT}"
+        for window, permits, message in FLOW_CONTROL:
+            if sum(name == sign_name and age < window for name, age in ages) >= permits:
+                return message
+        return None

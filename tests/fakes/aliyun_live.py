@@ -3,7 +3,9 @@
 It checks the RPC v1 signature with the fake signer of tests/fakes/aliyun.py (not the project's),
 answers DescribeLiveStreamsOnlineList (with paging) and DescribeLiveDomainOnlineUserNum from the
 streams and viewers a test sets, records every call, and fails on demand like Aliyun does.
-Gateway error names and statuses are the same assumption as in the SMS fake.
+Gateway error names and statuses are the same assumption as in the SMS fake, and so is the
+Timestamp rule: a request stamped more than 15 minutes from Aliyun's clock is refused with
+InvalidTimeStamp.Expired (`skew` sets how far that clock runs from the caller's).
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import uuid
 
 from aiohttp import web
 
-from tests.fakes.aliyun import COMMON_PARAMS, fake_signature
+from tests.fakes.aliyun import COMMON_PARAMS, Clock, fake_signature, timestamp_error
 
 ACTIONS = ("DescribeLiveStreamsOnlineList", "DescribeLiveDomainOnlineUserNum")
 
 
-class FakeAliyunLive:
+class FakeAliyunLive(Clock):
     """`server = await aiohttp_server(fake.app())`; set `fake.streams`, `fake.viewers`, `fake.fail_code` ..."""
 
     def __init__(
         self, domain: str = "live.club.example.com", access_key_id: str = "LTAI5tFakeLiveId",
         access_key_secret: str = "fake-live-secret",
     ) -> None:
+        super().__init__()
         self.domain = domain
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
@@ -78,6 +81,8 @@ class FakeAliyunLive:
         expected = fake_signature(params, self.access_key_secret, "GET")
         if not hmac.compare_digest(expected, params["Signature"]):
             return error("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+        if (stale := timestamp_error(params, self.caller_now())) is not None:
+            return error(*stale)
         if params["SignatureNonce"] in self.nonces:
             return error("SignatureNonceUsed", "Specified signature nonce was used already.")
         self.nonces.add(params["SignatureNonce"])

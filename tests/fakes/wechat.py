@@ -3,6 +3,10 @@
 Follows the documented protocol: HTTP 200 with a JSON body, errors as {"errcode", "errmsg"}, the
 sns endpoints answering with content-type text/plain as WeChat does. Tests register OAuth codes,
 queue failures per path and read the call counts.
+
+It keeps the reference's lifetimes (§1.1, §1.2, §2.1) on a clock tests move with `advance`, so none
+sleeps: an OAuth code unused for 5 minutes answers 42003, a web-auth access_token older than its
+expires_in (7200 s) answers 42001 at sns/userinfo, and so does a basic access_token at getticket.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import collections
 import dataclasses
 import json
 import secrets
+import time
 import typing
 
 from aiohttp import web
@@ -20,6 +25,9 @@ TOKEN_PATH = "/cgi-bin/token"
 TICKET_PATH = "/cgi-bin/ticket/getticket"
 CODE_PATH = "/sns/oauth2/access_token"
 USERINFO_PATH = "/sns/userinfo"
+# §1.1: an OAuth code expires if unused for 5 minutes; §1.2, §2.1: tokens live expires_in seconds.
+CODE_LIFETIME = 300
+TOKEN_LIFETIME = 7200
 
 # A failure mode: an errcode to answer with, or one of these words.
 HTTP_500 = "http500"
@@ -53,6 +61,7 @@ class Grant:
     snapshot: bool = False
     unionid: str | None = None
     used: bool = False
+    issued_at: float = 0.0
 
 
 class FakeWeChat:
@@ -69,6 +78,19 @@ class FakeWeChat:
         self.web_tokens: dict[str, Grant] = {}
         self.access_tokens: list[str] = []
         self.tickets: list[str] = []
+        # When each web-auth and basic access_token stops being accepted (on this fake's clock).
+        self.expires_at: dict[str, float] = {}
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """WeChat's clock: the real time plus what tests `advance`d it by."""
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def _expired(self, token: str) -> bool:
+        return self.now() >= self.expires_at.get(token, float("inf"))
 
     def add_code(
         self,
@@ -81,7 +103,7 @@ class FakeWeChat:
         **profile: typing.Any,
     ) -> None:
         """Register an OAuth code as if the user had just authorized the page."""
-        self.codes[code] = Grant(openid, scope, profile, snapshot, unionid)
+        self.codes[code] = Grant(openid, scope, profile, snapshot, unionid, issued_at=self.now())
 
     def fail(self, path: str, mode: int | str, times: int = 1) -> None:
         """The next `times` calls to `path` fail with `mode` (an errcode, HTTP_500, SLOW or NOT_JSON)."""
@@ -134,12 +156,15 @@ class FakeWeChat:
         # A new token replaces the previous one (the short overlap WeChat grants is not modelled).
         token = "AT_" + secrets.token_urlsafe(48)
         self.access_tokens.append(token)
-        return _ok({"access_token": token, "expires_in": 7200}, sns=False)
+        self.expires_at[token] = self.now() + TOKEN_LIFETIME
+        return _ok({"access_token": token, "expires_in": TOKEN_LIFETIME}, sns=False)
 
     async def getticket(self, request: web.Request) -> web.Response:
         token = request.query.get("access_token", "")
         if token != self.current_token:
             return _error(40001 if token else 41001)
+        if self._expired(token):
+            return _error(42001)
         if request.query.get("type") != "jsapi":
             return _error(40097)
         ticket = "TICKET_" + secrets.token_urlsafe(32)
@@ -159,12 +184,15 @@ class FakeWeChat:
             return _error(40029)
         if grant.used:
             return _error(40163)
+        if self.now() - grant.issued_at >= CODE_LIFETIME:
+            return _error(42003)
         grant.used = True
         web_token = "WAT_" + secrets.token_urlsafe(32)
         self.web_tokens[web_token] = grant
+        self.expires_at[web_token] = self.now() + TOKEN_LIFETIME
         body: dict[str, typing.Any] = {
             "access_token": web_token,
-            "expires_in": 7200,
+            "expires_in": TOKEN_LIFETIME,
             "refresh_token": "RT_" + secrets.token_urlsafe(32),
             "openid": grant.openid,
             "scope": grant.scope,
@@ -176,9 +204,12 @@ class FakeWeChat:
         return _ok(body)
 
     async def userinfo(self, request: web.Request) -> web.Response:
-        grant = self.web_tokens.get(request.query.get("access_token", ""))
+        web_token = request.query.get("access_token", "")
+        grant = self.web_tokens.get(web_token)
         if grant is None:
             return _error(40001)
+        if self._expired(web_token):
+            return _error(42001)
         if request.query.get("openid") != grant.openid:
             return _error(40003)
         if "snsapi_userinfo" not in grant.scope.split(","):

@@ -422,8 +422,9 @@ class FakeWeChatPay:
         order.time_end = self.now().strftime("%Y%m%d%H%M%S")
         return order
 
-    def notification(self, out_trade_no: str, /, *, key: str | None = None, **overrides: str) -> bytes:
-        """The signed notification of a paid order (the field set of §3.4); overrides are signed too."""
+    def notification(self, out_trade_no: str, /, *, key: str | None = None, **overrides: str | None) -> bytes:
+        """The signed notification of a paid order (the field set of §3.4); overrides are signed too,
+        an override of None leaves the field out."""
         order = self.orders[out_trade_no]
         fields = {
             "appid": self.appid,
@@ -434,6 +435,7 @@ class FakeWeChatPay:
             **self._paid_fields(order),
             **overrides,
         }
+        fields = {k: v for k, v in fields.items() if v is not None}
         if order.sign_type != "MD5":
             fields["sign_type"] = order.sign_type
         fields["sign"] = wx_sign(fields, key or self.key, fields.get("sign_type", "MD5"))
