@@ -129,8 +129,9 @@ def redis_server(stack: contextlib.ExitStack, url: str, var_dir: Path, prefix: s
 
 
 def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-          port: int) -> None:
-    """Start a server process, stopped (SIGTERM, then SIGKILL) when the stack unwinds; wait for its port."""
+          port: int, ready_path: str | None = None) -> None:
+    """Start a server process, stopped (SIGTERM, then SIGKILL) when the stack unwinds; wait for its
+    port or, with `ready_path`, until GET of that path answers 200."""
     log_path = log_dir / f"{name}.log"
     log_file = open(log_path, "wb")
     stack.callback(log_file.close)
@@ -152,8 +153,14 @@ def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise SystemExit(f"{name} exited with {process.returncode}:\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
+        if ready_path is None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        else:
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=5) as resp:
+                if resp.status == 200:
+                    return
         time.sleep(0.1)
     raise SystemExit(f"{name} did not listen on port {port} within 120 s; see {log_path}")
 
@@ -217,11 +224,12 @@ def bench_run(args: argparse.Namespace, database: str, *, keep_database: bool = 
 
 
 def start_app(run: Run) -> str:
-    """server.py (one process) on a free port; its base URL."""
+    """server.py (one process) on a free port, once ready; its base URL."""
     port = free_port()
     log("starting server.py ...")
+    # server.py listens before it migrates the schema: the port open says nothing about the tables.
     start(run.stack, "server", [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
-          run.env, run.work, port)
+          run.env, run.work, port, ready_path="/readyz")
     return f"http://127.0.0.1:{port}"
 
 
