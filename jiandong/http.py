@@ -47,10 +47,11 @@ class Params:
         return name in self.values or f"{name}[]" in self.values or name in self.files
 
     def raw(self, name: str) -> str | None:
-        """The last value given for `name` (a body value overrides the query); ParameterError for an array."""
+        """The last value given for `name` (a body value overrides the query); ParameterError for an array,
+        and for a JSON null, boolean, object or nested array in its place."""
         values = self.values.getall(name, None)
         if values:
-            return values[-1]
+            return _text(name, values[-1])
         if f"{name}[]" in self.values:
             raise ParameterError(f"参数错误: {name} 不能是数组")
         return None
@@ -94,7 +95,7 @@ class Params:
 
         None when the parameter is absent; a single plain value gives a one-item list.
         """
-        values = self.values.getall(f"{name}[]", []) + self.values.getall(name, [])
+        values = [_text(name, v) for v in self.values.getall(f"{name}[]", []) + self.values.getall(name, [])]
         if not values:
             return None
         if len(values) == 1 and values[0].lstrip().startswith("["):
@@ -103,7 +104,7 @@ class Params:
             except encoding.JSONDecodeError:
                 parsed = None
             if isinstance(parsed, list):
-                return [_scalar(item) for item in parsed]
+                return [_text(name, _scalar(item)) for item in parsed]
         return values
 
     def is_array(self, name: str) -> bool:
@@ -128,16 +129,29 @@ def _try_json(value: str) -> typing.Any:
         return None
 
 
+class NotText(str):
+    """A JSON body's null, boolean, object or nested array where the API takes text or a number (its flags
+    are the integers 0 and 1): kept (as "") so that a key no handler reads costs nothing, and refused (400)
+    by the first handler that reads it."""
+
+    __slots__ = ()
+
+
+NOT_TEXT = NotText()
+
+
+def _text(name: str, value: str) -> str:
+    if value is NOT_TEXT:
+        raise ParameterError(f"参数错误: {name} 必须是字符串或数字")
+    return value
+
+
 def _scalar(value: typing.Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
+    if value is None or isinstance(value, (bool, dict, list)):
+        return NOT_TEXT
     if isinstance(value, float) and value.is_integer():
         # 3.0 is the integer 3 in JSON (and JSON Schema): it must read as one.
         return str(int(value))
-    if isinstance(value, (dict, list)):
-        return encoding.dumps_str(value)
     return str(value)
 
 

@@ -40,6 +40,16 @@ def param(name: str, kind: str = "string", description: str = "", *, required: b
     return Param(name, {"type": kind, **schema}, required, description, location)
 
 
+# Marks a text parameter that takes any string: one from an outside service, whose control characters
+# are removed (jiandong.cleaning) rather than refused.
+CLEANED = "x-cleaned"
+
+
+def outside_text(name: str, description: str = "", *, location: str = "body") -> Param:
+    """A text field an outside service sends: any string; control characters are removed, never refused."""
+    return param(name, description=f"{description}（控制字符会被去掉）", location=location, **{CLEANED: True})
+
+
 def string(description: str = "", **extra: typing.Any) -> Schema:
     return {"type": "string", "description": description, **extra}
 
@@ -148,6 +158,8 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 
 def _schema(p: Param) -> Schema:
     """The parameter's schema with what the parsing of text holds every value to."""
+    if p.schema.get(CLEANED):
+        return {k: v for k, v in p.schema.items() if k != CLEANED}
     if p.schema.get("type") != "string" or "pattern" in p.schema or "enum" in p.schema:
         return p.schema
     return {**p.schema, "pattern": NOT_BLANK if p.required else NO_NUL}

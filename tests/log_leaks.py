@@ -9,8 +9,9 @@ import typing
 
 # Login tokens are 32 lowercase hex digits (secrets.token_hex(16)); longer runs (digests) are not tokens.
 TOKEN = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{32}(?![0-9a-fA-F])")
-# A mainland mobile number in full (a masked one, 138****8000, is fine).
-PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+# A mainland mobile number in full (a masked one, 138****8000, is fine), standing on its own: an order
+# number's random hex tail (…0023D19717789768) may hold eleven such digits and is no phone number.
+PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 # The test harness's own aiohttp servers (the fakes) log their requests, query strings and all; the
 # server itself runs without aiohttp's access log.
 HARNESS_LOGGERS = ("aiohttp.access",)

@@ -164,3 +164,29 @@ async def test_json_numbers_that_are_integers_read_as_integers(client):
         assert resp.status == 400
     resp = await client.post("/api/v1/feeds", json={"content": ["x", "y"]}, headers={"token": token})
     assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: content 不能是数组"
+
+
+@pytest.mark.parametrize("value", [{}, {"a": 1}, None, False], ids=["object", "filled object", "null", "boolean"])
+async def test_a_json_value_that_is_no_text_or_number_is_refused_where_it_is_read(client, sql, value):
+    """Schema fuzzing found {"code": {}} logged in as the user of the code "{}" (and false as the code "0"):
+    a JSON null, boolean, object or nested array stands for no text, so the handler that reads it answers 400."""
+    resp = await client.post(LOGIN, json={"code": value})
+    assert resp.status == 400
+    assert await resp.json() == {"msg": "参数错误: code 必须是字符串或数字", "error_code": 99999, "request_url": LOGIN}
+    assert sql("SELECT id FROM users") == []
+    token = await login(client)
+    resp = await client.post("/api/v1/competition/live?page=1&size=1", json={"competition_id": value},
+                             headers={"token": token})
+    assert resp.status == 400
+    assert (await resp.json())["msg"] == "参数错误: competition_id 必须是字符串或数字"
+    # A key no handler reads costs nothing.
+    resp = await client.post("/api/v1/competition/live?page=1&size=1", json={"extra": value}, headers={"token": token})
+    assert resp.status == 200
+
+
+async def test_a_json_array_of_no_text_is_refused(client, sql):
+    token = await login(client)
+    for value in ([None], [{}], [[1]]):
+        resp = await client.post("/api/v1/config/value", json={"code": value}, headers={"token": token})
+        assert resp.status == 400
+        assert (await resp.json())["msg"] == "参数错误: code 必须是字符串或数字"

@@ -447,3 +447,18 @@ async def test_callback_fields_lose_their_control_characters(client, sql, room, 
     resp = await client.post(SRS, json={**srs_body("on_publish", "s1", "?token=x"), "ip": "1.2.3.4\nFORGED LINE"})
     assert resp.status == 403
     assert not [rec for rec in caplog.records if "\n" in rec.getMessage()]
+
+
+async def test_control_characters_in_a_stream_servers_fields_are_removed_as_documented(client, sql):
+    """A callback's text fields take any string (their control characters are removed, not refused), and
+    the OpenAPI document says so instead of a pattern the server does not hold them to."""
+    live_id = add_live(sql, "决赛")
+    resp = await client.post(NGINX, data=nginx_form("publish", "s\x001", app="li\x00ve\x07", token=SECRET))
+    assert resp.status == 200
+    assert live_row(sql, live_id)["live_status"] == 1
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    body = spec["paths"][NGINX]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    for name in ("call", "name", "clientid", "app"):
+        field = body["properties"][name]
+        assert "pattern" not in field and "控制字符会被去掉" in field["description"]
+    assert "pattern" in body["properties"]["token"]

@@ -84,9 +84,13 @@ def test_the_leak_scan_finds_tokens_phones_and_secrets():
         "jiandong.users INFO user bound 13800138000",
         "jiandong.pay INFO key s3cret-key in a line",
         "jiandong.pay INFO raw_sha256 " + "ab" * 32,
+        # An order number whose random hex tail holds eleven phone-like digits.
+        "jiandong.wechatpay ERROR closeorder for order 202611302139200023D19717789768 answered with a wrong sign",
+        "jiandong.users INFO 手机13800138001已绑定",
     ]
     assert leaks(lines, {"s3cret-key", ""}) == [
         "token: jiandong.tokens INFO issued 0bdaddf44715fe3f382d1ceee2700caa",
         "phone: jiandong.users INFO user bound 13800138000",
         "secret: jiandong.pay INFO key s3cret-key in a line",
+        "phone: jiandong.users INFO 手机13800138001已绑定",
     ]

@@ -90,6 +90,10 @@ async def test_encoded_url_decoded(wx_client, wechat, wx_token):
         ({"cur_url": "/h5/index.html"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
         # urlsplit refuses an unbalanced IPv6 bracket outright.
         ({"cur_url": "http://[club.example.com/h5/"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
+        # What schema fuzzing found taken though its documented pattern refuses it: a host that is no host name.
+        ({"cur_url": "HTTP://0*"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
+        ({"cur_url": "http://club.example.com/h5/a b.html"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
+        ({"cur_url": "http%3A%2F%2Fclub.example.com%2Fh5%2F%0A"}, "参数错误: cur_url 必须是 http 或 https 页面地址"),
         ({"cur_url": PAGE + "&x=" + "a" * 2048}, "参数错误: cur_url 不能超过 2048 个字符"),
     ],
 )

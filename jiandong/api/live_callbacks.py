@@ -37,7 +37,7 @@ from ..http import json_response, operation_result, parse_form, read_body
 from ..integrations.aliyun_live import callback_signature_valid
 from ..keys import settings_key
 from ..logthrottle import JUNK
-from ..openapi import describe, integer, obj, param, string
+from ..openapi import describe, integer, obj, outside_text, param, string
 from ..services.live_status import ENDED, LIVE, set_live_status
 
 logger = logging.getLogger(__name__)
@@ -134,14 +134,14 @@ def event_time(raw: str) -> dt.datetime | None:
     tag=TAG,
     params=[
         # Not required and no enum: any other action (or none) is acknowledged, as the docs below say.
-        param("action", description="publish 推流开始，publish_done 推流结束（其他只应答）", location="query"),
-        param("id", description="流名称（StreamName），publish / publish_done 必填", location="query"),
-        param("app", description="推流域名", location="query"),
-        param("appname", description="AppName", location="query"),
+        outside_text("action", "publish 推流开始，publish_done 推流结束（其他只应答）", location="query"),
+        outside_text("id", "流名称（StreamName），publish / publish_done 必填", location="query"),
+        outside_text("app", "推流域名", location="query"),
+        outside_text("appname", "AppName", location="query"),
         param("time", "integer", "事件时间（Unix 秒）", location="query"),
-        param("ip", description="推流端 IP（与 node 一起标识推流会话）", location="query"),
-        param("node", description="接收推流的节点", location="query"),
-        param("usrargs", description="推流地址的参数（可带 token）", location="query"),
+        outside_text("ip", "推流端 IP（与 node 一起标识推流会话）", location="query"),
+        outside_text("node", "接收推流的节点", location="query"),
+        outside_text("usrargs", "推流地址的参数（可带 token）", location="query"),
         param("token", description="回调地址中配置的密钥（live_push_secret）", location="query"),
     ],
     errors=[ParameterError, Forbidden],
@@ -178,11 +178,11 @@ async def aliyun_callback(request: web.Request) -> web.Response:
     "SRS http_hooks 回调（on_publish / on_unpublish）",
     tag=TAG,
     params=[
-        param("action", description="on_publish / on_unpublish（其他动作只应答）"),
-        param("stream", description="流名称，on_publish / on_unpublish 必填"),
-        param("param", description="推流地址的参数（on_publish / on_unpublish），须含 token=live_push_secret"),
-        param("client_id", description="推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播"),
-        param("app", description="SRS app"),
+        outside_text("action", "on_publish / on_unpublish（其他动作只应答）"),
+        outside_text("stream", "流名称，on_publish / on_unpublish 必填"),
+        outside_text("param", "推流地址的参数（on_publish / on_unpublish），须含 token=live_push_secret"),
+        outside_text("client_id", "推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播"),
+        outside_text("app", "SRS app"),
     ],
     response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
     errors=[ParameterError, Forbidden, LiveNotFound],
@@ -220,11 +220,11 @@ async def srs_callback(request: web.Request) -> web.Response:
     "nginx-rtmp notify 回调（on_publish / on_publish_done）",
     tag=TAG,
     params=[
-        param("call", description="publish / publish_done（其他只应答）"),
-        param("name", description="流名称，publish / publish_done 必填"),
+        outside_text("call", "publish / publish_done（其他只应答）"),
+        outside_text("name", "流名称，publish / publish_done 必填"),
         param("token", description="推流地址的参数 token=live_push_secret（publish / publish_done）"),
-        param("clientid", description="推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播"),
-        param("app", description="nginx-rtmp application"),
+        outside_text("clientid", "推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播"),
+        outside_text("app", "nginx-rtmp application"),
     ],
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string as charsets
 import time
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -20,6 +21,13 @@ routes = web.RouteTableDef()
 MAX_URL_LEN = 2048
 NONCE_ALPHABET = charsets.ascii_letters + charsets.digits
 NONCE_LEN = 16
+# A page's address as location.href gives it: http(s), a host name or IPv4 address, an optional port,
+# then printable ASCII (a browser percent-encodes everything else).
+PAGE_URL = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?"
+# The same address sent through encodeURIComponent.
+ENCODED_PAGE_URL = r"[Hh][Tt][Tt][Pp][Ss]?%3[Aa][!-~]*"
+PAGE_URL_RE = re.compile(PAGE_URL)
+ENCODED_START = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?%3[Aa]")
 
 WXCONFIG = obj(
     "wx.config 参数",
@@ -33,20 +41,16 @@ WXCONFIG = obj(
 
 
 def page_url(raw: str) -> str:
-    """The page URL as the JS-SDK signs it: percent-decoded if sent encoded, without the fragment."""
+    """The page URL as the JS-SDK signs it: percent-decoded if sent encoded, without the fragment.
+
+    ParameterError unless it is a PAGE_URL (what the OpenAPI pattern of cur_url says, from the same text).
+    """
     # Pages may send encodeURIComponent(location.href); a plain URL never starts this way.
-    if raw[:7].lower() == "http%3a" or raw[:8].lower() == "https%3a":
+    if ENCODED_START.match(raw):
         raw = unquote(raw)
     url = raw.split("#", 1)[0]
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        # An unbalanced [ in the host (an IPv6 literal) is the one thing urlsplit refuses.
-        raise ParameterError("参数错误: cur_url 必须是 http 或 https 页面地址") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not PAGE_URL_RE.fullmatch(url):
         raise ParameterError("参数错误: cur_url 必须是 http 或 https 页面地址")
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise ParameterError("参数错误: cur_url 不能包含空白或控制字符")
     return url
 
 
@@ -55,7 +59,7 @@ def page_url(raw: str) -> str:
     "获取微信 JS 接口调用前的配置信息",
     tag="微信",
     params=[param("cur_url", description="调用接口的页面地址（location.href，可 URL 编码）", required=True,
-                  maxLength=MAX_URL_LEN, pattern="^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")],
+                  maxLength=MAX_URL_LEN, pattern=f"^(?:{PAGE_URL}|{ENCODED_PAGE_URL})$")],
     response=WXCONFIG,
     errors=[ParameterError, WeChatUnavailable],
     description="按 JS-SDK 规则签名（jsapi_ticket、noncestr、timestamp、url）；"
