@@ -4,6 +4,7 @@ CSRF, roles, staff management, own password."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aiohttp
 
@@ -236,3 +237,16 @@ async def test_error_pages_are_html(client, sql):
     assert resp.status == 404 and resp.content_type == "text/html" and "赛事不存在" in await resp.text()
     resp = await client.get("/admin/nothing-here")
     assert resp.status == 404 and resp.content_type == "text/html"
+
+
+def test_the_menu_offers_each_role_the_pages_it_may_open(settings, tmp_path):
+    """The menu names roles beside the pages' own `requires`: the two must agree, or a role is offered a
+    page it is refused (or not offered one it may open)."""
+    from jiandong.admin import create_admin_app
+    from jiandong.admin.render import MENU
+
+    admin = create_admin_app(settings, Path(__file__).resolve().parents[1] / "templates")
+    pages = {route.resource.canonical: route.handler for route in admin.router.routes()
+             if route.method == "GET" and route.resource is not None}
+    for path, label, roles in MENU:
+        assert getattr(pages[path], "admin_roles", None) == roles, label

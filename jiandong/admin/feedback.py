@@ -7,7 +7,7 @@ from aiohttp_session import get_session
 
 from ..keys import pg_key
 from ..services import feedback
-from ..services.admins import EDITOR
+from ..services.admins import MODERATOR
 from .errors import PageError
 from .forms import read_form
 from .render import Column, ListPage, flash, list_query, render
@@ -18,7 +18,7 @@ BASE = "/admin/feedback"
 
 
 @routes.get("/feedback")
-@requires(EDITOR)
+@requires(MODERATOR)
 async def list_feedback(request: web.Request) -> web.Response:
     query = list_query(request, ())
     kind_raw, state = request.query.get("type", ""), request.query.get("state", "")
@@ -31,7 +31,7 @@ async def list_feedback(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/feedback/{id:\d+}/handled")
-@requires(EDITOR)
+@requires(MODERATOR)
 async def mark_handled(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     form = await read_form(request)

@@ -26,7 +26,7 @@ MENU = [
     ("/dashboard", "概览", (EDITOR,)),
     ("/members", "会员", (EDITOR,)),
     ("/orders", "订单", (EDITOR,)),
-    ("/feedback", "反馈", (EDITOR,)),
+    ("/feedback", "反馈", (MODERATOR,)),
     ("/chat", "聊天管理", (MODERATOR,)),
     ("/competitions", "赛事", (EDITOR,)),
     ("/teams", "球队", (EDITOR,)),
