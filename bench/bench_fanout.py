@@ -38,7 +38,7 @@ import typing
 from urllib.parse import urlsplit
 
 # bench/ is the script's directory, so its modules import by name.
-from common import bench_run, log, login, parser, start_app, start_bare_fanout
+from common import add_live, bench_run, log, login, parser, start_app, start_bare_fanout
 
 DATABASE = "jiandong_bench_fanout"
 ROOM = 1
@@ -473,6 +473,7 @@ def scenario(args: typing.Any, name: str) -> Result:
         if name == "bare":
             return fanout(args, [start_bare_fanout(run)], bare=True)
         bases = [start_app(run) for _ in range(2 if name == "two" else 1)]
+        add_live(run.env["JIANDONG_DATABASE_URL"], ROOM)
         if name == "idle":
             return Result(idle(args, bases[0]), float("nan"), float("nan"))
         return fanout(args, bases, args.stalled if name == "stalled" else 0)

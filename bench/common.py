@@ -178,6 +178,13 @@ def cursor(database_url: str) -> typing.Iterator[typing.Any]:
         conn.close()
 
 
+def add_live(database_url: str, live_id: int) -> None:
+    """A published live with this id: a room the chat takes messages in (once server.py made the schema)."""
+    with cursor(database_url) as cur:
+        cur.execute("INSERT INTO lives (id, title, stream_name) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    (live_id, f"直播间 {live_id}", f"bench-room-{live_id}"))
+
+
 def request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> typing.Any:
     """One request with the standard library; the decoded JSON answer (exits on an HTTP error)."""
     req = urllib.request.Request(url, data=data, headers=headers or {})

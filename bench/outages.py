@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from jiandong import encoding  # noqa: E402
 from tests.own_servers import OwnPostgres, OwnRedis, free_port  # noqa: E402
 
 DB_TIMEOUT, REDIS_TIMEOUT = 3.0, 2.0
+# The chat's rooms (published lives) during the Redis restarts.
+CHAT_ROOMS = (101, 102)
 
 
 def log(message: str) -> None:
@@ -174,7 +177,7 @@ async def chat_restart(session: aiohttp.ClientSession, servers: list[Server], re
     """Two processes, two rooms, a viewer of each room on each; Redis killed 6 s, then everyone talks."""
     tokens = [await login(session, s.base, f"chat-{i}") for i, s in enumerate(servers)]
     viewers: dict[tuple[int, int], Viewer] = {}
-    for room in (101, 102):
+    for room in CHAT_ROOMS:
         for i, server in enumerate(servers):
             ws = await session.ws_connect(f"ws://127.0.0.1:{server.chat_port}/")
             await ws.send_str(encoding.dumps_str({"type": "LOGIN", "room_id": room, "token": tokens[i]}))
@@ -223,6 +226,20 @@ async def chat_restart(session: aiohttp.ClientSession, servers: list[Server], re
         viewer.task.cancel()
 
 
+def add_rooms(database_url: str, rooms: typing.Iterable[int]) -> None:
+    """Published lives with these ids: the chat takes messages only in a live's room."""
+    import psycopg2
+
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            for room in rooms:
+                cur.execute("INSERT INTO lives (id, title, stream_name) VALUES (%s, %s, %s)"
+                            " ON CONFLICT (id) DO NOTHING", (room, f"直播间 {room}", f"outage-room-{room}"))
+    finally:
+        conn.close()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds each dependency stays away")
@@ -247,6 +264,7 @@ async def main() -> int:
                     for kind in ("stopped", "frozen"):
                         await fault(session, server, token, target, kind, args.outage, args.clients)
                 log("\nRedis killed for 6 s under a chat of two processes and two rooms:")
+                await asyncio.to_thread(add_rooms, database, CHAT_ROOMS)
                 second = Server(directory, database, redis.url, "second")
                 servers.append(second)
                 await second.ready(session)

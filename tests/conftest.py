@@ -168,6 +168,20 @@ def redis_sync(redis_url: str, settings: Settings) -> typing.Iterator[redis.Redi
     client.close()
 
 
+# The rooms the chat tests talk in. A room takes messages only as a published live
+# (jiandong.realtime.rooms); lives made by a test itself get ids from CHAT_ROOMS.stop on.
+CHAT_ROOMS = range(1, 100)
+
+
+@pytest.fixture
+def chat_rooms(sql: typing.Callable[..., list[dict[str, typing.Any]]]) -> range:
+    """Published lives with the ids of CHAT_ROOMS (use with `pytestmark = pytest.mark.usefixtures("chat_rooms")`)."""
+    sql("INSERT INTO lives (id, title, stream_name)"
+        " SELECT i, '直播间 ' || i, 'room-' || i FROM generate_series(%s, %s) i", CHAT_ROOMS.start, CHAT_ROOMS.stop - 1)
+    sql("SELECT setval('lives_id_seq', %s, false)", CHAT_ROOMS.stop)
+    return CHAT_ROOMS
+
+
 @pytest.fixture
 def settings(database_url: str, redis_url: str, tmp_path: Path) -> typing.Iterator[Settings]:
     prefix = f"jdtest:{uuid.uuid4().hex[:12]}:"

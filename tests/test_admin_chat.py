@@ -12,6 +12,8 @@ from tests.conftest import login
 from tests.realtime_helpers import FAST, IDLE_WRITER, frame_of, join, rows_eventually, send
 from tests.test_orders import call
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 ROOM, OTHER_ROOM = 9, 8
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from jiandong.integrations.wechat import dev_openid
 from tests.admin_helpers import add_admin, post_form, sign_in
 from tests.conftest import login
 from tests.realtime_helpers import FAST, frame_of, join, send
 from tests.test_orders import add_product, call
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 
 async def member_client(make_client, sql, role: str = "owner"):

@@ -17,6 +17,8 @@ import pytest
 from tests.realtime_helpers import frame_of, send
 from tests.test_workers import ROOT, free_port, server_env, servers  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 GUIDE = ROOT / "docs" / "deploy.md"
 MARKER = "<!-- the nginx site"
 CERT = "/etc/letsencrypt/live/club.example.com/fullchain.pem"

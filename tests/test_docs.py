@@ -2,6 +2,7 @@ import re
 from html import unescape
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
@@ -12,6 +13,8 @@ from jiandong.keys import docs_cache_key
 from jiandong.openapi import array, integer, obj, string
 from tests.conftest import login
 from tests.realtime_helpers import FAST, frame_of, send
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

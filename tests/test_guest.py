@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import login
 from tests.realtime_helpers import (
     FAST,
@@ -12,6 +14,8 @@ from tests.realtime_helpers import (
     rows_eventually,
     send_and_ack,
 )
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 
 async def test_guest_history_is_the_last_n_oldest_first(make_client, sql):

@@ -10,11 +10,14 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import login
 from tests.realtime_helpers import FAST, frame_of, send
 from tests.test_workers import ROOT, free_port, server_env
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 FAMILIES = {
     "jiandong_http_requests", "jiandong_http_request_duration_seconds", "jiandong_chat_connections",

@@ -16,6 +16,8 @@ from tests.conftest import login, until
 from tests.own_servers import OwnPostgres, OwnRedis
 from tests.realtime_helpers import FAST, frame_of, join, send
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 UNAVAILABLE = {"msg": "服务暂时不可用，请稍后重试", "error_code": 10000}
 # A path that reads PostgreSQL on every request (no cache in front of it).
 MEMBER = "/api/v1/member/info"

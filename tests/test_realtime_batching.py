@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jiandong.keys import realtime_key
 from jiandong.realtime.hub import Hub, text_frame
 from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame_of, join, send
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 
 class Transport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 
 from jiandong.keys import realtime_key
 from jiandong.realtime.history import REPLAY_WINDOW, entry, stored_key, stream_key
@@ -16,6 +17,8 @@ from tests.realtime_helpers import (
     rows_eventually,
     send_and_ack,
 )
+
+pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 
 async def test_messages_are_written_in_batches_from_the_stream(make_client, sql, redis_sync, settings):

@@ -13,6 +13,8 @@ from jiandong.realtime.history import stream_key
 from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 
 def error(code: int, msg: str) -> dict:
     return {"type": "ERROR", "error_code": code, "msg": msg}
@@ -304,3 +306,27 @@ async def test_protocol_pings_drop_dead_sockets(make_client):
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             break
     assert aiohttp.WSMsgType.PING in kinds
+
+
+@pytest.mark.parametrize("room_id", [500, 2**40, 8], ids=["no live", "a made-up id", "an unpublished live"])
+async def test_a_room_that_is_no_published_live_takes_no_message(make_client, sql, settings, room_id):
+    """What the chat stores is bounded by the club's lives: a SEND_ALL into any other room id (a client's
+    choice) is refused with 30005 and nothing is stored or heard; viewing such a room stays harmless."""
+    sql("UPDATE lives SET status = 0 WHERE id = 8")
+    client = await make_client(**FAST)
+    token = await login(client, "sender")
+    ws, _ = await join(client, room_id, token)
+    listener, _ = await join(client, room_id, by_query=True)
+    await send(ws, type="SEND_ALL", room_id=room_id, content="写进不存在的房间", token=token)
+    error = await frame_of(ws, "ERROR")
+    assert (error["error_code"], error["msg"]) == (30005, "赛事直播不存在")
+    assert await client.app[redis_key].xlen(stream_key(settings)) == 0
+    # Asked again, the same answer (now from what the process keeps); a live's room takes messages.
+    await send(ws, type="SEND_ALL", room_id=room_id, content="again", token=token)
+    assert (await frame_of(ws, "ERROR"))["error_code"] == 30005
+    ws9, _ = await join(client, 9, token)
+    await send_and_ack(ws9, token, 9, "真的直播间")
+    assert await client.app[redis_key].xlen(stream_key(settings)) == 1
+    await listener.close()
+    resp = await client.get(f"/api/v1/guest/{room_id}", headers={"token": token})
+    assert resp.status == 200 and await resp.json() == []

@@ -15,6 +15,8 @@ from tests import test_workers
 from tests.conftest import until
 from tests.realtime_helpers import FAST, frame_of, rows_eventually, send
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 # The server processes of the multi-process tests, visible to pytest here.
 servers = test_workers.servers
 

@@ -20,6 +20,8 @@ from tests.conftest import WAIT, until
 from tests.own_servers import START_WAIT, free_port
 from tests.realtime_helpers import frame_of, send
 
+pytestmark = pytest.mark.usefixtures("chat_rooms")
+
 ROOT = Path(__file__).resolve().parent.parent
 # A Redis of the test's own (the restart test stops it), visible to pytest here.
 own_redis = test_outages.own_redis

@@ -23,6 +23,7 @@ from .broker import Broker, process_channel, room_channel
 from .censor import BannedWords
 from .history import History, history_ctx
 from .hub import Conn, Hub
+from .rooms import Rooms
 
 if typing.TYPE_CHECKING:
     from ..auth import TokenStore
@@ -93,6 +94,7 @@ class Realtime:
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
+        self.rooms = Rooms(pool, settings.content_cache_ttl)
         self.hub.metrics = self.broker.metrics = self.history.metrics = metrics
         self.tasks: list[asyncio.Task[None]] = []
         # the counts last pushed to each room here, and connections still owed their first count

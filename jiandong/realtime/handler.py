@@ -15,6 +15,7 @@ from ..errors import (
     ApiError,
     Forbidden,
     InternalError,
+    LiveNotFound,
     MemberNotFound,
     OperationError,
     Throttled,
@@ -199,6 +200,9 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
     assert frame.room_id is not None
     if conn.room_id is not None and frame.room_id != conn.room_id:
         raise protocol.FrameError("参数错误: room_id 不是当前所在的直播间")
+    # What is stored is bounded by the club's lives, not by the room ids clients make up.
+    if not await realtime.rooms.takes_messages(frame.room_id):
+        raise LiveNotFound()
     profile, content = await _sender(realtime, conn, frame)
     assert conn.user_id is not None
     now = time.time()
