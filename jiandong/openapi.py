@@ -41,7 +41,7 @@ def param(name: str, kind: str = "string", description: str = "", *, required: b
 
 
 # Marks a text parameter that takes any string: one from an outside service, whose control characters
-# are removed (jiandong.cleaning) rather than refused.
+# are removed (jiandong.cleaning) rather than refused (but for a NUL in a query string, refused by all).
 CLEANED = "x-cleaned"
 
 
@@ -159,7 +159,9 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 def _schema(p: Param) -> Schema:
     """The parameter's schema with what the parsing of text holds every value to."""
     if p.schema.get(CLEANED):
-        return {k: v for k, v in p.schema.items() if k != CLEANED}
+        schema = {k: v for k, v in p.schema.items() if k != CLEANED}
+        # A NUL anywhere in a query string is refused before any handler (middlewares.request_limits_middleware).
+        return {**schema, "pattern": NO_NUL} if p.location == "query" else schema
     if p.schema.get("type") != "string" or "pattern" in p.schema or "enum" in p.schema:
         return p.schema
     return {**p.schema, "pattern": NOT_BLANK if p.required else NO_NUL}

@@ -462,3 +462,8 @@ async def test_control_characters_in_a_stream_servers_fields_are_removed_as_docu
         field = body["properties"][name]
         assert "pattern" not in field and "控制字符会被去掉" in field["description"]
     assert "pattern" in body["properties"]["token"]
+    # In a query string a NUL is refused before any handler: there the pattern stays.
+    query = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/live/callback/aliyun"]["get"]["parameters"]}
+    assert query["id"]["pattern"] == "^[^\\x00]*$"
+    resp = await client.get("/api/v1/live/callback/aliyun?action=publish&id=s%001")
+    assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: 请求地址含有非法字符"
