@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             # First of all: a second start on the ports of a running server stops here, touching nothing.
             sockets = listen(settings.host, [settings.port] + ([settings.chat_port] if settings.chat_port else []))
         embedded = not settings.database_url
+        # The URLs nobody set are the embedded servers' (servers_for fills them in).
+        origins = {name: "embedded" for name in ("database_url", "redis_url") if not getattr(settings, name)}
         # A command run while the server runs (create-admin, demo, ...) uses its embedded servers.
         with servers_for(settings, join_running=args.command != "serve") as settings:
             if args.command == "create-admin":
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_demo_data(settings, args.demo_size)
                 if args.command == "demo":
                     return 0
-            logger.info("%s", settings.describe())
+            logger.info("%s", settings.describe(origins))
             # Once here, so that workers start on an up-to-date schema instead of queueing on its lock.
             migrate(settings.database_url)
             advice = search_advice(settings.database_url)

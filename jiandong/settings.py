@@ -288,13 +288,16 @@ class Settings:
             out[f.name] = value
         return out
 
-    def describe(self) -> str:
-        """The settings that differ from the defaults, one per line with secrets masked, for the start-up log."""
+    def describe(self, origins: typing.Mapping[str, str] | None = None) -> str:
+        """The settings that differ from the defaults, one per line with secrets masked, for the start-up log;
+        `origins` names where a value came from when nobody set it (e.g. {"database_url": "embedded"})."""
         defaults = Settings().public()
         changed = {name: value for name, value in self.public().items() if value != defaults[name]}
         if not changed:
             return "settings: all at their defaults"
-        lines = [f"  {ENV_PREFIX}{name.upper()} = {_shown(value)}" for name, value in changed.items()]
+        origins = origins or {}
+        lines = [f"  {ENV_PREFIX}{name.upper()} = {_shown(value)}" + (f"  ({origins[name]})" if name in origins else "")
+                 for name, value in changed.items()]
         return "\n".join([f"settings ({len(changed)} not at their default; secrets masked):", *lines])
 
 

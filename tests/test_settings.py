@@ -58,6 +58,15 @@ def test_a_misspelt_setting_gets_the_closest_name(typo, meant):
     assert str(raised.value) == f"unknown setting {typo}; did you mean {meant}?"
 
 
+def test_describe_names_where_a_value_nobody_set_came_from():
+    text = Settings(database_url="postgresql://postgres:@/jiandong?host=/var/pgdata", port=9000).describe(
+        {"database_url": "embedded", "redis_url": "embedded"})
+    assert text.splitlines()[1:] == [
+        "  JIANDONG_DATABASE_URL = postgresql://postgres:@/jiandong?host=/var/pgdata  (embedded)",
+        "  JIANDONG_PORT = 9000",
+    ]
+
+
 def test_describe_lists_what_differs_from_the_defaults_one_per_line_masked():
     assert Settings().describe() == "settings: all at their defaults"
     text = Settings(port=9000, wechat_appid="wx1", wechat_secret="s3cret", cors_origins=("https://a", "https://b"),

@@ -138,6 +138,9 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
     assert [line.split(" = ")[0] for line in settings[1:6]] == [
         "  JIANDONG_DATABASE_URL", "  JIANDONG_REDIS_URL", "  JIANDONG_PORT", "  JIANDONG_CHAT_PORT",
         "  JIANDONG_VAR_DIR"]
+    # Nobody set the two URLs: they say whose they are.
+    assert settings[1].endswith("  (embedded)") and settings[2].endswith("  (embedded)")
+    assert not settings[3].endswith("(embedded)")
     assert "search scans every row" in log
 
     # The same ports: one line naming the port, before anything else is touched.
