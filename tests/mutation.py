@@ -33,8 +33,12 @@ MODULES = {
                                                "tests/test_pay.py"]),
     "payments": ("jiandong/services/payments.py", ["tests/test_pay.py", "tests/test_order_tasks.py"]),
     "verification": ("jiandong/services/verification.py", ["tests/test_phone.py"]),
+    # The websocket's own HTTP answers, its errors while Redis or PostgreSQL is away, and mutes and
+    # banned words set in the console are the handler's too.
     "handler": ("jiandong/realtime/handler.py", ["tests/test_realtime_input.py", "tests/test_realtime_rooms.py",
-                                                 "tests/test_realtime_frames.py"]),
+                                                 "tests/test_realtime_frames.py", "tests/test_realtime_server.py",
+                                                 "tests/test_serving.py", "tests/test_outages.py",
+                                                 "tests/test_admin_chat.py"]),
 }
 LINKED = ("jiandong", "tests", "server.py", "sql", "templates", "pytest.ini")
 SETUP_CFG = """\
@@ -70,7 +74,12 @@ def prepare(name: str) -> Path:
         link = work / item
         if not link.exists():
             link.symlink_to(ROOT / item)
-    (work / "setup.cfg").write_text(SETUP_CFG.format(path=path, tests="\n".join(f"    {t}" for t in tests)))
+    config = SETUP_CFG.format(path=path, tests="\n".join(f"    {t}" for t in tests))
+    setup_cfg = work / "setup.cfg"
+    if setup_cfg.exists() and setup_cfg.read_text() != config:
+        # Other tests now: which of them reach which function must be found out again.
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    setup_cfg.write_text(config)
     return work
 
 
