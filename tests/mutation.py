@@ -33,11 +33,10 @@ MODULES = {
                                                "tests/test_pay.py"]),
     "payments": ("jiandong/services/payments.py", ["tests/test_pay.py", "tests/test_order_tasks.py"]),
     "verification": ("jiandong/services/verification.py", ["tests/test_phone.py"]),
-    # The websocket's own HTTP answers, its errors while Redis or PostgreSQL is away, and mutes and
-    # banned words set in the console are the handler's too.
+    # Mutes and banned words set in the console, and the websocket server's own answers, are the handler's too.
+    # (Its error paths while Redis or PostgreSQL is away are tests/test_outages.py's: too slow to run per mutant.)
     "handler": ("jiandong/realtime/handler.py", ["tests/test_realtime_input.py", "tests/test_realtime_rooms.py",
                                                  "tests/test_realtime_frames.py", "tests/test_realtime_server.py",
-                                                 "tests/test_serving.py", "tests/test_outages.py",
                                                  "tests/test_admin_chat.py"]),
 }
 LINKED = ("jiandong", "tests", "server.py", "sql", "templates", "pytest.ini")
