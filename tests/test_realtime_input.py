@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from jiandong.keys import redis_key
-from jiandong.realtime import muted_key, set_muted
+from jiandong.realtime import mute_key, muted_key, set_mute_until, set_muted
 from jiandong.realtime.history import stream_key
 from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
@@ -255,6 +255,20 @@ async def test_muted_users_cannot_send_until_unmuted(room, redis_sync, settings,
     redis_sync.srem(muted_key(settings), str(user_id))
     await still_works(ws, bystander, token)
     assert redis_sync.xlen(stream_key(settings)) + len(sql("SELECT 1 FROM chat_messages")) == 1
+
+
+async def test_a_mute_in_one_room_holds_there_and_nowhere_else(room, settings, sql):
+    """A moderator's mute for a time in room 9 (the key services/moderation.py sets) refuses the sender
+    there, while the same user still talks in room 5."""
+    client, token, ws, bystander = room
+    user_id = sql("SELECT id FROM users WHERE username = 'dev-sender'")[0]["id"]
+    await set_mute_until(client.app[redis_key], settings, user_id, 9, 600)
+    await send(ws, type="SEND_ALL", room_id=9, content="muted here?", token=token)
+    assert await frame(ws) == error(10001, "你已被禁言")
+    elsewhere, _ = await join(client, 5, token)
+    await send_and_ack(elsewhere, token, 5, "but not here")
+    await client.app[redis_key].delete(mute_key(settings, user_id, 9))
+    await still_works(ws, bystander, token)
 
 
 @pytest.mark.parametrize(
