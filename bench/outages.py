@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import typing
 import uuid
 from pathlib import Path
 
@@ -29,6 +28,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import add_live  # noqa: E402  (bench/ is the script's directory)
 
 from jiandong import encoding  # noqa: E402
 from tests.own_servers import OwnPostgres, OwnRedis, free_port  # noqa: E402
@@ -226,20 +227,6 @@ async def chat_restart(session: aiohttp.ClientSession, servers: list[Server], re
         viewer.task.cancel()
 
 
-def add_rooms(database_url: str, rooms: typing.Iterable[int]) -> None:
-    """Published lives with these ids: the chat takes messages only in a live's room."""
-    import psycopg2
-
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn, conn.cursor() as cur:
-            for room in rooms:
-                cur.execute("INSERT INTO lives (id, title, stream_name) VALUES (%s, %s, %s)"
-                            " ON CONFLICT (id) DO NOTHING", (room, f"直播间 {room}", f"outage-room-{room}"))
-    finally:
-        conn.close()
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds each dependency stays away")
@@ -264,7 +251,8 @@ async def main() -> int:
                     for kind in ("stopped", "frozen"):
                         await fault(session, server, token, target, kind, args.outage, args.clients)
                 log("\nRedis killed for 6 s under a chat of two processes and two rooms:")
-                await asyncio.to_thread(add_rooms, database, CHAT_ROOMS)
+                for room in CHAT_ROOMS:
+                    await asyncio.to_thread(add_live, database, room)
                 second = Server(directory, database, redis.url, "second")
                 servers.append(second)
                 await second.ready(session)

@@ -26,8 +26,7 @@ NONCE_LEN = 16
 PAGE_URL = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?"
 # The same address sent through encodeURIComponent.
 ENCODED_PAGE_URL = r"[Hh][Tt][Tt][Pp][Ss]?%3[Aa][!-~]*"
-PAGE_URL_RE = re.compile(PAGE_URL)
-ENCODED_START = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?%3[Aa]")
+PAGE_URL_RE, ENCODED_PAGE_URL_RE = re.compile(PAGE_URL), re.compile(ENCODED_PAGE_URL)
 
 WXCONFIG = obj(
     "wx.config 参数",
@@ -46,7 +45,7 @@ def page_url(raw: str) -> str:
     ParameterError unless it is a PAGE_URL (what the OpenAPI pattern of cur_url says, from the same text).
     """
     # Pages may send encodeURIComponent(location.href); a plain URL never starts this way.
-    if ENCODED_START.match(raw):
+    if ENCODED_PAGE_URL_RE.fullmatch(raw):
         raw = unquote(raw)
     url = raw.split("#", 1)[0]
     if not PAGE_URL_RE.fullmatch(url):

@@ -83,7 +83,7 @@ class Realtime:
     """This process's part of the live rooms; also the broker's message handlers."""
 
     def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore,
-                 metrics: Metrics, banned_words: BannedWords | None = None) -> None:
+                 metrics: Metrics, rooms: Rooms, banned_words: BannedWords | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         # Words replaced by *** in what is sent (None: none).
@@ -94,7 +94,8 @@ class Realtime:
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
-        self.rooms = Rooms(pool, settings.content_cache_ttl)
+        # the rooms that take messages (published lives)
+        self.rooms = rooms
         self.hub.metrics = self.broker.metrics = self.history.metrics = metrics
         self.tasks: list[asyncio.Task[None]] = []
         # the counts last pushed to each room here, and connections still owed their first count
@@ -251,7 +252,7 @@ def _sender(data: bytes) -> str | None:
 async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
     realtime = Realtime(settings, app[redis_key], app[pg_key], app[tokens_key], app[metrics_key],
-                        BannedWords(app[pg_key], app[content_cache_key]))
+                        Rooms(app[pg_key], app[content_cache_key]), BannedWords(app[pg_key], app[content_cache_key]))
     app[realtime_key] = realtime
     broker_task = asyncio.create_task(realtime.broker.run(), name="chat-broker")
     realtime.tasks += [

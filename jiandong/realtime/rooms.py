@@ -1,36 +1,30 @@
 """Which rooms take messages: a room is a published live (the id guest/:id and competition/live give),
-looked up once and then kept by this process for a while."""
+looked up through the content cache, so a live published, unpublished or deleted counts at once."""
 
 from __future__ import annotations
 
-import time
 import typing
+
+import aiopg
 
 from .. import db
 
+if typing.TYPE_CHECKING:
+    from ..services.content_cache import ContentCache
+
 ROOM_SQL = "SELECT 1 FROM lives WHERE id = %s AND status = 1"
-# A live published a moment ago is taken within this many seconds of an attempt that found none.
-MISSING_TTL = 5.0
-# Room ids are the client's choice: past this many, what is kept starts over rather than grows.
-MAX_KEPT = 10_000
 
 
 class Rooms:
-    """`await rooms.takes_messages(room_id)`: whether the room is a published live (at most `ttl` seconds
-    old for one found, MISSING_TTL for one not found)."""
+    """`await rooms.takes_messages(room_id)`: whether the room is a published live."""
 
-    def __init__(self, pool: typing.Any, ttl: float) -> None:
+    def __init__(self, pool: aiopg.Pool, content: ContentCache) -> None:
         self.pool = pool
-        self.ttl = ttl
-        self._kept: dict[int, tuple[bool, float]] = {}
+        self.content = content
 
     async def takes_messages(self, room_id: int) -> bool:
-        now = time.monotonic()
-        kept = self._kept.get(room_id)
-        if kept is not None and kept[1] > now:
-            return kept[0]
-        found = await db.fetchone(self.pool, ROOM_SQL, (room_id,)) is not None
-        if len(self._kept) >= MAX_KEPT:
-            self._kept.clear()
-        self._kept[room_id] = (found, now + (self.ttl if found else MISSING_TTL))
-        return found
+        async def load() -> bool:
+            return await db.fetchone(self.pool, ROOM_SQL, (room_id,)) is not None
+
+        # Under the "live" kind, so that every change of a live drops it (services/lives.changed).
+        return await self.content.get(("live", room_id, "room"), load)
