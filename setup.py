@@ -23,6 +23,7 @@ setup(
         "tqdm>=4.60",
         "WTForms>=3.3",
         "argon2-cffi>=23.1",
+        "zxcvbn>=4.4",
         "segno>=1.6",
         "XlsxWriter>=3.1",
         "cryptography>=42",

@@ -232,16 +232,35 @@ class Settings:
     )
     # The admin console (/admin/).
     admin_idle_timeout: int = field(
-        default=1800, metadata={"help": "seconds of inactivity after which a console session ends"}
+        default=1800, metadata={"help": "seconds of inactivity after which a console session ends (background "
+                                        "polls of an open page are no activity)"}
+    )
+    admin_session_lifetime: int = field(
+        default=43200, metadata={"help": "seconds after sign-in a console session ends however active it is"}
     )
     admin_login_account_limit: int = field(
-        default=5, metadata={"help": "failed console logins per account per admin_login_window before refusing"}
+        default=5, metadata={"help": "console sign-ins an account may fail before it is slowed down (a wait of "
+                                     "admin_login_backoff, doubling with each failure)"}
+    )
+    admin_login_backoff: int = field(
+        default=30, metadata={"help": "seconds of the first wait of a slowed-down account (doubling with each "
+                                      "failure, at most admin_login_window); addresses that never failed on it "
+                                      "do not wait"}
+    )
+    admin_login_memory: int = field(
+        default=86400, metadata={"help": "seconds an account's failed sign-ins (and the addresses they came from) "
+                                         "are remembered after the last one"}
     )
     admin_login_ip_limit: int = field(
-        default=20, metadata={"help": "failed console logins per client IP per admin_login_window before refusing"}
+        default=20, metadata={"help": "console sign-in attempts per client address (IPv6: per /64) per "
+                                      "admin_login_window before refusing"}
     )
     admin_login_window: int = field(
-        default=900, metadata={"help": "seconds failed console logins are counted for"}
+        default=900, metadata={"help": "seconds an address's sign-in attempts are counted for; also the longest "
+                                       "wait of a slowed-down account"}
+    )
+    admin_uploads_per_client: int = field(
+        default=2, metadata={"help": "console uploads one account or client address may send at once (per process)"}
     )
     upload_image_max_bytes: int = field(
         default=5242880, metadata={"help": "largest image the console accepts (covers, logos, banners), in bytes"}
@@ -408,8 +427,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError("order_expire_minutes must be between 10 and 110")
     if s.reconcile_interval <= 0:
         raise SettingsError("reconcile_interval must be positive")
-    for name in ("aliyun_live_url_ttl", "admin_idle_timeout", "admin_login_account_limit", "admin_login_ip_limit",
-                 "admin_login_window", "upload_image_max_bytes", "upload_video_max_bytes"):
+    for name in ("aliyun_live_url_ttl", "admin_idle_timeout", "admin_session_lifetime", "admin_login_account_limit",
+                 "admin_login_backoff", "admin_login_memory", "admin_login_ip_limit", "admin_login_window",
+                 "admin_uploads_per_client", "upload_image_max_bytes", "upload_video_max_bytes"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
     if s.aliyun_live_push_domain and not s.aliyun_live_push_key:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import typing
@@ -44,3 +45,57 @@ def png(width: int = 64, height: int = 40, colour: tuple[int, int, int] = (200, 
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, "PNG")
     return out.getvalue()
+
+
+def session_keys(redis_sync: typing.Any, settings: typing.Any) -> list[str]:
+    """The console sessions stored in Redis (this test's key prefix)."""
+    return list(redis_sync.scan_iter(match=f"{settings.redis_prefix}admin_session:*", count=1000))
+
+
+def uploads_on_disk(settings: typing.Any) -> list[str]:
+    """The temporary upload files under <media>/.uploads/ (a form's file parts while it is read)."""
+    uploads = settings.media_path / ".uploads"
+    return sorted(p.name for p in uploads.iterdir()) if uploads.exists() else []
+
+
+def multipart_start(boundary: str, fields: dict[str, str], file_field: str, file_bytes: bytes) -> bytes:
+    """The start of a multipart body: text fields, then a file part whose content goes on past `file_bytes`."""
+    out = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items())
+    return out + (f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="big.mp4"\r\n'
+                  f"Content-Type: application/octet-stream\r\n\r\n").encode() + file_bytes
+
+
+class Unfinished:
+    """A POST that announces `length` bytes and sends only its start, its connection kept open: the server's
+    answer is read while most of the body was never sent (so it cannot have been read)."""
+
+    def __init__(self, client: typing.Any, path: str, headers: dict[str, str], start: bytes, length: int) -> None:
+        self.client, self.path, self.headers, self.start, self.length = client, path, headers, start, length
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader: asyncio.StreamReader | None = None
+
+    async def send(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.client.host, self.client.port)
+        lines = [f"POST {self.path} HTTP/1.1", f"Host: {self.client.host}:{self.client.port}",
+                 f"Content-Length: {self.length}", *(f"{k}: {v}" for k, v in self.headers.items()), "", ""]
+        self.writer.write("\r\n".join(lines).encode() + self.start)
+        await self.writer.drain()
+
+    async def answer(self, wait: float = 15.0) -> tuple[int, dict[str, str]]:
+        """The status and headers answered, without sending the rest (fails after `wait` s of silence)."""
+        assert self.reader is not None
+        raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), wait)
+        status_line, *header_lines = raw.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
+        return int(status_line.split()[1]), headers
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def cookie_header(client: typing.Any) -> str:
+    """The test client's cookies as a Cookie header (for a request sent by hand)."""
+    return "; ".join(f"{c.key}={c.value}" for c in client.session.cookie_jar)

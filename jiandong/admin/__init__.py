@@ -15,7 +15,7 @@ from aiohttp import web
 from .. import formats
 from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key
 from ..realtime.protocol import sanitize
-from ..services.admins import LoginThrottle
+from ..services.login_throttle import LoginThrottle
 from ..settings import Settings
 from . import (
     accounts,

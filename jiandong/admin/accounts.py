@@ -9,8 +9,9 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..http import client_ip
-from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key, settings_key
+from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key
 from ..services import admins, audit
+from ..services.login_throttle import Refusal
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
 from .render import MENU, PREFIX, csrf_token, flash, redirect, render
 from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, actor, public
@@ -52,19 +53,20 @@ async def login(request: web.Request) -> web.Response:
     if not form.validate():
         return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=400)
     throttle = request.config_dict[login_throttle_key]
-    settings = request.config_dict[settings_key]
     ip = client_ip(request)
     username = form.username.data
-    if await throttle.blocked(username, ip):
-        minutes = max(1, settings.admin_login_window // 60)
-        add_error(form, "", f"登录失败次数过多，请 {minutes} 分钟后再试")
-        return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=429)
+    # Counted before the password is checked: guesses sent at once are counted at once.
+    refusal = await throttle.attempt(username, ip)
+    if refusal is not None:
+        add_error(form, "", _refusal_message(refusal))
+        response = await render(request, "admin/login.html", {"form": form, "next": next_path}, status=429)
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
     admin = await admins.authenticate(request.config_dict[pg_key], username, form.password.data)
     if admin is None:
-        await throttle.failed(username, ip)
         add_error(form, "", "用户名或密码错误，或账号已停用")
         return await render(request, "admin/login.html", {"form": form, "next": next_path}, status=400)
-    await throttle.succeeded(username)
+    await throttle.succeeded(username, ip)
     # A new session id at login: an id planted before it (session fixation) is worth nothing after.
     old = await get_session(request)
     if old.identity:
@@ -75,6 +77,13 @@ async def login(request: web.Request) -> web.Response:
     session[SEEN] = int(time.time())
     csrf_token(session)
     raise web.HTTPFound(_next_path(next_path))
+
+
+def _refusal_message(refusal: Refusal) -> str:
+    wait = f"{refusal.retry_after} 秒" if refusal.retry_after < 120 else f"{refusal.retry_after // 60} 分钟"
+    if refusal.by == "address":
+        return f"登录失败次数过多：此网络地址的尝试已达上限，请 {wait}后再试"
+    return f"登录失败次数过多：此账号在此网络地址需等待 {wait}后再试（其他设备不受影响，所有者也可在员工账号页解除）"
 
 
 @routes.post("/logout")

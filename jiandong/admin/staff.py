@@ -6,7 +6,7 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..keys import pg_key
+from ..keys import login_throttle_key, pg_key
 from ..services import admins, audit
 from .errors import PageError
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
@@ -38,8 +38,10 @@ async def _staff_page(request: web.Request, admin_id: int, form: StaffForm | Non
     if account is None:
         raise PageError(404, "账号不存在")
     form = form or StaffForm(data={"role": account.role, "is_active": account.is_active})
+    slow_down = await request.config_dict[login_throttle_key].slow_down(account.username)
     return await render(request, "admin/staff_edit.html",
-                        {"account": account, "form": form, "reset": reset or ResetForm()}, status)
+                        {"account": account, "form": form, "reset": reset or ResetForm(), "slow_down": slow_down},
+                        status)
 
 
 def _admin_id(request: web.Request) -> int:
@@ -117,9 +119,31 @@ async def reset_staff_password(request: web.Request) -> web.Response:
         try:
             await admins.set_password(request.config_dict[pg_key], admin_id, reset.password.data)
         except admins.AdminError as exc:
-            raise PageError(404, str(exc)) from None
-        await audit.record_now(request.config_dict[pg_key], actor(request), "staff.password", f"admin:{admin_id}",
-                               "重置密码")
-        flash(await get_session(request), "密码已重置，该账号的所有登录已失效")
-        raise web.HTTPFound(f"/admin/staff/{admin_id}")
+            if await admins.get_admin(request.config_dict[pg_key], admin_id) is None:
+                raise PageError(404, str(exc)) from None
+            add_error(reset, "password", str(exc))
+        else:
+            await audit.record_now(request.config_dict[pg_key], actor(request), "staff.password", f"admin:{admin_id}",
+                                   "重置密码")
+            flash(await get_session(request), "密码已重置，该账号的所有登录已失效")
+            raise web.HTTPFound(f"/admin/staff/{admin_id}")
     return await _staff_page(request, admin_id, reset=reset, status=400)
+
+
+@routes.post(r"/staff/{id:\d+}/unlock")
+@requires(admins.OWNER)
+async def unlock_staff(request: web.Request) -> web.Response:
+    """End an account's sign-in slow-down (its owner forgot the password, or someone guessed at it)."""
+    admin_id = _admin_id(request)
+    account = await admins.get_admin(request.config_dict[pg_key], admin_id)
+    if account is None:
+        raise PageError(404, "账号不存在")
+    throttle = request.config_dict[login_throttle_key]
+    before = await throttle.slow_down(account.username)
+    if await throttle.unlock(account.username):
+        await audit.record_now(request.config_dict[pg_key], actor(request), "staff.unlock", f"admin:{admin_id}",
+                               account.username, before=before and {"failures": before.failures, "wait": before.wait})
+        flash(await get_session(request), "已解除该账号的登录限制")
+    else:
+        flash(await get_session(request), "该账号没有登录限制")
+    raise web.HTTPFound(f"/admin/staff/{admin_id}")

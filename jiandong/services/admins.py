@@ -9,18 +9,16 @@ import typing
 
 import aiopg
 import argon2
-from redis.asyncio import Redis
 
 from .. import db
-from ..cache import rkey
-from ..settings import Settings
+from . import passwords
 
 OWNER, EDITOR, MODERATOR = "owner", "editor", "moderator"
 ROLES = (OWNER, EDITOR, MODERATOR)
 ROLE_LABELS = {OWNER: "所有者", EDITOR: "编辑", MODERATOR: "审核员"}
 USERNAME_MAX = 40
-PASSWORD_MIN = 8
-PASSWORD_MAX = 128
+PASSWORD_MIN = passwords.PASSWORD_MIN
+PASSWORD_MAX = passwords.PASSWORD_MAX
 
 _hasher = argon2.PasswordHasher()
 # Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
@@ -62,9 +60,12 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password_rules(password: str) -> None:
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise AdminError(f"密码长度须为 {PASSWORD_MIN}~{PASSWORD_MAX} 个字符")
+async def check_password_rules(password: str, username: str) -> None:
+    """Every path that sets a password comes here: long enough, not common, not the account's name
+    (services/passwords.py). AdminError with the reason in Chinese."""
+    reason = await asyncio.to_thread(passwords.weakness, password, username)
+    if reason:
+        raise AdminError(reason)
 
 
 def check_username(username: str) -> str:
@@ -85,9 +86,9 @@ async def list_admins(pool: aiopg.Pool) -> list[Admin]:
 
 async def create_admin(pool: aiopg.Pool, username: str, password: str, role: str) -> Admin:
     username = check_username(username)
-    check_password_rules(password)
     if role not in ROLES:
         raise AdminError("角色无效")
+    await check_password_rules(password, username)
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
         row = await db.fetchone(
@@ -124,7 +125,10 @@ async def authenticate(pool: aiopg.Pool, username: str, password: str) -> Admin 
 
 async def set_password(pool: aiopg.Pool, admin_id: int, password: str) -> Admin:
     """A new password; every session of the account made before it ends (the stamp changes)."""
-    check_password_rules(password)
+    account = await get_admin(pool, admin_id)
+    if account is None:
+        raise AdminError("账号不存在")
+    await check_password_rules(password, account.username)
     password_hash = await asyncio.to_thread(hash_password, password)
     row = await db.fetchone(
         pool,
@@ -146,58 +150,33 @@ async def change_own_password(pool: aiopg.Pool, admin_id: int, current: str, new
     return await set_password(pool, admin_id, new)
 
 
-# The last enabled owner may not lose the role or be disabled: the club would be locked out.
-_KEEPS_AN_OWNER = """
-    EXISTS (SELECT 1 FROM admins o WHERE o.role = 'owner' AND o.is_active AND o.id <> %(id)s)
-"""
-
-
 async def update_admin(pool: aiopg.Pool, admin_id: int, *, role: str, is_active: bool) -> Admin:
+    """Change an account's role and whether it is enabled. AdminError: unknown role or account, or the
+    change would leave no enabled owner."""
     if role not in ROLES:
         raise AdminError("角色无效")
-    row = await db.fetchone(
-        pool,
-        f"""UPDATE admins SET role = %(role)s, is_active = %(active)s, updated_at = now()
-            WHERE id = %(id)s AND ((%(role)s = 'owner' AND %(active)s) OR {_KEEPS_AN_OWNER}
-                                   OR NOT (role = 'owner' AND is_active))
-            RETURNING {COLUMNS}""",
-        {"id": admin_id, "role": role, "active": is_active},
-    )
+    async with db.transaction(pool) as cur:
+        await _keep_an_owner(cur, admin_id, stays_owner=role == OWNER and is_active)
+        await cur.execute(
+            f"""UPDATE admins SET role = %s, is_active = %s, updated_at = now() WHERE id = %s
+                RETURNING {COLUMNS}""",
+            (role, is_active, admin_id),
+        )
+        row = await cur.fetchone()
     if row is None:
-        if await get_admin(pool, admin_id) is None:
-            raise AdminError("账号不存在")
-        raise AdminError("至少要保留一个启用的所有者账号")
+        raise AdminError("账号不存在")
     return Admin(**row)
 
 
-class LoginThrottle:
-    """Failed logins counted per account and per client IP in Redis, for a window of seconds."""
-
-    def __init__(self, redis: Redis, settings: Settings) -> None:
-        self.redis = redis
-        self.settings = settings
-
-    def _keys(self, username: str, ip: str) -> tuple[str, str]:
-        return (rkey(self.settings, "admin_login", "user", username.strip().lower()),
-                rkey(self.settings, "admin_login", "ip", ip))
-
-    async def blocked(self, username: str, ip: str) -> bool:
-        user_key, ip_key = self._keys(username, ip)
-        user_count, ip_count = await self.redis.mget(user_key, ip_key)
-        return (int(user_count or 0) >= self.settings.admin_login_account_limit
-                or int(ip_count or 0) >= self.settings.admin_login_ip_limit)
-
-    async def failed(self, username: str, ip: str) -> None:
-        window = self.settings.admin_login_window
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key in self._keys(username, ip):
-                # The window runs from the first failure (INCR keeps the TTL), so it always ends.
-                pipe.set(key, 0, ex=window, nx=True)
-                pipe.incr(key)
-            await pipe.execute()
-
-    async def succeeded(self, username: str) -> None:
-        await self.redis.delete(self._keys(username, "")[0])
+async def _keep_an_owner(cur: typing.Any, admin_id: int, *, stays_owner: bool) -> None:
+    """The one place of the rule "at least one enabled owner": every change that could take an owner away
+    (demoting, disabling, deleting) calls it first, in its transaction. The enabled owners' rows are locked,
+    so two such changes at once run one after the other and the second sees what the first did (two owners
+    demoting each other: the second is refused)."""
+    await cur.execute("SELECT id FROM admins WHERE role = 'owner' AND is_active ORDER BY id FOR UPDATE")
+    owners = {row["id"] for row in await cur.fetchall()}
+    if not stays_owner and owners == {admin_id}:
+        raise AdminError("至少要保留一个启用的所有者账号")
 
 
 def role_allows(role: str, allowed: typing.Iterable[str]) -> bool:
