@@ -51,3 +51,4 @@ admin_jinja_key = web.AppKey["jinja2.Environment"]("admin_jinja")
 # The signed-in staff account of a console request (None: nobody), and its parsed form.
 admin_key = web.RequestKey["Admin | None"]("admin")
 admin_form_key = web.RequestKey["FormData"]("admin_form")
+upload_slots_key = web.AppKey["UploadSlots"]("upload_slots")

@@ -28,16 +28,21 @@ async def test_pages_need_a_sign_in(client, sql):
 
 async def test_sign_in_renews_the_session_id_and_sets_a_safe_cookie(client, sql):
     add_admin(sql)
-    await csrf(client)
-    before = session_cookie(client)
-    assert before is not None
+    # An id planted before the sign-in (session fixation) ...
+    before = "planted-by-someone-else-0123456789abcdefghi"
+    client.session.cookie_jar.update_cookies({"jd_admin": before}, client.make_url("/admin/"))
+    resp = await client.get("/admin/login")
+    # ... a visitor has no session: the sign-in form's token is in a cookie of its own.
+    assert "jd_admin" not in resp.headers.get("Set-Cookie", "")
+    anonymous = resp.cookies["jd_csrf"]
+    assert anonymous["httponly"] and anonymous["samesite"] == "Strict" and anonymous["path"] == "/admin/"
     resp = await sign_in(client)
     assert resp.status == 302 and resp.headers["Location"] == "/admin/"
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin/" in cookie and "Secure" not in cookie
     after = session_cookie(client)
     assert after and after != before
-    # The id planted before the sign-in (session fixation) does not open the console.
+    # The id planted before the sign-in does not open the console.
     fixed = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=fixed) as other:
         other.cookie_jar.update_cookies({"jd_admin": before}, client.make_url("/admin/"))

@@ -13,7 +13,7 @@ import markupsafe
 from aiohttp import web
 
 from .. import formats
-from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key
+from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key, upload_slots_key
 from ..realtime.protocol import sanitize
 from ..services.login_throttle import LoginThrottle
 from ..settings import Settings
@@ -27,6 +27,7 @@ from . import (
     dashboard,
     errors,
     feedback,
+    forms,
     lives,
     members,
     orders,
@@ -72,6 +73,7 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
             security.csrf_middleware,
         ]
     )
+    admin[upload_slots_key] = forms.UploadSlots(settings.admin_uploads_per_client)
     env = aiohttp_jinja2.setup(admin, loader=jinja2.FileSystemLoader(templates_dir), autoescape=True,
                                app_key=admin_jinja_key)
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]

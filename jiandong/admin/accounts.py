@@ -14,7 +14,7 @@ from ..services import admins, audit
 from ..services.login_throttle import Refusal
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
 from .render import MENU, PREFIX, csrf_token, flash, redirect, render
-from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, actor, public
+from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, SINCE, actor, public
 
 routes = web.RouteTableDef()
 
@@ -74,7 +74,7 @@ async def login(request: web.Request) -> web.Response:
     session = await new_session(request)
     session[ADMIN_ID] = admin.id
     session[PASSWORD_STAMP] = admin.password_stamp
-    session[SEEN] = int(time.time())
+    session[SEEN] = session[SINCE] = int(time.time())
     csrf_token(session)
     raise web.HTTPFound(_next_path(next_path))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -69,20 +70,55 @@ class FormData:
                 upload.path.unlink()
 
 
+CSRF_REFUSED = "页面已过期或来源不明（CSRF 校验失败），请刷新页面后重试"
+
+
+class UploadSlots:
+    """Uploads in flight per sender (account, address), bounded so no one client holds the disk's write
+    bandwidth or a share of its space with many slow uploads. Counted in this process: each server
+    process has its own places."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.in_flight: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def hold(self, holders: typing.Sequence[str]) -> typing.Iterator[None]:
+        """A place for each holder for the block's time; PageError 429 if any of them has none left."""
+        if any(self.in_flight[h] >= self.per_client for h in holders):
+            raise PageError(429, "同时进行的上传过多，请等当前上传完成后再试")
+        for h in holders:
+            self.in_flight[h] += 1
+        try:
+            yield
+        finally:
+            for h in holders:
+                self.in_flight[h] -= 1
+                if not self.in_flight[h]:
+                    del self.in_flight[h]
+
+
 # What one console form may carry: a video, a few pictures, and this many parts in all.
 MAX_IMAGES = 4
 MAX_PARTS = 100
 
 
-async def read_form(request: web.Request) -> FormData:
-    """The request's form (urlencoded or multipart), read once per request."""
+TokenCheck = typing.Callable[[str], bool]
+
+
+async def read_form(request: web.Request, token_check: TokenCheck | None = None) -> FormData:
+    """The request's form (urlencoded or multipart), read once per request.
+
+    `token_check`: for a multipart form whose CSRF token was not given otherwise, the check of its
+    csrf_token field; a file part that comes before a good token is refused (403) unread.
+    """
     cached = request.get(admin_form_key)
     if cached is not None:
         return cached
     form = FormData()
     request[admin_form_key] = form
     if request.content_type == "multipart/form-data":
-        await _read_multipart(request, form)
+        await _read_multipart(request, form, token_check)
     elif request.body_exists:
         for key, value in (await request.post()).items():
             if isinstance(value, str):
@@ -90,9 +126,10 @@ async def read_form(request: web.Request) -> FormData:
     return form
 
 
-async def _read_multipart(request: web.Request, form: FormData) -> None:
-    """Each part within its own limit, and the whole within what one form can need: this is read
-    before the CSRF token is checked, so by anyone who can reach the sign-in page."""
+async def _read_multipart(request: web.Request, form: FormData, token_check: TokenCheck | None) -> None:
+    """Each part within its own limit, and the whole within what one form can need. Only a signed-in
+    account's forms get here (security.csrf_middleware); their text parts are read before the CSRF
+    token is known good, their file parts only after."""
     settings = request.config_dict[settings_key]
     upload_dir = settings.media_path / UPLOAD_DIR
     budget = settings.upload_video_max_bytes + MAX_IMAGES * settings.upload_image_max_bytes
@@ -115,6 +152,10 @@ async def _read_multipart(request: web.Request, form: FormData) -> None:
                 text_left -= len(data)
                 form.values.add(part.name, data.decode(part.get_charset(default="utf-8"), errors="replace"))
                 continue
+            if token_check is not None:
+                if not token_check(form.get("csrf_token")):
+                    raise PageError(403, CSRF_REFUSED)
+                token_check = None
             if part.name in form.files:
                 raise PageError(400, "同一文件字段提交了多次")
             limit = settings.upload_video_max_bytes if part.name in VIDEO_FIELDS else settings.upload_image_max_bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import secrets
 import typing
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from ..keys import admin_jinja_key, admin_key
+from ..keys import admin_jinja_key, admin_key, settings_key
 from ..services.admins import EDITOR, MODERATOR, OWNER, role_allows
 from ..services.editing import ListQuery
 
@@ -20,6 +21,10 @@ PREFIX = "/admin"
 PAGE_SIZE = 20
 CSRF_KEY = "csrf"
 FLASH_KEY = "flash"
+# Before sign-in there is no session (nothing is stored for a visitor): the sign-in form's CSRF token is
+# a double-submit one, a random value in this cookie that the form posts back.
+ANON_CSRF_COOKIE = "jd_csrf"
+CSRF_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 # The menu: (path under /admin, label, roles that may open it; the owner may open everything).
 MENU = [
@@ -50,6 +55,29 @@ def csrf_token(session: Session) -> str:
     return token
 
 
+def anonymous_csrf_token(request: web.Request) -> str | None:
+    """The visitor's double-submit token from its cookie, if it has a well-formed one."""
+    token = request.cookies.get(ANON_CSRF_COOKIE, "")
+    return token if CSRF_TOKEN_RE.fullmatch(token) else None
+
+
+def _page_csrf_token(request: web.Request, session: Session, response_cookies: list[str]) -> str:
+    # A signed-in account's token lives in its session; a visitor's in a cookie (set when it has none).
+    if request.get(admin_key) is not None:
+        return csrf_token(session)
+    token = anonymous_csrf_token(request)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        response_cookies.append(token)
+    return token
+
+
+def _set_anonymous_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    secure = request.config_dict[settings_key].public_url.startswith("https:")
+    response.set_cookie(ANON_CSRF_COOKIE, token, path=PREFIX + "/", httponly=True, samesite="Strict",
+                        secure=secure)
+
+
 def flash(session: Session, message: str) -> None:
     """A message shown once, on the next page (after a redirect)."""
     session[FLASH_KEY] = [*session.get(FLASH_KEY, []), message]
@@ -60,9 +88,10 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
     session = await get_session(request)
     me = request.get(admin_key)
     messages = session.pop(FLASH_KEY, []) if FLASH_KEY in session else []
+    new_cookie: list[str] = []
     ctx = {
         "me": me,
-        "csrf_token": csrf_token(session),
+        "csrf_token": _page_csrf_token(request, session, new_cookie),
         "menu": [(PREFIX + path, label) for path, label, roles in MENU if me and role_allows(me.role, roles)],
         "path": request.path,
         "messages": messages,
@@ -70,9 +99,11 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status, app_key=admin_jinja_key)
-    # Console pages carry a CSRF token and private data: never stored by a cache, never framed.
+    for token in new_cookie:
+        _set_anonymous_cookie(request, response, token)
+    # Console pages carry a CSRF token and private data: never stored by a cache (never framed: the
+    # security headers, jiandong/security_headers.py).
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 

@@ -12,17 +12,26 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..http import client_ip
-from ..keys import admin_key, admin_sessions_key, pg_key, settings_key
+from ..keys import admin_key, admin_sessions_key, pg_key, settings_key, upload_slots_key
 from ..services.admins import get_admin, role_allows
 from ..services.audit import Actor
+from ..services.login_throttle import address_group
 from .errors import PageError, forbidden
-from .forms import read_form
-from .render import CSRF_KEY, PREFIX
+from .forms import CSRF_REFUSED, read_form
+from .render import CSRF_KEY, PREFIX, anonymous_csrf_token
 
 Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Session fields: the account, its password stamp (a password change ends older sessions), last activity.
-ADMIN_ID, PASSWORD_STAMP, SEEN = "admin_id", "pw", "seen"
+# Session fields: the account, its password stamp (a password change ends older sessions), last activity,
+# sign-in time (the session's absolute lifetime runs from it).
+ADMIN_ID, PASSWORD_STAMP, SEEN, SINCE = "admin_id", "pw", "seen", "since"
+# What a page's own background refresh sends (static/live.js): it is no activity of the person, so an
+# unattended page still times out.
+BACKGROUND_HEADER, BACKGROUND_VALUE = "X-Requested-With", "poll"
+# A multipart form's CSRF token may come in this header (or the csrf_token query parameter), else it must
+# be the form's first field: no file part is read before the token is known good.
+CSRF_HEADER = "X-CSRF-Token"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def public(handler: Handler) -> Handler:
@@ -48,9 +57,9 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def signed_in(request: web.Request) -> typing.Any:
-    """The session's account if it is still enabled, its password unchanged and the session not idle too
-    long; else None, and the session ends. One primary-key query a request: a disabled account's
-    sessions end at once."""
+    """The session's account if it is still enabled, its password unchanged, the session neither idle too
+    long nor older than its lifetime; else None, and the session ends. One primary-key query a request: a
+    disabled account's sessions end at once. A page's background refresh does not count as activity."""
     session = await get_session(request)
     admin_id = session.get(ADMIN_ID)
     if admin_id is None:
@@ -59,12 +68,14 @@ async def signed_in(request: web.Request) -> typing.Any:
     now = int(time.time())
     admin = await get_admin(request.config_dict[pg_key], admin_id)
     if (admin is None or not admin.is_active or session.get(PASSWORD_STAMP) != admin.password_stamp
-            or now - int(session.get(SEEN, 0)) > settings.admin_idle_timeout):
+            or now - int(session.get(SEEN, 0)) > settings.admin_idle_timeout
+            or now - int(session.get(SINCE, 0)) > settings.admin_session_lifetime):
         if session.identity:
             await request.config_dict[admin_sessions_key].discard(session.identity)
         session.invalidate()
         return None
-    session[SEEN] = now
+    if request.headers.get(BACKGROUND_HEADER) != BACKGROUND_VALUE:
+        session[SEEN] = now
     return admin
 
 
@@ -90,22 +101,57 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every state-changing request carries the session's CSRF token in its form, or nothing happens.
+    """Every state-changing request carries the CSRF token (the session's once signed in, the double-submit
+    cookie's before), or nothing happens.
 
-    Checked here for every route, so no handler can forget it; the form (uploads included) is read
-    first, and its temporary files are dropped after the request whatever happens.
+    Checked here for every route, so no handler can forget it. Runs after auth_middleware: an anonymous
+    request to a page that needs a sign-in was answered before its body was read. A page anyone may open
+    takes an urlencoded form only (never a file). A multipart form takes an upload place of its sender and
+    has its token checked before any file part is read; its temporary files are dropped after the request
+    whatever happens.
     """
-    if request.method in SAFE_METHODS:
+    match = request.match_info
+    if request.method in SAFE_METHODS or match.http_exception is not None:
         return await handler(request)
-    form = await read_form(request)
+    if getattr(match.handler, "admin_public", False) and request.body_exists and request.content_type != FORM_TYPE:
+        raise PageError(415, "此页面只接受普通表单提交")
+    expected = await _expected_token(request)
+
+    def good(given: str | None) -> bool:
+        return bool(expected and given) and hmac.compare_digest(expected.encode(), given.encode())  # type: ignore
+
+    if request.content_type != "multipart/form-data":
+        form = await read_form(request)
+        return await _checked(request, handler, form, good(form.get("csrf_token")))
+    given = request.headers.get(CSRF_HEADER) or request.query.get("csrf_token")
+    if given is not None and not good(given):
+        raise PageError(403, CSRF_REFUSED)
+    slots = request.config_dict[upload_slots_key]
+    with slots.hold(_upload_holders(request)):
+        form = await read_form(request, token_check=None if given is not None else good)
+        return await _checked(request, handler, form, given is not None or good(form.get("csrf_token")))
+
+
+async def _checked(request: web.Request, handler: Handler, form: typing.Any, token_ok: bool) -> web.StreamResponse:
     try:
-        expected = (await get_session(request)).get(CSRF_KEY) or ""
-        given = form.get("csrf_token")
-        if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-            raise PageError(403, "页面已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+        if not token_ok:
+            raise PageError(403, CSRF_REFUSED)
         return await handler(request)
     finally:
         form.cleanup()
+
+
+async def _expected_token(request: web.Request) -> str:
+    if request.get(admin_key) is not None:
+        return (await get_session(request)).get(CSRF_KEY) or ""
+    return anonymous_csrf_token(request) or ""
+
+
+def _upload_holders(request: web.Request) -> list[str]:
+    """Who an upload in flight is counted against: the signed-in account and the client's address."""
+    me = request.get(admin_key)
+    holders = [f"ip:{address_group(client_ip(request))}"]
+    return holders if me is None else [*holders, f"admin:{me.id}"]
 
 
 def actor(request: web.Request) -> Actor:
