@@ -8,7 +8,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import access, admin, auth, cache, db, health, metrics, middlewares, outages, pages, proxies, realtime
+from . import (
+    access,
+    admin,
+    auth,
+    cache,
+    db,
+    health,
+    metrics,
+    middlewares,
+    outages,
+    pages,
+    proxies,
+    realtime,
+    security_headers,
+)
 from .api import (
     banners,
     business,
@@ -71,6 +85,8 @@ def create_app(settings: Settings) -> web.Application:
         # Right after the error path (a bad header gets the JSON body), before anything that reads
         # request.remote: the request limits, auth, the rate limits and WeChat Pay.
         app.middlewares.insert(5, proxies.TrustedProxies(settings.trusted_proxies).middleware)
+    # Every answer, the websocket upgrade and static files included: no Server, nosniff; the console's a CSP.
+    security_headers.setup(app, settings)
     app[settings_key] = settings
     app[docs_cache_key] = {}
     app[metrics_key] = metrics.Metrics()

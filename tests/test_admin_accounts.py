@@ -4,11 +4,18 @@ CSRF, roles, staff management, own password."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.admin_helpers import PASSWORD, add_admin, csrf, post_form, sign_in
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def session_cookie(client) -> str | None:
@@ -136,6 +143,49 @@ async def test_idle_session_ends(client, sql, redis_sync, settings):
     assert not redis_sync.exists(key)
 
 
+def move_session_back(redis_sync, key: str, seconds: int, *fields: str) -> dict:
+    """Move the session's clock: its fields (seen, since) as if they were `seconds` earlier."""
+    data = json.loads(redis_sync.get(key))
+    for name in fields:
+        data["session"][name] -= seconds
+    redis_sync.set(key, json.dumps(data), keepttl=True)
+    return data["session"]
+
+
+@pytest.mark.usefixtures("chat_rooms")
+async def test_a_pages_background_refresh_is_no_activity(client, sql, redis_sync, settings):
+    add_admin(sql, "watcher", "moderator")
+    await sign_in(client, "watcher")
+    page = await (await client.get("/admin/chat/9")).text()
+    assert 'data-poll="/admin/chat/9/messages"' in page
+    key = f"{settings.redis_prefix}admin_session:{session_cookie(client)}"
+    # Nobody has touched the page for almost the idle timeout; it went on refreshing itself (static/live.js).
+    seen = move_session_back(redis_sync, key, settings.admin_idle_timeout - 60, "seen")["seen"]
+    ttl = redis_sync.ttl(key)
+    poll = {"X-Requested-With": "poll"}
+    resp = await client.get("/admin/chat/9/messages", headers=poll, allow_redirects=False)
+    assert resp.status == 200
+    assert json.loads(redis_sync.get(key))["session"]["seen"] == seen and redis_sync.ttl(key) <= ttl
+    # The idle timeout passes: the next refresh finds the session ended.
+    move_session_back(redis_sync, key, 61, "seen")
+    resp = await client.get("/admin/chat/9/messages", headers=poll, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/admin/login")
+    assert not redis_sync.exists(key)
+
+
+async def test_an_active_session_ends_after_its_lifetime(client, sql, redis_sync, settings):
+    add_admin(sql)
+    await sign_in(client)
+    key = f"{settings.redis_prefix}admin_session:{session_cookie(client)}"
+    # Signed in almost the lifetime ago, and active all along (a click every few minutes).
+    move_session_back(redis_sync, key, settings.admin_session_lifetime - 60, "since")
+    assert (await client.get("/admin/", allow_redirects=False)).status == 200
+    move_session_back(redis_sync, key, 61, "since")
+    resp = await client.get("/admin/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/admin/login")
+    assert not redis_sync.exists(key)
+
+
 async def test_disabled_account_is_signed_out_at_once(client, sql):
     add_admin(sql)
     editor = add_admin(sql, "writer", "editor")
@@ -255,3 +305,72 @@ def test_the_menu_offers_each_role_the_pages_it_may_open(settings, tmp_path):
              if route.method == "GET" and route.resource is not None}
     for path, label, roles in MENU:
         assert getattr(pages[path], "admin_roles", None) == roles, label
+
+
+# Common, keyboard, all-space and name-derived passwords: refused wherever a password is set.
+WEAK = ("12345678", "password", " " * 8, "qwertyuiop", "zhangwei", "Zhangwei2024", "jiandong2024")
+
+
+async def test_weak_passwords_are_refused_on_every_path(make_client, sql):
+    add_admin(sql)
+    staff = add_admin(sql, "zhangwei", "editor")
+    owner, editor = await make_client(), await make_client()
+    await sign_in(owner)
+    await sign_in(editor, "zhangwei")
+    hashes = sql("SELECT id, password_hash FROM admins ORDER BY id")
+    for weak in WEAK:
+        answers = [
+            await post_form(owner, "/admin/staff/new", {"username": "zhangwei2", "role": "editor", "password": weak}),
+            await post_form(owner, f"/admin/staff/{staff}/password", {"password": weak}),
+            await post_form(editor, "/admin/password", {"current": PASSWORD, "new": weak, "confirm": weak}),
+        ]
+        for resp in answers:
+            body = await resp.text()
+            assert resp.status == 400, (weak, resp.url)
+            assert re.search("密码太容易被猜到（.+）|密码不能全是空格|密码不能包含用户名", body), (weak, resp.url)
+    # Nothing was created or changed, and nobody was signed out.
+    assert sql("SELECT id, password_hash FROM admins ORDER BY id") == hashes
+    assert (await editor.get("/admin/")).status == 200
+    resp = await post_form(owner, "/admin/staff/new",
+                           {"username": "liuyang", "role": "editor", "password": "liuyang88"})
+    assert resp.status == 400 and "密码不能包含用户名" in await resp.text()
+    resp = await post_form(owner, "/admin/staff/new", {"username": "liuyang", "role": "editor",
+                                                       "password": "river lamp orbit 7"})
+    assert resp.status == 302
+
+
+def test_create_admin_refuses_a_weak_password(settings, sql):
+    env = {**os.environ, "JIANDONG_DATABASE_URL": settings.database_url, "JIANDONG_REDIS_URL": settings.redis_url,
+           "JIANDONG_VAR_DIR": settings.var_dir}
+    for weak, why in (("12345678", "密码太容易被猜到"), ("founder2024", "密码不能包含用户名")):
+        done = subprocess.run([sys.executable, "server.py", "create-admin", "founder"], cwd=ROOT, env=env,
+                              input=weak + "\n", capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and why in done.stderr, done
+    assert sql("SELECT count(*) FROM admins")[0]["count"] == 0
+    done = subprocess.run([sys.executable, "server.py", "create-admin", "founder"], cwd=ROOT, env=env,
+                          input="river lamp orbit 7\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done
+    assert sql("SELECT username, role FROM admins") == [{"username": "founder", "role": "owner"}]
+
+
+async def test_an_owner_ends_a_sign_in_slow_down(make_client, sql, redis_sync, settings):
+    add_admin(sql)
+    staff = add_admin(sql, "writer", "editor")
+    owner, guesser = await make_client(), await make_client()
+    for _ in range(settings.admin_login_account_limit):
+        assert (await sign_in(guesser, "writer", "wrong password")).status == 400
+    resp = await sign_in(guesser, "writer")
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+    assert "所有者也可在员工账号页解除" in await resp.text()
+    # The editor itself may not lift it; the owner sees it on the staff page and lifts it.
+    assert (await sign_in(owner)).status == 302
+    page = await (await owner.get(f"/admin/staff/{staff}")).text()
+    assert f"近期登录失败 {settings.admin_login_account_limit} 次" in page and "解除登录限制" in page
+    resp = await post_form(owner, f"/admin/staff/{staff}/unlock")
+    assert resp.status == 302 and resp.headers["Location"] == f"/admin/staff/{staff}"
+    [entry] = sql("SELECT action, target, before FROM audit_log WHERE action = 'staff.unlock'")
+    assert entry["target"] == f"admin:{staff}" and entry["before"]["failures"] == settings.admin_login_account_limit
+    assert "没有登录失败记录" in await (await owner.get(f"/admin/staff/{staff}")).text()
+    assert (await sign_in(guesser, "writer")).status == 302
+    resp = await post_form(guesser, f"/admin/staff/{staff}/unlock")
+    assert resp.status == 403

@@ -110,8 +110,12 @@ def page(browser: typing.Any, live_server: str) -> typing.Iterator[typing.Any]:
     context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # The console runs under a strict Content-Security-Policy: anything it blocks is a page that broke.
+    blocked: list[str] = []
+    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield page
     context.close()
+    assert blocked == [], blocked
 
 
 def shot(page: typing.Any, name: str) -> None:

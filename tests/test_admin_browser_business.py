@@ -45,7 +45,8 @@ def test_refund_an_order(page, live_server, sql):  # noqa: F811
     assert h5(live_server, "/api/v1/pay/pre_order", "browser-buyer", id=str(order["id"]))[0] == 200
     assert h5(live_server, "/api/v1/pay/dev/complete", "browser-buyer", id=str(order["id"]))[0] == 200
     sign_in(page)
-    page.on("dialog", lambda dialog: dialog.accept())
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.goto("/admin/orders")
     page.click(f"a:has-text('{order['order_no']}')")
     page.fill("#amount", "50.00")
@@ -58,6 +59,8 @@ def test_refund_an_order(page, live_server, sql):  # noqa: F811
     page.wait_for_selector("text=（149.00 元）：已退款")
     assert "已退款" in page.locator("h1").inner_text()
     assert page.locator("tr.refund").count() == 2
+    # Each refund was confirmed first (static/confirm.js: no inline handler runs under the CSP).
+    assert asked == ["确定退款？", "确定退款？"]
     shot(page, "08-order-detail")
     status, info = h5(live_server, "/api/v1/user/info", "browser-buyer")
     assert info["member_status"] == 3
