@@ -147,7 +147,8 @@ def move_session_back(redis_sync, key: str, seconds: int, *fields: str) -> dict:
     """Move the session's clock: its fields (seen, since) as if they were `seconds` earlier."""
     data = json.loads(redis_sync.get(key))
     for name in fields:
-        data["session"][name] -= seconds
+        if name in data["session"]:
+            data["session"][name] -= seconds
     redis_sync.set(key, json.dumps(data), keepttl=True)
     return data["session"]
 
