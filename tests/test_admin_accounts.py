@@ -99,6 +99,23 @@ async def test_sign_in_throttled_per_client_address(make_client, sql):
     assert resp.status == 429
 
 
+async def test_an_ipv6_client_is_one_address_per_64(make_client, sql):
+    # One host owns a whole /64: counted per address, its attempts would never end.
+    client = await make_client(admin_login_ip_limit=2, trust_proxy=True, trusted_proxies=("127.0.0.0/8",))
+    add_admin(sql)
+    token = await csrf(client)
+
+    async def attempt(address: str) -> int:
+        resp = await client.post("/admin/login", data={"username": "boss", "password": "wrong password",
+                                                       "csrf_token": token},
+                                 headers={"X-Forwarded-For": address}, allow_redirects=False)
+        return resp.status
+
+    assert [await attempt("2001:db8::1"), await attempt("2001:db8::2:3")] == [400, 400]
+    assert await attempt("2001:db8::ffff:1") == 429
+    assert await attempt("2001:db8:0:1::1") == 400
+
+
 async def test_csrf_refused(client, sql):
     add_admin(sql)
     await sign_in(client)

@@ -117,8 +117,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise PageError(415, "此页面只接受普通表单提交")
     expected = await _expected_token(request)
 
-    def good(given: str | None) -> bool:
-        return bool(expected and given) and hmac.compare_digest(expected.encode(), given.encode())  # type: ignore
+    def good(given: str) -> bool:
+        return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
     if request.content_type != "multipart/form-data":
         form = await read_form(request)
