@@ -231,7 +231,7 @@ async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
 
 
 async def test_a_user_disabled_while_connected_is_refused_soon(make_client, sql):
-    client = await make_client(chat_rate_count=1000, **FAST)
+    client = await make_client(chat_rate_count=1000, chat_rate_address_count=0, **FAST)
     token = await login(client, "soon-banned")
     ws, _ = await join(client, 9, token)
     await send(ws, type="SEND_ALL", room_id=9, content="before", token=token)
