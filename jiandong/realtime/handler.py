@@ -243,11 +243,11 @@ async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
     process_id = protocol.UUID_RE.match(frame.send_to_one).group(1)  # type: ignore[union-attr]
     local = process_id == realtime.hub.process_id
     target = realtime.hub.conns.get(frame.send_to_one) if local else None
-    if local and target is None:
-        raise OperationError("对方不在线")
     # The recipient of another process is checked there (Realtime.deliver_whisper): only it knows the room.
     rooms = {conn.room_id, frame.room_id, target.room_id if target is not None else None}
     profile, content = await _sender(realtime, conn, frame, rooms)
+    if local and target is None:
+        raise OperationError("对方不在线")
     message = {
         "type": protocol.SEND_ONE,
         "room_id": frame.room_ref if frame.room_id is not None else conn.room_ref,
