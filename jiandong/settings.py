@@ -109,8 +109,18 @@ class Settings:
     chat_frame_limit: int = field(
         default=4096, metadata={"help": "largest websocket frame a client may send, in bytes (larger: close 1009)"}
     )
-    chat_rate_count: int = field(default=5, metadata={"help": "messages a connection may send per chat_rate_window"})
-    chat_rate_window: float = field(default=10.0, metadata={"help": "seconds of the per-connection rate limit"})
+    chat_rate_count: int = field(
+        default=5,
+        metadata={"help": "chat messages a user may send per chat_rate_window, over all their sockets and processes"},
+    )
+    chat_rate_window: float = field(default=10.0, metadata={"help": "seconds of the chat rate limits"})
+    chat_rate_address_count: int = field(
+        default=30,
+        metadata={
+            "help": "chat messages all users from one client address (behind trusted proxies: the forwarded "
+            "one) may send per chat_rate_window; 0 = no limit per address"
+        },
+    )
     chat_history_size: int = field(default=50, metadata={"help": "messages guest/:id returns (the newest)"})
     # The pages' emoji ship in the H5 build (images/emoji/<n>.gif), which is hosted at /h5/.
     chat_emoji_path: str = field(
@@ -361,6 +371,8 @@ def _validate(s: Settings) -> None:
     for name in ("chat_frame_limit", "chat_rate_count", "chat_history_size", "chat_buffer_limit"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if s.chat_rate_address_count < 0:
+        raise SettingsError("chat_rate_address_count must be 0 (no limit) or more")
     for name in ("chat_rate_window", "chat_presence_ttl", "chat_online_interval", "chat_heartbeat",
                  "chat_history_interval"):
         if getattr(s, name) <= 0:

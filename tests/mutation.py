@@ -37,7 +37,7 @@ MODULES = {
     # (Its error paths while Redis or PostgreSQL is away are tests/test_outages.py's: too slow to run per mutant.)
     "handler": ("jiandong/realtime/handler.py", ["tests/test_realtime_input.py", "tests/test_realtime_rooms.py",
                                                  "tests/test_realtime_frames.py", "tests/test_realtime_server.py",
-                                                 "tests/test_admin_chat.py"]),
+                                                 "tests/test_admin_chat.py", "tests/attacks/test_chat.py"]),
 }
 LINKED = ("jiandong", "tests", "server.py", "sql", "templates", "pytest.ini")
 SETUP_CFG = """\

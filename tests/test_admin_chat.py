@@ -3,6 +3,8 @@ still only in the stream) so new viewers never get it, timed mutes per room or e
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jiandong.keys import realtime_key
@@ -166,3 +168,36 @@ async def test_moderation_is_for_moderators(make_client, sql):
         assert (await client.get(path)).status == 403, path
     js = await client.get("/admin/static/live.js")
     assert js.status == 200 and "data-poll" in await js.text()
+
+
+@pytest.mark.parametrize("ref", ["", "abc", "1-", "-1", "99999999999999999999999-1", "1-1-1", "0"])
+async def test_deleting_a_message_that_is_not_there_is_a_404(make_client, sql, ref):
+    client = await moderator(make_client, sql, **FAST)
+    resp = await post_form(client, f"/admin/chat/{ROOM}/delete", {"message": ref, "stream_id": ref},
+                           token_from=f"/admin/chat/{ROOM}")
+    assert resp.status == 404
+    assert not sql("SELECT 1 FROM audit_log")
+
+
+async def test_a_message_without_a_stream_id_can_be_deleted(make_client, sql):
+    """Messages loaded by the demo (or kept from before the stream) have no stream id: the console
+    deletes them by what it shows."""
+    client = await moderator(make_client, sql, **FAST)
+    uid = sql("INSERT INTO users (openid, username) VALUES ('o-demo', '演示球员') RETURNING id")[0]["id"]
+    for content in ("欢迎", "广告内容", "加油"):
+        sql("INSERT INTO chat_messages (room_id, user_id, uuid, content, user_info, msg_time)"
+            " VALUES (%s, %s, '000000000000-1', %s, '{\"username\": \"演示球员\"}', now())", ROOM, uid, content)
+    page = await (await client.get(f"/admin/chat/{ROOM}")).text()
+    assert "广告内容" in page
+    ident = sql("SELECT id FROM chat_messages WHERE content = '广告内容'")[0]["id"]
+    forms = [form for form in page.split("<li")[1:] if "广告内容" in form]
+    assert len(forms) == 1
+    fields = dict(re.findall(r'name="(message|stream_id)" value="([^"]*)"', forms[0]))
+    resp = await post_form(client, f"/admin/chat/{ROOM}/delete", fields, token_from=f"/admin/chat/{ROOM}")
+    assert resp.status == 302
+    token = await login(client, "newcomer")
+    assert await history(client, token) == ["欢迎", "加油"]
+    rows = sql("SELECT id, deleted_at IS NOT NULL AS deleted FROM chat_messages ORDER BY id")
+    assert [(r["id"], r["deleted"]) for r in rows if r["deleted"]] == [(ident, True)]
+    [entry] = sql("SELECT action, before FROM audit_log")
+    assert entry["action"] == "chat.delete" and entry["before"]["content"] == "广告内容"

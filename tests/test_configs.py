@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from jiandong.services.configs import PAGE_CODES
+
 VALUE = "/api/v1/config/value"
 HTML = '<p>京ICP备<b>12345678</b>号 &amp; <a href="https://beian.example">备案</a><script>alert(1)</script></p>'
 
@@ -10,7 +12,7 @@ HTML = '<p>京ICP备<b>12345678</b>号 &amp; <a href="https://beian.example">备
 def configs(sql):
     sql(
         "INSERT INTO config_values (code, name, value) VALUES"
-        " ('ICP', '备案号', %s), ('copyright', '版权', '© 建东体育'), ('empty', '空', '')",
+        " ('ICP', '备案号', %s), ('copyright', '版权', '© 建东体育'), ('description', '空', '')",
         HTML,
     )
 
@@ -19,7 +21,7 @@ async def test_single_code(client, token, configs):
     resp = await client.post(VALUE, data={"code": "copyright"}, headers={"token": token})
     assert resp.status == 200
     assert await resp.json() == {"value": "© 建东体育"}
-    resp = await client.post(VALUE, data={"code": "empty", "tags": "1"}, headers={"token": token})
+    resp = await client.post(VALUE, data={"code": "description", "tags": "1"}, headers={"token": token})
     assert await resp.json() == {"value": ""}
 
 
@@ -98,11 +100,28 @@ async def test_bad_parameters(client, token, configs):
 
 
 async def test_fifty_codes_are_allowed(client, token, sql):
-    for i in range(50):
-        sql("INSERT INTO config_values (code, value) VALUES (%s, %s)", f"c{i}", str(i))
-    resp = await client.post(VALUE, data=[("code[]", f"c{i}") for i in range(50)], headers={"token": token})
+    codes = list(PAGE_CODES) + [f"c{i}" for i in range(50 - len(PAGE_CODES))]
+    for code in codes:
+        sql("INSERT INTO config_values (code, value) VALUES (%s, %s)", code, code.upper())
+    resp = await client.post(VALUE, data=[("code[]", code) for code in PAGE_CODES], headers={"token": token})
     assert resp.status == 200
-    assert await resp.json() == {f"c{i}": str(i) for i in range(50)}
+    assert await resp.json() == {code: code.upper() for code in PAGE_CODES}
+    # Fifty is no parameter error; the codes no page reads are not found.
+    resp = await client.post(VALUE, data=[("code[]", code) for code in codes], headers={"token": token})
+    assert resp.status == 404
+    assert (await resp.json())["msg"] == "请求配置不存在: " + ", ".join(codes[len(PAGE_CODES):])
+
+
+@pytest.mark.parametrize("code", ["chat_banned_words", "demo_data", "agreement_user", "c1"])
+async def test_a_code_no_page_reads_answers_like_an_unknown_one(client, token, sql, code):
+    """The server's own settings (the moderators' banned words, the demo's marker) stay its own."""
+    sql("INSERT INTO config_values (code, name, value) VALUES (%s, '内部', '秘密'), ('ICP', '备案号', '粤')", code)
+    for form in ({"code": code}, [("code[]", code)], [("code[]", "ICP"), ("code[]", code)]):
+        for method in ("GET", "POST"):
+            kwargs = {"params": form} if method == "GET" else {"data": form}
+            resp = await client.request(method, VALUE, headers={"token": token}, **kwargs)
+            assert resp.status == 404, (method, form)
+            assert await resp.json() == {"msg": f"请求配置不存在: {code}", "error_code": 40004, "request_url": VALUE}
 
 
 async def test_config_requires_token(client, configs):

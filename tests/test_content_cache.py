@@ -6,11 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from jiandong.cache import rkey
 from jiandong.keys import content_cache_key
+from jiandong.services.content_cache import shape
 from tests.conftest import login, until
 
 ROOT = Path(__file__).resolve().parent.parent
+# Shapes of this module's own entries (a shape's name is declared once in the whole server).
+MATCH = shape("competition", "test_cache_match", object)
+CLIP = shape("video", "test_cache_clip", object)
+STREAMING = shape("live", "test_cache_streaming", int)
+TEXT = shape("config", "test_cache_text", str)
 
 
 def run_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -46,17 +54,17 @@ async def test_cache_serves_until_invalidated_in_another_process(make_client, re
             return value
         return load
 
-    assert await cache_b.get(("competition", 1), loader("old")) == "old"
-    assert await cache_b.get(("competition", 1), loader("new")) == "old"
-    assert await cache_b.get(("video", 1), loader("video")) == "video"
+    assert await cache_b.get(MATCH(1), loader("old")) == "old"
+    assert await cache_b.get(MATCH(1), loader("new")) == "old"
+    assert await cache_b.get(CLIP(1), loader("video")) == "video"
     await cache_a.invalidate("competition")
 
     async def dropped() -> bool:
-        return await cache_b.get(("competition", 1), loader("new")) == "new"
+        return await cache_b.get(MATCH(1), loader("new")) == "new"
 
     await until(dropped, "the other process to drop its entry")
     # other kinds survive
-    assert await cache_b.get(("video", 1), loader("other")) == "video"
+    assert await cache_b.get(CLIP(1), loader("other")) == "video"
     assert calls == ["old", "video", "new"]
 
 
@@ -72,7 +80,7 @@ async def test_concurrent_misses_share_one_load(client):
         await answered.wait()
         return {"id": 7}
 
-    callers = asyncio.gather(*(cache.get(("competition", 7), load) for _ in range(20)))
+    callers = asyncio.gather(*(cache.get(MATCH(7), load) for _ in range(20)))
     await until(lambda: calls == 1, "the first load")
     answered.set()
     results = await callers
@@ -90,12 +98,12 @@ async def test_failed_load_is_not_cached(client):
 
     for _ in range(2):
         try:
-            await cache.get(("live", 1), fail)
+            await cache.get(STREAMING(1), fail)
         except RuntimeError:
             pass
         else:
             raise AssertionError("expected the loader's error")
-    assert await cache.get(("live", 1), ok) == 1
+    assert await cache.get(STREAMING(1), ok) == 1
 
 
 async def test_least_recently_used_entries_go_first(client, monkeypatch):
@@ -112,12 +120,45 @@ async def test_least_recently_used_entries_go_first(client, monkeypatch):
         return load
 
     for name in ("a", "b", "c"):
-        await cache.get(("video", name), loader(name))
-    await cache.get(("video", "a"), loader("a"))  # a is now the most recently used
-    await cache.get(("video", "d"), loader("d"))  # b goes
+        await cache.get(CLIP(name), loader(name))
+    await cache.get(CLIP("a"), loader("a"))  # a is now the most recently used
+    await cache.get(CLIP("d"), loader("d"))  # b goes
     for name in ("a", "c", "d", "b"):
-        await cache.get(("video", name), loader(name))
+        await cache.get(CLIP(name), loader(name))
     assert loads == ["a", "b", "c", "d", "b"]
+
+
+async def test_a_shape_holds_its_own_type_under_its_own_keys(client):
+    """Two shapes never share an entry, whatever their parts, and a loader returning another type than its
+    shape holds is refused: nothing is cached, and a reader gets the declared type or an error."""
+    cache = client.server.app[content_cache_key]
+    compiled = shape("config", "test_cache_compiled", bytes)
+
+    async def text():
+        return "傻瓜"
+
+    async def pattern():
+        return b"compiled"
+
+    assert await cache.get(TEXT("chat_banned_words"), text) == "傻瓜"
+    assert await cache.get(compiled("chat_banned_words"), pattern) == b"compiled"
+    assert await cache.get(TEXT("chat_banned_words"), pattern) == "傻瓜"
+    with pytest.raises(TypeError, match="test_cache_text"):
+        await cache.get(TEXT("other"), pattern)
+    assert await cache.get(TEXT("other"), text) == "傻瓜"
+    with pytest.raises(ValueError, match="declared twice"):
+        shape("live", "test_cache_text", str)
+    with pytest.raises(ValueError, match="unknown content kind"):
+        shape("players", "test_cache_players", str)
+
+
+def test_every_cache_read_names_a_declared_shape():
+    """No read of the content cache keys an entry by hand: each passes a shape's key."""
+    source = ROOT / "jiandong"
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for path in source.rglob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if ".get((" in line and ("cache" in line or "content" in line)]
+    assert offenders == []
 
 
 async def test_server_py_invalidate_user_shows_a_change_made_in_the_database(client, settings, sql, redis_sync):

@@ -207,23 +207,25 @@ async def test_config_codes_cached_one_by_one_and_unknown_codes_not_at_all(clien
     # ICP comes from the cache; copyright is read now (in the same answer).
     both = await get_json(client, path, token, method="POST", data=[("code[]", "ICP"), ("code[]", "copyright")])
     assert both == {"ICP": "icp", "copyright": "c2"}
-    body = await get_json(client, path, token, status=404, method="POST", data=[("code[]", "ICP"), ("code[]", "new")])
-    assert body["msg"] == "请求配置不存在: new"
-    sql("INSERT INTO config_values (code, value) VALUES ('new', 'n')")
-    body = await get_json(client, path, token, method="POST", data=[("code[]", "ICP"), ("code[]", "new")])
-    assert body == {"ICP": "icp", "new": "n"}
+    body = await get_json(client, path, token, status=404, method="POST",
+                          data=[("code[]", "ICP"), ("code[]", "seo_title")])
+    assert body["msg"] == "请求配置不存在: seo_title"
+    sql("INSERT INTO config_values (code, value) VALUES ('seo_title', 'n')")
+    body = await get_json(client, path, token, method="POST", data=[("code[]", "ICP"), ("code[]", "seo_title")])
+    assert body == {"ICP": "icp", "seo_title": "n"}
     await client.server.app[content_cache_key].invalidate("config")
     body = await get_json(client, path, token, method="POST", data=[("code[]", "ICP"), ("code[]", "copyright")])
     assert body == {"ICP": "icp2", "copyright": "c2"}
 
 
 async def test_concurrent_cold_config_reads_agree(client, token, sql):
-    sql("INSERT INTO config_values (code, value) VALUES ('a', '1'), ('b', '2'), ('c', '3')")
-    forms = [[("code[]", "a"), ("code[]", "b")], [("code[]", "b"), ("code[]", "c")], [("code[]", "c"), ("code[]", "a")]]
+    sql("INSERT INTO config_values (code, value) VALUES ('ICP', '1'), ('copyright', '2'), ('seo_title', '3')")
+    a, b, c = "ICP", "copyright", "seo_title"
+    forms = [[("code[]", a), ("code[]", b)], [("code[]", b), ("code[]", c)], [("code[]", c), ("code[]", a)]]
     bodies = await asyncio.gather(
         *(get_json(client, "/api/v1/config/value", token, method="POST", data=form) for form in forms * 10)
     )
-    expected = [{"a": "1", "b": "2"}, {"b": "2", "c": "3"}, {"c": "3", "a": "1"}] * 10
+    expected = [{a: "1", b: "2"}, {b: "2", c: "3"}, {c: "3", a: "1"}] * 10
     assert bodies == expected
 
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from jiandong.keys import redis_key
+from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime import mute_key, muted_key, set_mute_until, set_muted
 from jiandong.realtime.history import stream_key
 from tests.conftest import login, until
@@ -186,17 +186,21 @@ async def test_the_emoji_path_is_a_setting(make_client):
     assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == '<img class="emoji" src="/static/emoji/2.png">'
 
 
-async def test_rate_limit_per_connection(make_client):
+async def test_rate_limit_per_user_over_all_their_sockets(make_client, redis_sync, settings):
     client = await make_client(chat_rate_count=3, **FAST)
     token = await login(client, "chatty")
+    other = await login(client, "quiet")
     ws, _ = await join(client, 9, token)
     second, _ = await join(client, 9, token)
     await send_and_ack(ws, token, 9, "m0", "m1", "m2")
     await send(ws, type="SEND_ALL", room_id=9, content="m3", token=token)
     assert await frame_of(ws, "ERROR") == THROTTLED
-    # Per connection: the same user on another connection is not held back.
+    # The same user on another socket is held back too; another user is not.
     await send(second, type="SEND_ALL", room_id=9, content="other socket", token=token)
-    assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "other socket"
+    assert await frame_of(second, "ERROR") == THROTTLED
+    await send(second, type="SEND_ALL", room_id=9, content="another user", token=other)
+    assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "another user"
+    assert redis_sync.xlen(stream_key(settings)) == 4
 
 
 async def test_rate_limit_default_is_5_per_10_seconds(room):
@@ -227,7 +231,7 @@ async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
 
 
 async def test_a_user_disabled_while_connected_is_refused_soon(make_client, sql):
-    client = await make_client(chat_rate_count=1000, **FAST)
+    client = await make_client(chat_rate_count=1000, chat_rate_address_count=0, **FAST)
     token = await login(client, "soon-banned")
     ws, _ = await join(client, 9, token)
     await send(ws, type="SEND_ALL", room_id=9, content="before", token=token)
@@ -344,3 +348,22 @@ async def test_a_room_that_is_no_published_live_takes_no_message(make_client, sq
     await listener.close()
     resp = await client.get(f"/api/v1/guest/{room_id}", headers={"token": token})
     assert resp.status == 200 and await resp.json() == []
+
+
+async def test_an_unexpected_failure_of_a_frame_is_answered_and_the_socket_kept(room, caplog, monkeypatch):
+    """Whatever goes wrong in handling one frame, the sender gets an error frame (the traceback goes to the
+    log) and keeps its socket: the next frame works."""
+    client, token, ws, bystander = room
+    rooms = client.app[realtime_key].rooms
+    works = rooms.takes_messages
+
+    async def broken(room_id: int) -> bool:
+        raise AttributeError("'str' object has no attribute 'sub'")
+
+    monkeypatch.setattr(rooms, "takes_messages", broken)
+    await send(ws, type="SEND_ALL", room_id=9, content="boom", token=token)
+    assert await frame(ws) == error(10000, "发送失败，请稍后重试")
+    [record] = [r for r in caplog.records if r.name == "jiandong.realtime.handler"]
+    assert record.exc_info and record.exc_info[0] is AttributeError
+    monkeypatch.setattr(rooms, "takes_messages", works)
+    await still_works(ws, bystander, token)

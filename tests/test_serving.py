@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 
 import aiohttp
 import pytest
@@ -98,6 +99,36 @@ def test_throttle_writes_one_line_per_kind_per_interval_with_a_count():
     now[0] = 10.5
     later = record("junk %s")
     assert throttle.filter(later) and later.msg == "junk %s [2 more like this in the last 10 s]"
+
+
+def test_throttle_tells_failures_apart_by_exception_and_where_it_was_raised():
+    """One message template for every unexpected error of a request: a flood of one bug must not hide
+    another's traceback, so the kind of a failure is its exception's type and where it was raised."""
+    throttle = ThrottleFilter(interval=10, clock=lambda: 0.0)
+
+    def failure(thrower) -> logging.LogRecord:
+        try:
+            thrower()
+        except Exception:
+            info = sys.exc_info()
+        record = logging.LogRecord("jiandong.middlewares", logging.ERROR, __file__, 1,
+                                   "unexpected error in request %s: %s %s", ("id", "GET", "/x"), info)
+        record.junk = True
+        return record
+
+    def config_bug() -> None:
+        raise TypeError("cannot use a string pattern on a bytes-like object")
+
+    def chat_bug() -> None:
+        raise AttributeError("'str' object has no attribute 'sub'")
+
+    def another_type_error() -> None:
+        raise TypeError("cannot use a string pattern on a bytes-like object")
+
+    assert [throttle.filter(failure(config_bug)) for _ in range(3)] == [True, False, False]
+    # Another exception, and the same type raised elsewhere: written, then held back in their turn.
+    assert [throttle.filter(failure(chat_bug)) for _ in range(2)] == [True, False]
+    assert [throttle.filter(failure(another_type_error)) for _ in range(2)] == [True, False]
 
 
 async def test_an_oversized_body_gets_its_413_through_the_guarded_server(serve):

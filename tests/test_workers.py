@@ -39,6 +39,7 @@ def server_env(settings, var_dir: Path, **extra: str) -> dict[str, str]:
         "JIANDONG_CHAT_ONLINE_INTERVAL": "0.1",
         "JIANDONG_CHAT_PRESENCE_TTL": "1",
         "JIANDONG_CHAT_RATE_COUNT": "1000",
+        "JIANDONG_CHAT_RATE_ADDRESS_COUNT": "0",
         **extra,
     }
 

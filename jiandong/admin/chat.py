@@ -73,9 +73,11 @@ async def chat_messages(request: web.Request) -> web.Response:
 @requires(MODERATOR)
 async def delete_message(request: web.Request) -> web.Response:
     room_id = _room_id(request)
-    stream_id = (await read_form(request)).get("stream_id")[:40]
+    form = await read_form(request)
+    # "stream_id": what the page sent before messages without one could be deleted.
+    ref = (form.get("message") or form.get("stream_id"))[:40]
     try:
-        await moderation.delete_message(request.config_dict, actor(request), stream_id)
+        await moderation.delete_message(request.config_dict, actor(request), ref)
     except moderation.ModerationError as exc:
         raise PageError(404, str(exc)) from None
     flash(await get_session(request), "消息已删除")

@@ -1,4 +1,6 @@
-"""配置项: config values — plain text (titles, ICP, copyright) and rich text (the agreements, sanitised)."""
+"""配置项: the config values the H5 pages read (services/configs.PAGE_CODES) — plain text (titles, ICP,
+copyright) and rich text (the agreements, sanitised). Other codes are not this section's: the banned
+words are kept by chat moderation (admin/chat.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ class ConfigForm(AdminForm):
 
 
 class NewConfigForm(ConfigForm):
-    code = wtforms.StringField("编码", [REQUIRED, length(100, 1)], description="H5 页面以此编码读取，如 ICP、copyright")
+    code = wtforms.StringField("编码", [REQUIRED, length(100, 1)],
+                               description="H5 页面以此编码读取：" + "；".join(
+                                   f"{code}（{page}）" for code, page in configs.PAGE_CODES.items()))
     rich = wtforms.BooleanField("富文本（HTML，保存时去除不安全内容）")
 
 
@@ -46,7 +50,8 @@ class ConfigSection(Section):
 
     def ident(self, request: web.Request) -> str:
         code = request.match_info["id"]
-        if not configs.CODE_RE.fullmatch(code):
+        # Codes the pages do not read are not this section's: as unknown as a code nobody made.
+        if not configs.is_page_code(code):
             raise PageError(404)
         return code
 

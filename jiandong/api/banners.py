@@ -1,7 +1,7 @@
 """Endpoints 21 and 22: one banner (广告位) and the carousel of a page position.
 
-Both are cached (services/content_cache.py): a banner under ("banner", id), a carousel under
-("banner", "position", position). Misses are not cached, so a banner enabled later shows at once.
+Both are cached (services/content_cache.py): a banner as ONE_BANNER, a carousel as CAROUSEL.
+Misses are not cached, so a banner enabled later shows at once.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from ..errors import BannerNotFound, CarouselNotFound, ParameterError
 from ..http import json_response, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import array, describe, integer, obj, param, string
+from ..services.content_cache import shape
 from ..services.files import FILE_OBJECT, file_columns, file_object
 
 routes = web.RouteTableDef()
+ONE_BANNER = shape("banner", "banner", dict)
+CAROUSEL = shape("banner", "banners_at_position", list)
 
 ENABLED = 1
 # Positions are smallint; a bigger number cannot match a banner (and must not reach the query).
@@ -84,7 +87,7 @@ async def list_banners_by_position(request: web.Request) -> web.Response:
             raise CarouselNotFound()
         return [banner_item(row) for row in rows]
 
-    return json_response(await request.config_dict[content_cache_key].get(("banner", "position", position), load))
+    return json_response(await request.config_dict[content_cache_key].get(CAROUSEL(position), load))
 
 
 @routes.get("/api/v1/banner/{id}")
@@ -102,4 +105,4 @@ async def get_banner(request: web.Request) -> web.Response:
             raise BannerNotFound()
         return banner_item(row)
 
-    return json_response(await request.config_dict[content_cache_key].get(("banner", ident), load))
+    return json_response(await request.config_dict[content_cache_key].get(ONE_BANNER(ident), load))

@@ -1,6 +1,6 @@
 """Matches: detail, the upcoming list, sign-ups, and the current player's matches by team.
 
-The detail is cached under ("competition", id) (services/content_cache.py). The upcoming list is
+The detail is cached as DETAIL (services/content_cache.py). The upcoming list is
 read fresh: it carries the reader's own sign-up state and moves with the clock.
 """
 
@@ -24,6 +24,7 @@ from ..errors import (
 from ..http import MAX_ID, json_response, operation_result, page_body, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..services.content_cache import shape
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..services.players import player_teams
 
@@ -67,6 +68,7 @@ TEAM_MATCHES = obj(
 )
 ID_PARAM = param("id", "integer", "赛事 ID", required=True, minimum=1, maximum=MAX_ID)
 
+DETAIL = shape("competition", "competition", dict)
 DETAIL_SQL = """
     SELECT id, title, summary, description, score, main_img_url, play_time, notes, is_hot
     FROM competitions WHERE id = %s AND status = 1
@@ -191,7 +193,7 @@ async def get_competition(request: web.Request) -> web.Response:
             "is_hot": formats.flag(row["is_hot"]),
         }
 
-    return json_response(await request.config_dict[content_cache_key].get(("competition", competition_id), load))
+    return json_response(await request.config_dict[content_cache_key].get(DETAIL(competition_id), load))
 
 
 async def _upcoming_page(pool: aiopg.Pool, user_id: int, page: int, size: int) -> tuple[list[db.Row], int]:

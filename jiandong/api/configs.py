@@ -1,6 +1,8 @@
-"""Endpoint 33: page configuration values (ICP number, copyright, notices ...) by code.
+"""Endpoint 33: page configuration values (ICP number, copyright, the agreements ...) by code.
 
-Each value is cached under ("config", code) (services/content_cache.py); unknown codes are not.
+Only the codes the H5 pages read are answered (services/configs.PAGE_CODES); any other code, the
+server's own settings included, answers exactly like a code that does not exist. Each value is cached
+as VALUE (services/content_cache.py); unknown codes are not.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from ..errors import ConfigNotFound, ParameterError
 from ..http import json_response, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import describe, obj, param, string
+from ..services.configs import PAGE_CODES, is_page_code
+from ..services.content_cache import shape
 
 routes = web.RouteTableDef()
 
+VALUE = shape("config", "page_config_value", str)
 MAX_CODES = 50
 CODE_MAX_LEN = 100
 
@@ -52,13 +57,14 @@ async def _look(code: str) -> str:
 
 
 async def config_values(request: web.Request, codes: list[str]) -> dict[str, str]:
-    """The values of the codes that exist, from the cache; the others read in one query."""
+    """The values of the page codes that exist, from the cache; the others read in one query. Codes the
+    pages do not read are left out, like codes that do not exist."""
     cache = request.config_dict[content_cache_key]
     found: dict[str, str] = {}
     cold: list[str] = []
-    for code in codes:
+    for code in filter(is_page_code, codes):
         try:
-            found[code] = await cache.get(("config", code), functools.partial(_look, code))
+            found[code] = await cache.get(VALUE(code), functools.partial(_look, code))
         except _Cold:
             cold.append(code)
         except _Absent:
@@ -83,7 +89,7 @@ async def config_values(request: web.Request, codes: list[str]) -> dict[str, str
     # Every get starts (and notes the cache's generation) before the shared query runs, so a
     # value read before an invalidation is never stored after it.
     results = await asyncio.gather(
-        *(cache.get(("config", code), loader(code)) for code in cold), return_exceptions=True
+        *(cache.get(VALUE(code), loader(code)) for code in cold), return_exceptions=True
     )
     for code, result in zip(cold, results, strict=True):
         if not isinstance(result, BaseException):
@@ -125,7 +131,9 @@ def strip_tags(value: str) -> str:
     description=(
         "也接受 GET。H5 协议页 protocol.html?type=1|2|3 以 code[]=<code>&tags=1 读取 service_agreement（服务协议）、"
         "purchase_agreement（视频购买观看协议）、membership_agreement（尊享会员服务协议）："
-        "这三项每个安装都有（初始为占位文本，由俱乐部替换为正式文本）。"
+        "这三项每个安装都有（初始为占位文本，由俱乐部替换为正式文本）。只回答页面读取的编码："
+        + "；".join(f"{code}（{page}）" for code, page in PAGE_CODES.items())
+        + "。其他编码（服务器自用的设置）与不存在的编码一样回答 40004。"
     ),
 )
 async def get_config_values(request: web.Request) -> web.Response:

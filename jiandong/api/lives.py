@@ -15,6 +15,7 @@ from .. import formats
 from ..errors import LiveNotFound, ParameterError
 from ..http import json_response, page_body, read_params
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..services.content_cache import Key
 from ..services.counters import LIVE
 from ..services.viewers import online_counts
 from .videos import (
@@ -110,7 +111,7 @@ async def live_page(
     args: dict[str, typing.Any],
     offset: int,
     limit: int,
-    cache_key: tuple[typing.Any, ...] | None = None,
+    cache_key: Key[list] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Live items of one window of the filtered list, with up-to-date view and viewer counts."""
     query = f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER}"

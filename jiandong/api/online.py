@@ -20,6 +20,7 @@ from ..keys import (
     request_id_key,
 )
 from ..openapi import array, describe, integer, obj, param, string
+from ..services.content_cache import shape
 from ..services.viewers import CDN_COUNT_TTL, online_counts
 from .videos import MAX_ID, PUBLISHED
 
@@ -45,6 +46,8 @@ ONLINE_RESPONSE = obj(
 )
 
 # The push URL (plug_flow) is not read: nothing here may leak it.
+# A live's play URLs, of the "live" kind: every change of a live drops it.
+STREAM = shape("live", "live_stream", dict)
 STREAM_SQL = f"""
     SELECT id, play_rtmp, play_flv, play_m3u8 FROM lives WHERE id = %s AND status = {PUBLISHED}
 """
@@ -76,7 +79,7 @@ async def get_online(request: web.Request) -> web.Response:
             raise LiveNotFound()
         return row
 
-    row = await request.config_dict[content_cache_key].get(("live", live_id, "stream"), load)
+    row = await request.config_dict[content_cache_key].get(STREAM(live_id), load)
     total = (await online_counts(request, [live_id])).get(live_id, 0)
     play_url = row["play_rtmp"] or row["play_flv"] or row["play_m3u8"]
     return json_response(

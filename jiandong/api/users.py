@@ -15,7 +15,7 @@ from ..errors import ParameterError, SaveImageFailed, UserNotFound
 from ..http import UPLOAD_BODY_LIMIT, operation_result, read_params
 from ..keys import content_cache_key, pg_key
 from ..openapi import describe, integer, obj, param, string
-from ..services.content_cache import user_changed
+from ..services.content_cache import shape, user_changed
 from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 
@@ -52,6 +52,10 @@ class CachedInfo(typing.NamedTuple):
     active_until: datetime | None
 
 
+# The encoded user/info answer, by user id (the first part: user_changed drops a user's entries).
+INFO = shape("user", "user_info", CachedInfo)
+
+
 def _user_info_body(row: db.Row) -> dict[str, typing.Any]:
     return {
         "username": row["username"],
@@ -85,7 +89,7 @@ async def get_user_info(request: web.Request) -> web.Response:
 
     # The encoded answer is cached: every write to a user invalidates it (user_changed).
     cache = request.config_dict[content_cache_key]
-    key = ("user", user_id, "info")
+    key = INFO(user_id)
     info = await cache.get(key, load, ttl=USER_INFO_TTL)
     if info.active_until is not None and info.active_until <= datetime.now(timezone.utc):
         # The membership ran out since the entry was cached: let the database say what it is now.

@@ -1,7 +1,7 @@
 """Replays and highlights: the published list with search and filters (20) and one video (27).
 
-Hot reads come from the content cache (services/content_cache.py): a video's detail under
-("video", id) and the first pages of unsearched lists under ("video", "page", ...). The cached
+Hot reads come from the content cache (services/content_cache.py): a video's detail (shape ITEMS)
+and the first pages of lists (PAGES, SEARCHES), each shape declared below with what it holds. The cached
 items carry the browse_num stored in PostgreSQL; every answer adds the plays still pending in
 Redis, and a flush that moves plays into the database invalidates "video" (services/counters.py),
 so the served count stays exact. An unknown id is never cached as a miss (see get_video).
@@ -19,7 +19,8 @@ from ..errors import ApiError, ParameterError, VideoNotFound
 from ..http import MAX_ID, Params, json_response, page_body, read_params
 from ..keys import content_cache_key, pg_key, settings_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
-from ..services.counters import VIDEO
+from ..services.content_cache import Key, Shape, shape
+from ..services.counters import LIVE, VIDEO
 from ..services.files import FILE_OBJECT, file_columns, file_object
 
 routes = web.RouteTableDef()
@@ -111,6 +112,11 @@ def video_filters(
 
 # `kind` (the content cache's kind) -> the table the WHERE clauses of this module and lives.py run over.
 COUNTED = {"video": "videos v", "live": "lives l"}
+# The cached shapes of both kinds, lives.py's included: totals, list pages (plain and searched), details.
+COUNTS: dict[str, Shape[int]] = {kind: shape(kind, f"{kind}_count", int) for kind in (VIDEO, LIVE)}
+PAGES: dict[str, Shape[list]] = {kind: shape(kind, f"{kind}_page", list) for kind in (VIDEO, LIVE)}
+SEARCHES: dict[str, Shape[list]] = {kind: shape(kind, f"{kind}_search", list) for kind in (VIDEO, LIVE)}
+ITEMS: dict[str, Shape[dict]] = {kind: shape(kind, f"{kind}_item", dict) for kind in (VIDEO, LIVE)}
 
 
 async def count_matching(request: web.Request, kind: str, where: str, args: dict[str, typing.Any]) -> int:
@@ -121,7 +127,7 @@ async def count_matching(request: web.Request, kind: str, where: str, args: dict
         sql = f"SELECT count(*) FROM {COUNTED[kind]} WHERE {where}"
         return await db.fetchval(request.config_dict[pg_key], sql, args)
 
-    key = (kind, "count", where, tuple(sorted(args.items())))
+    key = COUNTS[kind](where, tuple(sorted(args.items())))
     return await request.config_dict[content_cache_key].get(key, count)
 
 
@@ -149,7 +155,7 @@ async def fetch_rows(request: web.Request, sql: str, args: dict[str, typing.Any]
 
 def page_cache_key(
     kind: str, page: int, size: int, *filters: typing.Any, search: str = ""
-) -> tuple[typing.Any, ...] | None:
+) -> Key[list] | None:
     """The content cache key of a list page, or None for a page not worth caching.
 
     Searched pages are cached too, briefly (SEARCH_CACHE_TTL): during a match a crowd searches
@@ -159,20 +165,20 @@ def page_cache_key(
     if page > CACHED_PAGES:
         return None
     if search:
-        return (kind, "search", search.lower(), *filters, page, size)
-    return (kind, "page", *filters, page, size)
+        return SEARCHES[kind](search.lower(), *filters, page, size)
+    return PAGES[kind](*filters, page, size)
 
 
 async def cached_items(
     request: web.Request,
-    key: tuple[typing.Any, ...] | None,
+    key: Key[list] | None,
     load: typing.Callable[[], typing.Awaitable[list[dict[str, typing.Any]]]],
 ) -> list[dict[str, typing.Any]]:
     """Items from the content cache under `key` (or straight from `load` when None), as copies
     the caller may change: the cached ones keep the stored counts."""
     if key is None:
         return await load()
-    ttl = SEARCH_CACHE_TTL if key[1] == "search" else None
+    ttl = SEARCH_CACHE_TTL if key.shape in SEARCHES.values() else None
     return [dict(item) for item in await request.config_dict[content_cache_key].get(key, load, ttl=ttl)]
 
 
@@ -184,7 +190,7 @@ async def item_page(
     args: dict[str, typing.Any],
     offset: int,
     limit: int,
-    cache_key: tuple[typing.Any, ...] | None,
+    cache_key: Key[list] | None,
 ) -> list[dict[str, typing.Any]]:
     """One window of a filtered video or live list (`query` = SELECT ... WHERE ... ORDER BY),
     shaped item by item, view counts up to date."""
@@ -226,7 +232,7 @@ async def published_item(
             raise not_found()
         return shape(row)
 
-    item = dict(await request.config_dict[content_cache_key].get((kind, ident), load))
+    item = dict(await request.config_dict[content_cache_key].get(ITEMS[kind](ident), load))
     await request.config_dict[view_counts_key].with_pending(kind, [item])
     return item
 
@@ -237,7 +243,7 @@ async def video_page(
     args: dict[str, typing.Any],
     offset: int,
     limit: int,
-    cache_key: tuple[typing.Any, ...] | None = None,
+    cache_key: Key[list] | None = None,
 ) -> list[dict[str, typing.Any]]:
     """Video items of one window of the filtered list, newest first, view counts up to date."""
     query = f"{VIDEO_SELECT} WHERE {where} {NEWEST_FIRST}"

@@ -14,13 +14,16 @@ from redis.asyncio import Redis
 
 from .. import encoding
 from ..cache import rkey
+from ..errors import ApiError, Forbidden, OperationError
 from ..keys import content_cache_key, metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
+from ..logthrottle import JUNK
 from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
 from . import presence, protocol
 from .broker import Broker, process_channel, room_channel
 from .censor import BannedWords
+from .gate import MUTED_MSG, Gate, is_muted, mute_key, muted_key, set_mute_until, set_muted
 from .history import History, history_ctx
 from .hub import Conn, Hub
 from .rooms import Rooms
@@ -35,43 +38,13 @@ logger = logging.getLogger(__name__)
 # counts are per room, so it gets the total instead.
 LOBBY_TYPES = frozenset((protocol.SEND_ALL, protocol.LOGIN, protocol.LOGOUT, protocol.LIVE_STATUS))
 CHAT_PATHS = ("/ws", "/")
-
-
-def muted_key(settings: Settings) -> str:
-    """The Redis set of the ids of users who may not send, with no end (an admin adds and removes them)."""
-    return rkey(settings, "chat", "muted")
-
-
-async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool) -> None:
-    if muted:
-        await redis.sadd(muted_key(settings), user_id)
-    else:
-        await redis.srem(muted_key(settings), user_id)
-
-
-def mute_key(settings: Settings, user_id: int, room_id: int | None) -> str:
-    """A mute for a time, in one room or (room None) everywhere: the key lives as long as the mute.
-    services/moderation.py keeps the mutes themselves (chat_mutes) and sets these keys from them."""
-    return rkey(settings, "chat", "mute", user_id, "all" if room_id is None else room_id)
-
-
-async def set_mute_until(redis: Redis, settings: Settings, user_id: int, room_id: int | None, seconds: int) -> None:
-    """The mute of that scope ends in `seconds` (0 or less: it has ended)."""
-    key = mute_key(settings, user_id, room_id)
-    if seconds > 0:
-        await redis.set(key, 1, ex=seconds)
-    else:
-        await redis.delete(key)
-
-
-async def is_muted(redis: Redis, settings: Settings, user_id: int, room_id: int | None) -> bool:
-    """Whether the user may not send in the room: muted with no end, everywhere for a time, or in this room."""
-    keys = [mute_key(settings, user_id, None)] + ([mute_key(settings, user_id, room_id)] if room_id else [])
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.sismember(muted_key(settings), str(user_id))
-        pipe.exists(*keys)
-        forever, timed = await pipe.execute()
-    return bool(forever) or bool(timed)
+# What the rest of the server uses of the mutes (gate.py keeps them).
+__all__ = ["Realtime", "is_muted", "mute_key", "muted_key", "set_mute_until", "set_muted", "setup"]
+# A private message for a connection of another process starts with this byte, then JSON (whisper_request);
+# a frame for a connection (an echo, an error) is "<uuid> <frame>", and a uuid never starts with it.
+WHISPER = b"?"
+# Private messages from other processes waiting for their recipient's mute check; past it they are dropped.
+WHISPER_QUEUE = 10_000
 
 
 def peaks_key(settings: Settings) -> str:
@@ -92,6 +65,8 @@ class Realtime:
         self.pool = pool
         self.tokens = tokens
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
+        self.gate = Gate(redis, settings)
+        self.whispers: asyncio.Queue[dict[str, typing.Any]] = asyncio.Queue(WHISPER_QUEUE)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
         # the rooms that take messages (published lives)
@@ -104,8 +79,9 @@ class Realtime:
 
     # Room membership. The subscription follows the local sockets: on with the first, off with the last.
 
-    async def connect(self, ws: web.WebSocketResponse, transport: typing.Any) -> Conn:
-        conn = self.hub.connect(ws, transport)
+    async def connect(self, ws: web.WebSocketResponse, transport: typing.Any, address: str | None = None) -> Conn:
+        """A new connection, from `address` (the client's, behind trusted proxies the forwarded one)."""
+        conn = self.hub.connect(ws, transport, address)
         self._owed.add(conn)
         if conn in self.hub.lobby and len(self.hub.lobby) == 1:
             await self.broker.sync_lobby()
@@ -165,6 +141,49 @@ class Realtime:
         """A frame for a connection of another process; the number of processes listening (0 = gone)."""
         return int(await self.redis.publish(process_channel(self.settings, process_id), target.encode() + b" " + data))
 
+    async def answer(self, uuid: str, data: bytes) -> None:
+        """A frame for a connection of this process or another (an echo, an error); lost if it is gone."""
+        process_id = uuid.partition("-")[0]
+        if process_id == self.hub.process_id:
+            conn = self.hub.conns.get(uuid)
+            if conn is not None:
+                self.hub.send(conn, data)
+        else:
+            await self.send_to_process(process_id, uuid, data)
+
+    async def whisper_to_process(self, process_id: str, sender: Conn, target: str, message: dict[str, typing.Any]
+                                 ) -> int:
+        """A SEND_ONE for a connection of another process, which checks the sender's mute in its recipient's
+        room and answers the sender (the echo, or an error frame); the number of processes listening."""
+        request = {"to": target, "from": sender.uuid, "user_id": sender.user_id, "message": message}
+        return int(await self.redis.publish(process_channel(self.settings, process_id),
+                                            WHISPER + encoding.dumps(request)))
+
+    async def deliver_whisper(self, request: dict[str, typing.Any]) -> None:
+        """A private message from another process to its recipient here, unless the sender is muted where
+        the recipient is; the sender is answered either way."""
+        message, sender = request["message"], request["from"]
+        target = self.hub.conns.get(request["to"])
+        error: ApiError | None = None
+        if target is None:
+            error = OperationError("对方不在线")
+        elif await is_muted(self.redis, self.settings, request["user_id"], [target.room_id]):
+            error = Forbidden(MUTED_MSG)
+        else:
+            self.hub.send(target, encoding.dumps(message))
+        answer = protocol.error_frame(error).encode() if error else encoding.dumps({**message, "myself": True})
+        await self.answer(sender, answer)
+
+    async def whisper_loop(self) -> None:
+        """Deliver other processes' private messages to their recipients here, one at a time, in order."""
+        while True:
+            request = await self.whispers.get()
+            try:
+                await self.deliver_whisper(request)
+            except Exception:
+                logger.warning("chat: a private message from another process was not delivered", exc_info=True,
+                               extra=JUNK)
+
     # Broker handlers: synchronous, they only write to local sockets.
 
     def wants_room(self, room_id: int) -> bool:
@@ -192,6 +211,14 @@ class Realtime:
             self.hub.deliver(self.hub.lobby, data, sender if isinstance(sender, str) else None)
 
     def on_process(self, data: bytes) -> None:
+        if data[:1] == WHISPER:
+            try:
+                request = encoding.loads(data[1:])
+                self.whispers.put_nowait(request)
+            except asyncio.QueueFull:
+                logger.warning("chat: too many private messages from other processes waiting; one dropped",
+                               extra=JUNK)
+            return
         target, _, frame = data.partition(b" ")
         conn = self.hub.conns.get(target.decode(errors="replace"))
         if conn is not None:
@@ -259,6 +286,7 @@ async def realtime_ctx(app: web.Application) -> typing.AsyncIterator[None]:
         broker_task,
         asyncio.create_task(realtime.hub.reap_slow(), name="chat-reaper"),
         asyncio.create_task(realtime.count_loop(), name="chat-counts"),
+        asyncio.create_task(realtime.whisper_loop(), name="chat-whispers"),
     ]
     try:
         await asyncio.wait_for(realtime.broker.connected.wait(), 10)

@@ -23,10 +23,12 @@ from ..errors import (
     UserNotFound,
 )
 from ..keys import outages_key, realtime_key
+from ..logthrottle import JUNK
 from ..outages import Outages, dependency_of
 from ..pages import DOCS_PATH, H5_PREFIX
-from . import history, is_muted, protocol
+from . import history, protocol
 from .broker import room_channel
+from .gate import MUTED_MSG, THROTTLED_MSG, is_muted
 from .hub import Conn
 
 if typing.TYPE_CHECKING:
@@ -64,7 +66,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
     await ws.prepare(request)
-    conn = await realtime.connect(ws, request.transport)
+    # request.remote: the client's address, behind trusted proxies the forwarded one (proxies.py).
+    conn = await realtime.connect(ws, request.transport, request.remote)
     try:
         room_ref = request.query.get("room_id")
         if room_ref:
@@ -92,18 +95,20 @@ async def chat(request: web.Request) -> web.StreamResponse:
 async def _run(
     realtime: Realtime, outages: Outages, conn: Conn, step: typing.Coroutine[typing.Any, typing.Any, None]
 ) -> None:
-    """One client frame; its failure is answered on this socket alone."""
+    """One client frame; its failure, whatever it is, is answered on this socket alone with an error frame,
+    and the socket stays open: one frame's bug must not cut its sender off, let alone every sender."""
     try:
         await step
     except ApiError as exc:
         realtime.hub.send(conn, protocol.error_frame(exc).encode())
-    except (RedisError, OSError, psycopg2.Error) as exc:
-        dependency = dependency_of(exc)
+    except Exception as exc:
+        dependency = dependency_of(exc) if isinstance(exc, (RedisError, OSError, psycopg2.Error)) else None
         if dependency is not None:
             # Logged once per outage, like a refused request.
             error: ApiError = outages.refused(dependency, exc)
         else:
-            logger.exception("chat: a frame of %s failed", conn.uuid)
+            # With its traceback; held back (logthrottle) when a flood of frames sets off the same bug.
+            logger.exception("chat: a frame of %s failed", conn.uuid, extra=JUNK)
             error = InternalError("发送失败，请稍后重试")
         realtime.hub.send(conn, protocol.error_frame(error).encode())
 
@@ -142,9 +147,12 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
         await realtime.join(conn, frame.room_id, frame.room_ref)
     event = realtime.presence_frame(protocol.LOGIN, conn, protocol.room_text(frame.room_id), "进入直播间")
     if frame.room_id is not None and conn.profile is not None and not conn.announced:
-        # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat.
-        conn.announced = True
-        await realtime.publish(frame.room_id, event)
+        # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat. The
+        # text carries the user's own name: a user muted there is not announced (nor, then, their leaving).
+        assert conn.user_id is not None
+        if not await is_muted(realtime.redis, realtime.settings, conn.user_id, [frame.room_id]):
+            conn.announced = True
+            await realtime.publish(frame.room_id, event)
     # The joiner's own echo keeps the room_id as it wrote it.
     event["myself"] = True
     event["room_id"] = frame.room_ref
@@ -174,20 +182,22 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
     return conn.profile
 
 
-async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> tuple[dict[str, str], str]:
-    """Checks every send passes, in order: rate, token and user, mute; the sender and the clean content."""
+async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame, rooms: typing.Iterable[int | None]
+                  ) -> tuple[dict[str, str], str]:
+    """Checks every send passes, in order: this socket's rate, token and user, then in one Redis step the
+    mutes for every room the message reaches (`rooms`, None for no room) and the rate limits of the user
+    and of the client's address across sockets and processes; the sender and the clean, censored content."""
     settings = realtime.settings
     now = time.monotonic()
     sent = conn.sent
     while sent and sent[0] <= now - settings.chat_rate_window:
         sent.popleft()
     if len(sent) >= settings.chat_rate_count:
-        raise Throttled("发言太频繁，请稍后再试")
+        raise Throttled(THROTTLED_MSG)
     sent.append(now)
     profile = await _identify(realtime, conn, frame.token)
     assert conn.user_id is not None
-    if await is_muted(realtime.redis, settings, conn.user_id, conn.room_id or frame.room_id):
-        raise Forbidden("你已被禁言")
+    await realtime.gate.admit(conn.user_id, conn.address, rooms)
     content = protocol.sanitize(frame.content, settings.chat_emoji_path)
     if realtime.banned_words is not None:
         content = await realtime.banned_words.apply(content)
@@ -203,7 +213,7 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
     # What is stored is bounded by the club's lives, not by the room ids clients make up.
     if not await realtime.rooms.takes_messages(frame.room_id):
         raise LiveNotFound()
-    profile, content = await _sender(realtime, conn, frame)
+    profile, content = await _sender(realtime, conn, frame, (frame.room_id,))
     assert conn.user_id is not None
     now = time.time()
     message = {
@@ -228,7 +238,16 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
 
 
 async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
-    profile, content = await _sender(realtime, conn, frame)
+    """A private message: held to the sender's mutes for its own room and for the recipient's (a mute
+    holds however a message reaches the room's viewers), censored like any other."""
+    process_id = protocol.UUID_RE.match(frame.send_to_one).group(1)  # type: ignore[union-attr]
+    local = process_id == realtime.hub.process_id
+    target = realtime.hub.conns.get(frame.send_to_one) if local else None
+    # The recipient of another process is checked there (Realtime.deliver_whisper): only it knows the room.
+    rooms = {conn.room_id, frame.room_id, target.room_id if target is not None else None}
+    profile, content = await _sender(realtime, conn, frame, rooms)
+    if local and target is None:
+        raise OperationError("对方不在线")
     message = {
         "type": protocol.SEND_ONE,
         "room_id": frame.room_ref if frame.room_id is not None else conn.room_ref,
@@ -239,15 +258,17 @@ async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "msg_time": int(time.time()),
         "myself": False,
     }
-    data = encoding.dumps(message)
-    process_id = protocol.UUID_RE.match(frame.send_to_one).group(1)  # type: ignore[union-attr]
-    if process_id == realtime.hub.process_id:
-        target = realtime.hub.conns.get(frame.send_to_one)
-        if target is None:
+    if target is None:
+        if not await realtime.whisper_to_process(process_id, conn, frame.send_to_one, message):
             raise OperationError("对方不在线")
-        realtime.hub.send(target, data)
-    elif not await realtime.send_to_process(process_id, frame.send_to_one, data):
+        return  # that process answers: the echo once delivered, or an error frame
+    if realtime.hub.conns.get(frame.send_to_one) is not target:
         raise OperationError("对方不在线")
+    if target.room_id not in rooms:
+        # It moved to another room while the checks ran.
+        assert conn.user_id is not None
+        if await is_muted(realtime.redis, realtime.settings, conn.user_id, [target.room_id]):
+            raise Forbidden(MUTED_MSG)
+    realtime.hub.send(target, encoding.dumps(message))
     message["myself"] = True
     realtime.hub.send(conn, encoding.dumps(message))
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import typing
 
@@ -64,10 +65,19 @@ INSERT_SQL = """
 """
 # Messages deleted by a moderator are kept (deleted_at) but shown nowhere.
 RECENT_SQL = """
-    SELECT stream_id, room_id, user_id, uuid, content, user_info, extract(epoch FROM msg_time) AS msg_time
+    SELECT id, stream_id, room_id, user_id, uuid, content, user_info, extract(epoch FROM msg_time) AS msg_time
     FROM chat_messages WHERE room_id = %s AND deleted_at IS NULL ORDER BY id DESC LIMIT %s
 """
 IN_TABLE_SQL = "SELECT stream_id FROM chat_messages WHERE stream_id = ANY(%s)"
+# How a moderator names a message (`ref` of recent()): by its stream id ("<ms>-<n>", every message sent
+# through the chat) or, for a row without one (loaded by the demo, kept from before the stream), by its id.
+STREAM_ID_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+ROW_ID_RE = re.compile(r"[1-9][0-9]{0,17}")
+DELETE_ROW_SQL = """
+    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE id = %s AND stream_id IS NULL
+      AND deleted_at IS NULL
+    RETURNING room_id, user_id, content
+"""
 DELETE_SQL = """
     UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE stream_id = %s AND deleted_at IS NULL
     RETURNING room_id, user_id, content
@@ -220,6 +230,8 @@ class History:
         """The newest `limit` messages of a room, oldest first: the table plus what the stream holds unstored."""
         rows = await db.fetchall(self.pool, RECENT_SQL, (room_id, limit))
         rows.reverse()
+        for row in rows:
+            row["ref"] = row["stream_id"] or str(row["id"])
         stored = {row["stream_id"] for row in rows}
         after = await self.redis.get(self.stored_key) or "0-0"
         pending = []
@@ -238,14 +250,21 @@ class History:
             except (KeyError, encoding.JSONDecodeError):
                 continue
             pending.append(
-                {"stream_id": stream_id, "room_id": room_id, "user_id": m["user_id"], "uuid": m["uuid"],
-                 "content": m["content"], "user_info": m["user"], "msg_time": m["t"]}
+                {"ref": stream_id, "stream_id": stream_id, "room_id": room_id, "user_id": m["user_id"],
+                 "uuid": m["uuid"], "content": m["content"], "user_info": m["user"], "msg_time": m["t"]}
             )
         return (rows + pending)[-limit:]
 
-    async def delete(self, stream_id: str, admin_id: int | None) -> db.Row | None:
-        """A moderator's delete: gone from guest/:id and from replays; the row stays, marked (the audit).
-        The deleted message (room_id, user_id, content), or None when there is no such message."""
+    async def delete(self, ref: str, admin_id: int | None) -> db.Row | None:
+        """A moderator's delete of the message `ref` names (recent()'s `ref`: a stream id, or the row id of a
+        message without one): gone from guest/:id and from replays; the row stays, marked (the audit).
+        The deleted message (room_id, user_id, content), or None when there is no such message (whatever
+        `ref` holds)."""
+        if ROW_ID_RE.fullmatch(ref):
+            return await db.fetchone(self.pool, DELETE_ROW_SQL, (admin_id, int(ref)))
+        if not STREAM_ID_RE.fullmatch(ref) or max(parse_id(ref)) >= 2**64:
+            return None
+        stream_id = ref
         row = await db.fetchone(self.pool, DELETE_SQL, (admin_id, stream_id))
         if row is None:
             entries = await self.redis.xrange(self.key, stream_id, stream_id, count=1)

@@ -48,6 +48,7 @@ class Conn:
     """One websocket: its id, its room (None = none) and who sends on it."""
 
     __slots__ = (
+        "address",
         "announced",
         "checked_until",
         "closing",
@@ -62,8 +63,11 @@ class Conn:
         "ws",
     )
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, uuid: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, uuid: str,
+                 address: str | None = None) -> None:
         self.ws = ws
+        # the client's address (behind trusted proxies, the forwarded one), for the rate limit per address
+        self.address = address
         self.transport = transport
         self.uuid = uuid
         self.room_id: int | None = None
@@ -73,7 +77,7 @@ class Conn:
         # {username, head_img} of user_id, re-read with its send permission when checked_until passes
         self.profile: dict[str, str] | None = None
         self.checked_until = 0.0
-        # monotonic times of the recent sends, for the rate limit
+        # monotonic times of this socket's recent sends: a flood is refused here before it costs Redis work
         self.sent: collections.deque[float] = collections.deque()
         self.closing = False
         # whether the room was told this user came in (so it is told when they leave)
@@ -116,8 +120,9 @@ class Hub:
         # Set by the app (realtime_ctx); a hub alone (a test's) counts nothing.
         self.metrics: Metrics | None = None
 
-    def connect(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> Conn:
-        conn = Conn(ws, transport, f"{self.process_id}-{next(self._seq)}")
+    def connect(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None,
+                address: str | None = None) -> Conn:
+        conn = Conn(ws, transport, f"{self.process_id}-{next(self._seq)}", address)
         self.conns[conn.uuid] = conn
         if self.legacy_mode:
             self.lobby.add(conn)

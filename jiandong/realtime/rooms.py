@@ -8,10 +8,13 @@ import typing
 import aiopg
 
 from .. import db
+from ..services.content_cache import shape
 
 if typing.TYPE_CHECKING:
     from ..services.content_cache import ContentCache
 
+# Of the "live" kind, so that every change of a live drops it (services/lives.changed).
+OPEN = shape("live", "room_takes_messages", bool)
 ROOM_SQL = "SELECT 1 FROM lives WHERE id = %s AND status = 1"
 
 
@@ -26,5 +29,4 @@ class Rooms:
         async def load() -> bool:
             return await db.fetchone(self.pool, ROOM_SQL, (room_id,)) is not None
 
-        # Under the "live" kind, so that every change of a live drops it (services/lives.changed).
-        return await self.content.get(("live", room_id, "room"), load)
+        return await self.content.get(OPEN(room_id), load)

@@ -1,4 +1,5 @@
-"""Config values (agreements, titles, ICP, copyright) as the club edits them; rich text sanitised on save."""
+"""Config values the H5 pages read (agreements, titles, ICP, copyright) as the club edits them; rich text
+sanitised on save. Which codes those are is declared here, once (PAGE_CODES)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,43 @@ from ..keys import content_cache_key, pg_key
 from .editing import Invalid, ListQuery, NotFound, clean_html, fetch_page, order_clause, search_clause
 
 CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
+# The codes the H5 pages read through config/value, and where each is read: config/value answers these
+# and no other (any other code answers as unknown), and the console's config section shows and edits
+# these and no other. Whatever else config_values holds is the server's own: the moderators' banned
+# words (services/moderation.py, the console's chat section), the demo's markers.
+PAGE_CODES: dict[str, str] = {
+    "service_agreement": "协议页 protocol.html?type=1：服务协议",
+    "purchase_agreement": "协议页 protocol.html?type=2：视频购买观看协议",
+    "membership_agreement": "协议页 protocol.html?type=3：尊享会员服务协议",
+    "ICP": "页脚：备案号",
+    "copyright": "页脚：版权信息",
+    "index_title": "首页：标题",
+    "seo_title": "页面标题（SEO）",
+    "description": "页面描述（SEO）",
+}
+PAGE_CODE_LIST = list(PAGE_CODES)
+
+
+def is_page_code(code: str) -> bool:
+    """Whether the H5 pages read this code (and so config/value may answer it)."""
+    return code in PAGE_CODES
 SORTS = {"code": "code", "name": "name", "updated_at": "updated_at"}
 COLUMNS = "code, name, value, rich, updated_at"
 
 
 async def list_configs(pool: typing.Any, query: ListQuery) -> tuple[list[db.Row], int]:
+    """The page codes' values (searched, sorted, a page of them); no other code is listed."""
     where, args = search_clause(query, "code", "name", "value")
+    where = f"({where}) AND code = ANY(%(page_codes)s)" if where else "code = ANY(%(page_codes)s)"
+    args = {**args, "page_codes": PAGE_CODE_LIST}
     return await fetch_page(pool, COLUMNS, "config_values", where, args, order_clause(SORTS, query, "code", "code"),
                             query)
 
 
 async def get_config(pool: typing.Any, code: str) -> db.Row | None:
+    """A page code's row; None for any other code, as for one that does not exist."""
+    if not is_page_code(code):
+        return None
     return await db.fetchone(pool, f"SELECT {COLUMNS} FROM config_values WHERE code = %s", (code,))
 
 
@@ -31,8 +58,8 @@ def _value(value: str, rich: bool) -> str:
 
 
 async def create_config(app: web.Application, code: str, name: str, value: str, rich: bool) -> None:
-    if not CODE_RE.fullmatch(code):
-        raise Invalid("编码须以字母开头，只含字母、数字和 _ . -", "code")
+    if not is_page_code(code):
+        raise Invalid("编码须为 H5 页面读取的配置项之一：" + "、".join(PAGE_CODES), "code")
     row = await db.fetchone(
         app[pg_key],
         "INSERT INTO config_values (code, name, value, rich) VALUES (%s, %s, %s, %s)"
@@ -45,7 +72,9 @@ async def create_config(app: web.Application, code: str, name: str, value: str, 
 
 
 async def update_config(app: web.Application, code: str, name: str, value: str) -> None:
-    """A new value for an existing code; rich codes keep only safe HTML."""
+    """A new value for an existing page code; rich codes keep only safe HTML. NotFound for any other code."""
+    if not is_page_code(code):
+        raise NotFound("config_values")
     row = await db.fetchone(
         app[pg_key],
         "UPDATE config_values SET name = %(name)s, value = CASE WHEN rich THEN %(rich)s ELSE %(plain)s END,"

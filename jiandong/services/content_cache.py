@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 import typing
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 T = typing.TypeVar("T")
 # Content kinds. A change to content drops every cached entry of its kind, since content changes
 # are rare and lists and details of a kind depend on each other; a change to one user drops only
-# that user's entries (keys `("user", user_id, ...)`).
+# that user's entries (the shapes of kind "user" take the user's id as their first part).
 KINDS = ("competition", "video", "live", "banner", "config", "team", "user")
 # Separates kind and entity id in an invalidation message.
 SEPARATOR = " "
@@ -30,8 +31,47 @@ MAX_ENTRIES = 20_000
 RECONNECT_DELAY = 1.0
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Shape(typing.Generic[T]):
+    """One kind of cached value, declared once (`shape(...)`) beside the code that caches it: its content
+    kind (what invalidates it), a name no other shape has, and the type every value of it has.
+
+    `SHAPE(*parts)` is the key of one entry. Two shapes never share an entry, whatever their parts, and
+    a loader that returns another type is refused: a reader gets the type its shape declares or nothing.
+    """
+
+    kind: str
+    name: str
+    holds: type[T]
+
+    def __call__(self, *parts: typing.Hashable) -> Key[T]:
+        return Key(self, (self.kind, self.name, *parts))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Key(typing.Generic[T]):
+    """An entry of a shape: `ident` is (kind, shape name, *parts)."""
+
+    shape: Shape[T]
+    ident: tuple[typing.Any, ...]
+
+
+# Every shape's name, so that a second declaration of one stops the import that makes it.
+_DECLARED: dict[str, Shape[typing.Any]] = {}
+
+
+def shape(kind: str, name: str, holds: type[T]) -> Shape[T]:
+    """Declare a shape of cached value (at import, once); ValueError for an unknown kind or a name in use."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown content kind {kind!r}")
+    if name in _DECLARED:
+        raise ValueError(f"content cache shape {name!r} is declared twice")
+    declared = _DECLARED[name] = Shape(kind, name, holds)
+    return declared
+
+
 class ContentCache:
-    """`get((kind, ...), loader)` caches loader results for `ttl` seconds; `invalidate(kind)` everywhere."""
+    """`get(SHAPE(*parts), loader)` caches loader results for `ttl` seconds; `invalidate(kind)` everywhere."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -47,10 +87,13 @@ class ContentCache:
 
     async def get(
         self,
-        key: tuple[typing.Any, ...],
+        entry_key: Key[T],
         loader: typing.Callable[[], typing.Awaitable[T]],
         ttl: float | None = None,
     ) -> T:
+        """The entry's value, loaded once by `loader` while it is not cached (a loader's exception is not
+        cached). TypeError, and nothing cached, when the loader returns a value its shape does not hold."""
+        key = entry_key.ident
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
             self._entries.move_to_end(key)
@@ -64,6 +107,9 @@ class ContentCache:
         generation = self._generation
         try:
             value = await loader()
+            if not isinstance(value, entry_key.shape.holds):
+                raise TypeError(f"content cache shape {entry_key.shape.name!r} holds {entry_key.shape.holds.__name__},"
+                                f" not {type(value).__name__}")
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # consumed here; waiters re-raise their own copy
@@ -88,7 +134,8 @@ class ContentCache:
             stale = [k for k in self._entries if k[0] == kind]
         else:
             ident = str(ident)
-            stale = [k for k in self._entries if k[0] == kind and len(k) > 1 and str(k[1]) == ident]
+            # (kind, shape name, entity id, ...)
+            stale = [k for k in self._entries if k[0] == kind and len(k) > 2 and str(k[2]) == ident]
         for k in stale:
             del self._entries[k]
 

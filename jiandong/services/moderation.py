@@ -25,18 +25,19 @@ class ModerationError(ValueError):
 
 async def recent_messages(app: web.Application, room_id: int, limit: int = 100) -> list[dict[str, typing.Any]]:
     """The room's newest messages, oldest first, as new viewers get them (deleted ones left out), with
-    the stream id a delete names and the sender's user id."""
+    the `ref` a delete names and the sender's user id."""
     return await app[realtime_key].history.recent(room_id, limit)
 
 
-async def delete_message(app: web.Application, actor: audit.Actor, stream_id: str) -> dict[str, typing.Any]:
-    """Delete a message (by its stream id, the `seq` of its frame): gone from guest/:id and so from the pages of
-    viewers who join afterwards. ModerationError when there is no such message."""
-    row = await app[realtime_key].history.delete(stream_id, actor.admin_id)
+async def delete_message(app: web.Application, actor: audit.Actor, ref: str) -> dict[str, typing.Any]:
+    """Delete a message (by the `ref` recent_messages gives it: the stream id, the `seq` of its frame, or the
+    row id of a message that has none): gone from guest/:id and so from the pages of viewers who join
+    afterwards. ModerationError when there is no such message."""
+    row = await app[realtime_key].history.delete(ref, actor.admin_id)
     if row is None:
         raise ModerationError("消息不存在")
     await audit.record_now(app[pg_key], actor, "chat.delete", f"room:{row['room_id']}",
-                           f"用户 {row['user_id']} 的消息", before={"stream_id": stream_id, "content": row["content"]})
+                           f"用户 {row['user_id']} 的消息", before={"message": ref, "content": row["content"]})
     return row
 
 

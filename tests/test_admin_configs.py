@@ -1,0 +1,76 @@
+"""Console config section (配置项): it holds the values the H5 pages read and nothing else; the moderators'
+banned words belong to chat moderation, out of an editor's reach on every route of this section."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.admin_helpers import add_admin, csrf, sign_in
+
+BANNED = "秘密屏蔽词甲\n秘密屏蔽词乙"
+INTERNAL = "chat_banned_words"
+
+
+def section_routes(app) -> list[tuple[str, str]]:
+    """Every (method, path) of the config section, from the router, with the internal code as the id."""
+    found = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or ""
+        if route.method in ("GET", "POST") and path.startswith("/admin/configs"):
+            found.append((route.method, re.sub(r"\{id[^}]*\}", INTERNAL, path)))
+    return found
+
+
+@pytest.fixture
+def stored(sql):
+    sql("INSERT INTO config_values (code, name, value) VALUES (%s, '聊天屏蔽词', %s), ('ICP', '备案号', '粤ICP备1号')",
+        INTERNAL, BANNED)
+
+
+def banned_row(sql) -> list[dict]:
+    return sql("SELECT code, name, value, rich, updated_at FROM config_values WHERE code = %s", INTERNAL)
+
+
+async def test_an_editor_can_neither_read_nor_change_the_banned_words_through_the_config_section(client, sql,
+                                                                                                  stored):
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(client, "writer")).status == 302
+    before = banned_row(sql)
+    routes = section_routes(client.app)
+    assert {m for m, _ in routes} == {"GET", "POST"} and len(routes) >= 4
+    for method, path in routes:
+        if method == "GET":
+            for query in ({}, {"q": "秘密"}, {"q": INTERNAL}, {"sort": "code"}):
+                resp = await client.get(path, params=query)
+                text = await resp.text()
+                assert "秘密屏蔽词" not in text and "聊天屏蔽词" not in text, (path, query)
+                assert resp.status in (200, 404), (path, resp.status)
+                if path.endswith(INTERNAL):
+                    assert resp.status == 404
+        else:
+            token = await csrf(client, "/admin/configs")
+            for data in ({"name": "x", "value": ""}, {"code": INTERNAL, "name": "x", "value": "", "rich": ""}):
+                resp = await client.post(path, data={**data, "csrf_token": token}, allow_redirects=False)
+                assert resp.status in (400, 404), (path, data, resp.status)
+                assert "秘密屏蔽词" not in await resp.text()
+    assert banned_row(sql) == before
+    assert not sql("SELECT 1 FROM audit_log WHERE target LIKE %s", f"%{INTERNAL}%")
+    # The public values are still the editor's to keep.
+    listing = await (await client.get("/admin/configs")).text()
+    assert "粤ICP备1号" in listing
+
+
+async def test_a_moderator_keeps_the_banned_words_on_the_moderation_page(client, sql, stored):
+    add_admin(sql, "mod", "moderator")
+    assert (await sign_in(client, "mod")).status == 302
+    page = await (await client.get("/admin/chat")).text()
+    assert "秘密屏蔽词甲" in page
+    assert (await client.get("/admin/configs")).status == 403
+    token = await csrf(client, "/admin/chat")
+    resp = await client.post("/admin/chat/banned-words", data={"words": "新词", "csrf_token": token},
+                             allow_redirects=False)
+    assert resp.status == 302
+    assert banned_row(sql)[0]["value"] == "新词"
