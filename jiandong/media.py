@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from .errors import ParameterError, SaveImageFailed
 from .http import Upload
@@ -97,8 +97,21 @@ def check_image(
 
 
 def _reencode(img: Image.Image, ext: str, max_side: int) -> bytes:
+    """The picture's pixels only, in a new file of its own format.
+
+    Whatever else the upload carried is attacker-chosen bytes that would be served back as they came:
+    a JPEG comment (`"><script>...`), EXIF (with a GPS position), XMP, PNG text chunks, an ICC profile.
+    The EXIF orientation is applied first, so the picture still stands upright, and colours described
+    by an ICC profile are converted to sRGB (what a profile-less picture means) before it is dropped.
+    Only a palette's transparent colour is kept: it is part of the pixels.
+    """
     img = ImageOps.exif_transpose(img)
+    img = _to_srgb(img)
     img.thumbnail((max_side, max_side))
+    transparency = img.info.get("transparency") if ext == "png" else None
+    # Pillow's encoders copy some of the source's metadata from `info` (a JPEG's comment, a PNG's ICC
+    # profile): nothing is left there for them to copy.
+    img.info = {} if transparency is None else {"transparency": transparency}
     out = io.BytesIO()
     if ext == "jpg":
         if img.mode not in ("RGB", "L"):
@@ -107,6 +120,23 @@ def _reencode(img: Image.Image, ext: str, max_side: int) -> bytes:
     else:
         img.save(out, "PNG", optimize=True)
     return out.getvalue()
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """The picture's colours in sRGB when an ICC profile describes them (a phone's Display P3, say)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA"):
+        return img
+    try:
+        converted = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+                                              outputMode=img.mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # A profile that does not parse describes nothing: the pixels stay as they are.
+        return img
+    return converted if converted is not None else img
 
 
 def upload_name(filename: str) -> str:
