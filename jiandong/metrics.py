@@ -110,6 +110,10 @@ class Metrics:
         # Business
         self.payment_notifications = Counter("jiandong_payment_notifications",
                                              "WeChat Pay notifications, by outcome", ["outcome"], registry=r)
+        self.notifications_dropped = Counter(
+            "jiandong_notifications_dropped", "WeChat Pay notifications refused and not kept, as they name no order "
+            "or refund of ours (anyone may post them), by kind (payment, refund) and reason", ["kind", "reason"],
+            registry=r)
         self.order_transitions = Counter("jiandong_order_transitions", "Order status changes",
                                          ["from_status", "to_status"], registry=r)
         self.refunds = Counter("jiandong_refunds", "Refunds that reached an outcome (success, closed, change, "
