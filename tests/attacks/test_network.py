@@ -42,3 +42,28 @@ async def test_junk_notifications_leave_no_rows(client, sql, path):
     assert {t: sql(f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in tables} == before
     metrics = await (await client.get("/metrics")).text()
     assert dropped(metrics, "payment" if path == NOTIFY else "refund") == 200
+
+
+async def test_identify_code_does_not_tell_whose_phone_it_is(client, sql, redis_sync, settings):
+    """A player asks codes for 40 numbers, half of them bound to club accounts: the answers are alike
+    whichever the number, every lookup counts against the daily limit, and no account changes."""
+    for i in range(20):
+        sql("INSERT INTO users (openid, username, mobile) VALUES (%s, %s, %s)", f"o-{i}", f"member{i}",
+            f"1380013{i:04d}")
+    accounts = sql("SELECT id, openid, username, mobile, updated_at FROM users ORDER BY id")
+    token = (await (await client.post("/api/v1/token/user", data={"code": "prober"})).json())["token"]
+    answers = {"bound": [], "free": []}
+    for i in range(40):
+        kind = "bound" if i % 2 == 0 else "free"
+        phone = f"1380013{i // 2:04d}" if kind == "bound" else f"1390013{i // 2:04d}"
+        resp = await client.post("/api/v1/identify/code", data={"phone": phone}, headers={"token": token})
+        body = await resp.json()
+        answers[kind].append((resp.status, body["error_code"], body["msg"]))
+    # Alike, pair by pair; and counted: past the per-address daily limit everyone gets 10010.
+    assert answers["bound"] == answers["free"]
+    limit = settings.sms_ip_daily_limit
+    assert [a[1] for a in answers["bound"] + answers["free"]].count(0) == limit
+    assert answers["bound"][-1][:2] == (429, 10010)
+    assert sql("SELECT id, openid, username, mobile, updated_at FROM users WHERE openid LIKE 'o-%%' ORDER BY id") \
+        == accounts
+    assert sql("SELECT mobile FROM users WHERE username = 'dev-prober'") == [{"mobile": None}]
