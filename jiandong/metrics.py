@@ -87,6 +87,9 @@ class Metrics:
                                   multiprocess_mode="livemax", registry=r)
         self.chat_received = Counter("jiandong_chat_messages_received", "Frames received from clients, by type",
                                      ["type"], registry=r)
+        self.chat_refused = Counter("jiandong_chat_connections_refused", "Chat websockets refused: past an "
+                                    "address's or a user's cap, or past the chat's share of the process's "
+                                    "connections", ["reason"], registry=r)
         self.chat_deliveries = Counter("jiandong_chat_deliveries", "Writes of frames to chat sockets", registry=r)
         self.chat_slow_dropped = Counter("jiandong_chat_slow_readers_dropped",
                                          "Chat sockets closed (1008) for leaving too much unread", registry=r)

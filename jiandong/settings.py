@@ -138,6 +138,23 @@ class Settings:
     chat_history_interval: float = field(
         default=1.0, metadata={"help": "seconds between batch writes of chat history to PostgreSQL"}
     )
+    # Chat sockets need no token, and a websocket is never idle: without these caps one client could
+    # hold every connection slot of a process. Per process, like max_connections (README: Security settings).
+    chat_max_per_address: int = field(
+        default=50,
+        metadata={"help": "chat websockets one client address may hold per process (IPv6: per /64); past it "
+                          "the upgrade is refused with 429. Viewers behind a carrier's NAT share an address"},
+    )
+    chat_max_per_user: int = field(
+        default=5,
+        metadata={"help": "chat websockets one signed-in user may hold per process; past it the socket that "
+                          "signs in gets the error frame 10010 and is closed"},
+    )
+    chat_connection_share: float = field(
+        default=0.75,
+        metadata={"help": "share of max_connections chat websockets may take, the rest kept for plain HTTP; "
+                          "past it the upgrade is refused with 503"},
+    )
     # WeChat Official Account. No appid = development logins (any code is an identity).
     wechat_appid: str = field(default="", metadata={"help": "Official Account AppID; empty = dev logins"})
     wechat_secret: str = field(default="", metadata={"help": "Official Account AppSecret", "secret": True})
@@ -331,6 +348,11 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be positive")
     if s.max_connections < 16:
         raise SettingsError("max_connections must be at least 16")
+    for name in ("chat_max_per_address", "chat_max_per_user"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
+    if not 0.1 <= s.chat_connection_share <= 0.95:
+        raise SettingsError("chat_connection_share must be between 0.1 and 0.95 (some slots stay for plain HTTP)")
     for name in ("trusted_proxies", "metrics_allow"):
         for network in getattr(s, name):
             try:

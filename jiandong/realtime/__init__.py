@@ -19,6 +19,7 @@ from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
 from . import presence, protocol
+from .admission import Admission
 from .broker import Broker, process_channel, room_channel
 from .censor import BannedWords
 from .history import History, history_ctx
@@ -92,6 +93,7 @@ class Realtime:
         self.pool = pool
         self.tokens = tokens
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
+        self.admission = Admission(settings)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
         # the rooms that take messages (published lives)
@@ -140,6 +142,8 @@ class Realtime:
         finally:
             self._owed.discard(conn)
             room_id = conn.room_id
+            if conn.user_id is not None:
+                self.admission.sign_out(conn.user_id)
             if self.hub.disconnect(conn) and room_id is not None:
                 await self.broker.sync_room(room_id)
             if had_lobby and not self.hub.lobby:

@@ -26,6 +26,7 @@ from ..keys import outages_key, realtime_key
 from ..outages import Outages, dependency_of
 from ..pages import DOCS_PATH, H5_PREFIX
 from . import history, is_muted, protocol
+from .admission import ChatFull, UserFull, address_group
 from .broker import room_channel
 from .hub import Conn
 
@@ -63,8 +64,20 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 target = f"{public}{target}" if public else str(request.url.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
-    await ws.prepare(request)
-    conn = await realtime.connect(ws, request.transport)
+    # Counted before the upgrade, refused with the API's error body (429, 503): a refused socket is never
+    # a viewer, nor a connection held.
+    group = address_group(request.remote or "")
+    try:
+        realtime.admission.admit(group)
+    except ApiError as exc:
+        realtime.metrics.chat_refused.labels("share" if isinstance(exc, ChatFull) else "address").inc()
+        raise
+    try:
+        await ws.prepare(request)
+        conn = await realtime.connect(ws, request.transport)
+    except BaseException:
+        realtime.admission.release(group)
+        raise
     try:
         room_ref = request.query.get("room_id")
         if room_ref:
@@ -80,6 +93,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             elif msg.type is WSMsgType.BINARY:
                 realtime.hub.send(conn, protocol.error_frame(protocol.FrameError("参数错误: 只接受文本帧")).encode())
     finally:
+        realtime.admission.release(group)
         try:
             await realtime.disconnect(conn)
         except Exception:
@@ -97,6 +111,9 @@ async def _run(
         await step
     except ApiError as exc:
         realtime.hub.send(conn, protocol.error_frame(exc).encode())
+        if isinstance(exc, UserFull):
+            # One user's sockets are capped like one address's: this one goes, the user's others stay.
+            conn.closing = True
     except (RedisError, OSError, psycopg2.Error) as exc:
         dependency = dependency_of(exc)
         if dependency is not None:
@@ -132,6 +149,8 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
     if frame.token:
         try:
             await _identify(realtime, conn, frame.token)
+        except UserFull:
+            raise
         except ApiError as exc:
             # Watching needs no token: join anyway, and say the token is no good for sending.
             token_error = exc
@@ -166,6 +185,11 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
             raise UserNotFound()
         if row["member_status"] == DISABLED_MEMBER:
             raise MemberNotFound()
+        try:
+            realtime.admission.sign_in(conn.user_id, user_id)
+        except UserFull:
+            realtime.metrics.chat_refused.labels("user").inc()
+            raise
         conn.user_id = user_id
         conn.profile = {"username": row["username"], "head_img": row["head_img"]}
         conn.checked_until = now + USER_CHECK_TTL

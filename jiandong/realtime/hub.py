@@ -44,6 +44,18 @@ def text_frame(data: bytes) -> bytes:
     return header + data
 
 
+def viewers(conns: typing.Iterable[Conn]) -> int:
+    """How many people the sockets are: signed-in users once each, anonymous sockets one each."""
+    users: set[int] = set()
+    anonymous = 0
+    for conn in conns:
+        if conn.user_id is None:
+            anonymous += 1
+        else:
+            users.add(conn.user_id)
+    return anonymous + len(users)
+
+
 class Conn:
     """One websocket: its id, its room (None = none) and who sends on it."""
 
@@ -159,9 +171,13 @@ class Hub:
         return False
 
     def counts(self) -> dict[str, int]:
-        """Viewers here by room id, and `all` for every connection (rooms and no room alike)."""
-        counts = {str(room_id): len(members) for room_id, members in self.rooms.items()}
-        counts["all"] = len(self.conns)
+        """Viewers here by room id, and `all` for every connection (rooms and no room alike).
+
+        A signed-in user is one viewer however many sockets (tabs, devices) they watch from; a socket
+        that never signed in is one viewer each (the pages watch without a token).
+        """
+        counts = {str(room_id): viewers(members) for room_id, members in self.rooms.items()}
+        counts["all"] = viewers(self.conns.values())
         return counts
 
     def send(self, conn: Conn, data: bytes) -> None:

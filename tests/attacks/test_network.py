@@ -6,10 +6,17 @@ written and nothing changed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import aiohttp
 import pytest
 
+from jiandong import encoding
+from tests.conftest import until
+
+# Fast viewer counts: the test waits tenths of a second for them.
+FAST = {"chat_online_interval": 0.1, "chat_presence_ttl": 1.0}
 NOTIFY = "/api/v1/pay/notify"
 REFUND_NOTIFY = "/api/v1/pay/refund_notify"
 
@@ -67,3 +74,67 @@ async def test_identify_code_does_not_tell_whose_phone_it_is(client, sql, redis_
     assert sql("SELECT id, openid, username, mobile, updated_at FROM users WHERE openid LIKE 'o-%%' ORDER BY id") \
         == accounts
     assert sql("SELECT mobile FROM users WHERE username = 'dev-prober'") == [{"mobile": None}]
+
+
+async def open_sockets(session: aiohttp.ClientSession, urls: list[str]) -> tuple[list, list[int]]:
+    """Websockets opened one after another: those accepted, and the HTTP status of each refused upgrade."""
+    accepted, refused = [], []
+    for url in urls:
+        try:
+            accepted.append(await session.ws_connect(url, autoping=True))
+        except aiohttp.WSServerHandshakeError as exc:
+            refused.append(exc.status)
+    return accepted, refused
+
+
+async def online(ws: aiohttp.ClientWebSocketResponse) -> int:
+    """The next viewer count pushed to a socket."""
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 15)
+        assert msg.type is aiohttp.WSMsgType.TEXT, msg
+        if msg.data != "@heart" and (frame := encoding.loads(msg.data)).get("type") == "OnLine":
+            return frame["ONLINE"]
+
+
+async def test_one_address_cannot_hold_every_connection_slot(guarded_server, redis_sync, settings):
+    """One anonymous client opens 60 websockets on a server capped at 60 connections: plain HTTP still has
+    slots (/healthz answers), the sockets past the chat's share are refused, and none refused is a viewer."""
+    base = await guarded_server(max_connections=60, **FAST)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        accepted, refused = await open_sockets(session, [f"{base}/ws?room_id=1"] * 60)
+        try:
+            assert refused and set(refused) <= {429, 503} and len(accepted) < 60
+            for _ in range(3):
+                async with session.get(f"{base}/healthz") as resp:
+                    assert resp.status == 200
+            await until(lambda: redis_sync.zscore(f"{settings.redis_prefix}chat:peaks", "1") is not None,
+                        "the room's viewers counted")
+            assert await online(accepted[-1]) == len(accepted)
+            assert redis_sync.zscore(f"{settings.redis_prefix}chat:peaks", "1") == len(accepted)
+        finally:
+            for ws in accepted:
+                await ws.close()
+
+
+async def test_one_address_opening_more_websockets_than_its_cap_is_refused(guarded_server, redis_sync, settings):
+    """300 anonymous websockets from one address, on /ws and on the chat path /: refused past the
+    per-address cap, with the API's 429 body; /healthz answered; the refused ones counted nowhere."""
+    base = await guarded_server(**FAST)
+    urls = [f"{base}/ws?room_id=2" if i % 2 else f"{base}/?room_id=2" for i in range(300)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        accepted, refused = await open_sockets(session, urls)
+        try:
+            assert len(accepted) <= 100 and set(refused) == {429} and len(accepted) + len(refused) == 300
+            async with session.get(f"{base}/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                                          "Sec-WebSocket-Version": "13",
+                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as resp:
+                assert resp.status == 429 and (await resp.json())["error_code"] == 10010
+            async with session.get(f"{base}/healthz") as resp:
+                assert resp.status == 200
+            assert await online(accepted[-1]) == len(accepted)
+            await until(lambda: redis_sync.zscore(f"{settings.redis_prefix}chat:peaks", "2") == len(accepted),
+                        "the room's peak")
+            assert redis_sync.zscore(f"{settings.redis_prefix}chat:peaks", "2") == len(accepted)
+        finally:
+            for ws in accepted:
+                await ws.close()
