@@ -49,7 +49,9 @@ class Settings:
     var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
     media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
     public_url: str = field(
-        default="", metadata={"help": "public base URL (https://club.example.com); empty = from the request"}
+        default="",
+        metadata={"help": "public base URL (https://club.example.com) of every URL handed out; required with a "
+                          "WeChat AppID; empty (development mode only) = from the request"}
     )
     trust_proxy: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
@@ -289,6 +291,17 @@ class Settings:
     @property
     def dev_wechat(self) -> bool:
         return not self.wechat_appid
+
+    def public_url_problem(self) -> str | None:
+        """Why this deployment may not serve as it is set (one line), or None.
+
+        Outside development mode (a WeChat AppID set) every URL the server hands out (media, the chat
+        port's redirect, WeChat Pay's notify URL) comes from public_url, never from a request's Host.
+        """
+        if self.dev_wechat or self.public_url:
+            return None
+        return ("JIANDONG_PUBLIC_URL is required when JIANDONG_WECHAT_APPID is set (outside development mode): "
+                "the URLs the server hands out are built from it, never from a request's Host header")
 
     def replace(self, **changes: typing.Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -9,6 +9,7 @@ import typing
 
 from aiohttp import web
 
+from .. import media
 from ..auth import current_user_id, public
 from ..errors import (
     Forbidden,
@@ -62,8 +63,7 @@ def notify_url(request: web.Request) -> str:
     settings = request.config_dict[settings_key]
     if settings.wechatpay_notify_url:
         return settings.wechatpay_notify_url
-    base = settings.public_url or f"{request.scheme}://{request.host}"
-    return base.rstrip("/") + NOTIFY_PATH
+    return media.public_base(request) + NOTIFY_PATH
 
 
 def _order_id(params: Params) -> int:

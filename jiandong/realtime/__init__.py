@@ -12,7 +12,7 @@ import aiopg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .. import encoding
+from .. import encoding, media
 from ..cache import rkey
 from ..keys import content_cache_key, metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
 from ..outages import Streak
@@ -150,7 +150,7 @@ class Realtime:
                 await self.broker.sync_lobby()
 
     def presence_frame(self, kind: str, conn: Conn, room_ref: str | int | None, action: str) -> dict[str, typing.Any]:
-        profile = conn.profile or {"username": "", "head_img": ""}
+        profile = shown(conn)
         return {
             "type": kind,
             "room_id": room_ref,
@@ -241,6 +241,15 @@ class Realtime:
                 streak.failed(exc)
             else:
                 streak.succeeded()
+
+
+def shown(conn: Conn) -> dict[str, str]:
+    """The `user` of the frames a socket's user sends: their profile with the avatar as an absolute URL
+    (stored as a /media/ path; the frames reach pages on other origins)."""
+    profile = conn.profile
+    if profile is None:
+        return {"username": "", "head_img": ""}
+    return {"username": profile["username"], "head_img": media.absolute(profile["head_img"], conn.media_base)}
 
 
 def _sender(data: bytes) -> str | None:

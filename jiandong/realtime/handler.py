@@ -9,8 +9,9 @@ import typing
 import psycopg2
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
+from yarl import URL
 
-from .. import db, encoding
+from .. import db, encoding, media
 from ..errors import (
     ApiError,
     Forbidden,
@@ -25,7 +26,7 @@ from ..errors import (
 from ..keys import outages_key, realtime_key
 from ..outages import Outages, dependency_of
 from ..pages import DOCS_PATH, H5_PREFIX
-from . import history, is_muted, protocol
+from . import history, is_muted, protocol, shown
 from .admission import ChatFull, UserFull, address_group
 from .broker import room_channel
 from .hub import Conn
@@ -60,8 +61,12 @@ async def chat(request: web.Request) -> web.StreamResponse:
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
             sockname = request.transport.get_extra_info("sockname") if request.transport else None
             if settings.chat_port and isinstance(sockname, tuple) and sockname[1] == settings.chat_port:
-                public = settings.public_url.rstrip("/")
-                target = f"{public}{target}" if public else str(request.url.with_port(settings.port).with_path(target))
+                if settings.public_url:
+                    target = f"{media.public_base(request)}{target}"
+                else:
+                    # Development mode: the HTTP port of the host the client asked for (if it looks like one).
+                    base = URL(media.public_base(request))
+                    target = str(base.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
     # Counted before the upgrade, refused with the API's error body (429, 503): a refused socket is never
@@ -75,6 +80,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         conn = await realtime.connect(ws, request.transport)
+        conn.media_base = media.public_base(request)
     except BaseException:
         realtime.admission.release(group)
         raise
@@ -235,7 +241,7 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "room_id": frame.room_ref,
         "uuid": conn.uuid,
         "content": content,
-        "user": profile,
+        "user": shown(conn),
         "msg_time": int(now),
         "myself": False,
     }
@@ -252,14 +258,14 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
 
 
 async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
-    profile, content = await _sender(realtime, conn, frame)
+    _, content = await _sender(realtime, conn, frame)
     message = {
         "type": protocol.SEND_ONE,
         "room_id": frame.room_ref if frame.room_id is not None else conn.room_ref,
         "uuid": conn.uuid,
         "send_to_one": frame.send_to_one,
         "content": content,
-        "user": profile,
+        "user": shown(conn),
         "msg_time": int(time.time()),
         "myself": False,
     }

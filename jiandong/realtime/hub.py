@@ -63,6 +63,7 @@ class Conn:
         "announced",
         "checked_until",
         "closing",
+        "media_base",
         "profile",
         "room_id",
         "room_ref",
@@ -82,8 +83,11 @@ class Conn:
         self.room_ref: str | int | None = None
         self.user_id: int | None = None
         self.token = ""
-        # {username, head_img} of user_id, re-read with its send permission when checked_until passes
+        # {username, head_img} of user_id as stored (head_img a /media/ path, or an outside URL), re-read
+        # with its send permission when checked_until passes
         self.profile: dict[str, str] | None = None
+        # the base URL of the media URLs in the frames this socket's user sends (media.public_base)
+        self.media_base = ""
         self.checked_until = 0.0
         # monotonic times of the recent sends, for the rate limit
         self.sent: collections.deque[float] = collections.deque()
