@@ -138,3 +138,37 @@ async def test_one_address_opening_more_websockets_than_its_cap_is_refused(guard
         finally:
             for ws in accepted:
                 await ws.close()
+
+
+def tiny_png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (10, 200, 10)).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@pytest.mark.parametrize("public_url", ["", "https://club.example.com"])
+async def test_a_host_header_never_steers_stored_media_urls(make_client, sql, public_url):
+    """An avatar uploaded with `Host: evil.example`: stored as a path, and answered to everyone else
+    under the public URL (or, in development mode, under the host they asked)."""
+    client = await make_client(public_url=public_url)
+    token = (await (await client.post("/api/v1/token/user", data={"code": "attacker"})).json())["token"]
+    resp = await client.post("/api/v1/user/save", data={"head_img": tiny_png()},
+                             headers={"token": token, "Host": "evil.example"})
+    assert resp.status == 200
+    stored = [*sql("SELECT head_img AS url FROM users"), *sql("SELECT name AS url FROM files")]
+    assert stored and all(row["url"].startswith("/media/avatars/") for row in stored), stored
+    info = await (await client.get("/api/v1/user/info", headers={"token": token})).json()
+    base = public_url or str(client.make_url("")).rstrip("/")
+    assert info["head_img"] == base + stored[0]["url"]
+    # Even the attacker's own later reads get no evil host back outside development mode; and in it, a
+    # Host that is no host name is not copied into answers.
+    evil = await (await client.get("/api/v1/user/info", headers={"token": token, "Host": 'evil.example"><x'})).json()
+    assert "evil" not in evil["head_img"]
+    if public_url:
+        evil = await (await client.get("/api/v1/user/info", headers={"token": token, "Host": "evil.example"})).json()
+        assert evil["head_img"] == base + stored[0]["url"]
