@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings, process="main" if settings.workers > 1 and args.command == "serve" else None)
     if args.invalidation is not None:
         return invalidate(settings, *args.invalidation)
+    if args.command == "serve" and (problem := settings.public_url_problem()) is not None:
+        print(f"jiandong: {problem}", file=sys.stderr)
+        return 2
     if args.command == "check":
         findings = check(settings)
         for finding in findings:

@@ -69,14 +69,15 @@ def create_app(settings: Settings) -> web.Application:
             # The access log and HTTP metrics outermost, to see every answer as it leaves; then the
             # chat port's guard, which leaves it nothing but the websocket; then CORS so error
             # answers carry its headers too and preflights stop early; then the request id, which
-            # the error path logs; then the one error path; then the request limits, so a request no
-            # handler can take costs nothing more; auth last, so its 10003 goes through the error
-            # path like any other error.
+            # the error path logs; then the one error path; then the media URLs, made absolute in what
+            # the handlers answer; then the request limits, so a request no handler can take costs
+            # nothing more; auth last, so its 10003 goes through the error path like any other error.
             access.access_middleware,
             middlewares.chat_port_middleware,
             middlewares.cors_middleware,
             middlewares.request_id_middleware,
             middlewares.error_middleware,
+            middlewares.media_urls_middleware,
             middlewares.request_limits_middleware,
             auth.auth_middleware,
         ],

@@ -40,6 +40,8 @@ def modes(s: Settings) -> typing.Iterator[Finding]:
     """Development modes and settings that do not fit a public deployment."""
     if not s.wechat_appid:
         yield Finding(WARNING, "development logins are on (no JIANDONG_WECHAT_APPID): any code logs in as a user")
+    if (problem := s.public_url_problem()) is not None:
+        yield Finding(PROBLEM, problem)
     if not s.wechatpay_mch_id:
         yield Finding(WARNING, "dev payments are on (no JIANDONG_WECHATPAY_MCH_ID): orders are paid without money")
     if s.sms_provider == "console":

@@ -17,6 +17,7 @@ from .db import connect_options
 from .demo_media import Picture
 from .integrations.sms import mask_phone
 from .integrations.wechat import dev_openid
+from .media import media_path
 from .services.orders import new_order_no, product_view
 from .settings import Settings
 
@@ -130,10 +131,10 @@ def _insert(cur: typing.Any, table: str, row: dict[str, typing.Any]) -> int:
 
 
 class Media:
-    """The demo's pictures: the URL each row stores, and the pictures to draw for them."""
+    """The demo's pictures: the path each row stores (/media/..., made absolute in answers), and the
+    pictures to draw for them."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self) -> None:
         self.pictures: list[Picture] = []
 
     def url(self, picture: Picture) -> str:
@@ -141,7 +142,7 @@ class Media:
         return self.file_url(picture.path)
 
     def file_url(self, relative: str) -> str:
-        return f"{self.base_url}/media/{relative}"
+        return media_path(relative)
 
 
 def demo_state(dsn: str) -> str:
@@ -161,8 +162,8 @@ def demo_state(dsn: str) -> str:
 def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | None = None) -> bool:
     """Load the small demo club in one transaction; False when it is already there.
 
-    Its pictures are drawn into the media dir and linked from `settings.base_url` (public_url,
-    else this server's address). `cjk_font` and `ffmpeg` default to what this machine has.
+    Its pictures are drawn into the media dir and stored as /media/ paths, like uploads: answers
+    link them under the public URL. `cjk_font` and `ffmpeg` default to what this machine has.
     """
     rng = random.Random(20261128)
     conn = psycopg2.connect(settings.database_url, **connect_options(settings.timezone))
@@ -172,10 +173,9 @@ def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | 
             cur.execute("SELECT value FROM config_values WHERE code = %s", (DEMO_MARKER,))
             marker = cur.fetchone()
             if marker:
-                _relink(cur, marker[0], settings.base_url)
                 return False
             now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-            media = Media(settings.base_url)
+            media = Media()
             clip = demo_media.make_sample_clip(settings.media_path, ffmpeg or shutil.which("ffmpeg"))
             _load(cur, rng, now, media, settings, clip)
             written = demo_media.write_pictures(
@@ -184,45 +184,18 @@ def load_demo(settings: Settings, *, cjk_font: str | None = None, ffmpeg: str | 
             for picture in media.pictures:
                 cur.execute("UPDATE files SET size = %s WHERE name = %s",
                             ((settings.media_path / picture.path).stat().st_size, media.file_url(picture.path)))
-            logger.info("demo pictures: %d drawn under %s, linked from %s/media/", written,
-                        settings.media_path / demo_media.FOLDER, media.base_url)
+            logger.info("demo pictures: %d drawn under %s, served at /media/%s/", written,
+                        settings.media_path / demo_media.FOLDER, demo_media.FOLDER)
             if clip is None:
                 logger.info("no ffmpeg here: the demo's videos point at placeholder URLs")
             cur.execute(
                 "INSERT INTO config_values (code, name, value) VALUES (%s, %s, %s)",
-                (DEMO_MARKER, "演示数据", encoding.dumps_str({"loaded_at": now.isoformat(), "media": media.base_url})),
+                (DEMO_MARKER, "演示数据", encoding.dumps_str({"loaded_at": now.isoformat()})),
             )
         return True
     finally:
         conn.close()
 
-
-# Every column that holds a demo picture's URL; the chat history keeps the sender's avatar in jsonb.
-MEDIA_COLUMNS = [("teams", "logo"), ("players", "photo"), ("competitions", "main_img_url"),
-                 ("videos", "main_img_url"), ("lives", "main_img_url"), ("banners", "img_url"), ("files", "name"),
-                 ("users", "head_img")]
-
-
-def _relink(cur: typing.Any, marker: str, base_url: str) -> None:
-    """Point the demo's picture URLs at `base_url` when the demo was loaded under another one
-    (another port, or a public URL set since)."""
-    try:
-        old = encoding.loads(marker)["media"]
-    except (encoding.JSONDecodeError, KeyError, TypeError):
-        return  # loaded by a version that kept no base
-    if old == base_url:
-        return
-    args = {"old": f"{old}/media/{demo_media.FOLDER}/", "new": f"{base_url}/media/{demo_media.FOLDER}/"}
-    args["cut"] = len(args["old"]) + 1
-    for table, column in MEDIA_COLUMNS:
-        cur.execute(f"UPDATE {table} SET {column} = %(new)s || substr({column}, %(cut)s)"
-                    f" WHERE starts_with({column}, %(old)s)", args)
-    cur.execute("UPDATE chat_messages SET user_info = jsonb_set(user_info, '{head_img}',"
-                " to_jsonb(%(new)s || substr(user_info->>'head_img', %(cut)s)))"
-                " WHERE starts_with(user_info->>'head_img', %(old)s)", args)
-    cur.execute("UPDATE config_values SET value = %s, updated_at = now() WHERE code = %s",
-                (encoding.dumps_str({**encoding.loads(marker), "media": base_url}), DEMO_MARKER))
-    logger.info("demo pictures now link from %s/media/ (were %s/media/)", base_url, old)
 
 def _load(cur: typing.Any, rng: random.Random, now: dt.datetime, media: Media, settings: Settings,
           clip: str | None) -> None:

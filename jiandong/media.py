@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from .errors import ParameterError, SaveImageFailed
 from .http import Upload
@@ -97,8 +97,21 @@ def check_image(
 
 
 def _reencode(img: Image.Image, ext: str, max_side: int) -> bytes:
+    """The picture's pixels only, in a new file of its own format.
+
+    Whatever else the upload carried is attacker-chosen bytes that would be served back as they came:
+    a JPEG comment (`"><script>...`), EXIF (with a GPS position), XMP, PNG text chunks, an ICC profile.
+    The EXIF orientation is applied first, so the picture still stands upright, and colours described
+    by an ICC profile are converted to sRGB (what a profile-less picture means) before it is dropped.
+    Only a palette's transparent colour is kept: it is part of the pixels.
+    """
     img = ImageOps.exif_transpose(img)
+    img = _to_srgb(img)
     img.thumbnail((max_side, max_side))
+    transparency = img.info.get("transparency") if ext == "png" else None
+    # Pillow's encoders copy some of the source's metadata from `info` (a JPEG's comment, a PNG's ICC
+    # profile): nothing is left there for them to copy.
+    img.info = {} if transparency is None else {"transparency": transparency}
     out = io.BytesIO()
     if ext == "jpg":
         if img.mode not in ("RGB", "L"):
@@ -107,6 +120,23 @@ def _reencode(img: Image.Image, ext: str, max_side: int) -> bytes:
     else:
         img.save(out, "PNG", optimize=True)
     return out.getvalue()
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """The picture's colours in sRGB when an ICC profile describes them (a phone's Display P3, say)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA"):
+        return img
+    try:
+        converted = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+                                              outputMode=img.mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # A profile that does not parse describes nothing: the pixels stay as they are.
+        return img
+    return converted if converted is not None else img
 
 
 def upload_name(filename: str) -> str:
@@ -149,16 +179,54 @@ def write_image(root: Path, folder: str, month: str, image: CheckedImage) -> str
     return relative
 
 
-def media_url(request: web.Request, relative: str) -> str:
-    """The public URL of a file under media_path (served at /media/)."""
+# Stored media are paths on this site (`/media/...` in the database), so a change of host needs no
+# rewrite; answers make them absolute when they are served (absolute_in_json, absolute).
+MEDIA_PREFIX = "/media/"
+_JSON_MEDIA = b'"' + MEDIA_PREFIX.encode()
+# What a development host may look like: a name or an address, and a port. Anything else (quotes,
+# slashes, spaces) is not copied into an answer.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def media_path(relative: str) -> str:
+    """The path (as stored) of a file under media_path, served at /media/."""
+    return f"{MEDIA_PREFIX}{relative}"
+
+
+def public_base(request: web.Request) -> str:
+    """The site's base URL for the URLs an answer hands out: JIANDONG_PUBLIC_URL.
+
+    The request's Host is the client's to choose: it is used only in development mode (no WeChat
+    AppID, where the server refuses nothing to anyone anyway) and only when it looks like a host;
+    else this server's own address (settings.base_url). Outside development mode the server does
+    not start without a public URL (settings.public_url_problem).
+    """
     settings = request.config_dict[settings_key]
-    # The request's Host is client-supplied: set public_url in production so stored URLs can't be steered.
-    base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
-    return f"{base}/media/{relative}"
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if settings.dev_wechat and _HOST.fullmatch(request.host):
+        return f"{request.scheme}://{request.host}"
+    return settings.base_url
+
+
+def absolute(value: str, base: str) -> str:
+    """A stored media path as an absolute URL under `base`; any other value (an outside URL) as it is."""
+    return base + value if value.startswith(MEDIA_PREFIX) else value
+
+
+def absolute_in_json(body: bytes, base: str) -> bytes:
+    """Every JSON string of an answer that is a stored media path, made absolute under `base`.
+
+    One pass over the encoded bytes, whatever field (or JSON text inside a string, as guest/:id's
+    `user`) carries it: `"/media/` can only be the start of a string value (`\"/media/` inside one).
+    """
+    if _JSON_MEDIA not in body:
+        return body
+    return body.replace(_JSON_MEDIA, b'"' + base.encode() + MEDIA_PREFIX.encode())
 
 
 async def store_image(request: web.Request, folder: str, image: CheckedImage) -> str:
-    """Store a checked image under media_path/<folder>/<yyyymm>/; its public URL."""
+    """Store a checked image under media_path/<folder>/<yyyymm>/; its path as stored (/media/...)."""
     settings = request.config_dict[settings_key]
     month = dt.datetime.now(settings.tz).strftime("%Y%m")
     try:
@@ -166,7 +234,7 @@ async def store_image(request: web.Request, folder: str, image: CheckedImage) ->
     except OSError:
         logger.exception("could not store an image under %s", settings.media_path / folder)
         raise SaveImageFailed() from None
-    return media_url(request, relative)
+    return media_path(relative)
 
 
 def size_label(size: int) -> str:

@@ -87,6 +87,9 @@ class Metrics:
                                   multiprocess_mode="livemax", registry=r)
         self.chat_received = Counter("jiandong_chat_messages_received", "Frames received from clients, by type",
                                      ["type"], registry=r)
+        self.chat_refused = Counter("jiandong_chat_connections_refused", "Chat websockets refused: past an "
+                                    "address's or a user's cap, or past the chat's share of the process's "
+                                    "connections", ["reason"], registry=r)
         self.chat_deliveries = Counter("jiandong_chat_deliveries", "Writes of frames to chat sockets", registry=r)
         self.chat_slow_dropped = Counter("jiandong_chat_slow_readers_dropped",
                                          "Chat sockets closed (1008) for leaving too much unread", registry=r)
@@ -110,6 +113,10 @@ class Metrics:
         # Business
         self.payment_notifications = Counter("jiandong_payment_notifications",
                                              "WeChat Pay notifications, by outcome", ["outcome"], registry=r)
+        self.notifications_dropped = Counter(
+            "jiandong_notifications_dropped", "WeChat Pay notifications refused and not kept, as they name no order "
+            "or refund of ours (anyone may post them), by kind (payment, refund) and reason", ["kind", "reason"],
+            registry=r)
         self.order_transitions = Counter("jiandong_order_transitions", "Order status changes",
                                          ["from_status", "to_status"], registry=r)
         self.refunds = Counter("jiandong_refunds", "Refunds that reached an outcome (success, closed, change, "

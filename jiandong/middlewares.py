@@ -8,7 +8,7 @@ import typing
 
 from aiohttp import web
 
-from . import logformat
+from . import logformat, media
 from .errors import (
     ApiError,
     BodyTimeout,
@@ -57,6 +57,20 @@ def error_body(request: web.Request, error: ApiError) -> web.Response:
 _HTTP_ERRORS: dict[int, type[ApiError]] = {
     400: ParameterError, 404: RouteNotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
 }
+
+
+@web.middleware
+async def media_urls_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Stored media paths (`/media/...`) leave in JSON answers as absolute URLs under the public URL
+    (media.public_base): every field of every answer, cached or not, in one place."""
+    response = await handler(request)
+    if type(response) is web.Response and response.content_type == "application/json":
+        body = response.body
+        if isinstance(body, bytes):
+            rewritten = media.absolute_in_json(body, media.public_base(request))
+            if rewritten is not body:
+                response.body = rewritten
+    return response
 
 
 @web.middleware

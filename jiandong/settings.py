@@ -49,7 +49,9 @@ class Settings:
     var_dir: str = field(default="var", metadata={"help": "data of the embedded servers"})
     media_dir: str = field(default="", metadata={"help": "uploaded files; empty = <var_dir>/media"})
     public_url: str = field(
-        default="", metadata={"help": "public base URL (https://club.example.com); empty = from the request"}
+        default="",
+        metadata={"help": "public base URL (https://club.example.com) of every URL handed out; required with a "
+                          "WeChat AppID; empty (development mode only) = from the request"}
     )
     trust_proxy: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
@@ -147,6 +149,23 @@ class Settings:
     )
     chat_history_interval: float = field(
         default=1.0, metadata={"help": "seconds between batch writes of chat history to PostgreSQL"}
+    )
+    # Chat sockets need no token, and a websocket is never idle: without these caps one client could
+    # hold every connection slot of a process. Per process, like max_connections (README: Security settings).
+    chat_max_per_address: int = field(
+        default=50,
+        metadata={"help": "chat websockets one client address may hold per process (IPv6: per /64); past it "
+                          "the upgrade is refused with 429. Viewers behind a carrier's NAT share an address"},
+    )
+    chat_max_per_user: int = field(
+        default=5,
+        metadata={"help": "chat websockets one signed-in user may hold per process; past it the socket that "
+                          "signs in gets the error frame 10010 and is closed"},
+    )
+    chat_connection_share: float = field(
+        default=0.75,
+        metadata={"help": "share of max_connections chat websockets may take, the rest kept for plain HTTP; "
+                          "past it the upgrade is refused with 503"},
     )
     # WeChat Official Account. No appid = development logins (any code is an identity).
     wechat_appid: str = field(default="", metadata={"help": "Official Account AppID; empty = dev logins"})
@@ -302,6 +321,17 @@ class Settings:
     def dev_wechat(self) -> bool:
         return not self.wechat_appid
 
+    def public_url_problem(self) -> str | None:
+        """Why this deployment may not serve as it is set (one line), or None.
+
+        Outside development mode (a WeChat AppID set) every URL the server hands out (media, the chat
+        port's redirect, WeChat Pay's notify URL) comes from public_url, never from a request's Host.
+        """
+        if self.dev_wechat or self.public_url:
+            return None
+        return ("JIANDONG_PUBLIC_URL is required when JIANDONG_WECHAT_APPID is set (outside development mode): "
+                "the URLs the server hands out are built from it, never from a request's Host header")
+
     def replace(self, **changes: typing.Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -360,6 +390,11 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be positive")
     if s.max_connections < 16:
         raise SettingsError("max_connections must be at least 16")
+    for name in ("chat_max_per_address", "chat_max_per_user"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
+    if not 0.1 <= s.chat_connection_share <= 0.95:
+        raise SettingsError("chat_connection_share must be between 0.1 and 0.95 (some slots stay for plain HTTP)")
     for name in ("trusted_proxies", "metrics_allow"):
         for network in getattr(s, name):
             try:

@@ -331,3 +331,27 @@ async def until(check: typing.Callable[[], typing.Any], what: str, wait: float =
             return
         assert loop.time() < deadline, f"gave up waiting for {what}"
         await asyncio.sleep(POLL)
+
+
+@pytest.fixture
+async def guarded_server(settings: Settings) -> typing.AsyncIterator[typing.Callable[..., typing.Awaitable[str]]]:
+    """`await guarded_server(**setting_overrides)`: the app as `server.py` serves it (GuardedRunner: the
+    connection cap and timeouts) on a free loopback port; its base URL."""
+    from aiohttp import web
+
+    from jiandong.serving import GuardedRunner
+
+    runners = []
+
+    async def start(**overrides: typing.Any) -> str:
+        app_settings = settings.replace(**overrides)
+        runner = GuardedRunner(create_app(app_settings), app_settings, access_log=None, lingering_time=0.5)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

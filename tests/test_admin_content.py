@@ -56,7 +56,8 @@ async def test_match_walk(console, sql):
     match_id = int(resp.headers["Location"].rsplit("/", 1)[1])
     row = sql("SELECT * FROM competitions WHERE id = %s", match_id)[0]
     assert row["status"] == 0 and row["description"] == "<p>精彩</p>" and row["is_hot"] == 1
-    assert row["main_img_url"].startswith("http://127.0.0.1") and "/media/competitions/" in row["main_img_url"]
+    # Stored as a path on this site; the H5 answers make it absolute.
+    assert row["main_img_url"].startswith("/media/competitions/")
     assert sorted(r["team_id"] for r in sql("SELECT team_id FROM competition_teams")) == [team_a, team_b]
     # A draft is not public.
     assert (await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})).status == 404
@@ -64,7 +65,8 @@ async def test_match_walk(console, sql):
     resp = await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})
     detail = await resp.json()
     assert detail["title"] == "决赛：猛龙 vs 飞虎" and detail["play_time"] == "2030-05-01 19:30:00"
-    image = await console.get(detail["main_img_url"].split("127.0.0.1", 1)[1].split("/", 1)[1].join(["/", ""]))
+    assert detail["main_img_url"] == str(console.make_url(row["main_img_url"]))
+    image = await console.get(row["main_img_url"])
     assert image.status == 200
     # An edit shows at once (the cached detail is dropped).
     resp = await submit(console, f"/admin/competitions/{match_id}", {

@@ -94,3 +94,20 @@ def test_certificate_and_key_files_must_exist_and_parse(tmp_path):
     merchant = Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(other_key))
     assert [f.text.split(":")[0] for f in pem_files(merchant)] == ["JIANDONG_WECHATPAY_KEY_PATH"]
     assert list(pem_files(Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(key)))) == []
+
+
+def test_a_wechat_appid_without_a_public_url_is_a_problem_and_the_server_refuses_to_start(database_url, redis_url):
+    """Outside development mode every URL handed out comes from JIANDONG_PUBLIC_URL, never from a Host header."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "JIANDONG_PUBLIC_URL"}
+    result = check(JIANDONG_DATABASE_URL=database_url, JIANDONG_REDIS_URL=redis_url, **env)
+    expected = ("JIANDONG_PUBLIC_URL is required when JIANDONG_WECHAT_APPID is set (outside development mode): "
+                "the URLs the server hands out are built from it, never from a request's Host header")
+    assert result.returncode == 1 and f"{PROBLEM}: {expected}" in result.stdout.splitlines()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JIANDONG_")}
+    serve = subprocess.run([sys.executable, "server.py", "--port", str(free_port()), "--chat-port", "0"], cwd=ROOT,
+                           env={**clean, "JIANDONG_DATABASE_URL": database_url, "JIANDONG_REDIS_URL": redis_url, **env},
+                           capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 2 and serve.stderr == f"jiandong: {expected}\n" and serve.stdout == ""
+    # Development mode (no AppID) needs none.
+    assert "JIANDONG_PUBLIC_URL is required" not in check(JIANDONG_DATABASE_URL=database_url,
+                                                          JIANDONG_REDIS_URL=redis_url).stdout

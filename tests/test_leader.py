@@ -150,6 +150,8 @@ async def test_a_second_process_runs_no_singleton_job_until_the_holder_is_gone(
         **fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
         **live_task.aliyun_settings(fake_live), "live_poll_interval": 0.1, "counter_flush_interval": 0.1,
         "reconcile_interval": 0.1,
+        # With a WeChat AppID the server does not start without a public URL.
+        "public_url": "https://club.example.com",
     }.items()})
     first, port, _ = await servers.start(env)
     await until(lambda: all(holder(redis_sync, settings, job) for job in JOBS), "the first process to take every lease")

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from jiandong.integrations.aliyun_live import callback_signature
+from tests.admin_helpers import add_admin, post_form, sign_in
 from tests.conftest import login
 from tests.test_videos import add_live
 
@@ -467,3 +468,39 @@ async def test_control_characters_in_a_stream_servers_fields_are_removed_as_docu
     assert query["id"]["pattern"] == "^[^\\x00]*$"
     resp = await client.get("/api/v1/live/callback/aliyun?action=publish&id=s%001")
     assert resp.status == 400 and (await resp.json())["msg"] == "参数错误: 请求地址含有非法字符"
+
+
+@pytest.mark.parametrize(
+    "kind, first, second",
+    [("nginx", "11", "12"), ("srs", "341w361a", "341w361b"), ("aliyun", "192.0.2.10", "198.51.100.7")],
+)
+async def test_a_live_set_live_by_hand_is_kept_by_its_first_publisher(client, sql, room, kind, first, second):
+    """Staff (or the demo) put a live on with no session recorded: the first session to publish it
+    becomes its publisher, and a refused second publisher's publish and stop do not end it."""
+    live_id = add_live(sql, "决赛")
+    add_admin(sql, "writer", "editor")
+    assert (await sign_in(client, "writer")).status == 302
+    resp = await post_form(client, f"/admin/lives/{live_id}/status", {"live_status": "1"},
+                           token_from=f"/admin/lives/{live_id}")
+    assert resp.status == 302
+    assert live_publisher(sql, live_id) == (1, None)
+    # A minute ago: Aliyun stamps its events in whole seconds, and an event older than the last change is
+    # a late retry (ignored).
+    sql("UPDATE lives SET live_changed_at = live_changed_at - interval '1 minute' WHERE id = %s", live_id)
+    r = room(live_id)
+    call = {"nginx": nginx_call, "srs": srs_call, "aliyun": aliyun_call}[kind]
+    start, stop = {"nginx": ("publish", "publish_done"), "srs": ("on_publish", "on_unpublish"),
+                   "aliyun": ("publish", "publish_done")}[kind]
+    stamped = live_row(sql, live_id)["live_changed_at"]
+    assert await call(client, start, "s1", first) == 200
+    status, session = live_publisher(sql, live_id)
+    assert status == 1 and session is not None and str(first) in session
+    # Still the same live: no new frame, no new stamp.
+    assert r.frames() == [] and live_row(sql, live_id)["live_changed_at"] == stamped
+    assert await call(client, start, "s1", second) == 200
+    assert await call(client, stop, "s1", second) == 200
+    assert live_publisher(sql, live_id) == (1, session)
+    assert r.frames() == []
+    assert await call(client, stop, "s1", first) == 200
+    assert live_publisher(sql, live_id) == (2, None)
+    assert_frame(r.frames(), live_id, 2)

@@ -110,7 +110,7 @@ async def test_member_info_full_profile(client, sql):
         "weight": 72.5,
         "native_place": "江苏",
         "nation": "汉",
-        "photo": "/media/p.jpg",
+        "photo": str(client.make_url("/media/p.jpg")),
         "individual": "后卫",
         "team": "建东一队",
         "number": "7",

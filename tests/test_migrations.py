@@ -167,3 +167,37 @@ def test_search_advice_says_what_to_run_and_that_is_enough(fresh_database):
     assert search_advice(fresh_database) is None
     indexes = run(fresh_database, "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%search_idx' ORDER BY 1")
     assert indexes == [{"indexname": "lives_search_idx"}, {"indexname": "videos_search_idx"}]
+
+
+def test_stored_media_urls_of_our_own_files_become_paths(fresh_database, tmp_path):
+    """Absolute URLs of our /media/ files, stored under any host (a Host header's too), become /media/ paths;
+    outside URLs stay as they are."""
+    migrate_up_to(fresh_database, 9, tmp_path)
+    ours = {
+        "avatar": "http://evil.example/media/avatars/202501/" + "a" * 64 + ".jpg",
+        "logo": "https://club.example.com/media/teams/202412/" + "b" * 64 + ".png",
+        "demo": "http://localhost:8080/media/demo/players/1-23.jpg",
+        "video": "http://127.0.0.1:8080/media/videos/202501/" + "c" * 32 + ".mp4",
+    }
+    outside = {
+        "wechat": "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132",
+        "cdn": "https://cdn.example.com/media/teams/logo.png",
+        "query": "https://club.example.com/media/teams/202412/" + "b" * 64 + ".png?x=1",
+    }
+    for label, url in {**ours, **outside}.items():
+        run(fresh_database, "INSERT INTO users (openid, username, head_img) VALUES (%s, %s, %s)", label, label, url)
+        run(fresh_database, "INSERT INTO teams (name, logo) VALUES (%s, %s)", label, url)
+        run(fresh_database, "INSERT INTO files (cate, name) VALUES ('image', %s)", url)
+        run(fresh_database, "INSERT INTO chat_messages (room_id, user_id, content, user_info, msg_time)"
+            " SELECT 1, id, 'x', jsonb_build_object('username', username, 'head_img', head_img), now() FROM users"
+            " WHERE openid = %s", label)
+    from jiandong.db import migrate
+
+    migrate(fresh_database)
+    expected = {**{k: "/media/" + v.split("/media/", 1)[1] for k, v in ours.items()}, **outside}
+    assert {r["openid"]: r["head_img"] for r in run(fresh_database, "SELECT openid, head_img FROM users")} \
+        == expected
+    assert {r["name"]: r["logo"] for r in run(fresh_database, "SELECT name, logo FROM teams")} == expected
+    assert sorted(r["name"] for r in run(fresh_database, "SELECT name FROM files")) == sorted(expected.values())
+    assert sorted(r["h"] for r in run(fresh_database, "SELECT user_info->>'head_img' AS h FROM chat_messages")) \
+        == sorted(expected.values())

@@ -203,16 +203,24 @@ async def test_wrong_aliyun_secret_is_70000(aliyun_client, fake, redis_sync, set
     assert fake.sent == [] and sms_keys(redis_sync, settings) == []
 
 
-async def test_phone_of_another_user_is_not_sent(aliyun_client, fake, sql, redis_sync, settings):
+async def test_phone_of_another_user_is_refused_at_bind_after_its_code(aliyun_client, fake, sql, redis_sync, settings):
     client = await aliyun_client()
     owner = await login(client, "owner")
     sql("UPDATE users SET mobile = %s", PHONE)
     other = await login(client, "other")
-    await assert_error(await ask_code(client, other), 409, 10006, CODE_URL)
-    assert fake.requests == [] and sms_keys(redis_sync, settings) == []
+    # Answered like any number (whose it is is not told before the code is verified), and counted.
+    resp = await ask_code(client, other)
+    assert resp.status == 200 and await resp.json() == ok_body(CODE_URL)
+    assert [sms.phone for sms in fake.sent] == [PHONE] and sms_keys(redis_sync, settings)
+    # The code proves the number; then it is refused as another account's (10006), and used up.
+    code = fake.sent[-1].code
+    await assert_error(await bind(client, other, code), 409, 10006, BIND_URL, "手机号码已被其他人使用")
+    await assert_error(await bind(client, other, code), 404, 10009, BIND_URL)
+    assert sql("SELECT username, mobile FROM users ORDER BY id") == [
+        {"username": "dev-owner", "mobile": PHONE}, {"username": "dev-other", "mobile": None}]
     # The owner may still ask for a code for the own number.
-    resp = await ask_code(client, owner)
-    assert resp.status == 200
+    time_passes(fake, redis_sync, settings)
+    assert (await ask_code(client, owner)).status == 200
 
 
 async def test_bind_without_code(client, sql):
@@ -475,7 +483,7 @@ async def test_binding_own_phone_again_and_changing_it(aliyun_client, fake, sql,
 
 async def test_openapi_lists_both_endpoints(client):
     paths = build_spec(client.app)["paths"]
-    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10000, 10003, 10006, 10010, 70000, 99999]
+    assert paths["/api/v1/identify/code"]["post"]["x-error-codes"] == [10000, 10003, 10010, 70000, 99999]
     assert paths["/api/v1/user/bind"]["post"]["x-error-codes"] == [10000, 10003, 10004, 10006, 10007, 10009, 99999]
 
 

@@ -11,7 +11,7 @@ from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime.broker import room_channel
 from jiandong.realtime.presence import procs_key, room_viewers
 from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame, frame_of, join, send
+from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
@@ -36,7 +36,8 @@ async def test_send_all_reaches_every_viewer_once_with_myself(make_client, sql):
     echo = await frame_of(a, "SEND_ALL")
     assert echo["myself"] is True
     assert echo["uuid"] == uuid_a and echo["room_id"] == "7" and echo["content"] == "开球了"
-    assert echo["user"] == {"username": "Alice", "head_img": "/media/a.png"}
+    # The avatar, stored as a path, goes out as an absolute URL (development mode: the sender's host).
+    assert echo["user"] == {"username": "Alice", "head_img": str(one.make_url("/media/a.png"))}
     assert isinstance(echo["msg_time"], int) and echo["msg_time"] > 1
     assert "token" not in echo
     for ws in (b, c):
@@ -50,6 +51,10 @@ async def test_send_all_reaches_every_viewer_once_with_myself(make_client, sql):
         got = await frame_of(ws, "SEND_ALL")
         assert got["content"] == "好球" and got["myself"] is False and got["uuid"] == uuid_b
         assert got["user"]["username"] == "dev-bob"
+
+    # Kept with the message as stored: a path (guest/:id answers it absolute).
+    rows = await rows_eventually(sql, 1, "SELECT user_info FROM chat_messages WHERE content = '开球了'")
+    assert rows[0]["user_info"] == {"username": "Alice", "head_img": "/media/a.png"}
 
     # The other room heard nothing of room 7: its next chat frame is its own room's.
     await send(a, type="LOGIN", room_id=8)

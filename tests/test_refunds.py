@@ -218,8 +218,10 @@ async def test_tampered_req_info_is_refused(refund_client, wechat, tls_pay, sql)
     # Encrypted with our key but about another amount: refused as well (ECB has no MAC, §3).
     lying = tls_pay.refund_notification(number, refund_fee="1")
     assert (await tls_pay.notify_refund(refund_client, number, lying))[1]["return_code"] == "FAIL"
-    outcomes = [o for _, o in messages(sql)]
-    assert len(outcomes) == 6 and all(o.startswith("rejected: ") for o in outcomes)
+    # What does not decrypt names no refund: counted, not kept; the lying one names this refund: kept.
+    assert [o for _, o in messages(sql)] == ["rejected: refund_fee 1 is not 19900"]
+    metrics = await (await refund_client.get("/metrics")).text()
+    assert 'jiandong_notifications_dropped_total{kind="refund",reason="req_info"} 5.0' in metrics
     assert [r["status"] for r in refunds(sql)] == ["processing"] and order_state(sql, order["id"])["status"] == 3
     assert member(sql)["running"]
     # The genuine one still goes through.
@@ -447,14 +449,16 @@ async def test_the_database_holds_the_sum_and_the_log(refund_client, wechat, tls
 
 
 async def test_a_refund_notification_of_an_unknown_refund(refund_client, wechat, tls_pay, sql):
-    """Genuine (decrypts) but about no refund of ours: recorded and refused, so WeChat keeps telling."""
+    """Genuine (decrypts) but about no refund of ours: refused, so WeChat keeps telling; counted, not kept."""
     order = await paid_order(refund_client, wechat, tls_pay, sql)
     await console(refund_client, sql)
     number = await refund(refund_client, order["id"], "1.00")
     tls_pay.settle_refund(number)
     body = tls_pay.refund_notification(number, out_refund_no="RUNKNOWN000000")
     assert (await tls_pay.notify_refund(refund_client, number, body))[1]["return_code"] == "FAIL"
-    assert messages(sql) == [("notify", "rejected: unknown out_refund_no")]
+    assert messages(sql) == []
+    metrics = await (await refund_client.get("/metrics")).text()
+    assert 'jiandong_notifications_dropped_total{kind="refund",reason="unknown_refund"} 1.0' in metrics
 
 
 # -- the protocol: vectors and wechatpy ----------------------------------------------------------------

@@ -100,12 +100,14 @@ async def test_list_newest_first_paged_with_files(client, token, sql):
             "id": old,
             "title": "小组赛",
             "summary": "",
-            "main_img_url": "/media/a.jpg",
+            # Stored as paths on this site, answered as absolute URLs (here: the test server's host).
+            "main_img_url": str(client.make_url("/media/a.jpg")),
             "competition_id": competition,
             "browse_num": 7,
             "type": 1,
             "publish_time": "2024-04-01 09:00:00",
-            "file": {"cate": "video", "name": "/media/videos/final.mp4", "original": "final.mp4", "size": 99},
+            "file": {"cate": "video", "name": str(client.make_url("/media/videos/final.mp4")), "original": "final.mp4",
+                     "size": 99},
         }
     ]
     past_end = await get_json(client, LIST + "?page=5&size=2", token)
@@ -203,12 +205,13 @@ async def test_detail_with_file_and_play_url(client, token, sql):
         "id": video_id,
         "title": "决赛",
         "summary": "简介",
-        "main_img_url": "/media/cover.jpg",
+        "main_img_url": f"http://{host}:{port}/media/cover.jpg",
         "competition_id": competition,
         "browse_num": 3,
         "type": 2,
         "publish_time": "2024-05-01 10:00:00",
-        "file": {"cate": "video", "name": "/media/videos/final.mp4", "original": "决赛.mp4", "size": 2048},
+        "file": {"cate": "video", "name": f"http://{host}:{port}/media/videos/final.mp4", "original": "决赛.mp4",
+                 "size": 2048},
         "play_url": f"http://{host}:{port}/media/videos/final.mp4",
     }
 

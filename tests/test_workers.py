@@ -126,11 +126,12 @@ async def check_room(clients: list[tuple[aiohttp.ClientWebSocketResponse, str, s
 
 async def test_workers_share_the_ports_and_the_room(servers, settings, tmp_path, sql):
     proc, port, chat_port = await servers.start(server_env(settings, tmp_path / "var"), "--workers", "2")
-    token = await servers.token(port, "worker-user")
     # The second worker may still be starting when the first answers: connect until both have clients.
+    # Each its own user: a user watching from several sockets is one viewer (and their sockets are capped).
     clients = []
 
     async def both_reached() -> bool:
+        token = await servers.token(port, f"worker-user-{len(clients)}")
         clients.append((*await servers.join(chat_port, 61, token), token))
         return len(clients) >= 16 and len({process_of(uuid) for _, uuid, _ in clients}) == 2
 
@@ -159,7 +160,8 @@ async def test_two_separate_servers_share_the_room(servers, settings, tmp_path):
     _, port_a, chat_a = await servers.start(env)
     _, port_b, chat_b = await servers.start(env)
     token_a, token_b = await servers.token(port_a, "sep-a"), await servers.token(port_b, "sep-b")
-    clients = [(*await servers.join(chat_a, 62, token_a), token_a), (*await servers.join(chat_a, 62, token_a), token_a),
+    token_c = await servers.token(port_a, "sep-c")
+    clients = [(*await servers.join(chat_a, 62, token_a), token_a), (*await servers.join(chat_a, 62, token_c), token_c),
                (*await servers.join(chat_b, 62, token_b), token_b)]
     for ws, _, _ in clients:
         await frame_of(ws, "OnLine", room_id="62", ONLINE=3)

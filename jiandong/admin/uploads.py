@@ -41,5 +41,5 @@ async def store_video(request: web.Request, upload: Upload, field: str) -> Store
     settings = request.config_dict[settings_key]
     month = dt.datetime.now(settings.tz).strftime("%Y%m")
     relative = await asyncio.to_thread(media.store_file, settings.media_path, "videos", month, upload.path, kind[0])
-    return StoredFile(media.media_url(request, relative), "video", media.upload_name(upload.filename), upload.size,
+    return StoredFile(media.media_path(relative), "video", media.upload_name(upload.filename), upload.size,
                       kind[1])

@@ -9,6 +9,7 @@ import typing
 
 from aiohttp import web
 
+from .. import media
 from ..auth import current_user_id, public
 from ..errors import (
     Forbidden,
@@ -62,8 +63,7 @@ def notify_url(request: web.Request) -> str:
     settings = request.config_dict[settings_key]
     if settings.wechatpay_notify_url:
         return settings.wechatpay_notify_url
-    base = settings.public_url or f"{request.scheme}://{request.host}"
-    return base.rstrip("/") + NOTIFY_PATH
+    return media.public_base(request) + NOTIFY_PATH
 
 
 def _order_id(params: Params) -> int:
@@ -119,7 +119,8 @@ def notification_doc(summary: str, description: str) -> typing.Any:
     (
         "微信支付结果通知（XML，无需 token）。校验签名、appid、mch_id、金额后，在一个事务内把订单标为已支付、"
         "延长会员有效期（从当前有效期与现在中较晚者起，按业务有效期年数）并记录原始通知。"
-        "重复通知回 SUCCESS 且不再改变任何数据；校验失败回 FAIL，只记录该通知。"
+        "重复通知回 SUCCESS 且不再改变任何数据；校验失败回 FAIL，不改变任何数据：指明我方订单的通知记入该订单，"
+        "其余只按原因计数（jiandong_notifications_dropped_total），不留记录。"
     ),
 )
 @public
@@ -141,7 +142,7 @@ async def pay_notify(request: web.Request) -> web.Response:
         "微信支付退款结果通知（XML，无需 token，外层无签名）。req_info 以商户 API 密钥的 MD5（小写十六进制）为密钥"
         "AES-256-ECB 解密（PKCS#7），按退款单号 out_refund_no 找到退款，核对订单号与退款金额后在一个事务内记下结果"
         "（SUCCESS 退款成功、REFUNDCLOSE 退款关闭、CHANGE 退款异常）。重复通知回 SUCCESS 且不再改变任何数据；"
-        "解密或核对失败回 FAIL，只记录该通知。"
+        "解密或核对失败回 FAIL，不改变任何数据：指明我方退款单的通知记入该退款，其余只按原因计数，不留记录。"
     ),
 )
 @public

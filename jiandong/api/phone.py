@@ -45,12 +45,13 @@ SEND_CODE_RESULT = {
     tag="用户",
     params=[PHONE_PARAM],
     response=SEND_CODE_RESULT,
-    errors=[ParameterError, PhoneTaken, Throttled, SmsFailed],
+    errors=[ParameterError, Throttled, SmsFailed],
     description=(
         "向手机发送 6 位验证码，5 分钟内有效。同一号码 60 秒内只发送一次；"
         "每个号码、每个客户端 IP 每天的发送次数有上限（超出返回 10010，msg 说明是哪一项上限）；"
         "短信服务商对同一号码的流控（每分钟 1 条、每小时 5 条、24 小时 10 条）同样返回 10010。"
-        "号码已被其他用户绑定时返回 10006，不发送短信。"
+        "无论号码是否已被其他用户绑定，回答都相同且同样计入上限（不泄露号码是否属于某个账号）；"
+        "已被其他用户绑定的号码在 user/bind 校验验证码之后返回 10006。"
     ),
 )
 async def send_code(request: web.Request) -> web.Response:
@@ -61,14 +62,13 @@ async def send_code(request: web.Request) -> web.Response:
     try:
         code = await verification.issue(
             request.config_dict[redis_key],
-            request.config_dict[pg_key],
             settings,
             request.config_dict[sms_key],
             phone,
             current_user_id(request),
             client_ip(request),
         )
-    except (Throttled, PhoneTaken):
+    except Throttled:
         results.labels("refused").inc()
         raise
     except SmsFailed:
@@ -88,7 +88,8 @@ async def send_code(request: web.Request) -> web.Response:
     errors=[ParameterError, NoCodePending, WrongCode, PhoneTaken, UserNotFound],
     description=(
         "用本用户获取的验证码绑定手机号，已绑定的号码会被替换。验证码用过即失效；"
-        "连续输错 5 次也会失效（之后返回 10009，需重新获取）。号码已被其他用户绑定时返回 10006。"
+        "连续输错 5 次也会失效（之后返回 10009，需重新获取）。验证码正确而号码已被其他用户绑定时返回 10006"
+        "（验证码同样失效）。"
     ),
 )
 async def bind_phone(request: web.Request) -> web.Response:

@@ -14,10 +14,10 @@ import typing
 
 from aiohttp import web
 
-from .. import db, formats
+from .. import db, formats, media
 from ..errors import ApiError, ParameterError, VideoNotFound
 from ..http import MAX_ID, Params, json_response, page_body, read_params
-from ..keys import content_cache_key, pg_key, settings_key, view_counts_key
+from ..keys import content_cache_key, pg_key, view_counts_key
 from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..services.content_cache import Key, Shape, shape
 from ..services.counters import LIVE, VIDEO
@@ -284,10 +284,7 @@ async def list_videos(request: web.Request) -> web.Response:
 def play_url(request: web.Request, name: str) -> str:
     """The file's URL as a player needs it: a path on this site made absolute."""
     if name.startswith("/") and not name.startswith("//"):
-        settings = request.config_dict[settings_key]
-        # The request's Host is client-supplied: production sets public_url.
-        base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
-        return base + name
+        return media.public_base(request) + name
     return name
 
 

@@ -12,7 +12,7 @@ import aiopg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .. import encoding
+from .. import encoding, media
 from ..cache import rkey
 from ..errors import ApiError, Forbidden, OperationError
 from ..keys import content_cache_key, metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
@@ -21,6 +21,7 @@ from ..outages import Streak
 from ..settings import Settings
 from ..stopping import cancel_and_wait
 from . import presence, protocol
+from .admission import Admission
 from .broker import Broker, process_channel, room_channel
 from .censor import BannedWords
 from .gate import MUTED_MSG, Gate, is_muted, mute_key, muted_key, set_mute_until, set_muted
@@ -67,6 +68,7 @@ class Realtime:
         self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
         self.gate = Gate(redis, settings)
         self.whispers: asyncio.Queue[dict[str, typing.Any]] = asyncio.Queue(WHISPER_QUEUE)
+        self.admission = Admission(settings)
         self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
         self.history = History(redis, pool, settings)
         # the rooms that take messages (published lives)
@@ -116,13 +118,15 @@ class Realtime:
         finally:
             self._owed.discard(conn)
             room_id = conn.room_id
+            if conn.user_id is not None:
+                self.admission.sign_out(conn.user_id)
             if self.hub.disconnect(conn) and room_id is not None:
                 await self.broker.sync_room(room_id)
             if had_lobby and not self.hub.lobby:
                 await self.broker.sync_lobby()
 
     def presence_frame(self, kind: str, conn: Conn, room_ref: str | int | None, action: str) -> dict[str, typing.Any]:
-        profile = conn.profile or {"username": "", "head_img": ""}
+        profile = shown(conn)
         return {
             "type": kind,
             "room_id": room_ref,
@@ -264,6 +268,15 @@ class Realtime:
                 streak.failed(exc)
             else:
                 streak.succeeded()
+
+
+def shown(conn: Conn) -> dict[str, str]:
+    """The `user` of the frames a socket's user sends: their profile with the avatar as an absolute URL
+    (stored as a /media/ path; the frames reach pages on other origins)."""
+    profile = conn.profile
+    if profile is None:
+        return {"username": "", "head_img": ""}
+    return {"username": profile["username"], "head_img": media.absolute(profile["head_img"], conn.media_base)}
 
 
 def _sender(data: bytes) -> str | None:

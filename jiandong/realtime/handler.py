@@ -9,8 +9,9 @@ import typing
 import psycopg2
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
+from yarl import URL
 
-from .. import db, encoding
+from .. import db, encoding, media
 from ..errors import (
     ApiError,
     Forbidden,
@@ -26,7 +27,8 @@ from ..keys import outages_key, realtime_key
 from ..logthrottle import JUNK
 from ..outages import Outages, dependency_of
 from ..pages import DOCS_PATH, H5_PREFIX
-from . import history, protocol
+from . import history, protocol, shown
+from .admission import ChatFull, UserFull, address_group
 from .broker import room_channel
 from .gate import MUTED_MSG, THROTTLED_MSG, is_muted
 from .hub import Conn
@@ -61,13 +63,30 @@ async def chat(request: web.Request) -> web.StreamResponse:
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
             sockname = request.transport.get_extra_info("sockname") if request.transport else None
             if settings.chat_port and isinstance(sockname, tuple) and sockname[1] == settings.chat_port:
-                public = settings.public_url.rstrip("/")
-                target = f"{public}{target}" if public else str(request.url.with_port(settings.port).with_path(target))
+                if settings.public_url:
+                    target = f"{media.public_base(request)}{target}"
+                else:
+                    # Development mode: the HTTP port of the host the client asked for (if it looks like one).
+                    base = URL(media.public_base(request))
+                    target = str(base.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
-    await ws.prepare(request)
-    # request.remote: the client's address, behind trusted proxies the forwarded one (proxies.py).
-    conn = await realtime.connect(ws, request.transport, request.remote)
+    # Counted before the upgrade, refused with the API's error body (429, 503): a refused socket is never
+    # a viewer, nor a connection held. request.remote: the client's address, behind trusted proxies the
+    # forwarded one (proxies.py).
+    group = address_group(request.remote or "")
+    try:
+        realtime.admission.admit(group)
+    except ApiError as exc:
+        realtime.metrics.chat_refused.labels("share" if isinstance(exc, ChatFull) else "address").inc()
+        raise
+    try:
+        await ws.prepare(request)
+        conn = await realtime.connect(ws, request.transport, request.remote)
+        conn.media_base = media.public_base(request)
+    except BaseException:
+        realtime.admission.release(group)
+        raise
     try:
         room_ref = request.query.get("room_id")
         if room_ref:
@@ -83,6 +102,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             elif msg.type is WSMsgType.BINARY:
                 realtime.hub.send(conn, protocol.error_frame(protocol.FrameError("参数错误: 只接受文本帧")).encode())
     finally:
+        realtime.admission.release(group)
         try:
             await realtime.disconnect(conn)
         except Exception:
@@ -101,6 +121,9 @@ async def _run(
         await step
     except ApiError as exc:
         realtime.hub.send(conn, protocol.error_frame(exc).encode())
+        if isinstance(exc, UserFull):
+            # One user's sockets are capped like one address's: this one goes, the user's others stay.
+            conn.closing = True
     except Exception as exc:
         dependency = dependency_of(exc) if isinstance(exc, (RedisError, OSError, psycopg2.Error)) else None
         if dependency is not None:
@@ -137,6 +160,8 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
     if frame.token:
         try:
             await _identify(realtime, conn, frame.token)
+        except UserFull:
+            raise
         except ApiError as exc:
             # Watching needs no token: join anyway, and say the token is no good for sending.
             token_error = exc
@@ -174,6 +199,11 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
             raise UserNotFound()
         if row["member_status"] == DISABLED_MEMBER:
             raise MemberNotFound()
+        try:
+            realtime.admission.sign_in(conn.user_id, user_id)
+        except UserFull:
+            realtime.metrics.chat_refused.labels("user").inc()
+            raise
         conn.user_id = user_id
         conn.profile = {"username": row["username"], "head_img": row["head_img"]}
         conn.checked_until = now + USER_CHECK_TTL
@@ -221,7 +251,7 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "room_id": frame.room_ref,
         "uuid": conn.uuid,
         "content": content,
-        "user": profile,
+        "user": shown(conn),
         "msg_time": int(now),
         "myself": False,
     }
@@ -245,7 +275,7 @@ async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
     target = realtime.hub.conns.get(frame.send_to_one) if local else None
     # The recipient of another process is checked there (Realtime.deliver_whisper): only it knows the room.
     rooms = {conn.room_id, frame.room_id, target.room_id if target is not None else None}
-    profile, content = await _sender(realtime, conn, frame, rooms)
+    _, content = await _sender(realtime, conn, frame, rooms)
     if local and target is None:
         raise OperationError("对方不在线")
     message = {
@@ -254,7 +284,7 @@ async def _send_one(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "uuid": conn.uuid,
         "send_to_one": frame.send_to_one,
         "content": content,
-        "user": profile,
+        "user": shown(conn),
         "msg_time": int(time.time()),
         "myself": False,
     }

@@ -44,6 +44,18 @@ def text_frame(data: bytes) -> bytes:
     return header + data
 
 
+def viewers(conns: typing.Iterable[Conn]) -> int:
+    """How many people the sockets are: signed-in users once each, anonymous sockets one each."""
+    users: set[int] = set()
+    anonymous = 0
+    for conn in conns:
+        if conn.user_id is None:
+            anonymous += 1
+        else:
+            users.add(conn.user_id)
+    return anonymous + len(users)
+
+
 class Conn:
     """One websocket: its id, its room (None = none) and who sends on it."""
 
@@ -52,6 +64,7 @@ class Conn:
         "announced",
         "checked_until",
         "closing",
+        "media_base",
         "profile",
         "room_id",
         "room_ref",
@@ -74,8 +87,11 @@ class Conn:
         self.room_ref: str | int | None = None
         self.user_id: int | None = None
         self.token = ""
-        # {username, head_img} of user_id, re-read with its send permission when checked_until passes
+        # {username, head_img} of user_id as stored (head_img a /media/ path, or an outside URL), re-read
+        # with its send permission when checked_until passes
         self.profile: dict[str, str] | None = None
+        # the base URL of the media URLs in the frames this socket's user sends (media.public_base)
+        self.media_base = ""
         self.checked_until = 0.0
         # monotonic times of this socket's recent sends: a flood is refused here before it costs Redis work
         self.sent: collections.deque[float] = collections.deque()
@@ -164,9 +180,13 @@ class Hub:
         return False
 
     def counts(self) -> dict[str, int]:
-        """Viewers here by room id, and `all` for every connection (rooms and no room alike)."""
-        counts = {str(room_id): len(members) for room_id, members in self.rooms.items()}
-        counts["all"] = len(self.conns)
+        """Viewers here by room id, and `all` for every connection (rooms and no room alike).
+
+        A signed-in user is one viewer however many sockets (tabs, devices) they watch from; a socket
+        that never signed in is one viewer each (the pages watch without a token).
+        """
+        counts = {str(room_id): viewers(members) for room_id, members in self.rooms.items()}
+        counts["all"] = viewers(self.conns.values())
         return counts
 
     def send(self, conn: Conn, data: bytes) -> None:

@@ -12,7 +12,8 @@ An event may also name its publishing session (`publisher`). The session that ma
 live is recorded, and a stop from any other session is ignored: nginx-rtmp and SRS let a second
 publisher of the same stream through on_publish, refuse it as "already publishing", and then send
 its stop, which must not end the stream the first one is still sending. A second publish while
-live changes nothing (the first session keeps the live).
+live changes nothing (the first session keeps the live). A live that is on with no session recorded
+(set live by hand, or loaded live by the demo) is taken by the first session that publishes it.
 """
 
 from __future__ import annotations
@@ -34,23 +35,33 @@ NOT_STARTED, LIVE, ENDED = 0, 1, 2
 LIVE_STATUSES = (NOT_STARTED, LIVE, ENDED)
 FRAME_TYPE = "LIVE_STATUS"
 
-# One statement: which live has this stream (none = unknown) and whether this event changed it.
-# The CTE's SELECT sees the row as it was; the UPDATE's RETURNING says whether it moved.
+# One statement: which live has this stream (none = unknown) and whether this event changed its status.
+# The CTE's SELECT sees the row as it was; the UPDATE's RETURNING says whether it was touched.
+# A publish to a live that is on with no session recorded (set live by hand, or by the demo, or by the
+# Aliyun online-list check) only records its session: the first session to publish it becomes its
+# publisher, so a later session's publish takes nothing over and that session's stop ends nothing.
 # `other_publisher`: the session the live was recorded with when the event names a different one.
 SET_STATUS_SQL = """
 WITH target AS (
-    SELECT id, publisher FROM lives WHERE stream_name = %(stream)s
+    SELECT id, live_status, publisher FROM lives WHERE stream_name = %(stream)s
 ), changed AS (
     UPDATE lives
-    SET live_status = %(status)s, live_changed_at = LEAST(COALESCE(%(at)s, now()), now()),
-        publisher = CASE WHEN %(status)s = 1 THEN %(publisher)s END
+    SET live_status = %(status)s,
+        live_changed_at = CASE WHEN live_status = %(status)s THEN live_changed_at
+                               ELSE LEAST(COALESCE(%(at)s, now()), now()) END,
+        publisher = CASE WHEN %(status)s <> 1 THEN NULL
+                         WHEN live_status = 1 THEN COALESCE(publisher, %(publisher)s)
+                         ELSE %(publisher)s END
     WHERE stream_name = %(stream)s
-      AND live_status <> %(status)s
-      AND (%(at)s::timestamptz IS NULL OR live_changed_at IS NULL OR live_changed_at <= %(at)s)
-      AND (%(status)s = 1 OR %(publisher)s::text IS NULL OR publisher IS NULL OR publisher = %(publisher)s)
+      AND ((live_status <> %(status)s
+            AND (%(at)s::timestamptz IS NULL OR live_changed_at IS NULL OR live_changed_at <= %(at)s)
+            AND (%(status)s = 1 OR %(publisher)s::text IS NULL OR publisher IS NULL OR publisher = %(publisher)s))
+           -- a claim changes no status (nor its stamp): whenever its event happened, the session publishes now
+           OR (%(status)s = 1 AND live_status = 1 AND publisher IS NULL AND %(publisher)s::text IS NOT NULL))
     RETURNING id
 )
-SELECT target.id, changed.id IS NOT NULL AS changed,
+SELECT target.id, changed.id IS NOT NULL AND target.live_status <> %(status)s AS changed,
+       changed.id IS NOT NULL AND target.live_status = %(status)s AS claimed,
        CASE WHEN target.publisher <> %(publisher)s THEN target.publisher END AS other_publisher
 FROM target LEFT JOIN changed ON changed.id = target.id
 """
@@ -99,6 +110,9 @@ async def set_live_status(
     if row is None:
         return StatusChange(None, False)
     result = StatusChange(row["id"], bool(row["changed"]))
+    if row["claimed"]:
+        logger.info("live %s (stream %s) was live with no session recorded: session %s publishes it",
+                    result.live_id, stream_name, publisher)
     if not result.changed:
         if live_status != LIVE and row["other_publisher"] is not None:
             logger.info("live %s (stream %s): %s from session %s ignored; session %s publishes it",

@@ -60,6 +60,18 @@ RECORD_RETRY_SQL = """
 """
 
 
+# A message that failed verification is kept only when it names an order of ours (the order's page shows
+# it): in one statement, so junk naming no order writes nothing. Anyone may post to pay/notify, as often as
+# they like; what they post about no order is counted (jiandong_notifications_dropped), never stored.
+RECORD_REJECTED_SQL = """
+    INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw, raw_sha256,
+                                       raw_size)
+    SELECT id, %(out_trade_no)s, %(transaction_id)s, %(source)s, %(outcome)s, %(raw)s, %(raw_sha256)s, %(raw_size)s
+    FROM orders WHERE order_no = %(order_no)s AND (%(order_id)s::bigint IS NULL OR id = %(order_id)s::bigint)
+    RETURNING id
+"""
+
+
 def _record_args(
     order_id: int | None, fields: typing.Mapping[str, str], source: str, outcome: str, raw: str,
     *, keep: int | None = None,
@@ -85,12 +97,13 @@ async def _record(
 
 
 async def _reject(
-    app: web.Application, fields: typing.Mapping[str, str], source: str, reason: str, raw: str,
+    app: web.Application, fields: typing.Mapping[str, str], source: str, why: str, reason: str, raw: str,
     cur: typing.Any = None, order_id: int | None = None,
 ) -> Verdict:
-    """Record a message that failed verification (inside the caller's transaction, if any): FAIL.
+    """Refuse a message that failed verification (inside the caller's transaction, if any): FAIL.
 
-    Anyone may post to pay/notify, so what is kept of it is bounded: a prefix, the digest and the size.
+    `why` is the reason's kind (a metric label), `reason` its text (FAIL's return_msg, the kept row).
+    Kept only when it names one of our orders, and then bounded: a prefix, the digest and the size.
     """
     # Junk can be posted as fast as the network allows: the log's throttle (logthrottle) keeps this to
     # one line per interval, with a count.
@@ -98,11 +111,15 @@ async def _reject(
         "payment %s rejected (order %s): %s", source, clean_text(fields.get("out_trade_no"), 64) or "?", reason,
         extra=JUNK,
     )
-    args = _record_args(order_id, fields, source, f"rejected: {reason}", raw, keep=REJECTED_PREFIX)
+    args = {**_record_args(order_id, fields, source, f"rejected: {reason}", raw, keep=REJECTED_PREFIX),
+            "order_no": fields.get("out_trade_no", "")}
     if cur is None:
-        await db.execute(app[pg_key], RECORD_SQL, args)
+        kept = await db.fetchone(app[pg_key], RECORD_REJECTED_SQL, args)
     else:
-        await cur.execute(RECORD_SQL, args)
+        await cur.execute(RECORD_REJECTED_SQL, args)
+        kept = await cur.fetchone()
+    if kept is None:
+        app[metrics_key].notifications_dropped.labels("payment", why).inc()
     return Verdict(False, reason)
 
 
@@ -112,11 +129,11 @@ async def receive_notification(app: web.Application, body: bytes, source: str = 
     try:
         fields = wechatpay.parse_xml(body)
     except wechatpay.XmlError as error:
-        return await _reject(app, {}, source, f"malformed XML ({error})", raw)
+        return await _reject(app, {}, source, "malformed", f"malformed XML ({error})", raw)
     if fields.get("return_code") != wechatpay.SUCCESS:
-        return await _reject(app, fields, source, "return_code is not SUCCESS", raw)
+        return await _reject(app, fields, source, "return_code", "return_code is not SUCCESS", raw)
     if not app[wechatpay_key].verify(fields):
-        return await _reject(app, fields, source, "bad signature", raw)
+        return await _reject(app, fields, source, "signature", "bad signature", raw)
     return await settle(app, fields, raw, source)
 
 
@@ -152,19 +169,19 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
     """
     pay = app[wechatpay_key]
     if fields.get("appid") != pay.appid:
-        return await _reject(app, fields, source, "appid is not ours", raw)
+        return await _reject(app, fields, source, "appid", "appid is not ours", raw)
     if fields.get("mch_id") != pay.mch_id:
-        return await _reject(app, fields, source, "mch_id is not ours", raw)
+        return await _reject(app, fields, source, "mch_id", "mch_id is not ours", raw)
     if fields.get("result_code") != wechatpay.SUCCESS:
-        return await _reject(app, fields, source, "result_code is not SUCCESS", raw)
+        return await _reject(app, fields, source, "result_code", "result_code is not SUCCESS", raw)
     transaction_id = fields.get("transaction_id", "")
     total_fee = fields.get("total_fee", "")
     if not transaction_id or len(transaction_id) > 64:
-        return await _reject(app, fields, source, "no valid transaction_id", raw)
+        return await _reject(app, fields, source, "transaction_id", "no valid transaction_id", raw)
     if not total_fee.isdigit() or not total_fee.isascii():
-        return await _reject(app, fields, source, "no valid total_fee", raw)
+        return await _reject(app, fields, source, "total_fee", "no valid total_fee", raw)
     if fields.get("fee_type", "CNY") != "CNY":
-        return await _reject(app, fields, source, "fee_type is not CNY", raw)
+        return await _reject(app, fields, source, "fee_type", "fee_type is not CNY", raw)
     out_trade_no = fields.get("out_trade_no", "")
     # WeChat retries a notification until it hears SUCCESS, and a retry of a payment already applied
     # is the usual case: it is recorded without the row lock, so retries never queue on one another.
@@ -178,11 +195,11 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
         await cur.execute(LOCK_ORDER_SQL, (out_trade_no,))
         order = await cur.fetchone()
         if order is None:
-            return await _reject(app, fields, source, "unknown order", raw, cur)
+            return await _reject(app, fields, source, "unknown_order", "unknown order", raw, cur)
         if int(total_fee) != order["total_price"]:
             return await _reject(
-                app, fields, source, f"total_fee {int(total_fee)} is not the order's {order['total_price']}", raw,
-                cur, order["id"],
+                app, fields, source, "total_fee",
+                f"total_fee {int(total_fee)} is not the order's {order['total_price']}", raw, cur, order["id"],
             )
         if order["status"] in PAID_STATES:
             if order["transaction_id"] != transaction_id:
@@ -196,7 +213,8 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
             return Verdict(True, "OK")
         await cur.execute(TRANSACTION_TAKEN_SQL, (transaction_id, order["id"]))
         if await cur.fetchone() is not None:
-            return await _reject(app, fields, source, "transaction_id belongs to another order", raw, cur, order["id"])
+            return await _reject(app, fields, source, "transaction_id", "transaction_id belongs to another order",
+                                 raw, cur, order["id"])
         outcome = "paid"
         if order["status"] != AWAITING:
             # Money was taken: the order is paid even though it had been ended meanwhile.

@@ -226,6 +226,14 @@ RECORD_SQL = """
     INSERT INTO refund_notifications (refund_id, out_refund_no, source, outcome, fields, raw, raw_sha256, raw_size)
     VALUES (%(refund_id)s, %(no)s, %(source)s, %(outcome)s, %(fields)s::jsonb, %(raw)s, %(sha)s, %(size)s)
 """
+# A message that failed our checks is kept only when it names one of our refunds (the order's page shows
+# it), in one statement: junk naming none writes nothing and is counted (jiandong_notifications_dropped).
+RECORD_REJECTED_SQL = """
+    INSERT INTO refund_notifications (refund_id, out_refund_no, source, outcome, fields, raw, raw_sha256, raw_size)
+    SELECT id, %(no)s, %(source)s, %(outcome)s, %(fields)s::jsonb, %(raw)s, %(sha)s, %(size)s
+    FROM refunds WHERE out_refund_no = %(refund_no)s AND (%(refund_id)s::bigint IS NULL OR id = %(refund_id)s::bigint)
+    RETURNING id
+"""
 # The unused part of the order's membership term, cut in whole (`whole`) or by the refunded share of
 # the term; what it cut and whose. A term already used up cuts nothing.
 CUT_SQL = """
@@ -255,16 +263,23 @@ def _record_args(refund_id: int | None, no: str, source: str, outcome: str, fiel
             "sha": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-async def _reject(app: web.Application, no: str, source: str, reason: str, raw: str,
+async def _reject(app: web.Application, no: str, source: str, why: str, reason: str, raw: str,
                   fields: typing.Mapping[str, str] | None = None, cur: typing.Any = None,
                   refund_id: int | None = None) -> Outcome:
-    """Record a message that failed our checks (bounded: anyone may post to the notify URL): FAIL."""
+    """Refuse a message that failed our checks: FAIL. `why` is the reason's kind (a metric label).
+
+    Kept (bounded: anyone may post to the notify URL) only when it names one of our refunds.
+    """
     logger.warning("refund %s %s rejected: %s", source, clean_text(no, 64) or "?", reason, extra=JUNK)
-    args = _record_args(refund_id, no, source, f"rejected: {reason}", fields or {}, raw, keep=REJECTED_PREFIX)
+    args = {**_record_args(refund_id, no, source, f"rejected: {reason}", fields or {}, raw, keep=REJECTED_PREFIX),
+            "refund_no": no}
     if cur is None:
-        await db.execute(app[pg_key], RECORD_SQL, args)
+        kept = await db.fetchone(app[pg_key], RECORD_REJECTED_SQL, args)
     else:
-        await cur.execute(RECORD_SQL, args)
+        await cur.execute(RECORD_REJECTED_SQL, args)
+        kept = await cur.fetchone()
+    if kept is None:
+        app[metrics_key].notifications_dropped.labels("refund", why).inc()
     return Outcome(False, reason)
 
 
@@ -277,14 +292,15 @@ async def _apply(app: web.Application, out_refund_no: str, status: str, fields: 
         await cur.execute(LOCK_REFUND_SQL, (out_refund_no,))
         refund = await cur.fetchone()
         if refund is None:
-            return await _reject(app, out_refund_no, source, "unknown out_refund_no", raw, fields, cur)
+            return await _reject(app, out_refund_no, source, "unknown_refund", "unknown out_refund_no", raw, fields,
+                                 cur)
         if fields.get("out_trade_no", refund["order_no"]) != refund["order_no"]:
-            return await _reject(app, out_refund_no, source, "out_trade_no is not the refund's order", raw, fields,
-                                 cur, refund["id"])
+            return await _reject(app, out_refund_no, source, "out_trade_no", "out_trade_no is not the refund's order",
+                                 raw, fields, cur, refund["id"])
         fee = fields.get("refund_fee", str(refund["amount"]))
         if fee != str(refund["amount"]):
-            return await _reject(app, out_refund_no, source, f"refund_fee {fee[:20]} is not {refund['amount']}",
-                                 raw, fields, cur, refund["id"])
+            return await _reject(app, out_refund_no, source, "refund_fee",
+                                 f"refund_fee {fee[:20]} is not {refund['amount']}", raw, fields, cur, refund["id"])
         if refund["status"] in FINAL or refund["status"] == status:
             await cur.execute(RECORD_SQL, _record_args(refund["id"], out_refund_no, source, "duplicate", fields, raw))
             return Outcome(True, "OK")
@@ -345,19 +361,20 @@ async def receive_notification(app: web.Application, body: bytes) -> Outcome:
     try:
         outer = wechatpay.parse_xml(body)
     except wechatpay.XmlError as error:
-        return await _reject(app, "", "notify", f"malformed XML ({error})", raw)
+        return await _reject(app, "", "notify", "malformed", f"malformed XML ({error})", raw)
     if outer.get("return_code") != wechatpay.SUCCESS:
-        return await _reject(app, "", "notify", "return_code is not SUCCESS", raw)
+        return await _reject(app, "", "notify", "return_code", "return_code is not SUCCESS", raw)
     pay = app[wechatpay_key]
     if outer.get("appid") != pay.appid or outer.get("mch_id") != pay.mch_id:
-        return await _reject(app, "", "notify", "appid or mch_id is not ours", raw)
+        return await _reject(app, "", "notify", "appid", "appid or mch_id is not ours", raw)
     try:
         fields = pay.decrypt_refund(outer.get("req_info", ""))
     except ReqInfoError as error:
-        return await _reject(app, "", "notify", str(error), raw)
+        return await _reject(app, "", "notify", "req_info", str(error), raw)
     status = STATUS_OF.get(fields.get("refund_status", ""))
     if status is None:
-        return await _reject(app, fields.get("out_refund_no", ""), "notify", "unknown refund_status", raw, fields)
+        return await _reject(app, fields.get("out_refund_no", ""), "notify", "refund_status", "unknown refund_status",
+                             raw, fields)
     return await _apply(app, fields.get("out_refund_no", ""), status, fields, "notify", raw)
 
 

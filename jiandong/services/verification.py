@@ -7,12 +7,10 @@ import hashlib
 import re
 import secrets
 
-import aiopg
 from redis.asyncio import Redis
 
-from .. import db
 from ..cache import rkey
-from ..errors import NoCodePending, ParameterError, PhoneTaken, Throttled, WrongCode
+from ..errors import NoCodePending, ParameterError, Throttled, WrongCode
 from ..integrations.sms import SmsProvider
 from ..settings import Settings
 
@@ -96,13 +94,15 @@ def _digest(phone: str, code: str) -> str:
 
 
 async def issue(
-    redis: Redis, pool: aiopg.Pool, settings: Settings, sms: SmsProvider, phone: str, user_id: int, ip: str
+    redis: Redis, settings: Settings, sms: SmsProvider, phone: str, user_id: int, ip: str
 ) -> str:
-    """Send a fresh code to `phone` for `user_id`, within the resend and daily limits; the code."""
-    taken = await db.fetchval(pool, "SELECT 1 FROM users WHERE mobile = %s AND id <> %s", (phone, user_id))
-    if taken:
-        # Checked before sending: a code that can never be used is money thrown away.
-        raise PhoneTaken()
+    """Send a fresh code to `phone` for `user_id`, within the resend and daily limits; the code.
+
+    Whether the number belongs to another account is not looked at here: answering that before the
+    code is verified would tell any player whose number is a club account's. Every request is
+    answered alike and counted against the limits; user/bind refuses a number taken by another
+    account (10006) once its owner has proved it with the code.
+    """
     today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
     lock = rkey(settings, "sms", "lock", phone)
     phone_count = rkey(settings, "sms", "day", today, "phone", phone)
