@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import login
 from tests.test_videos import NOTIFY, add_competition, add_live, get_json
 
 LIST = "/api/v1/competition/live"
@@ -118,3 +119,33 @@ async def test_views_show_before_they_are_flushed(client, token, sql):
     assert (await get_json(client, detail_path(live_id), token))["browse_num"] == 4
     assert (await get_json(client, LIST, token))["data"][0]["browse_num"] == 4
     assert sql("SELECT browse_num FROM lives WHERE id = %s", live_id) == [{"browse_num": 2}]
+
+
+async def test_an_upcoming_live_is_listed_only_once_it_starts(make_client, sql):
+    """The live list and the search label every live_status but 1 "已过期": a live still to come (0) is in
+    neither until it starts (upcoming matches have their own list); its detail still answers."""
+    client = await make_client(live_push_secret="push-secret", counter_flush_interval=3600)
+    token = await login(client)
+    on_air = add_live(sql, "决赛 直播中", live_status=1, published="2024-05-01 10:00:00+08")
+    upcoming = add_live(sql, "决赛 未开始", live_status=0, published="2024-05-03 10:00:00+08")
+    ended = add_live(sql, "决赛 已结束", live_status=2, published="2024-05-02 10:00:00+08")
+
+    async def listed() -> set[tuple[int, ...]]:
+        lists = [
+            await get_json(client, LIST, token),
+            await get_json(client, LIST, token, method="POST", data={"search": "决赛"}),
+            await get_json(client, "/api/v1/competition/play", token, method="POST", data={"search": "决赛"}),
+        ]
+        for body in lists:
+            assert body["total"] == len(body["data"])
+            assert {item["live_status"] for item in body["data"]} <= {1, 2}
+        return {tuple(item["id"] for item in body["data"]) for body in lists}
+
+    assert await listed() == {(on_air, ended)}
+    assert (await get_json(client, detail_path(upcoming), token))["live_status"] == 0
+    # The stream starts (the streaming server's callback): listed at once, among the lives on air.
+    (stream,) = sql("SELECT stream_name FROM lives WHERE id = %s", upcoming)
+    resp = await client.post("/api/v1/live/callback/srs", json={
+        "action": "on_publish", "app": "live", "stream": stream["stream_name"], "param": "?token=push-secret"})
+    assert resp.status == 200 and (await resp.json())["code"] == 0
+    assert await listed() == {(upcoming, on_air, ended)}

@@ -258,3 +258,29 @@ async def test_no_card_until_paid(client, sql):
     for path in (URL, "/api/v1/team/by_user", "/api/v1/competition/by_member"):
         resp = await client.get(path, headers=headers)
         assert (resp.status, (await resp.json())["error_code"]) == (404, 30002)
+
+
+async def test_a_new_members_card_reads_unset_values_as_the_player_page_expects(client, sql, caplog):
+    """The player page prints 年龄：{{age}}岁 unless age is the number 0, and 身高/体重 unless the value is the
+    string "0": a card the staff have not completed answers exactly those, with their types."""
+    headers, _ = await _becomes_a_member(client, sql, caplog)
+    body = await (await client.get(URL, headers=headers)).json()
+    assert type(body["age"]) is int and body["age"] == 0
+    assert body["stature"] == "0" and body["weight"] == "0"
+    assert body["order_id"] == "" and body["number"] == ""
+    # Filled in by the staff: numbers again (integer centimetres, kilograms with one decimal).
+    sql("UPDATE players SET birthday = %s, stature = 188, weight = 82.5", _years_ago(24))
+    body = await (await client.get(URL, headers=headers)).json()
+    assert type(body["age"]) is int and body["age"] == 24
+    assert type(body["stature"]) is int and body["stature"] == 188
+    assert type(body["weight"]) is float and body["weight"] == 82.5
+
+
+async def test_order_id_carries_the_jersey_number(client, sql, caplog):
+    """The player page prints {{order_id}}号 beside the position: the jersey number, "" for none."""
+    headers, _ = await _becomes_a_member(client, sql, caplog)
+    body = await (await client.get(URL, headers=headers)).json()
+    assert body["order_id"] == "" and body["number"] == ""
+    sql("UPDATE players SET number = '23', position = '得分后卫'")
+    body = await (await client.get(URL, headers=headers)).json()
+    assert body["order_id"] == "23" and body["number"] == "23" and body["position"] == "得分后卫"

@@ -139,3 +139,24 @@ async def test_search_shows_pending_views(client, token, sql):
     await get_json(client, NOTIFY, token, method="POST", data={"id": live_id, "type": 2})
     body = await get_json(client, SEARCH, token, method="POST", data={"search": "决赛"})
     assert [(item["id"], item["browse_num"]) for item in body["data"]] == [(live_id, 3), (video_id, 2)]
+
+
+async def test_every_play_item_carries_the_play_time_of_its_match(client, token, sql):
+    """The search page prints 比赛时间：{{play_time}} under every result: each live and video answers its match's
+    play_time as the match lists format it, and "" when it belongs to no match; the lists share the items."""
+    match = sql("INSERT INTO competitions (title, play_time, status) VALUES ('决赛', '2024-05-20 19:30:00+08', 1)"
+                " RETURNING id")[0]["id"]
+    live = add_live(sql, "决赛 直播", live_status=1, competition_id=match)
+    ended = add_live(sql, "决赛 直播回看", live_status=2)
+    replay = add_video(sql, "决赛 回放", competition_id=match, published="2024-05-21 10:00:00+08")
+    highlight = add_video(sql, "决赛 集锦", type=2, published="2024-05-20 10:00:00+08")
+    expected = {live: "2024-05-20 19:30:00", ended: "", replay: "2024-05-20 19:30:00", highlight: ""}
+    # As the match itself answers it.
+    assert (await get_json(client, f"/api/v1/competition/{match}", token))["play_time"] == expected[live]
+
+    body = await get_json(client, SEARCH, token, method="POST", data={"search": "决赛"})
+    assert {item["id"]: item["play_time"] for item in body["data"]} == expected
+    lives = await get_json(client, "/api/v1/competition/live", token)
+    videos = await get_json(client, "/api/v1/competition/video", token)
+    for item in lives["data"] + videos["data"]:
+        assert type(item["play_time"]) is str and item["play_time"] == expected[item["id"]]
