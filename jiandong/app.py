@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import access, admin, auth, cache, db, health, metrics, middlewares, outages, pages, proxies, realtime
+from . import access, admin, auth, cache, db, health, media, metrics, middlewares, outages, pages, proxies, realtime
 from .api import (
     banners,
     business,
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             outbound.client_session_ctx,
+            media.default_avatar_ctx,
             db.pg_ctx,
             cache.redis_ctx,
             outages.outages_ctx,

@@ -15,13 +15,15 @@ import os
 import re
 import secrets
 import tempfile
+import typing
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
+from yarl import URL
 
 from .errors import ParameterError, SaveImageFailed
-from .http import Upload
+from .http import Upload, on_chat_port
 from .keys import settings_key
 
 logger = logging.getLogger(__name__)
@@ -154,7 +156,78 @@ def media_url(request: web.Request, relative: str) -> str:
     settings = request.config_dict[settings_key]
     # The request's Host is client-supplied: set public_url in production so stored URLs can't be steered.
     base = settings.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    if not settings.public_url and on_chat_port(request):
+        # The chat port serves its websocket alone: /media/ is on the HTTP port of the same host.
+        base = str(URL(base).with_port(settings.port)).rstrip("/")
     return f"{base}/media/{relative}"
+
+
+# The picture the pages show for a user without an avatar of their own (head_img "", as after a WeChat
+# login whose profile has none): drawn at start-up under media_path (default_avatar_ctx), so it is
+# served, backed up and, behind a web server that serves /media/ itself, found like any upload.
+DEFAULT_AVATAR = "defaults/avatar.png"
+DEFAULT_AVATAR_SIDE = 132  # the size of WeChat's small avatars
+
+
+def default_avatar_url(request: web.Request) -> str:
+    """The default avatar's URL, made by media_url like every other media URL."""
+    return media_url(request, DEFAULT_AVATAR)
+
+
+def avatar_url(request: web.Request, head_img: str | None) -> str:
+    """A user's avatar as every answer shows it (user/info, member/info, guest/:id, the chat's frames):
+    their own head_img, or the default avatar when they have none."""
+    return head_img or default_avatar_url(request)
+
+
+def draw_default_avatar() -> bytes:
+    """A grey head-and-shoulders silhouette on a light grey square, as PNG (drawn large, then scaled down
+    for smooth edges)."""
+    scale = 4
+    side = DEFAULT_AVATAR_SIDE * scale
+    img = Image.new("RGB", (side, side), (229, 231, 235))
+    draw = ImageDraw.Draw(img)
+    figure = (156, 163, 175)
+    unit = side / 132
+    draw.ellipse([46 * unit, 24 * unit, 86 * unit, 64 * unit], fill=figure)
+    draw.ellipse([20 * unit, 74 * unit, 112 * unit, 170 * unit], fill=figure)
+    img = img.resize((DEFAULT_AVATAR_SIDE, DEFAULT_AVATAR_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def install_default_avatar(root: Path) -> bool:
+    """Write the default avatar to <root>/DEFAULT_AVATAR unless it is there already; whether it was written.
+    Written to a temporary file and renamed, so workers starting together never serve half a file."""
+    data = draw_default_avatar()
+    target = root / DEFAULT_AVATAR
+    with contextlib.suppress(OSError):
+        if target.read_bytes() == data:
+            return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+async def default_avatar_ctx(app: web.Application) -> typing.AsyncIterator[None]:
+    """The default avatar in place before the first request."""
+    media_path = app[settings_key].media_path
+    try:
+        await asyncio.to_thread(install_default_avatar, media_path)
+    except OSError:
+        # Serving goes on; only the default avatar is missing (404) until the media directory is writable.
+        logger.exception("could not write the default avatar under %s", media_path)
+    yield
 
 
 async def store_image(request: web.Request, folder: str, image: CheckedImage) -> str:

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from jiandong.integrations.wechat import dev_openid
-
 from tests.conftest import login
 from tests.realtime_helpers import FAST, frame_of, join, rows_eventually, send, send_and_ack
 
@@ -96,7 +95,8 @@ async def test_chat_frames_and_history_show_the_default_avatar(make_client, sql)
     (row,) = await rows_eventually(sql, 1)
     assert row["user_info"] == {"username": "dev-ann", "head_img": ""}
     # A message stored before senders' avatars were kept has no head_img at all.
-    sql("INSERT INTO chat_messages (room_id, uuid, content, user_info, msg_time) VALUES (9, 'x-1', '老消息', '{}', now())")
+    sql("INSERT INTO chat_messages (room_id, uuid, content, user_info, msg_time)"
+        " VALUES (9, 'x-1', '老消息', '{}', now())")
     history = await (await two.get("/api/v1/guest/9", headers={"token": token_b})).json()
     assert [m["content"] for m in history] == ["加油", "老消息"]
     for message in history:

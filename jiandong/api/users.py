@@ -30,7 +30,7 @@ USER_INFO = obj(
     country=string("所在国家"),
     province=string("所在省份"),
     city=string("所在城市"),
-    head_img=string("头像 URL"),
+    head_img=string("头像 URL；用户没有头像时为本站的默认头像（/media/ 下的图片），从不为空"),
     is_member=integer("是否有效会员 0/1"),
     register_time=string("注册时间 YYYY-MM-DD HH:MM:SS"),
     last_login_time=string("上次登录时间"),
@@ -52,7 +52,7 @@ class CachedInfo(typing.NamedTuple):
     active_until: datetime | None
 
 
-def _user_info_body(row: db.Row) -> dict[str, typing.Any]:
+def _user_info_body(row: db.Row, head_img: str) -> dict[str, typing.Any]:
     return {
         "username": row["username"],
         "mobile": formats.text(row["mobile"]),
@@ -61,7 +61,7 @@ def _user_info_body(row: db.Row) -> dict[str, typing.Any]:
         "country": row["country"],
         "province": row["province"],
         "city": row["city"],
-        "head_img": row["head_img"],
+        "head_img": head_img,
         "is_member": formats.flag(row["member_status"] == ACTIVE),
         "register_time": formats.fmt_time(row["register_time"]),
         "last_login_time": formats.fmt_time(row["last_login_time"]),
@@ -81,11 +81,13 @@ async def get_user_info(request: web.Request) -> web.Response:
         if row is None:
             raise UserNotFound()
         active_until = row["member_expire_time"] if row["member_status"] == ACTIVE else None
-        return CachedInfo(encoding.dumps(_user_info_body(row)), active_until)
+        return CachedInfo(encoding.dumps(_user_info_body(row, media.avatar_url(request, row["head_img"]))),
+                          active_until)
 
-    # The encoded answer is cached: every write to a user invalidates it (user_changed).
+    # The encoded answer is cached: every write to a user invalidates it (user_changed). Its default
+    # avatar's URL is part of the key: without public_url it follows the address the request came to.
     cache = request.config_dict[content_cache_key]
-    key = ("user", user_id, "info")
+    key = ("user", user_id, "info", media.default_avatar_url(request))
     info = await cache.get(key, load, ttl=USER_INFO_TTL)
     if info.active_until is not None and info.active_until <= datetime.now(timezone.utc):
         # The membership ran out since the entry was cached: let the database say what it is now.

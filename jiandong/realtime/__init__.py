@@ -146,7 +146,7 @@ class Realtime:
                 await self.broker.sync_lobby()
 
     def presence_frame(self, kind: str, conn: Conn, room_ref: str | int | None, action: str) -> dict[str, typing.Any]:
-        profile = conn.profile or {"username": "", "head_img": ""}
+        profile = conn.shown or protocol.shown_profile({"username": "", "head_img": ""}, conn.default_avatar)
         return {
             "type": kind,
             "room_id": room_ref,

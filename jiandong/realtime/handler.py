@@ -10,7 +10,7 @@ import psycopg2
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
-from .. import db, encoding
+from .. import db, encoding, media
 from ..errors import (
     ApiError,
     Forbidden,
@@ -22,6 +22,7 @@ from ..errors import (
     TokenInvalid,
     UserNotFound,
 )
+from ..http import on_chat_port
 from ..keys import outages_key, realtime_key
 from ..outages import Outages, dependency_of
 from ..pages import DOCS_PATH, H5_PREFIX
@@ -57,14 +58,14 @@ async def chat(request: web.Request) -> web.StreamResponse:
             # A browser opening the server's address: to the pages when they are hosted, else to the docs.
             # From the chat port, which serves nothing else, to the HTTP port.
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
-            sockname = request.transport.get_extra_info("sockname") if request.transport else None
-            if settings.chat_port and isinstance(sockname, tuple) and sockname[1] == settings.chat_port:
+            if on_chat_port(request):
                 public = settings.public_url.rstrip("/")
                 target = f"{public}{target}" if public else str(request.url.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
     await ws.prepare(request)
     conn = await realtime.connect(ws, request.transport)
+    conn.default_avatar = media.default_avatar_url(request)
     try:
         room_ref = request.query.get("room_id")
         if room_ref:
@@ -154,7 +155,7 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
 
 
 async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str]:
-    """The sender's {username, head_img}, checking the token and that the user may send."""
+    """The sender's {username, head_img} as frames show it, checking the token and that the user may send."""
     token = token or conn.token
     user_id = await realtime.tokens.resolve(token) if token else None
     if user_id is None:
@@ -168,10 +169,11 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
             raise MemberNotFound()
         conn.user_id = user_id
         conn.profile = {"username": row["username"], "head_img": row["head_img"]}
+        conn.shown = protocol.shown_profile(conn.profile, conn.default_avatar)
         conn.checked_until = now + USER_CHECK_TTL
     conn.token = token
-    assert conn.profile is not None
-    return conn.profile
+    assert conn.shown is not None
+    return conn.shown
 
 
 async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> tuple[dict[str, str], str]:
@@ -215,11 +217,13 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "msg_time": int(now),
         "myself": False,
     }
-    # Stored and published in one step, and only then echoed: the echo is the acknowledgement.
+    # Stored and published in one step, and only then echoed: the echo is the acknowledgement. The history
+    # keeps the profile as stored (no default avatar), so guest/:id answers the default of its own server.
+    assert conn.profile is not None
     seq = await realtime.history.append(
         room_channel(realtime.settings, frame.room_id),
         frame.room_id,
-        history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now),
+        history.entry(frame.room_id, conn.user_id, conn.uuid, content, conn.profile, now),
         message,
     )
     message["myself"] = True

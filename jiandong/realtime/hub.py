@@ -51,10 +51,12 @@ class Conn:
         "announced",
         "checked_until",
         "closing",
+        "default_avatar",
         "profile",
         "room_id",
         "room_ref",
         "sent",
+        "shown",
         "token",
         "transport",
         "user_id",
@@ -70,8 +72,12 @@ class Conn:
         self.room_ref: str | int | None = None
         self.user_id: int | None = None
         self.token = ""
-        # {username, head_img} of user_id, re-read with its send permission when checked_until passes
+        # {username, head_img} of user_id as stored (head_img may be ""), re-read with its send permission
+        # when checked_until passes; and as the frames show it (the default avatar for an empty head_img)
         self.profile: dict[str, str] | None = None
+        self.shown: dict[str, str] | None = None
+        # the default avatar's URL as media_url builds it for this connection's request
+        self.default_avatar = ""
         self.checked_until = 0.0
         # monotonic times of the recent sends, for the rate limit
         self.sent: collections.deque[float] = collections.deque()

@@ -33,6 +33,12 @@ EMOJI_FILE_RE = re.compile(r"[0-9A-Za-z_-]{1,64}\.(?:gif|png|jpg|webp)")
 FrameError = ParameterError
 
 
+def shown_profile(profile: dict[str, str], default_avatar: str) -> dict[str, str]:
+    """The `user` of a frame: {username, head_img}, with `default_avatar` (media.default_avatar_url) for a
+    user who has no avatar, as the REST answers show them (media.avatar_url)."""
+    return {"username": profile["username"], "head_img": profile["head_img"] or default_avatar}
+
+
 class Frame(typing.NamedTuple):
     type: str
     room_id: int | None
