@@ -15,6 +15,7 @@ from . import (
     cache,
     db,
     health,
+    media,
     metrics,
     middlewares,
     outages,
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             outbound.client_session_ctx,
+            media.default_avatar_ctx,
             db.pg_ctx,
             cache.redis_ctx,
             outages.outages_ctx,

@@ -295,3 +295,10 @@ def page_body(items: list[typing.Any], total: int, page: int, size: int) -> dict
 def client_ip(request: web.Request) -> str:
     """The client's IP: the peer's, or behind trusted proxies the one they report (proxies.TrustedProxies)."""
     return request.remote or "0.0.0.0"
+
+
+def on_chat_port(request: web.Request) -> bool:
+    """Whether the request came in on the dedicated chat port (which serves its websocket alone)."""
+    chat_port = request.config_dict[settings_key].chat_port
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return bool(chat_port) and isinstance(sockname, tuple) and len(sockname) >= 2 and sockname[1] == chat_port

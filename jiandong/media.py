@@ -15,13 +15,15 @@ import os
 import re
 import secrets
 import tempfile
+import typing
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageDraw, ImageOps
+from yarl import URL
 
 from .errors import ParameterError, SaveImageFailed
-from .http import Upload
+from .http import Upload, on_chat_port
 from .keys import settings_key
 
 logger = logging.getLogger(__name__)
@@ -205,7 +207,11 @@ def public_base(request: web.Request) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     if settings.dev_wechat and _HOST.fullmatch(request.host):
-        return f"{request.scheme}://{request.host}"
+        base = f"{request.scheme}://{request.host}"
+        if on_chat_port(request):
+            # The chat port serves its websocket alone: /media/ is on the HTTP port of the same host.
+            base = str(URL(base).with_port(settings.port)).rstrip("/")
+        return base
     return settings.base_url
 
 
@@ -223,6 +229,70 @@ def absolute_in_json(body: bytes, base: str) -> bytes:
     if _JSON_MEDIA not in body:
         return body
     return body.replace(_JSON_MEDIA, b'"' + base.encode() + MEDIA_PREFIX.encode())
+
+
+# The picture the pages show for a user without an avatar of their own (head_img "", as after a WeChat
+# login whose profile has none): drawn at start-up under media_path (default_avatar_ctx), so it is
+# served, backed up and, behind a web server that serves /media/ itself, found like any upload.
+DEFAULT_AVATAR = "defaults/avatar.png"
+DEFAULT_AVATAR_SIDE = 132  # the size of WeChat's small avatars
+
+
+def avatar(head_img: str | None) -> str:
+    """A user's avatar as every answer shows it (user/info, member/info, guest/:id, the chat's frames):
+    their own head_img, or the default avatar's path when they have none. Made absolute on the way out
+    like every stored media path (absolute_in_json, absolute)."""
+    return head_img or media_path(DEFAULT_AVATAR)
+
+
+def draw_default_avatar() -> bytes:
+    """A grey head-and-shoulders silhouette on a light grey square, as PNG (drawn large, then scaled down
+    for smooth edges)."""
+    scale = 4
+    side = DEFAULT_AVATAR_SIDE * scale
+    img = Image.new("RGB", (side, side), (229, 231, 235))
+    draw = ImageDraw.Draw(img)
+    figure = (156, 163, 175)
+    unit = side / 132
+    draw.ellipse([46 * unit, 24 * unit, 86 * unit, 64 * unit], fill=figure)
+    draw.ellipse([20 * unit, 74 * unit, 112 * unit, 170 * unit], fill=figure)
+    img = img.resize((DEFAULT_AVATAR_SIDE, DEFAULT_AVATAR_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def install_default_avatar(root: Path) -> bool:
+    """Write the default avatar to <root>/DEFAULT_AVATAR unless it is there already; whether it was written.
+    Written to a temporary file and renamed, so workers starting together never serve half a file."""
+    data = draw_default_avatar()
+    target = root / DEFAULT_AVATAR
+    with contextlib.suppress(OSError):
+        if target.read_bytes() == data:
+            return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+async def default_avatar_ctx(app: web.Application) -> typing.AsyncIterator[None]:
+    """The default avatar in place before the first request."""
+    media_path = app[settings_key].media_path
+    try:
+        await asyncio.to_thread(install_default_avatar, media_path)
+    except OSError:
+        # Serving goes on; only the default avatar is missing (404) until the media directory is writable.
+        logger.exception("could not write the default avatar under %s", media_path)
+    yield
 
 
 async def store_image(request: web.Request, folder: str, image: CheckedImage) -> str:

@@ -19,7 +19,7 @@ from .errors import (
     RouteNotFound,
     ServiceUnavailable,
 )
-from .http import DEFAULT_BODY_LIMIT, json_response
+from .http import DEFAULT_BODY_LIMIT, json_response, on_chat_port
 from .keys import body_limit_key, outages_key, request_id_key, settings_key
 from .logthrottle import JUNK
 from .outages import dependency_of
@@ -77,11 +77,8 @@ async def media_urls_middleware(request: web.Request, handler: Handler) -> web.S
 async def chat_port_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The dedicated chat port serves its websocket at / and nothing else: whoever opens that port to
     the world (the old deployment did) must not expose the API, the console or the metrics through it."""
-    chat_port = request.config_dict[settings_key].chat_port
-    if chat_port and request.path != "/":
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        if isinstance(sockname, tuple) and len(sockname) >= 2 and sockname[1] == chat_port:
-            raise web.HTTPNotFound(text="the chat port serves only its websocket, at /")
+    if request.path != "/" and on_chat_port(request):
+        raise web.HTTPNotFound(text="the chat port serves only its websocket, at /")
     return await handler(request)
 
 

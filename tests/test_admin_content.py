@@ -91,6 +91,25 @@ async def test_match_walk(console, sql):
     assert resp.status == 200 and "没有内容" in await resp.text()
 
 
+async def test_rescheduling_a_match_moves_the_play_time_of_its_lives_and_videos(console, sql):
+    """Lives and videos answer their match's play_time: a change in the console shows in every cached list."""
+    token = await login(console)
+    match_id = sql("INSERT INTO competitions (title, play_time, status) VALUES ('决赛', '2030-05-01 19:30+08', 1)"
+                   " RETURNING id")[0]["id"]
+    sql("INSERT INTO lives (title, stream_name, live_status, competition_id) VALUES ('决赛直播', 's1', 1, %s)",
+        match_id)
+    sql("INSERT INTO videos (title, competition_id) VALUES ('决赛回放', %s)", match_id)
+    paths = ("/api/v1/competition/live", "/api/v1/competition/video", "/api/v1/competition/play?search=决赛")
+
+    async def play_times() -> list[str]:
+        return [item["play_time"] for path in paths for item in (await h5(console, path, token))[1]["data"]]
+
+    assert await play_times() == ["2030-05-01 19:30:00"] * 4
+    resp = await submit(console, f"/admin/competitions/{match_id}", {"title": "决赛", "play_time": "2030-05-02T20:00"})
+    assert resp.status == 302, await resp.text()
+    assert await play_times() == ["2030-05-02 20:00:00"] * 4
+
+
 async def test_bad_cover_refused(console, sql):
     resp = await submit(console, "/admin/competitions/new", {"title": "x", "play_time": "2030-01-01T10:00"},
                         files={"cover": ("cover.png", b"<svg onload=alert(1)>")})
@@ -215,16 +234,18 @@ async def test_live_walk(make_client, sql):
     qr = await client.get(f"/admin/lives/{live}/push-qr.svg")
     assert qr.status == 200 and qr.content_type == "image/svg+xml" and b"<svg" in await qr.read()
     assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
+    # Published but not started: its detail answers, the list shows it once it starts.
     _, lives = await h5(client, "/api/v1/competition/live", token)
-    assert lives["data"][0]["play_flv"] == "https://srs.example.com/live/final_1.flv"
-    assert "plug_flow" not in lives["data"][0] and "s3cret" not in str(lives)
+    assert lives["data"] == []
     detail = await (await client.get(f"/api/v1/competitionlive/{live}", headers={"token": token})).text()
-    assert "s3cret" not in detail and "plug_flow" not in detail
+    assert "s3cret" not in detail and "plug_flow" not in detail and '"live_status":0' in detail
     # Status by hand, through live_status.
     resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
     assert resp.status == 302
     _, lives = await h5(client, "/api/v1/competition/live", token)
     assert lives["data"][0]["live_status"] == 1
+    assert lives["data"][0]["play_flv"] == "https://srs.example.com/live/final_1.flv"
+    assert "plug_flow" not in lives["data"][0] and "s3cret" not in str(lives)
     resp = await submit(client, f"/admin/lives/{live}/delete", {})
     assert "正在进行的直播流" in await (await client.get(resp.headers["Location"])).text()
 

@@ -64,8 +64,9 @@ async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
     assert info["member_status"] == 1 and info["is_member"] == 1
     # A member like any other: a player card, and the order in their history.
     status, card = await call(client, "GET", "/api/v1/member/info", token)
-    assert status == 200 and card["order_id"] == order["id"]
+    assert status == 200 and card["cn_name"] and card["order_id"] == card["number"] == ""
     status, page = await call(client, "GET", "/api/v1/order/by_user", token)
+    assert page["data"][0]["id"] == order["id"]
     assert page["data"][0]["pay_amount"] == "150.00" and page["data"][0]["business_id"] == product
     [entry] = sql("SELECT admin_name, client_ip, action, target, summary, after FROM audit_log")
     assert entry["action"] == "member.grant" and entry["target"] == f"user:{user_id}"

@@ -71,10 +71,11 @@ async def test_search_needs_a_term(client, token):
 
 
 async def test_search_lives_first_then_videos_paged_as_one_list(client, token, sql):
-    # Lives in list order (live now, upcoming, ended), then videos newest first.
+    # Lives in list order (live now, then ended; none still to come), then videos newest first.
     ended = add_live(sql, "建东杯 已结束", live_status=2, published="2024-05-09 10:00:00+08")
     live = add_live(sql, "建东杯 直播中", live_status=1, published="2024-05-01 10:00:00+08")
-    upcoming = add_live(sql, "建东杯 未开始", live_status=0, published="2024-05-02 10:00:00+08")
+    ended_old = add_live(sql, "建东杯 早前的直播", live_status=2, published="2024-05-02 10:00:00+08")
+    add_live(sql, "建东杯 未开始", live_status=0, published="2024-05-03 10:00:00+08")
     add_live(sql, "别的直播")
     add_live(sql, "建东杯 未发布", status=0)
     file_id = add_file(sql, "/media/v1.mp4")
@@ -83,7 +84,7 @@ async def test_search_lives_first_then_videos_paged_as_one_list(client, token, s
     v_old = add_video(sql, "建东杯 回放", published="2024-05-06 10:00:00+08")
     add_video(sql, "别的视频")
 
-    expected = [live, upcoming, ended, v_new, v_mid, v_old]
+    expected = [live, ended, ended_old, v_new, v_mid, v_old]
     seen = []
     for page in (1, 2, 3):
         resp = await client.post(f"{SEARCH}?page={page}&size=2", data={"search": "建东杯"}, headers={"token": token})
@@ -104,11 +105,11 @@ async def test_search_lives_first_then_videos_paged_as_one_list(client, token, s
     live_item, video_item = everything["data"][0], everything["data"][3]
     assert set(live_item) == {
         "id", "title", "summary", "main_img_url", "competition_id", "browse_num", "play_rtmp", "play_flv",
-        "play_m3u8", "type", "live_status", "online_num",
+        "play_m3u8", "type", "play_time", "live_status", "online_num",
     }
     assert video_item == {
         "id": v_new, "title": "建东杯 集锦", "summary": "", "main_img_url": "", "competition_id": "", "browse_num": 0,
-        "type": 2, "publish_time": "2024-05-08 10:00:00",
+        "type": 2, "publish_time": "2024-05-08 10:00:00", "play_time": "",
         "file": {"cate": "video", "name": str(client.make_url("/media/v1.mp4")), "original": "match.mp4", "size": 1234},
     }
     # A window that starts among the videos, and one past the end.
@@ -118,12 +119,12 @@ async def test_search_lives_first_then_videos_paged_as_one_list(client, token, s
     assert page["data"] == [] and page["total"] == 6
     # GET with the term in the query string.
     page = await get_json(client, SEARCH + "?search=%E5%BB%BA%E4%B8%9C%E6%9D%AF&size=3", token)
-    assert [item["id"] for item in page["data"]] == [live, upcoming, ended] and page["total"] == 6
+    assert [item["id"] for item in page["data"]] == [live, ended, ended_old] and page["total"] == 6
 
 
 async def test_search_only_videos_or_only_lives(client, token, sql):
     video_id = add_video(sql, "Replay 回放")
-    live_id = add_live(sql, "Live 直播")
+    live_id = add_live(sql, "Live 直播", live_status=2)
     body = await get_json(client, SEARCH, token, method="POST", data={"search": "REPLAY"})
     assert [item["id"] for item in body["data"]] == [video_id] and body["total"] == 1
     body = await get_json(client, SEARCH, token, method="POST", data={"search": "直播"})
@@ -134,8 +135,29 @@ async def test_search_only_videos_or_only_lives(client, token, sql):
 
 async def test_search_shows_pending_views(client, token, sql):
     video_id = add_video(sql, "决赛回放", browse_num=1)
-    live_id = add_live(sql, "决赛直播", browse_num=2)
+    live_id = add_live(sql, "决赛直播", browse_num=2, live_status=1)
     await get_json(client, NOTIFY, token, method="POST", data={"id": video_id, "type": 1})
     await get_json(client, NOTIFY, token, method="POST", data={"id": live_id, "type": 2})
     body = await get_json(client, SEARCH, token, method="POST", data={"search": "决赛"})
     assert [(item["id"], item["browse_num"]) for item in body["data"]] == [(live_id, 3), (video_id, 2)]
+
+
+async def test_every_play_item_carries_the_play_time_of_its_match(client, token, sql):
+    """The search page prints 比赛时间：{{play_time}} under every result: each live and video answers its match's
+    play_time as the match lists format it, and "" when it belongs to no match; the lists share the items."""
+    match = sql("INSERT INTO competitions (title, play_time, status) VALUES ('决赛', '2024-05-20 19:30:00+08', 1)"
+                " RETURNING id")[0]["id"]
+    live = add_live(sql, "决赛 直播", live_status=1, competition_id=match)
+    ended = add_live(sql, "决赛 直播回看", live_status=2)
+    replay = add_video(sql, "决赛 回放", competition_id=match, published="2024-05-21 10:00:00+08")
+    highlight = add_video(sql, "决赛 集锦", type=2, published="2024-05-20 10:00:00+08")
+    expected = {live: "2024-05-20 19:30:00", ended: "", replay: "2024-05-20 19:30:00", highlight: ""}
+    # As the match itself answers it.
+    assert (await get_json(client, f"/api/v1/competition/{match}", token))["play_time"] == expected[live]
+
+    body = await get_json(client, SEARCH, token, method="POST", data={"search": "决赛"})
+    assert {item["id"]: item["play_time"] for item in body["data"]} == expected
+    lives = await get_json(client, "/api/v1/competition/live", token)
+    videos = await get_json(client, "/api/v1/competition/video", token)
+    for item in lives["data"] + videos["data"]:
+        assert type(item["play_time"]) is str and item["play_time"] == expected[item["id"]]

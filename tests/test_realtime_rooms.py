@@ -255,7 +255,8 @@ async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, r
 async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
     one = await make_client(**FAST)
     two = await make_client(**FAST)
-    live_id = sql("INSERT INTO lives (title, stream_name) VALUES ('决赛', 'final') RETURNING id")[0]["id"]
+    live_id = sql("INSERT INTO lives (title, stream_name, live_status) VALUES ('决赛', 'final', 1)"
+                  " RETURNING id")[0]["id"]
     token = await login(one, "viewer")
     await join(one, live_id, by_query=True)
     await join(two, live_id, by_query=True)
@@ -263,7 +264,7 @@ async def test_live_list_online_num_counts_websocket_viewers(make_client, sql):
     async def both_counted() -> bool:
         resp = await one.get("/api/v1/competition/live?size=1", headers={"token": token})
         assert resp.status == 200
-        # The newest live first: this one, not one of the chat rooms made before it.
+        # The one live on air: the chat rooms made before it have not started.
         return [(i["id"], i["online_num"]) for i in (await resp.json())["data"]] == [(live_id, 2)]
 
     await until(both_counted, "both viewers in the live list")

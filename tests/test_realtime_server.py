@@ -99,3 +99,15 @@ async def test_the_chat_port_serves_its_websocket_alone(server):
             assert resp.status == 404, path
         async with session.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False) as resp:
             assert resp.status != 404, path
+
+
+async def test_the_chat_ports_frames_link_the_default_avatar_on_the_http_port(server):
+    """The chat port serves nothing but its websocket: the default avatar of a sender who came through it
+    is linked where it is served, on the HTTP port."""
+    _, port, chat_port, session = server
+    ws, _ = await chat_in_room(session, port, chat_port, 43)
+    await send(ws, type="LOGIN", room_id=43)
+    head_img = (await frame_of(ws, "LOGIN", myself=True))["user"]["head_img"]
+    assert head_img.startswith(f"http://127.0.0.1:{port}/media/"), head_img
+    async with session.get(head_img) as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"

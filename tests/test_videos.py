@@ -20,8 +20,8 @@ def add_file(sql, name: str, *, cate: str = "video", original: str = "match.mp4"
     )[0]["id"]
 
 
-def add_competition(sql, title: str = "联赛") -> int:
-    return sql("INSERT INTO competitions (title, play_time) VALUES (%s, now()) RETURNING id", title)[0]["id"]
+def add_competition(sql, title: str = "联赛", play_time: str = "2024-05-20 19:30:00+08") -> int:
+    return sql("INSERT INTO competitions (title, play_time) VALUES (%s, %s) RETURNING id", title, play_time)[0]["id"]
 
 
 def add_video(sql, title: str, *, summary: str = "", published: str = "2024-05-01 10:00:00+08", file_id=None,
@@ -90,6 +90,7 @@ async def test_list_newest_first_paged_with_files(client, token, sql):
         "browse_num": 0,
         "type": 2,
         "publish_time": "2024-05-01 10:00:00",
+        "play_time": "",
         "file": {"cate": "", "name": "", "original": "", "size": 0},
     }
     # Page and size from the body of a POST as well.
@@ -106,6 +107,7 @@ async def test_list_newest_first_paged_with_files(client, token, sql):
             "browse_num": 7,
             "type": 1,
             "publish_time": "2024-04-01 09:00:00",
+            "play_time": "2024-05-20 19:30:00",
             "file": {"cate": "video", "name": str(client.make_url("/media/videos/final.mp4")), "original": "final.mp4",
                      "size": 99},
         }
@@ -210,6 +212,7 @@ async def test_detail_with_file_and_play_url(client, token, sql):
         "browse_num": 3,
         "type": 2,
         "publish_time": "2024-05-01 10:00:00",
+        "play_time": "2024-05-20 19:30:00",
         "file": {"cate": "video", "name": f"http://{host}:{port}/media/videos/final.mp4", "original": "决赛.mp4",
                  "size": 2048},
         "play_url": f"http://{host}:{port}/media/videos/final.mp4",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import encoding
+from .. import encoding, media
 from ..auth import current_user_id
 from ..http import MAX_ID, json_response
 from ..keys import realtime_key, settings_key
@@ -20,7 +20,7 @@ CHAT_MESSAGE = obj(
     room_id=integer("直播间（直播 ID）"),
     uuid=string("发送者当时的连接标识"),
     content=string("消息内容（已过滤，仅保留表情图片）"),
-    user=string('发送者，JSON 字符串：{"username": ..., "head_img": ...}'),
+    user=string('发送者，JSON 字符串：{"username": ..., "head_img": ...}；发送者没有头像时 head_img 为本站的默认头像'),
     msg_time=integer("发送时间，unix 秒"),
     myself=boolean("是否当前用户发送"),
 )
@@ -51,7 +51,8 @@ async def list_chat_history(request: web.Request) -> web.Response:
                 "content": row["content"],
                 # Rebuilt in a fixed key order: jsonb keeps its own, the stream the sender's.
                 "user": encoding.dumps_str(
-                    {"username": row["user_info"].get("username", ""), "head_img": row["user_info"].get("head_img", "")}
+                    {"username": row["user_info"].get("username", ""),
+                     "head_img": media.avatar(row["user_info"].get("head_img"))}
                 ),
                 "msg_time": int(row["msg_time"]),
                 "myself": row["user_id"] == user_id,

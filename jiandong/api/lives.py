@@ -1,4 +1,5 @@
-"""Live streams: the published list with search (23) and one stream (28). The push URL never leaves here.
+"""Live streams: the published list of started lives with search (23) and one stream (28). The push URL never
+leaves here.
 
 Cached like videos (see api/videos.py): details under ("live", id), unsearched list pages under
 ("live", "page", ...), stored browse_num plus the pending plays; viewer counts are always live.
@@ -20,6 +21,7 @@ from ..services.counters import LIVE
 from ..services.viewers import online_counts
 from .videos import (
     MAX_ID,
+    PLAY_TIME,
     PUBLISHED,
     SEARCH_PARAM,
     competition_ref,
@@ -46,24 +48,39 @@ LIVE_FIELDS = dict(
     play_flv=string("FLV 播放地址"),
     play_m3u8=string("M3U8 播放地址"),
     type=integer("类型：3 直播", enum=[LIVE_TYPE]),
-    live_status=integer("直播状态：0 未开始，1 直播中，2 已结束", enum=[0, 1, 2]),
+    play_time=PLAY_TIME,
 )
-LIVE_ITEM = obj("直播", **LIVE_FIELDS, online_num=integer("当前在线人数"))
+LIVE_ITEM = obj(
+    "直播（列表与搜索中只有已开始的直播）",
+    **LIVE_FIELDS,
+    live_status=integer("直播状态：1 直播中，2 已结束（未开始的直播不在列表中）", enum=[1, 2]),
+    online_num=integer("当前在线人数"),
+)
 LIVE_DETAIL = obj(
-    "直播详情", **LIVE_FIELDS, publish_time=string("发布时间"), online_show=integer("是否显示在线人数 0/1")
+    "直播详情",
+    **LIVE_FIELDS,
+    live_status=integer("直播状态：0 未开始，1 直播中，2 已结束", enum=[0, 1, 2]),
+    publish_time=string("发布时间"),
+    online_show=integer("是否显示在线人数 0/1"),
 )
 
 # Columns listed one by one: plug_flow (the push URL) is a secret of the admin side (DESIGN.md §3).
 LIVE_SELECT = """
     SELECT l.id, l.title, l.summary, l.main_img_url, l.competition_id, l.browse_num,
-           l.play_rtmp, l.play_flv, l.play_m3u8, l.live_status, l.online_show, l.publish_time
-    FROM lives l
+           l.play_rtmp, l.play_flv, l.play_m3u8, l.live_status, l.online_show, l.publish_time, c.play_time
+    FROM lives l LEFT JOIN competitions c ON c.id = l.competition_id
 """
 LIVE_BY_ID_SQL = f"{LIVE_SELECT} WHERE l.id = %s AND l.status = {PUBLISHED}"
 # Same expression as the trigram index in sql/002_search.sql.
 LIVE_SEARCH_SQL = "lower(l.title || ' ' || l.summary) LIKE '%%' || lower(%(search)s) || '%%'"
-# Live now first, then those still to come, then the ended ones; newest first within each.
-LIVE_ORDER = "ORDER BY CASE l.live_status WHEN 1 THEN 0 WHEN 0 THEN 1 ELSE 2 END, l.publish_time DESC, l.id DESC"
+# Lists show a live once it has started. The live list and the search page label a live "进行中" when
+# live_status is 1 and "已过期" for any other value, so a live still to come (0) would read as expired under
+# a cover saying it is about to start; upcoming matches have a list of their own (competition/begins), and
+# the stream callbacks that start a live drop the cached lists ("live"), so it appears the moment it starts.
+# Its detail (competitionlive/:id) answers before that, with live_status 0.
+STARTED_SQL = "l.live_status IN (1, 2)"
+# Live now first, then the ended ones; newest first within each.
+LIVE_ORDER = "ORDER BY l.live_status = 1 DESC, l.publish_time DESC, l.id DESC"
 
 
 def live_item(row: typing.Mapping[str, typing.Any], online: int = 0) -> dict[str, typing.Any]:
@@ -78,6 +95,7 @@ def live_item(row: typing.Mapping[str, typing.Any], online: int = 0) -> dict[str
         "play_flv": row["play_flv"],
         "play_m3u8": row["play_m3u8"],
         "type": LIVE_TYPE,
+        "play_time": formats.fmt_time(row["play_time"]),
         "live_status": row["live_status"],
         "online_num": online,
     }
@@ -93,8 +111,9 @@ def live_detail(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
 
 
 def live_filters(search: str = "", competition_id: int | None = None) -> tuple[str, dict[str, typing.Any]]:
-    """The WHERE clause (over `lives l`) of published lives matching the filters, and its arguments."""
-    clauses = [f"l.status = {PUBLISHED}"]
+    """The WHERE clause (over `lives l`) of published lives that have started (STARTED_SQL) matching the
+    filters, and its arguments."""
+    clauses = [f"l.status = {PUBLISHED}", STARTED_SQL]
     args: dict[str, typing.Any] = {}
     if search:
         clauses.append(LIVE_SEARCH_SQL)
@@ -130,7 +149,12 @@ async def live_page(
     params=[*PAGE_PARAMS, SEARCH_PARAM, param("competition_id", "integer", "赛事 ID", minimum=1, maximum=MAX_ID)],
     response=page_of(LIVE_ITEM),
     errors=[ParameterError],
-    description="已发布的直播：直播中的在前，其次未开始，最后已结束，各自最新发布的在前。也接受 GET。不含推流地址。",
+    description=(
+        "已开始的已发布直播：直播中的在前，已结束的在后，各自最新发布的在前。未开始的直播（live_status 0）不在列表中"
+        "（页面把 live_status 不为 1 的直播标为“已过期”；即将开始的比赛见 competition/begins），"
+        "开始推流即出现在列表中；其详情 competitionlive/:id 开始前即可读取。每项带所属赛事的比赛时间 play_time。"
+        "也接受 GET。不含推流地址。"
+    ),
 )
 async def list_lives(request: web.Request) -> web.Response:
     params = await read_params(request)

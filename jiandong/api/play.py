@@ -67,8 +67,9 @@ async def play_notify(request: web.Request) -> web.Response:
     response=page_of({"oneOf": [LIVE_ITEM, VIDEO_ITEM]}),
     errors=[ParameterError],
     description=(
-        "直播在前（直播中、未开始、已结束），其后为回放与集锦（最新的在前），一起分页。"
-        "直播项有 live_status、没有 file；视频项有 file。也接受 GET。"
+        "已开始的直播在前（直播中、已结束；未开始的直播不在结果中，同直播列表），其后为回放与集锦（最新的在前），一起分页。"
+        "直播项有 live_status、没有 file；视频项有 file。每项带所属赛事的比赛时间 play_time（无关联赛事为空字符串）。"
+        "也接受 GET。"
     ),
 )
 async def search_plays(request: web.Request) -> web.Response:

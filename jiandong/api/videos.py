@@ -33,6 +33,9 @@ SEARCH_MAX_LEN = 50
 CACHED_PAGES = 5
 SEARCH_CACHE_TTL = 5.0
 
+# Every live and video item carries its match's play time, formatted as the match lists do: the search page
+# prints 比赛时间：{{play_time}} under each result, lives and videos alike.
+PLAY_TIME = string("所属赛事的比赛时间 YYYY-MM-DD HH:MM:SS（同赛事详情），无关联赛事为空字符串")
 VIDEO_ITEM = obj(
     "视频（回放 / 集锦）",
     id=integer("视频 ID"),
@@ -43,6 +46,7 @@ VIDEO_ITEM = obj(
     browse_num=integer("观看次数（含尚未写入数据库的）"),
     type=integer("视频类型：1 回放，2 集锦"),
     publish_time=string("发布时间 YYYY-MM-DD HH:MM:SS"),
+    play_time=PLAY_TIME,
     file=FILE_OBJECT,
 )
 VIDEO_DETAIL = obj("视频详情", **VIDEO_ITEM["properties"], play_url=string("可播放的完整 URL，无文件为空字符串"))
@@ -50,8 +54,8 @@ SEARCH_PARAM = param("search", description=f"搜索关键字：标题或简介�
 
 VIDEO_SELECT = f"""
     SELECT v.id, v.title, v.summary, v.main_img_url, v.competition_id, v.browse_num, v.type, v.publish_time,
-           {file_columns()}
-    FROM videos v LEFT JOIN files f ON f.id = v.file_id
+           c.play_time, {file_columns()}
+    FROM videos v LEFT JOIN files f ON f.id = v.file_id LEFT JOIN competitions c ON c.id = v.competition_id
 """
 VIDEO_BY_ID_SQL = f"{VIDEO_SELECT} WHERE v.id = %s AND v.status = {PUBLISHED}"
 # The expression is the one indexed in sql/002_search.sql, character for character, so the
@@ -88,6 +92,7 @@ def video_item(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
         "browse_num": row["browse_num"],
         "type": row["type"],
         "publish_time": formats.fmt_time(row["publish_time"]),
+        "play_time": formats.fmt_time(row["play_time"]),
         "file": file_object(row),
     }
 

@@ -273,10 +273,10 @@ class Realtime:
 def shown(conn: Conn) -> dict[str, str]:
     """The `user` of the frames a socket's user sends: their profile with the avatar as an absolute URL
     (stored as a /media/ path; the frames reach pages on other origins)."""
-    profile = conn.profile
-    if profile is None:
-        return {"username": "", "head_img": ""}
-    return {"username": profile["username"], "head_img": media.absolute(profile["head_img"], conn.media_base)}
+    profile = conn.profile or {"username": "", "head_img": ""}
+    # An anonymous viewer's join shows the default avatar too, like a user without one of their own.
+    head_img = media.absolute(media.avatar(profile["head_img"]), conn.media_base)
+    return {"username": profile["username"], "head_img": head_img}
 
 
 def _sender(data: bytes) -> str | None:

@@ -23,6 +23,7 @@ from ..errors import (
     TokenInvalid,
     UserNotFound,
 )
+from ..http import on_chat_port
 from ..keys import outages_key, realtime_key
 from ..logthrottle import JUNK
 from ..outages import Outages, dependency_of
@@ -61,8 +62,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             # A browser opening the server's address: to the pages when they are hosted, else to the docs.
             # From the chat port, which serves nothing else, to the HTTP port.
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
-            sockname = request.transport.get_extra_info("sockname") if request.transport else None
-            if settings.chat_port and isinstance(sockname, tuple) and sockname[1] == settings.chat_port:
+            if on_chat_port(request):
                 if settings.public_url:
                     target = f"{media.public_base(request)}{target}"
                 else:

@@ -109,5 +109,7 @@ async def delete_competition(app: web.Application, competition_id: int) -> None:
 
 
 async def changed(app: web.Application) -> None:
-    # Videos and lives show the match they belong to; team pages list matches.
-    await app[content_cache_key].invalidate("competition")
+    # Team pages list matches; videos and lives show their match's play_time.
+    cache = app[content_cache_key]
+    for kind in ("competition", "video", "live"):
+        await cache.invalidate(kind)

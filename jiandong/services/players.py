@@ -30,13 +30,7 @@ PROFILE_SQL = """
            p.experience, p.feature, p.honor, p.comment,
            -- current_date is the club's date: connections run in its time zone
            extract(year FROM age(current_date, p.birthday))::int AS age,
-           t.name AS team,
-           -- driven by the user's orders (indexed by user), then the extension by its unique order_id
-           (SELECT o.id
-              FROM orders o JOIN member_extensions e ON e.order_id = o.id AND e.user_id = o.user_id
-             WHERE o.user_id = p.user_id AND o.status = 1 AND e.valid_from <= now() AND e.valid_until > now()
-             ORDER BY e.valid_until DESC, o.id DESC
-             LIMIT 1) AS order_id
+           t.name AS team, u.head_img
     FROM players p
     LEFT JOIN (team_members tm JOIN teams t ON t.id = tm.team_id AND t.status = 1)
            ON tm.player_id = p.id AND tm.left_at IS NULL
@@ -81,7 +75,7 @@ async def create_profile(cur: aiopg.Cursor, user_id: int) -> None:
 
 
 async def player_profile(pool: aiopg.Pool, user_id: int) -> db.Row:
-    """The user's enabled player profile with its current team name and covering paid order."""
+    """The user's enabled player profile with its current team name and the user's head_img."""
     row = await db.fetchone(pool, PROFILE_SQL, (user_id,))
     if row is None:
         raise MemberNotFound()
