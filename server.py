@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "migrate":
                 applied = migrate(settings.database_url)
                 print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
-                advice = search_advice(settings.database_url)
+                advice = search_advice(settings.database_url, embedded=embedded)
                 if advice:
                     print(advice)
                 return 0
@@ -325,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("%s", settings.describe(origins))
             # Once here, so that workers start on an up-to-date schema instead of queueing on its lock.
             migrate(settings.database_url)
-            advice = search_advice(settings.database_url)
+            advice = search_advice(settings.database_url, embedded=embedded)
             if advice:
-                logger.warning("%s", advice)
+                # A configured PostgreSQL without pg_trgm is the operator's to fix; the embedded one is as it is.
+                logger.log(logging.INFO if embedded else logging.WARNING, "%s", advice)
             banner_text = banner(settings, demo_state(settings.database_url), embedded)
             if settings.workers > 1:
                 return serve_workers(settings, sockets, banner_text)

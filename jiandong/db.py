@@ -201,8 +201,16 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
     return applied_now
 
 
-def search_advice(dsn: str) -> str | None:
-    """What to do so that search uses its trigram indexes, or None when it does (after migrate)."""
+# The embedded PostgreSQL (pgserver) is built without the contrib modules: nothing there to act on.
+EMBEDDED_SEARCH = ("search scans every row on the embedded PostgreSQL, which has no pg_trgm (fine for trying the "
+                   "server out); a PostgreSQL with pg_trgm (JIANDONG_DATABASE_URL) indexes it")
+
+
+def search_advice(dsn: str, *, embedded: bool = False) -> str | None:
+    """What to do so that search uses its trigram indexes, or None when it does (after migrate).
+
+    On the embedded PostgreSQL (`embedded`), a note that search scans rows there, with nothing to do.
+    """
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -214,6 +222,8 @@ def search_advice(dsn: str) -> str | None:
         conn.close()
     if installed:
         return None
+    if embedded:
+        return EMBEDDED_SEARCH
     then = (f'as a superuser: psql -d {database} -c "CREATE EXTENSION pg_trgm", then restart the server '
             "(or run python server.py migrate), which builds the search indexes")
     if available:

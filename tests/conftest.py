@@ -139,6 +139,20 @@ def _empty_tables(db_conn: psycopg2.extensions.connection, reset_statement: str)
 
 
 @pytest.fixture
+def fresh_database(database_url: str) -> typing.Iterator[str]:
+    """The URL of a new, empty database on the test server (no migration applied), dropped afterwards."""
+    name = f"jiandong_fresh_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
 def reachable_tmp() -> typing.Iterator[Path]:
     """A temporary directory other users can reach, removed afterwards: run as root, the embedded
     PostgreSQL runs as another user, and pytest keeps its own temporary root private (and makes it

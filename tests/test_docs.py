@@ -211,3 +211,25 @@ async def test_docs_chat_examples_are_frames_the_server_sends(make_client):
             await send(third, type="LOGIN", room_id="1", token=tokens[2])
             real += [await frame_of(ws, "LOGIN", myself=False), await frame_of(ws, "OnLine", ONLINE=3)]
     assert sorted(map(repr, map(shape, shown))) == sorted(map(repr, map(shape, real)))
+
+
+async def test_the_readme_says_where_every_endpoint_is_right_after_the_walk_through(client):
+    """A newcomer guessed POST /api/v1/feedback (404) for the API document's 提交意见反馈, POST /api/v1/feeds:
+    the paragraph after the walk-through links the docs page's endpoint list and the OpenAPI document, and
+    says how their paths are the API document's."""
+    text = README.read_text(encoding="utf-8")
+    walk_through = text.index("<!-- the walk-through")
+    after = text[text.index("\n```\n", walk_through) + len("\n```\n"):].lstrip("\n")
+    paragraph = " ".join(after.split("\n\n", 1)[0].split())
+    assert "<http://localhost:8080/Docs/jiandong.html#endpoints>" in paragraph
+    assert "<http://localhost:8080/api/v1/openapi.json>" in paragraph
+    assert "API document" in paragraph and "`POST /api/v1/feeds`" in paragraph
+    html = await (await client.get("/Docs/jiandong.html")).text()
+    # Every anchor the README links to is on the page; the endpoint list names every operation.
+    for anchor in re.findall(r"/Docs/jiandong\.html#([\w-]+)", text):
+        assert f'id="{anchor}"' in html, anchor
+    listed = html[html.index('id="endpoints"'):html.index("</nav>")]
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    for path, item in spec["paths"].items():
+        for method in item:
+            assert f"<code>{method.upper()} {path}</code>" in listed, (method, path)

@@ -11,11 +11,14 @@ import asyncio
 import os
 import re
 import sys
+from pathlib import Path
 
 from jiandong.demo import DEMO_LOGIN_CODE, load_demo
 from jiandong.openapi import build_spec
 from tests.conftest import login
 
+# No crash cache and no example database: the run keeps nothing (see the file).
+CONFIG = Path(__file__).resolve().parent.parent / "schemathesis.toml"
 SEED = int(os.environ.get("JIANDONG_TEST_FUZZ_SEED", "20261130"))
 # Examples per operation and phase: enough to reach every parameter's edges, few enough for CI.
 MAX_EXAMPLES = 5
@@ -34,18 +37,24 @@ async def test_every_operation_answers_as_documented_under_fuzzing(make_client, 
     token = await login(client, DEMO_LOGIN_CODE)
     operations = sum(len(methods) for methods in build_spec(client.app)["paths"].values())
     print(f"schemathesis seed {SEED}, {MAX_EXAMPLES} examples per operation")
+    # It runs in a directory of its own, which it must leave empty: a crash cache or an example database
+    # written there would be written into the checkout by the same command run by hand from it.
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "schemathesis.cli", "run", str(client.make_url("/api/v1/openapi.json")),
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG),
+        "run", str(client.make_url("/api/v1/openapi.json")),
         "--header", f"token: {token}",
         "--checks", ",".join(CHECKS),
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
-        "--generation-database", "none",
         "--no-color",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        cwd=tmp_path,
+        cwd=workdir,
+        # Hypothesis keeps its Unicode tables in .hypothesis/ of the working directory unless told otherwise.
+        env={**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis")},
     )
     output = (await process.communicate())[0].decode(errors="replace")
     print(output)
@@ -55,3 +64,4 @@ async def test_every_operation_answers_as_documented_under_fuzzing(make_client, 
     assert tested is not None and int(tested.group(1)) == operations, output
     assert generated is not None and int(generated.group(1)) >= operations, output
     assert f"Seed: {SEED}" in output
+    assert sorted(path.name for path in workdir.rglob("*")) == [], "the fuzzer wrote into its working directory"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import shutil
 import typing
-import uuid
 from urllib.parse import urlsplit
 
 import psycopg2
 import psycopg2.extras
-import pytest
 
 from jiandong.db import SQL_DIR, migration_files
 from jiandong.integrations.wechat import dev_openid
@@ -20,20 +18,6 @@ AGREEMENTS = {
     "purchase_agreement": "《视频购买观看协议》正文尚未发布，请以俱乐部公布的版本为准。",
     "membership_agreement": "《尊享会员服务协议》正文尚未发布，请以俱乐部公布的版本为准。",
 }
-
-
-@pytest.fixture
-def fresh_database(database_url: str) -> typing.Iterator[str]:
-    """The URL of a new, empty database on the test server, dropped afterwards."""
-    name = f"jiandong_migrations_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(database_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
 
 
 def migrate_up_to(url: str, version: int, tmp_path) -> None:

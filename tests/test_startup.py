@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
+import psycopg2
 import pytest
 
+from jiandong.db import migrate
 from tests.realtime_helpers import frame_of, send
 from tests.test_workers import ROOT, free_port, server_env
 
@@ -141,7 +144,11 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
     # Nobody set the two URLs: they say whose they are.
     assert settings[1].endswith("  (embedded)") and settings[2].endswith("  (embedded)")
     assert not settings[3].endswith("(embedded)")
-    assert "search scans every row" in log
+    # The embedded PostgreSQL has no pg_trgm: nothing to act on, so said once at INFO, not warned about.
+    assert [line for line in log.splitlines() if "search" in line and " WARNING " in line] == []
+    (search,) = [line for line in log.splitlines() if "search scans every row" in line]
+    assert " INFO jiandong: search scans every row on the embedded PostgreSQL" in search
+    assert "a PostgreSQL with pg_trgm (JIANDONG_DATABASE_URL) indexes it" in search
 
     # The same ports: one line naming the port, before anything else is touched.
     assert await refused(env, *server.args) == port_taken("0.0.0.0", server.port)
@@ -160,6 +167,22 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
             assert resp.status == 200, path
     await still_serves(server, session, live_room=False)
     assert server.proc.poll() is None
+
+
+async def test_a_start_on_a_postgresql_without_pg_trgm_warns_what_to_run(started, settings, fresh_database, tmp_path):
+    """A configured PostgreSQL whose database lacks pg_trgm (the extension dropped, or never installed):
+    search scans every row of a real club's lists, so every start says at WARNING how to index it."""
+    start, session = started
+    migrate(fresh_database)
+    with psycopg2.connect(fresh_database) as conn, conn.cursor() as cur:
+        cur.execute("DROP EXTENSION IF EXISTS pg_trgm CASCADE")
+    conn.close()
+    server = start(server_env(settings.replace(database_url=fresh_database), tmp_path / "var"), tmp_path / "pg.log")
+    await server.ready(session)
+    warned = [line for line in server.log().splitlines() if "search scans every row" in line]
+    database = urlsplit(fresh_database).path.lstrip("/")
+    assert len(warned) == 1 and " WARNING jiandong: search scans every row: " in warned[0], warned
+    assert f'psql -d {database} -c "CREATE EXTENSION pg_trgm"' in warned[0]
 
 
 async def test_a_second_start_of_workers_is_refused(started, settings, tmp_path):
