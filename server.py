@@ -18,18 +18,18 @@ import aiopg
 import psycopg2
 import redis
 from aiohttp import web
+from jiandong.demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 
 from jiandong.app import create_app
-from jiandong.banner import banner
-from jiandong.check import PROBLEM, check, first_line, mask_url_password
-from jiandong.db import migrate, search_advice
-from jiandong.demo import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
-from jiandong.embedded import EmbeddedError, servers_for
-from jiandong.metrics import prepare_multiprocess_dir, worker_gone
+from jiandong.ops.banner import banner
+from jiandong.ops.check import PROBLEM, check, first_line, mask_url_password
+from jiandong.ops.embedded import EmbeddedError, servers_for
+from jiandong.ops.metrics import prepare_multiprocess_dir, worker_gone
+from jiandong.ops.serving import GuardedRunner, PortInUse, fit_open_files, listen
 from jiandong.services import admins
 from jiandong.services.content_cache import KINDS, publish_invalidation
-from jiandong.serving import GuardedRunner, PortInUse, fit_open_files, listen
 from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
+from jiandong.store.db import migrate, search_advice
 
 logger = logging.getLogger("jiandong")
 

@@ -45,7 +45,7 @@ from common import (
 DATABASE = "jiandong_bench_content"
 # Where an embedded PostgreSQL keeps the database between runs (loading the large set takes a while).
 EMBEDDED_DIR = ROOT / "var" / "bench"
-# Markers jiandong/demo.py leaves in config_values.
+# Markers jiandong/demo/club.py leaves in config_values.
 SMALL_MARKER, LARGE_MARKER = "demo_data", "demo_data_large"
 SEARCH_TERM = "全场回放"
 SEARCH_SIZE = 30

@@ -321,7 +321,7 @@ async def send(url: str, token: str, rate: float, duration: float, pad: str = ""
     """SEND_ALL `rate` times a second on a fixed schedule (never waiting for acknowledgements); how many were acked."""
     import aiohttp
 
-    from jiandong import encoding
+    from jiandong.lib import encoding
 
     count = int(rate * duration)
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:

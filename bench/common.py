@@ -77,7 +77,7 @@ def postgres(stack: contextlib.ExitStack, admin_url: str, var_dir: Path, databas
     try:
         psycopg2.connect(admin_url, connect_timeout=3).close()
     except psycopg2.OperationalError:
-        from jiandong.embedded import start_postgres
+        from jiandong.ops.embedded import start_postgres
 
         log(f"no PostgreSQL at {admin_url}; starting an embedded one in {var_dir}")
         admin_url, stop = start_postgres(var_dir, database="postgres")
@@ -111,7 +111,7 @@ def redis_server(stack: contextlib.ExitStack, url: str, var_dir: Path, prefix: s
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         client.ping()
     except redis.RedisError:
-        from jiandong.embedded import start_redis
+        from jiandong.ops.embedded import start_redis
 
         log(f"no Redis at {url}; starting an embedded one")
         url, stop = start_redis(var_dir)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import add_live  # noqa: E402  (bench/ is the script's directory)
 
-from jiandong import encoding  # noqa: E402
+from jiandong.lib import encoding  # noqa: E402
 from tests.own_servers import OwnPostgres, OwnRedis, free_port  # noqa: E402
 
 DB_TIMEOUT, REDIS_TIMEOUT = 3.0, 2.0

@@ -8,22 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import (
-    access,
-    admin,
-    auth,
-    cache,
-    db,
-    health,
-    media,
-    metrics,
-    middlewares,
-    outages,
-    pages,
-    proxies,
-    realtime,
-    security_headers,
-)
+from . import admin, realtime
 from .api import (
     banners,
     business,
@@ -46,13 +31,18 @@ from .api import (
     videos,
     wxconfig,
 )
-from .http import UPLOAD_BODY_LIMIT
 from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
 from .keys import docs_cache_key, metrics_key, settings_key
+from .ops import metrics
 from .services import content_cache
 from .settings import Settings
+from .store import db, media, outages
+from .store import kv as cache
 from .tasks import counter_flush, live_status
 from .tasks import orders as order_tasks
+from .web import access, auth, health, middlewares, proxies, security_headers
+from .web import h5 as pages
+from .web.params import UPLOAD_BODY_LIMIT
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 

@@ -28,9 +28,9 @@ import pytest
 import redis
 
 from jiandong.app import create_app
-from jiandong.db import migrate
-from jiandong.openapi import build_spec
 from jiandong.settings import Settings
+from jiandong.store.db import migrate
+from jiandong.web.openapi import build_spec
 from tests.log_leaks import RunLog, leaks
 
 # How long a test waits for something to happen (a background round, a message from another process):
@@ -66,7 +66,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[st
     admin_url = os.environ.get("JIANDONG_TEST_DATABASE_URL", DEFAULT_PG)
     stop: typing.Callable[[], None] | None = None
     if "JIANDONG_TEST_DATABASE_URL" not in os.environ and not _pg_reachable(admin_url):
-        from jiandong.embedded import start_postgres
+        from jiandong.ops.embedded import start_postgres
 
         admin_url, stop = start_postgres(tmp_path_factory.mktemp("pg"), database="postgres")
     name = f"jiandong_test_{os.getpid()}"
@@ -90,7 +90,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
     url = os.environ.get("JIANDONG_TEST_REDIS_URL", DEFAULT_REDIS)
     stop: typing.Callable[[], None] | None = None
     if "JIANDONG_TEST_REDIS_URL" not in os.environ and not _redis_reachable(url):
-        from jiandong.embedded import start_redis
+        from jiandong.ops.embedded import start_redis
 
         url, stop = start_redis(tmp_path_factory.mktemp("redis"))
     yield url
@@ -353,7 +353,7 @@ async def guarded_server(settings: Settings) -> typing.AsyncIterator[typing.Call
     connection cap and timeouts) on a free loopback port; its base URL."""
     from aiohttp import web
 
-    from jiandong.serving import GuardedRunner
+    from jiandong.ops.serving import GuardedRunner
 
     runners = []
 

@@ -27,7 +27,7 @@ WORK = ROOT / "var" / "mutation"
 
 # module -> (the file mutated, the tests of its endpoints and jobs)
 MODULES = {
-    "auth": ("jiandong/auth.py", ["tests/test_tokens.py"]),
+    "auth": ("jiandong/web/auth.py", ["tests/test_tokens.py"]),
     # pay/pre_order's rules live in services/orders.py too.
     "orders": ("jiandong/services/orders.py", ["tests/test_orders.py", "tests/test_order_tasks.py",
                                                "tests/test_pay.py"]),

@@ -147,7 +147,7 @@ class OwnPostgres(OwnServer):
 
     def __init__(self) -> None:
         super().__init__()
-        from jiandong.embedded import import_pgserver
+        from jiandong.ops.embedded import import_pgserver
 
         self.bin = Path(import_pgserver()._commands.POSTGRES_BIN_PATH)
         self.directory = Path(tempfile.mkdtemp(prefix="jiandong-test-pg-"))

@@ -7,7 +7,7 @@ import typing
 
 import aiohttp
 
-from jiandong import encoding
+from jiandong.lib import encoding
 from tests.conftest import WAIT, until
 
 # Fast viewer counts, so tests wait tenths of a second rather than seconds.

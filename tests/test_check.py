@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from jiandong.check import PROBLEM, pem_files
+from jiandong.ops.check import PROBLEM, pem_files
 from jiandong.settings import Settings
 from tests.test_workers import ROOT, free_port
 

@@ -19,7 +19,7 @@ WRITTEN = (
     "jiandong.egg-info/PKG-INFO",
     "var/pg/postgresql.conf",
     "var/media/demo/banners/1.jpg",
-    "var/mutation/auth/mutants/jiandong/auth.py",
+    "var/mutation/auth/mutants/jiandong/web/auth.py",
     "jiandong/__pycache__/app.cpython-311.pyc",
     "tests/__pycache__/conftest.cpython-311-pytest-8.4.2.pyc",
     ".pytest_cache/v/cache/lastfailed",

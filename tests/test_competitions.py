@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from jiandong.openapi import build_spec
+from jiandong.web.openapi import build_spec
 from tests.conftest import login
 
 BY_MEMBER = "/api/v1/competition/by_member"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jiandong.cache import rkey
 from jiandong.keys import content_cache_key
 from jiandong.services.content_cache import shape
+from jiandong.store.kv import rkey
 from tests.conftest import login, until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,11 +6,11 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from jiandong import encoding
 from jiandong.api.docs import schema_fields, settings_markdown
 from jiandong.errors import all_errors
 from jiandong.keys import docs_cache_key
-from jiandong.openapi import array, integer, obj, string
+from jiandong.lib import encoding
+from jiandong.web.openapi import array, integer, obj, string
 from tests.conftest import login
 from tests.realtime_helpers import FAST, frame_of, send
 

@@ -3,7 +3,7 @@ import logging
 import re
 
 from jiandong.app import create_app
-from jiandong.auth import public
+from jiandong.web.auth import public
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{16}$")
 
@@ -34,7 +34,7 @@ async def test_unexpected_exception_is_a_bare_500(aiohttp_client, settings, capl
 
     app.router.add_get("/api/v1/test/explode", explode)
     client = await aiohttp_client(app)
-    with caplog.at_level(logging.ERROR, logger="jiandong.middlewares"):
+    with caplog.at_level(logging.ERROR, logger="jiandong.web.middlewares"):
         resp = await client.get("/api/v1/test/explode")
     assert resp.status == 500
     text = await resp.text()
@@ -43,7 +43,7 @@ async def test_unexpected_exception_is_a_bare_500(aiohttp_client, settings, capl
         assert leak not in text
     request_id = resp.headers["X-Request-Id"]
     assert REQUEST_ID.match(request_id)
-    records = [r for r in caplog.records if r.name == "jiandong.middlewares"]
+    records = [r for r in caplog.records if r.name == "jiandong.web.middlewares"]
     assert len(records) == 1
     assert request_id in records[0].getMessage()
     assert records[0].exc_info is not None and "hunter2" in str(records[0].exc_info[1])

@@ -13,8 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-from jiandong.demo import DEMO_LOGIN_CODE, load_demo
-from jiandong.openapi import build_spec
+from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
+
+from jiandong.web.openapi import build_spec
 from tests.conftest import login
 
 # No crash cache and no example database: the run keeps nothing (see the file).

@@ -5,9 +5,9 @@ import typing
 
 import pytest
 
-from jiandong.cache import rkey
 from jiandong.keys import content_cache_key, view_counts_key
 from jiandong.services.counters import LookupBatcher
+from jiandong.store.kv import rkey
 from tests.conftest import login, until
 from tests.test_banners import add_banner
 from tests.test_live_callbacks import SECRET, SRS, srs_body

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from jiandong.cache import rkey
+from jiandong.store.kv import rkey
 from jiandong.tasks.leader import Lease, run_as_leader
 from tests import test_live_status_task as live_task
 from tests import test_orders, test_workers

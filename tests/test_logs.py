@@ -7,7 +7,7 @@ import json
 import logging
 import re
 
-from jiandong.logformat import JsonFormatter
+from jiandong.lib.logformat import JsonFormatter
 from tests.conftest import login
 from tests.log_leaks import leaks
 

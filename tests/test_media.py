@@ -1,4 +1,4 @@
-"""Uploaded pictures keep their pixels only (jiandong.media): on every route that takes one, for every
+"""Uploaded pictures keep their pixels only (jiandong.store.media): on every route that takes one, for every
 kind of picture accepted, comments, EXIF, XMP, ICC profiles and text chunks are gone from what is stored."""
 
 from __future__ import annotations

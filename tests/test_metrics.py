@@ -143,7 +143,7 @@ def workers_that_answered(log: str, route: str) -> set[str]:
 
 def test_metrics_dir_is_the_instances_and_emptied_at_start(tmp_path):
     """A --workers start empties its metrics directory: the last run's counts do not add to this one's."""
-    from jiandong.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+    from jiandong.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
     from jiandong.settings import Settings
 
     stale = tmp_path / "var" / "metrics" / "8080"

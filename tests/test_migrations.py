@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import psycopg2
 import psycopg2.extras
 
-from jiandong.db import SQL_DIR, migration_files
 from jiandong.integrations.wechat import dev_openid
+from jiandong.store.db import SQL_DIR, migration_files
 from tests.conftest import login
 
 AGREEMENTS = {
@@ -22,7 +22,7 @@ AGREEMENTS = {
 
 def migrate_up_to(url: str, version: int, tmp_path) -> None:
     """Apply the migrations numbered up to `version`, as an install of that version did."""
-    from jiandong.db import migrate
+    from jiandong.store.db import migrate
 
     older = tmp_path / "sql"
     older.mkdir()
@@ -135,7 +135,7 @@ async def test_orders_from_before_know_when_they_were_prepaid_and_closed_at_wech
 
 
 def test_search_advice_says_what_to_run_and_that_is_enough(fresh_database):
-    from jiandong.db import migrate, search_advice
+    from jiandong.store.db import migrate, search_advice
 
     migrate(fresh_database)
     assert search_advice(fresh_database) is None
@@ -175,7 +175,7 @@ def test_stored_media_urls_of_our_own_files_become_paths(fresh_database, tmp_pat
         run(fresh_database, "INSERT INTO chat_messages (room_id, user_id, content, user_info, msg_time)"
             " SELECT 1, id, 'x', jsonb_build_object('username', username, 'head_img', head_img), now() FROM users"
             " WHERE openid = %s", label)
-    from jiandong.db import migrate
+    from jiandong.store.db import migrate
 
     migrate(fresh_database)
     expected = {**{k: "/media/" + v.split("/media/", 1)[1] for k, v in ours.items()}, **outside}

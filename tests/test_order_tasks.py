@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from jiandong.cache import rkey
 from jiandong.services import orders
+from jiandong.store.kv import rkey
 from jiandong.tasks.orders import order_round
 from tests import test_orders as shared
 from tests.conftest import WAIT, until

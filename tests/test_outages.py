@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from jiandong import encoding
+from jiandong.lib import encoding
 from tests.conftest import login, until
 from tests.own_servers import OwnPostgres, OwnRedis
 from tests.realtime_helpers import FAST, frame_of, join, send
@@ -46,7 +46,7 @@ async def answer(client, path: str, token: str) -> tuple[int, dict[str, typing.A
 
 def outage_lines(caplog, name: str) -> tuple[list[str], list[str]]:
     """The lines saying `name` went away and came back."""
-    messages = [r.getMessage() for r in caplog.records if r.name == "jiandong.outages"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "jiandong.store.outages"]
     return ([m for m in messages if m.startswith(f"{name} is unavailable")],
             [m for m in messages if m.startswith(f"{name} is back")])
 

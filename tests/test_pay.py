@@ -10,10 +10,10 @@ import psycopg2
 import pytest
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
-from jiandong.cleaning import clean_text
 from jiandong.integrations.wechat import dev_openid
 from jiandong.integrations.wechatpay import PayError
 from jiandong.keys import wechatpay_key
+from jiandong.lib.cleaning import clean_text
 from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from jiandong.openapi import build_spec
+from jiandong.web.openapi import build_spec
 from tests.conftest import login
 from tests.fakes.aliyun import FakeDysmsapi, SentSms
 from tests.fakes.wechat import FakeWeChat, settings_for

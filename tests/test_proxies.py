@@ -4,8 +4,9 @@ import pytest
 from aiohttp import web
 
 from jiandong.app import create_app
-from jiandong.auth import public
-from jiandong.http import client_ip, json_response
+from jiandong.web.auth import public
+from jiandong.web.params import client_ip
+from jiandong.web.responses import json_response
 from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay

@@ -7,8 +7,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from jiandong import encoding
 from jiandong.keys import realtime_key
+from jiandong.lib import encoding
 from jiandong.realtime.admission import address_group
 from tests.conftest import login, until
 from tests.realtime_helpers import FAST, frame_of

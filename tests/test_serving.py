@@ -1,4 +1,4 @@
-"""The connection policy of the server (jiandong.serving): idle and header-read timeouts, the cap."""
+"""The connection policy of the server (jiandong.ops.serving): idle and header-read timeouts, the cap."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 
 from jiandong.app import create_app
-from jiandong.logthrottle import ThrottleFilter
-from jiandong.serving import GuardedRunner
+from jiandong.lib.logthrottle import ThrottleFilter
+from jiandong.ops.serving import GuardedRunner
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def flood_the_server(serve, caplog) -> None:
             pass
         writer.close()
     assert closed >= 300 - 16
-    lines = [r for r in caplog.records if r.name == "jiandong.serving"]
+    lines = [r for r in caplog.records if r.name == "jiandong.ops.serving"]
     assert len(lines) == 1 and "connection limit (16) reached" in lines[0].getMessage()
 
 
@@ -111,7 +111,7 @@ def test_throttle_tells_failures_apart_by_exception_and_where_it_was_raised():
             thrower()
         except Exception:
             info = sys.exc_info()
-        record = logging.LogRecord("jiandong.middlewares", logging.ERROR, __file__, 1,
+        record = logging.LogRecord("jiandong.web.middlewares", logging.ERROR, __file__, 1,
                                    "unexpected error in request %s: %s %s", ("id", "GET", "/x"), info)
         record.junk = True
         return record
@@ -161,8 +161,8 @@ async def test_a_malformed_request_gets_a_400_and_one_warning_line(serve, caplog
         assert json.loads(body) == {"msg": "参数错误: 请求格式不正确", "error_code": 99999, "request_url": ""}
     # One line each, no traceback, nothing from aiohttp's own logger above DEBUG.
     warnings = [r for r in caplog.records
-                if r.levelno >= logging.WARNING and r.name.startswith(("aiohttp", "jiandong.serving"))]
-    assert [(r.name, r.exc_info) for r in warnings] == [("jiandong.serving", None)] * 3
+                if r.levelno >= logging.WARNING and r.name.startswith(("aiohttp", "jiandong.ops.serving"))]
+    assert [(r.name, r.exc_info) for r in warnings] == [("jiandong.ops.serving", None)] * 3
     assert [r.getMessage() for r in warnings] == [
         "malformed request from 127.0.0.1: Bad status line",
         "malformed request from 127.0.0.1: Invalid char in url path",

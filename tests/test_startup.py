@@ -15,7 +15,7 @@ import aiohttp
 import psycopg2
 import pytest
 
-from jiandong.db import migrate
+from jiandong.store.db import migrate
 from tests.realtime_helpers import frame_of, send
 from tests.test_workers import ROOT, free_port, server_env
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from jiandong.stopping import cancel_and_wait
+from jiandong.lib.stopping import cancel_and_wait
 from tests.conftest import until
 
 
@@ -27,7 +27,7 @@ async def test_a_task_that_loses_its_cancellation_is_cancelled_again(caplog: pyt
 
     task = asyncio.create_task(loop(), name="stubborn")
     await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="jiandong.stopping"):
+    with caplog.at_level(logging.WARNING, logger="jiandong.lib.stopping"):
         await asyncio.wait_for(cancel_and_wait(task), 10)
     assert task.cancelled()
     assert "task stubborn outlived its cancellation" in caplog.text
@@ -40,7 +40,7 @@ async def test_failures_are_reported_and_finished_tasks_are_fine(caplog: pytest.
     failed = asyncio.create_task(fail(), name="failing")
     finished = asyncio.create_task(asyncio.sleep(0), name="finished")
     await until(lambda: failed.done() and finished.done(), "both tasks to end")
-    with caplog.at_level(logging.ERROR, logger="jiandong.stopping"):
+    with caplog.at_level(logging.ERROR, logger="jiandong.lib.stopping"):
         await cancel_and_wait(failed, finished)
     assert finished.done() and not finished.cancelled()
     assert "task failing had failed" in caplog.text

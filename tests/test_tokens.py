@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from jiandong.cache import rkey
 from jiandong.keys import tokens_key
+from jiandong.store.kv import rkey
 from tests import test_outages
 from tests.conftest import login, until
 from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for

@@ -12,14 +12,7 @@ from wechatpy.pay.utils import (
 )
 
 from jiandong.integrations import wechatpay
-from jiandong.integrations.wechatpay import (
-    XmlError,
-    check_sign,
-    parse_xml,
-    sign,
-    sign_string,
-    to_xml,
-)
+from jiandong.integrations.wechatpay import XmlError, check_sign, parse_xml, sign, sign_string, to_xml
 from jiandong.settings import Settings
 
 OFFICIAL = {"appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "device_info": "1000", "body": "test",

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from jiandong import encoding
+from jiandong.lib import encoding
 from tests import test_outages
 from tests.conftest import WAIT, until
 from tests.own_servers import START_WAIT, free_port

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from jiandong.cache import rkey
+from jiandong.store.kv import rkey
 from tests.conftest import login
 from tests.fakes.wechat import HTTP_500, TICKET_PATH, TOKEN_PATH, FakeWeChat, serve, settings_for
 

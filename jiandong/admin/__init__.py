@@ -12,8 +12,8 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
-from .. import formats
 from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key, upload_slots_key
+from ..lib import formats
 from ..realtime.protocol import sanitize
 from ..services.login_throttle import LoginThrottle
 from ..settings import Settings

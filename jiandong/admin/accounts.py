@@ -8,10 +8,10 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from ..http import client_ip
 from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key
 from ..services import admins, audit
 from ..services.login_throttle import Refusal
+from ..web.params import client_ip
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
 from .render import MENU, PREFIX, csrf_token, flash, redirect, render
 from .security import ADMIN_ID, PASSWORD_STAMP, SEEN, SINCE, actor, public

@@ -6,7 +6,7 @@ from __future__ import annotations
 import markupsafe
 from aiohttp import web
 
-from .. import formats
+from ..lib import formats
 from ..services import dashboard
 from ..services.admins import EDITOR
 from .charts import Series, bars, hbars

@@ -8,7 +8,7 @@ import typing
 from aiohttp import web
 
 from ..keys import outages_key
-from ..outages import dependency_of
+from ..store.outages import dependency_of
 from .render import render_error
 
 logger = logging.getLogger(__name__)

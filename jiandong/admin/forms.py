@@ -18,7 +18,7 @@ from multidict import MultiDict
 from wtforms import validators
 
 from ..keys import admin_form_key, settings_key
-from ..media import VIDEO_SNIFF_BYTES, size_label
+from ..store.media import VIDEO_SNIFF_BYTES, size_label
 from .errors import PageError
 
 # File fields holding a video; every other file field holds an image.

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp_session import get_session
 
-from .. import formats
 from ..errors import ApiError, OrderNotPayable
 from ..integrations.wechatpay import PayError
 from ..keys import admin_key, pg_key, settings_key
+from ..lib import formats
 from ..services import audit, order_search, orders, payments, refunds
 from ..services.admins import EDITOR, OWNER
 from ..services.order_search import KIND_LABELS, STATUS_LABELS, OrderFilter

@@ -8,8 +8,8 @@ import typing
 import wtforms
 from aiohttp import web
 
-from .. import formats
 from ..keys import pg_key
+from ..lib import formats
 from ..services import products
 from ..services.editing import ListQuery
 from .crud import Section

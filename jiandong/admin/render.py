@@ -102,7 +102,7 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
     for token in new_cookie:
         _set_anonymous_cookie(request, response, token)
     # Console pages carry a CSRF token and private data: never stored by a cache (never framed: the
-    # security headers, jiandong/security_headers.py).
+    # security headers, jiandong/web/security_headers.py).
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -11,11 +11,11 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..http import client_ip
 from ..keys import admin_key, admin_sessions_key, pg_key, settings_key, upload_slots_key
 from ..services.admins import get_admin, role_allows
 from ..services.audit import Actor
 from ..services.login_throttle import address_group
+from ..web.params import client_ip
 from .errors import PageError, forbidden
 from .forms import CSRF_REFUSED, read_form
 from .render import CSRF_KEY, PREFIX, anonymous_csrf_token

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session
 
-from .. import encoding
-from ..cache import rkey
+from ..lib import encoding
 from ..settings import Settings
+from ..store.kv import rkey
 
 COOKIE_NAME = "jd_admin"
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -9,11 +9,11 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
-from .. import db
 from ..keys import pg_key, settings_key
 from ..services import teams
 from ..services.admins import EDITOR
 from ..services.editing import Invalid, ListQuery, NotFound
+from ..store import db
 from .crud import Section
 from .errors import PageError
 from .forms import (

@@ -7,11 +7,11 @@ import datetime as dt
 
 from aiohttp import web
 
-from .. import media
 from ..errors import ParameterError
 from ..keys import settings_key
 from ..services.editing import Invalid
 from ..services.files import StoredFile
+from ..store import media
 from .forms import Upload
 
 # Covers and banners are shown across a phone screen: larger than avatars, still capped.

@@ -11,13 +11,14 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..errors import BannerNotFound, CarouselNotFound, ParameterError
-from ..http import json_response, read_params
 from ..keys import content_cache_key, pg_key
-from ..openapi import array, describe, integer, obj, param, string
 from ..services.content_cache import shape
 from ..services.files import FILE_OBJECT, file_columns, file_object
+from ..store import db
+from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.params import read_params
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 ONE_BANNER = shape("banner", "banner", dict)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import db
 from ..errors import BusinessNotFound
-from ..http import json_response
 from ..keys import pg_key
-from ..openapi import describe, integer, obj, string
 from ..services.orders import product_view
+from ..store import db
+from ..web.openapi import describe, integer, obj, string
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

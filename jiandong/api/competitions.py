@@ -9,8 +9,6 @@ from __future__ import annotations
 import aiopg
 from aiohttp import web
 
-from .. import db, formats
-from ..auth import current_user_id
 from ..errors import (
     ApplyNotFound,
     CompetitionNotFound,
@@ -21,12 +19,16 @@ from ..errors import (
     OperationError,
     ParameterError,
 )
-from ..http import MAX_ID, json_response, operation_result, page_body, read_params
 from ..keys import content_cache_key, pg_key
-from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..lib import formats
 from ..services.content_cache import shape
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..services.players import player_teams
+from ..store import db
+from ..web.auth import current_user_id
+from ..web.openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..web.params import MAX_ID, read_params
+from ..web.responses import json_response, operation_result, page_body
 
 routes = web.RouteTableDef()
 

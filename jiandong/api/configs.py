@@ -16,13 +16,14 @@ import aiopg
 import nh3
 from aiohttp import web
 
-from .. import db
 from ..errors import ConfigNotFound, ParameterError
-from ..http import json_response, read_params
 from ..keys import content_cache_key, pg_key
-from ..openapi import describe, obj, param, string
 from ..services.configs import PAGE_CODES, is_page_code
 from ..services.content_cache import shape
+from ..store import db
+from ..web.openapi import describe, obj, param, string
+from ..web.params import read_params
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

@@ -9,14 +9,14 @@ import typing
 import aiohttp_jinja2
 from aiohttp import web
 
-from .. import encoding
-from ..auth import public
-from ..http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..keys import docs_cache_key, settings_key
-from ..openapi import HTTP_METHODS, build_spec
-from ..pages import DOCS_PATH
+from ..lib import encoding
 from ..realtime.hub import BATCH_MIN_MEMBERS
 from ..settings import ENV_PREFIX, Settings
+from ..web.auth import public
+from ..web.h5 import DOCS_PATH
+from ..web.openapi import HTTP_METHODS, build_spec
+from ..web.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 routes = web.RouteTableDef()
 

@@ -6,13 +6,14 @@ import re
 
 from aiohttp import web
 
-from .. import db
-from ..auth import current_user_id
-from ..cache import rkey
 from ..errors import ParameterError, Throttled
-from ..http import operation_result, read_params
 from ..keys import pg_key, redis_key, settings_key
-from ..openapi import describe, param
+from ..store import db
+from ..store.kv import rkey
+from ..web.auth import current_user_id
+from ..web.openapi import describe, param
+from ..web.params import read_params
+from ..web.responses import operation_result
 
 routes = web.RouteTableDef()
 

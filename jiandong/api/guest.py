@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import encoding, media
-from ..auth import current_user_id
-from ..http import MAX_ID, json_response
 from ..keys import realtime_key, settings_key
-from ..openapi import array, boolean, describe, integer, obj, param, string
+from ..lib import encoding
+from ..store import media
+from ..web.auth import current_user_id
+from ..web.openapi import array, boolean, describe, integer, obj, param, string
+from ..web.params import MAX_ID
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

@@ -29,16 +29,17 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from multidict import MultiDict
 
-from .. import encoding
-from ..auth import public
-from ..cleaning import clean_text
 from ..errors import Forbidden, LiveNotFound, ParameterError
-from ..http import json_response, operation_result, parse_form, read_body
 from ..integrations.aliyun_live import callback_signature_valid
 from ..keys import settings_key
-from ..logthrottle import JUNK
-from ..openapi import describe, integer, obj, outside_text, param, string
+from ..lib import encoding
+from ..lib.cleaning import clean_text
+from ..lib.logthrottle import JUNK
 from ..services.live_status import ENDED, LIVE, set_live_status
+from ..web.auth import public
+from ..web.openapi import describe, integer, obj, outside_text, param, string
+from ..web.params import parse_form, read_body
+from ..web.responses import json_response, operation_result
 
 logger = logging.getLogger(__name__)
 

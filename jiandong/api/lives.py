@@ -12,13 +12,14 @@ import typing
 
 from aiohttp import web
 
-from .. import formats
 from ..errors import LiveNotFound, ParameterError
-from ..http import json_response, page_body, read_params
-from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..lib import formats
 from ..services.content_cache import Key
 from ..services.counters import LIVE
 from ..services.viewers import online_counts
+from ..web.openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..web.params import read_params
+from ..web.responses import json_response, page_body
 from .videos import (
     MAX_ID,
     PLAY_TIME,

@@ -6,13 +6,14 @@ import typing
 
 from aiohttp import web
 
-from .. import formats, media
-from ..auth import current_user_id
 from ..errors import MemberNotFound
-from ..http import json_response
 from ..keys import pg_key
-from ..openapi import describe, integer, obj, string
+from ..lib import formats
 from ..services.players import player_profile
+from ..store import media
+from ..web.auth import current_user_id
+from ..web.openapi import describe, integer, obj, string
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

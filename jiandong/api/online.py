@@ -11,17 +11,13 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..errors import LiveNotFound
-from ..http import json_response
-from ..keys import (
-    content_cache_key,
-    pg_key,
-    request_id_key,
-)
-from ..openapi import array, describe, integer, obj, param, string
+from ..keys import content_cache_key, pg_key, request_id_key
 from ..services.content_cache import shape
 from ..services.viewers import CDN_COUNT_TTL, online_counts
+from ..store import db
+from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.responses import json_response
 from .videos import MAX_ID, PUBLISHED
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,6 @@ import typing
 
 from aiohttp import web
 
-from .. import db, formats
-from ..auth import current_user_id
 from ..errors import (
     BusinessNotFound,
     Forbidden,
@@ -19,10 +17,14 @@ from ..errors import (
     PhoneNotBound,
     UserNotFound,
 )
-from ..http import MAX_ID, Params, json_response, operation_result, page_body, read_params
-from ..openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..lib import formats
 from ..services import orders
 from ..services.order_status import CANCELLED, CLOSED
+from ..store import db
+from ..web.auth import current_user_id
+from ..web.openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
+from ..web.params import MAX_ID, Params, read_params
+from ..web.responses import json_response, operation_result, page_body
 
 routes = web.RouteTableDef()
 

@@ -9,8 +9,6 @@ import typing
 
 from aiohttp import web
 
-from .. import media
-from ..auth import current_user_id, public
 from ..errors import (
     Forbidden,
     InternalError,
@@ -22,11 +20,14 @@ from ..errors import (
     UserNotFound,
     WeChatUnavailable,
 )
-from ..http import MAX_ID, Params, client_ip, json_response, operation_result, read_body, read_params
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import metrics_key, settings_key, wechatpay_key
-from ..openapi import describe, integer, param, string
 from ..services import orders, payments, refunds
+from ..store import media
+from ..web.auth import current_user_id, public
+from ..web.openapi import describe, integer, param, string
+from ..web.params import MAX_ID, Params, client_ip, read_body, read_params
+from ..web.responses import json_response, operation_result
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).

@@ -5,14 +5,15 @@ from __future__ import annotations
 import psycopg2.errors
 from aiohttp import web
 
-from .. import db
-from ..auth import current_user_id
 from ..errors import NoCodePending, ParameterError, PhoneTaken, SmsFailed, Throttled, UserNotFound, WrongCode
-from ..http import client_ip, json_response, operation_result, read_params
 from ..keys import metrics_key, pg_key, redis_key, settings_key, sms_key
-from ..openapi import OPERATION_RESULT, describe, param, string
 from ..services import verification
 from ..services.content_cache import user_changed
+from ..store import db
+from ..web.auth import current_user_id
+from ..web.openapi import OPERATION_RESULT, describe, param, string
+from ..web.params import client_ip, read_params
+from ..web.responses import json_response, operation_result
 
 routes = web.RouteTableDef()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import LiveNotFound, ParameterError, VideoNotFound
-from ..http import json_response, operation_result, page_body, read_params
 from ..keys import view_counts_key
-from ..openapi import PAGE_PARAMS, describe, page_of, param
 from ..services.counters import LIVE, VIDEO
+from ..web.openapi import PAGE_PARAMS, describe, page_of, param
+from ..web.params import read_params
+from ..web.responses import json_response, operation_result, page_body
 from .lives import LIVE_ITEM, live_filters, live_page
 from .videos import (
     MAX_ID,

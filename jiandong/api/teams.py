@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import db, formats
-from ..auth import current_user_id
 from ..errors import MemberNotFound, NoTeam, TeamHasNoCompetitions, TeamNotFound
-from ..http import MAX_ID, json_response
 from ..keys import pg_key
-from ..openapi import array, describe, integer, obj, param, string
+from ..lib import formats
 from ..services.players import player_teams
+from ..store import db
+from ..web.auth import current_user_id
+from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.params import MAX_ID
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

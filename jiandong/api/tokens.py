@@ -5,14 +5,15 @@ from __future__ import annotations
 import aiopg
 from aiohttp import web
 
-from .. import db
-from ..auth import public
 from ..errors import ApiError, AuthorizationFailed, UserNotFound, WeChatUnavailable
-from ..http import json_response, read_params
 from ..integrations.wechat import WeChatProfile
 from ..keys import metrics_key, pg_key, tokens_key, wechat_key
-from ..openapi import describe, obj, param, string
 from ..services.content_cache import user_changed
+from ..store import db
+from ..web.auth import public
+from ..web.openapi import describe, obj, param, string
+from ..web.params import read_params
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

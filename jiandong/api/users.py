@@ -8,16 +8,18 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from .. import db, encoding, formats, media
-from ..auth import current_user_id
-from ..cleaning import is_http_url
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
-from ..http import UPLOAD_BODY_LIMIT, operation_result, read_params
 from ..keys import content_cache_key, pg_key
-from ..openapi import describe, integer, obj, param, string
+from ..lib import encoding, formats
+from ..lib.cleaning import is_http_url
 from ..services.content_cache import shape, user_changed
 from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
+from ..store import db, media
+from ..web.auth import current_user_id
+from ..web.openapi import describe, integer, obj, param, string
+from ..web.params import UPLOAD_BODY_LIMIT, read_params
+from ..web.responses import operation_result
 
 routes = web.RouteTableDef()
 

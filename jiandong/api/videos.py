@@ -14,14 +14,16 @@ import typing
 
 from aiohttp import web
 
-from .. import db, formats, media
 from ..errors import ApiError, ParameterError, VideoNotFound
-from ..http import MAX_ID, Params, json_response, page_body, read_params
 from ..keys import content_cache_key, pg_key, view_counts_key
-from ..openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..lib import formats
 from ..services.content_cache import Key, Shape, shape
 from ..services.counters import LIVE, VIDEO
 from ..services.files import FILE_OBJECT, file_columns, file_object
+from ..store import db, media
+from ..web.openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..web.params import MAX_ID, Params, read_params
+from ..web.responses import json_response, page_body
 
 routes = web.RouteTableDef()
 

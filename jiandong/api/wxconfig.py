@@ -11,10 +11,11 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ..errors import ParameterError, WeChatUnavailable
-from ..http import json_response, read_params
 from ..integrations.wechat import jsapi_sign_string, jsapi_signature
 from ..keys import wechat_key
-from ..openapi import describe, integer, obj, param, string
+from ..web.openapi import describe, integer, obj, param, string
+from ..web.params import read_params
+from ..web.responses import json_response
 
 routes = web.RouteTableDef()
 

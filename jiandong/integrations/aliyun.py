@@ -15,7 +15,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from .. import encoding
+from ..lib import encoding
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import typing
 
 from aiohttp import web
 
-from .. import encoding
 from ..errors import SmsFailed, Throttled
 from ..keys import client_session_key, settings_key, sms_key
+from ..lib import encoding
 from .aliyun import AliyunError, AliyunRpc
 
 logger = logging.getLogger(__name__)

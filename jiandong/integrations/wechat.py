@@ -14,12 +14,12 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .. import encoding
-from ..cache import rkey
-from ..cleaning import clean_text, is_http_url
 from ..errors import AuthorizationFailed, WeChatUnavailable
 from ..keys import client_session_key, redis_key, settings_key, wechat_key
+from ..lib import encoding
+from ..lib.cleaning import clean_text, is_http_url
 from ..settings import Settings
+from ..store.kv import rkey
 
 logger = logging.getLogger(__name__)
 

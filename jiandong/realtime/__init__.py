@@ -12,14 +12,15 @@ import aiopg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .. import encoding, media
-from ..cache import rkey
 from ..errors import ApiError, Forbidden, OperationError
 from ..keys import content_cache_key, metrics_key, pg_key, realtime_key, redis_key, settings_key, tokens_key
-from ..logthrottle import JUNK
-from ..outages import Streak
+from ..lib import encoding
+from ..lib.logthrottle import JUNK
+from ..lib.stopping import cancel_and_wait
 from ..settings import Settings
-from ..stopping import cancel_and_wait
+from ..store import media
+from ..store.kv import rkey
+from ..store.outages import Streak
 from . import presence, protocol
 from .admission import Admission
 from .broker import Broker, process_channel, room_channel
@@ -30,8 +31,8 @@ from .hub import Conn, Hub
 from .rooms import Rooms
 
 if typing.TYPE_CHECKING:
-    from ..auth import TokenStore
-    from ..metrics import Metrics
+    from ..ops.metrics import Metrics
+    from ..web.auth import TokenStore
 
 logger = logging.getLogger(__name__)
 

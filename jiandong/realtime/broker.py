@@ -28,12 +28,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..cache import connection_options, rkey
 from ..settings import Settings
+from ..store.kv import connection_options, rkey
 from . import history
 
 if typing.TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

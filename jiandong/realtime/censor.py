@@ -17,8 +17,8 @@ import unicodedata
 import aiopg
 from confusable_homoglyphs import confusables
 
-from .. import db
 from ..services.content_cache import shape
+from ..store import db
 
 if typing.TYPE_CHECKING:
     from ..services.content_cache import ContentCache

@@ -10,9 +10,9 @@ import typing
 
 from redis.asyncio import Redis
 
-from ..cache import rkey
 from ..errors import Forbidden, Throttled
 from ..settings import Settings
+from ..store.kv import rkey
 
 MUTED_MSG = "你已被禁言"
 THROTTLED_MSG = "发言太频繁，请稍后再试"

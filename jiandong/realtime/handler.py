@@ -11,7 +11,6 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 from yarl import URL
 
-from .. import db, encoding, media
 from ..errors import (
     ApiError,
     Forbidden,
@@ -23,11 +22,13 @@ from ..errors import (
     TokenInvalid,
     UserNotFound,
 )
-from ..http import on_chat_port
 from ..keys import outages_key, realtime_key
-from ..logthrottle import JUNK
-from ..outages import Outages, dependency_of
-from ..pages import DOCS_PATH, H5_PREFIX
+from ..lib import encoding
+from ..lib.logthrottle import JUNK
+from ..store import db, media
+from ..store.outages import Outages, dependency_of
+from ..web.h5 import DOCS_PATH, H5_PREFIX
+from ..web.params import on_chat_port
 from . import history, protocol, shown
 from .admission import ChatFull, UserFull, address_group
 from .broker import room_channel

@@ -21,13 +21,14 @@ import aiopg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .. import db, encoding
-from ..cache import rkey
+from ..lib import encoding
 from ..settings import Settings
+from ..store import db
+from ..store.kv import rkey
 from ..tasks.leader import Lease, run_as_leader
 
 if typing.TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import typing
 from aiohttp import WSCloseCode, web
 
 if typing.TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

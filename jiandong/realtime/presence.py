@@ -12,8 +12,8 @@ import typing
 
 from redis.asyncio import Redis
 
-from ..cache import rkey
 from ..settings import Settings
+from ..store.kv import rkey
 
 ALL = "all"
 

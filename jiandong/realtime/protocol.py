@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 import nh3
 
-from .. import encoding
 from ..errors import ApiError, ParameterError
+from ..lib import encoding
 
 LOGIN, SEND_ALL, SEND_ONE, LOGOUT = "LOGIN", "SEND_ALL", "SEND_ONE", "LOGOUT"
 ONLINE, ERROR, LIVE_STATUS = "OnLine", "ERROR", "LIVE_STATUS"

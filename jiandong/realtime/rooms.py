@@ -7,8 +7,8 @@ import typing
 
 import aiopg
 
-from .. import db
 from ..services.content_cache import shape
+from ..store import db
 
 if typing.TYPE_CHECKING:
     from ..services.content_cache import ContentCache

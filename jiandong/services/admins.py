@@ -10,7 +10,7 @@ import typing
 import aiopg
 import argon2
 
-from .. import db
+from ..store import db
 from . import passwords
 
 OWNER, EDITOR, MODERATOR = "owner", "editor", "moderator"

@@ -14,7 +14,8 @@ import typing
 
 import aiopg
 
-from .. import db, encoding
+from ..lib import encoding
+from ..store import db
 from .editing import ListQuery, fetch_page, like_pattern
 
 # Values never written to the log, whatever their section calls them.

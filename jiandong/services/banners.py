@@ -6,8 +6,8 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import content_cache_key, pg_key
+from ..store import db
 from .editing import ListQuery, NotFound, fetch_page, insert_row, order_clause, search_clause, set_status, update_row
 from .files import StoredFile
 

@@ -8,8 +8,8 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import content_cache_key, pg_key
+from ..store import db
 from .editing import Invalid, ListQuery, NotFound, clean_html, fetch_page, order_clause, search_clause
 
 CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")

@@ -12,11 +12,11 @@ import typing
 from aiohttp import web
 from redis.asyncio import Redis
 
-from ..cache import rkey
 from ..keys import content_cache_key, redis_key, settings_key
-from ..outages import Streak
+from ..lib.stopping import cancel_and_wait
 from ..settings import Settings
-from ..stopping import cancel_and_wait
+from ..store.kv import rkey
+from ..store.outages import Streak
 
 logger = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ import uuid
 import aiopg
 from redis.asyncio import Redis
 
-from .. import db
-from ..cache import rkey
 from ..settings import Settings
+from ..store import db
+from ..store.kv import rkey
 
 logger = logging.getLogger(__name__)
 

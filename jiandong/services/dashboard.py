@@ -10,9 +10,9 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import pg_key, redis_key, settings_key
 from ..realtime import peaks_key, presence
+from ..store import db
 from .membership import MEMBER_STATUS_SQL
 
 DAYS = 30

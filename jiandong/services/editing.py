@@ -9,7 +9,7 @@ import typing
 import aiopg
 import nh3
 
-from .. import db
+from ..store import db
 
 # Tags and attributes rich text (match descriptions, agreements, product content) may keep.
 RICH_TAGS = {

@@ -6,8 +6,8 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import pg_key
+from ..store import db
 from . import audit
 from .editing import ListQuery, fetch_page, like_pattern
 

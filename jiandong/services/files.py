@@ -6,7 +6,7 @@ import typing
 
 import aiopg
 
-from ..openapi import integer, obj, string
+from ..web.openapi import integer, obj, string
 
 FILE_OBJECT = obj(
     "文件",

@@ -24,10 +24,11 @@ import logging
 import time
 import typing
 
-from .. import db, encoding
-from ..cache import rkey
 from ..keys import content_cache_key, pg_key, redis_key, settings_key
+from ..lib import encoding
 from ..realtime.protocol import room_text
+from ..store import db
+from ..store.kv import rkey
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..integrations.aliyun_live import LiveUrls, aliyun_urls_configured, live_urls, with_push_token
 from ..keys import content_cache_key, pg_key, settings_key
+from ..store import db
 from .editing import (
     Invalid,
     ListQuery,

@@ -27,8 +27,8 @@ import time
 
 from redis.asyncio import Redis
 
-from ..cache import rkey
 from ..settings import Settings
+from ..store.kv import rkey
 
 # KEYS: the account's hash (n = attempts counted, until = end of its wait, a:<address> = that address's
 # attempts on it), the address's counter. ARGV: the address's field, the account limit, the address limit,

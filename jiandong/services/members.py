@@ -8,8 +8,9 @@ import typing
 
 from aiohttp import web
 
-from .. import db, encoding, formats
 from ..keys import pg_key, settings_key
+from ..lib import encoding, formats
+from ..store import db
 from . import audit, membership
 from .content_cache import user_changed
 from .editing import ListQuery, fetch_page, like_pattern

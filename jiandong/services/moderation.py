@@ -8,10 +8,10 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import content_cache_key, pg_key, realtime_key, redis_key, settings_key
 from ..realtime import set_mute_until
 from ..realtime.censor import CONFIG_CODE, parse_words
+from ..store import db
 from . import audit
 
 REASON_MAX = 200

@@ -8,7 +8,7 @@ import typing
 
 import aiopg
 
-from .. import db
+from ..store import db
 from .editing import like_pattern
 from .order_status import AWAITING, CANCELLED, CLOSED, PAID, REFUNDED, REFUNDING, TIMED_OUT
 

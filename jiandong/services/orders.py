@@ -18,7 +18,6 @@ import typing
 
 from aiohttp import web
 
-from .. import db, encoding, formats
 from ..errors import (
     ApiError,
     BusinessNotFound,
@@ -34,6 +33,8 @@ from ..errors import (
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
+from ..lib import encoding, formats
+from ..store import db
 from . import membership
 from .order_status import AWAITING, ENDED_SQL, PAID_STATES, TIMED_OUT
 from .payments import Verdict, receive_notification, reconcile_order

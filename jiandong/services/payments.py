@@ -16,12 +16,12 @@ import typing
 
 from aiohttp import web
 
-from .. import db
-from ..cleaning import clean_text
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..keys import metrics_key, pg_key, wechatpay_key
-from ..logthrottle import JUNK
+from ..lib.cleaning import clean_text
+from ..lib.logthrottle import JUNK
+from ..store import db
 from . import membership
 from .content_cache import user_changed
 from .order_status import AWAITING, PAID, PAID_STATES

@@ -6,9 +6,9 @@ import typing
 
 import aiopg
 
-from .. import db
 from ..errors import MemberNotFound, NoTeam
 from ..keys import pg_key
+from ..store import db
 from .content_cache import user_changed
 from .editing import (
     Invalid,

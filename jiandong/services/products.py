@@ -6,8 +6,8 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import pg_key
+from ..store import db
 from .editing import (
     ListQuery,
     clean_html,

@@ -29,13 +29,14 @@ from urllib.parse import urlsplit
 import psycopg2
 from aiohttp import web
 
-from .. import db, encoding
-from ..cleaning import clean_text
 from ..integrations import wechatpay
 from ..integrations.wechatpay import PayError
 from ..integrations.wechatpay_refund import CHANGE, CLOSED, PROCESSING, SUCCESS, ReqInfoError, query_records
 from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
-from ..logthrottle import JUNK
+from ..lib import encoding
+from ..lib.cleaning import clean_text
+from ..lib.logthrottle import JUNK
+from ..store import db
 from . import audit
 from .content_cache import user_changed
 from .order_status import PAID, PAID_STATES, REFUNDED, REFUNDING

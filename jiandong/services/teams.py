@@ -7,8 +7,8 @@ import typing
 
 from aiohttp import web
 
-from .. import db
 from ..keys import content_cache_key, pg_key
+from ..store import db
 from .editing import (
     Invalid,
     ListQuery,

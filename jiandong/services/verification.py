@@ -9,10 +9,10 @@ import secrets
 
 from redis.asyncio import Redis
 
-from ..cache import rkey
 from ..errors import NoCodePending, ParameterError, Throttled, WrongCode
 from ..integrations.sms import SmsProvider
 from ..settings import Settings
+from ..store.kv import rkey
 
 CODE_TTL = 300
 RESEND_AFTER = 60

@@ -13,11 +13,12 @@ import typing
 
 from aiohttp import web
 
-from .. import db, encoding
-from ..cache import rkey
 from ..integrations.aliyun import AliyunError
 from ..keys import aliyun_live_key, pg_key, redis_key, settings_key
+from ..lib import encoding
 from ..realtime.presence import room_viewers
+from ..store import db
+from ..store.kv import rkey
 
 logger = logging.getLogger(__name__)
 

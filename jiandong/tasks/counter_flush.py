@@ -8,7 +8,6 @@ import typing
 
 from aiohttp import web
 
-from ..cache import rkey
 from ..keys import (
     content_cache_key,
     counter_flush_task_key,
@@ -19,6 +18,7 @@ from ..keys import (
     view_counts_key,
 )
 from ..services.counters import ViewCounts
+from ..store.kv import rkey
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ import uuid
 
 from redis.asyncio import Redis
 
-from ..outages import Streak
+from ..store.outages import Streak
 
 if typing.TYPE_CHECKING:
-    from ..metrics import Metrics
+    from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

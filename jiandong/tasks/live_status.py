@@ -14,10 +14,10 @@ import typing
 
 from aiohttp import web
 
-from .. import db
-from ..cache import rkey
 from ..keys import aliyun_live_key, live_status_task_key, metrics_key, pg_key, redis_key, settings_key
 from ..services.live_status import ENDED, LIVE, set_live_status
+from ..store import db
+from ..store.kv import rkey
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import typing
 
 from aiohttp import web
 
-from ..cache import rkey
 from ..keys import metrics_key, order_tasks_task_key, redis_key, settings_key
 from ..services import orders, payments, refunds
+from ..store.kv import rkey
 from .leader import Lease, run_as_leader
 
 logger = logging.getLogger(__name__)

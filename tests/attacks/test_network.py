@@ -12,7 +12,7 @@ import re
 import aiohttp
 import pytest
 
-from jiandong import encoding
+from jiandong.lib import encoding
 from tests.conftest import until
 
 # Fast viewer counts: the test waits tenths of a second for them.

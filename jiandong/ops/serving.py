@@ -13,10 +13,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestHandler
 
-from . import encoding
-from .errors import ParameterError
-from .logthrottle import JUNK
-from .settings import Settings
+from ..errors import ParameterError
+from ..lib import encoding
+from ..lib.logthrottle import JUNK
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 

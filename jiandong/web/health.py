@@ -11,10 +11,10 @@ import dataclasses
 
 from aiohttp import web
 
-from . import db
-from .http import json_response
-from .keys import pg_key, readiness_key, redis_key
-from .outages import POSTGRESQL, REDIS
+from ..keys import pg_key, readiness_key, redis_key
+from ..store import db
+from ..store.outages import POSTGRESQL, REDIS
+from .responses import json_response
 
 routes = web.RouteTableDef()
 

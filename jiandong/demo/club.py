@@ -12,14 +12,15 @@ import typing
 import psycopg2
 import psycopg2.extras
 
-from . import demo_media, encoding, formats
-from .db import connect_options
-from .demo_media import Picture
-from .integrations.sms import mask_phone
-from .integrations.wechat import dev_openid
-from .media import media_path
-from .services.orders import new_order_no, product_view
-from .settings import Settings
+from ..integrations.sms import mask_phone
+from ..integrations.wechat import dev_openid
+from ..lib import encoding, formats
+from ..services.orders import new_order_no, product_view
+from ..settings import Settings
+from ..store.db import connect_options
+from ..store.media import media_path
+from . import media as demo_media
+from .media import Picture
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import typing
 
 from aiohttp import web
 
-from . import __version__
-from .errors import (
+from .. import __version__
+from ..errors import (
     ApiError,
     BodyTimeout,
     MethodNotAllowed,
@@ -21,7 +21,7 @@ from .errors import (
     UnsupportedMediaType,
     all_errors,
 )
-from .http import DEFAULT_BODY_LIMIT, MAX_PAGE, MAX_PAGE_SIZE
+from .params import DEFAULT_BODY_LIMIT, MAX_PAGE, MAX_PAGE_SIZE
 
 Schema = dict[str, typing.Any]
 
@@ -41,7 +41,7 @@ def param(name: str, kind: str = "string", description: str = "", *, required: b
 
 
 # Marks a text parameter that takes any string: one from an outside service, whose control characters
-# are removed (jiandong.cleaning) rather than refused (but for a NUL in a query string, refused by all).
+# are removed (jiandong.lib.cleaning) rather than refused (but for a NUL in a query string, refused by all).
 CLEANED = "x-cleaned"
 
 
@@ -178,7 +178,7 @@ def _possible_errors(method: str, path: str, doc: Description) -> list[type[ApiE
     """The errors any operation of this shape can answer, whatever its handler adds."""
     # Another method on the same path is answered 405; a body over the route's limit is refused by its
     # Content-Length on every route. Every documented operation needs PostgreSQL or Redis (the token
-    # check alone needs Redis): 503 while one of them is away (jiandong.outages).
+    # check alone needs Redis): 503 while one of them is away (jiandong.store.outages).
     errors: list[type[ApiError]] = [MethodNotAllowed, PayloadTooLarge, ServiceUnavailable]
     if _PATH_PARAM.search(path):
         # A path whose placeholder does not match (an id that is no number) names no route.

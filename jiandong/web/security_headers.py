@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from .settings import Settings
+from ..settings import Settings
 
 CONSOLE_PREFIX = "/admin"
 

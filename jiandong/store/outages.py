@@ -18,13 +18,13 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..errors import ApiError, ServiceUnavailable
+from ..keys import metrics_key, outages_key, pg_key, redis_key, settings_key
+from ..lib.stopping import cancel_and_wait
 from . import db
-from .errors import ApiError, ServiceUnavailable
-from .keys import metrics_key, outages_key, pg_key, redis_key, settings_key
-from .stopping import cancel_and_wait
 
 if typing.TYPE_CHECKING:
-    from .metrics import Metrics
+    from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

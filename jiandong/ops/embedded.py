@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 if typing.TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import typing
 
 from aiohttp import web
 
-from .keys import metrics_key, request_id_key, settings_key, user_id_key
-from .metrics import route_of
+from ..keys import metrics_key, request_id_key, settings_key, user_id_key
+from ..ops.metrics import route_of
 
 logger = logging.getLogger("jiandong.access")
 # Any other method a client invents is counted as "other": labels stay few.

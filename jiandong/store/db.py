@@ -14,7 +14,7 @@ import psycopg2
 import psycopg2.extras
 from aiohttp import web
 
-from .keys import pg_key, settings_key
+from ..keys import pg_key, settings_key
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .demo import DEMO_LOGIN_CODE, DEMO_USER_NAME
-from .settings import Settings
+from ..demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME
+from ..settings import Settings
 
 
 def local_url(settings: Settings, port: int, scheme: str = "http") -> str:

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import psycopg2
 import redis
 
-from . import db
-from .settings import Settings, mask_url_password
+from ..settings import Settings, mask_url_password
+from ..store import db
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 

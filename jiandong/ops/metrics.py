@@ -29,9 +29,9 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .keys import metrics_key, outages_key, pg_key, realtime_key, settings_key
-from .settings import Settings
-from .stopping import cancel_and_wait
+from ..keys import metrics_key, outages_key, pg_key, realtime_key, settings_key
+from ..lib.stopping import cancel_and_wait
+from ..settings import Settings
 
 # prometheus-client reads it when it is imported (a worker imports it after its parent set it).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -22,9 +22,9 @@ from aiohttp import web
 from PIL import Image, ImageCms, ImageDraw, ImageOps
 from yarl import URL
 
-from .errors import ParameterError, SaveImageFailed
-from .http import Upload, on_chat_port
-from .keys import settings_key
+from ..errors import ParameterError, SaveImageFailed
+from ..keys import settings_key
+from ..web.params import Upload, on_chat_port
 
 logger = logging.getLogger(__name__)
 

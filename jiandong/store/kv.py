@@ -10,8 +10,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .keys import redis_key, settings_key
-from .settings import Settings
+from ..keys import redis_key, settings_key
+from ..settings import Settings
 
 REDIS_MAX_CONNECTIONS = 100
 

@@ -8,8 +8,7 @@ import typing
 
 from aiohttp import web
 
-from . import logformat, media
-from .errors import (
+from ..errors import (
     ApiError,
     BodyTimeout,
     InternalError,
@@ -19,10 +18,13 @@ from .errors import (
     RouteNotFound,
     ServiceUnavailable,
 )
-from .http import DEFAULT_BODY_LIMIT, json_response, on_chat_port
-from .keys import body_limit_key, outages_key, request_id_key, settings_key
-from .logthrottle import JUNK
-from .outages import dependency_of
+from ..keys import body_limit_key, outages_key, request_id_key, settings_key
+from ..lib import logformat
+from ..lib.logthrottle import JUNK
+from ..store import media
+from ..store.outages import dependency_of
+from .params import DEFAULT_BODY_LIMIT, on_chat_port
+from .responses import json_response
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import typing
 from aiohttp import web
 from redis.asyncio import Redis
 
-from .cache import rkey
-from .errors import TokenInvalid
-from .keys import redis_key, settings_key, tokens_key, user_id_key
-from .settings import Settings
+from ..errors import TokenInvalid
+from ..keys import redis_key, settings_key, tokens_key, user_id_key
+from ..settings import Settings
+from ..store.kv import rkey
 
 Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
 

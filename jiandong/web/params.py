@@ -1,10 +1,9 @@
-"""Request parameters (query + JSON / form / multipart body), JSON responses and the page shape."""
+"""Request parameters: the query string merged with a JSON, form or multipart body, read once and checked."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import typing
 from urllib.parse import parse_qsl
 
@@ -13,9 +12,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from multidict import MultiDict
 
-from . import encoding
-from .errors import BodyTimeout, ParameterError, PayloadTooLarge, UnsupportedMediaType
-from .keys import body_limit_key, params_key, settings_key
+from ..errors import BodyTimeout, ParameterError, PayloadTooLarge, UnsupportedMediaType
+from ..keys import body_limit_key, params_key, settings_key
+from ..lib import encoding
 
 # A request of the API is a few fields: 64 KiB is generous, and what a route takes unless it says otherwise.
 DEFAULT_BODY_LIMIT = 64 * 1024
@@ -271,25 +270,6 @@ async def _receiving(request: web.Request) -> typing.AsyncIterator[None]:
     except (HttpProcessingError, ClientPayloadError, ValueError, ConnectionResetError,
             BadContentDispositionHeader, BadContentDispositionParam):
         raise ParameterError("参数错误: 请求体格式错误") from None
-
-
-def json_response(data: typing.Any, status: int = 200) -> web.Response:
-    return web.Response(body=encoding.dumps(data), status=status, content_type="application/json")
-
-
-def operation_result(request: web.Request) -> web.Response:
-    """The document's operation-result body."""
-    return json_response({"msg": "success", "error_code": 0, "request_url": request.path})
-
-
-def page_body(items: list[typing.Any], total: int, page: int, size: int) -> dict[str, typing.Any]:
-    return {
-        "total": total,
-        "per_page": size,
-        "current_page": page,
-        "last_page": max(1, math.ceil(total / size)),
-        "data": items,
-    }
 
 
 def client_ip(request: web.Request) -> str:

@@ -1,0 +1,1 @@
+"""The demo club: its data and the pictures drawn for it."""

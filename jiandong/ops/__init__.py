@@ -1,0 +1,1 @@
+"""Running the server: listening sockets and workers, embedded servers, deployment checks, the banner, metrics."""

@@ -1,0 +1,1 @@
+"""The request pipeline: parameters, responses, middlewares, access log, auth, proxies, OpenAPI, H5, health."""
