@@ -18,7 +18,7 @@ from ..keys import pg_key, settings_key
 
 logger = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 # Any constant works; every process that migrates takes the same session lock.
 MIGRATION_LOCK = 7_318_004_211
