@@ -18,9 +18,9 @@ import aiopg
 import psycopg2
 import redis
 from aiohttp import web
-from jiandong.demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 
 from jiandong.app import create_app
+from jiandong.demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
 from jiandong.ops.banner import banner
 from jiandong.ops.check import PROBLEM, check, first_line, mask_url_password
 from jiandong.ops.embedded import EmbeddedError, servers_for

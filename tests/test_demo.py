@@ -7,10 +7,10 @@ import json
 import re
 import shutil
 
-from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
 from PIL import Image
 
 from jiandong.demo import media as demo_media
+from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
 from jiandong.integrations.wechat import dev_openid
 from tests.conftest import login
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
-
 from jiandong.web.openapi import build_spec
 from tests.conftest import login
 
