@@ -158,6 +158,8 @@ async def test_a_malformed_request_gets_a_400_and_one_warning_line(serve, caplog
     for answer in answers:
         head, body = answer.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.0 400 Bad Request") and b"application/json" in head
+        # Not even the answers aiohttp's parser leads to name the server's software.
+        assert b"\r\nserver:" not in head.lower() and b"nosniff" in head
         assert json.loads(body) == {"msg": "参数错误: 请求格式不正确", "error_code": 99999, "request_url": ""}
     # One line each, no traceback, nothing from aiohttp's own logger above DEBUG.
     warnings = [r for r in caplog.records

@@ -9,7 +9,7 @@ import resource
 import socket
 import typing
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestHandler
 
@@ -108,7 +108,7 @@ class QuietRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         if not isinstance(exc, BadHttpMessage):
-            return super().handle_error(request, status, exc, message)
+            return _unbranded(super().handle_error(request, status, exc, message))
         # Junk from the internet: held back past one line per kind per 10 s (logthrottle).
         logger.warning("malformed request from %s: %s", request.remote, _first_line(exc), extra=JUNK)
         if request.writer.output_size > 0:
@@ -116,9 +116,28 @@ class QuietRequestHandler(RequestHandler):
         error = ParameterError("参数错误: 请求格式不正确")
         body = {"msg": error.msg, "error_code": error.error_code, "request_url": ""}
         status = exc.code if 400 <= exc.code < 500 else 400
-        response = web.Response(status=status, body=encoding.dumps(body), content_type="application/json")
+        response = _Unbranded(status=status, body=encoding.dumps(body), content_type="application/json")
         response.force_close()
         return response
+
+
+class _Unbranded(web.Response):
+    """An answer made before any application saw the request, so no on_response_prepare hook runs for it
+    (web.security_headers): it drops the `Server` header aiohttp adds while preparing the headers itself."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall(hdrs.SERVER, None)
+        self.headers[hdrs.X_CONTENT_TYPE_OPTIONS] = "nosniff"
+
+
+def _unbranded(response: web.StreamResponse) -> web.StreamResponse:
+    """aiohttp's own error answer, as an _Unbranded one."""
+    if not isinstance(response, web.Response):
+        return response
+    copy = _Unbranded(status=response.status, body=response.body, headers=response.headers)
+    copy.force_close()
+    return copy
 
 
 def _first_line(exc: BadHttpMessage) -> str:
