@@ -467,7 +467,11 @@ def scenario(args: typing.Any, name: str) -> Result:
     with bench_run(args, DATABASE) as run:
         # One sender at full speed: neither its own limit nor its address's may hold it back.
         run.env.update(JIANDONG_CHAT_RATE_COUNT=str(int(args.rate * args.duration) + 100),
-                       JIANDONG_CHAT_RATE_ADDRESS_COUNT="0")
+                       JIANDONG_CHAT_RATE_ADDRESS_COUNT="0",
+                       # Every viewer connects from 127.0.0.1 (idle: 10,000 of them), the sender holds one socket
+                       # per process: the per-address cap and the chat's share of the process must let them in.
+                       JIANDONG_CHAT_MAX_PER_ADDRESS="1000000", JIANDONG_MAX_CONNECTIONS="30000",
+                       JIANDONG_CHAT_CONNECTION_SHARE="0.9")
         if args.batch_window is not None:
             run.env.update(JIANDONG_CHAT_BATCH_WINDOW=str(args.batch_window))
         if name == "stalled":

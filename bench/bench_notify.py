@@ -96,6 +96,8 @@ def main() -> int:
         database_url = run.env["JIANDONG_DATABASE_URL"]
         run.env.update(
             JIANDONG_WECHAT_APPID=APPID, JIANDONG_WECHAT_SECRET="bench-secret",
+            # Required beside an appid: the URLs handed to WeChat are built from it.
+            JIANDONG_PUBLIC_URL="https://club.example",
             JIANDONG_WECHATPAY_MCH_ID=MCH_ID, JIANDONG_WECHATPAY_API_KEY=API_KEY,
             # Nothing listens there: the order is paid at once, so nothing needs WeChat Pay.
             JIANDONG_WECHATPAY_API_URL=f"http://127.0.0.1:{free_port()}",
