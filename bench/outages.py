@@ -3,7 +3,7 @@ Redis restarted under a chat of two server processes.
 
     python bench/outages.py [--outage 10] [--clients 8] [--chat-runs 3]
 
-Every server is one of this run's own (tests/own_servers.py: the installed binaries, a temporary
+Every server is one of this run's own (tests/helpers/own_servers.py: the installed binaries, a temporary
 directory), never a shared one. For each fault it prints the status and latency of the requests
 made while the dependency was away, the server's log lines about it (and how many tracebacks), and
 how long after the dependency came back the first request succeeded. For the chat it prints, per
@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from common import add_live  # noqa: E402  (bench/ is the script's directory)
 
 from jiandong.lib import encoding  # noqa: E402
-from tests.own_servers import OwnPostgres, OwnRedis, free_port  # noqa: E402
+from tests.helpers.own_servers import OwnPostgres, OwnRedis  # noqa: E402
+from tests.helpers.servers import free_port  # noqa: E402
 
 DB_TIMEOUT, REDIS_TIMEOUT = 3.0, 2.0
 # The chat's rooms (published lives) during the Redis restarts.

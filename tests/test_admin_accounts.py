@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.admin_helpers import PASSWORD, add_admin, csrf, post_form, sign_in
+from tests.helpers.admin import PASSWORD, add_admin, csrf, post_form, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@ searchable by owners only, with no way to change or delete an entry."""
 
 from __future__ import annotations
 
-from tests.admin_helpers import add_admin, post_form, sign_in
+from tests.helpers.admin import add_admin, post_form, sign_in
 
 
 async def test_content_changes_are_logged_and_searchable(make_client, sql):

@@ -4,11 +4,11 @@ for a viewer who joins afterwards, and the dashboard. Screenshots go to tests/ar
 
 from __future__ import annotations
 
-from tests.admin_helpers import add_admin
-from tests.test_admin_browser import browser, h5, live_server, page, shot, sign_in, token_of  # noqa: F401
+from tests.helpers.admin import add_admin
+from tests.helpers.browser import h5, shot, sign_in, token_of
 
 
-def test_grant_a_membership_by_hand(page, live_server, sql):  # noqa: F811
+def test_grant_a_membership_by_hand(page, live_server, sql):
     add_admin(sql)
     status, info = h5(live_server, "/api/v1/user/info", "browser-member")
     assert status == 200 and info["member_status"] == 0
@@ -33,7 +33,7 @@ def test_grant_a_membership_by_hand(page, live_server, sql):  # noqa: F811
     assert order == {"kind": "manual", "pay_amount": 15000, "remark": "现场现金缴费"}
 
 
-def test_refund_an_order(page, live_server, sql):  # noqa: F811
+def test_refund_an_order(page, live_server, sql):
     add_admin(sql)
     product = sql("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('建东体育年度会员', 19900, 1, 100)"
                   " RETURNING id")[0]["id"]
@@ -88,7 +88,7 @@ JOIN_LATER = """async ([token, room]) => {
 }"""
 
 
-def test_delete_a_message_a_later_viewer_never_sees(page, browser, live_server, sql):  # noqa: F811
+def test_delete_a_message_a_later_viewer_never_sees(page, browser, live_server, sql):
     add_admin(sql, "mod", "moderator")
     sql("INSERT INTO lives (id, title, stream_name, live_status)"
         " VALUES (31, '决赛：建东猛龙 vs 城南勇士', 'final31', 1)")
@@ -117,7 +117,7 @@ def test_delete_a_message_a_later_viewer_never_sees(page, browser, live_server, 
     later.context.close()
 
 
-def test_dashboard(page, live_server, sql):  # noqa: F811
+def test_dashboard(page, live_server, sql):
     add_admin(sql)
     product = sql("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('年度会员', 19900, 1, 100)"
                   " RETURNING id")[0]["id"]

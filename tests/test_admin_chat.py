@@ -9,10 +9,9 @@ import pytest
 
 from jiandong.keys import realtime_key
 from jiandong.realtime import mute_key
-from tests.admin_helpers import add_admin, post_form, sign_in
-from tests.conftest import login
-from tests.realtime_helpers import FAST, IDLE_WRITER, frame_of, join, rows_eventually, send
-from tests.test_orders import call
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import call, login
+from tests.helpers.realtime import FAST, IDLE_WRITER, frame_of, join, rows_eventually, send
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

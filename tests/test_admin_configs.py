@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.admin_helpers import add_admin, csrf, sign_in
+from tests.helpers.admin import add_admin, csrf, sign_in
 
 BANNED = "秘密屏蔽词甲\n秘密屏蔽词乙"
 INTERNAL = "chat_banned_words"

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.admin_helpers import add_admin, csrf, png, sign_in
-from tests.conftest import login
+from tests.helpers.admin import add_admin, csrf, png, sign_in
+from tests.helpers.api import login
 
 VIDEO_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 200
 

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 from jiandong.admin.charts import Series, bars, hbars
 from jiandong.keys import realtime_key
-from tests.admin_helpers import add_admin, sign_in
-from tests.conftest import login
-from tests.realtime_helpers import FAST, join
-from tests.test_orders import add_product
+from tests.helpers.admin import add_admin, sign_in
+from tests.helpers.api import login
+from tests.helpers.orders import add_product
+from tests.helpers.realtime import FAST, join
 
 SVG = "{http://www.w3.org/2000/svg}"
 

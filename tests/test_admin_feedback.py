@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.admin_helpers import add_admin, post_form, sign_in
-from tests.conftest import login
-from tests.test_orders import call
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import call, login
 
 
 async def test_feedback_filters_and_handling(client, sql):

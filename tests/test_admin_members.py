@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 
 from jiandong.integrations.wechat import dev_openid
-from tests.admin_helpers import add_admin, post_form, sign_in
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame_of, join, send
-from tests.test_orders import add_product, call
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import call, login
+from tests.helpers.orders import add_product
+from tests.helpers.realtime import FAST, frame_of, join, send
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

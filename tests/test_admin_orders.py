@@ -8,14 +8,12 @@ import io
 
 import openpyxl
 
-from tests import test_orders as shared
-from tests.admin_helpers import add_admin, post_form, sign_in
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import ORDER_QUERY
-from tests.test_orders import PRE_ORDER, add_product, call, commit, minutes_pass, order_row, wx_buyer
-
-wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import call
+from tests.helpers.orders import PRE_ORDER, add_product, commit, minutes_pass, order_row, wx_buyer
 
 
 def add_order(sql, user_id: int, product: int, no: str, price: int, status: int = 1, day: str = "2030-03-01",

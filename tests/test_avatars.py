@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from jiandong.integrations.wechat import dev_openid
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame_of, join, rows_eventually, send, send_and_ack
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of, join, rows_eventually, send, send_and_ack
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

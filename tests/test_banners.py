@@ -1,3 +1,5 @@
+from tests.helpers.content import add_banner
+
 BY_POSITION = "/api/v1/banner/by_position"
 
 
@@ -8,12 +10,6 @@ def add_file(sql, name="https://cdn.example.com/b1.jpg", original="b1.jpg", size
     )[0]["id"]
 
 
-def add_banner(sql, position=1, *, title="t", img_id=None, img_url="", sort=0, status=1, jump_url=""):
-    return sql(
-        "INSERT INTO banners (title, description, position, img_id, img_url, jump_url, sort, status)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        title, f"{title} 描述", position, img_id, img_url, jump_url, sort, status,
-    )[0]["id"]
 
 
 async def test_banner_with_file(client, token, sql):

@@ -2,7 +2,8 @@
 
 import datetime as dt
 
-from tests.test_orders import add_product, call
+from tests.helpers.api import call
+from tests.helpers.orders import add_product
 
 JOINUS = "/api/v1/business/joinus"
 

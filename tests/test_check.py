@@ -9,7 +9,7 @@ import sys
 
 from jiandong.ops.check import PROBLEM, pem_files
 from jiandong.settings import Settings
-from tests.test_workers import ROOT, free_port
+from tests.helpers.servers import ROOT, free_port
 
 
 def check(**env: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from jiandong.web.openapi import build_spec
-from tests.conftest import login
+from tests.helpers.api import login
 
 BY_MEMBER = "/api/v1/competition/by_member"
 BEGINS = "/api/v1/competition/begins"

@@ -10,8 +10,9 @@ import pytest
 
 from jiandong.keys import content_cache_key
 from jiandong.services.content_cache import shape
-from jiandong.store.kv import rkey
-from tests.conftest import login, until
+from tests.helpers.api import login
+from tests.helpers.content_cache import listening
+from tests.helpers.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 # Shapes of this module's own entries (a shape's name is declared once in the whole server).
@@ -34,10 +35,6 @@ async def invalidate(settings, *what: str) -> subprocess.CompletedProcess[str]:
                                    JIANDONG_REDIS_PREFIX=settings.redis_prefix)
 
 
-def listening(redis_sync, settings, processes: int = 1) -> bool:
-    """Whether the apps' cache listeners have subscribed to the invalidation channel."""
-    channel = rkey(settings, "content", "changed")
-    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0) >= processes
 
 
 async def test_cache_serves_until_invalidated_in_another_process(make_client, redis_sync, settings):

@@ -1,4 +1,4 @@
-from tests.conftest import login
+from tests.helpers.api import login
 
 ALLOWED = "https://h5.club.example"
 OTHER = "https://evil.example"

@@ -8,8 +8,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from jiandong.keys import view_counts_key
 from jiandong.services.counters import IncrementBatcher
 from jiandong.settings import Settings, SettingsError
-from tests.conftest import login, until
-from tests.test_videos import NOTIFY, add_live, add_video, get_json
+from tests.helpers.api import get_json, login
+from tests.helpers.content import add_live, add_video, play
+from tests.helpers.waiting import until
 
 
 @pytest.fixture
@@ -22,11 +23,6 @@ def counter_keys(redis_sync, settings) -> list[str]:
     return sorted(redis_sync.scan_iter(match=f"{settings.redis_prefix}views:*"))
 
 
-async def play(client, token, item_id: int, kind: int, times: int = 1) -> None:
-    results = await asyncio.gather(
-        *(get_json(client, NOTIFY, token, method="POST", data={"id": item_id, "type": kind}) for _ in range(times))
-    )
-    assert all(body["error_code"] == 0 for body in results)
 
 
 async def test_concurrent_plays_flush_exactly(client, token, sql, redis_sync, settings):

@@ -12,7 +12,7 @@ from PIL import Image
 from jiandong.demo import media as demo_media
 from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
 from jiandong.integrations.wechat import dev_openid
-from tests.conftest import login
+from tests.helpers.api import login
 
 
 def count(sql, table):

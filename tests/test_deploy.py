@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.realtime_helpers import frame_of, send
-from tests.test_workers import ROOT, free_port, server_env, servers  # noqa: F401 (a fixture)
+from tests.helpers.realtime import frame_of, send
+from tests.helpers.servers import ROOT, free_port, server_env
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
@@ -72,7 +72,7 @@ def nginx_binary() -> str:
     return path
 
 
-async def test_the_guides_nginx_site_serves_the_api_and_the_chat(nginx_binary, servers, settings, tmp_path):  # noqa: F811
+async def test_the_guides_nginx_site_serves_the_api_and_the_chat(nginx_binary, servers, settings, tmp_path):
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     cert, key = prefix / "cert.pem", prefix / "key.pem"

@@ -11,8 +11,8 @@ from jiandong.errors import all_errors
 from jiandong.keys import docs_cache_key
 from jiandong.lib import encoding
 from jiandong.web.openapi import array, integer, obj, string
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame_of, send
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of, send
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

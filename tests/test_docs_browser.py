@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from jiandong.settings import Settings
-from tests.test_admin_browser import ARTIFACTS, LiveServer, browser  # noqa: F401 (a fixture)
+from tests.helpers.browser import ARTIFACTS, LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def docs_server(database_url: str, redis_url: str, tmp_path_factory: pytest.Temp
         yield url
 
 
-def test_the_chat_section_is_one_click_from_the_top(browser, docs_server):  # noqa: F811
+def test_the_chat_section_is_one_click_from_the_top(browser, docs_server):
     context = browser.new_context(base_url=docs_server, viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     try:

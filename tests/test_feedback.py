@@ -1,4 +1,4 @@
-from tests.conftest import login
+from tests.helpers.api import login
 
 FEEDS = "/api/v1/feeds"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jiandong.demo.club import DEMO_LOGIN_CODE, load_demo
 from jiandong.web.openapi import build_spec
-from tests.conftest import login
+from tests.helpers.api import login
 
 # No crash cache and no example database: the run keeps nothing (see the file).
 CONFIG = Path(__file__).resolve().parent.parent / "schemathesis.toml"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import login
-from tests.realtime_helpers import (
+from tests.helpers.api import login
+from tests.helpers.realtime import (
     FAST,
     IDLE_WRITER,
     join,

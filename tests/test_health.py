@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.realtime_helpers import FAST
-from tests.test_outages import own_redis  # noqa: F401 (a fixture: a Redis of the test's own)
+from tests.helpers.realtime import FAST
 
 
 async def ready(client) -> tuple[int, dict]:
@@ -20,7 +19,7 @@ async def test_healthz_and_readyz_when_all_is_well(client):
     assert await ready(client) == (200, {"status": "ready"})
 
 
-async def test_readyz_turns_503_naming_redis_while_it_is_away_and_back(own_redis, make_client):  # noqa: F811
+async def test_readyz_turns_503_naming_redis_while_it_is_away_and_back(own_redis, make_client):
     client = await make_client(redis_url=own_redis.url, redis_timeout=0.5, redis_prefix=f"r{uuid.uuid4().hex[:8]}:",
                                **FAST)
     assert await ready(client) == (200, {"status": "ready"})

@@ -8,10 +8,10 @@ import pytest
 from jiandong.keys import content_cache_key, view_counts_key
 from jiandong.services.counters import LookupBatcher
 from jiandong.store.kv import rkey
-from tests.conftest import login, until
-from tests.test_banners import add_banner
-from tests.test_live_callbacks import SECRET, SRS, srs_body
-from tests.test_videos import NOTIFY, add_competition, add_live, add_video, get_json
+from tests.helpers.api import get_json, login
+from tests.helpers.content import NOTIFY, add_banner, add_competition, add_live, add_video
+from tests.helpers.lives import SECRET, SRS, srs_body
+from tests.helpers.waiting import until
 
 
 def listeners(redis_sync, settings) -> int:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.conftest import login
+from tests.helpers.api import login
 
 
 async def test_multipart_body_over_the_limit_is_refused(client):

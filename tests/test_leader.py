@@ -11,14 +11,14 @@ from redis.asyncio import Redis
 
 from jiandong.store.kv import rkey
 from jiandong.tasks.leader import Lease, run_as_leader
-from tests import test_live_status_task as live_task
-from tests import test_orders, test_workers
-from tests.conftest import until
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.aliyun_live import FakeAliyunLive
-from tests.test_counters import play
-from tests.test_videos import add_video
+from tests.helpers.content import add_video, play
+from tests.helpers.lives import add_stream, aliyun_settings, statuses
+from tests.helpers.orders import add_product, order_row, order_with_prepay, wx_buyer
+from tests.helpers.servers import server_env
+from tests.helpers.waiting import until
 
 
 @pytest.fixture
@@ -123,8 +123,6 @@ async def test_run_as_leader_runs_the_job_in_one_loop_and_fails_over(redis, key,
 
 # -- the singleton jobs of real server processes ------------------------------------------------
 
-# The merchant and streaming fixtures, visible to pytest here.
-servers, wechat, wxpay = test_workers.servers, test_orders.wechat, test_orders.wxpay
 # The leases of the order upkeep, the counter flush and the Aliyun Live poll.
 JOBS = ("orders", "counter_flush", "live_status")
 
@@ -146,9 +144,9 @@ async def test_a_second_process_runs_no_singleton_job_until_the_holder_is_gone(
 ):
     """Each job's work is done only under its lease: a process that does not hold it never does it, even
     while the holder is frozen, until the holder's lease runs out and it takes over."""
-    env = test_workers.server_env(settings, tmp_path / "var", **{f"JIANDONG_{k.upper()}": str(v) for k, v in {
+    env = server_env(settings, tmp_path / "var", **{f"JIANDONG_{k.upper()}": str(v) for k, v in {
         **fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
-        **live_task.aliyun_settings(fake_live), "live_poll_interval": 0.1, "counter_flush_interval": 0.1,
+        **aliyun_settings(fake_live), "live_poll_interval": 0.1, "counter_flush_interval": 0.1,
         "reconcile_interval": 0.1,
         # With a WeChat AppID the server does not start without a public URL.
         "public_url": "https://club.example.com",
@@ -157,10 +155,10 @@ async def test_a_second_process_runs_no_singleton_job_until_the_holder_is_gone(
     await until(lambda: all(holder(redis_sync, settings, job) for job in JOBS), "the first process to take every lease")
     first_holds = {job: holder(redis_sync, settings, job) for job in JOBS}
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
-        token = await test_orders.wx_buyer(http, wechat, sql)
-        order = await test_orders.order_with_prepay(http, token, test_orders.add_product(sql))
+        token = await wx_buyer(http, wechat, sql)
+        order = await order_with_prepay(http, token, add_product(sql))
     video_id = add_video(sql, "回放")
-    live_id = live_task.add_stream(sql, "s1", 0)
+    live_id = add_stream(sql, "s1", 0)
     second, port, _ = await servers.start(env)
     os.kill(first.pid, signal.SIGSTOP)
     try:
@@ -171,8 +169,8 @@ async def test_a_second_process_runs_no_singleton_job_until_the_holder_is_gone(
         fake_live.streams = [("live", "s1")]
         done = {
             "counter_flush": lambda: sql("SELECT browse_num FROM videos WHERE id = %s", video_id)[0]["browse_num"] == 1,
-            "orders": lambda: test_orders.order_row(sql, order["id"])["status"] == 1,
-            "live_status": lambda: live_task.statuses(sql) == {"s1": 1},
+            "orders": lambda: order_row(sql, order["id"])["status"] == 1,
+            "live_status": lambda: statuses(sql) == {"s1": 1},
         }
         by = {}
 

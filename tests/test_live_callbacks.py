@@ -8,14 +8,17 @@ from urllib.parse import urlencode
 import pytest
 
 from jiandong.integrations.aliyun_live import callback_signature
-from tests.admin_helpers import add_admin, post_form, sign_in
-from tests.conftest import login
-from tests.test_videos import add_live
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import login
+from tests.helpers.content import add_live
+from tests.helpers.lives import SECRET, SRS, srs_body
 
 ALIYUN = "/api/v1/live/callback/aliyun"
-SRS = "/api/v1/live/callback/srs"
+
+
 NGINX = "/api/v1/live/callback/nginx"
-SECRET = "push-secret-123"
+
+
 CALLBACK_KEY = "CallbackKey123"
 PUSH_DOMAIN = "push.club.example.com"
 
@@ -193,10 +196,6 @@ async def test_callbacks_refused_when_no_secret_is_configured(make_client, sql, 
     assert r.frames() == []
 
 
-def srs_body(action: str, stream: str, param: str = f"?token={SECRET}") -> dict:
-    return {"server_id": "vid-0xk989d", "action": action, "client_id": "341w361a", "ip": "192.0.2.10",
-            "vhost": "__defaultVhost__", "app": "live", "tcUrl": "rtmp://127.0.0.1:1935/live?vhost=__defaultVhost__",
-            "stream": stream, "param": param, "stream_url": f"video.test.com/live/{stream}", "stream_id": "vid-124q9y3"}
 
 
 async def test_srs_publish_and_unpublish(client, sql, room):

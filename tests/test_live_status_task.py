@@ -8,10 +8,10 @@ import pytest
 from jiandong.integrations.aliyun import AliyunError
 from jiandong.keys import live_status_task_key
 from jiandong.tasks.live_status import reconcile
-from tests.conftest import login, until
 from tests.fakes.aliyun_live import FakeAliyunLive
-
-LONG_AGO = "2024-01-01 10:00:00+08"
+from tests.helpers.api import login
+from tests.helpers.lives import add_stream, aliyun_settings, statuses
+from tests.helpers.waiting import until
 
 
 @pytest.fixture
@@ -22,29 +22,6 @@ async def fake_live(aiohttp_server):
     return fake
 
 
-def aliyun_settings(fake: FakeAliyunLive, **extra) -> dict:
-    # No background poll unless a test asks for one: the others poll by calling reconcile.
-    return {
-        "aliyun_access_key_id": fake.access_key_id,
-        "aliyun_access_key_secret": fake.access_key_secret,
-        "aliyun_live_url": fake.url,
-        "aliyun_live_domain": fake.domain,
-        "live_poll_interval": 3600,
-        "counter_flush_interval": 3600,
-        **extra,
-    }
-
-
-def add_stream(sql, stream: str, live_status: int, changed_at: str | None = LONG_AGO, app_name: str = "live") -> int:
-    return sql(
-        "INSERT INTO lives (title, stream_name, app_name, live_status, live_changed_at, play_rtmp, plug_flow)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 'rtmp://push.example.com/x?auth_key=SECRET') RETURNING id",
-        f"直播 {stream}", stream, app_name, live_status, changed_at, f"rtmp://play.example.com/live/{stream}",
-    )[0]["id"]
-
-
-def statuses(sql) -> dict[str, int]:
-    return {r["stream_name"]: r["live_status"] for r in sql("SELECT stream_name, live_status FROM lives")}
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import pytest
 
-from tests.conftest import login
-from tests.test_videos import NOTIFY, add_competition, add_live, get_json
+from tests.helpers.api import get_json, login
+from tests.helpers.content import NOTIFY, add_competition, add_live
 
 LIST = "/api/v1/competition/live"
 SECRET = "SECRET-PUSH-KEY"

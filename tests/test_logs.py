@@ -8,8 +8,8 @@ import logging
 import re
 
 from jiandong.lib.logformat import JsonFormatter
-from tests.conftest import login
-from tests.log_leaks import leaks
+from tests.helpers.api import login
+from tests.helpers.log_leaks import leaks
 
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
 

@@ -9,8 +9,8 @@ import itertools
 import aiohttp
 import pytest
 
-from tests.admin_helpers import add_admin, csrf, sign_in
-from tests.media_helpers import ACCEPTED, assert_pixels_only, hostile_gif
+from tests.helpers.admin import add_admin, csrf, sign_in
+from tests.helpers.media import ACCEPTED, assert_pixels_only, hostile_gif
 
 _names = itertools.count(1)
 

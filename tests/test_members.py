@@ -3,7 +3,8 @@ import logging
 import re
 from zoneinfo import ZoneInfo
 
-from tests.conftest import login
+from tests.helpers.api import login
+from tests.helpers.orders import add_product
 
 URL = "/api/v1/member/info"
 WECHAT_AVATAR = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
@@ -154,8 +155,6 @@ async def test_member_info_team_is_only_the_current_enabled_team(client, sql):
 
 async def _becomes_a_member(client, sql, caplog, code="newcomer"):
     """A new user as the pages take them: log in, bind a phone by SMS code, buy and pay (dev payment)."""
-    from tests.test_orders import add_product
-
     caplog.set_level(logging.WARNING, logger="jiandong.integrations.sms")
     token = await login(client, code)
     headers = {"token": token}
@@ -197,7 +196,6 @@ async def test_paying_makes_a_member_with_a_prefilled_card_and_no_team(client, s
 
     # Renewing keeps the one card and what the staff wrote on it.
     sql("UPDATE players SET cn_name = '王五', number = '9'")
-    from tests.test_orders import add_product
 
     product = add_product(sql, title="续费")
     resp = await client.post("/api/v1/order/commit", data={"business_id": product}, headers=headers)

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame_of, send
-from tests.test_workers import ROOT, free_port, server_env
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of, send
+from tests.helpers.servers import ROOT, free_port, server_env
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

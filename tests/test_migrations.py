@@ -11,7 +11,7 @@ import psycopg2.extras
 
 from jiandong.integrations.wechat import dev_openid
 from jiandong.store.db import SQL_DIR, migration_files
-from tests.conftest import login
+from tests.helpers.api import login
 
 AGREEMENTS = {
     "service_agreement": "《服务协议》正文尚未发布，请以俱乐部公布的版本为准。",

@@ -8,10 +8,11 @@ import re
 import pytest
 
 from jiandong.services.viewers import CDN_COUNT_TIMEOUT, CDN_COUNT_TTL
-from tests.conftest import login, until
 from tests.fakes.aliyun_live import FakeAliyunLive
-from tests.realtime_helpers import FAST, join
-from tests.test_videos import add_live
+from tests.helpers.api import login
+from tests.helpers.content import add_live
+from tests.helpers.realtime import FAST, join
+from tests.helpers.waiting import until
 
 SECRET = "SECRET-PUSH-KEY"  # in every test live's plug_flow
 

@@ -9,17 +9,15 @@ import pytest
 from jiandong.services import orders
 from jiandong.store.kv import rkey
 from jiandong.tasks.orders import order_round
-from tests import test_orders as shared
-from tests.conftest import WAIT, until
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import CLOSE_ORDER, ORDER_QUERY
-from tests.test_orders import (
+from tests.helpers.api import call
+from tests.helpers.orders import (
     CANCEL,
     CLOSE_WAIT_MINUTES,
     PRE_ORDER,
     add_product,
-    call,
     commit,
     dev_buyer,
     minutes_pass,
@@ -28,10 +26,7 @@ from tests.test_orders import (
     stock,
     wx_buyer,
 )
-
-# The merchant fixtures of test_orders, visible to pytest here.
-wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
-
+from tests.helpers.waiting import WAIT, until
 
 
 def outcomes(sql) -> list[tuple[str, str]]:

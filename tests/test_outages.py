@@ -1,5 +1,5 @@
 """PostgreSQL or Redis down or frozen: 503 with Retry-After within the timeout, one log line each way,
-recovery on its own. Each test stops or freezes a server of its own (tests/own_servers.py), asked
+recovery on its own. Each test stops or freezes a server of its own (tests/helpers/own_servers.py), asked
 for before the app so that it outlives the app's shutdown."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from jiandong.lib import encoding
-from tests.conftest import login, until
-from tests.own_servers import OwnPostgres, OwnRedis
-from tests.realtime_helpers import FAST, frame_of, join, send
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of, join, send
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
@@ -23,20 +23,6 @@ UNAVAILABLE = {"msg": "服务暂时不可用，请稍后重试", "error_code": 1
 MEMBER = "/api/v1/member/info"
 
 
-@pytest.fixture
-async def own_postgres(tmp_path):
-    server = OwnPostgres()
-    await asyncio.to_thread(server.start)
-    yield server
-    await asyncio.to_thread(server.close)
-
-
-@pytest.fixture
-async def own_redis(tmp_path):
-    server = OwnRedis(tmp_path / "redis")
-    await asyncio.to_thread(server.start)
-    yield server
-    await asyncio.to_thread(server.close)
 
 
 async def answer(client, path: str, token: str) -> tuple[int, dict[str, typing.Any], str | None]:

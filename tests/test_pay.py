@@ -14,16 +14,14 @@ from jiandong.integrations.wechat import dev_openid
 from jiandong.integrations.wechatpay import PayError
 from jiandong.keys import wechatpay_key
 from jiandong.lib.cleaning import clean_text
-from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import UNIFIED_ORDER, to_xml, wx_sign
-from tests.realtime_helpers import WAIT
-from tests.test_orders import (
+from tests.helpers.api import call
+from tests.helpers.orders import (
     BY_USER,
     PRE_ORDER,
     add_product,
-    call,
     commit,
     dev_buyer,
     minutes_pass,
@@ -31,9 +29,7 @@ from tests.test_orders import (
     stock,
     wx_buyer,
 )
-
-# The merchant fixtures of test_orders, visible to pytest here.
-wechat, wxpay, pay_client = shared.wechat, shared.wxpay, shared.pay_client
+from tests.helpers.realtime import WAIT
 
 NOTIFY = "/api/v1/pay/notify"
 DEV_COMPLETE = "/api/v1/pay/dev/complete"

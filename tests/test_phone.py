@@ -8,10 +8,10 @@ import re
 import pytest
 
 from jiandong.web.openapi import build_spec
-from tests.conftest import login
 from tests.fakes.aliyun import FakeDysmsapi, SentSms
 from tests.fakes.wechat import FakeWeChat, settings_for
 from tests.fakes.wechat import serve as serve_wechat
+from tests.helpers.api import login
 
 PHONE = "13800138000"
 CODE_URL = "/api/v1/identify/code"

@@ -1,6 +1,7 @@
 import pytest
 
-from tests.test_videos import NOTIFY, add_file, add_live, add_video, get_json
+from tests.helpers.api import get_json
+from tests.helpers.content import NOTIFY, add_file, add_live, add_video
 
 SEARCH = "/api/v1/competition/play"
 SECRET = "SECRET-PUSH-KEY"

@@ -7,14 +7,10 @@ from jiandong.app import create_app
 from jiandong.web.auth import public
 from jiandong.web.params import client_ip
 from jiandong.web.responses import json_response
-from tests import test_orders as shared
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import UNIFIED_ORDER
-from tests.test_orders import PRE_ORDER, add_product, commit, wx_buyer
-
-# The merchant fixtures of test_orders, visible to pytest here.
-wechat, wxpay = shared.wechat, shared.wxpay
+from tests.helpers.orders import PRE_ORDER, add_product, commit, wx_buyer
 
 
 @pytest.fixture

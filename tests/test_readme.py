@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from tests.test_workers import ROOT, server_env, servers  # noqa: F401 (a fixture)
+from tests.helpers.servers import ROOT, server_env
 
 README = ROOT / "README.md"
 MARKER = "<!-- the walk-through"
@@ -46,7 +46,7 @@ def test_pattern_stands_for_tokens_codes_and_elisions():
     assert pattern('{"error_code":0,...}').fullmatch('{"error_code":0,"x":2}')
 
 
-async def test_the_readme_walk_through_works_when_pasted(servers, settings, tmp_path, sql):  # noqa: F811
+async def test_the_readme_walk_through_works_when_pasted(servers, settings, tmp_path, sql):
     block = walk_through()
     answers = expected_answers(block)
     assert len(answers) == 7, answers

@@ -10,8 +10,9 @@ import pytest
 from jiandong.keys import realtime_key
 from jiandong.lib import encoding
 from jiandong.realtime.admission import address_group
-from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame_of
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

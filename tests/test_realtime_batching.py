@@ -6,8 +6,9 @@ import pytest
 
 from jiandong.keys import realtime_key
 from jiandong.realtime.hub import Hub, text_frame
-from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame_of, join, send
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame_of, join, send
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

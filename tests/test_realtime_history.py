@@ -9,14 +9,15 @@ import pytest
 
 from jiandong.keys import realtime_key
 from jiandong.realtime.history import REPLAY_WINDOW, entry, stored_key, stream_key
-from tests.conftest import login, until
-from tests.realtime_helpers import (
+from tests.helpers.api import login
+from tests.helpers.realtime import (
     FAST,
     IDLE_WRITER,
     join,
     rows_eventually,
     send_and_ack,
 )
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

@@ -10,8 +10,9 @@ import pytest
 from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime.broker import room_channel
 from jiandong.realtime.presence import procs_key, room_viewers
-from tests.conftest import login, until
-from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

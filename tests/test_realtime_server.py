@@ -11,20 +11,18 @@ import pytest
 
 from jiandong.keys import redis_key
 from jiandong.realtime.presence import room_viewers
-from tests import test_workers
-from tests.conftest import until
-from tests.realtime_helpers import FAST, frame_of, rows_eventually, send
+from tests.helpers.realtime import FAST, frame_of, rows_eventually, send
+from tests.helpers.servers import server_env
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
-# The server processes of the multi-process tests, visible to pytest here.
-servers = test_workers.servers
 
 
 @pytest.fixture
 async def server(servers, settings, tmp_path):
     """A server process on an HTTP port and a chat port, whose history writer never runs on its own."""
-    env = test_workers.server_env(settings, tmp_path / "server", JIANDONG_CHAT_HISTORY_INTERVAL="3600")
+    env = server_env(settings, tmp_path / "server", JIANDONG_CHAT_HISTORY_INTERVAL="3600")
     proc, port, chat_port = await servers.start(env)
     return proc, port, chat_port, servers.session
 

@@ -23,15 +23,14 @@ from jiandong.integrations import wechatpay
 from jiandong.integrations.wechatpay_refund import ReqInfoError, decrypt_req_info, query_records
 from jiandong.services.refunds import notify_url
 from jiandong.tasks.orders import order_round
-from tests import test_orders as shared
-from tests.admin_helpers import add_admin, post_form, sign_in
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.pki import make_pki
 from tests.fakes.wechatpay import REFUND, FakeWeChatPay, encrypt_req_info
-from tests.test_orders import PRE_ORDER, add_product, call, commit, dev_buyer, wx_buyer
+from tests.helpers.admin import add_admin, post_form, sign_in
+from tests.helpers.api import call
+from tests.helpers.orders import PRE_ORDER, add_product, commit, dev_buyer, wx_buyer
 
-wechat = shared.wechat
 REFUND_NOTIFY = "/api/v1/pay/refund_notify"
 PRICE = 19900
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from aiohttp import web
 
-from tests.admin_helpers import add_admin, csrf, sign_in
+from tests.helpers.admin import add_admin, csrf, sign_in
 
 CONSOLE_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 

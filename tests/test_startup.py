@@ -16,8 +16,8 @@ import psycopg2
 import pytest
 
 from jiandong.store.db import migrate
-from tests.realtime_helpers import frame_of, send
-from tests.test_workers import ROOT, free_port, server_env
+from tests.helpers.realtime import frame_of, send
+from tests.helpers.servers import ROOT, free_port, server_env
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from jiandong.lib.stopping import cancel_and_wait
-from tests.conftest import until
+from tests.helpers.waiting import until
 
 
 async def test_a_task_that_loses_its_cancellation_is_cancelled_again(caplog: pytest.LogCaptureFixture) -> None:

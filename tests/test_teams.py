@@ -1,4 +1,4 @@
-from tests.conftest import login
+from tests.helpers.api import login
 
 BY_USER = "/api/v1/team/by_user"
 

@@ -8,13 +8,11 @@ import pytest
 
 from jiandong.keys import tokens_key
 from jiandong.store.kv import rkey
-from tests import test_outages
-from tests.conftest import login, until
 from tests.fakes.wechat import CODE_PATH, HTTP_500, NOT_JSON, SLOW, USERINFO_PATH, FakeWeChat, serve, settings_for
+from tests.helpers.api import login
+from tests.helpers.waiting import until
 
 URL = "/api/v1/token/user"
-# A Redis of the test's own (frozen by a test), visible to pytest here.
-own_redis = test_outages.own_redis
 HEAD = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
 
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from jiandong.keys import content_cache_key
-from tests.conftest import login, until
-from tests.test_content_cache import listening
+from tests.helpers.api import login
+from tests.helpers.content_cache import listening
+from tests.helpers.waiting import until
 
 
 async def test_user_info_requires_token(client):

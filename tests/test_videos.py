@@ -1,51 +1,17 @@
-import typing
 
 import pytest
 
 from jiandong.keys import content_cache_key
-from tests.conftest import login
+from tests.helpers.api import get_json, login
+from tests.helpers.content import NOTIFY, add_competition, add_file, add_video
 
 LIST = "/api/v1/competition/video"
-NOTIFY = "/api/v1/competition/play_notify"
 
 
 def detail_path(video_id: int) -> str:
     return f"/api/v1/competitionvideo/{video_id}"
 
 
-def add_file(sql, name: str, *, cate: str = "video", original: str = "match.mp4", size: int = 1234) -> int:
-    return sql(
-        "INSERT INTO files (cate, name, original, size) VALUES (%s, %s, %s, %s) RETURNING id",
-        cate, name, original, size,
-    )[0]["id"]
-
-
-def add_competition(sql, title: str = "联赛", play_time: str = "2024-05-20 19:30:00+08") -> int:
-    return sql("INSERT INTO competitions (title, play_time) VALUES (%s, %s) RETURNING id", title, play_time)[0]["id"]
-
-
-def add_video(sql, title: str, *, summary: str = "", published: str = "2024-05-01 10:00:00+08", file_id=None,
-              competition_id=None, type: int = 1, status: int = 1, browse_num: int = 0,
-              main_img_url: str = "") -> int:
-    return sql(
-        "INSERT INTO videos (title, summary, publish_time, file_id, competition_id, type, status, browse_num,"
-        " main_img_url) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        title, summary, published, file_id, competition_id, type, status, browse_num, main_img_url,
-    )[0]["id"]
-
-
-def add_live(sql, title: str, *, summary: str = "", published: str = "2024-05-01 10:00:00+08", live_status: int = 0,
-             status: int = 1, competition_id=None, browse_num: int = 0, online_show: int = 1,
-             plug_flow: str = "rtmp://push.example.com/live/s?auth_key=SECRET-PUSH-KEY") -> int:
-    stream = f"s{len(sql('SELECT id FROM lives')) + 1}"
-    return sql(
-        "INSERT INTO lives (title, summary, publish_time, live_status, status, competition_id, browse_num, stream_name,"
-        " play_rtmp, play_flv, play_m3u8, plug_flow, online_show, main_img_url)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        title, summary, published, live_status, status, competition_id, browse_num, stream,
-        f"rtmp://play.example.com/live/{stream}", f"https://play.example.com/live/{stream}.flv",
-        f"https://play.example.com/live/{stream}.m3u8", plug_flow, online_show, f"/media/{stream}.jpg",
-    )[0]["id"]
 
 
 @pytest.fixture
@@ -54,10 +20,6 @@ async def client(make_client):
     return await make_client(counter_flush_interval=3600)
 
 
-async def get_json(client, path: str, token: str, status: int = 200, method: str = "GET", **kwargs) -> typing.Any:
-    resp = await client.request(method, path, headers={"token": token}, **kwargs)
-    assert resp.status == status, await resp.text()
-    return await resp.json()
 
 
 async def test_routes_need_a_token(client, sql):

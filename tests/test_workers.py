@@ -4,98 +4,18 @@ started servers, and a Redis restart in the middle of a chat."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import typing
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from jiandong.lib import encoding
-from tests import test_outages
-from tests.conftest import WAIT, until
-from tests.own_servers import START_WAIT, free_port
-from tests.realtime_helpers import frame_of, send
+from tests.helpers.realtime import frame_of, send
+from tests.helpers.servers import server_env
+from tests.helpers.waiting import WAIT, until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
-
-ROOT = Path(__file__).resolve().parent.parent
-# A Redis of the test's own (the restart test stops it), visible to pytest here.
-own_redis = test_outages.own_redis
-
-
-def server_env(settings, var_dir: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "JIANDONG_DATABASE_URL": settings.database_url,
-        "JIANDONG_REDIS_URL": settings.redis_url,
-        "JIANDONG_REDIS_PREFIX": settings.redis_prefix,
-        "JIANDONG_VAR_DIR": str(var_dir),
-        "JIANDONG_HOST": "127.0.0.1",
-        "JIANDONG_CHAT_HISTORY_INTERVAL": "0.1",
-        "JIANDONG_CHAT_ONLINE_INTERVAL": "0.1",
-        "JIANDONG_CHAT_PRESENCE_TTL": "1",
-        "JIANDONG_CHAT_RATE_COUNT": "1000",
-        "JIANDONG_CHAT_RATE_ADDRESS_COUNT": "0",
-        **extra,
-    }
-
-
-class Servers:
-    """Server processes started for one test, killed at its end if still running."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.session = aiohttp.ClientSession()
-
-    async def start(self, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], int, int]:
-        port, chat_port = free_port(), free_port()
-        # A plain Popen, waited on in a thread: asyncio's child watchers are not for a test suite's loops.
-        proc = await asyncio.to_thread(
-            subprocess.Popen,
-            [sys.executable, "server.py", "--port", str(port), "--chat-port", str(chat_port), *args],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-
-        async def serving() -> bool:
-            assert proc.poll() is None, "the server exited"
-            try:
-                async with self.session.get(f"http://127.0.0.1:{port}/api/v1/openapi.json") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await until(serving, "the server to start", wait=START_WAIT)
-        return proc, port, chat_port
-
-    async def token(self, port: int, code: str) -> str:
-        async with self.session.post(f"http://127.0.0.1:{port}/api/v1/token/user", data={"code": code}) as resp:
-            assert resp.status == 200
-            return (await resp.json())["token"]
-
-    async def join(self, chat_port: int, room_id: int, token: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
-        ws = await self.session.ws_connect(f"ws://127.0.0.1:{chat_port}/")
-        await send(ws, type="LOGIN", room_id=room_id, token=token)
-        return ws, (await frame_of(ws, "LOGIN", myself=True))["uuid"]
-
-    async def close(self) -> None:
-        await self.session.close()
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            await asyncio.to_thread(proc.wait)
-
-
-@pytest.fixture
-async def servers():
-    servers = Servers()
-    yield servers
-    await servers.close()
-
 
 def process_of(uuid: str) -> str:
     return uuid.rsplit("-", 1)[0]

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import pytest
 
 from jiandong.store.kv import rkey
-from tests.conftest import login
 from tests.fakes.wechat import HTTP_500, TICKET_PATH, TOKEN_PATH, FakeWeChat, serve, settings_for
+from tests.helpers.api import login
 
 URL = "/api/v1/wxconfig"
 PAGE = "https://club.example.com/h5/index.html?from=menu&id=42"

@@ -13,8 +13,8 @@ import pytest
 from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime import set_mute_until
 from jiandong.realtime.history import stream_key
-from tests.conftest import login
-from tests.realtime_helpers import FAST, frame, frame_of, join, rows_eventually, send
+from tests.helpers.api import login
+from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 

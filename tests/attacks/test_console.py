@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.admin_helpers import (
+from tests.helpers.admin import (
     PASSWORD,
     Unfinished,
     add_admin,
@@ -16,7 +16,7 @@ from tests.admin_helpers import (
     sign_in,
     uploads_on_disk,
 )
-from tests.conftest import until
+from tests.helpers.waiting import until
 
 BIG = 64 * 1024 * 1024
 BOUNDARY = "attackboundary"

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from jiandong.lib import encoding
-from tests.conftest import until
+from tests.helpers.waiting import until
 
 # Fast viewer counts: the test waits tenths of a second for them.
 FAST = {"chat_online_interval": 0.1, "chat_presence_ttl": 1.0}

@@ -8,7 +8,7 @@ import typing
 import aiohttp
 
 from jiandong.lib import encoding
-from tests.conftest import WAIT, until
+from tests.helpers.waiting import WAIT, until
 
 # Fast viewer counts, so tests wait tenths of a second rather than seconds.
 FAST = {"chat_online_interval": 0.1, "chat_presence_ttl": 1.0, "chat_history_interval": 0.1}

