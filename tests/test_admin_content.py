@@ -38,16 +38,23 @@ async def h5(client, path, token, **data):
     return resp.status, await resp.json()
 
 
-async def test_match_walk(console, sql):
-    token = await login(console)
-    team_a = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
-    team_b = sql("INSERT INTO teams (name) VALUES ('飞虎') RETURNING id")[0]["id"]
-    # A validation error keeps what was typed.
+# -- matches ---------------------------------------------------------------------------------------
+
+async def test_a_match_form_with_an_error_keeps_what_was_typed(console, sql):
     resp = await submit(console, "/admin/competitions/new", {"title": "", "summary": "保留的简介",
                                                              "play_time": "2030-05-01T19:30"})
     assert resp.status == 400
     body = await resp.text()
     assert "必填" in body and "保留的简介" in body and 'value="2030-05-01T19:30"' in body
+
+
+@pytest.fixture
+async def match(console, sql):
+    """A match made in the console with two teams and a cover (a draft): its id, its row, the teams, and a
+    token of the H5 app."""
+    token = await login(console)
+    team_a = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
+    team_b = sql("INSERT INTO teams (name) VALUES ('飞虎') RETURNING id")[0]["id"]
     resp = await submit(console, "/admin/competitions/new", {
         "title": "决赛：猛龙 vs 飞虎", "play_time": "2030-05-01T19:30", "team_ids": [team_a, team_b],
         "description": '<p onclick="x()">精彩<script>alert(1)</script></p>', "is_hot": "y", "score": ""},
@@ -55,20 +62,42 @@ async def test_match_walk(console, sql):
     assert resp.status == 302, await resp.text()
     match_id = int(resp.headers["Location"].rsplit("/", 1)[1])
     row = sql("SELECT * FROM competitions WHERE id = %s", match_id)[0]
+    return {"id": match_id, "row": row, "teams": (team_a, team_b), "token": token}
+
+
+async def test_a_new_match_keeps_clean_html_and_its_teams(match, sql):
+    row = match["row"]
     assert row["status"] == 0 and row["description"] == "<p>精彩</p>" and row["is_hot"] == 1
+    assert sorted(r["team_id"] for r in sql("SELECT team_id FROM competition_teams")) == list(match["teams"])
+
+
+async def test_a_match_cover_is_stored_as_a_path_here_and_answered_absolute(console, match):
     # Stored as a path on this site; the H5 answers make it absolute.
+    row = match["row"]
     assert row["main_img_url"].startswith("/media/competitions/")
-    assert sorted(r["team_id"] for r in sql("SELECT team_id FROM competition_teams")) == [team_a, team_b]
+    assert (await submit(console, f"/admin/competitions/{match['id']}/on", {})).status == 302
+    resp = await console.get(f"/api/v1/competition/{match['id']}", headers={"token": match["token"]})
+    detail = await resp.json()
+    assert detail["main_img_url"] == str(console.make_url(row["main_img_url"]))
+    image = await console.get(row["main_img_url"])
+    assert image.status == 200
+
+
+async def test_a_draft_match_is_public_once_published(console, match):
     # A draft is not public.
+    token, match_id = match["token"], match["id"]
     assert (await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})).status == 404
     assert (await submit(console, f"/admin/competitions/{match_id}/on", {})).status == 302
     resp = await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})
     detail = await resp.json()
     assert detail["title"] == "决赛：猛龙 vs 飞虎" and detail["play_time"] == "2030-05-01 19:30:00"
-    assert detail["main_img_url"] == str(console.make_url(row["main_img_url"]))
-    image = await console.get(row["main_img_url"])
-    assert image.status == 200
+
+
+async def test_a_match_edit_shows_at_once(console, match):
     # An edit shows at once (the cached detail is dropped).
+    token, match_id, (team_a, _) = match["token"], match["id"], match["teams"]
+    assert (await submit(console, f"/admin/competitions/{match_id}/on", {})).status == 302
+    assert (await console.get(f"/api/v1/competition/{match_id}", headers={"token": token})).status == 200
     resp = await submit(console, f"/admin/competitions/{match_id}", {
         "title": "决赛（改期）", "play_time": "2030-05-02T19:30", "team_ids": [team_a], "score": "88:80"})
     assert resp.status == 302
@@ -76,7 +105,11 @@ async def test_match_walk(console, sql):
     assert detail["title"] == "决赛（改期）" and detail["score"] == "88:80" and detail["main_img_url"]
     assert (await (await console.get(f"/api/v1/team/{team_a}/competitions", headers={"token": token})).json()
             )[0]["id"] == match_id
+
+
+async def test_a_match_a_video_refers_to_is_not_deleted(console, match, sql):
     # Referred to by a video: not deleted, and the page says why.
+    match_id = match["id"]
     sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match_id)
     resp = await submit(console, f"/admin/competitions/{match_id}/delete", {})
     assert resp.status == 302
@@ -86,7 +119,9 @@ async def test_match_walk(console, sql):
     sql("DELETE FROM videos")
     assert (await submit(console, f"/admin/competitions/{match_id}/delete", {})).status == 302
     assert sql("SELECT count(*) FROM competitions")[0]["count"] == 0
-    # The list searches and sorts.
+
+
+async def test_the_match_list_searches_and_sorts(console, match):
     resp = await console.get("/admin/competitions?q=nothing&sort=title&desc=0")
     assert resp.status == 200 and "没有内容" in await resp.text()
 
@@ -117,37 +152,79 @@ async def test_bad_cover_refused(console, sql):
     assert sql("SELECT count(*) FROM competitions")[0]["count"] == 0
 
 
-async def test_team_walk(console, sql):
-    token = await login(console)
+# -- teams -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+async def team(console):
+    """A team made in the console, with a logo: its id."""
     resp = await submit(console, "/admin/teams/new", {"name": "猛龙", "sort": "1"}, {"logo_file": ("l.png", png())})
     assert resp.status == 302
-    team_id = int(resp.headers["Location"].rsplit("/", 1)[1])
-    assert (await submit(console, "/admin/teams/new", {"name": "猛龙"})).status == 400
+    return int(resp.headers["Location"].rsplit("/", 1)[1])
+
+
+async def join_team(console, sql, team_id: int) -> None:
+    """The first user's player card, made a member of the team in the console."""
     player = sql("INSERT INTO players (cn_name, user_id) SELECT '林', id FROM users RETURNING id")[0]["id"]
     resp = await submit(console, f"/admin/teams/{team_id}/members",
                         {"player_id": player, "joined_at": "2024-01-01T10:00"}, token_from=f"/admin/teams/{team_id}")
     assert resp.status == 302
-    teams = await (await console.get("/api/v1/team/by_user", headers={"token": token})).json()
-    assert teams[0]["name"] == "猛龙" and "/media/teams/" in teams[0]["logo"]
+
+
+async def leave_team(console, sql, team_id: int) -> None:
     member = sql("SELECT id FROM team_members")[0]["id"]
     resp = await submit(console, f"/admin/teams/{team_id}/members/{member}/leave", {"left_at": "2025-01-01T10:00"})
     assert resp.status == 302
+
+
+async def test_a_team_name_is_taken_once(console, team):
+    assert (await submit(console, "/admin/teams/new", {"name": "猛龙"})).status == 400
+
+
+async def test_a_member_sees_the_team_with_its_logo(console, sql, team):
+    token = await login(console)
+    await join_team(console, sql, team)
+    teams = await (await console.get("/api/v1/team/by_user", headers={"token": token})).json()
+    assert teams[0]["name"] == "猛龙" and "/media/teams/" in teams[0]["logo"]
+
+
+async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
+    await login(console)
+    await join_team(console, sql, team)
+    await leave_team(console, sql, team)
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
-    resp = await submit(console, f"/admin/teams/{team_id}/delete", {})
+
+
+async def test_a_team_that_had_members_is_not_deleted(console, sql, team):
+    await login(console)
+    await join_team(console, sql, team)
+    await leave_team(console, sql, team)
+    resp = await submit(console, f"/admin/teams/{team}/delete", {})
     assert "不能删除" in await (await console.get(resp.headers["Location"])).text()
 
 
-async def test_player_card_walk(console, sql):
+# -- player cards ----------------------------------------------------------------------------------
+
+PLAYER = {"cn_name": "林建东", "number": "23", "sex": "1", "birthday": "1998-06-18", "user_lookup": "13800138000"}
+
+
+@pytest.fixture
+async def phone_user(console, sql):
+    """A user of the H5 app with a bound phone (the card is looked up by it): their token."""
     token = await login(console)
     user = sql("SELECT id FROM users")[0]["id"]
     sql("UPDATE users SET mobile = '13800138000' WHERE id = %s", user)
-    resp = await submit(console, "/admin/players/new", {"cn_name": "林建东", "number": "23", "sex": "1",
-                                                        "birthday": "1998-06-18", "stature": "300",
-                                                        "user_lookup": "13800138000"})
+    return token
+
+
+async def test_a_player_card_out_of_range_is_refused(console, phone_user):
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "stature": "300"})
     assert resp.status == 400 and "须在 50~260 之间" in await resp.text()
-    resp = await submit(console, "/admin/players/new", {"cn_name": "林建东", "number": "23", "sex": "1",
-                                                        "birthday": "1998-06-18", "stature": "188", "weight": "82.5",
-                                                        "position": "后卫", "user_lookup": "13800138000"},
+
+
+async def test_a_player_card_shows_in_the_members_info_until_switched_off(console, phone_user):
+    token = phone_user
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "stature": "188", "weight": "82.5",
+                                                        "position": "后卫"},
                         {"photo_file": ("p.png", png())})
     assert resp.status == 302, await resp.text()
     info = await (await console.get("/api/v1/member/info", headers={"token": token})).json()
@@ -158,27 +235,45 @@ async def test_player_card_walk(console, sql):
     assert (await console.get("/api/v1/member/info", headers={"token": token})).status == 404
 
 
-async def test_video_walk(console, sql, settings):
-    token = await login(console)
+# -- videos ----------------------------------------------------------------------------------------
+
+async def upload_video(console, sql, filename: str, data: bytes):
     match = sql("INSERT INTO competitions (title, play_time) VALUES ('m', now()) RETURNING id")[0]["id"]
-    resp = await submit(console, "/admin/videos/new", {"title": "全场回放", "type": "1", "competition_id": match,
+    return await submit(console, "/admin/videos/new", {"title": "全场回放", "type": "1", "competition_id": match,
                                                        "publish_time": "2030-01-01T10:00"},
-                        {"video_file": ("clip.mp4", b"MZ not a video at all" * 10)})
+                        {"video_file": (filename, data)})
+
+
+async def test_a_video_file_that_is_no_video_is_refused(console, sql):
+    resp = await upload_video(console, sql, "clip.mp4", b"MZ not a video at all" * 10)
     assert resp.status == 400 and "无法识别的视频" in await resp.text()
-    resp = await submit(console, "/admin/videos/new", {"title": "全场回放", "type": "1", "competition_id": match,
-                                                       "publish_time": "2030-01-01T10:00"},
-                        {"video_file": ("../../evil.mp4", VIDEO_HEAD)})
+
+
+@pytest.fixture
+async def video(console, sql):
+    """A video uploaded in the console under a hostile file name (a draft): its id."""
+    resp = await upload_video(console, sql, "../../evil.mp4", VIDEO_HEAD)
     assert resp.status == 302, await resp.text()
+    return int(resp.headers["Location"].rsplit("/", 1)[1])
+
+
+async def test_an_uploaded_video_is_stored_under_a_name_of_ours(video, sql, settings):
     file = sql("SELECT name, original, size, mime FROM files")[0]
     assert file["mime"] == "video/mp4" and "/" not in file["original"] and "/media/videos/" in file["name"]
     stored = list((settings.media_path / "videos").rglob("*.mp4"))
     assert len(stored) == 1 and stored[0].read_bytes() == VIDEO_HEAD and stored[0].name != "evil.mp4"
     assert not list((settings.media_path / ".uploads").iterdir())
-    video = int(resp.headers["Location"].rsplit("/", 1)[1])
+
+
+async def test_a_video_is_listed_once_published(console, video):
+    token = await login(console)
     assert (await h5(console, "/api/v1/competition/video", token))[1]["total"] == 0
     assert (await submit(console, f"/admin/videos/{video}/on", {})).status == 302
     _, page = await h5(console, "/api/v1/competition/video", token)
     assert page["data"][0]["title"] == "全场回放" and page["data"][0]["file"]["size"] == len(VIDEO_HEAD)
+
+
+async def test_deleting_a_video_keeps_the_others(console, sql, video):
     # By URL instead of a file.
     resp = await submit(console, "/admin/videos/new", {"title": "集锦", "type": "2", "publish_time": "2030-01-01T10:00",
                                                        "video_url": "https://cdn.example.com/h.mp4"})
@@ -197,15 +292,25 @@ async def test_video_size_limit(make_client, sql):
     assert sql("SELECT count(*) FROM videos")[0]["count"] == 0
 
 
-async def test_banner_walk(console, sql):
-    token = await login(console)
+# -- banners ---------------------------------------------------------------------------------------
+
+BANNER = {"title": "杯赛报名", "position": "2", "sort": "1"}
+
+
+async def test_a_banner_needs_a_picture(console):
     resp = await submit(console, "/admin/banners/new", {"title": "无图", "position": "2"})
     assert resp.status == 400 and "请上传图片" in await resp.text()
-    resp = await submit(console, "/admin/banners/new", {"title": "杯赛报名", "position": "2", "sort": "1",
-                                                        "jump_url": "javascript:alert(1)"}, {"image": ("b.png", png())})
+
+
+async def test_a_banner_links_only_to_http(console):
+    resp = await submit(console, "/admin/banners/new", {**BANNER, "jump_url": "javascript:alert(1)"},
+                        {"image": ("b.png", png())})
     assert resp.status == 400 and "须是 http(s)://" in await resp.text()
-    resp = await submit(console, "/admin/banners/new", {"title": "杯赛报名", "position": "2", "sort": "1",
-                                                        "jump_url": "https://club.example.com/cup"},
+
+
+async def test_a_banner_shows_in_its_position_until_switched_off(console):
+    token = await login(console)
+    resp = await submit(console, "/admin/banners/new", {**BANNER, "jump_url": "https://club.example.com/cup"},
                         {"image": ("b.png", png(750, 300))})
     assert resp.status == 302
     status, banners = await h5(console, "/api/v1/banner/by_position", token, id="2")
@@ -216,36 +321,70 @@ async def test_banner_walk(console, sql):
     assert (await h5(console, "/api/v1/banner/by_position", token, id="2"))[0] == 404
 
 
-async def test_live_walk(make_client, sql):
+# -- lives -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+async def live_console(make_client, sql):
+    """A console whose lives are pushed with a secret, signed in as an editor."""
     client = await make_client(live_push_secret="s3cret")
     add_admin(sql, "writer", "editor")
     await sign_in(client, "writer")
-    token = await login(client)
-    resp = await submit(client, "/admin/lives/new", {
+    return client
+
+
+@pytest.fixture
+async def live(live_console):
+    """A live made in the console (a draft): its id."""
+    resp = await submit(live_console, "/admin/lives/new", {
         "title": "决赛直播", "app_name": "live", "stream_name": "final_1", "publish_time": "2030-01-01T10:00",
         "plug_flow": "rtmp://srs.example.com/live/final_1", "play_flv": "https://srs.example.com/live/final_1.flv",
         "online_show": "y"})
     assert resp.status == 302, await resp.text()
-    live = int(resp.headers["Location"].rsplit("/", 1)[1])
+    return int(resp.headers["Location"].rsplit("/", 1)[1])
+
+
+async def start_by_hand(client, live: int) -> None:
+    # Status by hand, through live_status.
+    resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
+    assert resp.status == 302
+
+
+async def test_a_live_push_url_carries_the_push_secret_and_has_a_qr_code(live_console, live, sql):
+    client = live_console
     row = sql("SELECT plug_flow, status FROM lives")[0]
     assert row["plug_flow"] == "rtmp://srs.example.com/live/final_1?token=s3cret"
     page = await (await client.get(f"/admin/lives/{live}")).text()
     assert "rtmp://srs.example.com/live/final_1?token=s3cret" in page and "push-qr.svg" in page
     qr = await client.get(f"/admin/lives/{live}/push-qr.svg")
     assert qr.status == 200 and qr.content_type == "image/svg+xml" and b"<svg" in await qr.read()
-    assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
+
+
+async def test_a_published_live_not_started_answers_its_detail_but_is_not_listed(live_console, live):
     # Published but not started: its detail answers, the list shows it once it starts.
+    client = live_console
+    token = await login(client)
+    assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
     _, lives = await h5(client, "/api/v1/competition/live", token)
     assert lives["data"] == []
     detail = await (await client.get(f"/api/v1/competitionlive/{live}", headers={"token": token})).text()
     assert "s3cret" not in detail and "plug_flow" not in detail and '"live_status":0' in detail
-    # Status by hand, through live_status.
-    resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
-    assert resp.status == 302
+
+
+async def test_a_live_started_by_hand_is_listed_without_its_push_url(live_console, live):
+    client = live_console
+    token = await login(client)
+    assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
+    await start_by_hand(client, live)
     _, lives = await h5(client, "/api/v1/competition/live", token)
     assert lives["data"][0]["live_status"] == 1
     assert lives["data"][0]["play_flv"] == "https://srs.example.com/live/final_1.flv"
     assert "plug_flow" not in lives["data"][0] and "s3cret" not in str(lives)
+
+
+async def test_a_running_live_is_not_deleted(live_console, live):
+    client = live_console
+    assert (await submit(client, f"/admin/lives/{live}/on", {})).status == 302
+    await start_by_hand(client, live)
     resp = await submit(client, f"/admin/lives/{live}/delete", {})
     assert "正在进行的直播流" in await (await client.get(resp.headers["Location"])).text()
 
@@ -266,25 +405,41 @@ async def test_live_urls_generated_for_aliyun(make_client, sql):
     assert row["play_m3u8"].startswith("https://live.club.example.com/club/m1.m3u8?auth_key=")
 
 
-async def test_product_walk(console, sql):
-    token = await login(console)
+# -- products --------------------------------------------------------------------------------------
+
+async def test_a_product_price_has_at_most_two_decimals(console):
     resp = await submit(console, "/admin/products/new", {"title": "年度会员", "price": "199.999", "valid_time": "1",
                                                          "amount": "100"})
     assert resp.status == 400 and "最多两位小数" in await resp.text()
+
+
+@pytest.fixture
+async def product(console, sql):
+    """A product made in the console (a draft): its row."""
     resp = await submit(console, "/admin/products/new", {"title": "年度会员", "price": "199.90", "valid_time": "2",
                                                          "amount": "100",
                                                          "content": "<p>权益<img src=x onerror=y></p>"})
     assert resp.status == 302
-    row = sql("SELECT id, price, valid_time, status, content FROM businesses")[0]
+    return sql("SELECT id, price, valid_time, status, content FROM businesses")[0]
+
+
+async def test_a_new_product_is_a_draft_in_cents_with_clean_html(product):
+    row = product
     assert row["price"] == 19990 and row["valid_time"] == 2 and row["status"] == 0
     assert "onerror" not in row["content"]
+
+
+async def test_a_product_is_offered_once_published(console, product):
+    token = await login(console)
     assert (await console.get("/api/v1/business/joinus", headers={"token": token})).status == 404
-    assert (await submit(console, f"/admin/products/{row['id']}/on", {})).status == 302
+    assert (await submit(console, f"/admin/products/{product['id']}/on", {})).status == 302
     joinus = await (await console.get("/api/v1/business/joinus", headers={"token": token})).json()
     assert joinus["price"] == "199.90" and joinus["valid_time"] == 2
 
 
-async def test_config_walk(console, sql):
+# -- configs ---------------------------------------------------------------------------------------
+
+async def test_a_rich_config_keeps_only_clean_html(console, sql):
     token = await login(console)
     sql("INSERT INTO config_values (code, name, value, rich) VALUES ('service_agreement', '服务协议', '', true)")
     resp = await submit(console, "/admin/configs/service_agreement", {
@@ -292,16 +447,30 @@ async def test_config_walk(console, sql):
     assert resp.status == 302
     _, body = await h5(console, "/api/v1/config/value", token, code="service_agreement")
     assert body["value"] == "<h3>协议</h3><p>第一条</p>"
+
+
+async def add_icp(console) -> None:
     resp = await submit(console, "/admin/configs/new", {"code": "ICP", "name": "备案号", "value": "粤ICP备1号"})
     assert resp.status == 302
+
+
+async def test_a_plain_config_is_answered_as_typed(console):
+    token = await login(console)
+    await add_icp(console)
     _, body = await h5(console, "/api/v1/config/value", token, code="ICP")
     assert body["value"] == "粤ICP备1号"
     resp = await submit(console, "/admin/configs/ICP", {"name": "备案号", "value": "粤ICP备2号 <b>"})
     assert resp.status == 302
     _, body = await h5(console, "/api/v1/config/value", token, code="ICP")
     assert body["value"] == "粤ICP备2号 <b>"  # plain text is kept as typed; the pages escape it
+
+
+async def test_a_config_code_is_taken_once(console):
+    await add_icp(console)
     assert (await submit(console, "/admin/configs/new", {"code": "ICP", "value": "x"})).status == 400
 
+
+# -- what any console form takes ------------------------------------------------------------------
 
 async def test_a_photo_larger_than_an_api_body_uploads(console, sql):
     # A phone photo is far over what an H5 API route takes; the console reads its own uploads.
