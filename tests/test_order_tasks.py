@@ -34,16 +34,19 @@ def outcomes(sql) -> list[tuple[str, str]]:
 
 
 async def test_background_loop_times_out_and_reconciles(make_client, wechat, wxpay, sql, redis_sync, settings):
-    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
-                               reconcile_interval=0.05)
+    merchant = {**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay)}
+    # The orders are arranged where no round runs (its first is a minute away): a round already under way
+    # when the paid one is paid and the clock moves would find that one due but not yet known paid.
+    arranging = await make_client(**merchant)
     products = [add_product(sql, title=f"业务{i}") for i in range(4)]
-    token = await wx_buyer(client, wechat, sql)
-    paid = await order_with_prepay(client, token, products[0])
-    expired = await order_with_prepay(client, token, products[1])
-    expired_without_prepay = await commit(client, token, products[2])
-    fresh = await order_with_prepay(client, token, products[3])
+    token = await wx_buyer(arranging, wechat, sql)
+    paid = await order_with_prepay(arranging, token, products[0])
+    expired = await order_with_prepay(arranging, token, products[1])
+    expired_without_prepay = await commit(arranging, token, products[2])
+    fresh = await order_with_prepay(arranging, token, products[3])
     wxpay.pay(paid["order_no"])  # paid, but the notification never arrives
     minutes_pass(sql, wxpay, 31, paid["id"], expired["id"], expired_without_prepay["id"])
+    client = await make_client(**merchant, reconcile_interval=0.05)
 
     def done() -> bool:
         rows = {r["id"]: r["status"] for r in sql("SELECT id, status FROM orders")}
