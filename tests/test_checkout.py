@@ -13,13 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A file of each kind a run writes into the checkout: the venv and the package's metadata (pip install -e),
 # the embedded servers and media (server.py), bytecode, pytest's cache, the browser tests' screenshots,
-# schemathesis' and hypothesis' caches (a fuzzer run by hand), ruff's cache, mutation testing's work.
+# schemathesis' and hypothesis' caches (a fuzzer run by hand), ruff's cache, mutation testing's work,
+# coverage's data.
 WRITTEN = (
     ".venv/bin/python",
     "jiandong.egg-info/PKG-INFO",
     "var/pg/postgresql.conf",
     "var/media/demo/banners/1.jpg",
     "var/mutation/auth/mutants/jiandong/web/auth.py",
+    "var/coverage/data",
     "jiandong/__pycache__/app.cpython-311.pyc",
     "tests/__pycache__/conftest.cpython-311-pytest-8.4.2.pyc",
     ".pytest_cache/v/cache/lastfailed",
