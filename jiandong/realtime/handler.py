@@ -16,15 +16,14 @@ from ..errors import (
     Forbidden,
     InternalError,
     LiveNotFound,
-    MemberNotFound,
     OperationError,
     Throttled,
     TokenInvalid,
-    UserNotFound,
 )
 from ..keys import outages_key, realtime_key
 from ..lib import encoding
 from ..lib.logthrottle import JUNK
+from ..services.standing import Action, check_standing
 from ..store import db, media
 from ..store.outages import Outages, dependency_of
 from ..web.h5 import DOCS_PATH, H5_PREFIX
@@ -41,7 +40,6 @@ if typing.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT = protocol.HEARTBEAT.encode()
-DISABLED_MEMBER = 2
 # A sender's name, avatar and permission are re-read this often (an admin's disable applies this fast).
 USER_CHECK_TTL = 5.0
 USER_SQL = "SELECT username, head_img, is_disabled, member_status FROM users WHERE id = %s"
@@ -196,10 +194,7 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
     now = time.monotonic()
     if user_id != conn.user_id or now >= conn.checked_until:
         row = await db.fetchone(realtime.pool, USER_SQL, (user_id,))
-        if row is None or row["is_disabled"]:
-            raise UserNotFound()
-        if row["member_status"] == DISABLED_MEMBER:
-            raise MemberNotFound()
+        check_standing(row, Action.CHAT)
         try:
             realtime.admission.sign_in(conn.user_id, user_id)
         except UserFull:
