@@ -20,6 +20,7 @@ from ..services import audit, order_search, orders, payments, refunds
 from ..services.admins import EDITOR, OWNER
 from ..services.order_search import KIND_LABELS, STATUS_LABELS, OrderFilter
 from ..services.order_status import AWAITING, CLOSED
+from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
@@ -198,7 +199,8 @@ async def refund_order(request: web.Request) -> web.Response:
     else:
         try:
             refund_id = await refunds.request_refund(request.config_dict, actor(request), order["id"], amount,
-                                                     form.get("reason"), out_refund_no)
+                                                     form.get("reason"), out_refund_no,
+                                                     refund_notify_url(request.config_dict[settings_key]))
         except refunds.RefundRefused as exc:
             flash(session, f"不能退款：{exc}")
         else:
@@ -223,7 +225,7 @@ async def check_refund(request: web.Request) -> web.Response:
     if row is None or row["order_id"] != order["id"]:
         raise PageError(404, "退款不存在")
     if row["status"] == "pending":
-        await refunds.send(request.config_dict, row["id"])
+        await refunds.send(request.config_dict, row["id"], refund_notify_url(request.config_dict[settings_key]))
     elif row["status"] in ("processing", "change"):
         try:
             await refunds.query(request.config_dict, row["out_refund_no"])

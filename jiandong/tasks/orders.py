@@ -11,6 +11,7 @@ from ..keys import metrics_key, order_tasks_task_key, redis_key, settings_key
 from ..services import orders, payments, refunds
 from ..store.kv import rkey
 from ..store.leases import job_under_lease
+from ..web.public_urls import refund_notify_url
 
 # Orders handled per step of a round; the rest wait for the next round.
 BATCH = 500
@@ -25,7 +26,7 @@ async def order_round(app: web.Application) -> None:
     await payments.reconcile_awaiting(app, BATCH)
     await orders.expire_due(app, BATCH)
     await orders.close_ended_at_wechat(app, BATCH)
-    await refunds.reconcile_refunds(app, BATCH)
+    await refunds.reconcile_refunds(app, BATCH, refund_notify_url(app[settings_key]))
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
