@@ -20,9 +20,10 @@ from ..lib import formats
 from ..services.content_cache import Key, Shape, shape
 from ..services.counters import LIVE, VIDEO
 from ..services.files import FILE_OBJECT, file_columns, file_object
-from ..store import db, media
+from ..store import db
 from ..web.openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..web.params import MAX_ID, Params, read_params
+from ..web.public_urls import public_base
 from ..web.responses import json_response, page_body
 
 routes = web.RouteTableDef()
@@ -291,7 +292,7 @@ async def list_videos(request: web.Request) -> web.Response:
 def play_url(request: web.Request, name: str) -> str:
     """The file's URL as a player needs it: a path on this site made absolute."""
     if name.startswith("/") and not name.startswith("//"):
-        return media.public_base(request) + name
+        return public_base(request) + name
     return name
 
 

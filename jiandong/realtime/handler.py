@@ -24,10 +24,11 @@ from ..keys import outages_key, realtime_key
 from ..lib import encoding
 from ..lib.logthrottle import JUNK
 from ..services.standing import Action, check_standing
-from ..store import db, media
+from ..store import db
 from ..store.outages import Outages, dependency_of
 from ..web.h5 import DOCS_PATH, H5_PREFIX
 from ..web.params import on_chat_port
+from ..web.public_urls import public_base
 from . import history, protocol, shown
 from .admission import ChatFull, UserFull, address_group
 from .broker import room_channel
@@ -63,10 +64,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
             if on_chat_port(request):
                 if settings.public_url:
-                    target = f"{media.public_base(request)}{target}"
+                    target = f"{public_base(request)}{target}"
                 else:
                     # Development mode: the HTTP port of the host the client asked for (if it looks like one).
-                    base = URL(media.public_base(request))
+                    base = URL(public_base(request))
                     target = str(base.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
@@ -82,7 +83,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         conn = await realtime.connect(ws, request.transport, request.remote)
-        conn.media_base = media.public_base(request)
+        conn.media_base = public_base(request)
     except BaseException:
         realtime.admission.release(group)
         raise

@@ -1,32 +1,52 @@
-"""The URLs this site hands to others (WeChat Pay's notify URLs), built in one place from the settings."""
+"""The site's public base URL and the URLs built on it that others call back (WeChat Pay's notify URLs)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from ..keys import settings_key
 from ..settings import Settings
-from ..store import media
+from .params import on_chat_port
 
 NOTIFY_PATH = "/api/v1/pay/notify"
 REFUND_NOTIFY_PATH = "/api/v1/pay/refund_notify"
+# What a development host may look like: a name or an address, and a port. Anything else (quotes,
+# slashes, spaces) is not copied into an answer.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
-def public_base(settings: Settings) -> str:
-    """The site's base URL where no request tells it (no trailing slash): public_url, else this server's own."""
+def public_base(source: web.Request | Settings) -> str:
+    """The site's base URL (no trailing slash) for the URLs an answer hands out: JIANDONG_PUBLIC_URL.
+
+    Without it, settings give this server's own address (settings.base_url). A request's Host is the
+    client's to choose: it is used only in development mode (no WeChat AppID, where the server
+    refuses nothing to anyone anyway) and only when it looks like a host. Outside development mode
+    the server does not start without a public URL (settings.public_url_problem).
+    """
+    if not isinstance(source, web.Request):
+        return source.base_url
+    request, settings = source, source.config_dict[settings_key]
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if settings.dev_wechat and _HOST.fullmatch(request.host):
+        base = f"{request.scheme}://{request.host}"
+        if on_chat_port(request):
+            # The chat port serves its websocket alone: /media/ is on the HTTP port of the same host.
+            base = str(URL(base).with_port(settings.port)).rstrip("/")
+        return base
     return settings.base_url
 
 
 def pay_notify_url(source: web.Request | Settings) -> str:
-    """Where WeChat Pay posts payment results: the setting, else on the site's base URL (a request's
-    base is media.public_base: its Host only in development mode)."""
+    """Where WeChat Pay posts payment results: the setting, else on the site's base URL (public_base)."""
     settings = source.config_dict[settings_key] if isinstance(source, web.Request) else source
     if settings.wechatpay_notify_url:
         return settings.wechatpay_notify_url
-    base = media.public_base(source) if isinstance(source, web.Request) else public_base(settings)
-    return base + NOTIFY_PATH
+    return public_base(source) + NOTIFY_PATH
 
 
 def refund_notify_url(settings: Settings) -> str:
