@@ -136,7 +136,7 @@ async def live_page(
     """Live items of one window of the filtered list, with up-to-date view and viewer counts."""
     query = f"{LIVE_SELECT} WHERE {where} {LIVE_ORDER}"
     items = await item_page(request, LIVE, query, live_item, args, offset, limit, cache_key)
-    online = await online_counts(request, [item["id"] for item in items])
+    online = await online_counts(request.config_dict, [item["id"] for item in items])
     for item in items:
         item["online_num"] = online.get(item["id"], 0)
     return items

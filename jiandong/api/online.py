@@ -76,7 +76,7 @@ async def get_online(request: web.Request) -> web.Response:
         return row
 
     row = await request.config_dict[content_cache_key].get(STREAM(live_id), load)
-    total = (await online_counts(request, [live_id])).get(live_id, 0)
+    total = (await online_counts(request.config_dict, [live_id])).get(live_id, 0)
     play_url = row["play_rtmp"] or row["play_flv"] or row["play_m3u8"]
     return json_response(
         {

@@ -19,9 +19,9 @@ from ..keys import content_cache_key, pg_key, view_counts_key
 from ..lib import formats
 from ..services.content_cache import Key, Shape, shape
 from ..services.counters import LIVE, VIDEO
-from ..services.files import FILE_OBJECT, file_columns, file_object
+from ..services.files import file_columns, file_object
 from ..store import db
-from ..web.openapi import PAGE_PARAMS, describe, integer, obj, page_of, param, string
+from ..web.openapi import FILE_OBJECT, PAGE_PARAMS, describe, integer, obj, page_of, param, string
 from ..web.params import MAX_ID, Params, read_params
 from ..web.public_urls import public_base
 from ..web.responses import json_response, page_body

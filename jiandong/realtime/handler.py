@@ -25,18 +25,20 @@ from ..lib import encoding
 from ..lib.logthrottle import JUNK
 from ..services.standing import Action, check_standing
 from ..store import db
+from ..store.mutes import is_muted
 from ..store.outages import Outages, dependency_of
+from ..store.room_channels import room_channel
 from ..web.h5 import DOCS_PATH, H5_PREFIX
 from ..web.params import on_chat_port
 from ..web.public_urls import public_base
-from . import history, protocol, shown
+from . import history, protocol
 from .admission import ChatFull, UserFull, address_group
-from .broker import room_channel
-from .gate import MUTED_MSG, THROTTLED_MSG, is_muted
+from .facade import shown
+from .gate import MUTED_MSG, THROTTLED_MSG
 from .hub import Conn
 
 if typing.TYPE_CHECKING:
-    from . import Realtime
+    from .facade import Realtime
 
 logger = logging.getLogger(__name__)
 
