@@ -4,7 +4,6 @@ reconciliation queries and refunds; ask WeChat Pay now, close an unpaid order, r
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
 import typing
 from urllib.parse import urlencode
@@ -24,22 +23,12 @@ from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
+from .inputs import parse_yuan
 from .render import PAGE_SIZE, flash, render
 from .security import actor, requires
 
 routes = web.RouteTableDef()
 BASE = "/admin/orders"
-
-
-def parse_yuan(raw: str) -> int | None:
-    """Yuan as typed ("199", "199.5", "199.50") in fen; None for empty or malformed (at most 2 decimals)."""
-    try:
-        value = decimal.Decimal(raw.strip())
-    except decimal.InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0 or value > 10_000_000 or value.as_tuple().exponent < -2:
-        return None
-    return int(value * 100)
 
 
 def _date(raw: str) -> dt.date | None:
