@@ -17,8 +17,9 @@ from ..services.content_cache import shape
 from ..services.viewers import CDN_COUNT_TTL, online_counts
 from ..store import db
 from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.params import MAX_ID
 from ..web.responses import json_response
-from .videos import MAX_ID, PUBLISHED
+from .media_items import PUBLISHED
 
 logger = logging.getLogger(__name__)
 
