@@ -49,6 +49,8 @@ setup(
             "ruff==0.17.6",
             # Mutation testing (python -m tests.mutation, not in CI); pinned for the same reason.
             "mutmut==3.8.1",
+            # The package layering (.importlinter, tests/test_layers.py); pinned for the same reason.
+            "import-linter==2.17",
         ],
     },
 )

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from jiandong.keys import realtime_key
-from jiandong.realtime import mute_key
+from jiandong.store.mutes import mute_key
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call, login
 from tests.helpers.realtime import FAST, IDLE_WRITER, frame_of, join, rows_eventually, send

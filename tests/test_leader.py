@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from jiandong.store.kv import rkey
-from jiandong.tasks.leader import Lease, run_as_leader
+from jiandong.store.leases import Lease, run_as_leader
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.aliyun_live import FakeAliyunLive
@@ -100,7 +100,7 @@ async def test_run_as_leader_runs_the_job_in_one_loop_and_fails_over(redis, key,
         async def a_ran_twice() -> bool:
             return runs["a"] >= 3
 
-        with caplog.at_level(logging.ERROR, logger="jiandong.tasks.leader"):
+        with caplog.at_level(logging.ERROR, logger="jiandong.store.leases"):
             await until(a_ran_twice, "the holder's rounds")
         assert runs["b"] == 0
         # The failed first round was logged and the loop went on.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jiandong.realtime.censor import Censor, fold, parse_words
 from jiandong.realtime.protocol import sanitize
+from jiandong.services.banned_words import Censor, fold, parse_words
 
 EMOJI = '<img class="emoji" src="/h5/images/emoji/1.gif">'
 

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.realtime import mute_key, muted_key, set_mute_until, set_muted
 from jiandong.realtime.history import stream_key
+from jiandong.store.mutes import mute_key, muted_key, set_mute_until, set_muted
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
 from tests.helpers.waiting import until

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.realtime.broker import room_channel
-from jiandong.realtime.presence import procs_key, room_viewers
+from jiandong.store.presence import procs_key, room_viewers
+from jiandong.store.room_channels import room_channel
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
 from tests.helpers.waiting import until

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from jiandong.keys import redis_key
-from jiandong.realtime.presence import room_viewers
+from jiandong.store.presence import room_viewers
 from tests.helpers.realtime import FAST, frame_of, rows_eventually, send
 from tests.helpers.servers import server_env
 from tests.helpers.waiting import until

@@ -21,8 +21,8 @@ from wechatpy.pay import WeChatPay
 
 from jiandong.integrations import wechatpay
 from jiandong.integrations.wechatpay_refund import ReqInfoError, decrypt_req_info, query_records
-from jiandong.services.refunds import notify_url
 from jiandong.tasks.orders import order_round
+from jiandong.web.public_urls import refund_notify_url as notify_url
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.pki import make_pki

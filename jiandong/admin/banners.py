@@ -12,9 +12,9 @@ from ..services import banners
 from ..services.editing import Invalid, ListQuery
 from .crud import Section, field_values
 from .forms import OPTIONAL, AdminForm, length, number_range
+from .inputs import url_rule
 from .render import Column
 from .uploads import store_image
-from .videos import url_rule
 
 routes = web.RouteTableDef()
 

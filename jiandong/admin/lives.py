@@ -22,10 +22,10 @@ from ..services.live_status import LIVE_STATUSES
 from .crud import Section, choice_list, field_values
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, length, read_form
+from .inputs import optional_int
 from .render import Column, flash
 from .security import requires
 from .uploads import store_image
-from .videos import optional_int
 
 routes = web.RouteTableDef()
 

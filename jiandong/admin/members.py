@@ -13,7 +13,7 @@ from ..services.admins import EDITOR
 from ..services.membership import DISABLED
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
-from .orders import parse_yuan
+from .inputs import parse_yuan
 from .render import Column, ListPage, flash, list_query, render
 from .security import actor, requires
 

@@ -4,7 +4,6 @@ reconciliation queries and refunds; ask WeChat Pay now, close an unpaid order, r
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
 import typing
 from urllib.parse import urlencode
@@ -20,25 +19,16 @@ from ..services import audit, order_search, orders, payments, refunds
 from ..services.admins import EDITOR, OWNER
 from ..services.order_search import KIND_LABELS, STATUS_LABELS, OrderFilter
 from ..services.order_status import AWAITING, CLOSED
+from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
+from .inputs import parse_yuan
 from .render import PAGE_SIZE, flash, render
 from .security import actor, requires
 
 routes = web.RouteTableDef()
 BASE = "/admin/orders"
-
-
-def parse_yuan(raw: str) -> int | None:
-    """Yuan as typed ("199", "199.5", "199.50") in fen; None for empty or malformed (at most 2 decimals)."""
-    try:
-        value = decimal.Decimal(raw.strip())
-    except decimal.InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0 or value > 10_000_000 or value.as_tuple().exponent < -2:
-        return None
-    return int(value * 100)
 
 
 def _date(raw: str) -> dt.date | None:
@@ -198,7 +188,8 @@ async def refund_order(request: web.Request) -> web.Response:
     else:
         try:
             refund_id = await refunds.request_refund(request.config_dict, actor(request), order["id"], amount,
-                                                     form.get("reason"), out_refund_no)
+                                                     form.get("reason"), out_refund_no,
+                                                     refund_notify_url(request.config_dict[settings_key]))
         except refunds.RefundRefused as exc:
             flash(session, f"不能退款：{exc}")
         else:
@@ -223,7 +214,7 @@ async def check_refund(request: web.Request) -> web.Response:
     if row is None or row["order_id"] != order["id"]:
         raise PageError(404, "退款不存在")
     if row["status"] == "pending":
-        await refunds.send(request.config_dict, row["id"])
+        await refunds.send(request.config_dict, row["id"], refund_notify_url(request.config_dict[settings_key]))
     elif row["status"] in ("processing", "change"):
         try:
             await refunds.query(request.config_dict, row["out_refund_no"])

@@ -14,19 +14,11 @@ from ..services.editing import Invalid, ListQuery
 from ..services.files import StoredFile
 from .crud import Section, choice_list, field_values
 from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, length
+from .inputs import optional_int, url_rule
 from .render import Column
 from .uploads import store_image, store_video
 
 routes = web.RouteTableDef()
-
-
-def optional_int(value: typing.Any) -> int | None:
-    return int(value) if value not in ("", None, "None") else None
-
-
-def url_rule(form: wtforms.Form, field: wtforms.Field) -> None:
-    if field.data and not field.data.startswith(("http://", "https://", "/")):
-        raise wtforms.ValidationError("须是 http(s):// 开头的地址或以 / 开头的站内路径")
 
 
 class VideoForm(AdminForm):

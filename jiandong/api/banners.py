@@ -14,9 +14,9 @@ from aiohttp import web
 from ..errors import BannerNotFound, CarouselNotFound, ParameterError
 from ..keys import content_cache_key, pg_key
 from ..services.content_cache import shape
-from ..services.files import FILE_OBJECT, file_columns, file_object
+from ..services.files import file_columns, file_object
 from ..store import db
-from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.openapi import FILE_OBJECT, array, describe, integer, obj, param, string
 from ..web.params import read_params
 from ..web.responses import json_response
 

@@ -17,8 +17,9 @@ from ..services.content_cache import shape
 from ..services.viewers import CDN_COUNT_TTL, online_counts
 from ..store import db
 from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.params import MAX_ID
 from ..web.responses import json_response
-from .videos import MAX_ID, PUBLISHED
+from .media_items import PUBLISHED
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ async def get_online(request: web.Request) -> web.Response:
         return row
 
     row = await request.config_dict[content_cache_key].get(STREAM(live_id), load)
-    total = (await online_counts(request, [live_id])).get(live_id, 0)
+    total = (await online_counts(request.config_dict, [live_id])).get(live_id, 0)
     play_url = row["play_rtmp"] or row["play_flv"] or row["play_m3u8"]
     return json_response(
         {

@@ -21,19 +21,18 @@ from ..errors import (
     WeChatUnavailable,
 )
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
-from ..keys import metrics_key, settings_key, wechatpay_key
+from ..keys import metrics_key, wechatpay_key
 from ..services import orders, payments, refunds
-from ..store import media
 from ..web.auth import current_user_id, public
 from ..web.openapi import describe, integer, param, string
 from ..web.params import MAX_ID, Params, client_ip, read_body, read_params
+from ..web.public_urls import NOTIFY_PATH, REFUND_NOTIFY_PATH, pay_notify_url
 from ..web.responses import json_response, operation_result
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
 dev_routes = web.RouteTableDef()
 
-NOTIFY_PATH = "/api/v1/pay/notify"
 DEV_COMPLETE_PATH = "/api/v1/pay/dev/complete"
 # The answer to WeChat Pay's notifications (payment and refund alike).
 XML_ANSWER = string(
@@ -58,13 +57,6 @@ JSAPI_PARAMS = {
     },
     "required": ["appId", "timeStamp", "timestamp", "nonceStr", "package", "signType", "paySign"],
 }
-
-
-def notify_url(request: web.Request) -> str:
-    settings = request.config_dict[settings_key]
-    if settings.wechatpay_notify_url:
-        return settings.wechatpay_notify_url
-    return media.public_base(request) + NOTIFY_PATH
 
 
 def _order_id(params: Params) -> int:
@@ -99,7 +91,7 @@ async def pre_order(request: web.Request) -> web.Response:
         current_user_id(request),
         _order_id(params),
         client_ip(request),
-        notify_url(request),
+        pay_notify_url(request),
     ))
     body["timestamp"] = body["timeStamp"]
     if request.config_dict[wechatpay_key].dev:
@@ -136,7 +128,7 @@ async def pay_notify(request: web.Request) -> web.Response:
     return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
 
 
-@routes.post(refunds.REFUND_NOTIFY_PATH)
+@routes.post(REFUND_NOTIFY_PATH)
 @notification_doc(
     "退款结果通知",
     (

@@ -8,15 +8,16 @@ from ..errors import LiveNotFound, ParameterError, VideoNotFound
 from ..keys import view_counts_key
 from ..services.counters import LIVE, VIDEO
 from ..web.openapi import PAGE_PARAMS, describe, page_of, param
-from ..web.params import read_params
+from ..web.params import MAX_ID, read_params
 from ..web.responses import json_response, operation_result, page_body
-from .lives import LIVE_ITEM, live_filters, live_page
-from .videos import (
-    MAX_ID,
+from .media_items import (
+    LIVE_ITEM,
     SEARCH_MAX_LEN,
     VIDEO_ITEM,
     count_matching,
     count_rows,
+    live_filters,
+    live_page,
     search_term,
     video_filters,
     video_page,

@@ -9,6 +9,7 @@ from ..errors import ApiError, AuthorizationFailed, UserNotFound, WeChatUnavaila
 from ..integrations.wechat import WeChatProfile
 from ..keys import metrics_key, pg_key, tokens_key, wechat_key
 from ..services.content_cache import user_changed
+from ..services.standing import Action, check_standing
 from ..store import db
 from ..web.auth import public
 from ..web.openapi import describe, obj, param, string
@@ -47,8 +48,7 @@ async def upsert_user(pool: aiopg.Pool, profile: WeChatProfile) -> int:
         "city": profile.city[:64],
     })
     assert row is not None
-    if row["is_disabled"]:
-        raise UserNotFound()
+    check_standing(row, Action.LOGIN)
     return row["id"]
 
 

@@ -158,7 +158,7 @@ async def save_user(request: web.Request) -> web.Response:
     upload = params.files.get("head_img")
     head_img = params.text("head_img")
     if upload is not None:
-        image = await media.image_from_upload(upload)
+        image = await media.image_from_upload(upload.data, upload.filename)
     elif head_img.lower().startswith(("http://", "https://")) or (
         URL_SCHEME.match(head_img) and not media.DATA_URL_PREFIX.match(head_img)
     ):

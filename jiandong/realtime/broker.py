@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from ..settings import Settings
 from ..store.kv import connection_options, rkey
+from ..store.room_channels import process_channel, room_channel
 from . import history
 
 if typing.TYPE_CHECKING:
@@ -48,13 +49,10 @@ Position = tuple[int, int]
 LOBBY = None
 
 
-def room_channel(settings: Settings, room_id: int) -> str:
-    """The channel of a room's server frames (JSON text), the contract for anyone pushing to a room."""
-    return rkey(settings, "room", room_id)
 
 
-def process_channel(settings: Settings, process_id: str) -> str:
-    return rkey(settings, "proc", process_id)
+
+
 
 
 class Handlers(typing.Protocol):

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from ..errors import Forbidden, Throttled
 from ..settings import Settings
 from ..store.kv import rkey
+from ..store.mutes import mute_keys, muted_key
 
 MUTED_MSG = "你已被禁言"
 THROTTLED_MSG = "发言太频繁，请稍后再试"
@@ -46,48 +47,6 @@ return 0
 """
 
 
-def muted_key(settings: Settings) -> str:
-    """The Redis set of the ids of users who may not send, with no end (an admin adds and removes them)."""
-    return rkey(settings, "chat", "muted")
-
-
-async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool) -> None:
-    if muted:
-        await redis.sadd(muted_key(settings), user_id)
-    else:
-        await redis.srem(muted_key(settings), user_id)
-
-
-def mute_key(settings: Settings, user_id: int, room_id: int | None) -> str:
-    """A mute for a time, in one room or (room None) everywhere: the key lives as long as the mute.
-    services/moderation.py keeps the mutes themselves (chat_mutes) and sets these keys from them."""
-    return rkey(settings, "chat", "mute", user_id, "all" if room_id is None else room_id)
-
-
-async def set_mute_until(redis: Redis, settings: Settings, user_id: int, room_id: int | None, seconds: int) -> None:
-    """The mute of that scope ends in `seconds` (0 or less: it has ended)."""
-    key = mute_key(settings, user_id, room_id)
-    if seconds > 0:
-        await redis.set(key, 1, ex=seconds)
-    else:
-        await redis.delete(key)
-
-
-def _mute_keys(settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> list[str]:
-    """The timed mute keys that stop a message reaching these rooms: everywhere's, and each room's."""
-    return [mute_key(settings, user_id, None)] + [mute_key(settings, user_id, r) for r in set(rooms) if r is not None]
-
-
-async def is_muted(redis: Redis, settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> bool:
-    """Whether the user may not reach these rooms (None: no room): muted with no end, everywhere for a
-    time, or in one of them."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.sismember(muted_key(settings), str(user_id))
-        pipe.exists(*_mute_keys(settings, user_id, rooms))
-        forever, timed = await pipe.execute()
-    return bool(forever) or bool(timed)
-
-
 def rate_key(settings: Settings, who: str, ident: typing.Any) -> str:
     """The log of recent sends of a user (`who` "user") or of a client address ("address")."""
     return rkey(settings, "chat", "rate", who, ident)
@@ -110,7 +69,7 @@ class Gate:
         when the user, or the address, sent its limit within the window; a refused send is not counted.
         """
         s = self.settings
-        keys = [muted_key(s), *_mute_keys(s, user_id, rooms), rate_key(s, "user", user_id),
+        keys = [muted_key(s), *mute_keys(s, user_id, rooms), rate_key(s, "user", user_id),
                 rate_key(s, "address", address or "-")]
         address_limit = s.chat_rate_address_count if address else 0
         verdict = await self._admit(keys=keys, args=[

@@ -16,32 +16,33 @@ from ..errors import (
     Forbidden,
     InternalError,
     LiveNotFound,
-    MemberNotFound,
     OperationError,
     Throttled,
     TokenInvalid,
-    UserNotFound,
 )
 from ..keys import outages_key, realtime_key
 from ..lib import encoding
 from ..lib.logthrottle import JUNK
-from ..store import db, media
+from ..services.standing import Action, check_standing
+from ..store import db
+from ..store.mutes import is_muted
 from ..store.outages import Outages, dependency_of
+from ..store.room_channels import room_channel
 from ..web.h5 import DOCS_PATH, H5_PREFIX
 from ..web.params import on_chat_port
-from . import history, protocol, shown
+from ..web.public_urls import public_base
+from . import history, protocol
 from .admission import ChatFull, UserFull, address_group
-from .broker import room_channel
-from .gate import MUTED_MSG, THROTTLED_MSG, is_muted
+from .facade import shown
+from .gate import MUTED_MSG, THROTTLED_MSG
 from .hub import Conn
 
 if typing.TYPE_CHECKING:
-    from . import Realtime
+    from .facade import Realtime
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT = protocol.HEARTBEAT.encode()
-DISABLED_MEMBER = 2
 # A sender's name, avatar and permission are re-read this often (an admin's disable applies this fast).
 USER_CHECK_TTL = 5.0
 USER_SQL = "SELECT username, head_img, is_disabled, member_status FROM users WHERE id = %s"
@@ -65,10 +66,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
             target = H5_PREFIX if settings.h5_dir else DOCS_PATH
             if on_chat_port(request):
                 if settings.public_url:
-                    target = f"{media.public_base(request)}{target}"
+                    target = f"{public_base(request)}{target}"
                 else:
                     # Development mode: the HTTP port of the host the client asked for (if it looks like one).
-                    base = URL(media.public_base(request))
+                    base = URL(public_base(request))
                     target = str(base.with_port(settings.port).with_path(target))
             raise web.HTTPFound(target)
         raise web.HTTPBadRequest(text="websocket upgrade expected")
@@ -84,7 +85,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
         conn = await realtime.connect(ws, request.transport, request.remote)
-        conn.media_base = media.public_base(request)
+        conn.media_base = public_base(request)
     except BaseException:
         realtime.admission.release(group)
         raise
@@ -196,10 +197,7 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
     now = time.monotonic()
     if user_id != conn.user_id or now >= conn.checked_until:
         row = await db.fetchone(realtime.pool, USER_SQL, (user_id,))
-        if row is None or row["is_disabled"]:
-            raise UserNotFound()
-        if row["member_status"] == DISABLED_MEMBER:
-            raise MemberNotFound()
+        check_standing(row, Action.CHAT)
         try:
             realtime.admission.sign_in(conn.user_id, user_id)
         except UserFull:

@@ -11,7 +11,6 @@ missed (broker.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -25,7 +24,7 @@ from ..lib import encoding
 from ..settings import Settings
 from ..store import db
 from ..store.kv import rkey
-from ..tasks.leader import Lease, run_as_leader
+from ..store.leases import job_under_lease
 
 if typing.TYPE_CHECKING:
     from ..ops.metrics import Metrics
@@ -35,7 +34,6 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 # A guest/:id read also shows entries not yet stored; it reads at most this many of them.
 PENDING_SCAN = 2000
-MIN_LEASE_TTL = 10.0
 SHUTDOWN_WAIT = 30.0
 # Seconds a stored entry stays in the stream for replays: far longer than a subscriber takes to
 # come back after Redis does (broker.RETRY_DELAYS), or to notice a half-open connection (15 s).
@@ -288,23 +286,13 @@ async def history_ctx(app: web.Application) -> typing.AsyncIterator[None]:
 
     realtime = app[realtime_key]
     history, settings = realtime.history, realtime.settings
-    interval = settings.chat_history_interval
-    lease = Lease(history.redis, rkey(settings, "lease", "chat_history"), ttl=max(3 * interval, MIN_LEASE_TTL))
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_as_leader(lease, interval, history.flush, name="chat history", stop=stop, metrics=realtime.metrics),
-        name="chat-history",
+    key = rkey(settings, "lease", "chat_history")
+    loop = job_under_lease(
+        history.redis, key, settings.chat_history_interval, history.flush,
+        name="chat history", shutdown_wait=SHUTDOWN_WAIT, metrics=realtime.metrics,
     )
-    yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, SHUTDOWN_WAIT)
-    except Exception:
-        logger.exception("chat history writer did not stop cleanly")
-    try:
-        await lease.release()
-    except Exception:
-        logger.warning("could not release the chat history lease", exc_info=True)
+    async with loop:
+        yield
     try:
         moved = await history.flush()
     except Exception:

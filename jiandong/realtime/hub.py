@@ -90,7 +90,7 @@ class Conn:
         # {username, head_img} of user_id as stored (head_img a /media/ path, or an outside URL), re-read
         # with its send permission when checked_until passes
         self.profile: dict[str, str] | None = None
-        # the base URL of the media URLs in the frames this socket's user sends (media.public_base)
+        # the base URL of the media URLs in the frames this socket's user sends (web/public_urls.public_base)
         self.media_base = ""
         self.checked_until = 0.0
         # monotonic times of this socket's recent sends: a flood is refused here before it costs Redis work

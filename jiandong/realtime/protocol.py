@@ -11,6 +11,7 @@ import nh3
 
 from ..errors import ApiError, ParameterError
 from ..lib import encoding
+from ..store.room_channels import room_text
 
 LOGIN, SEND_ALL, SEND_ONE, LOGOUT = "LOGIN", "SEND_ALL", "SEND_ONE", "LOGOUT"
 ONLINE, ERROR, LIVE_STATUS = "OnLine", "ERROR", "LIVE_STATUS"
@@ -144,11 +145,7 @@ def error_frame(exc: ApiError) -> str:
     return encoding.dumps_str({"type": ERROR, "error_code": exc.error_code, "msg": exc.msg})
 
 
-def room_text(room_id: int | None) -> str | None:
-    """A room id in the frames the server composes (OnLine, LIVE_STATUS, others' LOGIN / LOGOUT): a
-    string, as the pages send it and compare it strictly (`data.room_id === room_id`). A sender's
-    own frames and their echoes keep the room_id as the sender wrote it."""
-    return None if room_id is None else str(room_id)
+
 
 
 def online_frame(room_id: int | None, count: int) -> bytes:

@@ -11,8 +11,8 @@ import typing
 from aiohttp import web
 
 from ..keys import pg_key, redis_key, settings_key
-from ..realtime import peaks_key, presence
-from ..store import db
+from ..store import db, presence
+from ..store.presence import peaks_key
 from .membership import MEMBER_STATUS_SQL
 
 DAYS = 30

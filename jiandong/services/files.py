@@ -1,20 +1,11 @@
-"""The files table: recording stored files and the `file` object the pages read ({cate, name, original, size})."""
+"""The files table: recording stored files and the `file` object the pages read ({cate, name, original, size};
+its schema is web/openapi.FILE_OBJECT)."""
 
 from __future__ import annotations
 
 import typing
 
 import aiopg
-
-from ..web.openapi import integer, obj, string
-
-FILE_OBJECT = obj(
-    "文件",
-    cate=string("文件类型，如 image、video"),
-    name=string("资源路径（URL）"),
-    original=string("原文件名"),
-    size=integer("文件大小（字节）"),
-)
 
 
 def file_columns(alias: str = "f", prefix: str = "file_") -> str:

@@ -26,9 +26,8 @@ import typing
 
 from ..keys import content_cache_key, pg_key, redis_key, settings_key
 from ..lib import encoding
-from ..realtime.protocol import room_text
 from ..store import db
-from ..store.kv import rkey
+from ..store.room_channels import room_channel, room_text
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ async def set_live_status(
     settings = state[settings_key]
     try:
         await state[redis_key].publish(
-            rkey(settings, "room", result.live_id), status_frame(result.live_id, live_status)
+            room_channel(settings, result.live_id), status_frame(result.live_id, live_status)
         )
     except Exception:
         logger.warning("could not push the status of live %s to its room", result.live_id, exc_info=True)

@@ -1,6 +1,6 @@
 """Chat moderation: a room's recent messages, deleting one, muting a user in a room or everywhere for a
 time (with a reason), and the banned words. Mutes are rows (chat_mutes, the record) mirrored into Redis
-keys that live as long as the mute (realtime.mute_key), which the chat checks at every send."""
+keys that live as long as the mute (store/mutes.py), which the chat checks at every send."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import typing
 from aiohttp import web
 
 from ..keys import content_cache_key, pg_key, realtime_key, redis_key, settings_key
-from ..realtime import set_mute_until
-from ..realtime.censor import CONFIG_CODE, parse_words
 from ..store import db
+from ..store.mutes import set_mute_until
 from . import audit
+from .banned_words import CONFIG_CODE, parse_words
 
 REASON_MAX = 200
 # A mute lasts from a minute to a year.

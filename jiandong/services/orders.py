@@ -21,13 +21,11 @@ from aiohttp import web
 from ..errors import (
     ApiError,
     BusinessNotFound,
-    Forbidden,
     OrderAlreadyPaid,
     OrderNotFound,
     OrderNotOwned,
     OrderNotPayable,
     PhoneNotBound,
-    UserNotFound,
     WeChatUnavailable,
 )
 from ..integrations import wechatpay
@@ -35,9 +33,9 @@ from ..integrations.wechatpay import PayError
 from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
 from ..lib import encoding, formats
 from ..store import db
-from . import membership
 from .order_status import AWAITING, ENDED_SQL, PAID_STATES, TIMED_OUT
 from .payments import Verdict, receive_notification, reconcile_order
+from .standing import Action, check_standing
 
 logger = logging.getLogger(__name__)
 
@@ -114,14 +112,6 @@ INSERT_ORDER_SQL = """
 RESTORE_STOCK_SQL = "UPDATE businesses SET amount = amount + %s, updated_at = now() WHERE id = %s"
 
 
-def check_buyer(row: db.Row | None) -> None:
-    """Who may buy: an enabled user whose membership an admin has not disabled."""
-    if row is None or row["is_disabled"]:
-        raise UserNotFound()
-    if row["member_status"] == membership.DISABLED:
-        raise Forbidden("权限不够: 会员资格已被禁用，不能购买")
-
-
 async def commit(app: web.Application, user_id: int, business_id: int, name: str) -> db.Row:
     """Create an order for one unit of the product (price from the product), or return the
     user's order for it that still awaits payment."""
@@ -129,7 +119,7 @@ async def commit(app: web.Application, user_id: int, business_id: int, name: str
     async with db.transaction(app[pg_key]) as cur:
         await cur.execute(LOCK_BUYER_SQL, (user_id,))
         buyer = await cur.fetchone()
-        check_buyer(buyer)
+        check_standing(buyer, Action.BUY)
         if not buyer["mobile"]:
             raise PhoneNotBound()
         await cur.execute(PENDING_ORDER_SQL, {
@@ -396,7 +386,7 @@ async def payable_order(app: web.Application, user_id: int, order_id: int) -> db
         raise OrderNotPayable("订单已关闭、取消或超时，不能支付")
     if order["expired"]:
         raise OrderNotPayable("订单已超时，请重新下单")
-    check_buyer(order)
+    check_standing(order, Action.BUY)
     return order
 
 

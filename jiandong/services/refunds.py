@@ -24,7 +24,6 @@ import logging
 import re
 import secrets
 import typing
-from urllib.parse import urlsplit
 
 import psycopg2
 from aiohttp import web
@@ -43,7 +42,6 @@ from .order_status import PAID, PAID_STATES, REFUNDED, REFUNDING
 
 logger = logging.getLogger(__name__)
 
-REFUND_NOTIFY_PATH = "/api/v1/pay/refund_notify"
 # Our statuses (sql/009) for WeChat Pay's refund_status (§2, §3).
 STATUS_OF = {SUCCESS: "success", CLOSED: "closed", CHANGE: "change"}
 FINAL = ("success", "closed", "failed")
@@ -83,17 +81,6 @@ def new_refund_no(tz: dt.tzinfo) -> str:
     return "R" + dt.datetime.now(tz).strftime("%Y%m%d%H%M%S") + secrets.token_hex(8).upper()
 
 
-def notify_url(settings: typing.Any) -> str:
-    """Where WeChat Pay posts refund results: the setting, else beside the payment notify URL (same site),
-    else on public_url (or this server's own address)."""
-    if settings.wechatpay_refund_notify_url:
-        return settings.wechatpay_refund_notify_url
-    if settings.wechatpay_notify_url:
-        parts = urlsplit(settings.wechatpay_notify_url)
-        return f"{parts.scheme}://{parts.netloc}{REFUND_NOTIFY_PATH}"
-    return settings.base_url + REFUND_NOTIFY_PATH
-
-
 # -- asking for a refund --------------------------------------------------------------------------
 
 LOCK_ORDER_SQL = """
@@ -111,7 +98,7 @@ RESERVE_SQL = """
 
 
 async def request_refund(app: web.Application, actor: audit.Actor, order_id: int, amount: int, reason: str,
-                         out_refund_no: str) -> int:
+                         out_refund_no: str, notify_url: str) -> int:
     """Record a refund of `amount` fen of the order's payment and send it; the refund's id.
 
     `out_refund_no` comes with the console's form (made when the form was shown), so the same form
@@ -157,7 +144,7 @@ async def request_refund(app: web.Application, actor: audit.Actor, order_id: int
         raise RefundRefused("退款金额超过可退金额") from None
     except psycopg2.errors.UniqueViolation:
         raise RefundRefused("该退款单号已用于另一笔退款，请刷新页面后重试") from None
-    await send(app, refund_id)
+    await send(app, refund_id, notify_url)
     return refund_id
 
 
@@ -174,7 +161,7 @@ ACCEPTED_SQL = """
 LAST_ERROR_SQL = "UPDATE refunds SET last_error = %s, updated_at = now() WHERE id = %s AND status = 'pending'"
 
 
-async def send(app: web.Application, refund_id: int) -> None:
+async def send(app: web.Application, refund_id: int, notify_url: str) -> None:
     """Send a pending refund to WeChat Pay (again: same number, same amounts, §1.1). Accepted: processing;
     refused for good: failed (its amount released); anything else: still pending, for the round."""
     row = await db.fetchone(app[pg_key], SENDABLE_SQL, (refund_id,))
@@ -184,7 +171,7 @@ async def send(app: web.Application, refund_id: int) -> None:
     try:
         fields = await pay.refund(
             out_trade_no=row["order_no"], out_refund_no=row["out_refund_no"], total_fee=row["pay_amount"],
-            refund_fee=row["amount"], refund_desc=row["reason"], notify_url=notify_url(app[settings_key]),
+            refund_fee=row["amount"], refund_desc=row["reason"], notify_url=notify_url,
         )
     except PayError as error:
         # The client logged it (one line).
@@ -406,14 +393,14 @@ async def query(app: web.Application, out_refund_no: str) -> str | None:
     return None
 
 
-async def reconcile_refunds(app: web.Application, limit: int) -> int:
+async def reconcile_refunds(app: web.Application, limit: int, notify_url: str) -> int:
     """The order round's part: send again the refunds still pending (after RESEND_AFTER), ask refundquery
     about those processing; how many became final."""
     pool = app[pg_key]
     settled = 0
     for row in await db.fetchall(pool, DUE_PENDING_SQL, (RESEND_AFTER, limit)):
         try:
-            await send(app, row["id"])
+            await send(app, row["id"], notify_url)
         except Exception:
             logger.exception("refund %s: could not send it; tried again next round", row["id"])
     for row in await db.fetchall(pool, PROCESSING_SQL, (limit,)):

@@ -16,9 +16,9 @@ from aiohttp import web
 from ..integrations.aliyun import AliyunError
 from ..keys import aliyun_live_key, pg_key, redis_key, settings_key
 from ..lib import encoding
-from ..realtime.presence import room_viewers
 from ..store import db
 from ..store.kv import rkey
+from ..store.presence import room_viewers
 
 logger = logging.getLogger(__name__)
 
@@ -27,46 +27,46 @@ CDN_COUNT_TTL = 10
 CDN_COUNT_TIMEOUT = 3.0
 
 
-async def online_counts(request: web.Request, live_ids: typing.Sequence[int]) -> dict[int, int]:
+async def online_counts(app: web.Application, live_ids: typing.Sequence[int]) -> dict[int, int]:
     """Viewers of each live stream now, by id (missing = 0): the one number lists, search and
     endpoint 25 show."""
     if not live_ids:
         return {}
-    counts = await room_viewers(request.config_dict[redis_key], request.config_dict[settings_key], live_ids)
-    for live_id, n in (await cdn_counts(request, live_ids)).items():
+    counts = await room_viewers(app[redis_key], app[settings_key], live_ids)
+    for live_id, n in (await cdn_counts(app, live_ids)).items():
         counts[live_id] = counts.get(live_id, 0) + n
     return {live_id: n for live_id, n in counts.items() if n}
 
 
-async def cdn_counts(request: web.Request, live_ids: typing.Sequence[int]) -> dict[int, int]:
+async def cdn_counts(app: web.Application, live_ids: typing.Sequence[int]) -> dict[int, int]:
     """The CDN's viewers of these lives by id; empty when Aliyun Live is off or failing (logged)."""
-    if request.config_dict[aliyun_live_key] is None:
+    if app[aliyun_live_key] is None:
         return {}
-    by_stream = await _cdn_counts_by_stream(request)
+    by_stream = await _cdn_counts_by_stream(app)
     if not by_stream:
         return {}
     rows = await db.fetchall(
-        request.config_dict[pg_key],
+        app[pg_key],
         "SELECT id, stream_name FROM lives WHERE id = ANY(%s) AND stream_name = ANY(%s)",
         (list(live_ids), list(by_stream)),
     )
     return {row["id"]: by_stream[row["stream_name"]] for row in rows}
 
 
-async def _cdn_counts_by_stream(request: web.Request) -> dict[str, int]:
-    redis = request.config_dict[redis_key]
-    key = rkey(request.config_dict[settings_key], "live", "cdn_viewers")
+async def _cdn_counts_by_stream(app: web.Application) -> dict[str, int]:
+    redis = app[redis_key]
+    key = rkey(app[settings_key], "live", "cdn_viewers")
     try:
         cached = await redis.get(key)
     except Exception:
         logger.warning("could not read the cached CDN viewer counts", exc_info=True)
         cached = None
-    counts = encoding.loads(cached) if cached is not None else await _load_cdn_counts(request, key)
+    counts = encoding.loads(cached) if cached is not None else await _load_cdn_counts(app, key)
     return {name: n for name, n in counts.items() if isinstance(n, int) and n > 0}
 
 
-async def _load_cdn_counts(request: web.Request, key: str) -> dict[str, int]:
-    live = request.config_dict[aliyun_live_key]
+async def _load_cdn_counts(app: web.Application, key: str) -> dict[str, int]:
+    live = app[aliyun_live_key]
     assert live is not None
     try:
         counts = await asyncio.wait_for(live.viewer_counts(), CDN_COUNT_TIMEOUT)
@@ -75,7 +75,7 @@ async def _load_cdn_counts(request: web.Request, key: str) -> dict[str, int]:
         logger.warning("CDN viewer counts unavailable (%s); counted as 0 for %d s", exc or "timeout", CDN_COUNT_TTL)
         counts = {}
     try:
-        await request.config_dict[redis_key].set(key, encoding.dumps_str(counts), ex=CDN_COUNT_TTL)
+        await app[redis_key].set(key, encoding.dumps_str(counts), ex=CDN_COUNT_TTL)
     except Exception:
         logger.warning("could not cache the CDN viewer counts", exc_info=True)
     return counts

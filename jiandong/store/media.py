@@ -20,11 +20,9 @@ from pathlib import Path
 
 from aiohttp import web
 from PIL import Image, ImageCms, ImageDraw, ImageOps
-from yarl import URL
 
 from ..errors import ParameterError, SaveImageFailed
 from ..keys import settings_key
-from ..web.params import Upload, on_chat_port
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +148,9 @@ async def image_from_base64(text: str) -> CheckedImage:
     return await asyncio.to_thread(lambda: check_image(decode_base64_image(text)))
 
 
-async def image_from_upload(upload: Upload) -> CheckedImage:
-    return await asyncio.to_thread(check_image, upload.data, upload_name(upload.filename))
+async def image_from_upload(data: bytes, filename: str) -> CheckedImage:
+    """An uploaded file's bytes as a checked image (ParameterError when it is not one); `filename` as sent."""
+    return await asyncio.to_thread(check_image, data, upload_name(filename))
 
 
 def write_image(root: Path, folder: str, month: str, image: CheckedImage) -> str:
@@ -182,37 +181,14 @@ def write_image(root: Path, folder: str, month: str, image: CheckedImage) -> str
 
 
 # Stored media are paths on this site (`/media/...` in the database), so a change of host needs no
-# rewrite; answers make them absolute when they are served (absolute_in_json, absolute).
+# rewrite; answers make them absolute when they are served (absolute_in_json, absolute; base: public_urls.public_base).
 MEDIA_PREFIX = "/media/"
 _JSON_MEDIA = b'"' + MEDIA_PREFIX.encode()
-# What a development host may look like: a name or an address, and a port. Anything else (quotes,
-# slashes, spaces) is not copied into an answer.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def media_path(relative: str) -> str:
     """The path (as stored) of a file under media_path, served at /media/."""
     return f"{MEDIA_PREFIX}{relative}"
-
-
-def public_base(request: web.Request) -> str:
-    """The site's base URL for the URLs an answer hands out: JIANDONG_PUBLIC_URL.
-
-    The request's Host is the client's to choose: it is used only in development mode (no WeChat
-    AppID, where the server refuses nothing to anyone anyway) and only when it looks like a host;
-    else this server's own address (settings.base_url). Outside development mode the server does
-    not start without a public URL (settings.public_url_problem).
-    """
-    settings = request.config_dict[settings_key]
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    if settings.dev_wechat and _HOST.fullmatch(request.host):
-        base = f"{request.scheme}://{request.host}"
-        if on_chat_port(request):
-            # The chat port serves its websocket alone: /media/ is on the HTTP port of the same host.
-            base = str(URL(base).with_port(settings.port)).rstrip("/")
-        return base
-    return settings.base_url
 
 
 def absolute(value: str, base: str) -> str:

@@ -7,7 +7,6 @@ call changes nothing, so an Aliyun outage never ends every stream at once.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import typing
@@ -18,11 +17,10 @@ from ..keys import aliyun_live_key, live_status_task_key, metrics_key, pg_key, r
 from ..services.live_status import ENDED, LIVE, set_live_status
 from ..store import db
 from ..store.kv import rkey
-from .leader import Lease, run_as_leader
+from ..store.leases import job_under_lease
 
 logger = logging.getLogger(__name__)
 
-MIN_LEASE_TTL = 10.0
 SHUTDOWN_WAIT = 30.0
 # A stream that just started may not be in the online list yet: a change this recent is left alone.
 ABSENT_GRACE = dt.timedelta(seconds=15)
@@ -68,27 +66,17 @@ async def live_status_ctx(app: web.Application) -> typing.AsyncIterator[None]:
         yield
         return
     settings = app[settings_key]
-    interval = settings.live_poll_interval
-    lease = Lease(app[redis_key], rkey(settings, "lease", "live_status"), ttl=max(3 * interval, MIN_LEASE_TTL))
 
     async def poll_round() -> None:
         changed = await reconcile(app)
         if changed:
             logger.info("live status reconciled with Aliyun: %s", changed)
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_as_leader(lease, interval, poll_round, name="live status poll", stop=stop, metrics=app[metrics_key]),
-        name="live-status-poll",
+    key = rkey(settings, "lease", "live_status")
+    loop = job_under_lease(
+        app[redis_key], key, settings.live_poll_interval, poll_round,
+        name="live status poll", shutdown_wait=SHUTDOWN_WAIT, metrics=app[metrics_key],
     )
-    app[live_status_task_key] = task
-    yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, SHUTDOWN_WAIT)
-    except Exception:
-        logger.exception("live status poll did not stop cleanly")
-    try:
-        await lease.release()
-    except Exception:
-        logger.warning("could not release the live status lease", exc_info=True)
+    async with loop as task:
+        app[live_status_task_key] = task
+        yield

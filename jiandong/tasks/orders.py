@@ -3,8 +3,6 @@ ended orders closed at WeChat Pay once it allows."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import typing
 
 from aiohttp import web
@@ -12,12 +10,9 @@ from aiohttp import web
 from ..keys import metrics_key, order_tasks_task_key, redis_key, settings_key
 from ..services import orders, payments, refunds
 from ..store.kv import rkey
-from .leader import Lease, run_as_leader
+from ..store.leases import job_under_lease
+from ..web.public_urls import refund_notify_url
 
-logger = logging.getLogger(__name__)
-
-# A few intervals, so a slow round does not cost the lease; a dead holder is replaced this soon.
-MIN_LEASE_TTL = 10.0
 # Orders handled per step of a round; the rest wait for the next round.
 BATCH = 500
 # A round in progress at shutdown is let finish this long (each call to WeChat is bounded by http_timeout).
@@ -31,28 +26,17 @@ async def order_round(app: web.Application) -> None:
     await payments.reconcile_awaiting(app, BATCH)
     await orders.expire_due(app, BATCH)
     await orders.close_ended_at_wechat(app, BATCH)
-    await refunds.reconcile_refunds(app, BATCH)
+    await refunds.reconcile_refunds(app, BATCH, refund_notify_url(app[settings_key]))
 
 
 async def order_tasks_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
-    interval = settings.reconcile_interval
-    lease = Lease(app[redis_key], rkey(settings, "lease", "orders"), ttl=max(3 * interval, MIN_LEASE_TTL))
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_as_leader(lease, interval, lambda: order_round(app), name="order upkeep", stop=stop,
-                      metrics=app[metrics_key]),
-        name="order-upkeep",
+    # Stopped on the way out, not cancelled: a cancel between WeChat's answer and our commit would redo work.
+    key = rkey(settings, "lease", "orders")
+    loop = job_under_lease(
+        app[redis_key], key, settings.reconcile_interval, lambda: order_round(app),
+        name="order upkeep", shutdown_wait=SHUTDOWN_WAIT, metrics=app[metrics_key],
     )
-    app[order_tasks_task_key] = task
-    yield
-    # Stopped, not cancelled: a cancel between WeChat's answer and our commit would redo work next round.
-    stop.set()
-    try:
-        await asyncio.wait_for(task, SHUTDOWN_WAIT)
-    except Exception:
-        logger.exception("order upkeep loop did not stop cleanly")
-    try:
-        await lease.release()
-    except Exception:
-        logger.warning("could not release the order upkeep lease", exc_info=True)
+    async with loop as task:
+        app[order_tasks_task_key] = task
+        yield

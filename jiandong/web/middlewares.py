@@ -23,6 +23,7 @@ from ..lib import logformat
 from ..lib.logthrottle import JUNK
 from ..store import media
 from ..store.outages import dependency_of
+from . import public_urls
 from .params import DEFAULT_BODY_LIMIT, on_chat_port
 from .responses import json_response
 
@@ -64,12 +65,12 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 @web.middleware
 async def media_urls_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Stored media paths (`/media/...`) leave in JSON answers as absolute URLs under the public URL
-    (media.public_base): every field of every answer, cached or not, in one place."""
+    (public_urls.public_base): every field of every answer, cached or not, in one place."""
     response = await handler(request)
     if type(response) is web.Response and response.content_type == "application/json":
         body = response.body
         if isinstance(body, bytes):
-            rewritten = media.absolute_in_json(body, media.public_base(request))
+            rewritten = media.absolute_in_json(body, public_urls.public_base(request))
             if rewritten is not body:
                 response.body = rewritten
     return response

@@ -88,6 +88,15 @@ OPERATION_RESULT = obj(
     error_code=integer("错误码，0 为成功"),
     request_url=string("接口访问路径"),
 )
+# The `file` object of services/files.file_object.
+FILE_OBJECT = obj(
+    "文件",
+    cate=string("文件类型，如 image、video"),
+    name=string("资源路径（URL）"),
+    original=string("原文件名"),
+    size=integer("文件大小（字节）"),
+)
+
 ERROR_BODY = obj(
     "错误",
     msg=string("提示"),

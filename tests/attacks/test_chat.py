@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.realtime import set_mute_until
 from jiandong.realtime.history import stream_key
+from jiandong.store.mutes import set_mute_until
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
 

@@ -17,11 +17,11 @@ import unicodedata
 import aiopg
 from confusable_homoglyphs import confusables
 
-from ..services.content_cache import shape
 from ..store import db
+from .content_cache import shape
 
 if typing.TYPE_CHECKING:
-    from ..services.content_cache import ContentCache
+    from .content_cache import ContentCache
 
 CONFIG_CODE = "chat_banned_words"
 MASK = "***"

@@ -1,8 +1,9 @@
-"""Redis leases that pick the one process running a singleton job (DESIGN.md §5)."""
+"""Redis leases that pick the one process running a singleton job (DESIGN.md §5), and that job's lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -12,12 +13,15 @@ import uuid
 
 from redis.asyncio import Redis
 
-from ..store.outages import Streak
+from .outages import Streak
 
 if typing.TYPE_CHECKING:
     from ..ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+# A few intervals, so a slow round does not cost the lease; a dead holder is replaced this soon.
+MIN_LEASE_TTL = 10.0
 
 # Compare-and-act: only the holder's own value may extend or drop the lease, so a process that
 # lost it (paused past the TTL, then resumed) cannot cut short its successor's term.
@@ -144,3 +148,41 @@ async def run_as_leader(
                 metrics.job_failures.labels(name).inc()
         else:
             streak.succeeded()
+
+
+@contextlib.asynccontextmanager
+async def job_under_lease(
+    redis: Redis,
+    key: str,
+    interval: float,
+    job: typing.Callable[[], typing.Awaitable[object]],
+    *,
+    name: str,
+    shutdown_wait: float,
+    metrics: Metrics | None = None,
+) -> typing.AsyncIterator[asyncio.Task[None]]:
+    """Runs `job` every `interval` seconds in the one process holding the lease on `key`, for the
+    body of the `async with`; the loop's task is what it yields.
+
+    The lease TTL spans three intervals (at least MIN_LEASE_TTL seconds). On the way out the loop
+    is stopped, not cancelled (a cancel in the middle of a round would leave its commit in doubt):
+    a round in progress is let finish for `shutdown_wait` seconds, then the lease is released so
+    the next holder need not wait for the TTL. Failures on the way out are logged, not raised.
+    """
+    lease = Lease(redis, key, ttl=max(3 * interval, MIN_LEASE_TTL))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_as_leader(lease, interval, job, name=name, stop=stop, metrics=metrics), name=name.replace(" ", "-")
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, shutdown_wait)
+        except Exception:
+            logger.exception("%s loop did not stop cleanly", name)
+        try:
+            await lease.release()
+        except Exception:
+            logger.warning("could not release the %s lease", name, exc_info=True)

@@ -3,6 +3,7 @@
 A process's hash `presence:<process id>` holds its viewers by room id (and `all`, every connection
 it holds); the sorted set `presence:procs` lists the processes by the time their hash expires. A
 process that dies stops refreshing: its hash expires and its viewers drop out of every sum.
+`chat:peaks` keeps each room's most viewers at once, for the dashboard.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import typing
 from redis.asyncio import Redis
 
 from ..settings import Settings
-from ..store.kv import rkey
+from .kv import rkey
 
 ALL = "all"
 
 
 def procs_key(settings: Settings) -> str:
     return rkey(settings, "presence", "procs")
+
+
+def peaks_key(settings: Settings) -> str:
+    """A sorted set: each room's most viewers at once (as summed across processes), kept with ZADD GT."""
+    return rkey(settings, "chat", "peaks")
 
 
 def counts_key(settings: Settings, process_id: str) -> str:

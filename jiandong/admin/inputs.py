@@ -1,0 +1,30 @@
+"""What the console's forms type in, read or checked the same in every section: ids, links, amounts in yuan."""
+
+from __future__ import annotations
+
+import decimal
+import typing
+
+import wtforms
+
+
+def optional_int(value: typing.Any) -> int | None:
+    """A select's value as an id; None for the empty choice."""
+    return int(value) if value not in ("", None, "None") else None
+
+
+def url_rule(form: wtforms.Form, field: wtforms.Field) -> None:
+    """A link field holds an http(s) URL or a path on this site (or nothing)."""
+    if field.data and not field.data.startswith(("http://", "https://", "/")):
+        raise wtforms.ValidationError("须是 http(s):// 开头的地址或以 / 开头的站内路径")
+
+
+def parse_yuan(raw: str) -> int | None:
+    """Yuan as typed ("199", "199.5", "199.50") in fen; None for empty or malformed (at most 2 decimals)."""
+    try:
+        value = decimal.Decimal(raw.strip())
+    except decimal.InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or value > 10_000_000 or value.as_tuple().exponent < -2:
+        return None
+    return int(value * 100)

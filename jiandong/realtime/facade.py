@@ -1,0 +1,283 @@
+"""This process's part of the live rooms (the Realtime facade): rooms, private messages, viewer counts,
+and the handlers the Redis broker calls."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+import typing
+
+import aiopg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ..errors import ApiError, Forbidden, OperationError
+from ..lib import encoding
+from ..lib.logthrottle import JUNK
+from ..services.banned_words import BannedWords
+from ..settings import Settings
+from ..store import media, presence
+from ..store.mutes import is_muted
+from ..store.outages import Streak
+from ..store.presence import peaks_key
+from ..store.room_channels import process_channel, room_channel
+from . import protocol
+from .admission import Admission
+from .broker import Broker
+from .gate import MUTED_MSG, Gate
+from .history import History
+from .hub import Conn, Hub
+from .rooms import Rooms
+
+if typing.TYPE_CHECKING:
+    from ..ops.metrics import Metrics
+    from ..web.auth import TokenStore
+
+logger = logging.getLogger(__name__)
+
+# Frames an old no-room client is sent from every room (it filters by room_id itself); viewer
+# counts are per room, so it gets the total instead.
+LOBBY_TYPES = frozenset((protocol.SEND_ALL, protocol.LOGIN, protocol.LOGOUT, protocol.LIVE_STATUS))
+# A private message for a connection of another process starts with this byte, then JSON (whisper_request);
+# a frame for a connection (an echo, an error) is "<uuid> <frame>", and a uuid never starts with it.
+WHISPER = b"?"
+# Private messages from other processes waiting for their recipient's mute check; past it they are dropped.
+WHISPER_QUEUE = 10_000
+
+
+class Realtime:
+    """This process's part of the live rooms; also the broker's message handlers."""
+
+    def __init__(self, settings: Settings, redis: Redis, pool: aiopg.Pool, tokens: TokenStore,
+                 metrics: Metrics, rooms: Rooms, banned_words: BannedWords | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        # Words replaced by *** in what is sent (None: none).
+        self.banned_words = banned_words
+        self.redis = redis
+        self.pool = pool
+        self.tokens = tokens
+        self.hub = Hub(settings.chat_buffer_limit, settings.chat_legacy_mode, settings.chat_batch_window)
+        self.gate = Gate(redis, settings)
+        self.whispers: asyncio.Queue[dict[str, typing.Any]] = asyncio.Queue(WHISPER_QUEUE)
+        self.admission = Admission(settings)
+        self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
+        self.history = History(redis, pool, settings)
+        # the rooms that take messages (published lives)
+        self.rooms = rooms
+        self.hub.metrics = self.broker.metrics = self.history.metrics = metrics
+        self.tasks: list[asyncio.Task[None]] = []
+        # the counts last pushed to each room here, and connections still owed their first count
+        self._pushed: dict[int | None, int] = {}
+        self._owed: set[Conn] = set()
+
+    # Room membership. The subscription follows the local sockets: on with the first, off with the last.
+
+    async def connect(self, ws: web.WebSocketResponse, transport: typing.Any, address: str | None = None) -> Conn:
+        """A new connection, from `address` (the client's, behind trusted proxies the forwarded one)."""
+        conn = self.hub.connect(ws, transport, address)
+        self._owed.add(conn)
+        if conn in self.hub.lobby and len(self.hub.lobby) == 1:
+            await self.broker.sync_lobby()
+        return conn
+
+    async def join(self, conn: Conn, room_id: int, room_ref: str | int | None) -> None:
+        was_lobby = conn in self.hub.lobby
+        if conn.room_id is not None and conn.room_id != room_id:
+            await self.leave(conn)
+        if self.hub.join(conn, room_id, room_ref):
+            await self.broker.sync_room(room_id)
+        if was_lobby and not self.hub.lobby:
+            await self.broker.sync_lobby()
+        self._owed.add(conn)
+
+    async def leave(self, conn: Conn) -> None:
+        """Out of its room, telling the room if it was told of the arrival."""
+        room_id = conn.room_id
+        if room_id is None:
+            return
+        if conn.announced:
+            conn.announced = False
+            frame = self.presence_frame(protocol.LOGOUT, conn, protocol.room_text(room_id), "离开直播间")
+            await self.publish(room_id, frame)
+        if self.hub.leave(conn):
+            await self.broker.sync_room(room_id)
+
+    async def disconnect(self, conn: Conn) -> None:
+        had_lobby = bool(self.hub.lobby)
+        try:
+            await self.leave(conn)
+        finally:
+            self._owed.discard(conn)
+            room_id = conn.room_id
+            if conn.user_id is not None:
+                self.admission.sign_out(conn.user_id)
+            if self.hub.disconnect(conn) and room_id is not None:
+                await self.broker.sync_room(room_id)
+            if had_lobby and not self.hub.lobby:
+                await self.broker.sync_lobby()
+
+    def presence_frame(self, kind: str, conn: Conn, room_ref: str | int | None, action: str) -> dict[str, typing.Any]:
+        profile = shown(conn)
+        return {
+            "type": kind,
+            "room_id": room_ref,
+            "uuid": conn.uuid,
+            # The pages render `content` as HTML: a name is text (WeChat nicknames may hold anything).
+            "content": f"{html.escape(profile['username'] or '游客')} {action}",
+            "user": profile,
+            "msg_time": int(time.time()),
+            "myself": False,
+        }
+
+    async def publish(self, room_id: int, frame: dict[str, typing.Any]) -> None:
+        await self.redis.publish(room_channel(self.settings, room_id), encoding.dumps(frame))
+
+    async def send_to_process(self, process_id: str, target: str, data: bytes) -> int:
+        """A frame for a connection of another process; the number of processes listening (0 = gone)."""
+        return int(await self.redis.publish(process_channel(self.settings, process_id), target.encode() + b" " + data))
+
+    async def answer(self, uuid: str, data: bytes) -> None:
+        """A frame for a connection of this process or another (an echo, an error); lost if it is gone."""
+        process_id = uuid.partition("-")[0]
+        if process_id == self.hub.process_id:
+            conn = self.hub.conns.get(uuid)
+            if conn is not None:
+                self.hub.send(conn, data)
+        else:
+            await self.send_to_process(process_id, uuid, data)
+
+    async def whisper_to_process(self, process_id: str, sender: Conn, target: str, message: dict[str, typing.Any]
+                                 ) -> int:
+        """A SEND_ONE for a connection of another process, which checks the sender's mute in its recipient's
+        room and answers the sender (the echo, or an error frame); the number of processes listening."""
+        request = {"to": target, "from": sender.uuid, "user_id": sender.user_id, "message": message}
+        return int(await self.redis.publish(process_channel(self.settings, process_id),
+                                            WHISPER + encoding.dumps(request)))
+
+    async def deliver_whisper(self, request: dict[str, typing.Any]) -> None:
+        """A private message from another process to its recipient here, unless the sender is muted where
+        the recipient is; the sender is answered either way."""
+        message, sender = request["message"], request["from"]
+        target = self.hub.conns.get(request["to"])
+        error: ApiError | None = None
+        if target is None:
+            error = OperationError("对方不在线")
+        elif await is_muted(self.redis, self.settings, request["user_id"], [target.room_id]):
+            error = Forbidden(MUTED_MSG)
+        else:
+            self.hub.send(target, encoding.dumps(message))
+        answer = protocol.error_frame(error).encode() if error else encoding.dumps({**message, "myself": True})
+        await self.answer(sender, answer)
+
+    async def whisper_loop(self) -> None:
+        """Deliver other processes' private messages to their recipients here, one at a time, in order."""
+        while True:
+            request = await self.whispers.get()
+            try:
+                await self.deliver_whisper(request)
+            except Exception:
+                logger.warning("chat: a private message from another process was not delivered", exc_info=True,
+                               extra=JUNK)
+
+    # Broker handlers: synchronous, they only write to local sockets.
+
+    def wants_room(self, room_id: int) -> bool:
+        return room_id in self.hub.rooms
+
+    def wants_all_rooms(self) -> bool:
+        return bool(self.hub.lobby)
+
+    def wanted_rooms(self) -> typing.Iterable[int]:
+        return list(self.hub.rooms)
+
+    def on_room(self, room_id: int, data: bytes) -> None:
+        if room_id in self.hub.rooms:
+            self.hub.deliver_room(room_id, data, _sender(data))
+
+    def on_any_room(self, room_id: int, data: bytes) -> None:
+        if not self.hub.lobby:
+            return
+        try:
+            frame = encoding.loads(data)
+        except encoding.JSONDecodeError:
+            return
+        if isinstance(frame, dict) and frame.get("type") in LOBBY_TYPES:
+            sender = frame.get("uuid")
+            self.hub.deliver(self.hub.lobby, data, sender if isinstance(sender, str) else None)
+
+    def on_process(self, data: bytes) -> None:
+        if data[:1] == WHISPER:
+            try:
+                request = encoding.loads(data[1:])
+                self.whispers.put_nowait(request)
+            except asyncio.QueueFull:
+                logger.warning("chat: too many private messages from other processes waiting; one dropped",
+                               extra=JUNK)
+            return
+        target, _, frame = data.partition(b" ")
+        conn = self.hub.conns.get(target.decode(errors="replace"))
+        if conn is not None:
+            self.hub.send(conn, frame)
+
+    # Viewer counts.
+
+    async def push_counts(self) -> None:
+        """Publish this process's counts, read the sums, and push those that changed (or are owed)."""
+        hub = self.hub
+        await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
+        rooms = list(hub.rooms)
+        viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)
+        self.metrics.chat_viewers.set(total)
+        owed, self._owed = self._owed, set()
+        if viewers:
+            # The peak per live room, for the dashboard: only ever raised.
+            await self.redis.zadd(peaks_key(self.settings), {str(r): n for r, n in viewers.items()}, gt=True)
+        pushed: dict[int | None, int] = {}
+        for room_id in rooms:
+            members = hub.rooms.get(room_id)
+            if not members:
+                continue
+            n = pushed[room_id] = viewers[room_id]
+            data = protocol.online_frame(room_id, n)
+            if self._pushed.get(room_id) != n:
+                hub.deliver(members, data)
+            else:
+                hub.deliver(members & owed, data)
+        if hub.lobby:
+            pushed[None] = total
+            data = protocol.online_frame(None, total)
+            hub.deliver(hub.lobby if self._pushed.get(None) != total else hub.lobby & owed, data)
+        self._pushed = pushed
+
+    async def count_loop(self) -> None:
+        streak = Streak(logger, "chat viewer counts")
+        while True:
+            await asyncio.sleep(self.settings.chat_online_interval)
+            try:
+                await self.push_counts()
+            except Exception as exc:
+                streak.failed(exc)
+            else:
+                streak.succeeded()
+
+
+def shown(conn: Conn) -> dict[str, str]:
+    """The `user` of the frames a socket's user sends: their profile with the avatar as an absolute URL
+    (stored as a /media/ path; the frames reach pages on other origins)."""
+    profile = conn.profile or {"username": "", "head_img": ""}
+    # An anonymous viewer's join shows the default avatar too, like a user without one of their own.
+    head_img = media.absolute(media.avatar(profile["head_img"]), conn.media_base)
+    return {"username": profile["username"], "head_img": head_img}
+
+
+def _sender(data: bytes) -> str | None:
+    """The `uuid` of a room frame: its sender, who got its own echo from its own process."""
+    try:
+        frame = encoding.loads(data)
+    except encoding.JSONDecodeError:
+        return None
+    sender = frame.get("uuid") if isinstance(frame, dict) else None
+    return sender if isinstance(sender, str) else None

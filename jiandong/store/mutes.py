@@ -1,0 +1,54 @@
+"""Chat mutes in Redis: users muted with no end, and timed mutes (everywhere or in one room) as keys
+that live as long as the mute. services/moderation.py keeps the mutes themselves (chat_mutes) and
+sets these from them; the chat checks them at every send."""
+
+from __future__ import annotations
+
+import typing
+
+from redis.asyncio import Redis
+
+from ..settings import Settings
+from .kv import rkey
+
+
+def muted_key(settings: Settings) -> str:
+    """The Redis set of the ids of users who may not send, with no end (an admin adds and removes them)."""
+    return rkey(settings, "chat", "muted")
+
+
+async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool) -> None:
+    if muted:
+        await redis.sadd(muted_key(settings), user_id)
+    else:
+        await redis.srem(muted_key(settings), user_id)
+
+
+def mute_key(settings: Settings, user_id: int, room_id: int | None) -> str:
+    """A mute for a time, in one room or (room None) everywhere: the key lives as long as the mute.
+    services/moderation.py keeps the mutes themselves (chat_mutes) and sets these keys from them."""
+    return rkey(settings, "chat", "mute", user_id, "all" if room_id is None else room_id)
+
+
+async def set_mute_until(redis: Redis, settings: Settings, user_id: int, room_id: int | None, seconds: int) -> None:
+    """The mute of that scope ends in `seconds` (0 or less: it has ended)."""
+    key = mute_key(settings, user_id, room_id)
+    if seconds > 0:
+        await redis.set(key, 1, ex=seconds)
+    else:
+        await redis.delete(key)
+
+
+def mute_keys(settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> list[str]:
+    """The timed mute keys that stop a message reaching these rooms: everywhere's, and each room's."""
+    return [mute_key(settings, user_id, None)] + [mute_key(settings, user_id, r) for r in set(rooms) if r is not None]
+
+
+async def is_muted(redis: Redis, settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> bool:
+    """Whether the user may not reach these rooms (None: no room): muted with no end, everywhere for a
+    time, or in one of them."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sismember(muted_key(settings), str(user_id))
+        pipe.exists(*mute_keys(settings, user_id, rooms))
+        forever, timed = await pipe.execute()
+    return bool(forever) or bool(timed)
