@@ -47,6 +47,10 @@ setup(
             "playwright>=1.45",
             # Pinned: a new release may bring new findings, which belong in a change of their own.
             "ruff==0.17.6",
+            # The type checker (mypy.ini) and the stubs of the typed packages it reads; pinned like ruff.
+            "mypy==2.4.1",
+            "types-psycopg2==2.9.21.20261008",
+            "types-zxcvbn==4.5.0.20260518",
             # Mutation testing (python -m tests.mutation, not in CI); pinned for the same reason.
             "mutmut==3.8.1",
             # The package layering (.importlinter, tests/test_layers.py); pinned for the same reason.

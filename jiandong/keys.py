@@ -11,7 +11,26 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 if typing.TYPE_CHECKING:
-    pass
+    # Only the type checker reads these: at run time the keys' types stay strings, so keys.py imports nothing back.
+    import jinja2
+
+    from .admin.forms import FormData, UploadSlots
+    from .admin.session import RedisSessionStorage
+    from .integrations.aliyun_live import AliyunLive
+    from .integrations.sms import SmsProvider
+    from .integrations.wechat import WeChat
+    from .integrations.wechatpay import WeChatPay
+    from .ops.metrics import Metrics
+    from .realtime import Realtime
+    from .services.admins import Admin
+    from .services.content_cache import ContentCache
+    from .services.counters import ViewCounts
+    from .services.login_throttle import LoginThrottle
+    from .settings import Settings
+    from .store.outages import Outages
+    from .web.auth import TokenStore
+    from .web.health import Readiness
+    from .web.params import Params
 
 settings_key = web.AppKey["Settings"]("settings")
 pg_key = web.AppKey[aiopg.Pool]("pg")

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A file of each kind a run writes into the checkout: the venv and the package's metadata (pip install -e),
 # the embedded servers and media (server.py), bytecode, pytest's cache, the browser tests' screenshots,
-# schemathesis' and hypothesis' caches (a fuzzer run by hand), ruff's and import-linter's caches, mutation
-# testing's work, coverage's data.
+# schemathesis' and hypothesis' caches (a fuzzer run by hand), ruff's, mypy's and import-linter's caches,
+# mutation testing's work, coverage's data.
 WRITTEN = (
     ".venv/bin/python",
     "jiandong.egg-info/PKG-INFO",
@@ -30,6 +30,7 @@ WRITTEN = (
     ".hypothesis/unicode_data/14.0.0/charmap.json.gz",
     ".ruff_cache/0.17.6/123456789",
     ".import_linter_cache/jiandong.meta.json",
+    ".mypy_cache/3.11/cache.0.db",
     "build/lib/jiandong/app.py",
 )
 

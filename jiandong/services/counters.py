@@ -323,7 +323,8 @@ class ViewCounts:
         restored = 0
         for kind in TABLES:
             flushing = self.flushing_key(kind)
-            for key in await self.redis.zrangebyscore(flushing, "-inf", cutoff):
+            # The app's client decodes replies (store/kv.py): the members are str.
+            for key in typing.cast(list[str], await self.redis.zrangebyscore(flushing, "-inf", cutoff)):
                 n = int(await self._restore(keys=[key, self.hash_key(kind), flushing]))
                 logger.warning("put back %d view counts of an unfinished flush (%s)", n, key)
                 restored += n

@@ -22,7 +22,8 @@ class FeedbackError(ValueError):
 async def list_feedback(pool: typing.Any, query: ListQuery, kind: int | None = None, handled: bool | None = None
                         ) -> tuple[list[db.Row], int]:
     """Feedback newest first, of one type and/or state; `query.search` matches title, content or phone."""
-    clauses, args = [], {}
+    clauses: list[str] = []
+    args: dict[str, typing.Any] = {}
     if kind is not None:
         clauses.append("f.type = %(kind)s")
         args["kind"] = kind

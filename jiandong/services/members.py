@@ -36,7 +36,8 @@ def _labelled(row: db.Row) -> db.Row:
 
 async def search_users(pool: typing.Any, query: ListQuery, status: int | None = None) -> tuple[list[db.Row], int]:
     """Users by name, phone or openid (or #id), optionally of one member status (0-3, as read), newest first."""
-    clauses, args = [], {}
+    clauses: list[str] = []
+    args: dict[str, typing.Any] = {}
     term = query.search
     if term.startswith("#") and term[1:].isdigit() and len(term) < 19:
         clauses.append("u.id = %(id)s")
@@ -108,7 +109,7 @@ async def grant_membership(app: web.Application, actor: audit.Actor, user_id: in
             raise MemberError("用户不存在")
         await cur.execute(PRODUCT_SQL)
         product = await cur.fetchone()
-        term = f"{years} 年" if years is not None else f"至 {until.isoformat()}"  # type: ignore[union-attr]
+        term = f"{years} 年" if until is None else f"至 {until.isoformat()}"
         name = f"{product['title'] if product else '会员'}（手动开通 {term}）"
         snapshot = {**(product_view(product) if product else {}), "title": name, "price": formats.fmt_money(amount),
                     "valid_time": years or 0, "count": 1, "total_price": formats.fmt_money(amount)}
@@ -123,8 +124,9 @@ async def grant_membership(app: web.Application, actor: audit.Actor, user_id: in
         if years is not None:
             valid_from, valid_until = await membership.extend_membership(cur, user_id, order["id"], years)
         else:
+            assert until is not None  # exactly one of years and until, checked above
             # The end of that day in the club's time zone.
-            end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), settings.tz)  # type: ignore[operator]
+            end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), settings.tz)
             try:
                 valid_from, valid_until = await membership.extend_membership_until(cur, user_id, order["id"], end)
             except membership.TooEarly as exc:

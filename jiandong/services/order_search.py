@@ -33,7 +33,8 @@ class OrderFilter:
     kind: str = ""
 
     def where(self) -> tuple[str, dict[str, typing.Any]]:
-        clauses, args = [], {}
+        clauses: list[str] = []
+        args: dict[str, typing.Any] = {}
         if self.status is not None:
             clauses.append("o.status = %(status)s")
             args["status"] = self.status

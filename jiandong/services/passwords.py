@@ -52,7 +52,7 @@ def weakness(password: str, username: str = "") -> str | None:
     return f"密码太容易被猜到（{why}），请换一个：例如几个不相关的词加上数字或符号"
 
 
-def _reasons(sequence: list[dict[str, typing.Any]]) -> list[str]:
+def _reasons(sequence: typing.Sequence[typing.Mapping[str, typing.Any]]) -> list[str]:
     kinds = set()
     for match in sequence:
         if match["pattern"] == "dictionary":

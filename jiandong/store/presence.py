@@ -39,7 +39,8 @@ async def publish_counts(redis: Redis, settings: Settings, process_id: str, coun
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
-        pipe.hset(key, mapping=counts)
+        # redis types the mapping's keys invariantly (Mapping[EncodableT, ...]); str keys are what it takes.
+        pipe.hset(key, mapping=counts)  # type: ignore[arg-type]
         pipe.pexpire(key, ttl_ms)
         pipe.zadd(procs_key(settings), {process_id: now_ms + ttl_ms})
         # Entries of processes that died long ago; their hashes are gone already.
@@ -57,7 +58,8 @@ async def withdraw(redis: Redis, settings: Settings, process_id: str) -> None:
 
 async def _sum(redis: Redis, settings: Settings, fields: list[str]) -> list[int]:
     now_ms = int(time.time() * 1000)
-    processes = await redis.zrangebyscore(procs_key(settings), now_ms, "+inf")
+    # The app's client decodes replies (store/kv.py): the members are str.
+    processes = typing.cast(list[str], await redis.zrangebyscore(procs_key(settings), now_ms, "+inf"))
     totals = [0] * len(fields)
     if not processes or not fields:
         return totals
