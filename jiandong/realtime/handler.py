@@ -196,8 +196,7 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
         raise TokenInvalid()
     now = time.monotonic()
     if user_id != conn.user_id or now >= conn.checked_until:
-        row = await db.fetchone(realtime.pool, USER_SQL, (user_id,))
-        check_standing(row, Action.CHAT)
+        row = check_standing(await db.fetchone(realtime.pool, USER_SQL, (user_id,)), Action.CHAT)
         try:
             realtime.admission.sign_in(conn.user_id, user_id)
         except UserFull:

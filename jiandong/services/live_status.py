@@ -127,7 +127,7 @@ async def set_live_status(
     settings = state[settings_key]
     try:
         await state[redis_key].publish(
-            room_channel(settings, result.live_id), status_frame(row["id"], live_status)
+            room_channel(settings, row["id"]), status_frame(row["id"], live_status)
         )
     except Exception:
         logger.warning("could not push the status of live %s to its room", result.live_id, exc_info=True)

@@ -15,8 +15,12 @@ class Action(enum.Enum):
     LOGIN = "login"
 
 
-def check_standing(row: typing.Mapping[str, typing.Any] | None, action: Action) -> None:
-    """Raise unless the user in `row` ({is_disabled, member_status}; None = no such user) may do `action`.
+Row = typing.TypeVar("Row", bound=typing.Mapping[str, typing.Any])
+
+
+def check_standing(row: Row | None, action: Action) -> Row:
+    """`row` itself, unless the user in it ({is_disabled, member_status}; None = no such user) may not do
+    `action`: then the error that says so is raised.
 
     A disabled account may do nothing (UserNotFound). A membership an admin disabled still logs in,
     but may not chat (MemberNotFound) nor buy (Forbidden). `row` needs member_status only past LOGIN.
@@ -24,7 +28,7 @@ def check_standing(row: typing.Mapping[str, typing.Any] | None, action: Action) 
     if row is None or row["is_disabled"]:
         raise UserNotFound()
     if action is Action.LOGIN or row["member_status"] != membership.DISABLED:
-        return
+        return row
     if action is Action.CHAT:
         raise MemberNotFound()
     raise Forbidden("权限不够: 会员资格已被禁用，不能购买")
