@@ -44,29 +44,29 @@ class Field(typing.Generic[T]):
 
 
 class Int(Field[int]):
-    """An integer in [minimum, maximum]: required, unless it has a `default`."""
+    """An integer in [minimum, maximum] (None: unbounded): required, unless it has a `default`.
+
+    `schema` adds to its documented schema (an `enum` replaces the documented bounds).
+    """
 
     def __init__(
         self,
         description: str = "",
         *,
-        minimum: int = 1,
-        maximum: int = MAX_ID,
+        minimum: int | None = 1,
+        maximum: int | None = MAX_ID,
         default: int | None = None,
         location: str = "body",
+        **schema: typing.Any,
     ) -> None:
         self.description, self.minimum, self.maximum, self.location = description, minimum, maximum, location
-        self.default = default
+        self.default, self.schema = default, schema
 
     def doc(self) -> Param:
+        bounds = {} if "enum" in self.schema else {"minimum": self.minimum, "maximum": self.maximum}
+        extra = {k: v for k, v in {**bounds, **self.schema}.items() if v is not None}
         return param(
-            self.name,
-            "integer",
-            self.description,
-            required=self.default is None,
-            location=self.location,
-            minimum=self.minimum,
-            maximum=self.maximum,
+            self.name, "integer", self.description, required=self.default is None, location=self.location, **extra
         )
 
     def parse(self, params: Params) -> int:
@@ -83,16 +83,29 @@ class Int(Field[int]):
 
 
 class Text(Field[str]):
-    """Trimmed text, "" when absent and not required; `max_length` characters at most."""
+    """Trimmed text, "" when absent and not required; `max_length` characters at most.
+
+    `schema` adds to its documented schema (a `pattern` the handler checks, say).
+    """
 
     def __init__(
-        self, description: str = "", *, required: bool = False, max_length: int | None = None, location: str = "body"
+        self,
+        description: str = "",
+        *,
+        required: bool = False,
+        max_length: int | None = None,
+        location: str = "body",
+        **schema: typing.Any,
     ) -> None:
-        self.description, self.required, self.max_length, self.location = (description, required, max_length, location)
+        self.description, self.required, self.max_length, self.location = description, required, max_length, location
+        self.schema = schema
 
     def doc(self) -> Param:
         extra = {} if self.max_length is None else {"maxLength": self.max_length}
-        return param(self.name, "string", self.description, required=self.required, location=self.location, **extra)
+        return param(
+            self.name, "string", self.description, required=self.required, location=self.location,
+            **extra, **self.schema,
+        )
 
     def parse(self, params: Params) -> str:
         return params.text(self.name, required=self.required, max_len=self.max_length)
