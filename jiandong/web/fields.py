@@ -156,8 +156,9 @@ class Paged(Spec):
 class PathId(Int):
     """An id from the URL (a bigint)."""
 
-    def __init__(self, description: str = "") -> None:
+    def __init__(self, description: str = "", **schema: typing.Any) -> None:
         super().__init__(description, location="path")
+        self.schema = schema
 
     def doc(self) -> Param:
-        return param(self.name, "integer", self.description, required=True, location="path")
+        return param(self.name, "integer", self.description, required=True, location="path", **self.schema)
