@@ -16,8 +16,8 @@ from ..keys import content_cache_key, pg_key
 from ..services.content_cache import shape
 from ..services.files import file_columns, file_object
 from ..store import db
-from ..web.openapi import FILE_OBJECT, array, describe, integer, obj, param, string
-from ..web.params import read_params
+from ..web.fields import Int, Spec
+from ..web.openapi import FILE_OBJECT, array, describe, integer, obj, string
 from ..web.responses import json_response
 
 routes = web.RouteTableDef()
@@ -61,21 +61,23 @@ def banner_item(row: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
     }
 
 
+class PositionParams(Spec):
+    id = Int("广告位位置：1 球员中心，2 赛事中心，3 资讯中心", minimum=None, maximum=None)
+
+
 # Registered before /banner/{id}, which would otherwise take "by_position" as an id.
 @routes.get("/api/v1/banner/by_position")
 @routes.post("/api/v1/banner/by_position")
 @describe(
     "获取轮播图",
     tag="广告",
-    params=[param("id", "integer", "广告位位置：1 球员中心，2 赛事中心，3 资讯中心", required=True)],
+    params=PositionParams,
     response=array(BANNER, "该位置启用的轮播图，按排序"),
     errors=[ParameterError, CarouselNotFound],
     description="也接受 GET（?id=）。",
 )
 async def list_banners_by_position(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    position = params.integer("id", required=True)
-    assert position is not None
+    position = (await PositionParams.read(request)).id
     if not 0 <= position <= POSITION_MAX:
         raise CarouselNotFound()
 

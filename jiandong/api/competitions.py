@@ -26,8 +26,9 @@ from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..services.players import player_teams
 from ..store import db
 from ..web.auth import current_user_id
-from ..web.openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
-from ..web.params import MAX_ID, read_params
+from ..web.fields import Int, Paged, PathId, Spec
+from ..web.openapi import array, describe, integer, obj, page_of, string
+from ..web.params import MAX_ID
 from ..web.responses import json_response, operation_result, page_body
 
 routes = web.RouteTableDef()
@@ -68,7 +69,15 @@ TEAM_MATCHES = obj(
     logo=string("球队 LOGO"),
     competitions=array(MATCH_ITEM, "该球队已发布的赛事，比赛时间由近及远"),
 )
-ID_PARAM = param("id", "integer", "赛事 ID", required=True, minimum=1, maximum=MAX_ID)
+
+
+class CompetitionRef(Spec):
+    id = Int("赛事 ID", minimum=1, maximum=MAX_ID)
+
+
+class CompetitionPath(Spec):
+    id = PathId("赛事 ID", minimum=1)
+
 
 DETAIL = shape("competition", "competition", dict)
 DETAIL_SQL = """
@@ -135,10 +144,7 @@ def _match_item(row: db.Row) -> dict[str, object]:
 
 
 async def _competition_id(request: web.Request) -> int:
-    params = await read_params(request)
-    competition_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
-    assert competition_id is not None
-    return competition_id
+    return (await CompetitionRef.read(request)).id
 
 
 @routes.get("/api/v1/competition/by_member")
@@ -167,7 +173,7 @@ async def list_member_competitions(request: web.Request) -> web.Response:
 @describe(
     "赛事详情",
     tag="赛事",
-    params=[param("id", "integer", "赛事 ID", required=True, location="path", minimum=1)],
+    params=CompetitionPath,
     response=COMPETITION,
     errors=[CompetitionNotFound],
 )
@@ -214,13 +220,14 @@ async def _upcoming_page(pool: aiopg.Pool, user_id: int, page: int, size: int) -
 @describe(
     "即将开始的赛事列表（分页）",
     tag="赛事",
-    params=PAGE_PARAMS,
+    params=Paged,
     response=page_of(UPCOMING),
     errors=[ParameterError],
     description="比赛时间在当前时间之后的已发布赛事，最近的在前。",
 )
 async def list_upcoming_competitions(request: web.Request) -> web.Response:
-    page, size = (await read_params(request)).page()
+    p = await Paged.read(request)
+    page, size = p.page, p.size
     rows, total = await _upcoming_page(request.config_dict[pg_key], current_user_id(request), page, size)
     items = [
         {
@@ -241,7 +248,7 @@ async def list_upcoming_competitions(request: web.Request) -> web.Response:
 @describe(
     "提交赛事报名",
     tag="赛事",
-    params=[ID_PARAM],
+    params=CompetitionRef,
     errors=[ParameterError, CompetitionNotFound, Forbidden, OperationError, DuplicateApply],
     description="仅限有效会员；赛事开始后不能报名。",
 )
@@ -265,7 +272,7 @@ async def apply_competition(request: web.Request) -> web.Response:
 @describe(
     "取消赛事报名",
     tag="赛事",
-    params=[ID_PARAM],
+    params=CompetitionRef,
     errors=[ParameterError, CompetitionNotFound, OperationError, ApplyNotFound],
     description="赛事开始后不能取消报名。",
 )

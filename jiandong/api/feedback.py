@@ -11,8 +11,8 @@ from ..keys import pg_key, redis_key, settings_key
 from ..store import db
 from ..store.kv import rkey
 from ..web.auth import current_user_id
-from ..web.openapi import describe, param
-from ..web.params import read_params
+from ..web.fields import Int, Spec, Text
+from ..web.openapi import describe
 from ..web.responses import operation_result
 
 routes = web.RouteTableDef()
@@ -29,27 +29,29 @@ def _no_nul(name: str, value: str) -> str:
     return value
 
 
+class FeedbackParams(Spec):
+    # Read in this order: the first fault named is the same as before.
+    content = Text("内容", required=True, max_length=CONTENT_MAX)
+    title = Text("标题（非必要）", max_length=TITLE_MAX)
+    type = Int("类型：1 建议（默认），2 投诉，3 其它", minimum=1, maximum=3, default=1, enum=[1, 2, 3])
+    phone = Text("手机号码（非必要，数字、+、-，不超过 20 个字符）", max_length=PHONE_MAX, pattern="^[0-9+-]*$")
+
+
 @routes.post("/api/v1/feeds")
 @describe(
     "提交意见反馈",
     tag="反馈",
-    params=[
-        param("type", "integer", "类型：1 建议（默认），2 投诉，3 其它", enum=[1, 2, 3]),
-        param("phone", description="手机号码（非必要，数字、+、-，不超过 20 个字符）", maxLength=PHONE_MAX,
-              pattern="^[0-9+-]*$"),
-        param("title", description="标题（非必要）", maxLength=TITLE_MAX),
-        param("content", description="内容", required=True, maxLength=CONTENT_MAX),
-    ],
+    params=FeedbackParams,
     errors=[ParameterError, Throttled],
     description=f"每个用户每 {RATE_WINDOW // 60} 分钟最多提交 {RATE_LIMIT} 次。",
 )
 async def submit_feedback(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    params = await read_params(request)
-    content = _no_nul("content", params.text("content", required=True, max_len=CONTENT_MAX))
-    title = _no_nul("title", params.text("title", max_len=TITLE_MAX))
-    kind = params.integer("type", default=1, min_value=1, max_value=3)
-    phone = params.text("phone", max_len=PHONE_MAX)
+    p = await FeedbackParams.read(request)
+    content = _no_nul("content", p.content)
+    title = _no_nul("title", p.title)
+    kind = p.type
+    phone = p.phone
     if phone and not PHONE.fullmatch(phone):
         raise ParameterError("参数错误: phone 只能包含数字、+ 和 -")
     await _count_submission(request, user_id)

@@ -8,7 +8,8 @@ from ..keys import realtime_key, settings_key
 from ..lib import encoding
 from ..store import media
 from ..web.auth import current_user_id
-from ..web.openapi import array, boolean, describe, integer, obj, param, string
+from ..web.fields import PathId, Spec
+from ..web.openapi import array, boolean, describe, integer, obj, string
 from ..web.params import MAX_ID
 from ..web.responses import json_response
 
@@ -28,11 +29,15 @@ CHAT_MESSAGE = obj(
 )
 
 
+class LiveRoom(Spec):
+    id = PathId("直播 ID（直播间）")
+
+
 @routes.get(r"/api/v1/guest/{id:\d+}")
 @describe(
     "聊天记录",
     tag="视频与直播",
-    params=[param("id", "integer", "直播 ID（直播间）", required=True, location="path")],
+    params=LiveRoom,
     response=array(CHAT_MESSAGE, "最近的消息，按时间从早到晚"),
     description="返回直播间最近的群发消息（条数见配置 chat_history_size，默认 50），按时间从早到晚；"
     "user 为 JSON 字符串，myself 仅对当前用户自己发送的消息为 true。",

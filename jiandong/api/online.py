@@ -16,7 +16,8 @@ from ..keys import content_cache_key, pg_key, request_id_key
 from ..services.content_cache import shape
 from ..services.viewers import CDN_COUNT_TTL, online_counts
 from ..store import db
-from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.fields import PathId, Spec
+from ..web.openapi import array, describe, integer, obj, string
 from ..web.params import MAX_ID
 from ..web.responses import json_response
 from .media_items import PUBLISHED
@@ -53,11 +54,15 @@ def utc_now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class LiveRef(Spec):
+    id = PathId("直播 ID")
+
+
 @routes.get(r"/api/v1/competition/online/{id:\d+}")
 @describe(
     "获取在线直播人数",
     tag="视频与直播",
-    params=[param("id", "integer", "直播 ID", required=True, location="path")],
+    params=LiveRef,
     response=ONLINE_RESPONSE,
     errors=[LiveNotFound],
     description=(

@@ -22,14 +22,15 @@ from ..services import orders
 from ..services.order_status import CANCELLED, CLOSED
 from ..store import db
 from ..web.auth import current_user_id
-from ..web.openapi import PAGE_PARAMS, array, describe, integer, obj, page_of, param, string
-from ..web.params import MAX_ID, Params, read_params
+from ..web.fields import Int, Paged, PathId, Spec, Text
+from ..web.openapi import array, describe, integer, obj, page_of, string
+from ..web.params import MAX_ID
 from ..web.responses import json_response, operation_result, page_body
+from .order_id import OrderRef
 
 routes = web.RouteTableDef()
 
 NAME_MAX = 64
-ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 STATUS_TEXT = "订单状态：-1 已关闭，0 待支付，1 已支付，2 已超时，3 退款中，4 已退款，5 已取消"
 # How cancel and close treat an order with a prepay (services/orders.py end_by_user).
 END_AT_WECHAT = (
@@ -104,14 +105,16 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
     return body
 
 
+class CommitParams(Spec):
+    business_id = Int("业务ID", minimum=1, maximum=MAX_ID)
+    name = Text(f"订单标题（非必要，默认为业务标题，最多 {NAME_MAX} 个字符）", max_length=NAME_MAX)
+
+
 @routes.post("/api/v1/order/commit")
 @describe(
     "提交订单",
     tag="会员订单",
-    params=[
-        param("business_id", "integer", "业务ID", required=True, minimum=1, maximum=MAX_ID),
-        param("name", description=f"订单标题（非必要，默认为业务标题，最多 {NAME_MAX} 个字符）", maxLength=NAME_MAX),
-    ],
+    params=CommitParams,
     response=obj(
         "新订单",
         id=integer("订单ID"),
@@ -130,11 +133,8 @@ def order_body(row: db.Row, *, detail: bool = False) -> dict[str, typing.Any]:
     ),
 )
 async def commit_order(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    business_id = params.integer("business_id", required=True, min_value=1, max_value=MAX_ID)
-    name = params.text("name", max_len=NAME_MAX)
-    assert business_id is not None
-    row = await orders.commit(request.app, current_user_id(request), business_id, name)
+    p = await CommitParams.read(request)
+    row = await orders.commit(request.app, current_user_id(request), p.business_id, p.name)
     return json_response({
         "id": row["id"],
         "order_no": row["order_no"],
@@ -144,26 +144,20 @@ async def commit_order(request: web.Request) -> web.Response:
     })
 
 
-def _order_id(params: Params) -> int:
-    order_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
-    assert order_id is not None
-    return order_id
-
-
 @routes.post("/api/v1/order/cancel")
 @describe(
     "订单取消",
     tag="会员订单",
-    params=[ID_PARAM],
+    params=OrderRef,
     errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotCancellable],
     description=(
         "取消本人待支付的订单（状态 5），立即生效，库存归还。" + END_AT_WECHAT
     ),
 )
 async def cancel_order(request: web.Request) -> web.Response:
-    params = await read_params(request)
+    p = await OrderRef.read(request)
     await orders.end_by_user(
-        request.app, current_user_id(request), _order_id(params), CANCELLED, OrderNotCancellable
+        request.app, current_user_id(request), p.id, CANCELLED, OrderNotCancellable
     )
     return operation_result(request)
 
@@ -172,15 +166,15 @@ async def cancel_order(request: web.Request) -> web.Response:
 @describe(
     "关闭订单",
     tag="会员订单",
-    params=[ID_PARAM],
+    params=OrderRef,
     errors=[ParameterError, OrderNotFound, OrderNotOwned, OrderNotClosable],
     description=(
         "关闭本人待支付的订单（状态 -1），立即生效，库存归还。" + END_AT_WECHAT
     ),
 )
 async def close_order(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    await orders.end_by_user(request.app, current_user_id(request), _order_id(params), CLOSED, OrderNotClosable)
+    p = await OrderRef.read(request)
+    await orders.end_by_user(request.app, current_user_id(request), p.id, CLOSED, OrderNotClosable)
     return operation_result(request)
 
 
@@ -188,23 +182,27 @@ async def close_order(request: web.Request) -> web.Response:
 @describe(
     "获取当前用户所有订单",
     tag="会员订单",
-    params=PAGE_PARAMS,
+    params=Paged,
     response=page_of(ORDER_LIST_ITEM),
     errors=[ParameterError],
     description="本人的订单，新的在前，分页。",
 )
 async def list_user_orders(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    page, size = params.page()
+    p = await Paged.read(request)
+    page, size = p.page, p.size
     rows, total = await orders.user_orders(request.app, current_user_id(request), page, size)
     return json_response(page_body([order_body(row) for row in rows], total, page, size))
+
+
+class OrderPath(Spec):
+    id = PathId("订单ID")
 
 
 @routes.get(r"/api/v1/order/{id:\d+}")
 @describe(
     "订单详情",
     tag="会员订单",
-    params=[param("id", "integer", "订单ID", required=True, location="path")],
+    params=OrderPath,
     response=ORDER_DETAIL,
     errors=[OrderNotFound, OrderNotOwned],
 )

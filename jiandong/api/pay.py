@@ -24,10 +24,11 @@ from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
 from ..keys import metrics_key, wechatpay_key
 from ..services import orders, payments, refunds
 from ..web.auth import current_user_id, public
-from ..web.openapi import describe, integer, param, string
-from ..web.params import MAX_ID, Params, client_ip, read_body, read_params
+from ..web.openapi import describe, integer, string
+from ..web.params import client_ip, read_body
 from ..web.public_urls import NOTIFY_PATH, REFUND_NOTIFY_PATH, pay_notify_url
 from ..web.responses import json_response, operation_result
+from .order_id import OrderRef
 
 routes = web.RouteTableDef()
 # Only added to the app when no merchant is configured (see app.py).
@@ -39,7 +40,6 @@ XML_ANSWER = string(
     "XML：<xml><return_code>SUCCESS 或 FAIL</return_code><return_msg>...</return_msg></xml>",
     examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
 )
-ID_PARAM = param("id", "integer", "订单ID", required=True, minimum=1, maximum=MAX_ID)
 
 JSAPI_PARAMS = {
     "type": "object",
@@ -59,17 +59,13 @@ JSAPI_PARAMS = {
 }
 
 
-def _order_id(params: Params) -> int:
-    order_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
-    assert order_id is not None
-    return order_id
 
 
 @routes.post("/api/v1/pay/pre_order")
 @describe(
     "订单支付",
     tag="支付",
-    params=[ID_PARAM],
+    params=OrderRef,
     response=JSAPI_PARAMS,
     errors=[
         ParameterError, OrderNotFound, OrderNotOwned, OrderAlreadyPaid, OrderNotPayable, UserNotFound, Forbidden,
@@ -85,11 +81,11 @@ def _order_id(params: Params) -> int:
     ),
 )
 async def pre_order(request: web.Request) -> web.Response:
-    params = await read_params(request)
+    p = await OrderRef.read(request)
     body: dict[str, object] = dict(await orders.pre_order(
         request.app,
         current_user_id(request),
-        _order_id(params),
+        p.id,
         client_ip(request),
         pay_notify_url(request),
     ))
@@ -148,7 +144,7 @@ async def refund_notify(request: web.Request) -> web.Response:
 @describe(
     "完成开发支付（仅开发模式）",
     tag="支付",
-    params=[ID_PARAM],
+    params=OrderRef,
     errors=[
         ParameterError, OrderNotFound, OrderNotOwned, OrderAlreadyPaid, OrderNotPayable, UserNotFound, Forbidden,
     ],
@@ -158,8 +154,8 @@ async def refund_notify(request: web.Request) -> web.Response:
     ),
 )
 async def complete_dev_payment(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    verdict = await orders.dev_complete(request.app, current_user_id(request), _order_id(params))
+    p = await OrderRef.read(request)
+    verdict = await orders.dev_complete(request.app, current_user_id(request), p.id)
     if not verdict.ok:
         # Our own notification failed our own checks: a bug, not the caller's fault.
         raise InternalError(f"开发支付失败: {verdict.message}")

@@ -11,8 +11,9 @@ from ..services import verification
 from ..services.content_cache import user_changed
 from ..store import db
 from ..web.auth import current_user_id
-from ..web.openapi import OPERATION_RESULT, describe, param, string
-from ..web.params import client_ip, read_params
+from ..web.fields import Spec, Text
+from ..web.openapi import OPERATION_RESULT, describe, string
+from ..web.params import client_ip
 from ..web.responses import json_response, operation_result
 
 routes = web.RouteTableDef()
@@ -23,10 +24,15 @@ BIND_SQL = """
     WHERE id = %s AND NOT is_disabled
 """
 
-PHONE_PARAM = param(
-    "phone", description="中国大陆手机号码，11 位；可带 +86 / 86 / 0086 前缀，空格与横线会被忽略", required=True,
-    pattern="^(\\+86|0086|86)?1[3-9][0-9]{9}$",
-)
+class PhoneParams(Spec):
+    phone = Text(
+        "中国大陆手机号码，11 位；可带 +86 / 86 / 0086 前缀，空格与横线会被忽略", required=True, max_length=32,
+        pattern="^(\\+86|0086|86)?1[3-9][0-9]{9}$",
+    )
+
+
+class BindParams(PhoneParams):
+    code = Text("短信验证码，6 位数字", required=True, max_length=6, pattern="^[0-9]{6}$")
 
 
 # Development only: with dev logins (anyone may be anyone) and codes written to the log, the answer
@@ -44,7 +50,7 @@ SEND_CODE_RESULT = {
 @describe(
     "获取手机验证码",
     tag="用户",
-    params=[PHONE_PARAM],
+    params=PhoneParams,
     response=SEND_CODE_RESULT,
     errors=[ParameterError, Throttled, SmsFailed],
     description=(
@@ -56,8 +62,7 @@ SEND_CODE_RESULT = {
     ),
 )
 async def send_code(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
+    phone = verification.normalize_phone((await PhoneParams.read(request)).phone)
     settings = request.config_dict[settings_key]
     results = request.config_dict[metrics_key].sms
     try:
@@ -85,7 +90,7 @@ async def send_code(request: web.Request) -> web.Response:
 @describe(
     "关联(绑定)手机号",
     tag="用户",
-    params=[PHONE_PARAM, param("code", description="短信验证码，6 位数字", required=True, pattern="^[0-9]{6}$")],
+    params=BindParams,
     errors=[ParameterError, NoCodePending, WrongCode, PhoneTaken, UserNotFound],
     description=(
         "用本用户获取的验证码绑定手机号，已绑定的号码会被替换。验证码用过即失效；"
@@ -94,9 +99,9 @@ async def send_code(request: web.Request) -> web.Response:
     ),
 )
 async def bind_phone(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    phone = verification.normalize_phone(params.text("phone", required=True, max_len=32))
-    code = verification.check_code_format(params.text("code", required=True, max_len=6))
+    p = await BindParams.read(request)
+    phone = verification.normalize_phone(p.phone)
+    code = verification.check_code_format(p.code)
     user_id = current_user_id(request)
     await verification.verify_and_burn(
         request.config_dict[redis_key], request.config_dict[settings_key], phone, user_id, code

@@ -10,7 +10,8 @@ from ..lib import formats
 from ..services.players import player_teams
 from ..store import db
 from ..web.auth import current_user_id
-from ..web.openapi import array, describe, integer, obj, param, string
+from ..web.fields import PathId, Spec
+from ..web.openapi import array, describe, integer, obj, string
 from ..web.params import MAX_ID
 from ..web.responses import json_response
 
@@ -53,11 +54,15 @@ async def list_user_teams(request: web.Request) -> web.Response:
     return json_response([{"id": t["id"], "name": t["name"], "logo": t["logo"]} for t in teams])
 
 
+class TeamRef(Spec):
+    id = PathId("球队 ID", minimum=1)
+
+
 @routes.get(r"/api/v1/team/{id:\d+}/competitions")
 @describe(
     "根据球队ID获取球队参与过的赛事列表",
     tag="球队",
-    params=[param("id", "integer", "球队 ID", required=True, location="path", minimum=1)],
+    params=TeamRef,
     response=array(TEAM_COMPETITION, "已发布的赛事，比赛时间由近及远"),
     errors=[TeamNotFound, TeamHasNoCompetitions],
 )

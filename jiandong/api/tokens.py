@@ -12,8 +12,8 @@ from ..services.content_cache import user_changed
 from ..services.standing import Action, check_standing
 from ..store import db
 from ..web.auth import public
-from ..web.openapi import describe, obj, param, string
-from ..web.params import read_params
+from ..web.fields import Spec, Text
+from ..web.openapi import describe, obj, string
 from ..web.responses import json_response
 
 routes = web.RouteTableDef()
@@ -52,20 +52,23 @@ async def upsert_user(pool: aiopg.Pool, profile: WeChatProfile) -> int:
     return row["id"]
 
 
+class CodeParams(Spec):
+    code = Text("网页授权码", required=True, max_length=512)
+
+
 @routes.post("/api/v1/token/user")
 @describe(
     "用户登录获取令牌",
     tag="用户",
     public=True,
-    params=[param("code", description="网页授权码", required=True)],
+    params=CodeParams,
     response=obj("令牌", token=string("32 位小写十六进制令牌，请求头 token 携带")),
     errors=[AuthorizationFailed, WeChatUnavailable, UserNotFound],
     description="用 WeChat 网页授权 code 换取令牌；未配置 appid 时为开发模式，任意 code 即一个开发身份。",
 )
 @public
 async def issue_token(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    code = params.text("code", required=True, max_len=512)
+    code = (await CodeParams.read(request)).code
     logins = request.config_dict[metrics_key].logins
     try:
         profile = await request.config_dict[wechat_key].profile_for_code(code)

@@ -13,8 +13,8 @@ from aiohttp import web
 from ..errors import ParameterError, WeChatUnavailable
 from ..integrations.wechat import jsapi_sign_string, jsapi_signature
 from ..keys import wechat_key
-from ..web.openapi import describe, integer, obj, param, string
-from ..web.params import read_params
+from ..web.fields import Spec, Text
+from ..web.openapi import describe, integer, obj, string
 from ..web.responses import json_response
 
 routes = web.RouteTableDef()
@@ -54,20 +54,25 @@ def page_url(raw: str) -> str:
     return url
 
 
+class PageParams(Spec):
+    cur_url = Text(
+        "调用接口的页面地址（location.href，可 URL 编码）", required=True, max_length=MAX_URL_LEN,
+        pattern=f"^(?:{PAGE_URL}|{ENCODED_PAGE_URL})$",
+    )
+
+
 @routes.post("/api/v1/wxconfig")
 @describe(
     "获取微信 JS 接口调用前的配置信息",
     tag="微信",
-    params=[param("cur_url", description="调用接口的页面地址（location.href，可 URL 编码）", required=True,
-                  maxLength=MAX_URL_LEN, pattern=f"^(?:{PAGE_URL}|{ENCODED_PAGE_URL})$")],
+    params=PageParams,
     response=WXCONFIG,
     errors=[ParameterError, WeChatUnavailable],
     description="按 JS-SDK 规则签名（jsapi_ticket、noncestr、timestamp、url）；"
                 "jsapi_ticket 与 access_token 只留在服务端，不返回。",
 )
 async def get_wxconfig(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    url = page_url(params.text("cur_url", required=True, max_len=MAX_URL_LEN))
+    url = page_url((await PageParams.read(request)).cur_url)
     wechat = request.config_dict[wechat_key]
     ticket = await wechat.jsapi_ticket()
     noncestr = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(NONCE_LEN))

@@ -139,7 +139,7 @@ def describe(
     *,
     tag: str,
     response: Schema = OPERATION_RESULT,
-    params: typing.Sequence[Param] = (),
+    params: typing.Sequence[Param] | type[typing.Any] = (),
     errors: typing.Sequence[type[ApiError]] = (),
     description: str = "",
     public: bool = False,
@@ -149,9 +149,12 @@ def describe(
 ) -> typing.Callable[[typing.Any], typing.Any]:
     """Attach the endpoint's documentation to its handler (read by `build_spec` and the body limit)."""
 
+    # A spec class (jiandong.web.fields.Spec) documents the parameters it reads.
+    declared = tuple(params.params() if isinstance(params, type) else params)
+
     def decorate(handler: typing.Any) -> typing.Any:
         handler.openapi = Description(
-            summary, tag, description, tuple(params), response, tuple(errors), public, content_type, max_body,
+            summary, tag, description, declared, response, tuple(errors), public, content_type, max_body,
             tuple(body_types),
         )
         return handler
