@@ -66,6 +66,8 @@ async def test_list_filters_totals_and_exports_agree(client, sql):
     resp = await client.get("/admin/orders")
     text = await resp.text()
     assert resp.status == 200 and "共 4 笔" in text
+    # The unpaid order (199.00) counts in no total.
+    assert "已付订单金额 <strong>798.00</strong>" in text
     assert "实收 <strong>798.00</strong>" in text and "已退款 <strong>500.00</strong>" in text
     cases = {
         "status=1": ["T0000000003", "T0000000001"],
