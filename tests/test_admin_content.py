@@ -343,6 +343,14 @@ async def live(live_console):
     return int(resp.headers["Location"].rsplit("/", 1)[1])
 
 
+async def test_a_live_push_url_warns_when_the_server_has_no_push_secret(live_console, live, make_client, sql):
+    assert "push-refused" not in await (await live_console.get(f"/admin/lives/{live}")).text()
+    bare = await make_client()
+    await sign_in(bare, "writer")
+    page = await (await bare.get(f"/admin/lives/{live}")).text()
+    assert "push-refused" in page and "JIANDONG_LIVE_PUSH_SECRET" in page
+
+
 async def start_by_hand(client, live: int) -> None:
     # Status by hand, through live_status.
     resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
