@@ -190,6 +190,8 @@ async def test_a_member_sees_the_team_with_its_logo(console, sql, team):
 async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
     await login(console)
     await join_team(console, sql, team)
+    # Leaving is asked for first (confirm.js reads data-confirm).
+    assert 'data-confirm="确定让 林 离队？"' in await (await console.get(f"/admin/teams/{team}")).text()
     await leave_team(console, sql, team)
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
 
@@ -363,6 +365,8 @@ async def test_a_live_push_url_carries_the_push_secret_and_has_a_qr_code(live_co
     assert row["plug_flow"] == "rtmp://srs.example.com/live/final_1?token=s3cret"
     page = await (await client.get(f"/admin/lives/{live}")).text()
     assert "rtmp://srs.example.com/live/final_1?token=s3cret" in page and "push-qr.svg" in page
+    # Ending the live tells every viewer: it is asked for first.
+    assert 'data-confirm="结束直播？' in page
     qr = await client.get(f"/admin/lives/{live}/push-qr.svg")
     assert qr.status == 200 and qr.content_type == "image/svg+xml" and b"<svg" in await qr.read()
 
