@@ -12,7 +12,8 @@ DESKTOP = {"width": 1280, "height": 900}
 
 def test_chat_moderation_fits_a_phone(page, live_server, sql):
     add_admin(sql, "mod", "moderator")
-    sql("INSERT INTO lives (id, title, stream_name, live_status) VALUES (41, '决赛：建东猛龙 vs 城南勇士', 'final41', 1)")
+    sql("INSERT INTO lives (id, title, stream_name, live_status)"
+        " VALUES (41, '决赛：建东猛龙 vs 城南勇士', 'final41', 1)")
     uid = sql("INSERT INTO users (openid, username) VALUES ('o-fan', '一位很热情的球迷朋友') RETURNING id")[0]["id"]
     for content in ("加油建东！今天一定要赢下这场比赛", "裁判是个大傻瓜", "好球"):
         sql("INSERT INTO chat_messages (room_id, user_id, uuid, content, user_info, msg_time)"
