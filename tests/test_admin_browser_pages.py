@@ -33,3 +33,21 @@ def test_chat_moderation_fits_a_phone(page, live_server, sql):
     for button in page.locator("#messages li.message a.button, #messages li.message button").all():
         box = button.bounding_box()
         assert box["x"] + box["width"] <= PHONE["width"], box
+
+
+def test_short_labels_stay_on_one_line_and_thumbnails_are_whole(page, live_server, sql):
+    add_admin(sql, "boss", "owner")
+    sign_in(page)
+    page.set_viewport_size(DESKTOP)
+    page.goto("/admin/orders")
+    shot(page, "pages-orders-desktop")
+    for head in page.locator("table.list th").all():
+        box = head.bounding_box()
+        # One line of a 1rem heading with its padding is well under 60 px; a wrapped one is taller.
+        assert box["height"] < 60, (head.inner_text(), box)
+    fit = page.evaluate("""() => { const i = document.createElement('img'); i.className = 'thumb';
+        document.body.append(i); return getComputedStyle(i).objectFit; }""")
+    assert fit == "contain"
+    page.set_viewport_size(PHONE)
+    page.goto("/admin/orders")
+    shot(page, "pages-orders-phone")
