@@ -9,6 +9,8 @@ class ApiError(Exception):
     status = 400
     error_code = 10000
     msg = "操作错误"
+    # Other msg texts raised under the same code, listed beside msg in the docs page's error table.
+    variants: tuple[str, ...] = ()
 
     def __init__(self, msg: str | None = None) -> None:
         if msg is not None:
@@ -167,6 +169,7 @@ class OrderAlreadyPaid(ApiError):
 
 class OrderNotCancellable(ApiError):
     status, error_code, msg = 409, 60002, "订单不允许取消"
+    variants = ("订单不允许取消: 订单已经支付过",)
 
 
 class OrderNotClosable(ApiError):
@@ -175,6 +178,7 @@ class OrderNotClosable(ApiError):
 
 class OrderNotPayable(ApiError):
     status, error_code, msg = 409, 60005, "还没付款或者你已经更新过订单"
+    variants = ("订单即将超时，请重新下单",)
 
 
 # 429: throttled

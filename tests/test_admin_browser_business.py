@@ -105,8 +105,12 @@ def test_delete_a_message_a_later_viewer_never_sees(page, browser, live_server, 
     page.wait_for_selector("#messages li.message >> text=裁判是个大傻瓜")
     assert page.locator("#messages li.message").count() == 3
     shot(page, "09-moderation")
+    # Deleting is asked for first; the moderator says yes.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.locator(f"#messages li[data-seq='{seqs[1]}'] button:has-text('删除')").click()
     page.wait_for_selector("text=消息已删除")
+    assert asked and asked[0].startswith("删除这条消息？")
     assert "裁判是个大傻瓜" not in page.locator("#messages").inner_text()
     # A viewer who joins afterwards loads the room's history as the pages do: the message is not there.
     later = browser.new_context(base_url=live_server).new_page()

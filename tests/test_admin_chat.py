@@ -54,6 +54,7 @@ async def test_a_deleted_message_is_gone_for_viewers_who_join_afterwards(make_cl
         await rows_eventually(sql, 3)
     page = await (await client.get(f"/admin/chat/{ROOM}")).text()
     assert "骂人的话" in page and f'value="{seqs[1]}"' in page and 'data-poll="/admin/chat/9/messages"' in page
+    assert 'data-confirm="删除这条消息？' in page
     resp = await post_form(client, f"/admin/chat/{ROOM}/delete", {"stream_id": seqs[1]},
                            token_from=f"/admin/chat/{ROOM}")
     assert resp.status == 302

@@ -190,6 +190,8 @@ async def test_a_member_sees_the_team_with_its_logo(console, sql, team):
 async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
     await login(console)
     await join_team(console, sql, team)
+    # Leaving is asked for first (confirm.js reads data-confirm).
+    assert 'data-confirm="确定让 林 离队？"' in await (await console.get(f"/admin/teams/{team}")).text()
     await leave_team(console, sql, team)
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
 
@@ -343,6 +345,14 @@ async def live(live_console):
     return int(resp.headers["Location"].rsplit("/", 1)[1])
 
 
+async def test_a_live_push_url_warns_when_the_server_has_no_push_secret(live_console, live, make_client, sql):
+    assert "push-refused" not in await (await live_console.get(f"/admin/lives/{live}")).text()
+    bare = await make_client()
+    await sign_in(bare, "writer")
+    page = await (await bare.get(f"/admin/lives/{live}")).text()
+    assert "push-refused" in page and "JIANDONG_LIVE_PUSH_SECRET" in page
+
+
 async def start_by_hand(client, live: int) -> None:
     # Status by hand, through live_status.
     resp = await submit(client, f"/admin/lives/{live}/status", {"live_status": "1"}, token_from=f"/admin/lives/{live}")
@@ -355,6 +365,8 @@ async def test_a_live_push_url_carries_the_push_secret_and_has_a_qr_code(live_co
     assert row["plug_flow"] == "rtmp://srs.example.com/live/final_1?token=s3cret"
     page = await (await client.get(f"/admin/lives/{live}")).text()
     assert "rtmp://srs.example.com/live/final_1?token=s3cret" in page and "push-qr.svg" in page
+    # Ending the live tells every viewer: it is asked for first.
+    assert 'data-confirm="结束直播？' in page
     qr = await client.get(f"/admin/lives/{live}/push-qr.svg")
     assert qr.status == 200 and qr.content_type == "image/svg+xml" and b"<svg" in await qr.read()
 

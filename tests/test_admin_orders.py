@@ -4,6 +4,7 @@ an order's page, asking WeChat Pay now, closing an unpaid order, and who may do 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import openpyxl
@@ -65,6 +66,8 @@ async def test_list_filters_totals_and_exports_agree(client, sql):
     resp = await client.get("/admin/orders")
     text = await resp.text()
     assert resp.status == 200 and "共 4 笔" in text
+    # The unpaid order (199.00) counts in no total.
+    assert "已付订单金额 <strong>798.00</strong>" in text
     assert "实收 <strong>798.00</strong>" in text and "已退款 <strong>500.00</strong>" in text
     cases = {
         "status=1": ["T0000000003", "T0000000001"],
@@ -95,11 +98,15 @@ async def test_list_filters_totals_and_exports_agree(client, sql):
     # One row in full, both ways: names in Chinese, yuan as numbers, a formula kept as text.
     body = await (await client.get("/admin/orders/export.csv?user=李四")).read()
     first = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))[1]
-    assert first[2:8] == ["李四", "13900000002", "年度会员", "500.0", "500.0", "500.0"]
+    assert first[2:8] == ["李四", "13900000002", "年度会员", "500.00", "500.00", "500.00"]
     assert first[8:10] == ["已退款", "微信支付"] and first[10] == "2030-03-10 10:00:00" and first[13] == "'=SUM(A1)"
     sheet = openpyxl.load_workbook(io.BytesIO(await (await client.get("/admin/orders/export.xlsx?user=李四")).read()))
     row = [c.value for c in next(sheet.active.iter_rows(min_row=2, max_row=2))]
     assert row[2:8] == ["李四", "13900000002", "年度会员", 500, 500, 500] and row[13] == "'=SUM(A1)"
+    # Amounts show two decimals and times are dates Excel can sort and compute with.
+    cell = next(sheet.active.iter_rows(min_row=2, max_row=2))
+    assert cell[5].number_format == "0.00"
+    assert row[10] == dt.datetime(2030, 3, 10, 10, 0) and cell[10].is_date
 
 
 async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, wechat, wxpay, sql):

@@ -122,7 +122,7 @@ async def test_docs_page_lists_every_path_and_error(client):
         for op in item.values():
             assert op["summary"] in html
     for error in spec["x-error-codes"]:
-        assert f"<td>{error['error_code']}</td><td>{error['status']}</td><td>{error['msg']}</td>" in html
+        assert f"<td>{error['error_code']}</td><td>{error['status']}</td><td>{error['msg']}" in html
     for convention in ("token", "application/x-www-form-urlencoded", "per_page", "YYYY-MM-DD HH:MM:SS", '"199.00"'):
         assert convention in html
     # The user/info fields and its errors are shown with the endpoint.
@@ -134,6 +134,18 @@ async def test_docs_page_lists_every_path_and_error(client):
     # The app serves the chat websocket at /ws, so the page describes it, with the configured batch window.
     assert 'id="chat"' in html
     assert "100 人以上），75 毫秒内的消息合并为一次写出" in html
+
+
+async def test_readme_quotes_error_texts_the_docs_page_lists(client):
+    """Every "NNNNN (`text`" in the README is that code's row of the docs page's error table."""
+    html = await (await client.get("/Docs/jiandong.html")).text()
+    rows = {}
+    for code, text in re.findall(r"<tr><td>(\d{5})</td><td>\d+</td><td>(.*?)</td></tr>", html):
+        rows[code] = rows.get(code, "") + "\n" + unescape(text)
+    quoted = re.findall(r"\b(\d{5}) \(`([^`]+)`", README.read_text())
+    assert quoted
+    for code, text in quoted:
+        assert text in rows.get(code, ""), (code, text, rows.get(code))
 
 
 async def test_docs_page_describes_chat_when_served(aiohttp_client, settings):

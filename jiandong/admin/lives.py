@@ -119,7 +119,9 @@ class LiveSection(Section):
         await lives.delete_live(app, ident)
 
     async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
-        return {"image_field": ("cover", row and row["main_img_url"]), "status_labels": lives.STATUS_LABELS}
+        # Without the secret the streaming callbacks refuse every publish, so the push URL shown would not work.
+        return {"image_field": ("cover", row and row["main_img_url"]), "status_labels": lives.STATUS_LABELS,
+                "push_refused": not request.config_dict[settings_key].live_push_secret}
 
 
 section = LiveSection()

@@ -21,7 +21,7 @@ from ..services.order_search import KIND_LABELS, STATUS_LABELS, OrderFilter
 from ..services.order_status import AWAITING, CLOSED
 from ..web.public_urls import refund_notify_url
 from .errors import PageError
-from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
+from .exports import XLSX_TYPE, Fen, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
 from .inputs import parse_yuan
 from .render import PAGE_SIZE, flash, render
@@ -76,13 +76,13 @@ EXPORT_COLUMNS = [
     ("用户名", lambda r: r["username"]),
     ("手机", lambda r: r["mobile"] or ""),
     ("商品", lambda r: r["name"]),
-    ("金额（元）", lambda r: float(formats.fmt_money(r["total_price"]))),
-    ("实付（元）", lambda r: float(formats.fmt_money(r["pay_amount"]))),
-    ("已退款（元）", lambda r: float(formats.fmt_money(r["refunded"]))),
+    ("金额（元）", lambda r: Fen(r["total_price"] or 0)),
+    ("实付（元）", lambda r: Fen(r["pay_amount"] or 0)),
+    ("已退款（元）", lambda r: Fen(r["refunded"] or 0)),
     ("状态", lambda r: r["status_label"]),
     ("类型", lambda r: r["kind_label"]),
-    ("下单时间", lambda r: formats.fmt_time(r["create_time"])),
-    ("支付时间", lambda r: formats.fmt_time(r["pay_time"])),
+    ("下单时间", lambda r: r["create_time"]),
+    ("支付时间", lambda r: r["pay_time"]),
     ("微信支付交易号", lambda r: r["transaction_id"] or ""),
     ("备注", lambda r: r["remark"]),
 ]

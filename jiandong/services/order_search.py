@@ -79,13 +79,14 @@ def _labelled(row: db.Row) -> db.Row:
 async def search_orders(pool: aiopg.Pool, flt: OrderFilter, page: int, size: int
                         ) -> tuple[list[db.Row], int, db.Row]:
     """A page of the filtered orders (newest first), their number, and totals over all of them:
-    `total_price`, `paid` (pay_amount of paid states) and `refunded`, in fen."""
+    `total_price` and `paid` (total_price and pay_amount of paid states: an order awaiting payment or
+    cancelled brought in nothing) and `refunded`, in fen."""
     where, args = flt.where()
     rows = await db.fetchall(pool, f"SELECT {COLUMNS} FROM {SOURCE} WHERE {where} ORDER BY o.id DESC"
                                    " LIMIT %(limit)s OFFSET %(offset)s",
                              {**args, "limit": size, "offset": (page - 1) * size})
     totals = await db.fetchone(pool, f"""
-        SELECT count(*) AS count, COALESCE(sum(o.total_price), 0) AS total_price,
+        SELECT count(*) AS count, COALESCE(sum(o.total_price) FILTER (WHERE o.status IN (1, 3, 4)), 0) AS total_price,
                COALESCE(sum(o.pay_amount) FILTER (WHERE o.status IN (1, 3, 4)), 0) AS paid,
                COALESCE((SELECT sum(r.amount) FROM refunds r JOIN {SOURCE} ON o.id = r.order_id
                          WHERE r.status = 'success' AND {where}), 0) AS refunded

@@ -302,6 +302,7 @@ def build_spec(app: web.Application) -> dict[str, typing.Any]:
         },
         "security": [{"token": []}],
         "x-error-codes": [
-            {"error_code": e.error_code, "status": e.status, "msg": e.msg, "name": e.__name__} for e in all_errors()
+            {"error_code": e.error_code, "status": e.status, "msg": e.msg, "name": e.__name__,
+             "variants": list(e.variants)} for e in all_errors()
         ],
     }
