@@ -371,6 +371,15 @@ def test_create_admin_refuses_a_weak_password(settings, sql):
     assert sql("SELECT username, role FROM admins") == [{"username": "founder", "role": "owner"}]
 
 
+def test_create_admin_prints_the_real_sign_in_address(settings, sql):
+    env = {**os.environ, "JIANDONG_DATABASE_URL": settings.database_url, "JIANDONG_REDIS_URL": settings.redis_url,
+           "JIANDONG_VAR_DIR": settings.var_dir, "JIANDONG_PUBLIC_URL": "https://club.example.cn/"}
+    done = subprocess.run([sys.executable, "server.py", "create-admin", "founder"], cwd=ROOT, env=env,
+                          input="river lamp orbit 7\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done
+    assert "sign in at https://club.example.cn/admin/" in done.stdout, done.stdout
+
+
 async def test_an_owner_ends_a_sign_in_slow_down(make_client, sql, redis_sync, settings):
     add_admin(sql)
     staff = add_admin(sql, "writer", "editor")

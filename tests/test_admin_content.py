@@ -221,6 +221,14 @@ async def test_a_player_card_out_of_range_is_refused(console, phone_user):
     assert resp.status == 400 and "须在 50~260 之间" in await resp.text()
 
 
+async def test_a_player_card_phone_number_is_checked(console, phone_user, sql):
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "mobile": "12345"})
+    assert resp.status == 400 and "手机号码格式不正确" in await resp.text()
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "mobile": "+86 139-0013-9000"})
+    assert resp.status == 302
+    assert sql("SELECT mobile FROM players")[0]["mobile"] == "13900139000"
+
+
 async def test_a_player_card_shows_in_the_members_info_until_switched_off(console, phone_user):
     token = phone_user
     resp = await submit(console, "/admin/players/new", {**PLAYER, "stature": "188", "weight": "82.5",
