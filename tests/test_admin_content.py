@@ -4,6 +4,7 @@ through the H5 API at once (cache invalidation); validation errors shown with th
 from __future__ import annotations
 
 import io
+import re
 
 import aiohttp
 import pytest
@@ -192,6 +193,15 @@ async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
     await join_team(console, sql, team)
     await leave_team(console, sql, team)
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
+
+
+async def test_a_refused_delete_is_a_red_alert_saying_what_to_do(console, match, sql):
+    sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match["id"])
+    resp = await submit(console, f"/admin/competitions/{match['id']}/delete", {})
+    page = await (await console.get(resp.headers["Location"])).text()
+    alert = re.search(r'<p class="error banner" role="alert">([^<]*)</p>', page)
+    assert alert and "不能删除" in alert[1] and "请先处理" in alert[1], page
+    assert '<p class="flash">不能删除' not in page
 
 
 async def test_a_team_that_had_members_is_not_deleted(console, sql, team):

@@ -78,16 +78,23 @@ def _set_anonymous_cookie(request: web.Request, response: web.StreamResponse, to
                         secure=secure)
 
 
-def flash(session: Session, message: str) -> None:
-    """A message shown once, on the next page (after a redirect)."""
-    session[FLASH_KEY] = [*session.get(FLASH_KEY, []), message]
+def flash(session: Session, message: str, *, refused: bool = False, todo: str = "") -> None:
+    """A message shown once, on the next page (after a redirect). refused: nothing was done, shown red as an
+    alert, with todo (what the reader can do about it) after the reason."""
+    entry = {"text": message, "refused": True, "todo": todo} if refused else message
+    session[FLASH_KEY] = [*session.get(FLASH_KEY, []), entry]
+
+
+def _flash_entry(entry: str | dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """A flashed message as the page shows it: {"text", "refused", "todo"} (a bare string is a success)."""
+    return entry if isinstance(entry, dict) else {"text": entry, "refused": False, "todo": ""}
 
 
 async def render(request: web.Request, template: str, context: dict[str, typing.Any],
                  status: int = 200) -> web.Response:
     session = await get_session(request)
     me = request.get(admin_key)
-    messages = session.pop(FLASH_KEY, []) if FLASH_KEY in session else []
+    messages = [_flash_entry(m) for m in session.pop(FLASH_KEY, [])] if FLASH_KEY in session else []
     new_cookie: list[str] = []
     ctx = {
         "me": me,
