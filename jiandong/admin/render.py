@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from ..keys import admin_jinja_key, admin_key, settings_key
-from ..services.admins import EDITOR, MODERATOR, OWNER, role_allows
+from ..services.admins import EDITOR, MODERATOR, OWNER, ROLE_LABELS, ROLES, role_allows
 from ..services.editing import ListQuery
 
 PREFIX = "/admin"
@@ -44,6 +44,17 @@ MENU = [
     ("/staff", "员工账号", (OWNER,)),
     ("/audit", "操作日志", (OWNER,)),
 ]
+
+
+def role_help() -> str:
+    """What each role may open, in one line, read from MENU (so the staff form never disagrees with it)."""
+    owner_only = [label for _, label, roles in MENU if not any(role_allows(r, roles) for r in ROLES if r != OWNER)]
+    parts = [f"{ROLE_LABELS[OWNER]}：全部页面（只有所有者能用：{'、'.join(owner_only)}）"]
+    for role in ROLES:
+        if role != OWNER:
+            labels = [label for _, label, roles in MENU if role_allows(role, roles)]
+            parts.append(f"{ROLE_LABELS[role]}：{'、'.join(labels)}")
+    return "；".join(parts) + "。"
 
 
 def csrf_token(session: Session) -> str:
@@ -103,6 +114,7 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
         "path": request.path,
         "messages": messages,
         "prefix": PREFIX,
+        "role_help": role_help(),
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status, app_key=admin_jinja_key)
