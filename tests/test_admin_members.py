@@ -91,6 +91,16 @@ async def test_grant_until_a_date_extends_from_the_current_end(make_client, sql,
     assert len(sql("SELECT id FROM orders")) == 1 and len(sql("SELECT id FROM audit_log")) == 1
 
 
+async def test_an_extension_says_extended_to_the_date_entered(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    assert (await grant(client, user_id, years="1", amount="0", reason="现场现金缴费")).status == 302
+    await client.get(f"/admin/members/{user_id}")
+    resp = await grant(client, user_id, until="2038-06-30", amount="0", reason="续费")
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert "会员已延长至 2038-06-30（含当天）" in page and "2038-07-01" not in page
+
+
 async def test_grant_needs_a_reason_and_one_term(make_client, sql):
     client = await member_client(make_client, sql)
     _, user_id = await a_user(client, sql)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import re
 import secrets
@@ -87,6 +88,15 @@ def _set_anonymous_cookie(request: web.Request, response: web.StreamResponse, to
     secure = request.config_dict[settings_key].public_url.startswith("https:")
     response.set_cookie(ANON_CSRF_COOKIE, token, path=PREFIX + "/", httponly=True, samesite="Strict",
                         secure=secure)
+
+
+def end_label(value: dt.datetime, tz: dt.tzinfo) -> str:
+    """An end time as staff entered it: an end at local midnight is the whole day before ("2028-06-30（含）"),
+    any other end its local minute."""
+    local = value.astimezone(tz)
+    if local.time() == dt.time():
+        return f"{(local - dt.timedelta(days=1)).date().isoformat()}（含当天）"
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def flash(session: Session, message: str, *, refused: bool = False, todo: str = "") -> None:
