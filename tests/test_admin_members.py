@@ -162,3 +162,15 @@ async def test_member_pages_by_role(make_client, sql):
     assert (await sign_in(client, "writer")).status == 302
     assert (await client.get(f"/admin/members/{user_id}")).status == 200
     assert (await client.get("/admin/members/99999")).status == 404
+
+
+async def test_an_editor_grants_only_at_list_price(make_client, sql):
+    client = await member_client(make_client, sql, "editor")
+    _, user_id = await a_user(client, sql)
+    sql("INSERT INTO businesses (title, price, valid_time, amount, status) VALUES ('年度会员', 19900, 1, 100, 1)")
+    for data in ({"years": "3", "amount": "0", "reason": "朋友"}, {"years": "1", "amount": "100", "reason": "折扣"},
+                 {"until": "2038-06-30", "amount": "199", "reason": "到期日"}):
+        resp = await grant(client, user_id, **data)
+        assert resp.status == 400 and "须由所有者办理" in await resp.text(), data
+    assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
+    assert (await grant(client, user_id, years="2", amount="398", reason="现场缴费")).status == 302

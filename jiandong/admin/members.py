@@ -7,9 +7,9 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..keys import pg_key, settings_key
+from ..keys import admin_key, pg_key, settings_key
 from ..services import audit, members, moderation, order_search
-from ..services.admins import EDITOR
+from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
@@ -98,7 +98,8 @@ async def grant_membership(request: web.Request) -> web.Response:
             try:
                 order_id = await members.grant_membership(
                     request.config_dict, actor(request), _user_id(request), reason=form.reason.data,
-                    years=form.years.data, until=form.until.data, amount=amount)
+                    years=form.years.data, until=form.until.data, amount=amount,
+                    below_list_price=request[admin_key].role == OWNER)
             except members.MemberError as exc:
                 form.form_errors.append(str(exc))
             else:

@@ -63,6 +63,15 @@ async def user_signups(pool: typing.Any, user_id: int) -> list[db.Row]:
                              (user_id,))
 
 
+def _check_list_price(product: db.Row | None, years: int | None, amount: int) -> None:
+    """MemberError unless `amount` (fen) is the list price of `years` of the product: a free or discounted
+    grant, or one to a date (no list price), is for an owner."""
+    per_year = product["price"] // max(product["valid_time"] or 1, 1) if product else None
+    if years is None or per_year is None or amount < per_year * years:
+        price = f"（标价 {formats.fmt_money(per_year * years)} 元）" if years and per_year is not None else ""
+        raise MemberError(f"免费、低于标价{price}或开通到指定日期须由所有者办理；请按标价收款，或请所有者开通")
+
+
 def _reason(reason: str) -> str:
     reason = reason.strip()
     if not 1 <= len(reason) <= REASON_MAX:
@@ -85,7 +94,8 @@ INSERT_MANUAL_SQL = """
 
 
 async def grant_membership(app: web.Application, actor: audit.Actor, user_id: int, *, reason: str,
-                           years: int | None = None, until: dt.date | None = None, amount: int = 0) -> int:
+                           years: int | None = None, until: dt.date | None = None, amount: int = 0,
+                           below_list_price: bool = True) -> int:
     """Grant or extend a membership by `years` or to the end of the day `until` (club's time zone), as a paid
     order of kind "manual" of `amount` fen (cash received; 0 for a goodwill extension); the order's id.
 
@@ -108,6 +118,8 @@ async def grant_membership(app: web.Application, actor: audit.Actor, user_id: in
             raise MemberError("用户不存在")
         await cur.execute(PRODUCT_SQL)
         product = await cur.fetchone()
+        if not below_list_price:
+            _check_list_price(product, years, amount)
         term = f"{years} 年" if years is not None else f"至 {until.isoformat()}"  # type: ignore[union-attr]
         name = f"{product['title'] if product else '会员'}（手动开通 {term}）"
         snapshot = {**(product_view(product) if product else {}), "title": name, "price": formats.fmt_money(amount),
