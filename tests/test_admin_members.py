@@ -174,3 +174,12 @@ async def test_an_editor_grants_only_at_list_price(make_client, sql):
         assert resp.status == 400 and "须由所有者办理" in await resp.text(), data
     assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
     assert (await grant(client, user_id, years="2", amount="398", reason="现场缴费")).status == 302
+
+
+async def test_owners_see_grants_below_the_list_price_on_the_home_page(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    sql("INSERT INTO businesses (title, price, valid_time, amount, status) VALUES ('年度会员', 19900, 1, 100, 1)")
+    assert (await grant(client, user_id, years="3", amount="0", reason="朋友")).status == 302
+    page = await (await client.get("/admin/")).text()
+    assert "低于标价的手动开通" in page and "收款 0.00 元（标价 597.00 元），原因：朋友" in page

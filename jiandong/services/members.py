@@ -56,6 +56,20 @@ async def get_user(pool: typing.Any, user_id: int) -> db.Row | None:
     return None if row is None else _labelled(row)
 
 
+async def below_list_price_grants(pool: typing.Any, days: int = 30) -> list[db.Row]:
+    """Grants by hand of the last `days` days below the list price (free, discounted or to a date), newest
+    first: id, order_no, name, pay_amount and list_price (fen; list_price None when there is none), remark,
+    pay_time, user_id, username."""
+    return await db.fetchall(pool, """
+        SELECT o.id, o.order_no, o.name, o.pay_amount, o.remark, o.pay_time, o.user_id, u.username,
+               b.price * NULLIF((o.snap_items->0->>'valid_time')::int, 0) AS list_price
+        FROM orders o JOIN users u ON u.id = o.user_id LEFT JOIN businesses b ON b.id = o.business_id
+        WHERE o.kind = 'manual' AND o.pay_time > now() - make_interval(days => %s)
+          AND (b.id IS NULL OR COALESCE((o.snap_items->0->>'valid_time')::int, 0) = 0
+               OR o.pay_amount < b.price * (o.snap_items->0->>'valid_time')::int)
+        ORDER BY o.pay_time DESC LIMIT 50""", (days,))
+
+
 async def user_signups(pool: typing.Any, user_id: int) -> list[db.Row]:
     return await db.fetchall(pool, """
         SELECT c.id, c.title, c.play_time, a.created_at FROM competition_applies a
