@@ -45,3 +45,21 @@ def test_a_second_refund_is_not_prefilled_and_its_confirmation_states_the_amount
     page.set_viewport_size(PHONE)
     shot(page, "records-refund-form-phone")
     assert sql("SELECT count(*) FROM refunds")[0]["count"] == 1
+
+
+def test_a_refused_delete_is_a_red_alert(page, live_server, sql):
+    add_admin(sql)
+    match = sql("INSERT INTO competitions (title, play_time) VALUES ('周六联赛第 5 轮', now() + interval '2 days')"
+                " RETURNING id")[0]["id"]
+    sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match)
+    sign_in(page)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"/admin/competitions/{match}")
+    page.click("form[action$='/delete'] button")
+    alert = page.locator("[role=alert]")
+    assert "不能删除" in alert.inner_text() and "请先处理" in alert.inner_text()
+    assert alert.evaluate("el => getComputedStyle(el).color") == "rgb(185, 28, 28)"
+    assert page.locator("p.flash").count() == 0
+    shot(page, "records-refusal")
+    page.set_viewport_size(PHONE)
+    shot(page, "records-refusal-phone")
