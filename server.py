@@ -130,7 +130,7 @@ def create_admin_account(settings: Settings, username: str, role: str) -> int:
     except admins.AdminError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)
         return 1
-    print(f"created {account.role} {account.username}; sign in at <server>/admin/")
+    print(f"created {account.role} {account.username}; sign in at {settings.base_url}/admin/")
     return 0
 
 

@@ -312,6 +312,15 @@ async def test_error_pages_are_html(client, sql):
     assert resp.status == 404 and resp.content_type == "text/html"
 
 
+async def test_the_role_help_names_what_each_role_may_open(client, sql):
+    add_admin(sql)
+    await sign_in(client)
+    page = await (await client.get("/admin/staff/new")).text()
+    help_text = re.search(r'<p class="hint">(所有者[^<]*)</p>', page)[1]
+    assert "编辑：概览、会员、订单、赛事" in help_text and "反馈" not in help_text.split("编辑：")[1].split("；")[0]
+    assert "审核员：反馈、聊天管理" in help_text and "员工账号、操作日志" in help_text
+
+
 def test_the_menu_offers_each_role_the_pages_it_may_open(settings, tmp_path):
     """The menu names roles beside the pages' own `requires`: the two must agree, or a role is offered a
     page it is refused (or not offered one it may open)."""
@@ -369,6 +378,15 @@ def test_create_admin_refuses_a_weak_password(settings, sql):
                           input="river lamp orbit 7\n", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done
     assert sql("SELECT username, role FROM admins") == [{"username": "founder", "role": "owner"}]
+
+
+def test_create_admin_prints_the_real_sign_in_address(settings, sql):
+    env = {**os.environ, "JIANDONG_DATABASE_URL": settings.database_url, "JIANDONG_REDIS_URL": settings.redis_url,
+           "JIANDONG_VAR_DIR": settings.var_dir, "JIANDONG_PUBLIC_URL": "https://club.example.cn/"}
+    done = subprocess.run([sys.executable, "server.py", "create-admin", "founder"], cwd=ROOT, env=env,
+                          input="river lamp orbit 7\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done
+    assert "sign in at https://club.example.cn/admin/" in done.stdout, done.stdout
 
 
 async def test_an_owner_ends_a_sign_in_slow_down(make_client, sql, redis_sync, settings):

@@ -60,7 +60,7 @@ def test_refund_an_order(page, live_server, sql):
     assert "已退款" in page.locator("h1").inner_text()
     assert page.locator("tr.refund").count() == 2
     # Each refund was confirmed first (static/confirm.js: no inline handler runs under the CSP).
-    assert asked == ["确定退款？", "确定退款？"]
+    assert asked == ["确定退款 50.00 元？原因：场地维修，部分退款", "确定退款 149.00 元？原因：赛事取消，退还余款"]
     shot(page, "08-order-detail")
     status, info = h5(live_server, "/api/v1/user/info", "browser-buyer")
     assert info["member_status"] == 3

@@ -4,6 +4,7 @@ through the H5 API at once (cache invalidation); validation errors shown with th
 from __future__ import annotations
 
 import io
+import re
 
 import aiohttp
 import pytest
@@ -196,6 +197,15 @@ async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
 
 
+async def test_a_refused_delete_is_a_red_alert_saying_what_to_do(console, match, sql):
+    sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match["id"])
+    resp = await submit(console, f"/admin/competitions/{match['id']}/delete", {})
+    page = await (await console.get(resp.headers["Location"])).text()
+    alert = re.search(r'<p class="error banner" role="alert">([^<]*)</p>', page)
+    assert alert and "不能删除" in alert[1] and "请先处理" in alert[1], page
+    assert '<p class="flash">不能删除' not in page
+
+
 async def test_a_team_that_had_members_is_not_deleted(console, sql, team):
     await login(console)
     await join_team(console, sql, team)
@@ -221,6 +231,14 @@ async def phone_user(console, sql):
 async def test_a_player_card_out_of_range_is_refused(console, phone_user):
     resp = await submit(console, "/admin/players/new", {**PLAYER, "stature": "300"})
     assert resp.status == 400 and "须在 50~260 之间" in await resp.text()
+
+
+async def test_a_player_card_phone_number_is_checked(console, phone_user, sql):
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "mobile": "12345"})
+    assert resp.status == 400 and "手机号码格式不正确" in await resp.text()
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "mobile": "+86 139-0013-9000"})
+    assert resp.status == 302
+    assert sql("SELECT mobile FROM players")[0]["mobile"] == "13900139000"
 
 
 async def test_a_player_card_shows_in_the_members_info_until_switched_off(console, phone_user):

@@ -91,6 +91,16 @@ async def test_grant_until_a_date_extends_from_the_current_end(make_client, sql,
     assert len(sql("SELECT id FROM orders")) == 1 and len(sql("SELECT id FROM audit_log")) == 1
 
 
+async def test_an_extension_says_extended_to_the_date_entered(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    assert (await grant(client, user_id, years="1", amount="0", reason="现场现金缴费")).status == 302
+    await client.get(f"/admin/members/{user_id}")
+    resp = await grant(client, user_id, until="2038-06-30", amount="0", reason="续费")
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert "会员已延长至 2038-06-30（含当天）" in page and "2038-07-01" not in page
+
+
 async def test_grant_needs_a_reason_and_one_term(make_client, sql):
     client = await member_client(make_client, sql)
     _, user_id = await a_user(client, sql)
@@ -152,3 +162,24 @@ async def test_member_pages_by_role(make_client, sql):
     assert (await sign_in(client, "writer")).status == 302
     assert (await client.get(f"/admin/members/{user_id}")).status == 200
     assert (await client.get("/admin/members/99999")).status == 404
+
+
+async def test_an_editor_grants_only_at_list_price(make_client, sql):
+    client = await member_client(make_client, sql, "editor")
+    _, user_id = await a_user(client, sql)
+    sql("INSERT INTO businesses (title, price, valid_time, amount, status) VALUES ('年度会员', 19900, 1, 100, 1)")
+    for data in ({"years": "3", "amount": "0", "reason": "朋友"}, {"years": "1", "amount": "100", "reason": "折扣"},
+                 {"until": "2038-06-30", "amount": "199", "reason": "到期日"}):
+        resp = await grant(client, user_id, **data)
+        assert resp.status == 400 and "须由所有者办理" in await resp.text(), data
+    assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
+    assert (await grant(client, user_id, years="2", amount="398", reason="现场缴费")).status == 302
+
+
+async def test_owners_see_grants_below_the_list_price_on_the_home_page(make_client, sql):
+    client = await member_client(make_client, sql)
+    _, user_id = await a_user(client, sql)
+    sql("INSERT INTO businesses (title, price, valid_time, amount, status) VALUES ('年度会员', 19900, 1, 100, 1)")
+    assert (await grant(client, user_id, years="3", amount="0", reason="朋友")).status == 302
+    page = await (await client.get("/admin/")).text()
+    assert "低于标价的手动开通" in page and "收款 0.00 元（标价 597.00 元），原因：朋友" in page

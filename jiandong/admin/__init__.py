@@ -38,6 +38,7 @@ from . import (
     teams,
     videos,
 )
+from .render import end_label
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -78,6 +79,7 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
                                app_key=admin_jinja_key)
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
     env.filters["money"] = formats.fmt_money
+    env.filters["end_time"] = lambda value: end_label(value, settings.tz)
     env.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2, default=str)
     env.filters["duration"] = duration_label
     # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key
-from ..services import admins, audit
+from ..services import admins, audit, members
 from ..services.login_throttle import Refusal
 from ..web.params import client_ip
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
@@ -99,7 +99,9 @@ async def logout(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     me = request[admin_key]
     sections = [(PREFIX + path, label) for path, label, roles in MENU if admins.role_allows(me.role, roles)]
-    return await render(request, "admin/home.html", {"sections": sections})
+    # Owners see every grant below the list price: editors cannot make one, so each is an owner's decision.
+    grants = await members.below_list_price_grants(request.config_dict[pg_key]) if me.role == admins.OWNER else []
+    return await render(request, "admin/home.html", {"sections": sections, "grants": grants})
 
 
 @routes.get("/password")

@@ -98,7 +98,7 @@ async def mute_user(request: web.Request) -> web.Response:
         await moderation.mute(request.config_dict, actor(request), int(user_raw), scope, int(minutes_raw),
                               form.get("reason"))
     except moderation.ModerationError as exc:
-        flash(session, f"未能禁言：{exc}")
+        flash(session, f"未能禁言：{exc}", refused=True, todo="请核对用户和时长后重试。")
     else:
         flash(session, "已禁言" + ("（全部直播间）" if scope is None else "（本直播间）"))
     raise web.HTTPFound(f"{BASE}/{room_id}")

@@ -166,7 +166,8 @@ class Section:
             raise PageError(404, f"{self.noun}不存在") from None
         except InUse as exc:
             # Refused, and why: the row stays as it was.
-            flash(await get_session(request), f"不能删除：{exc}")
+            flash(await get_session(request), f"不能删除：{exc}", refused=True,
+                  todo="请先处理这些关联内容后再删除" + (f"，或改为{self.switch[1]}" if self.switch else "") + "。")
             raise web.HTTPFound(f"{self.base}/{ident}") from None
         await self.record(request, "delete", ident, before, None)
         flash(await get_session(request), f"{self.noun}已删除")

@@ -17,7 +17,9 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 from wtforms import validators
 
+from ..errors import ParameterError
 from ..keys import admin_form_key, settings_key
+from ..services.verification import normalize_phone
 from ..store.media import VIDEO_SNIFF_BYTES, size_label
 from .errors import PageError
 
@@ -212,6 +214,16 @@ OPTIONAL = validators.Optional()
 
 def length(maximum: int, minimum: int = 0) -> validators.Length:
     return validators.Length(min=minimum, max=maximum, message=f"长度须为 {minimum}~{maximum} 个字符")
+
+
+def mobile_number(form: wtforms.Form, field: wtforms.Field) -> None:
+    """A mainland mobile number or nothing; stores the 11 digits (the app's sign-in form takes the same)."""
+    if not (field.data or "").strip():
+        return
+    try:
+        field.data = normalize_phone(field.data)
+    except ParameterError:
+        raise validators.ValidationError("手机号码格式不正确：应为 11 位中国大陆手机号，如 13800138000") from None
 
 
 def number_range(minimum: float, maximum: float) -> validators.NumberRange:

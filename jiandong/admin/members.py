@@ -7,14 +7,14 @@ import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..keys import pg_key
+from ..keys import admin_key, pg_key, settings_key
 from ..services import audit, members, moderation, order_search
-from ..services.admins import EDITOR
-from ..services.membership import DISABLED
+from ..services.admins import EDITOR, OWNER
+from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
 from .inputs import parse_yuan
-from .render import Column, ListPage, flash, list_query, render
+from .render import Column, ListPage, end_label, flash, list_query, render
 from .security import actor, requires
 
 routes = web.RouteTableDef()
@@ -93,14 +93,20 @@ async def grant_membership(request: web.Request) -> web.Response:
         if amount is None:
             form.amount.errors = ["金额无效"]
         else:
+            pool = request.config_dict[pg_key]
+            before = await members.get_user(pool, _user_id(request))
             try:
                 order_id = await members.grant_membership(
                     request.config_dict, actor(request), _user_id(request), reason=form.reason.data,
-                    years=form.years.data, until=form.until.data, amount=amount)
+                    years=form.years.data, until=form.until.data, amount=amount,
+                    below_list_price=request[admin_key].role == OWNER)
             except members.MemberError as exc:
                 form.form_errors.append(str(exc))
             else:
-                flash(await get_session(request), f"会员已开通（订单 #{order_id}）")
+                after = await members.get_user(pool, _user_id(request))
+                word = "延长" if before and before["member_status"] == ACTIVE else "开通"
+                end = end_label(after["member_expire_time"], request.config_dict[settings_key].tz)
+                flash(await get_session(request), f"会员已{word}至 {end}（订单 #{order_id}）")
                 raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
     return await _member_page(request, grant=form, status=400)
 

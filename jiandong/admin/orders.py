@@ -141,14 +141,14 @@ async def query_order(request: web.Request) -> web.Response:
     try:
         verdict = await payments.reconcile_order(request.config_dict, order["order_no"])
     except PayError as error:
-        message = f"微信支付查询失败：{error.reason}"
+        message, refused = f"微信支付查询失败：{error.reason}", True
     else:
-        message = ("微信支付确认已支付，订单已更新" if verdict and verdict.applied
-                   else "微信支付确认已支付（此前已处理）" if verdict and verdict.ok
-                   else "微信支付未报告支付成功")
+        message, refused = ("微信支付确认已支付，订单已更新" if verdict and verdict.applied
+                            else "微信支付确认已支付（此前已处理）" if verdict and verdict.ok
+                            else "微信支付未报告支付成功"), False
     await audit.record_now(request.config_dict[pg_key], actor(request), "order.query", f"order:{order['id']}",
                            message)
-    flash(session, message)
+    flash(session, message, refused=refused, todo="请稍后再查询一次。" if refused else "")
     raise web.HTTPFound(f"{BASE}/{order['id']}")
 
 
@@ -162,12 +162,12 @@ async def close_order(request: web.Request) -> web.Response:
     try:
         await orders.end_by_user(request.config_dict, order["user_id"], order["id"], CLOSED, OrderNotPayable)
     except ApiError as exc:
-        message = f"未能关闭：{exc.msg}"
+        flash(await get_session(request), f"未能关闭：{exc.msg}", refused=True,
+              todo="请先查询支付状态，稍后再试。")
     else:
-        message = "订单已关闭"
         await audit.record_now(request.config_dict[pg_key], actor(request), "order.close", f"order:{order['id']}",
                                "", before={"status": order["status"]}, after={"status": CLOSED})
-    flash(await get_session(request), message)
+        flash(await get_session(request), "订单已关闭")
     raise web.HTTPFound(f"{BASE}/{order['id']}")
 
 
@@ -182,16 +182,16 @@ async def refund_order(request: web.Request) -> web.Response:
     session = await get_session(request)
     out_refund_no = form.get("out_refund_no").strip()
     if amount is None or amount <= 0:
-        flash(session, "退款金额无效")
+        flash(session, "退款金额无效。", refused=True, todo="请填写大于 0 的金额（元，最多两位小数）。")
     elif not refunds.OUT_REFUND_NO.fullmatch(out_refund_no):
-        flash(session, "退款单号无效，请刷新页面后重试")
+        flash(session, "退款单号无效。", refused=True, todo="请刷新页面后重试。")
     else:
         try:
             refund_id = await refunds.request_refund(request.config_dict, actor(request), order["id"], amount,
                                                      form.get("reason"), out_refund_no,
                                                      refund_notify_url(request.config_dict[settings_key]))
         except refunds.RefundRefused as exc:
-            flash(session, f"不能退款：{exc}")
+            flash(session, f"不能退款：{exc}", refused=True, todo="请核对可退金额后重新填写；未退任何款项。")
         else:
             flash(session, await _refund_state(request, refund_id))
     raise web.HTTPFound(f"{BASE}/{order['id']}")
@@ -219,7 +219,8 @@ async def check_refund(request: web.Request) -> web.Response:
         try:
             await refunds.query(request.config_dict, row["out_refund_no"])
         except PayError as error:
-            flash(await get_session(request), f"退款查询失败：{error.reason}")
+            flash(await get_session(request), f"退款查询失败：{error.reason}", refused=True,
+                  todo="请稍后再查询一次。")
     await audit.record_now(request.config_dict[pg_key], actor(request), "refund.check", f"order:{order['id']}",
                            row["out_refund_no"])
     flash(await get_session(request), await _refund_state(request, row["id"]))

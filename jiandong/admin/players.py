@@ -11,7 +11,7 @@ from ..keys import pg_key
 from ..services import players
 from ..services.editing import Invalid, ListQuery
 from .crud import Section, field_values
-from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range
+from .forms import OPTIONAL, REQUIRED, AdminForm, length, mobile_number, number_range
 from .render import Column
 from .uploads import store_image
 
@@ -28,7 +28,7 @@ class PlayerForm(AdminForm):
     sex = wtforms.SelectField("性别", choices={0: "保密", 1: "男", 2: "女"}, coerce=int, default=0)
     birthday = wtforms.DateField("出生日期", [OPTIONAL])
     birth_addr = wtforms.StringField("出生地点", [length(100)])
-    mobile = wtforms.StringField("手机号码", [length(20)])
+    mobile = wtforms.StringField("手机号码", [length(20), mobile_number])
     stature = wtforms.IntegerField("身高（厘米）", [OPTIONAL, number_range(50, 260)])
     weight = wtforms.DecimalField("体重（公斤）", [OPTIONAL, number_range(10, 300)], places=1)
     native_place = wtforms.StringField("籍贯", [length(50)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import re
 import secrets
@@ -14,7 +15,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from ..keys import admin_jinja_key, admin_key, settings_key
-from ..services.admins import EDITOR, MODERATOR, OWNER, role_allows
+from ..services.admins import EDITOR, MODERATOR, OWNER, ROLE_LABELS, ROLES, role_allows
 from ..services.editing import ListQuery
 
 PREFIX = "/admin"
@@ -44,6 +45,17 @@ MENU = [
     ("/staff", "员工账号", (OWNER,)),
     ("/audit", "操作日志", (OWNER,)),
 ]
+
+
+def role_help() -> str:
+    """What each role may open, in one line, read from MENU (so the staff form never disagrees with it)."""
+    owner_only = [label for _, label, roles in MENU if not any(role_allows(r, roles) for r in ROLES if r != OWNER)]
+    parts = [f"{ROLE_LABELS[OWNER]}：全部页面（只有所有者能用：{'、'.join(owner_only)}）"]
+    for role in ROLES:
+        if role != OWNER:
+            labels = [label for _, label, roles in MENU if role_allows(role, roles)]
+            parts.append(f"{ROLE_LABELS[role]}：{'、'.join(labels)}")
+    return "；".join(parts) + "。"
 
 
 def csrf_token(session: Session) -> str:
@@ -78,16 +90,32 @@ def _set_anonymous_cookie(request: web.Request, response: web.StreamResponse, to
                         secure=secure)
 
 
-def flash(session: Session, message: str) -> None:
-    """A message shown once, on the next page (after a redirect)."""
-    session[FLASH_KEY] = [*session.get(FLASH_KEY, []), message]
+def end_label(value: dt.datetime, tz: dt.tzinfo) -> str:
+    """An end time as staff entered it: an end at local midnight is the whole day before ("2028-06-30（含）"),
+    any other end its local minute."""
+    local = value.astimezone(tz)
+    if local.time() == dt.time():
+        return f"{(local - dt.timedelta(days=1)).date().isoformat()}（含当天）"
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def flash(session: Session, message: str, *, refused: bool = False, todo: str = "") -> None:
+    """A message shown once, on the next page (after a redirect). refused: nothing was done, shown red as an
+    alert, with todo (what the reader can do about it) after the reason."""
+    entry = {"text": message, "refused": True, "todo": todo} if refused else message
+    session[FLASH_KEY] = [*session.get(FLASH_KEY, []), entry]
+
+
+def _flash_entry(entry: str | dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """A flashed message as the page shows it: {"text", "refused", "todo"} (a bare string is a success)."""
+    return entry if isinstance(entry, dict) else {"text": entry, "refused": False, "todo": ""}
 
 
 async def render(request: web.Request, template: str, context: dict[str, typing.Any],
                  status: int = 200) -> web.Response:
     session = await get_session(request)
     me = request.get(admin_key)
-    messages = session.pop(FLASH_KEY, []) if FLASH_KEY in session else []
+    messages = [_flash_entry(m) for m in session.pop(FLASH_KEY, [])] if FLASH_KEY in session else []
     new_cookie: list[str] = []
     ctx = {
         "me": me,
@@ -96,6 +124,7 @@ async def render(request: web.Request, template: str, context: dict[str, typing.
         "path": request.path,
         "messages": messages,
         "prefix": PREFIX,
+        "role_help": role_help(),
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status, app_key=admin_jinja_key)

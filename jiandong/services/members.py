@@ -57,11 +57,34 @@ async def get_user(pool: typing.Any, user_id: int) -> db.Row | None:
     return None if row is None else _labelled(row)
 
 
+async def below_list_price_grants(pool: typing.Any, days: int = 30) -> list[db.Row]:
+    """Grants by hand of the last `days` days below the list price (free, discounted or to a date), newest
+    first: id, order_no, name, pay_amount and list_price (fen; list_price None when there is none), remark,
+    pay_time, user_id, username."""
+    return await db.fetchall(pool, """
+        SELECT o.id, o.order_no, o.name, o.pay_amount, o.remark, o.pay_time, o.user_id, u.username,
+               b.price * NULLIF((o.snap_items->0->>'valid_time')::int, 0) AS list_price
+        FROM orders o JOIN users u ON u.id = o.user_id LEFT JOIN businesses b ON b.id = o.business_id
+        WHERE o.kind = 'manual' AND o.pay_time > now() - make_interval(days => %s)
+          AND (b.id IS NULL OR COALESCE((o.snap_items->0->>'valid_time')::int, 0) = 0
+               OR o.pay_amount < b.price * (o.snap_items->0->>'valid_time')::int)
+        ORDER BY o.pay_time DESC LIMIT 50""", (days,))
+
+
 async def user_signups(pool: typing.Any, user_id: int) -> list[db.Row]:
     return await db.fetchall(pool, """
         SELECT c.id, c.title, c.play_time, a.created_at FROM competition_applies a
         JOIN competitions c ON c.id = a.competition_id WHERE a.user_id = %s ORDER BY c.play_time DESC LIMIT 100""",
                              (user_id,))
+
+
+def _check_list_price(product: db.Row | None, years: int | None, amount: int) -> None:
+    """MemberError unless `amount` (fen) is the list price of `years` of the product: a free or discounted
+    grant, or one to a date (no list price), is for an owner."""
+    per_year = product["price"] // max(product["valid_time"] or 1, 1) if product else None
+    if years is None or per_year is None or amount < per_year * years:
+        price = f"（标价 {formats.fmt_money(per_year * years)} 元）" if years and per_year is not None else ""
+        raise MemberError(f"免费、低于标价{price}或开通到指定日期须由所有者办理；请按标价收款，或请所有者开通")
 
 
 def _reason(reason: str) -> str:
@@ -86,7 +109,8 @@ INSERT_MANUAL_SQL = """
 
 
 async def grant_membership(app: web.Application, actor: audit.Actor, user_id: int, *, reason: str,
-                           years: int | None = None, until: dt.date | None = None, amount: int = 0) -> int:
+                           years: int | None = None, until: dt.date | None = None, amount: int = 0,
+                           below_list_price: bool = True) -> int:
     """Grant or extend a membership by `years` or to the end of the day `until` (club's time zone), as a paid
     order of kind "manual" of `amount` fen (cash received; 0 for a goodwill extension); the order's id.
 
@@ -109,6 +133,8 @@ async def grant_membership(app: web.Application, actor: audit.Actor, user_id: in
             raise MemberError("用户不存在")
         await cur.execute(PRODUCT_SQL)
         product = await cur.fetchone()
+        if not below_list_price:
+            _check_list_price(product, years, amount)
         term = f"{years} 年" if until is None else f"至 {until.isoformat()}"
         name = f"{product['title'] if product else '会员'}（手动开通 {term}）"
         snapshot = {**(product_view(product) if product else {}), "title": name, "price": formats.fmt_money(amount),
