@@ -73,7 +73,8 @@ def allowed(path: str) -> tuple[str, ...]:
 
 def url(path: str) -> str:
     # A config is named by its code, not a number.
-    return "/admin" + path.format(**{**VALUES, "id": "membership_agreement"} if path.startswith("/configs/") else VALUES)
+    values = {**VALUES, "id": "membership_agreement"} if path.startswith("/configs/") else VALUES
+    return "/admin" + path.format(**values)
 
 
 def test_every_console_route_has_a_policy():
