@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import logging
+import re
 import ssl
 
 import aiohttp
@@ -227,6 +228,39 @@ async def test_tampered_req_info_is_refused(refund_client, wechat, tls_pay, sql)
     assert [r["status"] for r in refunds(sql)] == ["processing"] and order_state(sql, order["id"])["status"] == 3
     assert member(sql)["running"]
     # The genuine one still goes through.
+    assert (await tls_pay.notify_refund(refund_client, number))[1]["return_code"] == "SUCCESS"
+    assert [r["status"] for r in refunds(sql)] == ["success"]
+
+
+# Each field of a refund notification the server relies on, changed alone (or left out): the notification is
+# refused, the refund stays as it was, and the genuine notification still completes it.
+RELIED_ON = {
+    "out_trade_no of another order": {"out_trade_no": "209912310000000001"},
+    "no out_trade_no": {"out_trade_no": None},
+    "another refund_fee": {"refund_fee": "1"},
+    "no refund_fee": {"refund_fee": None},
+    "an unknown refund_status": {"refund_status": "MAYBE"},
+    "no refund_status": {"refund_status": None},
+    "another out_refund_no": {"out_refund_no": "R209912310000000001"},
+    "no out_refund_no": {"out_refund_no": None},
+}
+
+
+@pytest.mark.parametrize("change", list(RELIED_ON))
+async def test_a_notification_with_one_field_changed_completes_nothing(refund_client, wechat, tls_pay, sql, change):
+    order = await paid_order(refund_client, wechat, tls_pay, sql)
+    await console(refund_client, sql)
+    number = await refund(refund_client, order["id"], "199.00")
+    tls_pay.settle_refund(number)
+    inner = tls_pay.refund_inner(number)
+    for name, value in RELIED_ON[change].items():
+        inner = re.sub(rf"<{name}><!\[CDATA\[[^]]*\]\]></{name}>",
+                       "" if value is None else f"<{name}><![CDATA[{value}]]></{name}>", inner)
+    body = tls_pay.refund_notification(number, req_info=encrypt_req_info(inner, tls_pay.key))
+    status, answer = await tls_pay.notify_refund(refund_client, number, body)
+    assert (status, answer["return_code"]) == (200, "FAIL")
+    assert [r["status"] for r in refunds(sql)] == ["processing"] and order_state(sql, order["id"])["status"] == 3
+    assert member(sql)["running"]
     assert (await tls_pay.notify_refund(refund_client, number))[1]["return_code"] == "SUCCESS"
     assert [r["status"] for r in refunds(sql)] == ["success"]
 

@@ -42,6 +42,9 @@ from .order_status import PAID, PAID_STATES, REFUNDED, REFUNDING
 
 logger = logging.getLogger(__name__)
 
+# What a refund notification's req_info always carries (§3) and what _apply checks it against: a notification
+# without one of them is no notification WeChat sent, whatever else it says.
+NOTIFIED_FIELDS = ("out_refund_no", "out_trade_no", "refund_fee", "refund_status")
 # Our statuses (sql/009) for WeChat Pay's refund_status (§2, §3).
 STATUS_OF = {SUCCESS: "success", CLOSED: "closed", CHANGE: "change"}
 FINAL = ("success", "closed", "failed")
@@ -359,6 +362,10 @@ async def receive_notification(app: web.Application, body: bytes) -> Outcome:
         fields = pay.decrypt_refund(outer.get("req_info", ""))
     except ReqInfoError as error:
         return await _reject(app, "", "notify", "req_info", str(error), raw)
+    missing = [name for name in NOTIFIED_FIELDS if not fields.get(name)]
+    if missing:
+        return await _reject(app, fields.get("out_refund_no", ""), "notify", "missing_field",
+                             f"req_info lacks {', '.join(missing)}", raw, fields)
     status = STATUS_OF.get(fields.get("refund_status", ""))
     if status is None:
         return await _reject(app, fields.get("out_refund_no", ""), "notify", "refund_status", "unknown refund_status",
