@@ -192,14 +192,18 @@ LOOKALIKES = {
 }
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["same-process", "across-processes"])
 @pytest.mark.parametrize("way", ["SEND_ALL", "SEND_ONE"])
 @pytest.mark.parametrize("case", list(LOOKALIKES))
-async def test_banned_words_are_found_in_every_spelling(make_client, sql, case, way):
+async def test_banned_words_are_found_in_every_spelling(make_client, sql, case, way, processes):
+    """Every way a message reaches a viewer (to the room or to one viewer, on this process or through Redis
+    to another) carries the censored text, and so does what is stored."""
     sql("INSERT INTO config_values (code, name, value) VALUES ('chat_banned_words', '聊天屏蔽词', %s)", BANNED)
     client = await make_client(**FAST)
+    other = await make_client(**FAST) if processes == 2 else client
     token = await login(client, "talker")
     sender, _ = await join(client, ROOM, token)
-    viewer, viewer_uuid = await join(client, ROOM, by_query=True)
+    viewer, viewer_uuid = await join(other, ROOM, by_query=True)
     content, expected = LOOKALIKES[case]
     if way == "SEND_ALL":
         await send(sender, type="SEND_ALL", room_id=ROOM, content=content, token=token)
