@@ -9,9 +9,12 @@ import logging
 import typing
 import uuid
 
+import psycopg2
 import pytest
 
 from jiandong.lib import encoding
+from jiandong.services.admins import hash_password
+from tests.helpers.admin import PASSWORD, csrf, sign_in
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame_of, join, send
 from tests.helpers.waiting import until
@@ -125,4 +128,42 @@ async def test_a_chat_message_during_a_frozen_redis_is_refused_not_held(own_redi
         return frame["type"] == "SEND_ALL"
 
     await until(sent, "the socket to send again")
+    no_tracebacks(caplog)
+
+
+# -- the console: an HTML page saying so, never a traceback ----------------------------------------------
+
+@pytest.mark.parametrize("dependency", ["PostgreSQL", "Redis"])
+async def test_the_console_answers_503_while_a_dependency_is_away(own_postgres, own_redis, make_client, caplog,
+                                                                  dependency):
+    """A signed-in owner's pages (a list, a form post) while PostgreSQL or Redis (its sessions) is stopped:
+    the console's own 503 page with Retry-After, one line saying so, no traceback; back on its own."""
+    database = await asyncio.to_thread(own_postgres.create_database, "console")
+    client = await make_client(database_url=database, db_timeout=1.0, redis_url=own_redis.url, redis_timeout=0.5,
+                               redis_prefix=f"c{uuid.uuid4().hex[:8]}:")
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO admins (username, password_hash, role, is_active) VALUES (%s, %s, 'owner', true)",
+                    ("boss", hash_password(PASSWORD)))
+    conn.close()
+    assert (await sign_in(client)).status == 302
+    token = await csrf(client, "/admin/")
+    caplog.set_level(logging.INFO, logger="jiandong")
+    server = own_postgres if dependency == "PostgreSQL" else own_redis
+    await asyncio.to_thread(server.stop if dependency == "PostgreSQL" else server.kill)
+    try:
+        for method, path, data in (("GET", "/admin/competitions", None),
+                                   ("POST", "/admin/teams/new", {"name": "断线队", "csrf_token": token})):
+            resp = await client.request(method, path, data=data, allow_redirects=False)
+            body = await resp.text()
+            assert (resp.status, resp.content_type, resp.headers.get("Retry-After")) == (503, "text/html", "5"), path
+            assert "服务暂时不可用" in body and "Traceback" not in body
+        gone, _ = outage_lines(caplog, dependency)
+        assert len(gone) == 1, gone
+    finally:
+        await asyncio.to_thread(server.start)
+
+    async def back() -> bool:
+        return (await client.get("/admin/competitions", allow_redirects=False)).status != 503
+
+    await until(back, "the console to answer without 503")
     no_tracebacks(caplog)
