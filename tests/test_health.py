@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from tests.helpers.realtime import FAST
+from tests.helpers.waiting import until
 
 
 async def ready(client) -> tuple[int, dict]:
@@ -57,3 +58,22 @@ async def test_readyz_is_503_once_the_server_shuts_down(client):
     # What a SIGTERM starts: the shutdown hooks run while requests in flight are still answered.
     await client.app.shutdown()
     assert await ready(client) == (503, {"status": "unavailable", "failing": ["shutdown"]})
+
+
+async def test_readyz_turns_503_naming_postgresql_while_it_is_away_and_back(own_postgres, make_client):
+    database = await asyncio.to_thread(own_postgres.create_database, "health")
+    client = await make_client(database_url=database, db_timeout=1.0, **FAST)
+    assert await ready(client) == (200, {"status": "ready"})
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        resp = await client.get("/readyz")
+        assert (resp.status, resp.headers["Retry-After"]) == (503, "5")
+        assert await resp.json() == {"status": "unavailable", "failing": ["PostgreSQL"]}
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+    await until(lambda: _is_ready(client), "readyz to answer 200 again")
+
+
+async def _is_ready(client) -> bool:
+    return (await ready(client))[0] == 200
