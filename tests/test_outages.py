@@ -167,3 +167,33 @@ async def test_the_console_answers_503_while_a_dependency_is_away(own_postgres, 
 
     await until(back, "the console to answer without 503")
     no_tracebacks(caplog)
+
+
+async def test_a_chat_sign_in_while_postgresql_is_away_is_answered_unavailable(own_postgres, make_client, caplog):
+    """The chat reads the sender's account from PostgreSQL: while it is stopped, the send is answered with
+    the unavailable error frame on a socket that stays open, and goes through once it is back."""
+    database = await asyncio.to_thread(own_postgres.create_database, "chat")
+    client = await make_client(database_url=database, db_timeout=1.0, **FAST)
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO lives (title, stream_name) VALUES ('断线', 's7') RETURNING id")
+        (room,) = cur.fetchone()
+    conn.close()
+    token = await login(client, "talker")
+    ws, _ = await join(client, room)
+    caplog.set_level(logging.INFO, logger="jiandong")
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        await send(ws, type="SEND_ALL", room_id=room, content="有人吗", token=token)
+        assert await frame_of(ws, "ERROR") == {"type": "ERROR", **UNAVAILABLE}
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+
+    async def sent() -> bool:
+        await send(ws, type="SEND_ALL", room_id=room, content="回来了", token=token)
+        frame = encoding.loads((await ws.receive()).data)
+        while frame.get("type") not in ("SEND_ALL", "ERROR"):
+            frame = encoding.loads((await ws.receive()).data)
+        return frame["type"] == "SEND_ALL"
+
+    await until(sent, "the socket to send again")
+    no_tracebacks(caplog)
