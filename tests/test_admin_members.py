@@ -74,6 +74,8 @@ async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
     assert entry["after"]["amount"] == 15000
     page = await (await client.get(f"/admin/members/{user_id}")).text()
     assert "会员已开通" in page and "手动开通" in page and "现场现金缴费" in page
+    # Staff are told what a member sees, not what the API answers.
+    assert "在 H5 页面看不到自己的会员信息" in page and "接口" not in page and "30002" not in page
 
 
 async def test_grant_until_a_date_extends_from_the_current_end(make_client, sql, settings):

@@ -116,7 +116,11 @@ async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, w
     await wxpay.notify(pay_client, order["order_no"])
     text = await (await pay_client.get(f"/admin/orders/{order['id']}")).text()
     assert order["order_no"] in text and "已支付" in text and "建东体育年度会员" in text
-    assert text.count("<td data-label=\"来源\">notify</td>") == 2 and "duplicate" in text
+    # In staff's words: where each record came from, what became of it, the snapshot's fields.
+    assert text.count("<td data-label=\"来源\">微信支付通知</td>") == 2
+    assert "<td data-label=\"结果\">已入账</td>" in text
+    assert "<td data-label=\"结果\">重复（已处理过，未改变）</td>" in text
+    assert "<dt>合计（元）</dt>" in text and "<dt>有效期（年）</dt>" in text and "total_price" not in text
     # Editors see the order but not the refund form.
     assert "out_refund_no" not in text and (await pay_client.get("/admin/orders/999999")).status == 404
 

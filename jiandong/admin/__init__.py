@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import typing
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from . import (
     forms,
     lives,
     members,
+    order_labels,
     orders,
     players,
     products,
@@ -80,8 +80,10 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
     env.filters["localtime"] = lambda value: formats.fmt_time(value, settings.tz)[:16]
     env.filters["money"] = formats.fmt_money
     env.filters["end_time"] = lambda value: end_label(value, settings.tz)
-    env.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2, default=str)
     env.filters["duration"] = duration_label
+    env.filters["source_label"] = order_labels.source_label
+    env.filters["outcome_label"] = order_labels.outcome_label
+    env.filters["snapshot_rows"] = order_labels.snapshot_rows
     # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
     env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
     env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))

@@ -1,0 +1,73 @@
+"""What the order page shows of payment and refund records in staff's words: where a record came from, what
+became of it, and the order snapshot's fields. One table each; a value none of them names is shown as it is."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+# Where a payment or refund record came from (services/payments.py, services/refunds.py).
+SOURCE_LABELS = {
+    "notify": "微信支付通知",
+    "orderquery": "向微信支付查询订单",
+    "refundquery": "向微信支付查询退款",
+    "refund": "提交退款",
+    "dev": "开发环境模拟支付",
+    "admin": "后台操作",
+}
+# The first word of an outcome; what follows its colon is the detail (WeChat Pay's field names, kept as they are).
+OUTCOME_LABELS = {
+    "paid": "已入账",
+    "duplicate": "重复（已处理过，未改变）",
+    "rejected": "已拒绝",
+    "success": "退款成功",
+    "processing": "退款处理中",
+    "change": "退款异常（需人工处理）",
+    "closed": "退款已关闭",
+    "failed": "退款失败",
+}
+# The fields of an order's snapshot (what the member saw when ordering; services/orders.py, services/members.py).
+SNAPSHOT_LABELS = {
+    "id": "商品编号",
+    "title": "商品",
+    "name": "商品",
+    "price": "单价（元）",
+    "original_price": "原价（元）",
+    "count": "数量",
+    "total_price": "合计（元）",
+    "valid_time": "有效期（年）",
+    "description": "说明",
+    "image": "图片",
+    "cover": "图片",
+}
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
+
+def outcome_label(outcome: str) -> str:
+    """`paid` -> 已入账; `rejected: refund_fee 1 is not 19900` -> 已拒绝：refund_fee 1 is not 19900."""
+    head, _, detail = outcome.partition(":")
+    label = OUTCOME_LABELS.get(head.strip(), head)
+    return f"{label}：{detail.strip()}" if detail else label
+
+
+def snapshot_rows(snapshot: typing.Any) -> list[tuple[str, str]]:
+    """(label, value) of each item field of a snapshot (a dict, or a list of them); nested values as text."""
+    items = snapshot if isinstance(snapshot, list) else [snapshot]
+    rows = []
+    for item in items:
+        if not isinstance(item, dict):
+            rows.append(("内容", str(item)))
+            continue
+        for key, value in item.items():
+            if isinstance(value, bool):
+                shown = "是" if value else "否"
+            elif isinstance(value, (dict, list)):
+                shown = json.dumps(value, ensure_ascii=False, default=str)
+            else:
+                shown = "" if value is None else str(value)
+            rows.append((SNAPSHOT_LABELS.get(key, key), shown))
+    return rows
+
