@@ -51,3 +51,25 @@ def test_short_labels_stay_on_one_line_and_thumbnails_are_whole(page, live_serve
     page.set_viewport_size(PHONE)
     page.goto("/admin/orders")
     shot(page, "pages-orders-phone")
+
+
+def test_the_dashboard_tells_matches_apart_and_links_to_its_lists(page, live_server, sql):
+    add_admin(sql, "boss", "owner")
+    for n in ("第三轮", "第四轮"):
+        sql("INSERT INTO competitions (title, play_time) VALUES (%s, now() + interval '3 days')",
+            f"青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 {n}")
+    sign_in(page)
+    for size, name in ((DESKTOP, "pages-dashboard-desktop"), (PHONE, "pages-dashboard-phone")):
+        page.set_viewport_size(size)
+        page.goto("/admin/dashboard")
+        shot(page, name)
+        # What is drawn (the tspans), not the tooltip.
+        names = page.locator("svg a text").evaluate_all(
+            "els => els.map(e => [...e.querySelectorAll('tspan')].map(t => t.textContent).join(''))")
+        assert len(names) == 2 and names[0] != names[1] and names[0].endswith("第三轮"), names
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    page.locator("svg a").first.click()
+    page.wait_for_url("**/admin/competitions/*")
+    page.goto("/admin/dashboard")
+    page.locator("a.figure", has_text="有效会员").click()
+    page.wait_for_url("**/admin/members?status=1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from jiandong.admin.charts import Series, bars, hbars
+from jiandong.admin.charts import LINE_CHARS, Series, bars, hbars, label_lines
 from jiandong.keys import realtime_key
 from tests.helpers.admin import add_admin, sign_in
 from tests.helpers.api import login
@@ -64,12 +64,19 @@ async def test_dashboard_figures_and_charts(make_client, sql):
     revenue = charts["每日收入（元，实收减退款，近 30 天）"]
     today = [r.find(f"{SVG}title").text for r in revenue.iter(f"{SVG}rect")][-1]
     assert today.endswith("净收入: 547.00")
-    orders = [r.find(f"{SVG}title").text for r in charts["订单：创建与支付（近 30 天）"].iter(f"{SVG}rect")
-              if r.find(f"{SVG}title") is not None]
+    orders_chart = charts["微信支付订单：创建与支付（近 30 天，不含后台手动开通）"]
+    orders = [r.find(f"{SVG}title").text for r in orders_chart.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     assert orders[-2].endswith("创建: 4") and orders[-1].endswith("已支付: 3")
     signups = [r.find(f"{SVG}title").text for r in charts["即将开始的赛事报名人数"].iter(f"{SVG}rect")
                if r.find(f"{SVG}title") is not None]
     assert signups == ["报名: 2"]
+    # Each item and each figure links to what it counts.
+    match = sql("SELECT id FROM competitions")[0]["id"]
+    assert f'<a href="/admin/competitions/{match}">' in svgs[4] and '<a href="/admin/lives/5">' in svgs[5]
+    assert '<a class="figure" href="/admin/members?status=1">' in text
+    paid_list = await (await client.get(text.split('<a class="figure" href="')[2].split('"')[0].replace("&amp;", "&")
+                                        )).text()
+    assert all(f"T00000000{i}" in paid_list for i in range(3)) and "T000000009" not in paid_list
     viewers = [r.find(f"{SVG}title").text for r in charts["直播观众：当前与峰值"].iter(f"{SVG}rect")
                if r.find(f"{SVG}title") is not None]
     assert viewers == ["当前: 1", "峰值: 2"]
@@ -80,6 +87,18 @@ async def test_dashboard_figures_and_charts(make_client, sql):
                    if r.find(f"{SVG}title") is not None]
     assert new_members[-1].endswith("新会员: 3")
     await first.close()
+
+
+def test_long_names_beside_bars_keep_what_tells_them_apart():
+    """Two matches whose names differ only at the end stay two names: wrapped, then the middle left out."""
+    a, b = "青竹 对 猛龙 城市联赛常规赛 第三轮 主场", "青竹 对 猛龙 城市联赛常规赛 第四轮 主场"
+    assert label_lines(a) != label_lines(b) and all(len(line) <= LINE_CHARS for line in label_lines(a))
+    longer = "青竹篮球俱乐部 对 猛龙篮球俱乐部 二〇二六年城市联赛常规赛 第十二轮"
+    assert label_lines(longer)[0].startswith("青竹") and label_lines(longer)[1].endswith("第十二轮")
+    assert label_lines("周末联赛") == ["周末联赛"]
+    svg = ET.fromstring(hbars("赛事", [(a, [1.0]), (b, [2.0])], ["报名"]))
+    shown = ["".join(t.itertext()).replace(a, "").replace(b, "") for t in svg.iter(f"{SVG}text")][1:3]
+    assert shown[0] != shown[1]
 
 
 def test_charts_escape_text_and_scale_to_their_values():

@@ -89,8 +89,24 @@ def bars(title: str, labels: list[str], series: list[Series], *, label_every: in
     return "".join(parts)
 
 
-def hbars(title: str, items: list[tuple[str, list[float]]], names: list[str]) -> str:
-    """Horizontal bars for named items (matches, streams), one bar per value name; a note when there are none."""
+# A name beside a horizontal bar: two lines of this many characters, the middle left out past that (the start
+# and the end are what tell two matches apart: "青竹 vs 猛龙 第 3 轮" / "… 第 4 轮").
+LINE_CHARS = 16
+
+
+def label_lines(label: str) -> list[str]:
+    """`label` on at most two lines of LINE_CHARS characters; a longer one keeps its start and its end."""
+    if len(label) <= LINE_CHARS:
+        return [label]
+    if len(label) > 2 * LINE_CHARS:
+        label = label[:LINE_CHARS] + "…" + label[-(LINE_CHARS - 1):]
+    return [label[:LINE_CHARS], label[LINE_CHARS:]]
+
+
+def hbars(title: str, items: list[tuple[str, list[float]]], names: list[str],
+          links: list[str] | None = None) -> str:
+    """Horizontal bars for named items (matches, streams), one bar per value name; a note when there are none.
+    `links`: per item, the page behind it (its name links there)."""
     height = TOP + max(len(items), 1) * 34 + 24
     top = max(_scale([v for _, vs in items for v in vs])[1], 1.0)
     label_w, plot_w = 200, WIDTH - 200 - RIGHT - 40
@@ -101,9 +117,13 @@ def hbars(title: str, items: list[tuple[str, list[float]]], names: list[str]) ->
         parts.append(f'<text x="8" y="{TOP + 14}" fill="#6b7280">暂无数据</text>')
     for i, (label, values) in enumerate(items):
         y0 = TOP + i * 34
-        short = label if len(label) <= 14 else label[:13] + "…"
-        parts.append(f'<text x="{label_w - 8}" y="{y0 + 14}" text-anchor="end" fill="#1f2933">{escape(short)}'
-                     f'<title>{escape(label)}</title></text>')
+        lines = label_lines(label)
+        first_y = y0 + (14 if len(lines) == 1 else 8)
+        spans = "".join(f'<tspan x="{label_w - 8}" y="{first_y + 14 * n}">{escape(line)}</tspan>'
+                        for n, line in enumerate(lines))
+        text = (f'<text text-anchor="end" fill="{"#1d4ed8" if links else "#1f2933"}">{spans}'
+                f'<title>{escape(label)}</title></text>')
+        parts.append(f'<a href="{escape(links[i])}">{text}</a>' if links else text)
         bar_h = 26 / max(len(values), 1)
         for j, v in enumerate(values):
             w = plot_w * v / top
