@@ -73,3 +73,46 @@ def test_the_dashboard_tells_matches_apart_and_links_to_its_lists(page, live_ser
     page.goto("/admin/dashboard")
     page.locator("a.figure", has_text="有效会员").click()
     page.wait_for_url("**/admin/members?status=1")
+
+
+# The most lines any one text node under an element is drawn on (a wrapped label is one node on two lines).
+LINES = """els => els.filter(e => e.offsetParent !== null).map(e => {
+    const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT); let most = 0;
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+        if (!t.textContent.trim()) continue;
+        const r = document.createRange(); r.selectNodeContents(t);
+        most = Math.max(most, new Set([...r.getClientRects()].map(b => Math.round(b.top))).size);
+    }
+    return [e.textContent.trim(), most]; })"""
+
+
+def test_short_labels_of_every_list_stay_on_one_line(page, live_server, sql, settings):
+    """The demo club's lists (orders with manual grants, a team's roster, videos, configs, the audit log) at
+    desktop and phone width: every column head, state tag and row button is one line of text."""
+    from jiandong.demo.club import load_demo
+
+    assert load_demo(settings.replace(port=8080), ffmpeg="/nonexistent/ffmpeg") is True
+    add_admin(sql, "boss", "owner")
+    sql("INSERT INTO audit_log (admin_name, client_ip, action, target, summary) VALUES"
+        " ('boss', '127.0.0.1', 'member.grant', 'user:1', '现场现金缴费，会员一年')")
+    sign_in(page)
+    wrapped = []
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        for path in ("/admin/orders", "/admin/teams/1", "/admin/videos", "/admin/configs", "/admin/audit"):
+            page.goto(path)
+            name = path.strip("/").replace("/", "-")
+            shot(page, f"pages-labels-{name}-{suffix}")
+            found = page.locator("table.list th, .tag, table.list td .button, table.list td button").evaluate_all(LINES)
+            # A cell of a few characters is a label too (微信支付, 在队), whatever element holds it.
+            found += [(text, n) for text, n in page.locator("table.list td").evaluate_all(LINES)
+                      if len(text) <= 4 and " " not in text]
+            wrapped += [f"{path} {suffix}: {text!r} on {n} lines" for text, n in found if n > 1]
+            if (width := page.evaluate("document.documentElement.scrollWidth")) > size["width"]:
+                wrapped.append(f"{path} {suffix}: {width} px wide")
+            # Nothing in a row is cut off at the screen's edge (a form field or a button one cannot reach).
+            wrapped += [f"{path} {suffix}: {what} ends at {right} px" for what, right in page.locator(
+                "table.list td input, table.list td button, table.list td .button").evaluate_all(
+                "els => els.map(e => [e.outerHTML.slice(0, 60), Math.round(e.getBoundingClientRect().right)])")
+                if right > size["width"]]
+    assert wrapped == []
