@@ -38,6 +38,15 @@ MODULES = {
     "handler": ("jiandong/realtime/handler.py", ["tests/test_realtime_input.py", "tests/test_realtime_rooms.py",
                                                  "tests/test_realtime_frames.py", "tests/test_realtime_server.py",
                                                  "tests/test_admin_chat.py", "tests/attacks/test_chat.py"]),
+    # The console's gatekeepers: sessions, roles and CSRF; staff accounts; its error pages (an outage's 503).
+    "console-security": ("jiandong/admin/security.py", ["tests/attacks/test_console_routes.py",
+                                                        "tests/attacks/test_console.py",
+                                                        "tests/test_admin_accounts.py"]),
+    "staff": ("jiandong/admin/staff.py", ["tests/test_admin_accounts.py", "tests/attacks/test_console_routes.py",
+                                          "tests/attacks/test_console.py"]),
+    "console-errors": ("jiandong/admin/errors.py", ["tests/test_admin_accounts.py",
+                                                    "tests/test_outages.py::test_the_console_answers_503_while_a_dependency_is_away"]),
+    "refunds": ("jiandong/services/refunds.py", ["tests/test_refunds.py", "tests/test_admin_orders.py"]),
 }
 LINKED = ("jiandong", "tests", "server.py", "sql", "templates", "pytest.ini")
 SETUP_CFG = """\
