@@ -5,7 +5,7 @@ for a viewer who joins afterwards, and the dashboard. Screenshots go to tests/ar
 from __future__ import annotations
 
 from tests.helpers.admin import add_admin
-from tests.helpers.browser import h5, shot, sign_in, token_of
+from tests.helpers.browser import h5, paid_order, shot, sign_in, token_of
 
 
 def test_grant_a_membership_by_hand(page, live_server, sql):
@@ -35,15 +35,7 @@ def test_grant_a_membership_by_hand(page, live_server, sql):
 
 def test_refund_an_order(page, live_server, sql):
     add_admin(sql)
-    product = sql("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('建东体育年度会员', 19900, 1, 100)"
-                  " RETURNING id")[0]["id"]
-    h5(live_server, "/api/v1/user/info", "browser-buyer")
-    sql("UPDATE users SET username = '赵六', mobile = '13700000066', profile_edited = true"
-        " WHERE username = 'dev-browser-buyer'")
-    status, order = h5(live_server, "/api/v1/order/commit", "browser-buyer", business_id=str(product))
-    assert status == 200, order
-    assert h5(live_server, "/api/v1/pay/pre_order", "browser-buyer", id=str(order["id"]))[0] == 200
-    assert h5(live_server, "/api/v1/pay/dev/complete", "browser-buyer", id=str(order["id"]))[0] == 200
+    order = paid_order(live_server, sql)
     sign_in(page)
     asked: list[str] = []
     page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))

@@ -5,21 +5,7 @@ Screenshots go to tests/artifacts/ for a person to look at."""
 from __future__ import annotations
 
 from tests.helpers.admin import add_admin
-from tests.helpers.browser import PHONE, h5, shot, sign_in
-
-
-def paid_order(live_server, sql) -> dict:
-    """A paid order of 199.00 元 (dev payments) for a user of the H5 app: the order as the API gave it."""
-    product = sql("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('建东体育年度会员', 19900, 1, 100)"
-                  " RETURNING id")[0]["id"]
-    h5(live_server, "/api/v1/user/info", "browser-buyer")
-    sql("UPDATE users SET username = '赵六', mobile = '13700000066', profile_edited = true"
-        " WHERE username = 'dev-browser-buyer'")
-    status, order = h5(live_server, "/api/v1/order/commit", "browser-buyer", business_id=str(product))
-    assert status == 200, order
-    assert h5(live_server, "/api/v1/pay/pre_order", "browser-buyer", id=str(order["id"]))[0] == 200
-    assert h5(live_server, "/api/v1/pay/dev/complete", "browser-buyer", id=str(order["id"]))[0] == 200
-    return order
+from tests.helpers.browser import PHONE, paid_order, shot, sign_in
 
 
 def test_a_second_refund_is_not_prefilled_and_its_confirmation_states_the_amount(page, live_server, sql):

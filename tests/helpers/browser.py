@@ -114,3 +114,17 @@ def h5(server: str, path: str, code: str = "browser-test", **data: str) -> tuple
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def paid_order(live_server: str, sql: typing.Callable[..., typing.Any]) -> dict[str, typing.Any]:
+    """A paid order of 199.00 元 (dev payments) for a user of the H5 app: the order as the API gave it."""
+    product = sql("INSERT INTO businesses (title, price, valid_time, amount) VALUES ('建东体育年度会员', 19900, 1, 100)"
+                  " RETURNING id")[0]["id"]
+    h5(live_server, "/api/v1/user/info", "browser-buyer")
+    sql("UPDATE users SET username = '赵六', mobile = '13700000066', profile_edited = true"
+        " WHERE username = 'dev-browser-buyer'")
+    status, order = h5(live_server, "/api/v1/order/commit", "browser-buyer", business_id=str(product))
+    assert status == 200, order
+    assert h5(live_server, "/api/v1/pay/pre_order", "browser-buyer", id=str(order["id"]))[0] == 200
+    assert h5(live_server, "/api/v1/pay/dev/complete", "browser-buyer", id=str(order["id"]))[0] == 200
+    return order
