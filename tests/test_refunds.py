@@ -174,7 +174,7 @@ async def test_full_refund_over_mutual_tls_then_notification(refund_client, wech
     cut = sql("SELECT cut > interval '364 days' AS whole FROM member_extensions")[0]
     assert cut["whole"]
     page = await flashed(refund_client, order["id"])
-    assert "已退款" in page and "notify" in page and "赛事取消，全额退款" in page
+    assert "已退款" in page and "微信支付通知" in page and "赛事取消，全额退款" in page
     assert sql("SELECT action, target FROM audit_log") == [
         {"action": "refund.create", "target": f"order:{order['id']}"}]
 
