@@ -130,6 +130,11 @@ def seq_of(data: bytes) -> bytes | None:
     return data[at + len(SEQ):-2]
 
 
+# redis-py types a range's reply for either decoding; these say which one each client answers.
+TextEntries = list[tuple[str, dict[str, str]]]
+ByteEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
 def parse_id(stream_id: bytes | str) -> tuple[int, int]:
     """A stream id ("<ms>-<n>") as a comparable pair; (0, 0) for anything else."""
     ms, _, n = (stream_id.decode() if isinstance(stream_id, bytes) else stream_id).partition("-")
@@ -145,7 +150,10 @@ async def missed(client: Redis, settings: Settings, after: bytes, count: int) ->
     `client` must answer bytes (decode_responses off); at most `count` entries are read.
     """
     found = []
-    for stream_id, fields in await client.xrange(stream_key(settings), min=b"(" + after, max=b"+", count=count):
+    entries = typing.cast(
+        ByteEntries, await client.xrange(stream_key(settings), min=b"(" + after, max=b"+", count=count)
+    )
+    for stream_id, fields in entries:
         room, opened = fields.get(ROOM.encode()), fields.get(FRAME.encode())
         if room is None or opened is None:
             continue
@@ -180,10 +188,10 @@ class History:
         Then entries stored more than REPLAY_WINDOW seconds ago leave the stream.
         """
         moved = 0
-        after = await self.redis.get(self.stored_key) or "0-0"
+        after = await self._stored_up_to()
         lag = 0.0
         while True:
-            entries = await self.redis.xrange(self.key, "(" + after, "+", count=BATCH)
+            entries = typing.cast(TextEntries, await self.redis.xrange(self.key, "(" + after, "+", count=BATCH))
             if not entries:
                 break
             if not moved:
@@ -201,7 +209,11 @@ class History:
             self.metrics.chat_history_lag.set(lag)
         return moved
 
-    async def store(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+    async def _stored_up_to(self) -> str:
+        """The id of the last entry stored in PostgreSQL ("0-0" before the first)."""
+        return typing.cast(str | None, await self.redis.get(self.stored_key)) or "0-0"
+
+    async def store(self, entries: TextEntries) -> None:
         """Insert stream entries in one statement; entries stored before are skipped."""
         rows = []
         for stream_id, fields in entries:
@@ -232,10 +244,10 @@ class History:
         for row in rows:
             row["ref"] = row["stream_id"] or str(row["id"])
         stored = {row["stream_id"] for row in rows}
-        after = await self.redis.get(self.stored_key) or "0-0"
+        after = await self._stored_up_to()
         pending = []
-        unstored = [(stream_id, fields) for stream_id, fields in
-                    await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN)
+        newest = typing.cast(TextEntries, await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN))
+        unstored = [(stream_id, fields) for stream_id, fields in newest
                     if stream_id not in stored and fields.get(ROOM) == str(room_id)]
         if unstored:
             # Stored meanwhile, or deleted by a moderator before the writer came: the table has its say.
@@ -266,7 +278,7 @@ class History:
         stream_id = ref
         row = await db.fetchone(self.pool, DELETE_SQL, (admin_id, stream_id))
         if row is None:
-            entries = await self.redis.xrange(self.key, stream_id, stream_id, count=1)
+            entries = typing.cast(TextEntries, await self.redis.xrange(self.key, stream_id, stream_id, count=1))
             if not entries:
                 return await db.fetchone(self.pool, "SELECT room_id, user_id, content FROM chat_messages"
                                                     " WHERE stream_id = %s", (stream_id,))
