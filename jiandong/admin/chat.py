@@ -12,6 +12,7 @@ from ..services.admins import MODERATOR
 from ..services.lives import STATUS_LABELS
 from .errors import PageError
 from .forms import read_form
+from .inputs import path_id
 from .render import flash, render, render_fragment
 from .security import actor, requires
 
@@ -22,10 +23,7 @@ DURATIONS = {10: "10 分钟", 60: "1 小时", 24 * 60: "1 天", 7 * 24 * 60: "7 
 
 
 def _room_id(request: web.Request) -> int:
-    raw = request.match_info["room"]
-    if len(raw) > 18 or int(raw) < 1:
-        raise PageError(404, "直播间不存在")
-    return int(raw)
+    return path_id(request, "room", "直播间不存在")
 
 
 @routes.get("/chat")
@@ -108,9 +106,9 @@ async def mute_user(request: web.Request) -> web.Response:
 @requires(MODERATOR)
 async def lift_mute(request: web.Request) -> web.Response:
     room_id = _room_id(request)
-    raw = request.match_info["mute"]
+    mute_id = path_id(request, "mute", "禁言不存在或已解除")
     try:
-        await moderation.lift(request.config_dict, actor(request), int(raw) if len(raw) < 19 else 0)
+        await moderation.lift(request.config_dict, actor(request), mute_id)
     except moderation.ModerationError as exc:
         raise PageError(404, str(exc)) from None
     flash(await get_session(request), "禁言已解除")

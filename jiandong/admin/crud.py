@@ -18,6 +18,7 @@ from ..services.admins import EDITOR
 from ..services.editing import InUse, Invalid, ListQuery, NotFound
 from .errors import PageError
 from .forms import AdminForm, add_error, club_meta, read_form
+from .inputs import path_id
 from .render import PREFIX, Column, ListPage, flash, list_query, redirect, render
 from .security import actor, requires
 
@@ -81,10 +82,7 @@ class Section:
         return f"{PREFIX}/{self.slug}"
 
     def ident(self, request: web.Request) -> typing.Any:
-        raw = request.match_info["id"]
-        if len(raw) > 18:
-            raise PageError(404)
-        return int(raw)
+        return path_id(request)
 
     async def load(self, request: web.Request) -> tuple[int, Row]:
         ident = self.ident(request)

@@ -10,6 +10,7 @@ from ..services import feedback
 from ..services.admins import MODERATOR
 from .errors import PageError
 from .forms import read_form
+from .inputs import path_id
 from .render import Column, ListPage, flash, list_query, render
 from .security import actor, requires
 
@@ -33,11 +34,10 @@ async def list_feedback(request: web.Request) -> web.Response:
 @routes.post(r"/feedback/{id:\d+}/handled")
 @requires(MODERATOR)
 async def mark_handled(request: web.Request) -> web.Response:
-    raw = request.match_info["id"]
+    feedback_id = path_id(request, missing="反馈不存在或已处理")
     form = await read_form(request)
     try:
-        await feedback.mark_handled(request.config_dict, actor(request), int(raw) if len(raw) < 19 else 0,
-                                    form.get("note"))
+        await feedback.mark_handled(request.config_dict, actor(request), feedback_id, form.get("note"))
     except feedback.FeedbackError as exc:
         raise PageError(404, str(exc)) from None
     flash(await get_session(request), "已标记为已处理")

@@ -6,6 +6,21 @@ import decimal
 import typing
 
 import wtforms
+from aiohttp import web
+
+from .errors import PageError
+
+# Ids are PostgreSQL bigints: a longer number names nothing (and would not fit).
+ID_DIGITS = 18
+
+
+def path_id(request: web.Request, name: str = "id", missing: str | None = None) -> int:
+    """The id a console URL names (its `{name:\\d+}` part); raises a 404 page saying `missing` when it cannot be
+    a row's (0, or past a bigint)."""
+    raw = request.match_info[name]
+    if len(raw) > ID_DIGITS or int(raw) < 1:
+        raise PageError(404, missing)
+    return int(raw)
 
 
 def optional_int(value: typing.Any) -> int | None:

@@ -13,7 +13,7 @@ from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
-from .inputs import parse_yuan
+from .inputs import parse_yuan, path_id
 from .render import Column, ListPage, end_label, flash, list_query, render
 from .security import actor, requires
 
@@ -56,10 +56,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 def _user_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if len(raw) > 18:
-        raise PageError(404, "用户不存在")
-    return int(raw)
+    return path_id(request, missing="用户不存在")
 
 
 async def _member_page(request: web.Request, grant: GrantForm | None = None, reason: ReasonForm | None = None,

@@ -23,7 +23,7 @@ from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import XLSX_TYPE, Fen, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
-from .inputs import parse_yuan
+from .inputs import parse_yuan, path_id
 from .render import PAGE_SIZE, flash, render
 from .security import actor, requires
 
@@ -100,15 +100,8 @@ async def export_orders(request: web.Request) -> web.Response:
     return download(xlsx_bytes(cells, "订单"), f"订单-{stamp}.xlsx", XLSX_TYPE)
 
 
-def _order_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if len(raw) > 18:
-        raise PageError(404, "订单不存在")
-    return int(raw)
-
-
 async def _load(request: web.Request) -> typing.Any:
-    order = await order_search.order_detail(request.config_dict[pg_key], _order_id(request))
+    order = await order_search.order_detail(request.config_dict[pg_key], path_id(request, missing="订单不存在"))
     if order is None:
         raise PageError(404, "订单不存在")
     return order
@@ -209,8 +202,7 @@ async def _refund_state(request: web.Request, refund_id: int) -> str:
 async def check_refund(request: web.Request) -> web.Response:
     """Send a pending refund again (same number) or ask refundquery about one in progress, now."""
     order = await _load(request)
-    raw = request.match_info["refund"]
-    row = await refunds.get_refund(request.config_dict[pg_key], int(raw)) if len(raw) < 19 else None
+    row = await refunds.get_refund(request.config_dict[pg_key], path_id(request, "refund", "退款不存在"))
     if row is None or row["order_id"] != order["id"]:
         raise PageError(404, "退款不存在")
     if row["status"] == "pending":

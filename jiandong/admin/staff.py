@@ -10,6 +10,7 @@ from ..keys import login_throttle_key, pg_key
 from ..services import admins, audit
 from .errors import PageError
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
+from .inputs import path_id
 from .render import flash, render
 from .security import actor, requires
 
@@ -45,10 +46,7 @@ async def _staff_page(request: web.Request, admin_id: int, form: StaffForm | Non
 
 
 def _admin_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if len(raw) > 18:
-        raise PageError(404)
-    return int(raw)
+    return path_id(request)
 
 
 @routes.get("/staff")

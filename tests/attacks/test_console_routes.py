@@ -179,3 +179,27 @@ async def test_a_state_changing_route_refuses_every_body_without_its_token(make_
             wrong.append(f"{kind}: {resp.status}")
     assert wrong == []
     assert database_state(club) == before
+
+
+NUMBERED = [(method, path) for method, path in ROUTES if any(f"{{{name}}}" in path for name in ("id", "member",
+            "refund", "room", "mute")) and not path.startswith("/configs/")]
+
+
+@pytest.mark.parametrize("number", ["0", "9" * 19, "1" + "0" * 30])
+async def test_a_number_in_a_console_url_that_names_no_row_is_a_404_page(make_client, club, number):
+    """Every route with an id in its path, as the owner, with an id no row can have: the console's 404 page
+    (never a 500, never an action), whatever the method."""
+    client = await make_client()
+    assert (await sign_in(client)).status == 302
+    token = await csrf(client, "/admin/")
+    before = database_state(club)
+    wrong = []
+    for method, path in NUMBERED:
+        values = {name: number for name in ("id", "member", "refund", "room", "mute")}
+        data = None if method in SAFE else {"csrf_token": token}
+        resp = await client.request(method, "/admin" + path.format(**{**VALUES, **values}), data=data,
+                                    allow_redirects=False)
+        if resp.status != 404:
+            wrong.append(f"{method} {path}: {resp.status}")
+    assert wrong == []
+    assert database_state(club) == before
