@@ -28,7 +28,14 @@ from jiandong.ops.metrics import prepare_multiprocess_dir, worker_gone
 from jiandong.ops.serving import GuardedRunner, PortInUse, fit_open_files, listen
 from jiandong.services import admins
 from jiandong.services.content_cache import KINDS, publish_invalidation
-from jiandong.settings import Settings, SettingsError, configure_logging, load_settings
+from jiandong.settings import (
+    Settings,
+    SettingsError,
+    configure_logging,
+    field_types,
+    load_settings,
+    setting_help,
+)
 from jiandong.store.db import migrate, search_advice
 
 logger = logging.getLogger("jiandong")
@@ -54,15 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="load the demo data (once) before serving")
     parser.add_argument("--demo-size", choices=["small", "large"], default="small",
                         help="large adds 10,000 matches and 100,000 videos for benchmarks")
-    parser.add_argument("--host", help="listen address (JIANDONG_HOST)")
-    parser.add_argument("--port", type=int, help="HTTP port (JIANDONG_PORT)")
-    parser.add_argument("--chat-port", type=int, help="chat websocket port (JIANDONG_CHAT_PORT)")
-    parser.add_argument("--database-url", help="PostgreSQL URL; none = embedded (JIANDONG_DATABASE_URL)")
-    parser.add_argument("--redis-url", help="Redis URL; none = embedded (JIANDONG_REDIS_URL)")
-    parser.add_argument("--var-dir", help="data directory of the embedded servers (JIANDONG_VAR_DIR)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (JIANDONG_LOG_LEVEL)")
-    parser.add_argument("--workers", type=int,
-                        help="server processes sharing the HTTP and chat ports (JIANDONG_WORKERS)")
+    # The flags that override a setting say what the setting's own declaration says (jiandong/settings.py).
+    types = field_types()
+    for name in ("host", "port", "chat_port", "database_url", "redis_url", "var_dir", "log_level", "workers"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=types[name], help=setting_help(name).replace("%", "%%"))
     args = parser.parse_args(argv)
     args.invalidation = None
     match args.command, args.what:
