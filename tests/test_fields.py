@@ -66,8 +66,17 @@ class Kinds(Spec):
 async def kinds(request: web.Request) -> web.Response:
     p = await Kinds.read(request)
     avatar = p.avatar if isinstance(p.avatar, str) else {"file": p.avatar.filename, "size": len(p.avatar.data)}
-    return web.json_response({"kind": p.kind, "team": p.team, "side": p.side, "name": p.name,
-                              "codes": p.codes.values, "array": p.codes.array, "avatar": avatar})
+    return web.json_response(
+        {
+            "kind": p.kind,
+            "team": p.team,
+            "side": p.side,
+            "name": p.name,
+            "codes": p.codes.values,
+            "array": p.codes.array,
+            "avatar": avatar,
+        }
+    )
 
 
 class Callback(Spec):
@@ -151,13 +160,27 @@ async def test_path_id_is_read_from_the_url_without_reading_the_body(tiny):
 
 async def test_kinds_come_typed(tiny):
     resp = await tiny.post("/api/kinds", data={"kind": "2", "name": "Ab", "codes": "x"})
-    assert await resp.json() == {"kind": 2, "team": None, "side": None, "name": "Ab!", "codes": ["x"],
-                                 "array": False, "avatar": ""}
+    assert await resp.json() == {
+        "kind": 2,
+        "team": None,
+        "side": None,
+        "name": "Ab!",
+        "codes": ["x"],
+        "array": False,
+        "avatar": "",
+    }
     resp = await tiny.post(
         "/api/kinds", json={"kind": 1, "team": 9, "side": "", "codes": [" a", "b", "a"], "avatar": " http://x "}
     )
-    assert await resp.json() == {"kind": 1, "team": 9, "side": None, "name": "", "codes": ["a", "b"],
-                                 "array": True, "avatar": "http://x"}
+    assert await resp.json() == {
+        "kind": 1,
+        "team": 9,
+        "side": None,
+        "name": "",
+        "codes": ["a", "b"],
+        "array": True,
+        "avatar": "http://x",
+    }
     resp = await tiny.post("/api/kinds?codes[]=q", data={"kind": "1", "side": "2"})
     assert (await resp.json())["codes"] == ["q"] and (await resp.json())["array"] is True
     assert (await resp.json())["side"] == 2
