@@ -60,7 +60,7 @@ realtime_key = web.AppKey["Realtime"]("realtime")
 request_id_key = web.RequestKey[str]("request_id")
 user_id_key = web.RequestKey["int | None"]("user_id")
 params_key = web.RequestKey["Params"]("params")
-# The most bytes the matched route takes as a body (jiandong.http.read_body counts against it).
+# The most bytes the matched route takes as a body (jiandong.web.params.read_body counts against it).
 body_limit_key = web.RequestKey[int]("body_limit")
 
 # The admin console (jiandong/admin): session storage, login throttle, its template environment.

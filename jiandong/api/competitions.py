@@ -178,7 +178,7 @@ async def list_member_competitions(request: web.Request) -> web.Response:
     errors=[CompetitionNotFound],
 )
 async def get_competition(request: web.Request) -> web.Response:
-    competition_id = int(request.match_info["id"])
+    competition_id = (await CompetitionPath.read(request)).id
     if competition_id > MAX_ID:
         raise CompetitionNotFound()
 

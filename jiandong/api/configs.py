@@ -21,8 +21,8 @@ from ..keys import content_cache_key, pg_key
 from ..services.configs import PAGE_CODES, is_page_code
 from ..services.content_cache import shape
 from ..store import db
-from ..web.openapi import describe, obj, param, string
-from ..web.params import read_params
+from ..web.fields import Int, Many, Spec
+from ..web.openapi import describe, obj, string
 from ..web.responses import json_response
 
 routes = web.RouteTableDef()
@@ -30,19 +30,6 @@ routes = web.RouteTableDef()
 VALUE = shape("config", "page_config_value", str)
 MAX_CODES = 50
 CODE_MAX_LEN = 100
-
-
-def _codes(values: list[str]) -> list[str]:
-    codes = list(dict.fromkeys(value.strip() for value in values))
-    if not codes or "" in codes:
-        raise ParameterError("参数错误: code 不能为空")
-    if len(codes) > MAX_CODES:
-        raise ParameterError(f"参数错误: code 最多 {MAX_CODES} 个")
-    for code in codes:
-        # PostgreSQL text cannot hold NUL; no real code is anywhere near this long.
-        if len(code) > CODE_MAX_LEN or "\x00" in code:
-            raise ParameterError("参数错误: code 不合法")
-    return codes
 
 
 class _Absent(Exception):
@@ -114,19 +101,21 @@ def strip_tags(value: str) -> str:
     return nh3.clean(BLOCK_END.sub("\\1\n", value), tags=set()).strip()
 
 
+class ValueParams(Spec):
+    # No real code is anywhere near CODE_MAX_LEN long.
+    code = Many(
+        f"配置编码：单个字符串；或数组（code[]=a&code[]=b、重复 code、JSON 数组），最多 {MAX_CODES} 个",
+        max_items=MAX_CODES, max_length=CODE_MAX_LEN,
+    )
+    tags = Int("是否去除 HTML 标签：1 去除，0 原样（默认）", minimum=0, maximum=1, default=0, enum=[0, 1])
+
+
 @routes.get("/api/v1/config/value")
 @routes.post("/api/v1/config/value")
 @describe(
     "获取页面配置项值",
     tag="配置",
-    params=[
-        param(
-            "code",
-            description="配置编码：单个字符串；或数组（code[]=a&code[]=b、重复 code、JSON 数组），最多 50 个",
-            required=True,
-        ),
-        param("tags", "integer", "是否去除 HTML 标签：1 去除，0 原样（默认）", enum=[0, 1]),
-    ],
+    params=ValueParams,
     response=obj("单个 code 时为 {value}；数组时为以 code 为键的对象 {code: value, ...}", value=string("配置值")),
     errors=[ParameterError, ConfigNotFound],
     description=(
@@ -138,15 +127,13 @@ def strip_tags(value: str) -> str:
     ),
 )
 async def get_config_values(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    as_array = params.is_array("code")
-    codes = _codes(params.strings("code") or [])
-    strip = params.integer("tags", default=0, min_value=0, max_value=1) == 1
+    p = await ValueParams.read(request)
+    codes, strip = p.code.values, p.tags == 1
     found = await config_values(request, codes)
     missing = [code for code in codes if code not in found]
     if missing:
         raise ConfigNotFound(f"请求配置不存在: {', '.join(missing)}")
     values = {code: strip_tags(found[code]) if strip else found[code] for code in codes}
-    if as_array:
+    if p.code.array:
         return json_response(values)
     return json_response({"value": values[codes[0]]})

@@ -44,7 +44,7 @@ class LiveRoom(Spec):
 )
 async def list_chat_history(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    room_id = int(request.match_info["id"])
+    room_id = (await LiveRoom.read(request)).id
     if not 1 <= room_id <= MAX_ID:
         return json_response([])
     limit = request.config_dict[settings_key].chat_history_size

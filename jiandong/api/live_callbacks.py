@@ -19,11 +19,9 @@ refuse the pusher, so nobody streams under a name the club did not create.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import logging
 import time
-import typing
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -33,11 +31,11 @@ from ..errors import Forbidden, LiveNotFound, ParameterError
 from ..integrations.aliyun_live import callback_signature_valid
 from ..keys import settings_key
 from ..lib import encoding
-from ..lib.cleaning import clean_text
 from ..lib.logthrottle import JUNK
 from ..services.live_status import ENDED, LIVE, set_live_status
 from ..web.auth import public
-from ..web.openapi import describe, integer, obj, outside_text, param, string
+from ..web.fields import Outside, Spec, Tokens, UnixTime
+from ..web.openapi import describe, integer, obj, string
 from ..web.params import parse_form, read_body
 from ..web.responses import json_response, operation_result
 
@@ -69,24 +67,40 @@ def query_tokens(query: str) -> list[str]:
     return parse_qs(query.lstrip("?"), keep_blank_values=True).get("token", [])
 
 
-# The fields the callbacks read; each arrives as text, whatever a caller sends in its place.
-CALLBACK_FIELDS = ("action", "call", "stream", "name", "param", "ip", "addr", "app", "id", "time", "usrargs",
-                   "client_id", "clientid", "node")
+# A stream server's fields are read as cleaned text (jiandong.web.fields.Outside: "" when absent, control
+# characters removed, so they never get further); one that is not text (a JSON object, say) is a 400.
 
 
-def callback_fields(sent: typing.Mapping[str, typing.Any]) -> dict[str, str]:
-    """The one place a stream server's fields are read: each as cleaned text ("" when absent), so control
-    characters never get further; ParameterError (400) for one that is not text (a JSON object, say).
-    A client_id may be a number: SRS 3 and older send it as one (reference §6.1)."""
-    fields = {}
-    for name in CALLBACK_FIELDS:
-        value = sent.get(name)
-        if name == "client_id" and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if value is not None and not isinstance(value, str):
-            raise ParameterError(f"参数错误: {name} 应为字符串")
-        fields[name] = clean_text(value, 1024)
-    return fields
+class AliyunCall(Spec):
+    # Not required and no enum: any other action (or none) is acknowledged, as the docs below say.
+    action = Outside("publish 推流开始，publish_done 推流结束（其他只应答）", location="query")
+    id = Outside("流名称（StreamName），publish / publish_done 必填", location="query")
+    app = Outside("推流域名", location="query")
+    appname = Outside("AppName", location="query")
+    time = UnixTime("事件时间（Unix 秒）", location="query")
+    ip = Outside("推流端 IP（与 node 一起标识推流会话）", location="query")
+    node = Outside("接收推流的节点", location="query")
+    usrargs = Outside("推流地址的参数（可带 token）", location="query")
+    token = Tokens("回调地址中配置的密钥（live_push_secret）", location="query")
+
+
+class SrsCall(Spec):
+    action = Outside("on_publish / on_unpublish（其他动作只应答）")
+    stream = Outside("流名称，on_publish / on_unpublish 必填")
+    param = Outside("推流地址的参数（on_publish / on_unpublish），须含 token=live_push_secret")
+    # SRS 3 and older send it as a number (reference §6.1).
+    client_id = Outside("推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播", numbers=True)
+    app = Outside("SRS app")
+    ip = Outside("推流端 IP（记入日志）")
+
+
+class NginxCall(Spec):
+    call = Outside("publish / publish_done（其他只应答）")
+    name = Outside("流名称，publish / publish_done 必填")
+    token = Tokens("推流地址的参数 token=live_push_secret（publish / publish_done）")
+    clientid = Outside("推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播")
+    app = Outside("nginx-rtmp application")
+    addr = Outside("推流端地址（记入日志）")
 
 
 def publisher(kind: str, *parts: str) -> str | None:
@@ -102,7 +116,7 @@ def stream_name(value: str) -> str:
     return name
 
 
-def aliyun_authenticated(request: web.Request) -> bool:
+def aliyun_authenticated(request: web.Request, tokens: list[str]) -> bool:
     settings = request.config_dict[settings_key]
     key = settings.aliyun_live_callback_key
     if key:
@@ -112,39 +126,17 @@ def aliyun_authenticated(request: web.Request) -> bool:
         signature = request.headers.get("ALI-LIVE-SIGNATURE", "")
         if fresh and callback_signature_valid(request.query.get("app", ""), stamp, signature, key):
             return True
-    query = request.query
-    tokens = query.getall("token", [])
     if not tokens:
-        tokens = query_tokens(query.get("usrargs", ""))
+        # As sent, not cleaned: a control character in a wrong secret must not be taken away to make it right.
+        tokens = query_tokens(request.query.get("usrargs", ""))
     return token_matches(tokens, settings.live_push_secret)
-
-
-def event_time(raw: str) -> dt.datetime | None:
-    """Aliyun's `time` (unix seconds) as an aware datetime; None when absent or absurd."""
-    if not raw.isdigit():
-        return None
-    try:
-        return dt.datetime.fromtimestamp(int(raw), dt.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 @routes.get("/api/v1/live/callback/aliyun")
 @describe(
     "阿里云直播推流回调（publish / publish_done）",
     tag=TAG,
-    params=[
-        # Not required and no enum: any other action (or none) is acknowledged, as the docs below say.
-        outside_text("action", "publish 推流开始，publish_done 推流结束（其他只应答）", location="query"),
-        outside_text("id", "流名称（StreamName），publish / publish_done 必填", location="query"),
-        outside_text("app", "推流域名", location="query"),
-        outside_text("appname", "AppName", location="query"),
-        param("time", "integer", "事件时间（Unix 秒）", location="query"),
-        outside_text("ip", "推流端 IP（与 node 一起标识推流会话）", location="query"),
-        outside_text("node", "接收推流的节点", location="query"),
-        outside_text("usrargs", "推流地址的参数（可带 token）", location="query"),
-        param("token", description="回调地址中配置的密钥（live_push_secret）", location="query"),
-    ],
+    params=AliyunCall,
     errors=[ParameterError, Forbidden],
     public=True,
     description=(
@@ -154,19 +146,20 @@ def event_time(raw: str) -> dt.datetime | None:
 )
 @public
 async def aliyun_callback(request: web.Request) -> web.Response:
-    if not aliyun_authenticated(request):
+    # A query's values are all text: reading them refuses nothing.
+    p = AliyunCall.take(request.query)
+    if not aliyun_authenticated(request, p.token):
         logger.warning("Aliyun live callback refused: bad signature or token (from %s)", request.remote, extra=JUNK)
         raise Forbidden("权限不够: 回调鉴权失败")
-    fields = callback_fields(request.query)
-    action = fields["action"]
+    action = p.action
     if action not in ALIYUN_ACTIONS:
         # Other notifications (e.g. recording) may share the URL: acknowledged, not acted on.
         return operation_result(request)
-    name = stream_name(fields["id"])
+    name = stream_name(p.id)
     result = await set_live_status(
-        request.config_dict, name, ALIYUN_ACTIONS[action], at=event_time(fields["time"]),
+        request.config_dict, name, ALIYUN_ACTIONS[action], at=p.time,
         # Inferred: Aliyun names no session, and a pusher keeps its address and node for a session.
-        publisher=publisher("aliyun", fields["ip"], fields["node"]),
+        publisher=publisher("aliyun", p.ip, p.node),
         source=f"aliyun {action}",
     )
     if not result.known:
@@ -178,13 +171,7 @@ async def aliyun_callback(request: web.Request) -> web.Response:
 @describe(
     "SRS http_hooks 回调（on_publish / on_unpublish）",
     tag=TAG,
-    params=[
-        outside_text("action", "on_publish / on_unpublish（其他动作只应答）"),
-        outside_text("stream", "流名称，on_publish / on_unpublish 必填"),
-        outside_text("param", "推流地址的参数（on_publish / on_unpublish），须含 token=live_push_secret"),
-        outside_text("client_id", "推流会话 ID：只有让直播开始的会话的 on_unpublish 才结束直播"),
-        outside_text("app", "SRS app"),
-    ],
+    params=SrsCall,
     response=obj("SRS 应答", code=integer("0 表示允许"), msg=string("OK")),
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
@@ -202,17 +189,16 @@ async def srs_callback(request: web.Request) -> web.Response:
         raise ParameterError("参数错误: 请求体不是合法的 JSON") from None
     if not isinstance(body, dict):
         raise ParameterError("参数错误: 请求体必须是 JSON 对象")
-    fields = callback_fields(body)
-    action = fields["action"]
+    p = SrsCall.take(body)
+    action = p.action
     if action not in SRS_ACTIONS:
         # on_play, on_stop, on_dvr ... pointed here too must not refuse players.
         return json_response(SRS_OK)
-    if not token_matches(query_tokens(fields["param"]), request.config_dict[settings_key].live_push_secret):
-        logger.warning("SRS %s of %r refused: bad token (client %s)", action, fields["stream"], fields["ip"],
-                       extra=JUNK)
+    if not token_matches(query_tokens(p.param), request.config_dict[settings_key].live_push_secret):
+        logger.warning("SRS %s of %r refused: bad token (client %s)", action, p.stream, p.ip, extra=JUNK)
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(fields["stream"]), SRS_ACTIONS[action], f"srs {action}",
-                        publisher("srs", fields["client_id"]), json_response(SRS_OK))
+    return await _apply(request, stream_name(p.stream), SRS_ACTIONS[action], f"srs {action}",
+                        publisher("srs", p.client_id), json_response(SRS_OK))
 
 
 @routes.get("/api/v1/live/callback/nginx")
@@ -220,13 +206,7 @@ async def srs_callback(request: web.Request) -> web.Response:
 @describe(
     "nginx-rtmp notify 回调（on_publish / on_publish_done）",
     tag=TAG,
-    params=[
-        outside_text("call", "publish / publish_done（其他只应答）"),
-        outside_text("name", "流名称，publish / publish_done 必填"),
-        param("token", description="推流地址的参数 token=live_push_secret（publish / publish_done）"),
-        outside_text("clientid", "推流会话 ID：只有让直播开始的会话的 publish_done 才结束直播"),
-        outside_text("app", "nginx-rtmp application"),
-    ],
+    params=NginxCall,
     errors=[ParameterError, Forbidden, LiveNotFound],
     public=True,
     body_types=["application/x-www-form-urlencoded"],
@@ -241,17 +221,16 @@ async def nginx_callback(request: web.Request) -> web.Response:
     sent: MultiDict[str] = MultiDict(request.query)
     if request.method == "POST":
         sent = MultiDict(parse_form(await read_body(request)))
-    fields = callback_fields(sent)
-    call = fields["call"]
+    p = NginxCall.take(sent)
+    call = p.call
     if call not in NGINX_CALLS:
         return operation_result(request)
     # Every `token` given must be the one: a second one must not slip past the check.
-    if not token_matches(sent.getall("token", []), request.config_dict[settings_key].live_push_secret):
-        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, fields["name"], fields["addr"],
-                       extra=JUNK)
+    if not token_matches(p.token, request.config_dict[settings_key].live_push_secret):
+        logger.warning("nginx-rtmp %s of %r refused: bad token (client %s)", call, p.name, p.addr, extra=JUNK)
         raise Forbidden("权限不够: 推流鉴权失败")
-    return await _apply(request, stream_name(fields["name"]), NGINX_CALLS[call], f"nginx {call}",
-                        publisher("nginx", fields["clientid"]), operation_result(request))
+    return await _apply(request, stream_name(p.name), NGINX_CALLS[call], f"nginx {call}",
+                        publisher("nginx", p.clientid), operation_result(request))
 
 
 async def _apply(

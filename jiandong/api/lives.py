@@ -12,21 +12,20 @@ from aiohttp import web
 
 from ..errors import LiveNotFound, ParameterError
 from ..services.counters import LIVE
-from ..web.openapi import PAGE_PARAMS, describe, page_of, param
-from ..web.params import MAX_ID, read_params
+from ..web.fields import PathId, Spec
+from ..web.openapi import describe, page_of
 from ..web.responses import json_response, page_body
 from .media_items import (
     LIVE_BY_ID_SQL,
     LIVE_DETAIL,
     LIVE_ITEM,
-    SEARCH_PARAM,
+    Searched,
     count_rows,
     live_detail,
     live_filters,
     live_page,
     page_cache_key,
     published_item,
-    search_term,
 )
 
 routes = web.RouteTableDef()
@@ -37,7 +36,7 @@ routes = web.RouteTableDef()
 @describe(
     "获取赛事直播列表（分页）",
     tag="视频与直播",
-    params=[*PAGE_PARAMS, SEARCH_PARAM, param("competition_id", "integer", "赛事 ID", minimum=1, maximum=MAX_ID)],
+    params=Searched,
     response=page_of(LIVE_ITEM),
     errors=[ParameterError],
     description=(
@@ -48,10 +47,8 @@ routes = web.RouteTableDef()
     ),
 )
 async def list_lives(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    page, size = params.page()
-    search = search_term(params)
-    competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
+    p = await Searched.read(request)
+    page, size, search, competition_id = p.page, p.size, p.search, p.competition_id
     where, args = live_filters(search, competition_id)
     offset = (page - 1) * size
     key = page_cache_key("live", page, size, competition_id, search=search)
@@ -60,14 +57,19 @@ async def list_lives(request: web.Request) -> web.Response:
     return json_response(page_body(items, total, page, size))
 
 
+class LivePath(Spec):
+    id = PathId("直播 ID")
+
+
 @routes.get(r"/api/v1/competitionlive/{id:\d+}")
 @describe(
     "直播详情",
     tag="视频与直播",
-    params=[param("id", "integer", "直播 ID", required=True, location="path")],
+    params=LivePath,
     response=LIVE_DETAIL,
     errors=[LiveNotFound],
     description="不含推流地址。",
 )
 async def get_live(request: web.Request) -> web.Response:
-    return json_response(await published_item(request, LIVE, LIVE_BY_ID_SQL, live_detail, LiveNotFound))
+    p = await LivePath.read(request)
+    return json_response(await published_item(request, LIVE, LIVE_BY_ID_SQL, live_detail, LiveNotFound, p.id))

@@ -16,7 +16,7 @@ import typing
 
 from aiohttp import web
 
-from ..errors import ApiError, ParameterError
+from ..errors import ApiError
 from ..keys import content_cache_key, pg_key, view_counts_key
 from ..lib import formats
 from ..services.content_cache import Key, Shape, shape
@@ -24,8 +24,9 @@ from ..services.counters import LIVE, VIDEO
 from ..services.files import file_columns, file_object
 from ..services.viewers import online_counts
 from ..store import db
-from ..web.openapi import FILE_OBJECT, integer, obj, param, string
-from ..web.params import MAX_ID, Params
+from ..web.fields import MaybeInt, Paged, Text
+from ..web.openapi import FILE_OBJECT, integer, obj, string
+from ..web.params import MAX_ID
 
 PUBLISHED = 1
 VIDEO_TYPES = (1, 2)  # 1 replay, 2 highlight
@@ -52,7 +53,17 @@ VIDEO_ITEM = obj(
     file=FILE_OBJECT,
 )
 VIDEO_DETAIL = obj("视频详情", **VIDEO_ITEM["properties"], play_url=string("可播放的完整 URL，无文件为空字符串"))
-SEARCH_PARAM = param("search", description=f"搜索关键字：标题或简介包含该文字（不分大小写，最多 {SEARCH_MAX_LEN} 字）")
+
+
+class Searched(Paged):
+    """A page of a list, searched (no NUL: PostgreSQL text cannot hold it, and no title contains it) and
+    narrowed to a competition."""
+
+    search = Text(
+        f"搜索关键字：标题或简介包含该文字（不分大小写，最多 {SEARCH_MAX_LEN} 字）", max_length=SEARCH_MAX_LEN
+    )
+    competition_id = MaybeInt("赛事 ID", minimum=1, maximum=MAX_ID)
+
 
 VIDEO_SELECT = f"""
     SELECT v.id, v.title, v.summary, v.main_img_url, v.competition_id, v.browse_num, v.type, v.publish_time,
@@ -69,14 +80,6 @@ NEWEST_FIRST = "ORDER BY v.publish_time DESC, v.id DESC"
 def like_escape(term: str) -> str:
     """The term as a LIKE pattern matching itself only (backslash is LIKE's default escape)."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def search_term(params: Params, *, required: bool = False) -> str:
-    term = params.text("search", required=required, max_len=SEARCH_MAX_LEN)
-    if "\x00" in term:
-        # PostgreSQL text cannot hold NUL; no title contains it either.
-        raise ParameterError("参数错误: search 不合法")
-    return term
 
 
 def competition_ref(value: int | None) -> int | str:
@@ -221,15 +224,15 @@ async def published_item(
     query: str,
     shape: typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]],
     not_found: type[ApiError],
+    ident: int,
 ) -> dict[str, typing.Any]:
-    """The published video or live of the path's id (`query` takes it as its one parameter), shaped,
+    """The published video or live `ident` (the path's id; `query` takes it as its one parameter), shaped,
     as a copy the caller may change, view count up to date.
 
     The miss is raised inside the loader, so it is not cached and an item published a moment later
     shows at once. A miss costs one index probe, and caching misses would let a scan of made-up ids
     push the hot entries out of the cache.
     """
-    ident = int(request.match_info["id"])
     if ident > MAX_ID:
         raise not_found()
 

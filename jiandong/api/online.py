@@ -71,7 +71,7 @@ class LiveRef(Spec):
     ),
 )
 async def get_online(request: web.Request) -> web.Response:
-    live_id = int(request.match_info["id"])
+    live_id = (await LiveRef.read(request)).id
     if live_id > MAX_ID:
         raise LiveNotFound()
 

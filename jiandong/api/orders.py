@@ -207,7 +207,7 @@ class OrderPath(Spec):
     errors=[OrderNotFound, OrderNotOwned],
 )
 async def get_order(request: web.Request) -> web.Response:
-    order_id = int(request.match_info["id"])
+    order_id = (await OrderPath.read(request)).id
     if order_id > 2**62:
         raise OrderNotFound()
     row = await orders.owned_order(request.app, current_user_id(request), order_id)

@@ -7,8 +7,8 @@ from aiohttp import web
 from ..errors import LiveNotFound, ParameterError, VideoNotFound
 from ..keys import view_counts_key
 from ..services.counters import LIVE, VIDEO
-from ..web.openapi import PAGE_PARAMS, describe, page_of, param
-from ..web.params import MAX_ID, read_params
+from ..web.fields import Int, Paged, Spec, Text
+from ..web.openapi import describe, page_of
 from ..web.responses import json_response, operation_result, page_body
 from .media_items import (
     LIVE_ITEM,
@@ -18,7 +18,6 @@ from .media_items import (
     count_rows,
     live_filters,
     live_page,
-    search_term,
     video_filters,
     video_page,
 )
@@ -29,26 +28,33 @@ routes = web.RouteTableDef()
 PLAY_KINDS = {1: (VIDEO, VideoNotFound), 2: (LIVE, LiveNotFound)}
 
 
+class Played(Spec):
+    id = Int("播放源 ID")
+    type = Int(
+        "播放源：1 录像（回放 / 集锦），2 直播",
+        one_of=PLAY_KINDS,
+        refusal="参数错误: type 只能是 1（录像）或 2（直播）",
+    )
+
+
+class PlaySearch(Paged):
+    search = Text(
+        f"搜索关键字（必填，最多 {SEARCH_MAX_LEN} 字）：标题或简介包含该文字", required=True, max_length=SEARCH_MAX_LEN
+    )
+
+
 @routes.post("/api/v1/competition/play_notify")
 @describe(
     "进入播放后的回调（增加浏览量）",
     tag="视频与直播",
-    params=[
-        param("id", "integer", "播放源 ID", required=True, minimum=1, maximum=MAX_ID),
-        param("type", "integer", "播放源：1 录像（回放 / 集锦），2 直播", required=True, enum=list(PLAY_KINDS)),
-    ],
+    params=Played,
     errors=[ParameterError, VideoNotFound, LiveNotFound],
     description="浏览量先记在 Redis，几秒内写入数据库；列表与详情即刻包含。",
 )
 async def play_notify(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    item_id = params.integer("id", required=True, min_value=1, max_value=MAX_ID)
-    play_type = params.integer("type", required=True)
-    if play_type not in PLAY_KINDS:
-        raise ParameterError("参数错误: type 只能是 1（录像）或 2（直播）")
-    assert item_id is not None
-    kind, not_found = PLAY_KINDS[play_type]
-    if not await request.config_dict[view_counts_key].record(kind, item_id):
+    p = await Played.read(request)
+    kind, not_found = PLAY_KINDS[p.type]
+    if not await request.config_dict[view_counts_key].record(kind, p.id):
         raise not_found()
     return operation_result(request)
 
@@ -58,14 +64,7 @@ async def play_notify(request: web.Request) -> web.Response:
 @describe(
     "搜索播放资源列表（直播与回放）",
     tag="视频与直播",
-    params=[
-        *PAGE_PARAMS,
-        param(
-            "search",
-            description=f"搜索关键字（必填，最多 {SEARCH_MAX_LEN} 字）：标题或简介包含该文字",
-            required=True,
-        ),
-    ],
+    params=PlaySearch,
     response=page_of({"oneOf": [LIVE_ITEM, VIDEO_ITEM]}),
     errors=[ParameterError],
     description=(
@@ -75,9 +74,8 @@ async def play_notify(request: web.Request) -> web.Response:
     ),
 )
 async def search_plays(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    page, size = params.page()
-    search = search_term(params, required=True)
+    p = await PlaySearch.read(request)
+    page, size, search = p.page, p.size, p.search
     live_where, live_args = live_filters(search)
     video_where, video_args = video_filters(search)
     # The union is paged as one list: the window may end in the lives, span both, or lie in the videos.

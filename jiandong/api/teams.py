@@ -67,7 +67,7 @@ class TeamRef(Spec):
     errors=[TeamNotFound, TeamHasNoCompetitions],
 )
 async def list_team_competitions(request: web.Request) -> web.Response:
-    team_id = int(request.match_info["id"])
+    team_id = (await TeamRef.read(request)).id
     if team_id > MAX_ID:
         raise TeamNotFound()
     rows = await db.fetchall(request.config_dict[pg_key], TEAM_COMPETITIONS_SQL, (team_id,))

@@ -17,8 +17,9 @@ from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..store import db, media
 from ..web.auth import current_user_id
-from ..web.openapi import describe, integer, obj, param, string
-from ..web.params import UPLOAD_BODY_LIMIT, read_params
+from ..web.fields import MaybeInt, Spec, Text, TextOrFile
+from ..web.openapi import describe, integer, obj, string
+from ..web.params import UPLOAD_BODY_LIMIT
 from ..web.responses import operation_result
 
 routes = web.RouteTableDef()
@@ -126,39 +127,40 @@ def _head_img_url(value: str) -> str:
     return value
 
 
+class ProfileParams(Spec):
+    username = Text(
+        '用户名，4~25 个字符，不含 < > " 与控制字符（非必要）', check=_username, minLength=USERNAME_MIN,
+        maxLength=USERNAME_MAX, pattern=NAME_PATTERN,
+    )
+    sex = MaybeInt("性别：0 保密，1 男，2 女（非必要）", minimum=0, maximum=2, enum=[0, 1, 2])
+    head_img = TextOrFile(
+        "头像（非必要）：http(s) 地址；或 JPEG/PNG 图片的 base64 数据"
+        "（可带 data:image/...;base64, 前缀）；或 multipart 文件。图片不超过 2 MiB"
+    )
+
+
 @routes.post("/api/v1/user/save")
 @describe(
     "用户修改个人信息",
     tag="用户",
-    params=[
-        param("username", description='用户名，4~25 个字符，不含 < > " 与控制字符（非必要）', minLength=USERNAME_MIN,
-              maxLength=USERNAME_MAX, pattern=NAME_PATTERN),
-        param("sex", "integer", "性别：0 保密，1 男，2 女（非必要）", enum=[0, 1, 2]),
-        param(
-            "head_img",
-            description="头像（非必要）：http(s) 地址；或 JPEG/PNG 图片的 base64 数据"
-            "（可带 data:image/...;base64, 前缀）；或 multipart 文件。图片不超过 2 MiB",
-        ),
-    ],
+    params=ProfileParams,
     errors=[ParameterError, SaveImageFailed, UserNotFound],
     max_body=UPLOAD_BODY_LIMIT,
     description="只修改提交了的字段（空值视为未提交）；任一字段不合法时什么都不保存。修改后登录不再用微信昵称和头像覆盖。",
 )
 async def save_user(request: web.Request) -> web.Response:
     user_id = current_user_id(request)
-    params = await read_params(request)
     # Every field is checked before anything is stored, so one bad field saves nothing.
+    p = await ProfileParams.read(request)
     changes: dict[str, typing.Any] = {}
-    if username := params.text("username"):
-        changes["username"] = _username(username)
-    sex = params.integer("sex", min_value=0, max_value=2)
-    if sex is not None:
-        changes["sex"] = sex
+    if p.username:
+        changes["username"] = p.username
+    if p.sex is not None:
+        changes["sex"] = p.sex
     image = None
-    upload = params.files.get("head_img")
-    head_img = params.text("head_img")
-    if upload is not None:
-        image = await media.image_from_upload(upload.data, upload.filename)
+    head_img = p.head_img
+    if not isinstance(head_img, str):
+        image = await media.image_from_upload(head_img.data, head_img.filename)
     elif head_img.lower().startswith(("http://", "https://")) or (
         URL_SCHEME.match(head_img) and not media.DATA_URL_PREFIX.match(head_img)
     ):

@@ -11,20 +11,19 @@ from aiohttp import web
 
 from ..errors import ParameterError, VideoNotFound
 from ..services.counters import VIDEO
-from ..web.openapi import PAGE_PARAMS, describe, page_of, param
-from ..web.params import MAX_ID, read_params
+from ..web.fields import MaybeInt, PathId, Spec
+from ..web.openapi import describe, page_of
 from ..web.public_urls import public_base
 from ..web.responses import json_response, page_body
 from .media_items import (
-    SEARCH_PARAM,
     VIDEO_BY_ID_SQL,
     VIDEO_DETAIL,
     VIDEO_ITEM,
     VIDEO_TYPES,
+    Searched,
     count_rows,
     page_cache_key,
     published_item,
-    search_term,
     video_filters,
     video_item,
     video_page,
@@ -33,29 +32,25 @@ from .media_items import (
 routes = web.RouteTableDef()
 
 
+class VideoQuery(Searched):
+    type = MaybeInt(
+        "播放类型：1 回放，2 集锦", one_of=VIDEO_TYPES, refusal="参数错误: type 只能是 1（回放）或 2（集锦）"
+    )
+
+
 @routes.get("/api/v1/competition/video")
 @routes.post("/api/v1/competition/video")
 @describe(
     "赛事历史播放列表（分页）",
     tag="视频与直播",
-    params=[
-        *PAGE_PARAMS,
-        SEARCH_PARAM,
-        param("competition_id", "integer", "赛事 ID", minimum=1, maximum=MAX_ID),
-        param("type", "integer", "播放类型：1 回放，2 集锦", enum=list(VIDEO_TYPES)),
-    ],
+    params=VideoQuery,
     response=page_of(VIDEO_ITEM),
     errors=[ParameterError],
     description="已发布的回放与集锦，最新发布的在前。也接受 GET。",
 )
 async def list_videos(request: web.Request) -> web.Response:
-    params = await read_params(request)
-    page, size = params.page()
-    search = search_term(params)
-    competition_id = params.integer("competition_id", min_value=1, max_value=MAX_ID)
-    video_type = params.integer("type")
-    if video_type is not None and video_type not in VIDEO_TYPES:
-        raise ParameterError("参数错误: type 只能是 1（回放）或 2（集锦）")
+    p = await VideoQuery.read(request)
+    page, size, search, competition_id, video_type = p.page, p.size, p.search, p.competition_id, p.type
     where, args = video_filters(search, competition_id, video_type)
     offset = (page - 1) * size
     key = page_cache_key("video", page, size, competition_id, video_type, search=search)
@@ -71,15 +66,20 @@ def play_url(request: web.Request, name: str) -> str:
     return name
 
 
+class VideoPath(Spec):
+    id = PathId("视频 ID")
+
+
 @routes.get(r"/api/v1/competitionvideo/{id:\d+}")
 @describe(
     "视频详情",
     tag="视频与直播",
-    params=[param("id", "integer", "视频 ID", required=True, location="path")],
+    params=VideoPath,
     response=VIDEO_DETAIL,
     errors=[VideoNotFound],
 )
 async def get_video(request: web.Request) -> web.Response:
-    item = await published_item(request, VIDEO, VIDEO_BY_ID_SQL, video_item, VideoNotFound)
+    p = await VideoPath.read(request)
+    item = await published_item(request, VIDEO, VIDEO_BY_ID_SQL, video_item, VideoNotFound, p.id)
     item["play_url"] = play_url(request, item["file"]["name"])
     return json_response(item)

@@ -21,7 +21,10 @@ from ..errors import (
     UnsupportedMediaType,
     all_errors,
 )
-from .params import DEFAULT_BODY_LIMIT, MAX_PAGE, MAX_PAGE_SIZE
+from .params import DEFAULT_BODY_LIMIT
+
+if typing.TYPE_CHECKING:
+    from .fields import Spec
 
 Schema = dict[str, typing.Any]
 
@@ -35,19 +38,9 @@ class Param:
     location: str = "body"  # body, query or path
 
 
-def param(name: str, kind: str = "string", description: str = "", *, required: bool = False,
-          location: str = "body", **schema: typing.Any) -> Param:
-    return Param(name, {"type": kind, **schema}, required, description, location)
-
-
 # Marks a text parameter that takes any string: one from an outside service, whose control characters
 # are removed (jiandong.lib.cleaning) rather than refused (but for a NUL in a query string, refused by all).
 CLEANED = "x-cleaned"
-
-
-def outside_text(name: str, description: str = "", *, location: str = "body") -> Param:
-    """A text field an outside service sends: any string; control characters are removed, never refused."""
-    return param(name, description=f"{description}（控制字符会被去掉）", location=location, **{CLEANED: True})
 
 
 def string(description: str = "", **extra: typing.Any) -> Schema:
@@ -103,12 +96,7 @@ ERROR_BODY = obj(
     error_code=integer("错误码（见错误码表）"),
     request_url=string("接口访问路径"),
 )
-PAGE_PARAMS = (
-    param("page", "integer", f"页码，默认 1，最大 {MAX_PAGE}", location="query", minimum=1, maximum=MAX_PAGE),
-    param("size", "integer", f"每页条数，默认 30，最大 {MAX_PAGE_SIZE}", location="query", minimum=1,
-          maximum=MAX_PAGE_SIZE),
-)
-# What every text parameter is held to (jiandong.http.Params.text): no NUL, and, when required, a
+# What every text parameter is held to (jiandong.web.params.Params.text): no NUL, and, when required, a
 # character that is not white space (values are trimmed, and an empty one counts as missing).
 NO_NUL = "^[^\\x00]*$"
 NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
@@ -139,7 +127,7 @@ def describe(
     *,
     tag: str,
     response: Schema = OPERATION_RESULT,
-    params: typing.Sequence[Param] | type[typing.Any] = (),
+    params: type[Spec] | None = None,
     errors: typing.Sequence[type[ApiError]] = (),
     description: str = "",
     public: bool = False,
@@ -149,8 +137,8 @@ def describe(
 ) -> typing.Callable[[typing.Any], typing.Any]:
     """Attach the endpoint's documentation to its handler (read by `build_spec` and the body limit)."""
 
-    # A spec class (jiandong.web.fields.Spec) documents the parameters it reads.
-    declared = tuple(params.params() if isinstance(params, type) else params)
+    # The spec class the handler reads its parameters with documents them.
+    declared = params.params() if params is not None else ()
 
     def decorate(handler: typing.Any) -> typing.Any:
         handler.openapi = Description(
@@ -196,10 +184,10 @@ def _possible_errors(method: str, path: str, doc: Description) -> list[type[ApiE
         # A path whose placeholder does not match (an id that is no number) names no route.
         errors.append(RouteNotFound)
     if any(p.location != "path" for p in doc.params):
-        # Parameters are parsed in one place (jiandong.http.read_params), with these failures.
+        # Parameters are parsed in one place (jiandong.web.params.read_params), with these failures.
         errors += [ParameterError, UnsupportedMediaType, BodyTimeout]
     elif method != "get":
-        # A body is read (jiandong.http.read_body), and may not arrive.
+        # A body is read (jiandong.web.params.read_body), and may not arrive.
         errors.append(BodyTimeout)
     return errors
 

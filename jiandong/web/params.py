@@ -1,4 +1,7 @@
-"""Request parameters: the query string merged with a JSON, form or multipart body, read once and checked."""
+"""Request parameters: the query string merged with a JSON, form or multipart body, read once and checked.
+
+Handlers read them through a spec (jiandong.web.fields), whose fields check values with `Params`.
+"""
 
 from __future__ import annotations
 
@@ -112,13 +115,6 @@ class Params:
             return True
         value = self.raw(name)
         return value is not None and value.lstrip().startswith("[") and isinstance(_try_json(value), list)
-
-    def page(self) -> tuple[int, int]:
-        """`page` >= 1 and 1 <= `size` <= 100 (default 30), from the query or the body."""
-        page = self.integer("page", default=1, min_value=1, max_value=MAX_PAGE)
-        size = self.integer("size", default=DEFAULT_PAGE_SIZE, min_value=1, max_value=MAX_PAGE_SIZE)
-        assert page is not None and size is not None
-        return page, size
 
 
 def _try_json(value: str) -> typing.Any:
