@@ -222,7 +222,7 @@ class Value:
 @dataclasses.dataclass(frozen=True)
 class Change:
     label: str
-    old: Value | None  # None: the entry has no before (a creation) or no after (a deletion)
+    old: Value | None  # None: the field is not in the entry's before (a creation) / after (a deletion)
     new: Value | None
 
 
@@ -307,9 +307,10 @@ def changes(action: str, before: typing.Any, after: typing.Any, tz: dt.tzinfo | 
     for key in [*old, *(k for k in new if k not in old)]:
         if before is not None and after is not None and key not in new and shared:
             continue
-        was = Value(value_text(action, key, old.get(key), tz)) if before is not None else None
-        now = Value(value_text(action, key, new.get(key), tz)) if after is not None else None
-        if was is not None and now is not None and was == now:
-            continue
+        # A field on one side only (a creation's, a deletion's, a refund's new number) shows that side.
+        was = Value(value_text(action, key, old[key], tz)) if key in old else None
+        now = Value(value_text(action, key, new[key], tz)) if key in new else None
+        if was == now or (was is None and now == Value(EMPTY)) or (now is None and was == Value(EMPTY)):
+            continue  # unchanged, or a field on one side only and empty there (an unused file field)
         rows.append(Change(field_label(action, key), was, now))
     return rows
