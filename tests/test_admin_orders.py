@@ -159,8 +159,8 @@ async def test_the_order_page_names_what_staff_did(client, sql):
     await signed_in(client, sql)
     path = f"/admin/orders/{order['id']}"
     number = (await (await client.get(path)).text()).split('name="out_refund_no" value="', 1)[1].split('"', 1)[0]
-    resp = await post_form(client, f"{path}/refund", {"amount": "100.00", "reason": "赛事取消", "out_refund_no": number},
-                           token_from=path)
+    form = {"amount": "100.00", "reason": "赛事取消", "out_refund_no": number}
+    resp = await post_form(client, f"{path}/refund", form, token_from=path)
     assert resp.status == 302
     page = await (await client.get(path)).text()
     history = re.sub(r">\s+<", "><", page.split("<h2>操作记录</h2>", 1)[1])
