@@ -3,6 +3,8 @@ searchable by owners only, with no way to change or delete an entry."""
 
 from __future__ import annotations
 
+import re
+
 from tests.helpers.admin import add_admin, post_form, sign_in
 
 
@@ -50,3 +52,81 @@ async def test_the_log_is_for_owners_and_cannot_be_changed(client, sql):
     assert sql("SELECT count(*) FROM audit_log")[0]["count"] == 1
     assert (await sign_in(client, "writer")).status == 302
     assert (await client.get("/admin/audit")).status == 403
+
+
+async def test_the_log_reads_in_chinese_field_by_field(client, sql):
+    """A product's price and a rich configuration edited in the console: the log names the actions and the
+    changed fields, shows money in yuan and markup as text (folded when long), never JSON escapes."""
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    product = {"title": "尊享年卡", "price": "100.00", "valid_time": "1", "amount": "100", "content": "<p>权益</p>"}
+    assert (await post_form(client, "/admin/products/new", product)).status == 302
+    ident = sql("SELECT id FROM businesses")[0]["id"]
+    resp = await post_form(client, f"/admin/products/{ident}", {**product, "price": "299.50"})
+    assert resp.status == 302
+    value = "<p>尊享会员权益</p>" + "<p>全年主场观赛，会员专属座位与球员见面会。</p>" * 20
+    resp = await post_form(client, "/admin/configs/new", {"code": "membership_agreement", "name": "尊享会员服务协议",
+                                                          "value": "<p>旧的协议</p>", "rich": "y"})
+    assert resp.status == 302
+    resp = await post_form(client, "/admin/configs/membership_agreement",
+                           {"name": "尊享会员服务协议", "value": value})
+    assert resp.status == 302
+    text = re.sub(r">\s+<", "><", await (await client.get("/admin/audit")).text())
+    assert "新建会员业务" in text and "修改会员业务" in text and "修改配置项" in text
+    assert "\\u" not in text and "refund_reserved" not in text
+    # The edit shows the price, nothing unchanged (the title was sent again as it was).
+    edit = text.split("修改会员业务", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="field">价格</span><span class="old">100.00 元</span>' in edit
+    assert '<span class="new">299.50 元</span>' in edit and "名称" not in edit and "原价" not in edit
+    # The configuration's HTML is text, folded, the whole of it in the fold.
+    config = text.split("修改配置项", 1)[1].split("</tr>", 1)[0]
+    assert "&lt;p&gt;尊享会员权益&lt;/p&gt;" in config and "<details" in config and "展开看全文" in config
+    assert "<p>尊享会员权益" not in config
+    whole = config.split('<div class="whole">', 1)[1].split("</div>", 1)[0]
+    assert whole.count("全年主场观赛") == 20
+
+
+async def test_the_log_by_dates(client, sql):
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    for at, summary in (("2026-03-01 23:30+08", "三月一日晚"), ("2026-03-02 00:10+08", "三月二日凌晨"),
+                        ("2026-03-04 12:00+08", "三月四日")):
+        sql("INSERT INTO audit_log (at, admin_name, action, target, summary) VALUES (%s, 'boss', 'member.grant',"
+            " 'user:1', %s)", at, summary)
+
+    async def listed(**params):
+        resp = await client.get("/admin/audit", params=params)
+        assert resp.status == 200
+        text = await resp.text()
+        return [s for s in ("三月一日晚", "三月二日凌晨", "三月四日") if s in text], text
+
+    # The club's days (Asia/Shanghai): 23:30 on the 1st is the 1st, 00:10 on the 2nd the 2nd.
+    assert (await listed(**{"from": "2026-03-02", "to": "2026-03-03"}))[0] == ["三月二日凌晨"]
+    assert (await listed(**{"from": "2026-03-02"}))[0] == ["三月二日凌晨", "三月四日"]
+    assert (await listed(to="2026-03-01"))[0] == ["三月一日晚"]
+    assert (await listed(**{"from": "2026-04-01"}))[0] == []
+    # With the other filters.
+    found, text = await listed(**{"from": "2026-03-01", "to": "2026-03-04", "q": "凌晨", "action": "member"})
+    assert found == ["三月二日凌晨"] and "共 1 条" in text and "手工开通会员" in text
+    assert (await listed(**{"from": "2026-03-01", "action": "refund"}))[0] == []
+    # A malformed date is said so, and left out.
+    found, text = await listed(**{"from": "2026-02-30", "to": "2026-03-01"})
+    assert found == ["三月一日晚"] and "开始日期「2026-02-30」不是有效的日期" in text
+    found, text = await listed(to="yesterday")
+    assert len(found) == 3 and "结束日期「yesterday」不是有效的日期" in text
+    assert "开始日期晚于结束日期" in (await listed(**{"from": "2026-03-04", "to": "2026-03-01"}))[1]
+
+
+async def test_paging_keeps_the_dates(client, sql):
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    sql("INSERT INTO audit_log (at, admin_name, action, summary) SELECT '2026-05-01 10:00+08', 'boss', 'chat.mute',"
+        " '第' || n || '条' FROM generate_series(1, 25) n")
+    sql("INSERT INTO audit_log (at, admin_name, action, summary) VALUES ('2026-06-01 10:00+08', 'boss', 'chat.mute',"
+        " '六月')")
+    text = await (await client.get("/admin/audit", params={"from": "2026-05-01", "to": "2026-05-31"})).text()
+    assert "共 25 条" in text and "禁言" in text and "六月" not in text
+    assert "page=2" in text and "from=2026-05-01" in text and "to=2026-05-31" in text
+    second = text.split('<nav class="pager">', 1)[1].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    text = await (await client.get(second)).text()
+    assert "第 2 / 2 页" in text and "六月" not in text and text.count('data-label="说明"') == 5

@@ -116,3 +116,52 @@ def test_short_labels_of_every_list_stay_on_one_line(page, live_server, sql, set
                 "els => els.map(e => [e.outerHTML.slice(0, 60), Math.round(e.getBoundingClientRect().right)])")
                 if right > size["width"]]
     assert wrapped == []
+
+
+# A description cell: its text, its width and the lines its text is drawn on.
+SUMMARY = """els => els.map(e => { const r = document.createRange(); r.selectNodeContents(e);
+    const rects = [...r.getClientRects()];
+    return [e.textContent, Math.round(e.getBoundingClientRect().width),
+            new Set(rects.map(b => Math.round(b.top))).size]; })"""
+
+
+def test_the_audit_log_reads_at_desktop_and_phone_width(page, live_server, sql):
+    """A long configuration edit (HTML without spaces), a refund and a grant: the description column is readable
+    and nothing is wider than the screen; the long value is folded and opens whole within the screen."""
+    import json
+
+    add_admin(sql, "boss", "owner")
+    html = "<p>尊享会员权益：</p>" + "<li>全年主场观赛、会员专属座位、球员见面会与签名球衣一件</li>" * 40
+    entries = [
+        ("configs.update", "configs:membership_agreement", "配置项", {"name": "协议", "value": "<p>旧</p>"},
+         {"name": "协议", "value": html}),
+        ("refund.create", "order:12", "赛事取消，按比例退还报名费用", {"status": 1, "refund_reserved": 0},
+         {"status": 3, "refund_reserved": 10000, "refund": {"out_refund_no": "R20261205000001", "amount": 10000}}),
+        ("member.grant", "user:7", "现场现金缴费，会员一年", {"member_status": 0, "expire": None},
+         {"order": "M20261205000001", "amount": 15000, "valid_from": "2026-12-05T10:00:00+08:00",
+          "valid_until": "2027-12-06T00:00:00+08:00"}),
+    ]
+    for action, target, summary, before, after in entries:
+        sql("INSERT INTO audit_log (admin_name, client_ip, action, target, summary, before, after)"
+            " VALUES ('boss', '203.0.113.7', %s, %s, %s, %s::jsonb, %s::jsonb)",
+            action, target, summary, json.dumps(before), json.dumps(after))
+    sign_in(page)
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto("/admin/audit")
+        shot(page, f"pages-audit-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+        # The table fits its frame: nothing to scroll sideways to.
+        assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
+                             " return w.scrollWidth <= w.clientWidth; })()")
+        text = page.locator("table.audit").inner_text()
+        assert "修改配置项" in text and "发起退款" in text and "100.00 元" in text and "\\u" not in text
+        # The description is a readable column (a reason on a line or two, not one character a line).
+        for text, width, lines in page.locator("td.summary").evaluate_all(SUMMARY):
+            assert width >= 120 and lines <= 2, (suffix, text, width, lines)
+        page.locator("ul.diff details summary").first.click()
+        whole = page.locator("ul.diff details .whole").first
+        assert whole.is_visible() and "签名球衣" in whole.inner_text()
+        shot(page, f"pages-audit-{suffix}-open")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+        assert whole.bounding_box()["x"] + whole.bounding_box()["width"] <= size["width"]

@@ -4,6 +4,7 @@ disabling and enabling a membership, and what the H5 API and the chat then answe
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -74,6 +75,11 @@ async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
     assert entry["after"]["amount"] == 15000
     page = await (await client.get(f"/admin/members/{user_id}")).text()
     assert "会员已开通" in page and "手动开通" in page and "现场现金缴费" in page
+    # The operation list in staff's words: the action's name, the amount in yuan, no codes or escapes.
+    history = re.sub(r">\s+<", "><", page.split("<h2>操作记录</h2>", 1)[1])
+    assert '<strong title="member.grant">手工开通会员</strong>' in history and "\\u" not in page
+    assert '<span class="field">金额</span><span class="new">150.00 元</span>' in history
+    assert '<span class="field">会员状态</span><span class="old">非会员</span>' in history
     # Staff are told what a member sees, not what the API answers.
     assert "在 H5 页面看不到自己的会员信息" in page and "接口" not in page and "30002" not in page
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 import openpyxl
 
@@ -14,7 +15,7 @@ from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechatpay import ORDER_QUERY
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call
-from tests.helpers.orders import PRE_ORDER, add_product, commit, minutes_pass, order_row, wx_buyer
+from tests.helpers.orders import PRE_ORDER, add_product, commit, dev_buyer, minutes_pass, order_row, wx_buyer
 
 
 def add_order(sql, user_id: int, product: int, no: str, price: int, status: int = 1, day: str = "2030-03-01",
@@ -147,6 +148,26 @@ async def test_close_an_unpaid_order(pay_client, wechat, wxpay, sql):
     # A paid (or closed) order cannot be closed.
     resp = await post_form(pay_client, f"/admin/orders/{order['id']}/close", token_from=f"/admin/orders/{order['id']}")
     assert resp.status == 409
+
+
+async def test_the_order_page_names_what_staff_did(client, sql):
+    """A refund made on the order page is listed in its operation list in staff's words, money in yuan."""
+    token = await dev_buyer(client, sql)
+    order = await commit(client, token, add_product(sql))
+    assert (await call(client, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    assert (await call(client, "POST", "/api/v1/pay/dev/complete", token, id=order["id"]))[0] == 200
+    await signed_in(client, sql)
+    path = f"/admin/orders/{order['id']}"
+    number = (await (await client.get(path)).text()).split('name="out_refund_no" value="', 1)[1].split('"', 1)[0]
+    form = {"amount": "100.00", "reason": "赛事取消", "out_refund_no": number}
+    resp = await post_form(client, f"{path}/refund", form, token_from=path)
+    assert resp.status == 302
+    page = await (await client.get(path)).text()
+    history = re.sub(r">\s+<", "><", page.split("<h2>操作记录</h2>", 1)[1])
+    assert '<strong title="refund.create">发起退款</strong>' in history and "\\u" not in page
+    assert '<span class="field">退款中金额</span><span class="old">0.00 元</span>' in history
+    assert '<span class="new">100.00 元</span>' in history and "refund_reserved" not in page
+    assert '<span class="field">退款单号</span><span class="new">' + number in history
 
 
 async def test_orders_need_a_signed_in_editor(make_client, wechat, wxpay, sql):

@@ -19,6 +19,7 @@ from ..settings import Settings
 from . import (
     accounts,
     audit,
+    audit_view,
     banners,
     chat,
     competitions,
@@ -84,6 +85,9 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
     env.filters["source_label"] = order_labels.source_label
     env.filters["outcome_label"] = order_labels.outcome_label
     env.filters["snapshot_rows"] = order_labels.snapshot_rows
+    env.filters["action_label"] = audit_view.action_label
+    env.filters["audit_changes"] = lambda entry: audit_view.changes(entry["action"], entry["before"], entry["after"],
+                                                                    settings.tz)
     # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
     env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
     env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))

@@ -139,7 +139,8 @@ class Section:
             except NotFound:
                 raise PageError(404, f"{self.noun}不存在") from None
             else:
-                await self.record(request, "update", ident, row, submitted(form))
+                # Before in the form's terms (a price in yuan, as after): the log compares like with like.
+                await self.record(request, "update", ident, self.form_data(row), submitted(form))
                 flash(await get_session(request), "已保存")
                 raise web.HTTPFound(f"{self.base}/{ident}")
         return await self.show_form(request, form, row, status=400)

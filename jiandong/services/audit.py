@@ -74,10 +74,13 @@ async def record_now(pool: aiopg.Pool, actor: Actor, action: str, target: str = 
     await db.execute(pool, INSERT_SQL, _args(actor, action, target, summary, before, after))
 
 
-async def search(pool: aiopg.Pool, query: ListQuery, action: str = "") -> tuple[list[db.Row], int]:
+async def search(pool: aiopg.Pool, query: ListQuery, action: str = "", date_from: dt.date | None = None,
+                 date_to: dt.date | None = None) -> tuple[list[db.Row], int]:
     """Entries newest first; `query.search` matches the staff name, the target, the summary, the IP or the
-    changed values; `action` is a prefix of the action (e.g. "refund")."""
-    clauses, args = [], {}
+    changed values; `action` is a prefix of the action (e.g. "refund"); the dates are the club's days, both
+    included."""
+    clauses: list[str] = []
+    args: dict[str, typing.Any] = {}
     if query.search:
         clauses.append("(admin_name ILIKE %(s)s OR target ILIKE %(s)s OR summary ILIKE %(s)s OR client_ip ILIKE %(s)s"
                        " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s)")
@@ -85,6 +88,13 @@ async def search(pool: aiopg.Pool, query: ListQuery, action: str = "") -> tuple[
     if action:
         clauses.append("action LIKE %(action)s")
         args["action"] = action.replace("%", "").replace("_", "\\_") + "%"
+    # Connections run in the club's time zone: a date is the club's day.
+    if date_from is not None:
+        clauses.append("at >= %(date_from)s::date")
+        args["date_from"] = date_from
+    if date_to is not None:
+        clauses.append("at < %(date_to)s::date + 1")
+        args["date_to"] = date_to
     return await fetch_page(pool, "id, at, admin_id, admin_name, client_ip, action, target, summary, before, after",
                             "audit_log", " AND ".join(clauses), args, "at DESC, id DESC", query)
 
