@@ -5,6 +5,7 @@ preview as the pages get it. Other codes are not this section's: the banned word
 
 from __future__ import annotations
 
+import re
 import typing
 
 import wtforms
@@ -19,6 +20,12 @@ from .forms import REQUIRED, AdminForm, length
 from .render import Column, ListPage, list_query, render
 
 routes = web.RouteTableDef()
+TAG = re.compile(r"<[^>]*>")
+
+
+def text_of(value: str) -> str:
+    """A value's text for the list (tags dropped; the template escapes what is left)."""
+    return " ".join(TAG.sub(" ", value).split())
 
 
 class ConfigForm(AdminForm):
@@ -43,9 +50,8 @@ class ConfigSection(Section):
     edit_template = "admin/config.html"
     id_pattern = r"[A-Za-z][A-Za-z0-9_.-]{0,99}"
     columns = [
-        Column("编码", "code", "code", kind="link"),
+        Column("编码", "code", "code", kind="link", note="page"),
         Column("名称", "name", "name"),
-        Column("读取页面", "page"),
         Column("类型", "kind"),
         Column("内容", "preview"),
         Column("更新时间", "updated_at", "updated_at", kind="time"),
@@ -62,7 +68,9 @@ class ConfigSection(Section):
     async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
         rows, total = await configs.list_configs(app[pg_key], query)
         return [{**row, "id": row["code"], "kind": "富文本" if row["rich"] else "文本",
-                 "page": configs.PAGE_CODES[row["code"]], "preview": row["value"][:60]} for row in rows], total
+                 "page": "读取：" + configs.PAGE_CODES[row["code"]],
+                 "preview": text_of(clean_html(row["value"]) if row["rich"] else row["value"])[:40]}
+                for row in rows], total
 
     async def list_page(self, request: web.Request) -> web.Response:
         query = list_query(request, self.sorts)
