@@ -3,7 +3,7 @@ phone fits the screen. Screenshots go to tests/artifacts/ for a person to look a
 
 from __future__ import annotations
 
-from tests.helpers.admin import add_admin
+from tests.helpers.admin import add_admin, png
 from tests.helpers.browser import shot, sign_in
 
 PHONE = {"width": 390, "height": 844}
@@ -165,3 +165,52 @@ def test_the_audit_log_reads_at_desktop_and_phone_width(page, live_server, sql):
         shot(page, f"pages-audit-{suffix}-open")
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
         assert whole.bounding_box()["x"] + whole.bounding_box()["width"] <= size["width"]
+def test_a_refused_save_says_why_at_the_top_and_keeps_the_picture(page, live_server, sql, tmp_path):
+    add_admin(sql, "boss", "owner")
+    sign_in(page)
+    picture = tmp_path / "banner.png"
+    picture.write_bytes(png(750, 300, colour=(21, 128, 61)))
+    page.set_viewport_size(DESKTOP)
+    page.goto("/admin/banners/new")
+    page.fill("#title", "杯赛报名开启")
+    page.fill("#jump_url", "javascript:alert(1)")
+    page.set_input_files("#image", str(picture))
+    page.click("button:has-text('创建')")
+    banner = page.locator(".refused")
+    banner.wait_for()
+    assert banner.inner_text().startswith("未保存：")
+    # Above the form, in view without scrolling.
+    assert banner.bounding_box()["y"] < page.locator("form >> #title").bounding_box()["y"] < DESKTOP["height"]
+    assert page.locator(".kept img").evaluate("img => img.complete && img.naturalWidth > 0")
+    shot(page, "pages-refused-save-desktop")
+    page.set_viewport_size(PHONE)
+    shot(page, "pages-refused-save-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # The link in the banner leads to the field; the retry needs no new file.
+    page.click(".refused a[href='#jump_url']")
+    page.fill("#jump_url", "https://club.example.com/cup")
+    page.click("button:has-text('创建')")
+    page.wait_for_selector("text=轮播图已创建")
+    assert sql("SELECT img_url FROM banners")[0]["img_url"].startswith("/media/banners/")
+
+
+def test_the_config_page_says_which_page_reads_each_code_and_previews_rich_text(page, live_server, sql):
+    add_admin(sql, "boss", "owner")
+    sql("INSERT INTO config_values (code, name, value, rich) VALUES"
+        " ('service_agreement', '服务协议', %s, true), ('ICP', '备案号', '粤ICP备12345678号', false),"
+        " ('agreement_user', '用户协议', '<p>旧版</p>', true)",
+        "<h3>一、总则</h3><p>欢迎使用<strong>建东篮球俱乐部</strong>服务。</p><ul><li>会员权益</li><li>退款规则</li></ul>"
+        "<script>document.title='x'</script>")
+    sign_in(page)
+    for name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.goto("/admin/configs")
+        shot(page, f"pages-configs-{name}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+        assert "agreement_user" not in page.content()
+        page.goto("/admin/configs/service_agreement")
+        frame = page.frame_locator("iframe.rich-preview")
+        frame.locator("text=会员权益").wait_for()
+        assert frame.locator("script").count() == 0
+        shot(page, f"pages-config-preview-{name}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]

@@ -14,7 +14,6 @@ from .crud import Section, field_values
 from .forms import OPTIONAL, AdminForm, length, number_range
 from .inputs import url_rule
 from .render import Column
-from .uploads import store_image
 
 routes = web.RouteTableDef()
 
@@ -55,12 +54,12 @@ class BannerSection(Section):
     async def create(self, request: web.Request, form: typing.Any) -> int:
         if not form.image.data:
             raise Invalid("请上传图片", "image")
-        image = await store_image(request, form.image.data, "banners", "image")
+        image = form.image.data
         values = {**field_values(form, ("title", "description", "position", "jump_url")), "sort": form.sort.data or 0}
         return await banners.create_banner(request.config_dict, values, image)
 
     async def update(self, request: web.Request, ident: int, form: typing.Any, row: typing.Any) -> None:
-        image = await store_image(request, form.image.data, "banners", "image") if form.image.data else None
+        image = form.image.data
         values = {**field_values(form, ("title", "description", "position", "jump_url")), "sort": form.sort.data or 0}
         await banners.update_banner(request.config_dict, ident, values, image)
 

@@ -13,7 +13,6 @@ from ..services.editing import ListQuery
 from .crud import Section, field_values
 from .forms import REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length
 from .render import Column
-from .uploads import store_image
 
 routes = web.RouteTableDef()
 
@@ -64,7 +63,7 @@ class CompetitionSection(Section):
     async def _values(self, request: web.Request, form: typing.Any) -> dict[str, typing.Any]:
         values = {**field_values(form, FIELDS), "is_hot": int(form.is_hot.data)}
         if form.cover.data:
-            values["main_img_url"] = (await store_image(request, form.cover.data, "competitions", "cover")).url
+            values["main_img_url"] = form.cover.data.url
         return values
 
     async def create(self, request: web.Request, form: typing.Any) -> int:

@@ -16,11 +16,13 @@ from ..keys import pg_key
 from ..services import audit
 from ..services.admins import EDITOR
 from ..services.editing import InUse, Invalid, ListQuery, NotFound
+from ..services.files import StoredFile
 from .errors import PageError
-from .forms import AdminForm, add_error, club_meta, read_form
+from .forms import AdminForm, FormData, Upload, add_error, club_meta, read_form
 from .inputs import path_id
 from .render import PREFIX, Column, ListPage, flash, list_query, redirect, render
 from .security import actor, requires
+from .uploads import image_fields, keep_image, kept_image, kept_name, store_image
 
 Row = dict[str, typing.Any]
 
@@ -51,6 +53,7 @@ class Section:
         raise NotImplementedError
 
     async def create(self, request: web.Request, form: typing.Any) -> int:
+        """Store a new item; an image field's data is its StoredFile (stored already) or None."""
         raise NotImplementedError
 
     async def update(self, request: web.Request, ident: int, form: typing.Any, row: Row) -> None:
@@ -111,9 +114,47 @@ class Section:
     async def new_page(self, request: web.Request) -> web.Response:
         return await self.show_form(request, await self.make_form(request, None), None)
 
+    @property
+    def upload_folder(self) -> str:
+        """Where the section's images are stored under the media dir."""
+        return self.slug
+
+    async def checked_form(self, request: web.Request, row: Row | None) -> tuple[typing.Any, bool]:
+        """The posted form, validated, its images checked and stored: (form, whether it may be saved).
+
+        An image accepted now, or kept from a refused try (its token in `<field>__kept`), becomes the field's
+        data as a StoredFile and is offered again if the save is refused, so it need not be chosen again.
+        """
+        formdata = await read_form(request)
+        form = await self.make_form(request, row, formdata)
+        problems = await self.take_images(request, form, formdata)
+        valid = form.validate()
+        # After validate(): it resets every field's errors.
+        for name, message in problems:
+            add_error(form, name, message)
+        return form, valid and not problems
+
+    async def take_images(self, request: web.Request, form: typing.Any, formdata: FormData) -> list[tuple[str, str]]:
+        problems = []
+        for field in image_fields(form):
+            stored: StoredFile | None
+            if isinstance(field.data, Upload):
+                try:
+                    stored = await store_image(request, field.data, self.upload_folder, field.name)
+                except Invalid as exc:
+                    problems.append((field.name, str(exc)))
+                    stored = None
+            else:
+                stored = await kept_image(request, formdata.get(kept_name(field.name)), field.name,
+                                          self.upload_folder)
+            field.data = stored
+            # What the field's macro shows (已上传 … 保留) and sends back.
+            field.kept = await keep_image(request, field.name, stored) if stored else None
+        return problems
+
     async def create_action(self, request: web.Request) -> web.Response:
-        form = await self.make_form(request, None, await read_form(request))
-        if form.validate():
+        form, valid = await self.checked_form(request, None)
+        if valid:
             try:
                 ident = await self.create(request, form)
             except Invalid as exc:
@@ -130,8 +171,8 @@ class Section:
 
     async def update_action(self, request: web.Request) -> web.Response:
         ident, row = await self.load(request)
-        form = await self.make_form(request, row, await read_form(request))
-        if form.validate():
+        form, valid = await self.checked_form(request, row)
+        if valid:
             try:
                 await self.update(request, ident, form, row)
             except Invalid as exc:
@@ -214,8 +255,10 @@ def choice_list(pairs: typing.Iterable[tuple[typing.Any, str]], blank: str | Non
 
 
 def submitted(form: wtforms.Form) -> dict[str, typing.Any]:
-    """What a form sent, for the audit log: files by their names, no CSRF token."""
-    return {field.name: getattr(field.data, "filename", field.data) for field in form if field.name != "csrf_token"}
+    """What a form sent, for the audit log: files by their names (a stored image by its URL), no CSRF token."""
+    return {field.name: field.data.url if isinstance(field.data, StoredFile) else getattr(field.data, "filename",
+                                                                                          field.data)
+            for field in form if field.name != "csrf_token"}
 
 
 def field_values(form: wtforms.Form, names: typing.Iterable[str]) -> dict[str, typing.Any]:

@@ -25,7 +25,6 @@ from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, length, re
 from .inputs import optional_int
 from .render import Column, flash
 from .security import requires
-from .uploads import store_image
 
 routes = web.RouteTableDef()
 
@@ -101,7 +100,7 @@ class LiveSection(Section):
                                      "play_rtmp", "play_flv", "play_m3u8", "publish_time"))
         values["online_show"] = int(form.online_show.data)
         if form.cover.data:
-            values["main_img_url"] = (await store_image(request, form.cover.data, "lives", "cover")).url
+            values["main_img_url"] = form.cover.data.url
         return values, bool(getattr(form, "generate", None) and form.generate.data)
 
     async def create(self, request: web.Request, form: typing.Any) -> int:

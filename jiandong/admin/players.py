@@ -13,7 +13,6 @@ from ..services.editing import Invalid, ListQuery
 from .crud import Section, field_values
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, mobile_number, number_range
 from .render import Column
-from .uploads import store_image
 
 routes = web.RouteTableDef()
 
@@ -78,7 +77,7 @@ class PlayerSection(Section):
                   "user_id": await self._user_id(request, form.user_lookup.data.strip())}
         values["number"] = values["number"].strip()
         if form.photo_file.data:
-            values["photo"] = (await store_image(request, form.photo_file.data, "players", "photo_file")).url
+            values["photo"] = form.photo_file.data.url
         return values
 
     async def _user_id(self, request: web.Request, lookup: str) -> int | None:

@@ -167,6 +167,7 @@ class Column:
     key: str
     sort: str = ""  # the sort key the service knows; empty = not sortable
     kind: str = "text"  # text, image, time, date, money, flag, status, link
+    note: str = ""  # a row key shown small under a link (the page that reads a config code)
 
 
 @dataclasses.dataclass

@@ -29,7 +29,6 @@ from .forms import (
 )
 from .render import Column, flash, render
 from .security import requires
-from .uploads import store_image
 
 routes = web.RouteTableDef()
 
@@ -76,7 +75,7 @@ class TeamSection(Section):
     async def _values(self, request: web.Request, form: typing.Any) -> dict[str, typing.Any]:
         values = {"name": form.name.data.strip(), "description": form.description.data, "sort": form.sort.data or 0}
         if form.logo_file.data:
-            values["logo"] = (await store_image(request, form.logo_file.data, "teams", "logo_file")).url
+            values["logo"] = form.logo_file.data.url
         return values
 
     async def create(self, request: web.Request, form: typing.Any) -> int:

@@ -16,7 +16,7 @@ from .crud import Section, choice_list, field_values
 from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, length
 from .inputs import optional_int, url_rule
 from .render import Column
-from .uploads import store_image, store_video
+from .uploads import store_video
 
 routes = web.RouteTableDef()
 
@@ -74,7 +74,7 @@ class VideoSection(Section):
         elif row is None:
             raise Invalid("请上传视频文件或填写视频地址", "video_file")
         if form.cover.data:
-            values["main_img_url"] = (await store_image(request, form.cover.data, "videos", "cover")).url
+            values["main_img_url"] = form.cover.data.url
         return values, video
 
     async def create(self, request: web.Request, form: typing.Any) -> int:

@@ -53,6 +53,24 @@ async def get_config(pool: typing.Any, code: str) -> db.Row | None:
     return await db.fetchone(pool, f"SELECT {COLUMNS} FROM config_values WHERE code = %s", (code,))
 
 
+async def missing_page_codes(pool: typing.Any) -> list[str]:
+    """The page codes that have no value yet (the pages find nothing for them)."""
+    rows = await db.fetchall(pool, "SELECT code FROM config_values WHERE code = ANY(%s)", (PAGE_CODE_LIST,))
+    present = {row["code"] for row in rows}
+    return [code for code in PAGE_CODE_LIST if code not in present]
+
+
+# Codes kept from before (agreement_user ... read by no page since service_agreement & co.) and the demo's
+# markers: shown to staff on request, never answered. The banned words are not among them (chat moderation's).
+LEGACY_CODE_PATTERNS = (r"agreement\_%", r"demo\_data%")
+
+
+async def legacy_configs(pool: typing.Any) -> list[db.Row]:
+    """The legacy agreement_* codes and the demo's markers, kept in config_values but read by no page."""
+    return await db.fetchall(pool, f"SELECT {COLUMNS} FROM config_values WHERE code LIKE ANY(%s) ORDER BY code",
+                             (list(LEGACY_CODE_PATTERNS),))
+
+
 def _value(value: str, rich: bool) -> str:
     return clean_html(value) if rich else value.strip()
 
