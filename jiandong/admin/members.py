@@ -37,7 +37,8 @@ class GrantForm(AdminForm):
 
 
 class ReasonForm(AdminForm):
-    reason = wtforms.StringField("原因", [REQUIRED, length(members.REASON_MAX, 1)])
+    # Beside the grant form's reason on the same page: an id of its own, so each label names its own input.
+    reason = wtforms.StringField("原因", [REQUIRED, length(members.REASON_MAX, 1)], id="standing_reason")
 
 
 def _status_filter(raw: str) -> int | None:
