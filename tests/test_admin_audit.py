@@ -33,8 +33,13 @@ async def test_content_changes_are_logged_and_searchable(make_client, sql):
     assert "a long password" not in everything and "horse" not in everything and "csrf" not in everything
     text = await (await client.get("/admin/audit")).text()
     assert "共 5 条" in text and "203.0.113.7" in text
+    # Each entry names its item and opens it: the team by its name and a link, not "teams:1".
+    assert [r["summary"] for r in sql("SELECT summary FROM audit_log ORDER BY id")][:3] == [
+        "球队「建东猛龙」", "球队「建东飞虎」", "球队「建东飞虎」"]
+    assert f'<a href="/admin/teams/{team}">球队 #{team}</a>' in text and f">teams:{team}<" not in text
+    # A name finds every entry of its item (the edit that gave it and the switch after it).
     text = await (await client.get("/admin/audit", params={"q": "飞虎"})).text()
-    assert "共 1 条" in text and "teams.update" in text
+    assert "共 2 条" in text and "teams.update" in text and "teams.off" in text
     text = await (await client.get("/admin/audit", params={"action": "staff"})).text()
     assert "共 1 条" in text and "staff.create" in text
 

@@ -117,7 +117,7 @@ def test_money_in_fen_is_shown_in_yuan_with_two_decimals():
                    {"status": 3, "refund_reserved": 10000, "refund": {"out_refund_no": "R1", "amount": 10000}})
     assert [(c.label, c.old and c.old.text, c.new and c.new.text) for c in rows] == [
         ("状态", "已支付", "退款中"),
-        ("退款中金额", "0.00 元", "100.00 元"),
+        ("累计退款（含处理中）", "0.00 元", "100.00 元"),
         ("退款单号", None, "R1"),
         ("退款金额", None, "100.00 元"),
     ]
@@ -150,3 +150,43 @@ def test_chinese_and_markup_are_text_and_long_text_is_folded():
     assert changes("teams.off", None, None) == []
     # A field no table names is shown by its own name.
     assert changes("teams.update", {"mystery": 1}, {"mystery": 2}) == [Change("mystery", Value("1"), Value("2"))]
+
+
+def recorded_target_kinds() -> set[str]:
+    """The kinds of target ("<kind>:<id>") the source records: audit.record / record_now's target argument,
+    and a content section's slug."""
+    kinds = {section.slug for section in _sections().values()}
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "audit"
+                    and node.func.attr in ("record", "record_now")):
+                arg = _argument(node, 3, "target")
+                if isinstance(arg, ast.JoinedStr) and isinstance(arg.values[0], ast.Constant):
+                    kinds.add(str(arg.values[0].value).partition(":")[0])
+    return kinds
+
+
+def test_every_recorded_target_has_a_noun_and_its_page_exists():
+    from jiandong.admin import create_admin_app
+    from jiandong.settings import Settings
+
+    kinds = recorded_target_kinds()
+    assert {"user", "order", "admin", "room", "competitions", "teams", "configs"} <= kinds
+    assert sorted(kinds - audit_view.TARGETS.keys()) == []
+    app = create_admin_app(Settings(), ROOT.parent / "templates")
+    infos = [r.resource.get_info() for r in app.router.routes() if r.method == "GET" and r.resource is not None]
+    for kind, (_, path) in audit_view.TARGETS.items():
+        if path is not None:
+            sample = path.format("12" if kind not in ("config", "configs") else "about_us")
+            assert any(info.get("path") == sample or ("pattern" in info and info["pattern"].fullmatch(sample))
+                       for info in infos), (kind, sample)
+
+
+def test_a_target_is_shown_as_its_noun_and_opened_from_the_log():
+    assert audit_view.target_view("competitions:36") == audit_view.Target("赛事 #36", "/competitions/36")
+    assert audit_view.target_view("user:3") == audit_view.Target("会员 #3", "/members/3")
+    assert audit_view.target_view("config:banned_words") == audit_view.Target("配置项 banned_words",
+                                                                               "/configs/banned_words")
+    assert audit_view.target_view("ip:10.1.2.0/24") == audit_view.Target("地址段 10.1.2.0/24", None)
+    assert audit_view.target_view("weird") == audit_view.Target("weird", None)

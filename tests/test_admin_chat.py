@@ -3,6 +3,7 @@ still only in the stream) so new viewers never get it, timed mutes per room or e
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -115,6 +116,57 @@ async def test_mutes_per_room_and_everywhere_for_a_time(make_client, sql, redis_
     await sign_in(client, "boss")
     text = await (await client.get(f"/admin/members/{uid}")).text()
     assert "刷屏" in text and "全部直播间" in text and "已解除" in text
+
+
+async def test_muting_again_extends_the_running_mute(make_client, sql, redis_sync, settings):
+    """A second mute of the same user and scope (again, or by two moderators at once) is one mute, extended:
+    one row to read and to lift, its end the later one, its reason the newest."""
+    client = await moderator(make_client, sql, **FAST)
+    await login(client, "talker")
+    uid = user_id(sql)
+
+    async def mute(minutes: str, reason: str, scope: str = "room") -> int:
+        resp = await post_form(client, f"/admin/chat/{ROOM}/mute", {"user_id": uid, "scope": scope,
+                                                                  "minutes": minutes, "reason": reason},
+                               token_from=f"/admin/chat/{ROOM}")
+        return resp.status
+
+    assert await mute("10", "刷屏") == 302
+    assert await mute("60", "继续刷屏") == 302
+    # A shorter term given again does not cut the longer one short.
+    assert await mute("5", "还在刷") == 302
+    assert await asyncio.gather(*(mute("120", f"第{n}次") for n in range(4))) == [302] * 4
+    rows = sql("SELECT room_id, reason, round(extract(epoch FROM until - now()) / 60) AS minutes"
+               " FROM chat_mutes WHERE lifted_at IS NULL")
+    assert len(rows) == 1 and rows[0]["room_id"] == ROOM and rows[0]["minutes"] == 120
+    assert rows[0]["reason"].startswith("第")
+    assert 7000 < redis_sync.ttl(mute_key(settings, uid, ROOM)) <= 7200
+    # Another scope is another mute.
+    assert await mute("10", "辱骂", "all") == 302
+    assert sql("SELECT count(*) FROM chat_mutes")[0]["count"] == 2
+    page = await (await client.get(f"/admin/chat/{ROOM}")).text()
+    assert page.count("/lift") == 2
+
+
+@pytest.mark.parametrize("h5", [False, True])
+async def test_emoji_show_as_images_only_where_they_are_served(make_client, sql, tmp_path, h5):
+    """The pages' emoji are the H5 build's images: without the build served, the console names each emoji
+    instead of showing a broken image; with it, the image is shown and its URL answers."""
+    build = tmp_path / "h5"
+    (build / "images" / "emoji").mkdir(parents=True)
+    (build / "images" / "emoji" / "1.gif").write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+    client = await moderator(make_client, sql, **FAST, **({"h5_dir": str(build)} if h5 else {}))
+    token = await login(client, "talker")
+    ws, _ = await join(client, ROOM, token)
+    await say(ws, token, ROOM, '加油<img class="emoji" src="/h5/images/emoji/1.gif"/>')
+    page = await (await client.get(f"/admin/chat/{ROOM}/messages")).text()
+    images = re.findall(r'<img class="emoji" src="([^"]+)">', page)
+    if h5:
+        assert images == ["/h5/images/emoji/1.gif"] and "[表情]" not in page
+        assert (await client.get(images[0])).status == 200
+    else:
+        assert images == [] and '加油<span class="emoji-name">[表情]</span>' in page
+        assert (await client.get("/h5/images/emoji/1.gif")).status == 404
 
 
 async def test_mute_needs_a_reason_and_a_sane_duration(make_client, sql, redis_sync, settings):

@@ -79,7 +79,11 @@ async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
     history = re.sub(r">\s+<", "><", page.split("<h2>操作记录</h2>", 1)[1])
     assert '<strong title="member.grant">手工开通会员</strong>' in history and "\\u" not in page
     assert '<span class="field">金额</span><span class="new">150.00 元</span>' in history
-    assert '<span class="field">会员状态</span><span class="old">非会员</span>' in history
+    # Each changed field with its old and its new value.
+    assert re.search('<span class="field">会员状态</span><span class="old">非会员</span>.{0,40}'
+                     '<span class="new">正常</span>', history), history
+    assert re.search('<span class="field">会员到期</span><span class="old">[^<]*</span>.{0,40}'
+                     '<span class="new">20[0-9-]+ ', history), history
     # Staff are told what a member sees, not what the API answers.
     assert "在 H5 页面看不到自己的会员信息" in page and "接口" not in page and "30002" not in page
 

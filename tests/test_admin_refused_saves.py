@@ -9,7 +9,7 @@ import re
 import aiohttp
 import pytest
 
-from jiandong.admin import SECTIONS
+from jiandong.admin import SECTIONS, audit_view
 from jiandong.admin.crud import Section
 from jiandong.admin.uploads import image_fields
 from jiandong.lib import encoding
@@ -159,3 +159,27 @@ async def test_an_edit_refused_keeps_the_new_image_and_the_old_one_until_saved(c
     assert resp.status == 302
     row = sql("SELECT name, logo FROM teams")[0]
     assert row["name"] == "飞虎" and row["logo"] != before and row["logo"].startswith("/media/teams/")
+
+
+# The field each section's edit changes (the rest of the form is sent as it was).
+RENAMED = {"banners": "title", "competitions": "title", "lives": "title", "players": "cn_name", "teams": "name",
+           "videos": "title"}
+
+
+@pytest.mark.parametrize("slug", sorted(CASES))
+async def test_an_edit_records_before_and_after_in_the_same_terms(console, sql, slug):
+    """Edit one field of an item with an image, choosing no new image: the audit entry names that field only
+    (no flag shown as 1 → 是, no image shown as removed or renamed)."""
+    fields, _, _, _, _ = CASES[slug]
+    resp = await submit(console, f"/admin/{slug}/new", fields, {image_field(slug): ("photo.png", png(300, 200))})
+    assert resp.status == 302, await resp.text()
+    path = resp.headers["Location"]
+    field = RENAMED[slug]
+    resp = await submit(console, path, {**fields, field: fields[field] + "二"})
+    assert resp.status == 302, await resp.text()
+    entry = sql("SELECT action, before, after FROM audit_log WHERE action = %s", f"{slug}.update")[0]
+    assert entry["before"].keys() == entry["after"].keys()
+    assert entry["before"][image_field(slug)] == entry["after"][image_field(slug)] is not None
+    shown = audit_view.changes(entry["action"], entry["before"], entry["after"])
+    assert [(c.label, c.old.text, c.new.text) for c in shown] == [
+        (audit_view.field_label(entry["action"], field), fields[field], fields[field] + "二")]

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from ..keys import admin_jinja_key, admin_sessions_key, login_throttle_key, redis_key, settings_key, upload_slots_key
 from ..lib import formats
-from ..realtime.protocol import sanitize
 from ..services.login_throttle import LoginThrottle
 from ..settings import Settings
+from ..web.h5 import H5_PREFIX
 from . import (
     accounts,
     audit,
@@ -86,11 +86,15 @@ def create_admin_app(settings: Settings, templates_dir: Path) -> web.Application
     env.filters["outcome_label"] = order_labels.outcome_label
     env.filters["snapshot_rows"] = order_labels.snapshot_rows
     env.filters["action_label"] = audit_view.action_label
+    env.filters["target_view"] = audit_view.target_view
     env.filters["audit_changes"] = lambda entry: audit_view.changes(entry["action"], entry["before"], entry["after"],
                                                                     settings.tz)
     # Chat content is the sanitised HTML the pages render (emoji images); sanitised again here, to be sure.
     env.filters["chat_time"] = lambda seconds: dt.datetime.fromtimestamp(seconds, settings.tz).strftime("%H:%M:%S")
-    env.filters["chat_html"] = lambda content: markupsafe.Markup(sanitize(content, settings.chat_emoji_path))
+    # The emoji images are the H5 build's: there only when this server serves it (or they live elsewhere).
+    emoji_served = bool(settings.h5_dir) or not settings.chat_emoji_path.startswith(H5_PREFIX)
+    env.filters["chat_html"] = lambda content: markupsafe.Markup(
+        chat.chat_html(content, settings.chat_emoji_path, emoji_served))
     for module in SECTIONS:
         admin.router.add_routes(module.routes)
     admin.router.add_static("/static/", STATIC_DIR, name="static")

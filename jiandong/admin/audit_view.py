@@ -93,6 +93,7 @@ FIELD_LABELS = {
     "publish_time": "发布时间",
     "username": "账号",
     "role": "角色",
+    "reason": "原因",
     "is_active": "启用",
     "failures": "连续登录失败次数",
     "wait": "需等待",
@@ -102,7 +103,7 @@ FIELD_LABELS = {
     "amount": "金额",
     "valid_from": "有效期开始",
     "valid_until": "有效期结束",
-    "refund_reserved": "退款中金额",
+    "refund_reserved": "累计退款（含处理中）",
     "refund": "退款",
     "refund.out_refund_no": "退款单号",
     "refund.amount": "退款金额",
@@ -224,6 +225,43 @@ class Change:
     label: str
     old: Value | None  # None: the field is not in the entry's before (a creation) / after (a deletion)
     new: Value | None
+
+
+# What an entry acted on ("<kind>:<id>", as services/*.py and admin/crud.py record it): the noun staff read
+# and the console page that shows it (None: no page of its own). The content sections' kinds are their slugs;
+# tests/test_admin_audit_view.py checks every section and every recorded kind is here.
+TARGETS: dict[str, tuple[str, str | None]] = {
+    "user": ("会员", "/members/{}"),
+    "order": ("订单", "/orders/{}"),
+    "admin": ("员工", "/staff/{}"),
+    "room": ("直播间", "/chat/{}"),
+    "feedback": ("反馈", None),
+    "ip": ("地址段", None),
+    "config": ("配置项", "/configs/{}"),
+    "configs": ("配置项", "/configs/{}"),
+    "banners": ("轮播图", "/banners/{}"),
+    "competitions": ("赛事", "/competitions/{}"),
+    "lives": ("直播", "/lives/{}"),
+    "players": ("球员卡", "/players/{}"),
+    "products": ("会员业务", "/products/{}"),
+    "teams": ("球队", "/teams/{}"),
+    "videos": ("视频", "/videos/{}"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    text: str  # 赛事 #36
+    path: str | None  # under the console's prefix: /competitions/36
+
+
+def target_view(target: str) -> Target:
+    """An entry's target in staff's words, with the page to open it; an unknown kind as it is."""
+    kind, _, ident = target.partition(":")
+    if kind not in TARGETS or not ident:
+        return Target(target, None)
+    noun, path = TARGETS[kind]
+    return Target(f"{noun} #{ident}" if ident.isdigit() else f"{noun} {ident}", path and path.format(ident))
 
 
 def action_label(action: str) -> str:

@@ -30,6 +30,7 @@ class BannerForm(AdminForm):
 class BannerSection(Section):
     slug, title, noun = "banners", "轮播图", "轮播图"
     form_class = BannerForm
+    image = ("image", "img_url")
     switch = ("启用", "停用")
     state_labels = ("已启用", "已停用")
     multipart = True
@@ -68,9 +69,6 @@ class BannerSection(Section):
 
     async def delete(self, app: web.Application, ident: int) -> None:
         await banners.delete_banner(app, ident)
-
-    async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
-        return {"image_field": ("image", row and row["img_url"])}
 
 
 section = BannerSection()

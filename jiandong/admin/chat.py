@@ -3,10 +3,13 @@ polls a fragment), deleting a message, muting a user in the room or everywhere, 
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import pg_key
+from ..realtime.protocol import sanitize
 from ..services import moderation
 from ..services.admins import MODERATOR
 from ..services.lives import STATUS_LABELS
@@ -17,6 +20,16 @@ from .render import flash, render, render_fragment
 from .security import actor, requires
 
 routes = web.RouteTableDef()
+
+# An emoji tag as protocol.sanitize writes it.
+_EMOJI_TAG = re.compile(r'<img class="emoji" src="[^"]*">')
+
+
+def chat_html(content: str, emoji_path: str, emoji_served: bool) -> str:
+    """A message as the pages show it (sanitised: text and emoji images); where this server does not serve
+    the emoji images (no H5 build at /h5/), each emoji named instead of a broken image."""
+    cleaned = sanitize(content, emoji_path)
+    return cleaned if emoji_served else _EMOJI_TAG.sub('<span class="emoji-name">[表情]</span>', cleaned)
 BASE = "/admin/chat"
 # Durations offered by the mute form, in minutes.
 DURATIONS = {10: "10 分钟", 60: "1 小时", 24 * 60: "1 天", 7 * 24 * 60: "7 天", 30 * 24 * 60: "30 天"}

@@ -37,6 +37,7 @@ FIELDS = ("title", "summary", "description", "score", "play_time", "notes")
 class CompetitionSection(Section):
     slug, title, noun = "competitions", "赛事", "赛事"
     form_class = CompetitionForm
+    image = ("cover", "main_img_url")
     multipart = True
     search_hint = "标题、简介或比分"
     columns = [
@@ -79,9 +80,6 @@ class CompetitionSection(Section):
 
     async def delete(self, app: web.Application, ident: int) -> None:
         await competitions.delete_competition(app, ident)
-
-    async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
-        return {"image_field": ("cover", row and row["main_img_url"])}
 
 
 section = CompetitionSection()

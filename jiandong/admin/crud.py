@@ -65,6 +65,9 @@ class Section:
     async def delete(self, app: web.Application, ident: int) -> None:
         raise NotImplementedError
 
+    # The form's image field and the row's column that holds the stored image's URL.
+    image: tuple[str, str] | None = None
+
     def form_data(self, row: Row) -> dict[str, typing.Any]:
         """The edit form's values from the stored row (by default: the row's columns of the same names)."""
         return dict(row)
@@ -100,9 +103,12 @@ class Section:
         await self.prepare(request, form, row)
         return form
 
-    async def show_form(self, request: web.Request, form: typing.Any, row: Row | None, status: int = 200
-                        ) -> web.Response:
-        context = {"section": self, "form": form, "row": row, **await self.extra(request, row)}
+    async def show_form(self, request: web.Request, form: typing.Any, row: Row | None, status: int = 200,
+                        extra: dict[str, typing.Any] | None = None) -> web.Response:
+        """The edit page; `extra` stands for what self.extra() would add."""
+        image_field = self.image and (self.image[0], row and row[self.image[1]])
+        context = {"section": self, "form": form, "row": row, "image_field": image_field,
+                   **(await self.extra(request, row) if extra is None else extra)}
         return await render(request, self.edit_template, context, status)
 
     async def list_page(self, request: web.Request) -> web.Response:
@@ -160,7 +166,7 @@ class Section:
             except Invalid as exc:
                 add_error(form, exc.field, str(exc))
             else:
-                await self.record(request, "create", ident, None, submitted(form))
+                await self.record(request, "create", ident, None, self.audited(form, None))
                 flash(await get_session(request), f"{self.noun}已创建")
                 raise web.HTTPFound(f"{self.base}/{ident}")
         return await self.show_form(request, form, None, status=400)
@@ -180,11 +186,20 @@ class Section:
             except NotFound:
                 raise PageError(404, f"{self.noun}不存在") from None
             else:
-                # Before in the form's terms (a price in yuan, as after): the log compares like with like.
-                await self.record(request, "update", ident, self.form_data(row), submitted(form))
+                # Both sides in the form's terms (a price in yuan, a flag as yes/no, an image by its field):
+                # the log compares like with like and shows only what changed.
+                before = self.audited(await self.make_form(request, row), row)
+                await self.record(request, "update", ident, before, self.audited(form, row))
                 flash(await get_session(request), "已保存")
                 raise web.HTTPFound(f"{self.base}/{ident}")
         return await self.show_form(request, form, row, status=400)
+
+    def audited(self, form: wtforms.Form, row: Row | None) -> dict[str, typing.Any]:
+        """A form's values for the audit log; an image field left empty keeps the row's stored image."""
+        values = submitted(form)
+        if self.image is not None and values.get(self.image[0]) is None and row is not None:
+            values[self.image[0]] = row[self.image[1]] or None
+        return values
 
     async def switch_action(self, request: web.Request, on: bool) -> web.Response:
         ident = self.ident(request)
@@ -192,7 +207,8 @@ class Section:
             await self.switch_on(request.config_dict, ident, on)
         except NotFound:
             raise PageError(404, f"{self.noun}不存在") from None
-        await self.record(request, "on" if on else "off", ident, None, None)
+        await self.record(request, "on" if on else "off", ident, None, None,
+                          await self.get_row(request.config_dict, ident))
         assert self.switch is not None
         flash(await get_session(request), f"已{self.switch[0 if on else 1]}")
         raise web.HTTPFound(await self._back(request, ident))
@@ -214,10 +230,14 @@ class Section:
         raise redirect(f"/{self.slug}")
 
     async def record(self, request: web.Request, what: str, ident: typing.Any, before: typing.Any,
-                     after: typing.Any) -> None:
-        """The change in the audit log: `<slug>.<what>` on `<slug>:<id>`."""
+                     after: typing.Any, row: Row | None = None) -> None:
+        """The change in the audit log: `<slug>.<what>` on `<slug>:<id>`, summed up as the noun and the item's
+        name (from after, before or the row: the list of entries says which match or team it was)."""
+        name = next((str(values[key]) for values in (after, before, row) if isinstance(values, typing.Mapping)
+                     for key in NAME_FIELDS if values.get(key)), "")
+        summary = f"{self.noun}「{name[:50]}」" if name else self.noun
         await audit.record_now(request.config_dict[pg_key], actor(request), f"{self.slug}.{what}",
-                               f"{self.slug}:{ident}", self.noun, before=before, after=after)
+                               f"{self.slug}:{ident}", summary, before=before, after=after)
 
     async def _back(self, request: web.Request, ident: int) -> str:
         """Where a switch returns to: the list it was pressed in, else the item's page."""
@@ -247,6 +267,10 @@ class Section:
             routes.post(f"{item}/off")(handler(self.switch_action, False))
         if self.can_delete:
             routes.post(f"{item}/delete")(handler(self.delete_action))
+
+
+# The fields that name an item, first found first (a match's title, a team's name, a card's player, a code).
+NAME_FIELDS = ("title", "name", "cn_name", "code")
 
 
 def choice_list(pairs: typing.Iterable[tuple[typing.Any, str]], blank: str | None = None) -> dict[typing.Any, str]:

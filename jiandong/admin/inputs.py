@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import typing
 
@@ -21,6 +22,21 @@ def path_id(request: web.Request, name: str = "id", missing: str | None = None) 
     if len(raw) > ID_DIGITS or int(raw) < 1:
         raise PageError(404, missing)
     return int(raw)
+
+
+def query_date(query: typing.Mapping[str, str], key: str, name: str,
+               problems: list[str] | None = None) -> dt.date | None:
+    """A list filter's date from the query string (YYYY-MM-DD, a day of the club's): None when empty or
+    malformed; a malformed one is said in `problems` (as 「name」…已忽略) when the page lists them."""
+    raw = query.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        if problems is not None:
+            problems.append(f"{name}「{raw[:20]}」不是有效的日期（应为 YYYY-MM-DD），已忽略")
+        return None
 
 
 def optional_int(value: typing.Any) -> int | None:

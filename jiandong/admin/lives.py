@@ -63,6 +63,7 @@ class LiveForm(AdminForm):
 class LiveSection(Section):
     slug, title, noun = "lives", "直播", "直播"
     form_class = LiveForm
+    image = ("cover", "main_img_url")
     multipart = True
     search_hint = "标题、流名称或赛事"
     edit_template = "admin/live.html"
@@ -119,7 +120,7 @@ class LiveSection(Section):
 
     async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
         # Without the secret the streaming callbacks refuse every publish, so the push URL shown would not work.
-        return {"image_field": ("cover", row and row["main_img_url"]), "status_labels": lives.STATUS_LABELS,
+        return {"status_labels": lives.STATUS_LABELS,
                 "push_refused": not request.config_dict[settings_key].live_push_secret}
 
 
@@ -151,7 +152,7 @@ async def set_live_status(request: web.Request) -> web.Response:
     change = await lives.set_status_by_hand(request.config_dict, row["stream_name"], int(raw))
     if change.changed:
         await section.record(request, "status", row["id"], {"live_status": row["live_status"]},
-                             {"live_status": int(raw)})
+                             {"live_status": int(raw)}, row)
     flash(await get_session(request),
           f"直播状态已改为「{lives.STATUS_LABELS[int(raw)]}」" if change.changed else "直播状态未变")
     raise web.HTTPFound(f"{section.base}/{row['id']}")

@@ -23,19 +23,12 @@ from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import XLSX_TYPE, Fen, csv_bytes, download, table, xlsx_bytes
 from .forms import read_form
-from .inputs import parse_yuan, path_id
+from .inputs import parse_yuan, path_id, query_date
 from .render import PAGE_SIZE, flash, render
 from .security import actor, requires
 
 routes = web.RouteTableDef()
 BASE = "/admin/orders"
-
-
-def _date(raw: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(raw.strip()) if raw.strip() else None
-    except ValueError:
-        return None
 
 
 def order_filter(query: typing.Mapping[str, str]) -> OrderFilter:
@@ -44,7 +37,7 @@ def order_filter(query: typing.Mapping[str, str]) -> OrderFilter:
     kind = query.get("kind", "")
     return OrderFilter(
         status=int(status) if status.lstrip("-").isdigit() and int(status) in STATUS_LABELS else None,
-        date_from=_date(query.get("from", "")), date_to=_date(query.get("to", "")),
+        date_from=query_date(query, "from", "开始日期"), date_to=query_date(query, "to", "结束日期"),
         user=query.get("user", "").strip()[:100],
         amount_min=parse_yuan(query.get("min", "")), amount_max=parse_yuan(query.get("max", "")),
         kind=kind if kind in KIND_LABELS else "",

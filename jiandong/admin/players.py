@@ -46,6 +46,7 @@ class PlayerForm(AdminForm):
 class PlayerSection(Section):
     slug, title, noun = "players", "球员卡", "球员卡"
     form_class = PlayerForm
+    image = ("photo_file", "photo")
     switch = ("启用", "停用")
     state_labels = ("已启用", "已停用")
     multipart = True
@@ -110,7 +111,7 @@ class PlayerSection(Section):
 
     async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
         history = await players.card_teams(request.config_dict[pg_key], row["id"]) if row else []
-        return {"image_field": ("photo_file", row and row["photo"]), "history": history}
+        return {"history": history}
 
 
 section = PlayerSection()

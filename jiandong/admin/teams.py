@@ -27,7 +27,7 @@ from .forms import (
     number_range,
     read_form,
 )
-from .render import Column, flash, render
+from .render import Column, flash
 from .security import requires
 
 routes = web.RouteTableDef()
@@ -52,6 +52,7 @@ class LeaveForm(AdminForm):
 class TeamSection(Section):
     slug, title, noun = "teams", "球队", "球队"
     form_class = TeamForm
+    image = ("logo_file", "logo")
     switch = ("启用", "停用")
     state_labels = ("已启用", "已停用")
     multipart = True
@@ -93,13 +94,13 @@ class TeamSection(Section):
     async def extra(self, request: web.Request, row: typing.Any, member_form: typing.Any = None
                     ) -> dict[str, typing.Any]:
         if row is None:
-            return {"image_field": ("logo_file", None)}
+            return {}
         pool = request.config_dict[pg_key]
         if member_form is None:
             member_form = MemberForm(data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)},
                                      meta=club_meta(request))
         await player_choices(request, member_form)
-        return {"image_field": ("logo_file", row["logo"]), "members": await teams.team_members(pool, row["id"]),
+        return {"members": await teams.team_members(pool, row["id"]),
                 "member_form": member_form, "leave_form": LeaveForm(
                     data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))}
 
@@ -127,12 +128,11 @@ async def add_team_member(request: web.Request) -> web.Response:
             add_error(form, exc.field, str(exc))
         else:
             await section.record(request, "member_add", ident, None, {"player_id": form.player_id.data,
-                                                                     "joined_at": form.joined_at.data})
+                                                                     "joined_at": form.joined_at.data}, row)
             flash(await get_session(request), "球员已入队")
             raise web.HTTPFound(f"{section.base}/{ident}")
     team_form = await section.make_form(request, row)
-    context = {"section": section, "form": team_form, "row": row, **await section.extra(request, row, form)}
-    return await render(request, section.edit_template, context, status=400)
+    return await section.show_form(request, team_form, row, 400, await section.extra(request, row, form))
 
 
 @routes.post(r"/teams/{id:\d+}/members/{member:\d+}/leave")
@@ -147,6 +147,7 @@ async def end_team_membership(request: web.Request) -> web.Response:
     except NotFound:
         raise PageError(404, "该在队记录不存在或已离队") from None
     await section.record(request, "member_leave", ident, None, {"member": int(request.match_info["member"]),
-                                                               "left_at": form.left_at.data})
+                                                               "left_at": form.left_at.data},
+                         await section.get_row(request.config_dict, ident))
     flash(await get_session(request), "已办理离队")
     raise web.HTTPFound(f"{section.base}/{ident}")

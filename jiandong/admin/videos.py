@@ -36,6 +36,7 @@ class VideoForm(AdminForm):
 class VideoSection(Section):
     slug, title, noun = "videos", "视频", "视频"
     form_class = VideoForm
+    image = ("cover", "main_img_url")
     multipart = True
     search_hint = "标题、简介或赛事"
     columns = [
@@ -91,9 +92,6 @@ class VideoSection(Section):
 
     async def delete(self, app: web.Application, ident: int) -> None:
         await videos.delete_video(app, ident)
-
-    async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
-        return {"image_field": ("cover", row and row["main_img_url"])}
 
 
 section = VideoSection()

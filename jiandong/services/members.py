@@ -148,19 +148,22 @@ async def grant_membership(app: web.Application, actor: audit.Actor, user_id: in
         })
         order = await cur.fetchone()
         if years is not None:
-            valid_from, valid_until = await membership.extend_membership(cur, user_id, order["id"], years)
+            valid_from, _ = await membership.extend_membership(cur, user_id, order["id"], years)
         else:
             assert until is not None  # exactly one of years and until, checked above
             # The end of that day in the club's time zone.
             end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), settings.tz)
             try:
-                valid_from, valid_until = await membership.extend_membership_until(cur, user_id, order["id"], end)
+                valid_from, _ = await membership.extend_membership_until(cur, user_id, order["id"], end)
             except membership.TooEarly as exc:
                 raise MemberError(f"结束日期须晚于当前有效期（{formats.fmt_time(exc.args[0], settings.tz)}）") from None
+        # The user's state after, under the names of before: the log shows each as old → new.
+        await cur.execute(LOCK_USER_SQL, (user_id,))
+        now = await cur.fetchone()
         await audit.record(cur, actor, "member.grant", f"user:{user_id}", reason,
                            before={"member_status": user["member_status"], "expire": user["member_expire_time"]},
-                           after={"order": order["order_no"], "amount": amount, "valid_from": valid_from,
-                                  "valid_until": valid_until})
+                           after={"member_status": now["member_status"], "expire": now["member_expire_time"],
+                                  "order": order["order_no"], "amount": amount, "valid_from": valid_from})
     await user_changed(app, user_id)
     return order["id"]
 

@@ -46,6 +46,19 @@ MUTE_SQL = """
     VALUES (%(user_id)s, %(room_id)s, %(reason)s, now() + make_interval(mins => %(minutes)s), %(admin_id)s)
     RETURNING id, until
 """
+# A mute of the same user and scope still running is extended, not doubled: one mute to read and to lift.
+# Its end moves only later (a shorter term given again does not cut a longer one short: lift it for that).
+RUNNING_SQL = """
+    SELECT id, until, reason FROM chat_mutes
+    WHERE user_id = %(user_id)s AND room_id IS NOT DISTINCT FROM %(room_id)s AND lifted_at IS NULL AND until > now()
+    ORDER BY until DESC LIMIT 1
+"""
+EXTEND_SQL = """
+    UPDATE chat_mutes SET until = greatest(until, now() + make_interval(mins => %(minutes)s)), reason = %(reason)s,
+                          admin_id = %(admin_id)s
+    WHERE id = %(id)s
+    RETURNING id, until
+"""
 # The latest end among the user's mutes of one scope still running: what the Redis key must live for.
 SCOPE_END_SQL = """
     SELECT ceil(extract(epoch FROM max(until) - now()))::bigint AS seconds FROM chat_mutes
@@ -61,19 +74,27 @@ async def _sync(app: web.Application, user_id: int, room_id: int | None) -> None
 async def mute(app: web.Application, actor: audit.Actor, user_id: int, room_id: int | None, minutes: int,
                reason: str) -> int:
     """Mute the user in `room_id` (None: every room) for `minutes`; the mute's id. Their sends then get the
-    error frame 10001 "你已被禁言"."""
+    error frame 10001 "你已被禁言". A mute of the same scope still running is extended (its end moved to
+    now + minutes if that is later, its reason replaced) and its id returned."""
     reason = reason.strip()
     if not 1 <= len(reason) <= REASON_MAX:
         raise ModerationError(f"原因必填（不超过 {REASON_MAX} 个字）")
     if not MINUTES_MIN <= minutes <= MINUTES_MAX:
         raise ModerationError("时长须为 1 分钟到 1 年")
-    if await db.fetchval(app[pg_key], "SELECT 1 FROM users WHERE id = %s", (user_id,)) is None:
-        raise ModerationError("用户不存在")
     async with db.transaction(app[pg_key]) as cur:
-        await cur.execute(MUTE_SQL, {"user_id": user_id, "room_id": room_id, "reason": reason, "minutes": minutes,
-                                     "admin_id": actor.admin_id})
+        # The user's row locked: two moderators muting at once find each other's mute, not two.
+        await cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
+        if await cur.fetchone() is None:
+            raise ModerationError("用户不存在")
+        values = {"user_id": user_id, "room_id": room_id, "reason": reason, "minutes": minutes,
+                  "admin_id": actor.admin_id}
+        await cur.execute(RUNNING_SQL, values)
+        running = await cur.fetchone()
+        await cur.execute(MUTE_SQL if running is None else EXTEND_SQL, {**values, "id": running and running["id"]})
         row = await cur.fetchone()
         await audit.record(cur, actor, "chat.mute", f"user:{user_id}", reason,
+                           before=running and {"room_id": room_id, "until": running["until"],
+                                               "reason": running["reason"]},
                            after={"room_id": room_id, "minutes": minutes, "until": row["until"]})
     await _sync(app, user_id, room_id)
     return row["id"]

@@ -138,9 +138,11 @@ async def request_refund(app: web.Application, actor: audit.Actor, order_id: int
                 refund_id = (await cur.fetchone())["id"]
                 await cur.execute(RESERVE_SQL, {"amount": amount, "order_id": order_id, "refunding": REFUNDING})
                 reserved = (await cur.fetchone())["refund_reserved"]
+                # What staff did: asked for this refund and set its amount aside. Not the order's status:
+                # the outcome comes later (at once in dev mode) and is on the order page, not in this entry.
                 await audit.record(cur, actor, "refund.create", f"order:{order_id}", reason,
-                                   before={"status": order["status"], "refund_reserved": order["refund_reserved"]},
-                                   after={"status": REFUNDING, "refund_reserved": reserved,
+                                   before={"refund_reserved": order["refund_reserved"]},
+                                   after={"refund_reserved": reserved,
                                           "refund": {"out_refund_no": out_refund_no, "amount": amount}})
     except psycopg2.errors.CheckViolation:
         # The database's own guard (orders_refund_within_payment) caught what the check above let through.
