@@ -214,3 +214,44 @@ def test_the_config_page_says_which_page_reads_each_code_and_previews_rich_text(
         assert frame.locator("script").count() == 0
         shot(page, f"pages-config-preview-{name}")
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+
+
+def test_long_identifiers_wrap_on_the_order_member_and_orders_pages(page, live_server, sql):
+    """A WeChat transaction id, refund numbers and an openid (28 to 32 characters, no spaces) break within the
+    screen, and the list's order numbers are readable whole."""
+    from tests.helpers.browser import paid_order
+
+    add_admin(sql, "boss", "owner")
+    order = paid_order(live_server, sql)
+    transaction, refund_no = "4200002345202612061234567890", "R202612061030159A3F2C7B1D4E5F6A7"
+    openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
+    sql("UPDATE orders SET transaction_id = %s WHERE id = %s", transaction, order["id"])
+    sql("UPDATE users SET openid = %s WHERE id = (SELECT user_id FROM orders WHERE id = %s)", openid, order["id"])
+    sql("INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)"
+        " VALUES (%s, %s, %s, 'notify', 'paid', '<xml/>')", order["id"], order["order_no"], transaction)
+    refund = sql("INSERT INTO refunds (out_refund_no, order_id, amount, reason, status, refund_id) VALUES"
+                 " (%s, %s, 100, '赛事取消', 'success', '50300001234567890123456789012') RETURNING id",
+                 refund_no, order["id"])[0]["id"]
+    sql("INSERT INTO refund_notifications (refund_id, out_refund_no, source, outcome, raw)"
+        " VALUES (%s, %s, 'notify', 'success', '<xml/>')", refund, refund_no)
+    user = sql("SELECT user_id FROM orders WHERE id = %s", order["id"])[0]["user_id"]
+    sign_in(page)
+    pages = (("order", f"/admin/orders/{order['id']}", (transaction, refund_no, openid)),
+             ("member", f"/admin/members/{user}", (openid, order["order_no"])),
+             ("order-list", "/admin/orders", (order["order_no"],)))
+    for name, path, ids in pages:
+        for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+            page.set_viewport_size(size)
+            page.goto(path)
+            shot(page, f"pages-ids-{name}-{suffix}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], (name, suffix)
+            for text in ids:
+                # Every element showing the identifier lies within the screen, and none is cut by its frame.
+                boxes = page.locator(f".id:text-is('{text}')").evaluate_all(
+                    "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })")
+                assert boxes, (name, text)
+                for left, right in boxes:
+                    assert 0 <= left and right <= size["width"], (name, suffix, text, left, right)
+            if name == "order-list":
+                assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
+                                     " return w.scrollWidth <= w.clientWidth; })()"), suffix
