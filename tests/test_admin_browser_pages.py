@@ -255,3 +255,39 @@ def test_long_identifiers_wrap_on_the_order_member_and_orders_pages(page, live_s
             if name == "order-list":
                 assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
                                      " return w.scrollWidth <= w.clientWidth; })()"), suffix
+
+
+def test_a_match_picture_sits_in_its_field_below_its_label(page, live_server, sql, tmp_path):
+    """The saved cover shows under the cover's label, inside its field; after a refused save with a new picture,
+    the new one is marked as not yet saved."""
+    add_admin(sql, "boss", "owner")
+    sign_in(page)
+    for colour, name in (((21, 128, 61), "old.png"), ((29, 78, 216), "new.png")):
+        (tmp_path / name).write_bytes(png(750, 420, colour=colour))
+    page.set_viewport_size(DESKTOP)
+    page.goto("/admin/competitions/new")
+    page.fill("#title", "青竹 对 猛龙 城市联赛常规赛 第三轮")
+    page.fill("#play_time", "2030-05-01T19:30")
+    page.set_input_files("#cover", str(tmp_path / "old.png"))
+    page.click("button:has-text('创建')")
+    page.wait_for_selector("text=已创建")
+    edit = page.url
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto(edit)
+        field = page.locator(".field:has(#cover)")
+        label, preview, chooser = (field.locator(s).bounding_box() for s in ("label", "img.preview", "#cover"))
+        assert label["y"] + label["height"] <= preview["y"] < chooser["y"], (label, preview, chooser)
+        shot(page, f"pages-match-edit-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    page.fill("#title", "")
+    page.set_input_files("#cover", str(tmp_path / "new.png"))
+    page.click("button:has-text('保存')")
+    page.locator(".refused").wait_for()
+    kept = page.locator(".field:has(#cover) .kept")
+    assert kept.inner_text().startswith("已上传，保存后生效")
+    assert page.locator(".field:has(#cover) img.preview").get_attribute("alt") == "当前图片"
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        shot(page, f"pages-match-refused-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
