@@ -53,22 +53,44 @@ def test_short_labels_stay_on_one_line_and_thumbnails_are_whole(page, live_serve
     shot(page, "pages-orders-phone")
 
 
+# Each label's text as drawn, line by line (a new line where a character sits below the one before it).
+DRAWN_LINES = """els => els.map(e => { const lines = []; let bottom = -Infinity;
+    const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) for (let i = 0; i < t.length; i++) {
+        const r = document.createRange(); r.setStart(t, i); r.setEnd(t, i + 1); const b = r.getBoundingClientRect();
+        if (b.width && b.top >= bottom) { lines.push(''); bottom = b.bottom; }
+        lines[lines.length - 1] += t.data[i];
+    }
+    return lines; })"""
+
+
 def test_the_dashboard_tells_matches_apart_and_links_to_its_lists(page, live_server, sql):
+    """Two matches whose long names differ only at the end, and a name in English words: each shown whole, on
+    lines that break between words only; every chart's text readable at phone width."""
     add_admin(sql, "boss", "owner")
-    for n in ("第三轮", "第四轮"):
-        sql("INSERT INTO competitions (title, play_time) VALUES (%s, now() + interval '3 days')",
-            f"青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 {n}")
+    titles = [f"青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 {n}" for n in ("第三轮", "第四轮")]
+    titles.append("Riverside Hawks versus Mountain Lions Championship Final")
+    for day, title in enumerate(titles, 3):
+        sql("INSERT INTO competitions (title, play_time) VALUES (%s, now() + make_interval(days => %s))", title, day)
+    fan = sql("INSERT INTO users (openid, username) VALUES ('o-fan', '球迷') RETURNING id")[0]["id"]
+    sql("INSERT INTO competition_applies (competition_id, user_id) SELECT id, %s FROM competitions"
+        " WHERE title LIKE '%%第三轮'", fan)
     sign_in(page)
     for size, name in ((DESKTOP, "pages-dashboard-desktop"), (PHONE, "pages-dashboard-phone")):
         page.set_viewport_size(size)
         page.goto("/admin/dashboard")
         shot(page, name)
-        # What is drawn (the tspans), not the tooltip.
-        names = page.locator("svg a text").evaluate_all(
-            "els => els.map(e => [...e.querySelectorAll('tspan')].map(t => t.textContent).join(''))")
-        assert len(names) == 2 and names[0] != names[1] and names[0].endswith("第三轮"), names
+        text = page.locator(".chart svg text, .chart figcaption, .chart .hbars .name, .chart .hbars .n")
+        heights = text.evaluate_all("els => els.map(e => [e.textContent, e.getBoundingClientRect().height])")
+        assert heights and all(height >= 12 for _, height in heights), (name, heights)
+        labels = page.locator(".chart .hbars .name")
+        names = labels.evaluate_all("els => els.map(e => e.textContent)")
+        assert [n.split(" ", 1)[1] for n in names] == titles, names
+        for shown, lines in zip(names, labels.evaluate_all(DRAWN_LINES), strict=True):
+            # Joined again at the spaces they broke at, the lines are the name: no word was cut.
+            assert " ".join(line.strip() for line in lines) == shown, (name, lines)
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
-    page.locator("svg a").first.click()
+    page.locator(".hbars a").first.click()
     page.wait_for_url("**/admin/competitions/*")
     page.goto("/admin/dashboard")
     page.locator("a.figure", has_text="有效会员").click()
