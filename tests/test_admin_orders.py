@@ -185,7 +185,8 @@ async def test_the_snapshot_names_every_field_it_holds_in_staff_words(client, sq
     from jiandong.admin.order_labels import SNAPSHOT_HIDDEN, SNAPSHOT_LABELS
 
     token = await dev_buyer(client, sql)
-    product = add_product(sql, audit_time="2026-03-01 10:00+08")
+    content = "<p>全年赛事报名</p><ul>" + "<li>主场观赛、会员专属座位与球员见面会</li>" * 5 + "</ul>"
+    product = add_product(sql, audit_time="2026-03-01 10:00+08", content=content)
     order = await commit(client, token, product)
     await signed_in(client, sql, "editor")
     [snapshot] = order_row(sql, order["id"])["snap_items"]
@@ -195,6 +196,8 @@ async def test_the_snapshot_names_every_field_it_holds_in_staff_words(client, sq
     labels = re.findall(r"<dt>([^<]*)</dt>", section)
     assert labels == [SNAPSHOT_LABELS[key] for key in snapshot if key not in SNAPSHOT_HIDDEN], labels
     assert len(set(labels)) == len(labels) and not set(labels) & set(snapshot)
-    assert "全年赛事报名" in section and "&lt;p&gt;" not in section and "<p>" not in section
+    assert "全年赛事报名" in section and "&lt;p&gt;" not in section and "<p>" not in section and "<li>" not in section
+    # A long introduction is folded to its start.
+    assert re.search(r"<dt>介绍</dt><dd><details><summary>全年赛事报名 主场观赛", section)
     for label in ("数量", "原价（元）", "编号", "规格", "享有人数", "备注", "审核时间", "热销"):
         assert any(label in shown for shown in labels), label
