@@ -30,7 +30,8 @@ OUTCOME_LABELS = {
 }
 # The fields of an order's snapshot: the product as the member saw it when ordering (services/orders.py
 # product_view, services/members.py; the columns of `businesses` in sql/001_schema.sql), then what was bought.
-# One label each and no label twice: the page shows them as one list.
+# One label each and no label twice: the page shows them as one list, in this order (a stored snapshot's keys
+# come back in jsonb's order, shortest first).
 SNAPSHOT_LABELS = {
     "id": "商品 ID",
     "title": "商品",
@@ -81,7 +82,8 @@ def snapshot_rows(snapshot: typing.Any) -> list[tuple[str, str]]:
         if not isinstance(item, dict):
             rows.append(("内容", str(item)))
             continue
-        for key, value in item.items():
+        order = list(SNAPSHOT_LABELS)
+        for key, value in sorted(item.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
             if key in SNAPSHOT_HIDDEN:
                 continue
             if isinstance(value, bool) or (key in SNAPSHOT_FLAGS and value in (0, 1)):
