@@ -136,7 +136,8 @@ def test_dashboard(page, live_server, sql):
         " SELECT 1, 'hi', now() - make_interval(days => mod(d, 20)) FROM generate_series(1, 120) d")
     sign_in(page)
     page.goto("/admin/dashboard")
-    assert page.locator(".chart svg").count() == 6
+    # Four bar charts drawn as SVG, two lists of named items (matches, streams) with their meters.
+    assert page.locator(".chart svg").count() == 4 and page.locator(".chart ul.hbars").count() == 2
     assert page.locator("#members-active").inner_text() == "12"
     assert page.locator(".chart svg").first.evaluate("svg => svg.getBoundingClientRect().width") > 300
     shot(page, "07-dashboard")

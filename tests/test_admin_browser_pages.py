@@ -53,22 +53,44 @@ def test_short_labels_stay_on_one_line_and_thumbnails_are_whole(page, live_serve
     shot(page, "pages-orders-phone")
 
 
+# Each label's text as drawn, line by line (a new line where a character sits below the one before it).
+DRAWN_LINES = """els => els.map(e => { const lines = []; let bottom = -Infinity;
+    const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) for (let i = 0; i < t.length; i++) {
+        const r = document.createRange(); r.setStart(t, i); r.setEnd(t, i + 1); const b = r.getBoundingClientRect();
+        if (b.width && b.top >= bottom) { lines.push(''); bottom = b.bottom; }
+        lines[lines.length - 1] += t.data[i];
+    }
+    return lines; })"""
+
+
 def test_the_dashboard_tells_matches_apart_and_links_to_its_lists(page, live_server, sql):
+    """Two matches whose long names differ only at the end, and a name in English words: each shown whole, on
+    lines that break between words only; every chart's text readable at phone width."""
     add_admin(sql, "boss", "owner")
-    for n in ("第三轮", "第四轮"):
-        sql("INSERT INTO competitions (title, play_time) VALUES (%s, now() + interval '3 days')",
-            f"青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 {n}")
+    titles = [f"青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 {n}" for n in ("第三轮", "第四轮")]
+    titles.append("Riverside Hawks versus Mountain Lions Championship Final")
+    for day, title in enumerate(titles, 3):
+        sql("INSERT INTO competitions (title, play_time) VALUES (%s, now() + make_interval(days => %s))", title, day)
+    fan = sql("INSERT INTO users (openid, username) VALUES ('o-fan', '球迷') RETURNING id")[0]["id"]
+    sql("INSERT INTO competition_applies (competition_id, user_id) SELECT id, %s FROM competitions"
+        " WHERE title LIKE '%%第三轮'", fan)
     sign_in(page)
     for size, name in ((DESKTOP, "pages-dashboard-desktop"), (PHONE, "pages-dashboard-phone")):
         page.set_viewport_size(size)
         page.goto("/admin/dashboard")
         shot(page, name)
-        # What is drawn (the tspans), not the tooltip.
-        names = page.locator("svg a text").evaluate_all(
-            "els => els.map(e => [...e.querySelectorAll('tspan')].map(t => t.textContent).join(''))")
-        assert len(names) == 2 and names[0] != names[1] and names[0].endswith("第三轮"), names
+        text = page.locator(".chart svg text, .chart figcaption, .chart .hbars .name, .chart .hbars .n")
+        heights = text.evaluate_all("els => els.map(e => [e.textContent, e.getBoundingClientRect().height])")
+        assert heights and all(height >= 12 for _, height in heights), (name, heights)
+        labels = page.locator(".chart .hbars .name")
+        names = labels.evaluate_all("els => els.map(e => e.textContent)")
+        assert [n.split(" ", 1)[1] for n in names] == titles, names
+        for shown, lines in zip(names, labels.evaluate_all(DRAWN_LINES), strict=True):
+            # Joined again at the spaces they broke at, the lines are the name: no word was cut.
+            assert " ".join(line.strip() for line in lines) == shown, (name, lines)
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
-    page.locator("svg a").first.click()
+    page.locator(".hbars a").first.click()
     page.wait_for_url("**/admin/competitions/*")
     page.goto("/admin/dashboard")
     page.locator("a.figure", has_text="有效会员").click()
@@ -213,4 +235,81 @@ def test_the_config_page_says_which_page_reads_each_code_and_previews_rich_text(
         frame.locator("text=会员权益").wait_for()
         assert frame.locator("script").count() == 0
         shot(page, f"pages-config-preview-{name}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+
+
+def test_long_identifiers_wrap_on_the_order_member_and_orders_pages(page, live_server, sql):
+    """A WeChat transaction id, refund numbers and an openid (28 to 32 characters, no spaces) break within the
+    screen, and the list's order numbers are readable whole."""
+    from tests.helpers.browser import paid_order
+
+    add_admin(sql, "boss", "owner")
+    order = paid_order(live_server, sql)
+    transaction, refund_no = "4200002345202612061234567890", "R202612061030159A3F2C7B1D4E5F6A7"
+    openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
+    sql("UPDATE orders SET transaction_id = %s WHERE id = %s", transaction, order["id"])
+    sql("UPDATE users SET openid = %s WHERE id = (SELECT user_id FROM orders WHERE id = %s)", openid, order["id"])
+    sql("INSERT INTO payment_notifications (order_id, out_trade_no, transaction_id, source, outcome, raw)"
+        " VALUES (%s, %s, %s, 'notify', 'paid', '<xml/>')", order["id"], order["order_no"], transaction)
+    refund = sql("INSERT INTO refunds (out_refund_no, order_id, amount, reason, status, refund_id) VALUES"
+                 " (%s, %s, 100, '赛事取消', 'success', '50300001234567890123456789012') RETURNING id",
+                 refund_no, order["id"])[0]["id"]
+    sql("INSERT INTO refund_notifications (refund_id, out_refund_no, source, outcome, raw)"
+        " VALUES (%s, %s, 'notify', 'success', '<xml/>')", refund, refund_no)
+    user = sql("SELECT user_id FROM orders WHERE id = %s", order["id"])[0]["user_id"]
+    sign_in(page)
+    pages = (("order", f"/admin/orders/{order['id']}", (transaction, refund_no, openid)),
+             ("member", f"/admin/members/{user}", (openid, order["order_no"])),
+             ("order-list", "/admin/orders", (order["order_no"],)))
+    for name, path, ids in pages:
+        for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+            page.set_viewport_size(size)
+            page.goto(path)
+            shot(page, f"pages-ids-{name}-{suffix}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], (name, suffix)
+            for text in ids:
+                # Every element showing the identifier lies within the screen, and none is cut by its frame.
+                boxes = page.locator(f".id:text-is('{text}')").evaluate_all(
+                    "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })")
+                assert boxes, (name, text)
+                for left, right in boxes:
+                    assert 0 <= left and right <= size["width"], (name, suffix, text, left, right)
+            if name == "order-list":
+                assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
+                                     " return w.scrollWidth <= w.clientWidth; })()"), suffix
+
+
+def test_a_match_picture_sits_in_its_field_below_its_label(page, live_server, sql, tmp_path):
+    """The saved cover shows under the cover's label, inside its field; after a refused save with a new picture,
+    the new one is marked as not yet saved."""
+    add_admin(sql, "boss", "owner")
+    sign_in(page)
+    for colour, name in (((21, 128, 61), "old.png"), ((29, 78, 216), "new.png")):
+        (tmp_path / name).write_bytes(png(750, 420, colour=colour))
+    page.set_viewport_size(DESKTOP)
+    page.goto("/admin/competitions/new")
+    page.fill("#title", "青竹 对 猛龙 城市联赛常规赛 第三轮")
+    page.fill("#play_time", "2030-05-01T19:30")
+    page.set_input_files("#cover", str(tmp_path / "old.png"))
+    page.click("button:has-text('创建')")
+    page.wait_for_selector("text=已创建")
+    edit = page.url
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto(edit)
+        field = page.locator(".field:has(#cover)")
+        label, preview, chooser = (field.locator(s).bounding_box() for s in ("label", "img.preview", "#cover"))
+        assert label["y"] + label["height"] <= preview["y"] < chooser["y"], (label, preview, chooser)
+        shot(page, f"pages-match-edit-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    page.fill("#title", "")
+    page.set_input_files("#cover", str(tmp_path / "new.png"))
+    page.click("button:has-text('保存')")
+    page.locator(".refused").wait_for()
+    kept = page.locator(".field:has(#cover) .kept")
+    assert kept.inner_text().startswith("已上传，保存后生效")
+    assert page.locator(".field:has(#cover) img.preview").get_attribute("alt") == "当前图片"
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        shot(page, f"pages-match-refused-{suffix}")
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]

@@ -1,11 +1,12 @@
 """The dashboard: the figures from the database (members, revenue net of refunds, orders, sign-ups, chat,
-viewers and their peak) and the charts as SVG drawn on the server."""
+viewers and their peak) and the charts drawn on the server (SVG bars, HTML meters for named items)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
-from jiandong.admin.charts import LINE_CHARS, Series, bars, hbars, label_lines
+from jiandong.admin.charts import Series, bars, hbars
 from jiandong.keys import realtime_key
 from tests.helpers.admin import add_admin, sign_in
 from tests.helpers.api import login
@@ -13,6 +14,16 @@ from tests.helpers.orders import add_product
 from tests.helpers.realtime import FAST, join
 
 SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svgs_of(html: str) -> list[str]:
+    return ["<svg" + part.split("</svg>")[0] + "</svg>" for part in html.split("<svg")[1:]]
+
+
+def meters_of(html: str, title: str) -> list[str]:
+    """The tooltips of the meters of the chart titled `title` (one per item and value name)."""
+    chart = html.split(f"<figcaption>{title}</figcaption>", 1)[1].split("</figure>", 1)[0]
+    return re.findall(r'<meter [^>]*title="([^"]*)"', chart)
 
 
 def seed(sql) -> None:
@@ -58,28 +69,26 @@ async def test_dashboard_figures_and_charts(make_client, sql):
     assert resp.status == 200
     assert '<strong id="members-active">3</strong>' in text and '<strong id="members-expiring">1</strong>' in text
     assert '<strong id="paid-30">597.00</strong>' in text and '<strong id="refunded-30">50.00</strong>' in text
-    svgs = [part.split("</svg>")[0] + "</svg>" for part in text.split("<svg")[1:]]
-    assert len(svgs) == 6 and "<script" not in text.split("<main>")[1]
-    charts = {ET.fromstring("<svg" + s).find(f"{SVG}title").text: ET.fromstring("<svg" + s) for s in svgs}
+    svgs = svgs_of(text)
+    assert len(svgs) == 4 and text.count('<figure class="chart-figure">') == 6
+    assert "<script" not in text.split("<main>")[1]
+    charts = {ET.fromstring(s).find(f"{SVG}title").text: ET.fromstring(s) for s in svgs}
     revenue = charts["每日收入（元，实收减退款，近 30 天）"]
     today = [r.find(f"{SVG}title").text for r in revenue.iter(f"{SVG}rect")][-1]
     assert today.endswith("净收入: 547.00")
     orders_chart = charts["微信支付订单：创建与支付（近 30 天，不含后台手动开通）"]
     orders = [r.find(f"{SVG}title").text for r in orders_chart.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     assert orders[-2].endswith("创建: 4") and orders[-1].endswith("已支付: 3")
-    signups = [r.find(f"{SVG}title").text for r in charts["即将开始的赛事报名人数"].iter(f"{SVG}rect")
-               if r.find(f"{SVG}title") is not None]
-    assert signups == ["报名: 2"]
+    assert meters_of(text, "即将开始的赛事报名人数") == ["报名: 2"]
     # Each item and each figure links to what it counts.
     match = sql("SELECT id FROM competitions")[0]["id"]
-    assert f'<a href="/admin/competitions/{match}">' in svgs[4] and '<a href="/admin/lives/5">' in svgs[5]
+    assert f'<a class="name" href="/admin/competitions/{match}">' in text
+    assert '<a class="name" href="/admin/lives/5">' in text
     assert '<a class="figure" href="/admin/members?status=1">' in text
     paid_list = await (await client.get(text.split('<a class="figure" href="')[2].split('"')[0].replace("&amp;", "&")
                                         )).text()
     assert all(f"T00000000{i}" in paid_list for i in range(3)) and "T000000009" not in paid_list
-    viewers = [r.find(f"{SVG}title").text for r in charts["直播观众：当前与峰值"].iter(f"{SVG}rect")
-               if r.find(f"{SVG}title") is not None]
-    assert viewers == ["当前: 1", "峰值: 2"]
+    assert meters_of(text, "直播观众：当前与峰值") == ["当前: 1", "峰值: 2"]
     chat = [r.find(f"{SVG}title").text for r in charts["聊天消息（每日，近 30 天）"].iter(f"{SVG}rect")
             if r.find(f"{SVG}title") is not None]
     assert chat[-1].endswith("消息: 3")
@@ -89,26 +98,23 @@ async def test_dashboard_figures_and_charts(make_client, sql):
     await first.close()
 
 
-def test_long_names_beside_bars_keep_what_tells_them_apart():
-    """Two matches whose names differ only at the end stay two names: wrapped, then the middle left out."""
+def test_long_names_beside_bars_are_shown_whole():
+    """Two matches whose names differ only at the end stay two names: each shown whole (the page wraps it)."""
     a, b = "青竹 对 猛龙 城市联赛常规赛 第三轮 主场", "青竹 对 猛龙 城市联赛常规赛 第四轮 主场"
-    assert label_lines(a) != label_lines(b) and all(len(line) <= LINE_CHARS for line in label_lines(a))
-    longer = "青竹篮球俱乐部 对 猛龙篮球俱乐部 二〇二六年城市联赛常规赛 第十二轮"
-    assert label_lines(longer)[0].startswith("青竹") and label_lines(longer)[1].endswith("第十二轮")
-    assert label_lines("周末联赛") == ["周末联赛"]
-    svg = ET.fromstring(hbars("赛事", [(a, [1.0]), (b, [2.0])], ["报名"]))
-    shown = ["".join(t.itertext()).replace(a, "").replace(b, "") for t in svg.iter(f"{SVG}text")][1:3]
-    assert shown[0] != shown[1]
+    html = hbars("赛事", [(a, [1.0]), (b, [2.0])], ["报名"])
+    assert re.findall(r'<span class="name">([^<]*)</span>', html) == [a, b]
+    assert re.findall(r'<meter [^>]*value="([^"]*)"', html) == ["1", "2"]
 
 
 def test_charts_escape_text_and_scale_to_their_values():
-    svg = bars("<b>标题</b>", ["a&b", "c"], [Series("x<y", [3, -1.5])])
-    root = ET.fromstring(svg)
-    assert root.find(f"{SVG}title").text == "<b>标题</b>" and "<b>" not in svg
+    html = bars("<b>标题</b>", ["a&b", "c"], [Series("x<y", [3, -1.5])])
+    root = ET.fromstring(svgs_of(html)[0])
+    assert root.find(f"{SVG}title").text == "<b>标题</b>" and "<b>" not in html
     heights = [float(r.get("height")) for r in root.iter(f"{SVG}rect")]
     assert abs(heights[0] - 2 * heights[1]) < 0.2  # 3 against -1.5: twice as tall
-    empty = ET.fromstring(hbars("空", [], ["值"]))
-    assert "暂无数据" in ET.tostring(empty, encoding="unicode")
+    empty = hbars("空", [], ["值"])
+    assert "暂无数据" in empty and "<meter" not in empty
+    assert "<b>" not in hbars("<b>赛事</b>", [("<i>决赛</i>", [1.0])], ["报<名"])
 
 
 async def test_dashboard_for_editors(client, sql):

@@ -179,3 +179,28 @@ async def test_orders_need_a_signed_in_editor(make_client, wechat, wxpay, sql):
     await signed_in(client, sql, "moderator")
     for path in ("/admin/orders", "/admin/orders/export.csv", "/admin/orders/export.xlsx", "/admin/orders/1"):
         assert (await client.get(path)).status == 403, path
+
+
+async def test_the_snapshot_names_every_field_it_holds_in_staff_words(client, sql):
+    """Whatever a committed order's snapshot holds has a label (or is hidden), each label once; the product's
+    HTML content reads as text."""
+    from jiandong.admin.order_labels import SNAPSHOT_HIDDEN, SNAPSHOT_LABELS
+
+    token = await dev_buyer(client, sql)
+    content = "<p>全年赛事报名</p><ul>" + "<li>主场观赛、会员专属座位与球员见面会</li>" * 5 + "</ul>"
+    product = add_product(sql, audit_time="2026-03-01 10:00+08", content=content)
+    order = await commit(client, token, product)
+    await signed_in(client, sql, "editor")
+    [snapshot] = order_row(sql, order["id"])["snap_items"]
+    assert set(snapshot) - SNAPSHOT_HIDDEN <= set(SNAPSHOT_LABELS), set(snapshot) - set(SNAPSHOT_LABELS)
+    text = await (await client.get(f"/admin/orders/{order['id']}")).text()
+    section = text.split("<h2>下单快照</h2>", 1)[1].split("</section>", 1)[0]
+    labels = re.findall(r"<dt>([^<]*)</dt>", section)
+    # In the table's order, whatever order the stored keys come back in.
+    assert labels == [label for key, label in SNAPSHOT_LABELS.items() if key in snapshot], labels
+    assert len(set(labels)) == len(labels) and not set(labels) & set(snapshot)
+    assert "全年赛事报名" in section and "&lt;p&gt;" not in section and "<p>" not in section and "<li>" not in section
+    # A long introduction is folded to its start.
+    assert re.search(r"<dt>介绍</dt><dd><details><summary>全年赛事报名 主场观赛", section)
+    for label in ("数量", "原价（元）", "编号", "规格", "享有人数", "备注", "审核时间", "热销"):
+        assert any(label in shown for shown in labels), label

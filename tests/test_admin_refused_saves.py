@@ -95,7 +95,7 @@ async def test_a_refused_save_says_why_at_the_top_and_keeps_the_image(console, s
     assert "未保存" in body[banner:banner + 300]
     # The wrong field is named in the banner, linked to its input.
     assert re.search(rf'<a href="#{bad}">', body)
-    assert "已上传：" in body and "(保留)" in body
+    assert "已上传，保存后生效" in body
     assert sql(f"SELECT count(*) FROM {table}")[0]["count"] == 0
 
     resp = await submit(console, f"/admin/{slug}/new", {**fields, image_field(slug) + "__kept": token})
@@ -183,3 +183,26 @@ async def test_an_edit_records_before_and_after_in_the_same_terms(console, sql, 
     shown = audit_view.changes(entry["action"], entry["before"], entry["after"])
     assert [(c.label, c.old.text, c.new.text) for c in shown] == [
         (audit_view.field_label(entry["action"], field), fields[field], fields[field] + "二")]
+
+
+async def test_an_upload_kept_by_a_refused_save_is_not_called_the_current_picture(console, sql):
+    """The saved picture is the current one; the upload a refused save kept takes effect only when saved, and
+    says so."""
+    resp = await submit(console, "/admin/competitions/new", {"title": "决赛", "play_time": WHEN},
+                        {"cover": ("a.png", png(colour=(1, 2, 3)))})
+    ident = int(resp.headers["Location"].rsplit("/", 1)[1])
+    saved = sql("SELECT main_img_url FROM competitions")[0]["main_img_url"]
+    resp = await submit(console, f"/admin/competitions/{ident}", {"title": "", "play_time": WHEN},
+                        {"cover": ("b.png", png(colour=(9, 9, 9)))})
+    assert resp.status == 400
+    body = await resp.text()
+    field = body.split('<label for="cover"', 1)[1].split('class="field', 1)[0]
+    kept = re.search(r'<div class="kept">(.*?)</div>', field, re.S).group(1)
+    assert "已上传，保存后生效" in kept and "当前图片" not in kept and saved not in kept
+    # The current picture is the saved one, shown as such within its field.
+    assert re.search(rf'<img class="preview" src="{re.escape(saved)}" alt="当前图片">', field)
+    # A new item has no current picture: its kept upload is only waiting to be saved.
+    resp = await submit(console, "/admin/competitions/new", {"title": "", "play_time": WHEN},
+                        {"cover": ("c.png", png(colour=(5, 5, 5)))})
+    body = await resp.text()
+    assert resp.status == 400 and "已上传，保存后生效" in body and "当前图片" not in body

@@ -1,5 +1,5 @@
 """概览: the club at a glance — members, revenue (paid minus refunded), orders, sign-ups, viewers, chat —
-with charts drawn on the server as SVG (charts.py)."""
+with charts drawn on the server (charts.py)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@ became of it, and the order snapshot's fields. One table each; a value none of t
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import typing
 
 # Where a payment or refund record came from (services/payments.py, services/refunds.py).
@@ -26,20 +28,33 @@ OUTCOME_LABELS = {
     "closed": "退款已关闭",
     "failed": "退款失败",
 }
-# The fields of an order's snapshot (what the member saw when ordering; services/orders.py, services/members.py).
+# The fields of an order's snapshot: the product as the member saw it when ordering (services/orders.py
+# product_view, services/members.py; the columns of `businesses` in sql/001_schema.sql), then what was bought.
+# One label each and no label twice: the page shows them as one list, in this order (a stored snapshot's keys
+# come back in jsonb's order, shortest first).
 SNAPSHOT_LABELS = {
-    "id": "商品编号",
+    "id": "商品 ID",
     "title": "商品",
-    "name": "商品",
+    "num": "编号",
     "price": "单价（元）",
-    "original_price": "原价（元）",
+    "cost": "原价（元）",
     "count": "数量",
     "total_price": "合计（元）",
     "valid_time": "有效期（年）",
-    "description": "说明",
-    "image": "图片",
-    "cover": "图片",
+    "specs": "规格",
+    "people": "享有人数",
+    "istui": "热销商品",
+    "remark": "备注",
+    "content": "介绍",
+    "audit_time": "审核时间",
 }
+# The product's category id: a number that tells staff nothing (the category is not shown anywhere).
+SNAPSHOT_HIDDEN = frozenset({"s_id"})
+# 0/1 flags shown as 是/否.
+SNAPSHOT_FLAGS = frozenset({"istui"})
+# Rich text (the product's introduction, edited as HTML).
+SNAPSHOT_HTML = frozenset({"content"})
+TAG = re.compile(r"<[^>]*>")
 
 
 def source_label(source: str) -> str:
@@ -53,21 +68,31 @@ def outcome_label(outcome: str) -> str:
     return f"{label}：{detail.strip()}" if detail else label
 
 
+def text_of(value: str) -> str:
+    """The text of an HTML value (tags dropped, entities decoded: the template escapes it again)."""
+    return html.unescape(" ".join(TAG.sub(" ", value).split()))
+
+
 def snapshot_rows(snapshot: typing.Any) -> list[tuple[str, str]]:
-    """(label, value) of each item field of a snapshot (a dict, or a list of them); nested values as text."""
+    """(label, value) of each item field of a snapshot (a dict, or a list of them); nested values as text, HTML
+    as its text, a field staff have no use for left out."""
     items = snapshot if isinstance(snapshot, list) else [snapshot]
     rows = []
     for item in items:
         if not isinstance(item, dict):
             rows.append(("内容", str(item)))
             continue
-        for key, value in item.items():
-            if isinstance(value, bool):
+        order = list(SNAPSHOT_LABELS)
+        for key, value in sorted(item.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
+            if key in SNAPSHOT_HIDDEN:
+                continue
+            if isinstance(value, bool) or (key in SNAPSHOT_FLAGS and value in (0, 1)):
                 shown = "是" if value else "否"
             elif isinstance(value, (dict, list)):
                 shown = json.dumps(value, ensure_ascii=False, default=str)
+            elif key in SNAPSHOT_HTML and isinstance(value, str):
+                shown = text_of(value)
             else:
                 shown = "" if value is None else str(value)
             rows.append((SNAPSHOT_LABELS.get(key, key), shown))
     return rows
-
