@@ -21,7 +21,7 @@ from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
-from jiandong.ops.banner import banner
+from jiandong.ops.banner import banner, owner_exists
 from jiandong.ops.check import PROBLEM, check, first_line, mask_url_password
 from jiandong.ops.embedded import EmbeddedError, servers_for
 from jiandong.ops.metrics import prepare_multiprocess_dir, worker_gone
@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             if advice:
                 # A configured PostgreSQL without pg_trgm is the operator's to fix; the embedded one is as it is.
                 logger.log(logging.INFO if embedded else logging.WARNING, "%s", advice)
-            banner_text = banner(settings, demo_state(settings.database_url), embedded)
+            banner_text = banner(settings, demo_state(settings.database_url), embedded,
+                                 owner_exists(settings.database_url))
             if settings.workers > 1:
                 return serve_workers(settings, sockets, banner_text)
             asyncio.run(serve(settings, sockets, banner_text=banner_text))

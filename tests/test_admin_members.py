@@ -49,6 +49,18 @@ async def test_search_users_by_name_phone_openid_id_and_status(make_client, sql)
     assert f"/admin/members/{second}" in text and f"/admin/members/{first}\"" not in text and "正常" in text
 
 
+async def refused_page(client, resp, user_id: int) -> str:
+    """A refused form on the member page: back to the page itself (a reload shows it, posting nothing), with
+    the red 未保存 banner at the top saying why, and the form as it was typed."""
+    assert resp.status == 303 and resp.headers["Location"] == f"/admin/members/{user_id}#refused"
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert page.index('class="refused"') < page.index("<h2>"), "the banner is at the top"
+    assert "未保存" in page
+    # Shown once: a reload is the plain page.
+    assert 'class="refused"' not in await (await client.get(f"/admin/members/{user_id}")).text()
+    return page
+
+
 async def test_grant_by_years_is_a_paid_manual_order(make_client, sql):
     client = await member_client(make_client, sql)
     product = add_product(sql)
@@ -99,15 +111,18 @@ async def test_grant_until_a_date_extends_from_the_current_end(make_client, sql,
         end + dt.timedelta(days=1), dt.time(), settings.tz)
     # An end before the current one is refused, and nothing is written.
     resp = await grant(client, user_id, until=(end - dt.timedelta(days=1)).isoformat(), amount="0", reason="再送")
-    assert resp.status == 400 and "结束日期须晚于当前有效期" in await resp.text()
+    assert "结束日期须晚于当前有效期" in await refused_page(client, resp, user_id)
     assert len(sql("SELECT id FROM orders")) == 1 and len(sql("SELECT id FROM audit_log")) == 1
 
 
 async def test_an_extension_says_extended_to_the_date_entered(make_client, sql):
     client = await member_client(make_client, sql)
     _, user_id = await a_user(client, sql)
+    page = await (await client.get(f"/admin/members/{user_id}")).text()
+    assert "<h2>手动开通会员</h2>" in page and ">开通</button>" in page
     assert (await grant(client, user_id, years="1", amount="0", reason="现场现金缴费")).status == 302
-    await client.get(f"/admin/members/{user_id}")
+    page = await (await client.get(f"/admin/members/{user_id}")).text()
+    assert "<h2>延长会员</h2>" in page and ">延长</button>" in page and ">开通</button>" not in page
     resp = await grant(client, user_id, until="2038-06-30", amount="0", reason="续费")
     page = await (await client.get(resp.headers["Location"])).text()
     assert "会员已延长至 2038-06-30（含当天）" in page and "2038-07-01" not in page
@@ -122,7 +137,10 @@ async def test_grant_needs_a_reason_and_one_term(make_client, sql):
              ({"years": "11", "amount": "0", "reason": "x"}, "须在 1~10 之间")]
     for data, message in cases:
         resp = await grant(client, user_id, **data)
-        assert resp.status == 400 and message in await resp.text(), data
+        page = await refused_page(client, resp, user_id)
+        assert message in page, data
+        # What was typed is there to correct, not to type again.
+        assert all(f'value="{value}"' in page for key, value in data.items() if key != "years"), data
     assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
     assert sql("SELECT member_status FROM users WHERE id = %s", user_id)[0]["member_status"] == 0
 
@@ -160,7 +178,8 @@ async def test_disabled_member_as_the_h5_api_and_the_chat_see_it(make_client, sq
     # A reason is required.
     resp = await post_form(client, f"/admin/members/{user_id}/disable", {"reason": " "},
                            token_from=f"/admin/members/{user_id}")
-    assert resp.status == 400 and sql("SELECT member_status FROM users WHERE id = %s", user_id)[0]["member_status"] == 1
+    assert "原因" in await refused_page(client, resp, user_id)
+    assert sql("SELECT member_status FROM users WHERE id = %s", user_id)[0]["member_status"] == 1
 
 
 async def test_member_pages_by_role(make_client, sql):
@@ -183,7 +202,7 @@ async def test_an_editor_grants_only_at_list_price(make_client, sql):
     for data in ({"years": "3", "amount": "0", "reason": "朋友"}, {"years": "1", "amount": "100", "reason": "折扣"},
                  {"until": "2038-06-30", "amount": "199", "reason": "到期日"}):
         resp = await grant(client, user_id, **data)
-        assert resp.status == 400 and "须由所有者办理" in await resp.text(), data
+        assert "须由所有者办理" in await refused_page(client, resp, user_id), data
     assert sql("SELECT count(*) FROM orders")[0]["count"] == 0
     assert (await grant(client, user_id, years="2", amount="398", reason="现场缴费")).status == 302
 

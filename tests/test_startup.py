@@ -15,7 +15,9 @@ import aiohttp
 import psycopg2
 import pytest
 
+from jiandong.ops.banner import banner, owner_exists
 from jiandong.store.db import migrate
+from tests.helpers.admin import add_admin
 from tests.helpers.realtime import frame_of, send
 from tests.helpers.servers import ROOT, free_port, server_env
 
@@ -161,6 +163,8 @@ async def test_a_fresh_start_says_where_everything_is_and_refuses_a_second_one(s
                                       cwd=ROOT, env=env, input="long enough pw\n", capture_output=True, text=True,
                                       timeout=60)
     assert created.returncode == 0 and created.stdout.startswith("created owner boss"), created
+    # The address it names is the running server's (its port), not the default port's.
+    assert f"sign in at {http}/admin/" in created.stdout, created.stdout
     # Its banner's addresses answer.
     for path in ("/api/v1/", "/Docs/jiandong.html", "/api/v1/openapi.json", "/admin/"):
         async with session.get(f"{server.url}{path}") as resp:
@@ -234,3 +238,14 @@ async def test_a_killed_server_leaves_nothing_running_after_the_next_one(started
     assert await asyncio.to_thread(second.proc.wait, 60) == 0
     assert "shutting down" in second.log() and "embedded servers stopped" in second.log()
     assert not alive(redis_now) and not (var / "pgdata" / "postmaster.pid").exists()
+
+
+def test_the_banner_suggests_a_first_account_only_while_there_is_no_owner(settings, sql):
+    assert owner_exists(settings.database_url) is False
+    assert "create-admin" in banner(settings, "data", False, owner_exists(settings.database_url))
+    add_admin(sql, "writer", "editor")
+    assert owner_exists(settings.database_url) is False
+    add_admin(sql, "boss", "owner")
+    assert owner_exists(settings.database_url) is True
+    text = banner(settings, "data", False, owner_exists(settings.database_url))
+    assert "create-admin" not in text and "/admin/" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
+from multidict import MultiDict
 
 from ..keys import admin_key, pg_key, settings_key
 from ..services import audit, members, moderation, order_search
@@ -60,20 +61,49 @@ def _user_id(request: web.Request) -> int:
     return path_id(request, missing="用户不存在")
 
 
-async def _member_page(request: web.Request, grant: GrantForm | None = None, reason: ReasonForm | None = None,
-                       status: int = 200) -> web.Response:
+# A refused form's typed values and problems, kept in the session across the redirect back to the member page:
+# the address stays the page's own, so a reload shows the page rather than posting again.
+REFUSED_KEY = "member_form_refused"
+FORMS = {"grant": GrantForm, "standing": ReasonForm}
+
+
+async def _refused(request: web.Request, name: str, form: AdminForm) -> web.HTTPSeeOther:
+    session = await get_session(request)
+    session[REFUSED_KEY] = {
+        "user": _user_id(request), "form": name,
+        "values": [[f.name, value] for f in form for value in (f.raw_data or []) if isinstance(value, str)],
+        "errors": {f.name: list(f.errors) for f in form if f.errors}, "form_errors": list(form.form_errors)}
+    return web.HTTPSeeOther(f"{BASE}/{_user_id(request)}#refused")
+
+
+async def _kept_forms(request: web.Request, user_id: int) -> dict[str, AdminForm]:
+    """The page's forms: empty, or the one refused just before with what was typed and why."""
+    forms = {name: cls() for name, cls in FORMS.items()}
+    kept = (await get_session(request)).pop(REFUSED_KEY, None)
+    if isinstance(kept, dict) and kept.get("user") == user_id and kept.get("form") in FORMS:
+        form = FORMS[kept["form"]](MultiDict([tuple(pair) for pair in kept["values"]]))
+        for name, errors in kept["errors"].items():
+            if name in form:
+                form[name].errors = errors
+        form.form_errors.extend(kept["form_errors"])
+        forms[kept["form"]] = form
+    return forms
+
+
+async def _member_page(request: web.Request) -> web.Response:
     pool = request.config_dict[pg_key]
     user = await members.get_user(pool, _user_id(request))
     if user is None:
         raise PageError(404, "用户不存在")
+    forms = await _kept_forms(request, user["id"])
     return await render(request, "admin/member.html", {
-        "user": user, "grant": grant or GrantForm(), "reason_form": reason or ReasonForm(),
+        "user": user, "grant": forms["grant"], "reason_form": forms["standing"],
         "orders": await order_search.user_orders(pool, user["id"]),
         "signups": await members.user_signups(pool, user["id"]),
         "mutes": await moderation.user_mutes(pool, user["id"]),
         "audit": await audit.for_target(pool, f"user:{user['id']}"),
-        "disabled": user["member_status"] == DISABLED,
-    }, status)
+        "disabled": user["member_status"] == DISABLED, "active": user["member_status"] == ACTIVE,
+    })
 
 
 @routes.get(r"/members/{id:\d+}")
@@ -106,7 +136,7 @@ async def grant_membership(request: web.Request) -> web.Response:
                 end = end_label(after["member_expire_time"], request.config_dict[settings_key].tz)
                 flash(await get_session(request), f"会员已{word}至 {end}（订单 #{order_id}）")
                 raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
-    return await _member_page(request, grant=form, status=400)
+    raise await _refused(request, "grant", form)
 
 
 async def _switch(request: web.Request, disabled: bool) -> web.Response:
@@ -123,7 +153,7 @@ async def _switch(request: web.Request, disabled: bool) -> web.Response:
             word = "禁用" if disabled else "启用"
             flash(await get_session(request), f"会员资格已{word}" if changed else f"会员资格本来就是{word}状态")
             raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
-    return await _member_page(request, reason=form, status=400)
+    raise await _refused(request, "standing", form)
 
 
 @routes.post(r"/members/{id:\d+}/disable")

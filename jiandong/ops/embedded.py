@@ -212,19 +212,24 @@ def lock_var_dir(var_dir: Path) -> typing.Callable[[], None]:
     return lambda: os.close(fd)
 
 
-# The URLs of the embedded servers of the process holding the var dir, for commands run meanwhile.
+# The URLs of the embedded servers of the process holding the var dir, and where it listens (its host and
+# port), for commands run meanwhile.
 INSTANCE_FILE = "instance.json"
 
 
-def running_instance(var_dir: Path) -> dict[str, str] | None:
-    """The embedded servers' URLs of the server running on this var dir, or None."""
+def running_instance(var_dir: Path) -> dict[str, typing.Any] | None:
+    """The embedded servers' URLs, host and port of the server running on this var dir, or None."""
     try:
         instance = json.loads((var_dir / INSTANCE_FILE).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(instance, dict) or not isinstance(instance.get("pid"), int) or not _alive(instance["pid"]):
         return None
-    return {k: v for k, v in instance.items() if k in ("database_url", "redis_url") and isinstance(v, str)}
+    found: dict[str, typing.Any] = {k: v for k, v in instance.items()
+                                    if k in ("database_url", "redis_url", "host") and isinstance(v, str)}
+    if isinstance(instance.get("port"), int):
+        found["port"] = instance["port"]
+    return found
 
 
 @contextlib.contextmanager
@@ -244,8 +249,12 @@ def servers_for(settings: "Settings", *, join_running: bool = False) -> typing.I
                 running = running_instance(var_dir) if join_running else None
                 if not running:
                     raise
+                # Where the running server listens too: what a command prints (create-admin's sign-in
+                # address) is that server's, not this command's default port.
                 yield settings.replace(database_url=settings.database_url or running.get("database_url", ""),
-                                       redis_url=settings.redis_url or running.get("redis_url", ""))
+                                       redis_url=settings.redis_url or running.get("redis_url", ""),
+                                       host=running.get("host", settings.host),
+                                       port=running.get("port", settings.port))
                 return
         if not settings.database_url:
             url, stop = start_postgres(var_dir)
@@ -258,7 +267,8 @@ def servers_for(settings: "Settings", *, join_running: bool = False) -> typing.I
         if stops:
             instance = var_dir / INSTANCE_FILE
             instance.write_text(json.dumps({"pid": os.getpid(), "database_url": settings.database_url,
-                                            "redis_url": settings.redis_url}))
+                                            "redis_url": settings.redis_url, "host": settings.host,
+                                            "port": settings.port}))
             instance.chmod(0o600)
             stops.insert(1, lambda: instance.unlink(missing_ok=True))
         yield settings
