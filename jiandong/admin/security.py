@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import admin_key, admin_sessions_key, pg_key, settings_key, upload_slots_key
-from ..services.admins import get_admin, role_allows
+from ..services.admins import OWNER, ROLE_LABELS, ROLES, get_admin, role_allows
 from ..services.audit import Actor
 from ..services.login_throttle import address_group
 from ..web.params import client_ip
@@ -48,6 +48,13 @@ def requires(*roles: str) -> typing.Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+def needed_roles_text(roles: typing.Iterable[str], role: str) -> str:
+    """What a refused page tells: which roles may do this (owners always may) and which one the account has."""
+    allowed = "或".join(ROLE_LABELS[r] for r in ROLES if r == OWNER or r in roles)
+    return (f"这里需要「{allowed}」角色，你的账号是「{ROLE_LABELS.get(role, role)}」。"
+            "如需使用，请联系所有者调整你的角色。")
 
 
 @web.middleware
@@ -95,7 +102,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise web.HTTPFound(f"{PREFIX}/login?next={quote(target, safe='')}")
     roles = getattr(route_handler, "admin_roles", None)
     if roles is not None and not role_allows(admin.role, roles):
-        raise forbidden()
+        raise forbidden(needed_roles_text(roles, admin.role))
     return await handler(request)
 
 
