@@ -187,6 +187,45 @@ def test_the_audit_log_reads_at_desktop_and_phone_width(page, live_server, sql):
         shot(page, f"pages-audit-{suffix}-open")
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
         assert whole.bounding_box()["x"] + whole.bounding_box()["width"] <= size["width"]
+        # Targets by their nouns, each a link to its page; the search hint whole in its box.
+        assert page.locator("td.target a", has_text="会员 #7").get_attribute("href") == "/admin/members/7"
+        assert page.locator("td.target a", has_text="订单 #12").get_attribute("href") == "/admin/orders/12"
+        assert page.evaluate("""() => { const i = document.querySelector('input[name=q]');
+            const c = document.createElement('canvas').getContext('2d'); c.font = getComputedStyle(i).font;
+            return c.measureText(i.placeholder).width <= i.clientWidth; }""")
+
+
+def test_a_refused_member_form_and_a_refused_page_say_why(page, live_server, sql):
+    """A refused grant: back on the member page with the red banner at the top; an editor sent to the audit
+    log: told which role may open it. At both widths, nothing wider than the screen."""
+    add_admin(sql, "boss", "owner")
+    add_admin(sql, "writer", "editor")
+    uid = sql("INSERT INTO users (openid, username) VALUES ('o-member-refused-0123456789ab', '王小明') RETURNING id"
+              )[0]["id"]
+    sign_in(page)
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto(f"/admin/members/{uid}")
+        page.fill("#years", "1")
+        page.fill("#amount", "abc")
+        page.fill("#reason", "现场缴费")
+        page.click("form.grant-form button[type=submit]")
+        page.wait_for_selector("div.refused")
+        assert page.url.endswith(f"/admin/members/{uid}#refused")
+        assert "金额无效" in page.locator("div.refused").inner_text()
+        assert page.input_value("#reason") == "现场缴费"
+        shot(page, f"pages-member-refused-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    page.context.clear_cookies()
+    sign_in(page, "writer")
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto("/admin/audit")
+        assert "这里需要「所有者」角色，你的账号是「编辑」" in page.locator("main").inner_text()
+        shot(page, f"pages-forbidden-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+
+
 def test_a_refused_save_says_why_at_the_top_and_keeps_the_picture(page, live_server, sql, tmp_path):
     add_admin(sql, "boss", "owner")
     sign_in(page)
