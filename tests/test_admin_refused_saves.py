@@ -206,3 +206,19 @@ async def test_an_upload_kept_by_a_refused_save_is_not_called_the_current_pictur
                         {"cover": ("c.png", png(colour=(5, 5, 5)))})
     body = await resp.text()
     assert resp.status == 400 and "已上传，保存后生效" in body and "当前图片" not in body
+
+
+@pytest.mark.parametrize("slug", sorted(s for s in CASES
+                                         if SECTIONS_WITH_IMAGES[s].form_class()[RENAMED[s]].flags.required))
+async def test_a_name_of_spaces_is_no_name(console, sql, slug):
+    """A required text of spaces (full-width ones too) is refused like an empty one; a name typed with spaces
+    around it is stored without them."""
+    fields, _, _, table, _ = CASES[slug]
+    field = RENAMED[slug]
+    resp = await submit(console, f"/admin/{slug}/new", {**fields, field: "  \u3000 "})
+    assert resp.status == 400 and "未保存" in (body := await resp.text()) and "必填" in body
+    assert sql(f"SELECT count(*) FROM {table}")[0]["count"] == 0
+    resp = await submit(console, f"/admin/{slug}/new", {**fields, field: f"  {fields[field]}\u3000"})
+    assert resp.status == 302, await resp.text()
+    column = "title" if field == "title" else field
+    assert sql(f"SELECT {column} FROM {table}")[0][column] == fields[field]

@@ -202,13 +202,25 @@ class AdminForm(wtforms.Form):
 
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
-        # Text left out of a post is empty text (never None): columns hold '' for nothing.
+        # Text left out of a post is empty text (never None): columns hold '' for nothing. Text is kept
+        # without the spaces around it (full-width ones too): a title of spaces is no title. Passwords as typed.
         for field in self:
-            if isinstance(field, wtforms.StringField) and field.data is None:
-                field.data = ""
+            if isinstance(field, wtforms.StringField) and not isinstance(field, wtforms.PasswordField):
+                field.data = (field.data or "").strip() if isinstance(field.data, str) or field.data is None \
+                    else field.data
 
 
-REQUIRED = validators.InputRequired(message="必填")
+class InputRequired(validators.InputRequired):
+    """Something typed that is not only spaces (full-width ones included): "  　" is refused like ""."""
+
+    def __call__(self, form: wtforms.Form, field: wtforms.Field) -> None:
+        if field.raw_data and str(field.raw_data[0]).strip():
+            return
+        field.errors[:] = []
+        raise validators.StopValidation(self.message)
+
+
+REQUIRED = InputRequired(message="必填")
 OPTIONAL = validators.Optional()
 
 
