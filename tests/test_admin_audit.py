@@ -135,3 +135,20 @@ async def test_paging_keeps_the_dates(client, sql):
     second = text.split('<nav class="pager">', 1)[1].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     text = await (await client.get(second)).text()
     assert "第 2 / 2 页" in text and "六月" not in text and text.count('data-label="说明"') == 5
+    # A page past the end still says how many there are.
+    text = await (await client.get("/admin/audit", params={"from": "2026-05-01", "to": "2026-05-31",
+                                                           "page": "99"})).text()
+    assert "共 25 条" in text and text.count('data-label="说明"') == 0
+
+
+async def test_the_action_filter_takes_the_names_staff_read(client, sql):
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    for action in ("chat.mute", "chat.unmute", "refund.create", "competitions.update"):
+        sql("INSERT INTO audit_log (admin_name, action, summary) VALUES ('boss', %s, %s)", action, action)
+    for typed, found in (("禁言", {"chat.mute", "chat.unmute"}), ("退款", {"refund.create"}),
+                         ("修改赛事", {"competitions.update"}), ("chat", {"chat.mute", "chat.unmute"}),
+                         ("refund", {"refund.create"}), ("没有这个", set())):
+        text = await (await client.get("/admin/audit", params={"action": typed})).text()
+        shown = set(re.findall(r'class="what" title="([a-z_.]+)"', text))
+        assert shown == found and f"共 {len(found)} 条" in text, typed

@@ -75,10 +75,10 @@ async def record_now(pool: aiopg.Pool, actor: Actor, action: str, target: str = 
 
 
 async def search(pool: aiopg.Pool, query: ListQuery, action: str = "", date_from: dt.date | None = None,
-                 date_to: dt.date | None = None) -> tuple[list[db.Row], int]:
+                 date_to: dt.date | None = None, actions: typing.Sequence[str] = ()) -> tuple[list[db.Row], int]:
     """Entries newest first; `query.search` matches the staff name, the target, the summary, the IP or the
-    changed values; `action` is a prefix of the action (e.g. "refund"); the dates are the club's days, both
-    included."""
+    changed values; `action` is a prefix of the action (e.g. "refund") or, with `actions`, those actions too
+    (the codes whose names match what staff typed); the dates are the club's days, both included."""
     clauses: list[str] = []
     args: dict[str, typing.Any] = {}
     if query.search:
@@ -86,8 +86,9 @@ async def search(pool: aiopg.Pool, query: ListQuery, action: str = "", date_from
                        " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s)")
         args["s"] = like_pattern(query.search)
     if action:
-        clauses.append("action LIKE %(action)s")
+        clauses.append("(action LIKE %(action)s OR action = ANY(%(actions)s))")
         args["action"] = action.replace("%", "").replace("_", "\\_") + "%"
+        args["actions"] = list(actions)
     # Connections run in the club's time zone: a date is the club's day.
     if date_from is not None:
         clauses.append("at >= %(date_from)s::date")

@@ -78,8 +78,12 @@ async def fetch_page(
     sql = (f"SELECT {columns}, count(*) OVER () AS total_rows FROM {source} {where and 'WHERE ' + where}"
            f" ORDER BY {order_by} LIMIT %(limit)s OFFSET %(offset)s")
     rows = await db.fetchall(pool, sql, {**args, "limit": query.size, "offset": (query.page - 1) * query.size})
-    total = rows[0]["total_rows"] if rows else 0
-    return rows, total
+    if rows or query.page == 1:
+        return rows, rows[0]["total_rows"] if rows else 0
+    # A page past the end has no row to carry the window count: the total is counted on its own, so the
+    # page says how many there are (and where the last page is) rather than "0".
+    total = await db.fetchval(pool, f"SELECT count(*) FROM {source} {where and 'WHERE ' + where}", args)
+    return rows, int(total or 0)
 
 
 def search_clause(query: ListQuery, *columns: str) -> tuple[str, dict[str, typing.Any]]:
