@@ -15,7 +15,8 @@ def test_chat_moderation_fits_a_phone(page, live_server, sql):
     sql("INSERT INTO lives (id, title, stream_name, live_status)"
         " VALUES (41, '决赛：建东猛龙 vs 城南勇士', 'final41', 1)")
     uid = sql("INSERT INTO users (openid, username) VALUES ('o-fan', '一位很热情的球迷朋友') RETURNING id")[0]["id"]
-    for content in ("加油建东！今天一定要赢下这场比赛", "裁判是个大傻瓜", "好球"):
+    cheers = [f"第{n}次加油" for n in range(40)]
+    for content in (*cheers, "加油建东！今天一定要赢下这场比赛", "裁判是个大傻瓜", "好球"):
         sql("INSERT INTO chat_messages (room_id, user_id, uuid, content, user_info, msg_time)"
             " VALUES (41, %s, '000000000000-1', %s, '{\"username\": \"一位很热情的球迷朋友\"}', now())", uid, content)
     sign_in(page, "mod")
@@ -28,9 +29,14 @@ def test_chat_moderation_fits_a_phone(page, live_server, sql):
     page.wait_for_selector("#messages li.message >> text=裁判是个大傻瓜")
     shot(page, "pages-chat-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    body = page.locator("#messages li.message .body").first.bounding_box()
+    # The list opens on its newest messages (the last), not on the oldest.
+    assert page.evaluate("""() => { const m = document.getElementById('messages');
+        return m.scrollHeight > m.clientHeight && m.scrollTop + m.clientHeight >= m.scrollHeight - 2; }""")
+    # The messages in view (the newest): their text readable, their buttons within the screen.
+    newest = page.locator("#messages li.message").last
+    body = newest.locator(".body").bounding_box()
     assert body["width"] >= 200, body
-    for button in page.locator("#messages li.message a.button, #messages li.message button").all():
+    for button in newest.locator("a.button, button").all():
         box = button.bounding_box()
         assert box["x"] + box["width"] <= PHONE["width"], box
 

@@ -13,6 +13,7 @@ from jiandong.store.mutes import mute_key
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call, login
 from tests.helpers.realtime import FAST, IDLE_WRITER, frame_of, join, rows_eventually, send
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
@@ -109,8 +110,10 @@ async def test_mutes_per_room_and_everywhere_for_a_time(make_client, sql, redis_
         assert resp.status == 302
     assert not redis_sync.exists(mute_key(settings, uid, ROOM), mute_key(settings, uid, None))
     assert await say(here, token, ROOM, "解除了")
-    actions = [r["action"] for r in sql("SELECT action FROM audit_log ORDER BY id")]
-    assert actions == ["chat.mute", "chat.mute", "chat.unmute", "chat.unmute"]
+    entries = sql("SELECT action, summary FROM audit_log ORDER BY id")
+    assert [e["action"] for e in entries] == ["chat.mute", "chat.mute", "chat.unmute", "chat.unmute"]
+    # Lifting has no reason of its own: the entry says whose reason it shows.
+    assert [e["summary"] for e in entries[2:]] == ["禁言原因：刷屏", "禁言原因：辱骂"]
     # The member page lists them.
     add_admin(sql, "boss")
     await sign_in(client, "boss")
@@ -159,7 +162,15 @@ async def test_emoji_show_as_images_only_where_they_are_served(make_client, sql,
     token = await login(client, "talker")
     ws, _ = await join(client, ROOM, token)
     await say(ws, token, ROOM, '加油<img class="emoji" src="/h5/images/emoji/1.gif"/>')
-    page = await (await client.get(f"/admin/chat/{ROOM}/messages")).text()
+    page = ""
+
+    async def shown() -> bool:
+        nonlocal page
+        page = await (await client.get(f"/admin/chat/{ROOM}/messages")).text()
+        return "加油" in page
+
+    # The list reads the room's history, which the send path writes a moment after the echo.
+    await until(shown, "the message in the moderation list")
     images = re.findall(r'<img class="emoji" src="([^"]+)">', page)
     if h5:
         assert images == ["/h5/images/emoji/1.gif"] and "[表情]" not in page
@@ -167,6 +178,24 @@ async def test_emoji_show_as_images_only_where_they_are_served(make_client, sql,
     else:
         assert images == [] and '加油<span class="emoji-name">[表情]</span>' in page
         assert (await client.get("/h5/images/emoji/1.gif")).status == 404
+
+
+async def test_a_refused_mute_keeps_the_form_and_names_the_user(make_client, sql):
+    """A name typed where the id goes, or an unknown id: back in the room, told why in red, the form as it
+    was; a user picked from a message is named beside the id."""
+    client = await moderator(make_client, sql, **FAST)
+    await login(client, "talker")
+    uid = user_id(sql)
+    for typed in ("捣乱的小号", "99999"):
+        resp = await post_form(client, f"/admin/chat/{ROOM}/mute", {"user_id": typed, "scope": "room",
+                                                                  "minutes": "10", "reason": "刷屏骂人"},
+                               token_from=f"/admin/chat/{ROOM}")
+        assert resp.status == 302 and resp.headers["Location"].startswith(f"/admin/chat/{ROOM}?")
+        page = await (await client.get(resp.headers["Location"])).text()
+        assert '<p class="error banner" role="alert">未能禁言' in page and 'value="刷屏骂人"' in page, typed
+    assert sql("SELECT count(*) FROM chat_mutes")[0]["count"] == 0
+    page = await (await client.get(f"/admin/chat/{ROOM}", params={"mute": str(uid)})).text()
+    assert f'value="{uid}"' in page and "用户：dev-talker" in page
 
 
 async def test_mute_needs_a_reason_and_a_sane_duration(make_client, sql, redis_sync, settings):

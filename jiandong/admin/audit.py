@@ -1,105 +1,37 @@
-"""The audit log: every change made in the console (who, when, what, before and after, client IP).
-
-Append-only: this module only inserts and reads, and the database refuses UPDATE and DELETE of its
-rows (a trigger, sql/009). A change and its entry are written in one transaction where the service
-owns one (`record(cur, ...)`); `record_now(pool, ...)` writes an entry of its own after a change.
-"""
+"""操作日志 (owners only): every change made in the console, searchable by words, action and dates. There is
+no route that edits or deletes an entry, and the database refuses both (sql/009)."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import decimal
-import typing
+from aiohttp import web
 
-import aiopg
+from ..keys import pg_key
+from ..services import audit
+from ..services.admins import OWNER
+from .audit_view import ACTION_LABELS
+from .inputs import query_date
+from .render import Column, ListPage, list_query, render
+from .security import requires
 
-from ..lib import encoding
-from ..store import db
-from .editing import ListQuery, fetch_page, like_pattern
-
-# Values never written to the log, whatever their section calls them.
-SECRET_FIELDS = frozenset({"password", "password_hash", "new", "current", "confirm", "csrf_token", "plug_flow"})
+routes = web.RouteTableDef()
 
 
-@dataclasses.dataclass(frozen=True)
-class Actor:
-    """Who makes a change: the staff account (id and name at the time) and the client's IP."""
-
-    admin_id: int | None
-    name: str
-    ip: str
-
-
-INSERT_SQL = """
-    INSERT INTO audit_log (admin_id, admin_name, client_ip, action, target, summary, before, after)
-    VALUES (%(admin_id)s, %(name)s, %(ip)s, %(action)s, %(target)s, %(summary)s, %(before)s::jsonb, %(after)s::jsonb)
-"""
-
-
-def _plain(value: typing.Any) -> typing.Any:
-    """A value as JSON can hold it: times as ISO text, decimals as text, files by name, secrets masked."""
-    if isinstance(value, dict):
-        return {str(k): ("***" if k in SECRET_FIELDS else _plain(v)) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | dt.timedelta):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
-def _args(actor: Actor, action: str, target: str, summary: str, before: typing.Any, after: typing.Any
-          ) -> dict[str, typing.Any]:
-    return {
-        "admin_id": actor.admin_id, "name": actor.name, "ip": actor.ip, "action": action, "target": target,
-        "summary": summary[:500],
-        "before": None if before is None else encoding.dumps_str(_plain(before)),
-        "after": None if after is None else encoding.dumps_str(_plain(after)),
-    }
-
-
-async def record(cur: aiopg.Cursor, actor: Actor, action: str, target: str = "", summary: str = "",
-                 before: typing.Any = None, after: typing.Any = None) -> None:
-    """An entry in the caller's transaction: it exists exactly when the change does."""
-    await cur.execute(INSERT_SQL, _args(actor, action, target, summary, before, after))
-
-
-async def record_now(pool: aiopg.Pool, actor: Actor, action: str, target: str = "", summary: str = "",
-                     before: typing.Any = None, after: typing.Any = None) -> None:
-    """An entry of its own, for a change some other service has just made."""
-    await db.execute(pool, INSERT_SQL, _args(actor, action, target, summary, before, after))
-
-
-async def search(pool: aiopg.Pool, query: ListQuery, action: str = "", date_from: dt.date | None = None,
-                 date_to: dt.date | None = None, actions: typing.Sequence[str] = ()) -> tuple[list[db.Row], int]:
-    """Entries newest first; `query.search` matches the staff name, the target, the summary, the IP or the
-    changed values; `action` is a prefix of the action (e.g. "refund") or, with `actions`, those actions too
-    (the codes whose names match what staff typed); the dates are the club's days, both included."""
-    clauses: list[str] = []
-    args: dict[str, typing.Any] = {}
-    if query.search:
-        clauses.append("(admin_name ILIKE %(s)s OR target ILIKE %(s)s OR summary ILIKE %(s)s OR client_ip ILIKE %(s)s"
-                       " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s)")
-        args["s"] = like_pattern(query.search)
-    if action:
-        clauses.append("(action LIKE %(action)s OR action = ANY(%(actions)s))")
-        args["action"] = action.replace("%", "").replace("_", "\\_") + "%"
-        args["actions"] = list(actions)
-    # Connections run in the club's time zone: a date is the club's day.
-    if date_from is not None:
-        clauses.append("at >= %(date_from)s::date")
-        args["date_from"] = date_from
-    if date_to is not None:
-        clauses.append("at < %(date_to)s::date + 1")
-        args["date_to"] = date_to
-    return await fetch_page(pool, "id, at, admin_id, admin_name, client_ip, action, target, summary, before, after",
-                            "audit_log", " AND ".join(clauses), args, "at DESC, id DESC", query)
-
-
-async def for_target(pool: aiopg.Pool, target: str, limit: int = 50) -> list[db.Row]:
-    return await db.fetchall(pool, "SELECT id, at, admin_name, client_ip, action, summary, before, after"
-                                   " FROM audit_log WHERE target = %s ORDER BY id DESC LIMIT %s", (target, limit))
+@routes.get("/audit")
+@requires(OWNER)
+async def audit_log(request: web.Request) -> web.Response:
+    query = list_query(request, ())
+    action = request.query.get("action", "").strip()[:40]
+    problems: list[str] = []
+    date_from = query_date(request.query, "from", "开始日期", problems)
+    date_to = query_date(request.query, "to", "结束日期", problems)
+    if date_from and date_to and date_from > date_to:
+        problems.append("开始日期晚于结束日期，没有符合的记录")
+    # Staff type the names the log shows (退款, 禁言) as well as codes: each name's actions are searched too.
+    named = [code for code, label in ACTION_LABELS.items() if action and action in label]
+    rows, total = await audit.search(request.config_dict[pg_key], query, action, date_from, date_to, named)
+    extra = {"action": action, "from": date_from.isoformat() if date_from else "",
+             "to": date_to.isoformat() if date_to else ""}
+    return await render(request, "admin/audit.html", {
+        "page": ListPage(rows, total, query, [Column("", "id")], "/admin/audit"), "action": action,
+        "date_from": extra["from"], "date_to": extra["to"], "problems": problems,
+        "extra": {k: v for k, v in extra.items() if v}})

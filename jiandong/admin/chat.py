@@ -4,13 +4,14 @@ polls a fragment), deleting a message, muting a user in the room or everywhere, 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import pg_key
 from ..realtime.protocol import sanitize
-from ..services import moderation
+from ..services import members, moderation
 from ..services.admins import MODERATOR
 from ..services.lives import STATUS_LABELS
 from .errors import PageError
@@ -30,6 +31,8 @@ def chat_html(content: str, emoji_path: str, emoji_served: bool) -> str:
     the emoji images (no H5 build at /h5/), each emoji named instead of a broken image."""
     cleaned = sanitize(content, emoji_path)
     return cleaned if emoji_served else _EMOJI_TAG.sub('<span class="emoji-name">[表情]</span>', cleaned)
+
+
 BASE = "/admin/chat"
 # Durations offered by the mute form, in minutes.
 DURATIONS = {10: "10 分钟", 60: "1 小时", 24 * 60: "1 天", 7 * 24 * 60: "7 天", 30 * 24 * 60: "30 天"}
@@ -67,9 +70,13 @@ async def chat_room(request: web.Request) -> web.Response:
     room_id = _room_id(request)
     pool = request.config_dict[pg_key]
     room = next((r for r in await moderation.rooms(pool) if r["id"] == room_id), None)
+    mute_user = request.query.get("mute", "")[:18]
+    # Who the form is about to mute, by name: a moderator checks before pressing.
+    named = await members.get_user(pool, int(mute_user)) if mute_user.isdigit() and int(mute_user) > 0 else None
     return await render(request, "admin/chat_room.html", {
         **await _room_context(request, room_id), "room": room, "durations": DURATIONS,
-        "mute_user": request.query.get("mute", "")[:18],
+        "mute_user": mute_user, "mute_name": named and (named["username"] or f"#{named['id']}"),
+        "mute_reason": request.query.get("reason", "")[:200],
         "mutes": await moderation.active_mutes(pool, room_id)})
 
 
@@ -100,18 +107,23 @@ async def delete_message(request: web.Request) -> web.Response:
 async def mute_user(request: web.Request) -> web.Response:
     room_id = _room_id(request)
     form = await read_form(request)
-    user_raw, minutes_raw = form.get("user_id"), form.get("minutes")
+    user_raw, minutes_raw, reason = form.get("user_id").strip(), form.get("minutes"), form.get("reason")
     session = await get_session(request)
-    if not (user_raw.isdigit() and len(user_raw) < 19 and minutes_raw.isdigit() and len(minutes_raw) < 8):
-        raise PageError(400, "用户或时长无效")
+    # Refused: back to the room with the form as it was (the user, the reason), saying why.
+    again = f"{BASE}/{room_id}?" + urlencode({"mute": user_raw[:18], "reason": reason[:200]}) + "#mute"
+    if not (user_raw.isdigit() and len(user_raw) < 19):
+        flash(session, "未能禁言：用户 ID 须为数字", refused=True, todo="点消息旁的「禁言」可自动填入用户 ID。")
+        raise web.HTTPFound(again)
+    if not (minutes_raw.isdigit() and len(minutes_raw) < 8):
+        flash(session, "未能禁言：时长无效", refused=True, todo="请从列表中选择时长。")
+        raise web.HTTPFound(again)
     scope = None if form.get("scope") == "all" else room_id
     try:
-        await moderation.mute(request.config_dict, actor(request), int(user_raw), scope, int(minutes_raw),
-                              form.get("reason"))
+        await moderation.mute(request.config_dict, actor(request), int(user_raw), scope, int(minutes_raw), reason)
     except moderation.ModerationError as exc:
         flash(session, f"未能禁言：{exc}", refused=True, todo="请核对用户和时长后重试。")
-    else:
-        flash(session, "已禁言" + ("（全部直播间）" if scope is None else "（本直播间）"))
+        raise web.HTTPFound(again) from None
+    flash(session, "已禁言" + ("（全部直播间）" if scope is None else "（本直播间）"))
     raise web.HTTPFound(f"{BASE}/{room_id}")
 
 

@@ -107,7 +107,8 @@ async def lift(app: web.Application, actor: audit.Actor, mute_id: int) -> None:
         row = await cur.fetchone()
         if row is None:
             raise ModerationError("禁言不存在或已解除")
-        await audit.record(cur, actor, "chat.unmute", f"user:{row['user_id']}", row["reason"],
+        # The mute's reason, said as the mute's: lifting has no reason of its own.
+        await audit.record(cur, actor, "chat.unmute", f"user:{row['user_id']}", f"禁言原因：{row['reason']}",
                            before={"room_id": row["room_id"], "until": row["until"]})
     await _sync(app, row["user_id"], row["room_id"])
 

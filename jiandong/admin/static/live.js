@@ -4,6 +4,8 @@
   "use strict";
   function poll(el) {
     var url = el.getAttribute("data-poll");
+    // A list whose newest entries come last (the chat) opens scrolled to them.
+    if (el.getAttribute("data-stick") === "bottom") { el.scrollTop = el.scrollHeight; }
     var every = parseInt(el.getAttribute("data-every") || "2000", 10);
     var busy = false;
     setInterval(function () {
