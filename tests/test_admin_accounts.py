@@ -235,7 +235,7 @@ async def test_roles(make_client, sql):
     await sign_in(editor, "writer")
     await sign_in(moderator, "watcher")
     resp = await editor.get("/admin/staff")
-    assert resp.status == 403 and "没有权限" in await resp.text()
+    assert resp.status == 403 and "这里需要「所有者」角色，你的账号是「编辑」" in await resp.text()
     # The action is refused too, and not done.
     resp = await post_form(editor, "/admin/staff/new", {"username": "sneaky", "role": "owner", "password": "12345678"})
     assert resp.status == 403

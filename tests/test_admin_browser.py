@@ -105,5 +105,5 @@ def test_editor_refused_a_staff_page(page, live_server, sql):
     assert "员工账号" not in page.locator("nav.menu").inner_text()
     response = page.goto("/admin/staff")
     assert response.status == 403
-    assert "没有权限" in page.locator("main").inner_text()
+    assert "这里需要「所有者」角色，你的账号是「编辑」" in page.locator("main").inner_text()
     shot(page, "05-editor-refused")
