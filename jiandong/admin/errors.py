@@ -43,8 +43,11 @@ def forbidden(message: str = "") -> PageError:
 
 @web.middleware
 async def error_pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors as HTML pages (the H5 API's error path answers JSON); redirects pass through."""
+    """Errors as HTML pages (the H5 API's error path answers JSON); redirects pass through. A NUL in the
+    address names nothing here either (web/middlewares.py refuses it for the API)."""
     try:
+        if "\x00" in request.path or "\x00" in request.query_string:
+            raise PageError(400, "请求地址含有非法字符")
         return await handler(request)
     except PageError as exc:
         return await render_error(request, exc.status, exc.message)

@@ -90,7 +90,11 @@ async def signed_in(request: web.Request) -> typing.Any:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every page but the login page needs a signed-in account, and the role the page declares."""
     match = request.match_info
-    if match.http_exception is not None or isinstance(match.route.resource, web.StaticResource):
+    if isinstance(match.route.resource, web.StaticResource):
+        return await handler(request)
+    if match.http_exception is not None:
+        # No page here (404, 405): the error page still shows the signed-in account's menu.
+        request[admin_key] = await signed_in(request)
         return await handler(request)
     admin = await signed_in(request)
     request[admin_key] = admin

@@ -90,11 +90,12 @@ async def request_limits_middleware(request: web.Request, handler: Handler) -> w
     """Refuse before any handler what none can take: a NUL in the path or query (it names no file,
     row or setting, and PostgreSQL and the file system refuse it), or a body over the route's limit
     by its Content-Length, before a byte of it is read."""
+    if len(request.match_info.apps) > 1:
+        # A sub-application's route (the console) reads its own bodies, with limits of its own per field,
+        # and refuses a NUL with a page of its own (admin/errors.py), not with the API's JSON.
+        return await handler(request)
     if "\x00" in request.path or "\x00" in request.query_string:
         raise ParameterError("参数错误: 请求地址含有非法字符")
-    if len(request.match_info.apps) > 1:
-        # A sub-application's route (the console) reads its own bodies, with limits of its own per field.
-        return await handler(request)
     doc = getattr(request.match_info.handler, "openapi", None)
     limit = doc.max_body if doc is not None else DEFAULT_BODY_LIMIT
     if (request.content_length or 0) > limit:

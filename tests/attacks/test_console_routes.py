@@ -209,3 +209,32 @@ async def test_a_number_in_a_console_url_that_names_no_row_is_a_404_page(make_cl
             wrong.append(f"{method} {path}: {resp.status}")
     assert wrong == []
     assert database_state(club) == before
+
+
+async def test_a_nul_in_a_console_address_is_the_consoles_own_400_page(make_client, club):
+    """Every console route with a NUL in its query, and a path under /admin with one: the console's HTML 400
+    page (as the owner sees it: with the menu), never the API's JSON, never an action."""
+    client = await make_client()
+    assert (await sign_in(client)).status == 302
+    token = await csrf(client, "/admin/")
+    before = database_state(club)
+    wrong = []
+    for method, path in ROUTES:
+        data = None if method in SAFE else {"csrf_token": token}
+        resp = await client.request(method, url(path) + "?from=%00", data=data, allow_redirects=False)
+        body = await resp.text()
+        if path != "/logout" and (resp.status != 400 or not resp.content_type == "text/html"
+                                  or (method != "HEAD" and "请求地址含有非法字符" not in body)):
+            wrong.append(f"{method} {path}: {resp.status} {resp.content_type}")
+    assert wrong == []
+    assert database_state(club) == before
+
+
+async def test_a_console_address_that_names_no_page_keeps_the_menu(make_client, club):
+    client = await make_client()
+    assert (await sign_in(client)).status == 302
+    for path in ("/admin/matches", "/admin/members/abc"):
+        resp = await client.get(path)
+        body = await resp.text()
+        assert resp.status == 404 and resp.content_type == "text/html", path
+        assert 'class="menu"' in body and "boss" in body, path
