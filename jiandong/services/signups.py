@@ -240,7 +240,7 @@ async def mark_rest_came(app: web.Application, actor: audit.Actor, competition_i
             await audit.record(cur, actor, "signups.attendance", f"competitions:{competition_id}",
                                f"「{match['title'][:50]}」其余 {count} 人登记为到场",
                                after={"attended": True, "count": count})
-    return typing.cast(int, count)
+    return count
 
 
 # -- reading ---------------------------------------------------------------------------------------------
