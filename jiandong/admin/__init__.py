@@ -35,6 +35,7 @@ from . import (
     players,
     products,
     security,
+    signups,
     staff,
     teams,
     videos,
@@ -43,8 +44,8 @@ from .render import end_label
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, teams, players, videos, lives, banners, products, configs, orders, members,
-            chat, feedback, dashboard, audit)
+SECTIONS = (accounts, staff, competitions, signups, teams, players, videos, lives, banners, products, configs, orders,
+            members, chat, feedback, dashboard, audit)
 
 
 def duration_label(value: dt.timedelta) -> str:

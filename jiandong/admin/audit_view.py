@@ -40,6 +40,9 @@ ACTION_LABELS = {
     "competitions.on": "发布赛事",
     "competitions.off": "下架赛事",
     "competitions.delete": "删除赛事",
+    "signups.add": "添加报名",
+    "signups.remove": "移除报名",
+    "signups.attendance": "登记到场",
     "teams.create": "新建球队",
     "teams.update": "修改球队",
     "teams.on": "启用球队",
@@ -154,6 +157,8 @@ FIELD_LABELS = {
     "main_img_url": "封面图",
     "notes": "备注",
     "is_hot": "热门赛事",
+    "capacity": "报名人数上限",
+    "apply_deadline": "报名截止时间",
     "competition_id": "所属赛事",
     "type": "类型",
     "video_file": "视频文件",
@@ -184,6 +189,8 @@ SECTION_FIELD_LABELS = {
     "products": {"amount": "库存", "title": "名称", "content": "介绍"},
     "configs": {"name": "名称"},
     "banners": {"position": "位置"},
+    "signups": {"username": "会员", "user_id": "用户 ID", "attended": "到场", "count": "人数",
+                "created_at": "报名时间"},
 }
 # Money, stored in fen (an integer); a form's yuan (a decimal's text) is shown as it is.
 MONEY_FIELDS = frozenset({"refund_reserved", "refund.amount", "price", "cost", "total_price", "pay_amount"})

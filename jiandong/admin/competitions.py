@@ -11,7 +11,7 @@ from ..keys import pg_key
 from ..services import competitions, teams
 from ..services.editing import ListQuery
 from .crud import Section, field_values
-from .forms import REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length
+from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length, number_range
 from .render import Column
 
 routes = web.RouteTableDef()
@@ -29,9 +29,17 @@ class CompetitionForm(AdminForm):
         description="可用 HTML 标签：p、h3、strong、img、table 等；保存时去除脚本等不安全内容")
     notes = wtforms.StringField("备注", [length(500)])
     is_hot = wtforms.BooleanField("热门赛事")
+    capacity = wtforms.IntegerField("报名人数上限", [OPTIONAL, number_range(1, 100_000)],
+                                    description="留空为不限；满员后会员不能再报名（员工仍可添加）")
+    apply_deadline = LocalDateTimeField("报名截止时间", [OPTIONAL],
+                                        description="留空则比赛开始前均可报名；须不晚于比赛时间")
+
+    def validate_apply_deadline(self, field: wtforms.Field) -> None:
+        if field.data and self.play_time.data and field.data > self.play_time.data:
+            raise wtforms.ValidationError("报名截止时间须不晚于比赛时间")
 
 
-FIELDS = ("title", "summary", "description", "score", "play_time", "notes")
+FIELDS = ("title", "summary", "description", "score", "play_time", "notes", "capacity", "apply_deadline")
 
 
 class CompetitionSection(Section):
@@ -40,12 +48,14 @@ class CompetitionSection(Section):
     image = ("cover", "main_img_url")
     multipart = True
     search_hint = "标题、简介或比分"
+    edit_template = "admin/competition.html"
     columns = [
         Column("封面", "main_img_url", kind="image"),
         Column("标题", "title", "title", kind="link"),
         Column("比赛时间", "play_time", "play_time", kind="time"),
         Column("球队", "team_names"),
         Column("比分", "score"),
+        Column("报名", "signups"),
         Column("状态", "status", "status", kind="status"),
     ]
     sorts = tuple(competitions.SORTS)

@@ -9,7 +9,7 @@ from aiohttp_session import get_session
 from multidict import MultiDict
 
 from ..keys import admin_key, pg_key, settings_key
-from ..services import audit, members, moderation, order_search
+from ..services import audit, members, moderation, order_search, signups
 from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
@@ -99,7 +99,7 @@ async def _member_page(request: web.Request) -> web.Response:
     return await render(request, "admin/member.html", {
         "user": user, "grant": forms["grant"], "reason_form": forms["standing"],
         "orders": await order_search.user_orders(pool, user["id"]),
-        "signups": await members.user_signups(pool, user["id"]),
+        "season": await signups.season(pool, user["id"]),
         "mutes": await moderation.user_mutes(pool, user["id"]),
         "audit": await audit.for_target(pool, f"user:{user['id']}"),
         "disabled": user["member_status"] == DISABLED, "active": user["member_status"] == ACTIVE,

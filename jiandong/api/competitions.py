@@ -21,8 +21,8 @@ from ..errors import (
 )
 from ..keys import content_cache_key, pg_key
 from ..lib import formats
+from ..services import signups
 from ..services.content_cache import shape
-from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
 from ..services.players import player_teams
 from ..store import db
 from ..web.auth import current_user_id
@@ -104,35 +104,6 @@ TEAM_MATCHES_SQL = """
     WHERE ct.team_id = ANY(%s)
     ORDER BY c.play_time DESC, c.id DESC
 """
-
-# One statement answers every check in the documented order and inserts only when all pass.
-# ON CONFLICT makes two concurrent sign-ups give one row and one empty `apply_id` (30007).
-APPLY_SQL = f"""
-    WITH c AS (
-        SELECT id, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
-    ), m AS (
-        SELECT {MEMBER_STATUS_SQL} AS member_status FROM users u WHERE u.id = %(user_id)s
-    ), ins AS (
-        INSERT INTO competition_applies (competition_id, user_id)
-        SELECT c.id, %(user_id)s FROM c, m WHERE NOT c.started AND m.member_status = {ACTIVE}
-        ON CONFLICT ON CONSTRAINT competition_applies_once DO NOTHING
-        RETURNING id
-    )
-    SELECT c.started, m.member_status, (SELECT id FROM ins) AS apply_id
-    FROM c LEFT JOIN m ON true
-"""
-
-CANCEL_SQL = """
-    WITH c AS (
-        SELECT id, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
-    ), del AS (
-        DELETE FROM competition_applies a USING c
-        WHERE a.competition_id = c.id AND a.user_id = %(user_id)s AND NOT c.started
-        RETURNING a.id
-    )
-    SELECT c.started, (SELECT id FROM del) AS apply_id FROM c
-"""
-
 
 def _match_item(row: db.Row) -> dict[str, object]:
     return {
@@ -250,21 +221,16 @@ async def list_upcoming_competitions(request: web.Request) -> web.Response:
     tag="赛事",
     params=CompetitionRef,
     errors=[ParameterError, CompetitionNotFound, Forbidden, OperationError, DuplicateApply],
-    description="仅限有效会员；赛事开始后不能报名。",
+    description=(
+        "仅限有效会员。赛事开始后、报名截止时间之后、或报名人数已满时不能报名：答 400 + 10000，"
+        f"msg 分别为「{signups.STARTED}」「{signups.CLOSED}」「{signups.FULL}」。"
+        "人数上限由最后一个名额的并发报名中只有一人成功来保证；即将开始的赛事列表中的 apply_status "
+        "始终只表示当前用户是否已报名。"
+    ),
 )
 async def apply_competition(request: web.Request) -> web.Response:
     competition_id = await _competition_id(request)
-    row = await db.fetchone(
-        request.config_dict[pg_key], APPLY_SQL, {"id": competition_id, "user_id": current_user_id(request)}
-    )
-    if row is None:
-        raise CompetitionNotFound()
-    if row["member_status"] != ACTIVE:
-        raise Forbidden("仅限有效会员报名")
-    if row["started"]:
-        raise OperationError("赛事已开始，不能报名")
-    if row["apply_id"] is None:
-        raise DuplicateApply()
+    await signups.apply(request.config_dict, current_user_id(request), competition_id)
     return operation_result(request)
 
 
@@ -274,17 +240,8 @@ async def apply_competition(request: web.Request) -> web.Response:
     tag="赛事",
     params=CompetitionRef,
     errors=[ParameterError, CompetitionNotFound, OperationError, ApplyNotFound],
-    description="赛事开始后不能取消报名。",
+    description="赛事开始前均可取消（报名截止之后也可以）；赛事开始后不能取消报名。",
 )
 async def cancel_apply(request: web.Request) -> web.Response:
-    competition_id = await _competition_id(request)
-    row = await db.fetchone(
-        request.config_dict[pg_key], CANCEL_SQL, {"id": competition_id, "user_id": current_user_id(request)}
-    )
-    if row is None:
-        raise CompetitionNotFound()
-    if row["started"]:
-        raise OperationError("赛事已开始，不能取消报名")
-    if row["apply_id"] is None:
-        raise ApplyNotFound()
+    await signups.cancel(request.config_dict, current_user_id(request), await _competition_id(request))
     return operation_result(request)

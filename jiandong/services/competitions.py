@@ -21,7 +21,8 @@ from .editing import (
     update_row,
 )
 
-FIELDS = ("title", "summary", "description", "score", "main_img_url", "play_time", "notes", "is_hot")
+FIELDS = ("title", "summary", "description", "score", "main_img_url", "play_time", "notes", "is_hot", "capacity",
+          "apply_deadline")
 SORTS = {"play_time": "c.play_time", "title": "c.title", "id": "c.id", "status": "c.status"}
 USES = [
     ("SELECT count(*) FROM videos WHERE competition_id = %(id)s", "视频"),
@@ -30,7 +31,8 @@ USES = [
 ]
 COLUMNS = """
     c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
-    c.status, c.updated_at,
+    c.status, c.updated_at, c.capacity, c.apply_deadline,
+    (SELECT count(*) FROM competition_applies a WHERE a.competition_id = c.id) AS signups,
     (SELECT string_agg(t.name, ' / ' ORDER BY t.name) FROM competition_teams ct
        JOIN teams t ON t.id = ct.team_id WHERE ct.competition_id = c.id) AS team_names
 """

@@ -71,13 +71,6 @@ async def below_list_price_grants(pool: typing.Any, days: int = 30) -> list[db.R
         ORDER BY o.pay_time DESC LIMIT 50""", (days,))
 
 
-async def user_signups(pool: typing.Any, user_id: int) -> list[db.Row]:
-    return await db.fetchall(pool, """
-        SELECT c.id, c.title, c.play_time, a.created_at FROM competition_applies a
-        JOIN competitions c ON c.id = a.competition_id WHERE a.user_id = %s ORDER BY c.play_time DESC LIMIT 100""",
-                             (user_id,))
-
-
 def _check_list_price(product: db.Row | None, years: int | None, amount: int) -> None:
     """MemberError unless `amount` (fen) is the list price of `years` of the product: a free or discounted
     grant, or one to a date (no list price), is for an owner."""

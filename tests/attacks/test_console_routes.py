@@ -34,6 +34,8 @@ POLICY: dict[str, tuple[str, ...]] = {
     "/orders/{id}/refunds": ("owner",),
     "/dashboard": ("owner", "editor"),
     "/competitions": ("owner", "editor"),
+    "/competitions/{id}/signups": ("owner", "editor"),
+    "/competitions/{id}/signups.{fmt}": ("owner", "editor"),
     "/teams": ("owner", "editor"),
     "/players": ("owner", "editor"),
     "/videos": ("owner", "editor"),
@@ -49,7 +51,7 @@ POLICY: dict[str, tuple[str, ...]] = {
 PUBLIC = {"/login"}
 # Path parameters: the demo club's first rows (and the staff accounts the tests add), so that a request
 # that got through would act on something real.
-VALUES = {"id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "fmt": "csv"}
+VALUES = {"id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "signup": "1", "fmt": "csv"}
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -188,7 +190,7 @@ async def test_a_state_changing_route_refuses_every_body_without_its_token(make_
 
 
 NUMBERED = [(method, path) for method, path in ROUTES if any(f"{{{name}}}" in path for name in ("id", "member",
-            "refund", "room", "mute")) and not path.startswith("/configs/")]
+            "refund", "room", "mute", "signup")) and not path.startswith("/configs/")]
 
 
 @pytest.mark.parametrize("number", ["0", "9" * 19, "1" + "0" * 30])
@@ -201,7 +203,7 @@ async def test_a_number_in_a_console_url_that_names_no_row_is_a_404_page(make_cl
     before = database_state(club)
     wrong = []
     for method, path in NUMBERED:
-        values = {name: number for name in ("id", "member", "refund", "room", "mute")}
+        values = {name: number for name in ("id", "member", "refund", "room", "mute", "signup")}
         data = None if method in SAFE else {"csrf_token": token}
         resp = await client.request(method, "/admin" + path.format(**{**VALUES, **values}), data=data,
                                     allow_redirects=False)
