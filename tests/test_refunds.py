@@ -280,8 +280,13 @@ async def test_partial_refund_keeps_the_membership_and_refundquery_settles_it(re
     assert member(sql)["member_expire_time"] == expiry
     # What is left: 149.00; more is refused and nothing is recorded.
     tls_pay.advance(2)
-    await refund(refund_client, order["id"], "149.01")
-    assert "退款金额超过可退金额（还可退 149.00 元）" in await flashed(refund_client, order["id"])
+    await refund(refund_client, order["id"], "149.01", "场地取消")
+    page = await flashed(refund_client, order["id"])
+    assert "退款金额超过可退金额（还可退 149.00 元）" in page
+    # The refused form comes back as typed, to correct; once: the next view starts empty again.
+    assert 'value="149.01"' in page and 'value="场地取消"' in page
+    page = await flashed(refund_client, order["id"])
+    assert 'value="149.01"' not in page and 'value="场地取消"' not in page
     assert len(refunds(sql)) == 1
     # The rest makes it a full refund: refunded, and the membership ends.
     rest = await refund(refund_client, order["id"], "149.00")

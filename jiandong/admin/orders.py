@@ -107,6 +107,10 @@ async def order_page(request: web.Request) -> web.Response:
     pool = request.config_dict[pg_key]
     settings = request.config_dict[settings_key]
     history = await order_search.order_history(pool, order["id"])
+    # A refused refund's amount and reason, shown once in the form to correct (never a refund made: the form
+    # starts empty after one, so a second click cannot repeat it unseen).
+    typed = (await get_session(request)).pop(REFUSED_REFUND_KEY, None)
+    typed = typed if isinstance(typed, dict) and typed.get("order") == order["id"] else {}
     return await render(request, "admin/order.html", {
         "order": order, **history,
         "refunds": await refunds.order_refunds(pool, order["id"]),
@@ -115,7 +119,12 @@ async def order_page(request: web.Request) -> web.Response:
         "refundable": order["pay_amount"] - order["refund_reserved"],
         "new_refund_no": refunds.new_refund_no(settings.tz),
         "can_refund": request[admin_key].role == OWNER,
+        "refund_typed": {"amount": str(typed.get("amount", "")), "reason": str(typed.get("reason", ""))},
     })
+
+
+# The session's copy of a refused refund form, for the order page to show it again once.
+REFUSED_REFUND_KEY = "refund_refused"
 
 
 @routes.post(r"/orders/{id:\d+}/query")
@@ -180,7 +189,10 @@ async def refund_order(request: web.Request) -> web.Response:
             flash(session, f"不能退款：{exc}", refused=True, todo="请核对可退金额后重新填写；未退任何款项。")
         else:
             flash(session, await _refund_state(request, refund_id))
-    raise web.HTTPFound(f"{BASE}/{order['id']}")
+            raise web.HTTPFound(f"{BASE}/{order['id']}")
+    session[REFUSED_REFUND_KEY] = {"order": order["id"], "amount": form.get("amount")[:20],
+                                   "reason": form.get("reason")[:80]}
+    raise web.HTTPFound(f"{BASE}/{order['id']}#refund")
 
 
 async def _refund_state(request: web.Request, refund_id: int) -> str:
