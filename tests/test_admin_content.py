@@ -197,6 +197,25 @@ async def test_a_member_leaves_a_team_on_a_date(console, sql, team):
     assert sql("SELECT left_at IS NOT NULL AS gone FROM team_members")[0]["gone"]
 
 
+async def test_a_refused_player_for_a_team_returns_to_the_team_page_saying_why(console, sql, team):
+    """A player already in another team: back on the team's page (a reload posts nothing), the red 未保存
+    banner at the top naming why, the player still chosen; nothing written."""
+    await login(console)
+    await join_team(console, sql, team)
+    other = sql("INSERT INTO teams (name) VALUES ('飞虎') RETURNING id")[0]["id"]
+    player = sql("SELECT player_id FROM team_members")[0]["player_id"]
+    resp = await submit(console, f"/admin/teams/{other}/members", {"player_id": player,
+                                                                   "joined_at": "2024-02-01T10:00"},
+                        token_from=f"/admin/teams/{other}")
+    assert resp.status == 303 and resp.headers["Location"] == f"/admin/teams/{other}#refused"
+    page = await (await console.get(resp.headers["Location"])).text()
+    assert page.index('class="refused"') < page.index('<section class="card">') and "未保存" in page
+    assert "请先办理离队" in page
+    assert re.search(rf'<option selected value="{player}">|<option value="{player}" selected', page)
+    assert sql("SELECT count(*) FROM team_members")[0]["count"] == 1
+    assert 'class="refused"' not in await (await console.get(f"/admin/teams/{other}")).text()
+
+
 async def test_a_refused_delete_is_a_red_alert_saying_what_to_do(console, match, sql):
     sql("INSERT INTO videos (competition_id, title) VALUES (%s, 'v')", match["id"])
     resp = await submit(console, f"/admin/competitions/{match['id']}/delete", {})

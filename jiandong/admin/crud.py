@@ -103,12 +103,11 @@ class Section:
         await self.prepare(request, form, row)
         return form
 
-    async def show_form(self, request: web.Request, form: typing.Any, row: Row | None, status: int = 200,
-                        extra: dict[str, typing.Any] | None = None) -> web.Response:
-        """The edit page; `extra` stands for what self.extra() would add."""
+    async def show_form(self, request: web.Request, form: typing.Any, row: Row | None, status: int = 200
+                        ) -> web.Response:
         image_field = self.image and (self.image[0], row and row[self.image[1]])
         context = {"section": self, "form": form, "row": row, "image_field": image_field,
-                   **(await self.extra(request, row) if extra is None else extra)}
+                   **await self.extra(request, row)}
         return await render(request, self.edit_template, context, status)
 
     async def list_page(self, request: web.Request) -> web.Response:

@@ -271,3 +271,33 @@ def add_error(form: wtforms.Form, field: str, message: str) -> None:
         target.errors = [*target.errors, message]
     else:
         form.form_errors.append(message)
+
+
+# A refused form shown again after the redirect back to its page (post/redirect/get): the address stays the
+# page's own, so a reload shows the page rather than posting again. What was typed and why it was refused wait
+# in the session for that page's next view, once.
+REFUSED_FORM_KEY = "refused_form"
+
+
+def keep_refused(session: typing.MutableMapping[str, typing.Any], page: str, name: str, form: wtforms.Form) -> None:
+    """Keep `form` (refused) for the next view of `page` (its path), as the page's form `name`."""
+    session[REFUSED_FORM_KEY] = {
+        "page": page, "form": name,
+        "values": [[f.name, value] for f in form for value in (f.raw_data or []) if isinstance(value, str)
+                   and f.name != "csrf_token"],
+        "errors": {f.name: list(f.errors) for f in form if f.errors}, "form_errors": list(form.form_errors)}
+
+
+def refused_form(session: typing.MutableMapping[str, typing.Any], page: str,
+                 makers: typing.Mapping[str, typing.Callable[[MultiDict[str]], wtforms.Form]]
+                 ) -> tuple[str, wtforms.Form] | None:
+    """The form refused just before on `page`: (its name, the form as typed with its problems), or None."""
+    kept = session.pop(REFUSED_FORM_KEY, None)
+    if not (isinstance(kept, dict) and kept.get("page") == page and kept.get("form") in makers):
+        return None
+    form = makers[kept["form"]](MultiDict([(str(k), str(v)) for k, v in kept["values"]]))
+    for name, errors in kept["errors"].items():
+        if name in form:
+            form[name].errors = list(errors)
+    form.form_errors.extend(kept["form_errors"])
+    return kept["form"], form

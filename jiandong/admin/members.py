@@ -3,17 +3,18 @@ extend a membership by hand, disable or enable it again (each with a reason)."""
 
 from __future__ import annotations
 
+import typing
+
 import wtforms
 from aiohttp import web
 from aiohttp_session import get_session
-from multidict import MultiDict
 
 from ..keys import admin_key, pg_key, settings_key
 from ..services import audit, members, moderation, order_search, signups
 from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
-from .forms import OPTIONAL, REQUIRED, AdminForm, length, number_range, read_form
+from .forms import OPTIONAL, REQUIRED, AdminForm, keep_refused, length, number_range, read_form, refused_form
 from .inputs import parse_yuan, path_id
 from .render import Column, ListPage, end_label, flash, list_query, render
 from .security import actor, requires
@@ -61,32 +62,22 @@ def _user_id(request: web.Request) -> int:
     return path_id(request, missing="用户不存在")
 
 
-# A refused form's typed values and problems, kept in the session across the redirect back to the member page:
-# the address stays the page's own, so a reload shows the page rather than posting again.
-REFUSED_KEY = "member_form_refused"
+# The member page's forms, by the name a refused one is kept under (forms.keep_refused).
 FORMS = {"grant": GrantForm, "standing": ReasonForm}
 
 
 async def _refused(request: web.Request, name: str, form: AdminForm) -> web.HTTPSeeOther:
-    session = await get_session(request)
-    session[REFUSED_KEY] = {
-        "user": _user_id(request), "form": name,
-        "values": [[f.name, value] for f in form for value in (f.raw_data or []) if isinstance(value, str)],
-        "errors": {f.name: list(f.errors) for f in form if f.errors}, "form_errors": list(form.form_errors)}
-    return web.HTTPSeeOther(f"{BASE}/{_user_id(request)}#refused")
+    page = f"{BASE}/{_user_id(request)}"
+    keep_refused(await get_session(request), page, name, form)
+    return web.HTTPSeeOther(f"{page}#refused")
 
 
 async def _kept_forms(request: web.Request, user_id: int) -> dict[str, AdminForm]:
     """The page's forms: empty, or the one refused just before with what was typed and why."""
-    forms = {name: cls() for name, cls in FORMS.items()}
-    kept = (await get_session(request)).pop(REFUSED_KEY, None)
-    if isinstance(kept, dict) and kept.get("user") == user_id and kept.get("form") in FORMS:
-        form = FORMS[kept["form"]](MultiDict([tuple(pair) for pair in kept["values"]]))
-        for name, errors in kept["errors"].items():
-            if name in form:
-                form[name].errors = errors
-        form.form_errors.extend(kept["form_errors"])
-        forms[kept["form"]] = form
+    forms: dict[str, AdminForm] = {name: cls() for name, cls in FORMS.items()}
+    kept = refused_form(await get_session(request), f"{BASE}/{user_id}", FORMS)
+    if kept is not None:
+        forms[kept[0]] = typing.cast(AdminForm, kept[1])
     return forms
 
 

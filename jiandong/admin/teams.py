@@ -23,9 +23,11 @@ from .forms import (
     LocalDateTimeField,
     add_error,
     club_meta,
+    keep_refused,
     length,
     number_range,
     read_form,
+    refused_form,
 )
 from .render import Column, flash
 from .security import requires
@@ -91,14 +93,15 @@ class TeamSection(Section):
     async def delete(self, app: web.Application, ident: int) -> None:
         await teams.delete_team(app, ident)
 
-    async def extra(self, request: web.Request, row: typing.Any, member_form: typing.Any = None
-                    ) -> dict[str, typing.Any]:
+    async def extra(self, request: web.Request, row: typing.Any) -> dict[str, typing.Any]:
         if row is None:
             return {}
         pool = request.config_dict[pg_key]
-        if member_form is None:
-            member_form = MemberForm(data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)},
-                                     meta=club_meta(request))
+        # The add-a-player form: refused just before (as typed, with why), or a new one.
+        kept = refused_form(await get_session(request), f"{self.base}/{row['id']}",
+                            {"member": lambda data: MemberForm(data, meta=club_meta(request))})
+        member_form = kept[1] if kept else MemberForm(
+            data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))
         await player_choices(request, member_form)
         return {"members": await teams.team_members(pool, row["id"]),
                 "member_form": member_form, "leave_form": LeaveForm(
@@ -131,8 +134,9 @@ async def add_team_member(request: web.Request) -> web.Response:
                                                                      "joined_at": form.joined_at.data}, row)
             flash(await get_session(request), "球员已入队")
             raise web.HTTPFound(f"{section.base}/{ident}")
-    team_form = await section.make_form(request, row)
-    return await section.show_form(request, team_form, row, 400, await section.extra(request, row, form))
+    # Back to the team's page with the form as typed and why (a reload there posts nothing).
+    keep_refused(await get_session(request), f"{section.base}/{ident}", "member", form)
+    raise web.HTTPSeeOther(f"{section.base}/{ident}#refused")
 
 
 @routes.post(r"/teams/{id:\d+}/members/{member:\d+}/leave")
