@@ -37,9 +37,9 @@ async def test_content_changes_are_logged_and_searchable(make_client, sql):
     assert [r["summary"] for r in sql("SELECT summary FROM audit_log ORDER BY id")][:3] == [
         "球队「建东猛龙」", "球队「建东飞虎」", "球队「建东飞虎」"]
     assert f'<a href="/admin/teams/{team}">球队 #{team}</a>' in text and f">teams:{team}<" not in text
-    # A name finds every entry of its item (the edit that gave it and the switch after it).
+    # A name finds every entry of its item: by the team's name of today, its creation under the old name too.
     text = await (await client.get("/admin/audit", params={"q": "飞虎"})).text()
-    assert "共 2 条" in text and "teams.update" in text and "teams.off" in text
+    assert "共 3 条" in text and "teams.create" in text and "teams.update" in text and "teams.off" in text
     text = await (await client.get("/admin/audit", params={"action": "staff"})).text()
     assert "共 1 条" in text and "staff.create" in text
 
@@ -152,3 +152,22 @@ async def test_the_action_filter_takes_the_names_staff_read(client, sql):
         text = await (await client.get("/admin/audit", params={"action": typed})).text()
         shown = set(re.findall(r'class="what" title="([a-z_.]+)"', text))
         assert shown == found and f"共 {len(found)} 条" in text, typed
+
+
+async def test_targets_are_named_and_found_by_their_names(client, sql):
+    """An entry keeps the target's id; the log shows its name of today beside it and finds it by that name
+    (a member's, an order's number, a match's title)."""
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    uid = sql("INSERT INTO users (openid, username) VALUES ('o-named', '捣乱的小号') RETURNING id")[0]["id"]
+    match = sql("INSERT INTO competitions (title, play_time) VALUES ('城市联赛决赛', now()) RETURNING id")[0]["id"]
+    for action, target in (("chat.mute", f"user:{uid}"), ("competitions.update", f"competitions:{match}"),
+                           ("refund.create", "order:999999")):
+        sql("INSERT INTO audit_log (admin_name, action, target, summary) VALUES ('boss', %s, %s, 'x')",
+            action, target)
+    text = await (await client.get("/admin/audit")).text()
+    assert re.search(rf'会员 #{uid}</a><br><span class="muted">捣乱的小号</span>', text)
+    assert re.search(rf'赛事 #{match}</a><br><span class="muted">城市联赛决赛</span>', text)
+    for typed, found in (("捣乱", "chat.mute"), ("联赛决赛", "competitions.update")):
+        text = await (await client.get("/admin/audit", params={"q": typed})).text()
+        assert "共 1 条" in text and f'title="{found}"' in text, typed

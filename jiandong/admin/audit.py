@@ -31,7 +31,8 @@ async def audit_log(request: web.Request) -> web.Response:
     rows, total = await audit.search(request.config_dict[pg_key], query, action, date_from, date_to, named)
     extra = {"action": action, "from": date_from.isoformat() if date_from else "",
              "to": date_to.isoformat() if date_to else ""}
-    return await render(request, "admin/audit.html", {
+    names = await audit.target_names(request.config_dict[pg_key], (row["target"] for row in rows))
+    return await render(request, "admin/audit.html", {"names": names,
         "page": ListPage(rows, total, query, [Column("", "id")], "/admin/audit"), "action": action,
         "date_from": extra["from"], "date_to": extra["to"], "problems": problems,
         "extra": {k: v for k, v in extra.items() if v}})

@@ -74,16 +74,48 @@ async def record_now(pool: aiopg.Pool, actor: Actor, action: str, target: str = 
     await db.execute(pool, INSERT_SQL, _args(actor, action, target, summary, before, after))
 
 
+# Where the name of an entry's target ("<kind>:<id>") is read: its table and name column. Entries keep ids
+# (a name changes, an id does not); the log shows and searches the names of today.
+TARGET_NAMES = {
+    "user": ("users", "username"), "order": ("orders", "order_no"), "admin": ("admins", "username"),
+    "room": ("lives", "title"), "lives": ("lives", "title"), "competitions": ("competitions", "title"),
+    "teams": ("teams", "name"), "players": ("players", "cn_name"), "videos": ("videos", "title"),
+    "banners": ("banners", "title"), "products": ("businesses", "title"),
+}
+# One subquery per kind (the table and column names are ours, never input): the targets whose name matches.
+NAMED_TARGETS_SQL = " UNION ALL ".join(
+    f"SELECT '{kind}:' || id FROM {table} WHERE {column} ILIKE %(s)s" for kind, (table, column) in TARGET_NAMES.items())
+
+
+async def target_names(pool: aiopg.Pool, targets: typing.Iterable[str]) -> dict[str, str]:
+    """The current name of each target that has one ({"user:8": "捣乱的小号"}); one query per kind present."""
+    ids: dict[str, set[int]] = {}
+    for target in targets:
+        kind, _, ident = target.partition(":")
+        if kind in TARGET_NAMES and ident.isdigit() and len(ident) < 19:
+            ids.setdefault(kind, set()).add(int(ident))
+    names: dict[str, str] = {}
+    for kind, wanted in ids.items():
+        table, column = TARGET_NAMES[kind]
+        for row in await db.fetchall(pool, f"SELECT id, {column} AS name FROM {table} WHERE id = ANY(%s)",
+                                     (sorted(wanted),)):
+            if row["name"]:
+                names[f"{kind}:{row['id']}"] = row["name"]
+    return names
+
+
 async def search(pool: aiopg.Pool, query: ListQuery, action: str = "", date_from: dt.date | None = None,
                  date_to: dt.date | None = None, actions: typing.Sequence[str] = ()) -> tuple[list[db.Row], int]:
-    """Entries newest first; `query.search` matches the staff name, the target, the summary, the IP or the
-    changed values; `action` is a prefix of the action (e.g. "refund") or, with `actions`, those actions too
-    (the codes whose names match what staff typed); the dates are the club's days, both included."""
+    """Entries newest first; `query.search` matches the staff name, the target or its name (a member's, an
+    order's number, a match's title ...), the summary, the IP or the changed values; `action` is a prefix of
+    the action (e.g. "refund") or, with `actions`, those actions too (the codes whose names match what staff
+    typed); the dates are the club's days, both included."""
     clauses: list[str] = []
     args: dict[str, typing.Any] = {}
     if query.search:
         clauses.append("(admin_name ILIKE %(s)s OR target ILIKE %(s)s OR summary ILIKE %(s)s OR client_ip ILIKE %(s)s"
-                       " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s)")
+                       " OR before::text ILIKE %(s)s OR after::text ILIKE %(s)s"
+                       f" OR target IN ({NAMED_TARGETS_SQL}))")
         args["s"] = like_pattern(query.search)
     if action:
         clauses.append("(action LIKE %(action)s OR action = ANY(%(actions)s))")
