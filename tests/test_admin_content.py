@@ -260,6 +260,16 @@ async def test_a_player_card_phone_number_is_checked(console, phone_user, sql):
     assert sql("SELECT mobile FROM players")[0]["mobile"] == "13900139000"
 
 
+@pytest.mark.parametrize("number", ["二十三", "23号", "1000", "-1", "2 3"])
+async def test_a_jersey_number_is_digits(console, phone_user, sql, number):
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "number": number})
+    assert resp.status == 400 and "球衣号码须为 0~999 的数字" in await resp.text()
+    assert sql("SELECT count(*) FROM players")[0]["count"] == 0
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "number": " 07 "})
+    assert resp.status == 302, re.findall(r'class="error[^>]*>([^<]+)', await resp.text())
+    assert sql("SELECT number FROM players")[0]["number"] == "07"
+
+
 async def test_a_player_card_shows_in_the_members_info_until_switched_off(console, phone_user):
     token = phone_user
     resp = await submit(console, "/admin/players/new", {**PLAYER, "stature": "188", "weight": "82.5",
