@@ -209,6 +209,9 @@ def test_a_refused_member_form_and_a_refused_page_say_why(page, live_server, sql
     uid = sql("INSERT INTO users (openid, username) VALUES ('o-member-refused-0123456789ab', '王小明') RETURNING id"
               )[0]["id"]
     sign_in(page)
+    # Recording a grant is asked for first, stating what it records.
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
         page.set_viewport_size(size)
         page.goto(f"/admin/members/{uid}")
@@ -218,6 +221,7 @@ def test_a_refused_member_form_and_a_refused_page_say_why(page, live_server, sql
         page.click("form.grant-form button[type=submit]")
         page.wait_for_selector("div.refused")
         assert page.url.endswith(f"/admin/members/{uid}#refused")
+        assert asked[-1] == "确定为 王小明 开通会员？年数：1；结束日期：；收款 abc 元；原因：现场缴费"
         assert "金额无效" in page.locator("div.refused").inner_text()
         assert page.input_value("#reason") == "现场缴费"
         shot(page, f"pages-member-refused-{suffix}")

@@ -111,6 +111,14 @@ async def test_an_unset_page_code_links_to_a_form_for_it(editor):
     assert re.search(r'<input[^>]*name="code"[^>]*value="copyright"', body)
 
 
+async def test_no_new_button_once_every_page_code_is_set(editor, sql):
+    assert "新建配置项" in await (await editor.get("/admin/configs")).text()
+    for code in PAGE_CODES:
+        sql("INSERT INTO config_values (code, name, value) VALUES (%s, %s, 'x') ON CONFLICT (code) DO NOTHING",
+            code, code)
+    assert "新建配置项" not in await (await editor.get("/admin/configs")).text()
+
+
 async def test_a_rich_value_is_previewed_sanitised_in_a_sandbox(editor, sql):
     # Stored unsanitised (as before the console sanitised on save): the preview still shows no script.
     sql("INSERT INTO config_values (code, name, value, rich) VALUES ('service_agreement', '服务协议', %s, true)",
