@@ -211,10 +211,12 @@ class AdminForm(wtforms.Form):
 
 
 class InputRequired(validators.InputRequired):
-    """Something typed that is not only spaces (full-width ones included): "  　" is refused like ""."""
+    """Something typed that is not only spaces (full-width ones included): "  　" is refused like "". A password
+    is taken as typed: its own rules say what is wrong with one of spaces."""
 
     def __call__(self, form: wtforms.Form, field: wtforms.Field) -> None:
-        if field.raw_data and str(field.raw_data[0]).strip():
+        typed = str(field.raw_data[0]) if field.raw_data else ""
+        if typed.strip() or (typed and isinstance(field, wtforms.PasswordField)):
             return
         field.errors[:] = []
         raise validators.StopValidation(self.message)
