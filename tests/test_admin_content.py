@@ -260,6 +260,15 @@ async def test_a_player_card_phone_number_is_checked(console, phone_user, sql):
     assert sql("SELECT mobile FROM players")[0]["mobile"] == "13900139000"
 
 
+async def test_a_refused_player_card_names_every_problem_at_once(console, sql):
+    """A bad phone and a user nobody has: both said in the one refusal, not one per try."""
+    resp = await submit(console, "/admin/players/new", {**PLAYER, "mobile": "12345", "user_lookup": "13999999999"})
+    body = await resp.text()
+    assert resp.status == 400 and "手机号码格式不正确" in body and "没有找到这个用户" in body
+    assert "有 2 处需要修改" in body
+    assert sql("SELECT count(*) FROM players")[0]["count"] == 0
+
+
 @pytest.mark.parametrize("number", ["二十三", "23号", "1000", "-1", "2 3"])
 async def test_a_jersey_number_is_digits(console, phone_user, sql, number):
     resp = await submit(console, "/admin/players/new", {**PLAYER, "number": number})

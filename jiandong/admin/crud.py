@@ -75,6 +75,11 @@ class Section:
     async def prepare(self, request: web.Request, form: typing.Any, row: Row | None) -> None:
         """Fill choices, set the time zone and anything else the form needs before it is shown or checked."""
 
+    async def check(self, request: web.Request, form: typing.Any) -> list[tuple[str, str]]:
+        """(field, problem) that only stored data can tell (an unknown user): checked beside the form's own
+        rules, so a refused save names every problem at once rather than one per try."""
+        return []
+
     async def extra(self, request: web.Request, row: Row | None) -> dict[str, typing.Any]:
         """More for the edit page (team members, stream URLs ...)."""
         return {}
@@ -134,6 +139,7 @@ class Section:
         form = await self.make_form(request, row, formdata)
         problems = await self.take_images(request, form, formdata)
         valid = form.validate()
+        problems += await self.check(request, form)
         # After validate(): it resets every field's errors.
         for name, message in problems:
             add_error(form, name, message)

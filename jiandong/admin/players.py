@@ -86,6 +86,13 @@ class PlayerSection(Section):
             values["photo"] = form.photo_file.data.url
         return values
 
+    async def check(self, request: web.Request, form: typing.Any) -> list[tuple[str, str]]:
+        try:
+            await self._user_id(request, form.user_lookup.data.strip())
+        except Invalid as exc:
+            return [(exc.field, str(exc))]
+        return []
+
     async def _user_id(self, request: web.Request, lookup: str) -> int | None:
         if not lookup:
             return None
