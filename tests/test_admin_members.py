@@ -126,6 +126,9 @@ async def test_an_extension_says_extended_to_the_date_entered(make_client, sql):
     resp = await grant(client, user_id, until="2038-06-30", amount="0", reason="续费")
     page = await (await client.get(resp.headers["Location"])).text()
     assert "会员已延长至 2038-06-30（含当天）" in page and "2038-07-01" not in page
+    # The order by the number the order lists show, not its row id.
+    [number] = [r["order_no"] for r in sql("SELECT order_no FROM orders ORDER BY id DESC LIMIT 1")]
+    assert f"（订单号 {number}）" in page
 
 
 async def test_grant_needs_a_reason_and_one_term(make_client, sql):

@@ -125,7 +125,10 @@ async def grant_membership(request: web.Request) -> web.Response:
                 after = await members.get_user(pool, _user_id(request))
                 word = "延长" if before and before["member_status"] == ACTIVE else "开通"
                 end = end_label(after["member_expire_time"], request.config_dict[settings_key].tz)
-                flash(await get_session(request), f"会员已{word}至 {end}（订单 #{order_id}）")
+                # The order by its number, as the order lists show it.
+                order = await order_search.order_detail(pool, order_id)
+                number = order["order_no"] if order else order_id
+                flash(await get_session(request), f"会员已{word}至 {end}（订单号 {number}）")
                 raise web.HTTPFound(f"{BASE}/{_user_id(request)}")
     raise await _refused(request, "grant", form)
 
