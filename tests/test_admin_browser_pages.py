@@ -362,3 +362,19 @@ def test_a_match_picture_sits_in_its_field_below_its_label(page, live_server, sq
         page.set_viewport_size(size)
         shot(page, f"pages-match-refused-{suffix}")
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+
+
+def test_the_home_page_says_what_needs_doing_at_both_widths(page, live_server, sql, settings):
+    add_admin(sql, "boss", "owner")
+    sql("INSERT INTO competitions (title, play_time) VALUES ('青竹篮球俱乐部 对 猛龙篮球俱乐部 城市联赛常规赛 第三轮',"
+        " ((now() AT TIME ZONE %s)::date + time '19:30') AT TIME ZONE %s)", settings.timezone, settings.timezone)
+    sql("INSERT INTO competitions (title, play_time) VALUES ('上周友谊赛', now() - interval '7 days')")
+    sql("INSERT INTO lives (title, stream_name, live_status) VALUES ('城市联赛直播', 'home1', 1)")
+    sql("INSERT INTO feedback (type, content) VALUES (1, '场馆空调太冷')")
+    sign_in(page)
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto("/admin/")
+        assert "上周友谊赛" in page.locator(".today").inner_text() and "第三轮" in page.locator(".today").inner_text()
+        shot(page, f"pages-home-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..keys import admin_key, admin_sessions_key, login_throttle_key, pg_key
-from ..services import admins, audit, members
+from ..services import admins, audit, members, today
 from ..services.login_throttle import Refusal
 from ..web.params import client_ip
 from .forms import REQUIRED, AdminForm, add_error, length, read_form
@@ -98,10 +98,15 @@ async def logout(request: web.Request) -> web.Response:
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     me = request[admin_key]
+    pool = request.config_dict[pg_key]
     sections = [(PREFIX + path, label) for path, label, roles in MENU if admins.role_allows(me.role, roles)]
     # Owners see every grant below the list price: editors cannot make one, so each is an owner's decision.
-    grants = await members.below_list_price_grants(request.config_dict[pg_key]) if me.role == admins.OWNER else []
-    return await render(request, "admin/home.html", {"sections": sections, "grants": grants})
+    grants = await members.below_list_price_grants(pool) if me.role == admins.OWNER else []
+    # What needs doing today, of what this role may open (each list links to its page).
+    may = {"editor": admins.role_allows(me.role, (admins.EDITOR,)),
+           "moderator": admins.role_allows(me.role, (admins.MODERATOR,))}
+    return await render(request, "admin/home.html", {"sections": sections, "grants": grants, "may": may,
+                                                     "today": await today.attention(pool)})
 
 
 @routes.get("/password")

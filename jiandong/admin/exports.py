@@ -76,6 +76,14 @@ def xlsx_bytes(cells: list[list[typing.Any]], sheet: str) -> bytes:
     return out.getvalue()
 
 
+def sheet_download(fmt: str, cells: list[list[typing.Any]], name: str, sheet: str, tz: dt.tzinfo) -> web.Response:
+    """A list's export: the cells as `<name>-<local time>.csv` (fmt "csv") or `.xlsx` with sheet `sheet`."""
+    stamp = dt.datetime.now(tz).strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        return download(csv_bytes(cells), f"{name}-{stamp}.csv", "text/csv")
+    return download(xlsx_bytes(cells, sheet), f"{name}-{stamp}.xlsx", XLSX_TYPE)
+
+
 def download(body: bytes, filename: str, content_type: str) -> web.Response:
     disposition = f"attachment; filename=\"{filename.encode('ascii', 'replace').decode()}\"; " \
                   f"filename*=UTF-8''{quote(filename)}"

@@ -4,6 +4,7 @@ extend a membership by hand, disable or enable it again (each with a reason)."""
 from __future__ import annotations
 
 import typing
+from urllib.parse import urlencode
 
 import wtforms
 from aiohttp import web
@@ -14,6 +15,7 @@ from ..services import audit, members, moderation, order_search, signups
 from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
+from .exports import ExportColumn, sheet_download, table
 from .forms import OPTIONAL, REQUIRED, AdminForm, keep_refused, length, number_range, read_form, refused_form
 from .inputs import parse_yuan, path_id
 from .render import Column, ListPage, end_label, flash, list_query, render
@@ -47,15 +49,41 @@ def _status_filter(raw: str) -> int | None:
     return int(raw) if raw in ("0", "1", "2", "3") else None
 
 
+def _expiring_filter(raw: str) -> int | None:
+    """Days within which an active membership ends (1~366), else no such filter."""
+    return int(raw) if raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= 366 else None
+
+
 @routes.get("/members")
 @requires(EDITOR)
 async def list_members(request: web.Request) -> web.Response:
     query = list_query(request, ())
     status = _status_filter(request.query.get("status", ""))
-    rows, total = await members.search_users(request.config_dict[pg_key], query, status)
+    expiring = _expiring_filter(request.query.get("expiring", ""))
+    rows, total = await members.search_users(request.config_dict[pg_key], query, status, expiring)
     page = ListPage(rows, total, query, COLUMNS, BASE)
-    return await render(request, "admin/members.html", {"page": page, "status": status,
-                                                        "statuses": members.STATUS_LABELS})
+    extra = {k: v for k, v in (("status", status), ("expiring", expiring)) if v is not None}
+    return await render(request, "admin/members.html", {"page": page, "status": status, "expiring": expiring,
+                                                        "statuses": members.STATUS_LABELS, "extra": extra,
+                                                        "export_query": urlencode({"q": query.search, **extra})})
+
+
+EXPORT_COLUMNS: list[ExportColumn] = [
+    ("用户ID", lambda r: r["id"]), ("用户名", lambda r: r["username"]), ("手机", lambda r: r["mobile"]),
+    ("会员状态", lambda r: r["status_label"]), ("有效期至", lambda r: r["member_expire_time"]),
+    ("注册时间", lambda r: r["register_time"]),
+]
+
+
+@routes.get(r"/members/export.{fmt:(csv|xlsx)}")
+@requires(EDITOR)
+async def export_members(request: web.Request) -> web.Response:
+    """The filtered list (every row, not one page): e.g. the members to remind before their term ends."""
+    rows = await members.export_users(request.config_dict[pg_key], list_query(request, ()),
+                                      _status_filter(request.query.get("status", "")),
+                                      _expiring_filter(request.query.get("expiring", "")))
+    return sheet_download(request.match_info["fmt"], table(EXPORT_COLUMNS, rows), "会员", "会员",
+                          request.config_dict[settings_key].tz)
 
 
 def _user_id(request: web.Request) -> int:

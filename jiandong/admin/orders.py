@@ -3,7 +3,6 @@ reconciliation queries and refunds; ask WeChat Pay now, close an unpaid order, r
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import typing
 from urllib.parse import urlencode
@@ -21,7 +20,7 @@ from ..services.order_search import KIND_LABELS, STATUS_LABELS, OrderFilter
 from ..services.order_status import AWAITING, CLOSED
 from ..web.public_urls import refund_notify_url
 from .errors import PageError
-from .exports import XLSX_TYPE, Fen, csv_bytes, download, table, xlsx_bytes
+from .exports import Fen, sheet_download, table
 from .forms import read_form
 from .inputs import parse_yuan, path_id, query_date
 from .render import PAGE_SIZE, flash, render
@@ -86,11 +85,8 @@ EXPORT_COLUMNS = [
 async def export_orders(request: web.Request) -> web.Response:
     """The filtered list, every row of it (not one page), as CSV or XLSX."""
     rows = await order_search.export_rows(request.config_dict[pg_key], order_filter(request.query))
-    cells = table(EXPORT_COLUMNS, rows)
-    stamp = dt.datetime.now(request.config_dict[settings_key].tz).strftime("%Y%m%d-%H%M")
-    if request.match_info["fmt"] == "csv":
-        return download(csv_bytes(cells), f"订单-{stamp}.csv", "text/csv")
-    return download(xlsx_bytes(cells, "订单"), f"订单-{stamp}.xlsx", XLSX_TYPE)
+    return sheet_download(request.match_info["fmt"], table(EXPORT_COLUMNS, rows), "订单", "订单",
+                          request.config_dict[settings_key].tz)
 
 
 async def _load(request: web.Request) -> typing.Any:

@@ -14,7 +14,7 @@ from ..services import competitions, signups
 from ..services.admins import EDITOR
 from ..services.editing import ListQuery
 from .errors import PageError
-from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
+from .exports import sheet_download, table
 from .forms import read_form
 from .inputs import path_id
 from .render import PAGE_SIZE, ListPage, flash, render
@@ -146,8 +146,5 @@ async def export_signups(request: web.Request) -> web.Response:
     match = await _match(request)
     rows = await signups.sheet(request.config_dict[pg_key], match["id"])
     cells = table(EXPORT_COLUMNS, ({**r, "n": n} for n, r in enumerate(rows, 1)))
-    stamp = dt.datetime.now(request.config_dict[settings_key].tz).strftime("%Y%m%d-%H%M")
-    name = f"报名-{match['id']}-{stamp}"
-    if request.match_info["fmt"] == "csv":
-        return download(csv_bytes(cells), f"{name}.csv", "text/csv")
-    return download(xlsx_bytes(cells, "报名"), f"{name}.xlsx", XLSX_TYPE)
+    return sheet_download(request.match_info["fmt"], cells, f"报名-{match['id']}", "报名",
+                          request.config_dict[settings_key].tz)

@@ -34,8 +34,8 @@ def _labelled(row: db.Row) -> db.Row:
     return {**row, "status_label": STATUS_LABELS.get(row["member_status"], str(row["member_status"]))}
 
 
-async def search_users(pool: typing.Any, query: ListQuery, status: int | None = None) -> tuple[list[db.Row], int]:
-    """Users by name, phone or openid (or #id), optionally of one member status (0-3, as read), newest first."""
+def _user_filter(query: ListQuery, status: int | None, expiring_days: int | None
+                 ) -> tuple[str, dict[str, typing.Any]]:
     clauses: list[str] = []
     args: dict[str, typing.Any] = {}
     term = query.search
@@ -48,8 +48,32 @@ async def search_users(pool: typing.Any, query: ListQuery, status: int | None = 
     if status is not None:
         clauses.append(f"{membership.MEMBER_STATUS_SQL} = %(status)s")
         args["status"] = status
-    rows, total = await fetch_page(pool, COLUMNS, "users u", " AND ".join(clauses), args, "u.id DESC", query)
+    if expiring_days is not None:
+        # Active members whose term ends within the days: whom to remind to renew.
+        clauses.append(f"{membership.MEMBER_STATUS_SQL} = {membership.ACTIVE}"
+                       " AND u.member_expire_time < now() + make_interval(days => %(days)s)")
+        args["days"] = expiring_days
+    return " AND ".join(clauses), args
+
+
+async def search_users(pool: typing.Any, query: ListQuery, status: int | None = None,
+                       expiring_days: int | None = None) -> tuple[list[db.Row], int]:
+    """Users by name, phone or openid (or #id), optionally of one member status (0-3, as read) or active and
+    ending within `expiring_days` (then soonest end first), else newest first."""
+    where, args = _user_filter(query, status, expiring_days)
+    order = "u.member_expire_time, u.id" if expiring_days is not None else "u.id DESC"
+    rows, total = await fetch_page(pool, COLUMNS, "users u", where, args, order, query)
     return [_labelled(r) for r in rows], total
+
+
+async def export_users(pool: typing.Any, query: ListQuery, status: int | None = None,
+                       expiring_days: int | None = None, limit: int = 100_000) -> list[db.Row]:
+    """Every user of the list's filter (not one page), in the list's order."""
+    where, args = _user_filter(query, status, expiring_days)
+    order = "u.member_expire_time, u.id" if expiring_days is not None else "u.id DESC"
+    rows = await db.fetchall(pool, f"SELECT {COLUMNS} FROM users u {where and 'WHERE ' + where} ORDER BY {order}"
+                                   " LIMIT %(limit)s", {**args, "limit": limit})
+    return [_labelled(r) for r in rows]
 
 
 async def get_user(pool: typing.Any, user_id: int) -> db.Row | None:
