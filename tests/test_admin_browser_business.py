@@ -22,8 +22,12 @@ def test_grant_a_membership_by_hand(page, live_server, sql):
     page.fill("#years", "1")
     page.fill("#amount", "150")
     page.fill(".grant-form #reason", "现场现金缴费")
+    # Recording it is asked for first, with what it records.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.click("button:has-text('开通')")
     page.wait_for_selector("text=会员已开通")
+    assert asked == ["确定为 王五 开通会员？年数：1；结束日期：；收款 150 元；原因：现场现金缴费"]
     assert "正常" in page.locator("h1").inner_text()
     assert "手动开通" in page.locator("table.list").first.inner_text()
     shot(page, "10-member-granted")
