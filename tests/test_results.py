@@ -195,6 +195,27 @@ async def test_a_match_without_a_result_keeps_its_free_text(console, sql):
     assert (answer["score"], answer["description"]) == ("86:79", "<p>旧战报</p>")
 
 
+async def test_a_cleared_result_gives_back_the_free_text(console, sql):
+    team, (zhang, _, _) = _team(sql)
+    match = _match(sql, description="<p>旧战报</p>", score="86:79", team=team)
+    token = await login(console)
+    assert (await save(console, match, {"team_id": team, "new_opponent": "青竹队", "club_score": 10,
+                                        "opponent_score": 8, **_line(zhang, 10, 10, 0, 0, 0, 0, 0, 0)})).status == 303
+    assert (await detail(console, token, match))["score"] == "建东猛龙 10 : 8 青竹队"
+    page = await (await console.get(f"/admin/competitions/{match}/result")).text()
+    assert f"/admin/competitions/{match}/result/clear" in page
+    resp = await console.post(f"/admin/competitions/{match}/result/clear", allow_redirects=False,
+                              data={"csrf_token": await csrf(console, f"/admin/competitions/{match}/result")})
+    assert resp.status == 303
+    assert "比赛结果已清除" in await (await console.get(resp.headers["Location"])).text()
+    answer = await detail(console, token, match)
+    assert (answer["score"], answer["description"]) == ("86:79", "<p>旧战报</p>")
+    assert sql("SELECT count(*) AS n FROM box_scores")[0]["n"] == 0
+    assert sql("SELECT count(*) AS n FROM opponents")[0]["n"] == 1
+    entry = sql("SELECT before, after FROM audit_log WHERE action = 'results.clear'")
+    assert len(entry) == 1 and entry[0]["before"]["club_score"] == 10 and entry[0]["after"] is None
+
+
 async def test_a_moderator_may_not_enter_results_or_see_the_season(client, sql):
     add_admin(sql, "watcher", "moderator")
     assert (await sign_in(client, "watcher")).status == 302

@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "signups.attendance": "登记到场",
     "results.update": "录入比赛结果",
     "results.logo": "更换对手队徽",
+    "results.clear": "清除比赛结果",
     "teams.create": "新建球队",
     "teams.update": "修改球队",
     "teams.on": "启用球队",

@@ -138,6 +138,15 @@ async def save_result(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"{BASE}/{match['id']}/result")
 
 
+@routes.post(r"/competitions/{id:\d+}/result/clear")
+@requires(EDITOR)
+async def clear_result(request: web.Request) -> web.Response:
+    match = await _match(request)
+    cleared = await results.clear_result(request.config_dict, actor(request), match["id"])
+    flash(await get_session(request), "比赛结果已清除" if cleared else "这场比赛没有比赛结果")
+    raise web.HTTPSeeOther(f"{BASE}/{match['id']}/result")
+
+
 @routes.post(r"/competitions/{id:\d+}/result/logo")
 @requires(EDITOR)
 async def upload_opponent_logo(request: web.Request) -> web.Response:

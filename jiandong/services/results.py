@@ -172,6 +172,27 @@ async def save_result(app: web.Application, actor: audit.Actor, competition_id: 
                         box_score.periods_warning(values.periods, values.club_score, values.opponent_score)) if w]
 
 
+async def clear_result(app: web.Application, actor: audit.Actor, competition_id: int) -> bool:
+    """Remove the match's result and box score (the opponent stays for other matches): the H5 detail shows the
+    stored texts again. False when there was none."""
+    pool = app[pg_key]
+    async with db.transaction(pool) as cur:
+        await cur.execute(MATCH_SQL + " FOR NO KEY UPDATE OF c", (competition_id,))
+        before = await cur.fetchone()
+        if before is None or before["club_score"] is None:
+            return False
+        await cur.execute(BOX_SQL, (competition_id,))
+        old_rows = await cur.fetchall()
+        await cur.execute("DELETE FROM box_scores WHERE competition_id = %s", (competition_id,))
+        await cur.execute("UPDATE competitions SET team_id = NULL, opponent_id = NULL, club_score = NULL,"
+                          " opponent_score = NULL, periods = NULL, updated_at = now() WHERE id = %s",
+                          (competition_id,))
+        await audit.record(cur, actor, "results.clear", f"competitions:{competition_id}",
+                           f"「{before['title'][:50]}」清除比赛结果", before=_logged(before, old_rows))
+    await competitions.changed(app)
+    return True
+
+
 async def set_opponent_logo(app: web.Application, actor: audit.Actor, competition_id: int, url: str) -> None:
     """The logo of the match's opponent (the opponent's own: every match against it shares it)."""
     async with db.transaction(app[pg_key]) as cur:
