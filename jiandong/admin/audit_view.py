@@ -43,6 +43,9 @@ ACTION_LABELS = {
     "signups.add": "添加报名",
     "signups.remove": "移除报名",
     "signups.attendance": "登记到场",
+    "results.update": "录入比赛结果",
+    "results.logo": "更换对手队徽",
+    "results.clear": "清除比赛结果",
     "teams.create": "新建球队",
     "teams.update": "修改球队",
     "teams.on": "启用球队",
@@ -189,6 +192,8 @@ SECTION_FIELD_LABELS = {
     "products": {"amount": "库存", "title": "名称", "content": "介绍"},
     "configs": {"name": "名称"},
     "banners": {"position": "位置"},
+    "results": {"team": "本队", "opponent": "对手", "club_score": "本队得分", "opponent_score": "对手得分",
+                "periods": "各节比分", "box": "技术统计"},
     "signups": {"username": "会员", "user_id": "用户 ID", "attended": "到场", "count": "人数",
                 "created_at": "报名时间"},
 }

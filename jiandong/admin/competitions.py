@@ -22,7 +22,8 @@ class CompetitionForm(AdminForm):
     play_time = LocalDateTimeField("比赛时间", [REQUIRED])
     team_ids = MultiCheckboxField("参赛球队", coerce=int, validate_choice=True)
     summary = wtforms.TextAreaField("简介", [length(500)])
-    score = wtforms.StringField("比分 / 结果", [length(50)], description="如 86:79，赛前留空")
+    score = wtforms.StringField("比分 / 结果", [length(50)],
+                                description="如 86:79，赛前留空；录入比赛结果后，会员看到的比分按结果生成")
     cover = wtforms.FileField("封面图", description="JPEG 或 PNG")
     description = wtforms.TextAreaField(
         "赛事详情（富文本）", [length(20000)],
@@ -54,7 +55,7 @@ class CompetitionSection(Section):
         Column("标题", "title", "title", kind="link"),
         Column("比赛时间", "play_time", "play_time", kind="time"),
         Column("球队", "team_names"),
-        Column("比分", "score"),
+        Column("比分", "result"),
         Column("报名", "signups"),
         Column("状态", "status", "status", kind="status"),
     ]

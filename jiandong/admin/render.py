@@ -35,6 +35,7 @@ MENU = [
     ("/feedback", "反馈", (MODERATOR,)),
     ("/chat", "聊天管理", (MODERATOR,)),
     ("/competitions", "赛事", (EDITOR,)),
+    ("/stats", "赛季统计", (EDITOR,)),
     ("/teams", "球队", (EDITOR,)),
     ("/players", "球员卡", (EDITOR,)),
     ("/videos", "视频", (EDITOR,)),
@@ -99,10 +100,13 @@ def end_label(value: dt.datetime, tz: dt.tzinfo) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def flash(session: Session, message: str, *, refused: bool = False, todo: str = "") -> None:
+def flash(session: Session, message: str, *, refused: bool = False, warning: bool = False, todo: str = "") -> None:
     """A message shown once, on the next page (after a redirect). refused: nothing was done, shown red as an
-    alert, with todo (what the reader can do about it) after the reason."""
-    entry = {"text": message, "refused": True, "todo": todo} if refused else message
+    alert, with todo (what the reader can do about it) after the reason. warning: done, but something looks
+    wrong (amber, with todo)."""
+    entry: str | dict[str, typing.Any] = message
+    if refused or warning:
+        entry = {"text": message, "refused": refused, "warning": warning, "todo": todo}
     session[FLASH_KEY] = [*session.get(FLASH_KEY, []), entry]
 
 

@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..keys import content_cache_key, pg_key
 from ..lib import formats
-from ..services import signups
+from ..services import results, signups
 from ..services.content_cache import shape
 from ..services.players import player_teams
 from ..store import db
@@ -39,8 +39,11 @@ COMPETITION = obj(
     id=integer("赛事 ID"),
     title=string("赛事标题"),
     summary=string("赛事简介"),
-    description=string("赛事数据详情（HTML）"),
-    score=string("赛事结果"),
+    description=string(
+        "赛事数据详情（HTML）：员工撰写的战报；已录入比赛结果时其后接各节比分表和本队技术统计表"
+        "（<div class=\"box-score\"><table>…，内联样式，表格在自身框内横向滚动；所有值均已转义）"),
+    score=string("赛事结果：已录入比赛结果时为「本队 比分 : 比分 对手」，如「建东猛龙 88 : 76 青竹队」；"
+                 "否则为员工填写的文字（赛前为空）"),
     main_img_url=string("封面照"),
     play_time=string("比赛时间 YYYY-MM-DD HH:MM:SS"),
     notes=string("备注"),
@@ -81,8 +84,10 @@ class CompetitionPath(Spec):
 
 DETAIL = shape("competition", "competition", dict)
 DETAIL_SQL = """
-    SELECT id, title, summary, description, score, main_img_url, play_time, notes, is_hot
-    FROM competitions WHERE id = %s AND status = 1
+    SELECT c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
+           c.club_score, c.opponent_score, c.periods, t.name AS team_name, o.name AS opponent_name
+    FROM competitions c LEFT JOIN teams t ON t.id = c.team_id LEFT JOIN opponents o ON o.id = c.opponent_id
+    WHERE c.id = %s AND c.status = 1
 """
 
 # The total rides along with the page (a window count), so a page costs one query.
@@ -147,6 +152,12 @@ async def list_member_competitions(request: web.Request) -> web.Response:
     params=CompetitionPath,
     response=COMPETITION,
     errors=[CompetitionNotFound],
+    description=(
+        "赛事录入了比赛结果后，score 由结果生成（「本队 比分 : 比分 对手」），description 为员工撰写的战报，"
+        "其后接各节比分表（若录入）和本队技术统计表（球员、时间、得分、篮板、助攻、抢断、盖帽、失误、犯规及合计）。"
+        "表格为服务器生成的 HTML，所有值均已转义，按 HTML 插入页面即可；表格放在可横向滚动的容器中，"
+        "手机上不会撑宽页面。未录入结果的赛事照旧返回员工填写的文字。"
+    ),
 )
 async def get_competition(request: web.Request) -> web.Response:
     competition_id = (await CompetitionPath.read(request)).id
@@ -154,18 +165,21 @@ async def get_competition(request: web.Request) -> web.Response:
         raise CompetitionNotFound()
 
     async def load() -> dict[str, object]:
-        row = await db.fetchone(request.config_dict[pg_key], DETAIL_SQL, (competition_id,))
+        pool = request.config_dict[pg_key]
+        row = await db.fetchone(pool, DETAIL_SQL, (competition_id,))
         if row is None:
             # Raised inside the loader, so the miss is not cached: a match published a moment
             # later shows at once. A miss is one index probe, and caching misses would let a scan
             # of made-up ids push the hot entries out of the cache.
             raise CompetitionNotFound()
+        # Derived here, once per load: the cached answer is served as it is.
+        score, description = await results.h5_texts(pool, row)
         return {
             "id": row["id"],
             "title": row["title"],
             "summary": row["summary"],
-            "description": row["description"],
-            "score": row["score"],
+            "description": description,
+            "score": score,
             "main_img_url": row["main_img_url"],
             "play_time": formats.fmt_time(row["play_time"]),
             "notes": row["notes"],

@@ -28,10 +28,12 @@ USES = [
     ("SELECT count(*) FROM videos WHERE competition_id = %(id)s", "视频"),
     ("SELECT count(*) FROM lives WHERE competition_id = %(id)s", "直播"),
     ("SELECT count(*) FROM competition_applies WHERE competition_id = %(id)s", "报名"),
+    ("SELECT count(*) FROM box_scores WHERE competition_id = %(id)s", "技术统计"),
 ]
 COLUMNS = """
     c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
-    c.status, c.updated_at, c.capacity, c.apply_deadline,
+    c.status, c.updated_at, c.capacity, c.apply_deadline, c.club_score, c.opponent_score,
+    CASE WHEN c.club_score IS NULL THEN c.score ELSE c.club_score || ' : ' || c.opponent_score END AS result,
     (SELECT count(*) FROM competition_applies a WHERE a.competition_id = c.id) AS signups,
     (SELECT string_agg(t.name, ' / ' ORDER BY t.name) FROM competition_teams ct
        JOIN teams t ON t.id = ct.team_id WHERE ct.competition_id = c.id) AS team_names

@@ -7,7 +7,7 @@ import typing
 import aiopg
 
 from ..errors import MemberNotFound, NoTeam
-from ..keys import pg_key
+from ..keys import content_cache_key, pg_key
 from ..store import db
 from .content_cache import user_changed
 from .editing import (
@@ -109,6 +109,7 @@ CARD_SOURCE = "players p LEFT JOIN users u ON u.id = p.user_id"
 CARD_USES = [
     ("SELECT count(*) FROM players WHERE id = %(id)s AND user_id IS NOT NULL", "关联的会员账号"),
     ("SELECT count(*) FROM team_members WHERE player_id = %(id)s", "在队记录"),
+    ("SELECT count(*) FROM box_scores WHERE player_id = %(id)s", "技术统计"),
 ]
 
 
@@ -171,6 +172,8 @@ async def _save_card(app: typing.Any, player_id: int | None, values: typing.Mapp
         raise
     if row.get("user_id"):
         await user_changed(app, row["user_id"])
+    # Match reports name the players of their box scores.
+    await app[content_cache_key].invalidate("competition")
     return player_id
 
 

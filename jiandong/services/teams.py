@@ -127,4 +127,7 @@ async def end_membership(app: web.Application, team_id: int, member_id: int, lef
 
 
 async def changed(app: web.Application) -> None:
-    await app[content_cache_key].invalidate("team")
+    cache = app[content_cache_key]
+    await cache.invalidate("team")
+    # A match's result names the club's team.
+    await cache.invalidate("competition")
