@@ -579,3 +579,29 @@ async def test_a_form_cannot_carry_more_than_a_form_needs(console, sql, settings
     assert resp.status == 415
     uploads = settings.media_path / ".uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
+
+
+async def test_a_match_is_copied_as_next_weeks_draft_at_the_same_place(console, sql):
+    """The next round: a draft a week later with the texts, venue, teams and capacity; no result, no sign-ups."""
+    team = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
+    resp = await submit(console, "/admin/competitions/new", {
+        "title": "周六联赛", "play_time": "2030-05-04T19:30", "venue": "建东体育馆 2 号场", "team_ids": str(team),
+        "capacity": "12", "apply_deadline": "2030-05-04T12:00", "score": "88:76"})
+    assert resp.status == 302, await resp.text()
+    first = int(resp.headers["Location"].rsplit("/", 1)[1])
+    sql("UPDATE competitions SET status = 1 WHERE id = %s", first)
+    resp = await submit(console, f"/admin/competitions/{first}/copy", {}, token_from=f"/admin/competitions/{first}")
+    assert resp.status == 302
+    copy = int(resp.headers["Location"].rsplit("/", 1)[1])
+    assert copy != first
+    row = sql("SELECT title, venue, capacity, score, status, play_time - (SELECT play_time FROM competitions"
+              " WHERE id = %s) AS later, play_time - apply_deadline AS before FROM competitions WHERE id = %s",
+              first, copy)[0]
+    assert (row["title"], row["venue"], row["capacity"], row["score"], row["status"]) == (
+        "周六联赛", "建东体育馆 2 号场", 12, "", 0)
+    assert row["later"].days == 7 and row["before"].total_seconds() == 7.5 * 3600
+    assert sql("SELECT team_id FROM competition_teams WHERE competition_id = %s", copy) == [{"team_id": team}]
+    entry = sql("SELECT action, target, after FROM audit_log WHERE action = 'competitions.copy'")[0]
+    assert entry["target"] == f"competitions:{copy}" and entry["after"] == {"copied_from": first}
+    page = await (await console.get(f"/admin/competitions/{copy}")).text()
+    assert "已复制为草稿" in page and 'value="建东体育馆 2 号场"' in page

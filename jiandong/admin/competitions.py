@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing
 
 import wtforms
 from aiohttp import web
+from aiohttp_session import get_session
 
 from ..keys import pg_key
 from ..services import competitions, teams
-from ..services.editing import ListQuery
+from ..services.admins import EDITOR
+from ..services.editing import ListQuery, NotFound
 from .crud import Section, field_values
+from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length, number_range
-from .render import Column
+from .render import Column, flash
+from .security import requires
 
 routes = web.RouteTableDef()
 
@@ -28,6 +33,7 @@ class CompetitionForm(AdminForm):
     description = wtforms.TextAreaField(
         "赛事详情（富文本）", [length(20000)],
         description="可用 HTML 标签：p、h3、strong、img、table 等；保存时去除脚本等不安全内容")
+    venue = wtforms.StringField("比赛地点", [length(100)], description="如 建东体育馆 2 号场")
     notes = wtforms.StringField("备注", [length(500)])
     is_hot = wtforms.BooleanField("热门赛事")
     capacity = wtforms.IntegerField("报名人数上限", [OPTIONAL, number_range(1, 100_000)],
@@ -40,7 +46,7 @@ class CompetitionForm(AdminForm):
             raise wtforms.ValidationError("报名截止时间须不晚于比赛时间")
 
 
-FIELDS = ("title", "summary", "description", "score", "play_time", "notes", "capacity", "apply_deadline")
+FIELDS = ("title", "summary", "description", "score", "play_time", "notes", "capacity", "apply_deadline", "venue")
 
 
 class CompetitionSection(Section):
@@ -95,3 +101,20 @@ class CompetitionSection(Section):
 
 section = CompetitionSection()
 section.add_routes(routes)
+
+
+# A copy plays a week later: the next round of a weekly league, at the same place, with the same teams.
+COPY_AFTER = dt.timedelta(days=7)
+
+
+@routes.post(r"/competitions/{id:\d+}/copy")
+@requires(EDITOR)
+async def copy_competition(request: web.Request) -> web.Response:
+    ident, row = await section.load(request)
+    try:
+        copy_id = await competitions.copy_competition(request.config_dict, ident, row["play_time"] + COPY_AFTER)
+    except NotFound:
+        raise PageError(404, "赛事不存在") from None
+    await section.record(request, "copy", copy_id, None, {"copied_from": ident}, row)
+    flash(await get_session(request), "已复制为草稿，比赛时间顺延 7 天：请核对标题和时间后发布")
+    raise web.HTTPFound(f"{section.base}/{copy_id}")

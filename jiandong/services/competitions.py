@@ -11,6 +11,7 @@ from ..store import db
 from .editing import (
     Invalid,
     ListQuery,
+    NotFound,
     clean_html,
     delete_unless_used,
     fetch_page,
@@ -22,7 +23,10 @@ from .editing import (
 )
 
 FIELDS = ("title", "summary", "description", "score", "main_img_url", "play_time", "notes", "is_hot", "capacity",
-          "apply_deadline")
+          "apply_deadline", "venue")
+# What a copy of a match takes from it (the next round at the same place, with the same teams): not its
+# result, sign-ups, box score or publication.
+COPIED = ("title", "summary", "description", "main_img_url", "notes", "is_hot", "capacity", "venue")
 SORTS = {"play_time": "c.play_time", "title": "c.title", "id": "c.id", "status": "c.status"}
 USES = [
     ("SELECT count(*) FROM videos WHERE competition_id = %(id)s", "视频"),
@@ -31,7 +35,7 @@ USES = [
     ("SELECT count(*) FROM box_scores WHERE competition_id = %(id)s", "技术统计"),
 ]
 COLUMNS = """
-    c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
+    c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot, c.venue,
     c.status, c.updated_at, c.capacity, c.apply_deadline, c.club_score, c.opponent_score,
     CASE WHEN c.club_score IS NULL THEN c.score ELSE c.club_score || ' : ' || c.opponent_score END AS result,
     (SELECT count(*) FROM competition_applies a WHERE a.competition_id = c.id) AS signups,
@@ -99,6 +103,25 @@ async def update_competition(app: web.Application, competition_id: int, values: 
         await update_row(cur, "competitions", competition_id, _values(values))
         await _set_teams(cur, competition_id, team_ids)
     await changed(app)
+
+
+async def copy_competition(app: web.Application, competition_id: int, play_time: typing.Any) -> int:
+    """A draft copy of a match (COPIED fields, its teams) playing at `play_time`, its sign-up deadline moved
+    with it; the new match's id. NotFound when there is no such match."""
+    async with db.transaction(app[pg_key]) as cur:
+        await cur.execute(f"SELECT {', '.join(COPIED)}, play_time, apply_deadline FROM competitions WHERE id = %s",
+                          (competition_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound()
+        values = {name: row[name] for name in COPIED}
+        if row["apply_deadline"] is not None:
+            values["apply_deadline"] = play_time - (row["play_time"] - row["apply_deadline"])
+        copy_id = await insert_row(cur, "competitions", {**values, "play_time": play_time, "status": 0})
+        await cur.execute("INSERT INTO competition_teams (competition_id, team_id) SELECT %s, team_id"
+                          " FROM competition_teams WHERE competition_id = %s", (copy_id, competition_id))
+    await changed(app)
+    return copy_id
 
 
 async def publish_competition(app: web.Application, competition_id: int, published: bool) -> None:
