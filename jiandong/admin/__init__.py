@@ -34,6 +34,7 @@ from . import (
     orders,
     players,
     products,
+    rosters,
     security,
     signups,
     staff,
@@ -44,8 +45,8 @@ from .render import end_label
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, signups, teams, players, videos, lives, banners, products, configs, orders,
-            members, chat, feedback, dashboard, audit)
+SECTIONS = (accounts, staff, competitions, signups, teams, players, rosters, videos, lives, banners, products, configs,
+            orders, members, chat, feedback, dashboard, audit)
 
 
 def duration_label(value: dt.timedelta) -> str:
