@@ -203,10 +203,11 @@ class AdminForm(wtforms.Form):
         locales = ("zh",)
         cache_translations = True
 
-    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def process(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().process(*args, **kwargs)
         # Text left out of a post is empty text (never None): columns hold '' for nothing. Text is kept
         # without the spaces around it (full-width ones too): a title of spaces is no title. Passwords as typed.
+        # Here rather than in __init__: a form re-processed with new data (an import's rows) is treated alike.
         for field in self:
             if isinstance(field, wtforms.StringField) and not isinstance(field, wtforms.PasswordField):
                 field.data = (field.data or "").strip() if isinstance(field.data, str) or field.data is None \

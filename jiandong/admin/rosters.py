@@ -60,12 +60,13 @@ SEXES = {"": 0, "保密": 0, "男": 1, "女": 2}
 SEX_NAMES = {0: "", 1: "男", 2: "女"}
 
 
-def entry(row: SheetRow) -> Entry:
-    """A sheet row as a card's values, with what the card form's rules say of its cells."""
+def entry(row: SheetRow, form: RowForm) -> Entry:
+    """A sheet row as a card's values, with what the card form's rules say of its cells (`form`: one for all
+    the rows, processed again for each: binding a new form's fields costs more than checking them)."""
     cells = row.cells
     sex = SEXES.get(cells["性别"])
-    form = RowForm(MultiDict([(field, cells[column]) for column, field in COLUMN_FIELDS.items() if field != "sex"]
-                             + [("sex", str(sex or 0))]))
+    form.process(MultiDict([(field, cells[column]) for column, field in COLUMN_FIELDS.items() if field != "sex"]
+                           + [("sex", str(sex or 0))]))
     form.validate()
     errors = [f"{column}：{message}" for column, field in COLUMN_FIELDS.items() for message in form[field].errors]
     if sex is None:
@@ -82,7 +83,8 @@ def entry(row: SheetRow) -> Entry:
 
 def _read(data: bytes) -> tuple[list[SheetRow], list[Entry]]:
     rows = rosters.parse(data)
-    return rows, [entry(r) for r in rows]
+    form = RowForm()
+    return rows, [entry(r, form) for r in rows]
 
 
 # -- the import: upload, preview, confirm, result -------------------------------------------------------

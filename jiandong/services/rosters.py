@@ -255,6 +255,20 @@ async def preview(pool: aiopg.Pool, entries: typing.Sequence[Entry]) -> dict[int
 
 # -- writing ----------------------------------------------------------------------------------------
 
+# The cards matched by phone, in one statement: a blank cell (empty text, no number, sex 0) keeps the card's value.
+UPDATE_SQL = """
+    UPDATE players p SET cn_name = v.cn_name, number = COALESCE(NULLIF(v.number, ''), p.number),
+           mobile = COALESCE(NULLIF(v.mobile, ''), p.mobile), sex = COALESCE(NULLIF(v.sex, 0), p.sex),
+           birthday = COALESCE(v.birthday, p.birthday), stature = COALESCE(v.stature, p.stature),
+           weight = COALESCE(v.weight, p.weight), position = COALESCE(NULLIF(v.position, ''), p.position),
+           updated_at = now()
+    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::smallint[], %s::date[], %s::int[],
+                %s::numeric[], %s::text[]) AS v (id, cn_name, number, mobile, sex, birthday, stature, weight, position)
+    WHERE p.id = v.id
+    RETURNING p.user_id
+"""
+
+
 async def commit(app: typing.Any, entries: typing.Sequence[Entry], actor: audit.Actor, source: str) -> Outcome:
     """The rows valid now (checked again in the transaction: the data may have changed since the preview)
     written in one transaction: new cards, cards matched by phone updated (a blank cell keeps the card's
@@ -277,18 +291,13 @@ async def commit(app: typing.Any, entries: typing.Sequence[Entry], actor: audit.
                    SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::smallint[],
                                         %s::date[], %s::int[], %s::numeric[], %s::text[])""",
                 [[verdicts[e.line].player_id for e in new], *([e.card[k] for e in new] for k in CARD_KEYS)])
-        users: list[int] = []
         created = {e.line for e in new}
-        for e in valid:
-            if e.line in created:
-                continue
-            changes = {k: v for k, v in e.card.items() if v not in ("", None) and not (k == "sex" and v == 0)}
-            assigns = ", ".join(f"{k} = %({k})s" for k in changes)
-            await cur.execute(f"UPDATE players SET {assigns}, updated_at = now() WHERE id = %(id)s RETURNING user_id",
-                              {**changes, "id": verdicts[e.line].player_id})
-            row = await cur.fetchone()
-            if row and row["user_id"]:
-                users.append(row["user_id"])
+        matched = [e for e in valid if e.line not in created]
+        users: list[int] = []
+        if matched:
+            await cur.execute(UPDATE_SQL, [[verdicts[e.line].player_id for e in matched],
+                                           *([e.card[k] for e in matched] for k in CARD_KEYS)])
+            users = [r["user_id"] for r in await cur.fetchall() if r["user_id"]]
         joins = [e for e in valid if verdicts[e.line].team_id]
         if joins:
             # A date is the club's day (connections run in its time zone); no date: now.
