@@ -81,3 +81,23 @@ def test_a_200_row_sheet_with_3_bad_rows_imports_197(page, live_server, sql, tmp
     # The imported cards, found by team in the list.
     page.goto(f"/admin/players?team={teams['飞虎']}")
     assert "共 99 条" in page.inner_text("h1")
+    screenshots(page, "list-by-team")
+
+
+def test_a_team_adds_a_player_picked_as_staff_type(page, live_server, sql):
+    """The team page's picker: typing fills its list from the search (static/picker.js); a choice joins."""
+    add_admin(sql)
+    team = sql("INSERT INTO teams (name) VALUES ('飞虎') RETURNING id")[0]["id"]
+    free = sql("INSERT INTO players (cn_name, number) VALUES ('自由人甲', '66') RETURNING id")[0]["id"]
+    sql("INSERT INTO players (cn_name) VALUES ('别人')")
+    sign_in(page)
+    page.goto(f"/admin/teams/{team}")
+    page.locator("#player").press_sequentially("自由")
+    page.wait_for_selector("#player-options option", state="attached")
+    options = page.eval_on_selector_all("#player-options option", "os => os.map(o => [o.value, o.label])")
+    assert options == [[f"自由人甲（66号）#{free}", "无球队"]]
+    page.fill("#player", options[0][0])
+    page.click("button:has-text('入队')")
+    page.wait_for_selector("text=球员已入队")
+    assert sql("SELECT team_id FROM team_members WHERE player_id = %s", free) == [{"team_id": team}]
+    screenshots(page, "team-picker")
