@@ -14,7 +14,7 @@ from jiandong.settings import Settings
 from tests.helpers.admin import add_admin, sign_in
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-VALUES = {"id": "1", "member": "1", "refund": "1", "room": "1", "mute": "1"}
+VALUES = {"id": "1", "member": "1", "refund": "1", "room": "1", "mute": "1", "token": "a" * 43}
 FORM_RE = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S)
 ID_RE = re.compile(r"""\sid=["']([^"']+)["']""")
 CONSTRAINED_RE = re.compile(r"<input\b[^>]*\s(required|minlength|pattern|maxlength)\b")

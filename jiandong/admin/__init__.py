@@ -35,6 +35,7 @@ from . import (
     players,
     products,
     results,
+    rosters,
     security,
     signups,
     staff,
@@ -45,8 +46,8 @@ from .render import end_label
 from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SECTIONS = (accounts, staff, competitions, signups, results, teams, players, videos, lives, banners, products, configs,
-            orders, members, chat, feedback, dashboard, audit)
+SECTIONS = (accounts, staff, competitions, signups, results, teams, players, rosters, videos, lives, banners,
+            products, configs, orders, members, chat, feedback, dashboard, audit)
 
 
 def duration_label(value: dt.timedelta) -> str:

@@ -59,6 +59,7 @@ ACTION_LABELS = {
     "players.on": "启用球员卡",
     "players.off": "停用球员卡",
     "players.delete": "删除球员卡",
+    "players.import": "导入球员卡",
     "videos.create": "新建视频",
     "videos.update": "修改视频",
     "videos.on": "发布视频",
@@ -199,6 +200,9 @@ SECTION_FIELD_LABELS = {
                 "periods": "各节比分", "box": "技术统计"},
     "signups": {"username": "会员", "user_id": "用户 ID", "attended": "到场", "count": "人数",
                 "created_at": "报名时间"},
+    # An import's counts (services/rosters.commit).
+    "players": {"file": "文件", "rows": "行数", "created": "新建球员卡", "updated": "更新球员卡",
+                "joined": "加入球队", "skipped": "未导入行数"},
 }
 # Money, stored in fen (an integer); a form's yuan (a decimal's text) is shown as it is.
 MONEY_FIELDS = frozenset({"refund_reserved", "refund.amount", "price", "cost", "total_price", "pay_amount"})

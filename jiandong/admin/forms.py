@@ -19,12 +19,14 @@ from wtforms import validators
 
 from ..errors import ParameterError
 from ..keys import admin_form_key, settings_key
+from ..services import rosters
 from ..services.verification import normalize_phone
 from ..store.media import VIDEO_SNIFF_BYTES, size_label
 from .errors import PageError
 
-# File fields holding a video; every other file field holds an image.
+# File fields holding a video; a sheet to import has its own limit; every other file field holds an image.
 VIDEO_FIELDS = frozenset({"video_file"})
+FILE_LIMITS = {"sheet_file": rosters.MAX_BYTES}
 TEXT_PART_MAX = 1024 * 1024
 UPLOAD_DIR = ".uploads"
 
@@ -160,7 +162,8 @@ async def _read_multipart(request: web.Request, form: FormData, token_check: Tok
                 token_check = None
             if part.name in form.files:
                 raise PageError(400, "同一文件字段提交了多次")
-            limit = settings.upload_video_max_bytes if part.name in VIDEO_FIELDS else settings.upload_image_max_bytes
+            limit = settings.upload_video_max_bytes if part.name in VIDEO_FIELDS else \
+                FILE_LIMITS.get(part.name, settings.upload_image_max_bytes)
             upload = await _receive_file(part, upload_dir, min(limit, budget))
             if upload is not None:
                 budget -= upload.size
@@ -200,10 +203,11 @@ class AdminForm(wtforms.Form):
         locales = ("zh",)
         cache_translations = True
 
-    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def process(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().process(*args, **kwargs)
         # Text left out of a post is empty text (never None): columns hold '' for nothing. Text is kept
         # without the spaces around it (full-width ones too): a title of spaces is no title. Passwords as typed.
+        # Here rather than in __init__: a form re-processed with new data (an import's rows) is treated alike.
         for field in self:
             if isinstance(field, wtforms.StringField) and not isinstance(field, wtforms.PasswordField):
                 field.data = (field.data or "").strip() if isinstance(field.data, str) or field.data is None \

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import admin_key, pg_key, settings_key
-from ..services import audit, members, moderation, order_search, signups
+from ..services import audit, members, moderation, order_search, players, signups
 from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
@@ -121,6 +121,7 @@ async def _member_page(request: web.Request) -> web.Response:
         "season": await signups.season(pool, user["id"]),
         "mutes": await moderation.user_mutes(pool, user["id"]),
         "audit": await audit.for_target(pool, f"user:{user['id']}"),
+        "card": await players.card_of_user(pool, user["id"]),
         "disabled": user["member_status"] == DISABLED, "active": user["member_status"] == ACTIVE,
     })
 

@@ -8,11 +8,11 @@ import wtforms
 from aiohttp import web
 
 from ..keys import pg_key
-from ..services import players
+from ..services import players, teams
 from ..services.editing import Invalid, ListQuery
 from .crud import Section, field_values
 from .forms import OPTIONAL, REQUIRED, AdminForm, length, mobile_number, number_range
-from .render import Column
+from .render import Column, ListPage, list_query, render
 
 routes = web.RouteTableDef()
 
@@ -57,6 +57,7 @@ class PlayerSection(Section):
     multipart = True
     search_hint = "姓名、号码、手机或用户名"
     edit_template = "admin/player.html"
+    list_template = "admin/players.html"
     columns = [
         Column("近照", "photo", kind="image"),
         Column("姓名", "cn_name", "cn_name", kind="link"),
@@ -70,6 +71,18 @@ class PlayerSection(Section):
 
     async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
         return await players.list_cards(app[pg_key], query)
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        """The list, filtered by team (?team=ID, or 0 for cards in no team) as well as searched."""
+        pool = request.config_dict[pg_key]
+        query = list_query(request, self.sorts)
+        raw = request.query.get("team", "")
+        team = int(raw) if raw.isdigit() and len(raw) < 19 else None
+        rows, total = await players.list_cards(pool, query, team)
+        page = ListPage(rows, total, query, self.columns, self.base, {} if team is None else {"team": team})
+        return await render(request, self.list_template, {"section": self, "page": page, "team": team,
+                                                          "teams": await teams.team_choices(pool),
+                                                          "no_team": players.NO_TEAM})
 
     async def get_row(self, app: web.Application, ident: int) -> typing.Any:
         return await players.get_card(app[pg_key], ident)

@@ -183,6 +183,8 @@ class ListPage:
     query: ListQuery
     columns: list[Column]
     base: str
+    # Filters of the list's own (a team ...), kept by its sort and page links.
+    extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 
     @property
     def last_page(self) -> int:
@@ -190,7 +192,7 @@ class ListPage:
 
     def url(self, **changes: typing.Any) -> str:
         q = self.query
-        params = {"q": q.search, "sort": q.sort, "desc": int(q.desc), "page": q.page, **changes}
+        params = {"q": q.search, **self.extra, "sort": q.sort, "desc": int(q.desc), "page": q.page, **changes}
         return f"{self.base}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"
 
     def sort_url(self, key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing
 
 import wtforms
@@ -10,10 +11,9 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import pg_key, settings_key
-from ..services import teams
+from ..services import players, teams
 from ..services.admins import EDITOR
 from ..services.editing import Invalid, ListQuery, NotFound
-from ..store import db
 from .crud import Section
 from .errors import PageError
 from .forms import (
@@ -29,7 +29,7 @@ from .forms import (
     read_form,
     refused_form,
 )
-from .render import Column, flash
+from .render import PREFIX, Column, flash
 from .security import requires
 
 routes = web.RouteTableDef()
@@ -43,7 +43,11 @@ class TeamForm(AdminForm):
 
 
 class MemberForm(AdminForm):
-    player_id = wtforms.SelectField("球员", coerce=int, validate_choice=True)
+    # A search-as-you-type picker (static/picker.js fills the list): a choice reads "张三（23号）#12"; a name,
+    # number or phone typed without choosing works when it names one card.
+    player = wtforms.StringField("球员", [REQUIRED, length(100)], description="输入姓名、号码或手机号，从列表中选择",
+                                 render_kw={"list": "player-options", "autocomplete": "off",
+                                            "data-search": f"{PREFIX}/players/search"})
     joined_at = LocalDateTimeField("入队时间", [REQUIRED])
 
 
@@ -102,16 +106,27 @@ class TeamSection(Section):
                             {"member": lambda data: MemberForm(data, meta=club_meta(request))})
         member_form = kept[1] if kept else MemberForm(
             data={"joined_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))
-        await player_choices(request, member_form)
         return {"members": await teams.team_members(pool, row["id"]),
                 "member_form": member_form, "leave_form": LeaveForm(
                     data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))}
 
 
-async def player_choices(request: web.Request, form: typing.Any) -> None:
-    rows = await db.fetchall(request.config_dict[pg_key],
-                             "SELECT id, cn_name, number FROM players ORDER BY cn_name, id")
-    form.player_id.choices = {r["id"]: f"{r['cn_name']}（{r['number'] or '无号'}）" for r in rows}
+PICKED = re.compile(r"#(\d{1,18})")
+
+
+async def picked_player(pool: typing.Any, text: str) -> int:
+    """The card the picker's text names: a choice's `#id`, else the one card whose name, number or phone it is."""
+    match = PICKED.search(text)
+    if match and text.endswith(match.group(0)):
+        return int(match.group(1))
+    found = await players.search_cards(pool, text, limit=6)
+    exact = [r for r in found if r["cn_name"] == text]
+    if len(exact) == 1 or len(found) == 1:
+        return (exact or found)[0]["id"]
+    if not found:
+        raise Invalid("没有找到这个球员：请输入姓名、号码或手机号，从列表中选择", "player")
+    names = "、".join(f"{r['cn_name']}（#{r['id']}）" for r in found[:5])
+    raise Invalid(f"找到多个球员：{names}；请从列表中选择", "player")
 
 
 section = TeamSection()
@@ -123,14 +138,14 @@ section.add_routes(routes)
 async def add_team_member(request: web.Request) -> web.Response:
     ident, row = await section.load(request)
     form = MemberForm(await read_form(request), meta=club_meta(request))
-    await player_choices(request, form)
     if form.validate():
         try:
-            await teams.add_member(request.config_dict, ident, form.player_id.data, form.joined_at.data)
+            player_id = await picked_player(request.config_dict[pg_key], form.player.data)
+            await teams.add_member(request.config_dict, ident, player_id, form.joined_at.data)
         except Invalid as exc:
-            add_error(form, exc.field, str(exc))
+            add_error(form, "player" if exc.field == "player_id" else exc.field, str(exc))
         else:
-            await section.record(request, "member_add", ident, None, {"player_id": form.player_id.data,
+            await section.record(request, "member_add", ident, None, {"player_id": player_id,
                                                                      "joined_at": form.joined_at.data}, row)
             flash(await get_session(request), "球员已入队")
             raise web.HTTPFound(f"{section.base}/{ident}")

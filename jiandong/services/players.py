@@ -113,10 +113,54 @@ CARD_USES = [
 ]
 
 
-async def list_cards(pool: aiopg.Pool, query: typing.Any) -> tuple[list[db.Row], int]:
+# The list's team filter: a team's id, or NO_TEAM for cards in no team now.
+NO_TEAM = 0
+CURRENT_TEAM_SQL = "SELECT tm.team_id FROM team_members tm WHERE tm.player_id = p.id AND tm.left_at IS NULL"
+
+
+async def list_cards(pool: aiopg.Pool, query: typing.Any, team: int | None = None) -> tuple[list[db.Row], int]:
+    """A page of cards matching the search; `team`: only that team's current members (NO_TEAM: in none)."""
     where, args = search_clause(query, "p.cn_name", "p.number", "p.mobile", "u.username")
+    if team is not None:
+        clause = f"NOT EXISTS ({CURRENT_TEAM_SQL})" if team == NO_TEAM else f"%(team)s IN ({CURRENT_TEAM_SQL})"
+        where, args = " AND ".join(c for c in (where, clause) if c), {**args, "team": team}
     return await fetch_page(pool, CARD_COLUMNS, CARD_SOURCE, where, args,
                             order_clause(CARD_SORTS, query, "updated_at", "p.id"), query)
+
+
+# A card as the import's columns read it (services/rosters.HEADERS): its current team and since when.
+SHEET_SQL = """
+    SELECT p.id, p.cn_name, p.number, p.mobile, p.sex, p.birthday, p.stature, p.weight, p.position, p.status,
+           t.name AS team, tm.joined_at::date AS joined_on, u.username AS user_name
+    FROM players p LEFT JOIN users u ON u.id = p.user_id
+    LEFT JOIN (team_members tm JOIN teams t ON t.id = tm.team_id) ON tm.player_id = p.id AND tm.left_at IS NULL
+"""
+
+
+async def sheet_cards(pool: aiopg.Pool, team: int | None = None) -> list[db.Row]:
+    """Every card (or a team's current members), for an export: by team, then number, then name."""
+    where = "" if team is None else "WHERE tm.team_id = %(team)s"
+    return await db.fetchall(pool, f"""{SHEET_SQL} {where}
+        ORDER BY t.name NULLS LAST, nullif(regexp_replace(p.number, '\\D', '', 'g'), '')::int NULLS LAST,
+                 p.cn_name, p.id""", {"team": team})
+
+
+async def search_cards(pool: aiopg.Pool, term: str, limit: int = 20) -> list[db.Row]:
+    """Cards to pick from as staff type: name containing `term`, or the number or phone it is; current team."""
+    return await db.fetchall(
+        pool,
+        """SELECT p.id, p.cn_name, p.number, p.status, t.name AS team FROM players p
+           LEFT JOIN (team_members tm JOIN teams t ON t.id = tm.team_id)
+                  ON tm.player_id = p.id AND tm.left_at IS NULL
+           WHERE p.cn_name ILIKE %(like)s OR p.number = %(term)s OR p.mobile = %(term)s
+           ORDER BY p.cn_name = %(term)s DESC, p.status DESC, p.cn_name, p.id LIMIT %(limit)s""",
+        {"like": like_pattern(term), "term": term, "limit": limit},
+    )
+
+
+async def card_of_user(pool: aiopg.Pool, user_id: int) -> db.Row | None:
+    """The card a user's account is linked to (id, name), if any."""
+    return await db.fetchone(pool, "SELECT id, cn_name, status FROM players WHERE user_id = %s", (user_id,))
 
 
 async def get_card(pool: aiopg.Pool, player_id: int) -> db.Row | None:

@@ -86,6 +86,11 @@ async def delete_team(app: web.Application, team_id: int) -> None:
     await changed(app)
 
 
+def in_other_team(team: str) -> str:
+    """Why a player cannot join a team: they are in `team` (a player is in one team at a time)."""
+    return f"该球员目前在「{team}」，请先办理离队"
+
+
 async def add_member(app: web.Application, team_id: int, player_id: int, joined_at: dt.datetime) -> None:
     """The player joins the team; a player is in one team at a time (leave the other first)."""
     async with db.transaction(app[pg_key]) as cur:
@@ -96,7 +101,7 @@ async def add_member(app: web.Application, team_id: int, player_id: int, joined_
         )
         current = await cur.fetchone()
         if current is not None:
-            raise Invalid(f"该球员目前在「{current['name']}」，请先办理离队", "player_id")
+            raise Invalid(in_other_team(current["name"]), "player_id")
         await cur.execute("SELECT 1 FROM teams WHERE id = %s", (team_id,))
         if await cur.fetchone() is None:
             raise NotFound("teams")
