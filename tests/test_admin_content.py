@@ -606,3 +606,29 @@ async def test_a_match_is_copied_as_next_weeks_draft_at_the_same_place(console, 
     assert entry["target"] == f"competitions:{copy}" and entry["after"] == {"copied_from": first}
     page = await (await console.get(f"/admin/competitions/{copy}")).text()
     assert "已复制为草稿" in page and 'value="建东体育馆 2 号场"' in page
+
+
+async def test_the_match_list_filters_by_time_result_and_team(console, sql):
+    team = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
+    for title, when, score in (("下周联赛", "now() + interval '7 days'", ""),
+                               ("上周联赛", "now() - interval '7 days'", ""),
+                               ("上月联赛", "now() - interval '30 days'", "88:76")):
+        match = sql(f"INSERT INTO competitions (title, play_time, score) VALUES (%s, {when}, %s) RETURNING id",
+                    title, score)[0]["id"]
+        if title != "上月联赛":
+            sql("INSERT INTO competition_teams (competition_id, team_id) VALUES (%s, %s)", match, team)
+
+    async def listed(**params) -> set[str]:
+        page = await (await console.get("/admin/competitions", params=params)).text()
+        return {t for t in ("下周联赛", "上周联赛", "上月联赛") if f">{t}</a>" in page}
+
+    assert await listed() == {"下周联赛", "上周联赛", "上月联赛"}
+    assert await listed(when="upcoming") == {"下周联赛"}
+    assert await listed(when="finished") == {"上周联赛", "上月联赛"}
+    assert await listed(when="unscored") == {"上周联赛"}
+    assert await listed(team=str(team)) == {"下周联赛", "上周联赛"}
+    assert await listed(when="finished", team=str(team)) == {"上周联赛"}
+    # Unknown filters are no filters; the page links keep the ones in use.
+    assert await listed(when="someday", team="abc") == {"下周联赛", "上周联赛", "上月联赛"}
+    page = await (await console.get("/admin/competitions", params={"when": "finished", "team": str(team)})).text()
+    assert f"when=finished&amp;team={team}" in page

@@ -16,7 +16,7 @@ from ..services.editing import ListQuery, NotFound
 from .crud import Section, field_values
 from .errors import PageError
 from .forms import OPTIONAL, REQUIRED, AdminForm, LocalDateTimeField, MultiCheckboxField, length, number_range
-from .render import Column, flash
+from .render import Column, ListPage, flash, list_query, render
 from .security import requires
 
 routes = web.RouteTableDef()
@@ -56,6 +56,7 @@ class CompetitionSection(Section):
     multipart = True
     search_hint = "标题、简介或比分"
     edit_template = "admin/competition.html"
+    list_template = "admin/competitions.html"
     columns = [
         Column("封面", "main_img_url", kind="image"),
         Column("标题", "title", "title", kind="link"),
@@ -69,6 +70,21 @@ class CompetitionSection(Section):
 
     async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[typing.Any], int]:
         return await competitions.list_competitions(app[pg_key], query)
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        """The list, filtered by time and result (?when=upcoming|finished|unscored) and team (?team=ID)."""
+        pool = request.config_dict[pg_key]
+        query = list_query(request, self.sorts)
+        when = request.query.get("when", "")
+        when = when if when in competitions.WHEN else ""
+        raw = request.query.get("team", "")
+        team = int(raw) if raw.isdigit() and 0 < len(raw) < 19 else None
+        rows, total = await competitions.list_competitions(pool, query, when or None, team)
+        extra = {k: v for k, v in (("when", when), ("team", team)) if v}
+        page = ListPage(rows, total, query, self.columns, self.base, extra)
+        return await render(request, self.list_template, {
+            "section": self, "page": page, "when": when, "team": team, "whens": competitions.WHEN,
+            "teams": await teams.team_choices(pool)})
 
     async def get_row(self, app: web.Application, ident: int) -> typing.Any:
         return await competitions.get_competition(app[pg_key], ident)

@@ -44,10 +44,27 @@ COLUMNS = """
 """
 
 
-async def list_competitions(pool: typing.Any, query: ListQuery) -> tuple[list[db.Row], int]:
-    where, args = search_clause(query, "c.title", "c.summary", "c.score")
+# The match list's filters by time and result: (label, condition).
+WHEN = {
+    "upcoming": ("未开始", "c.play_time >= now()"),
+    "finished": ("已结束", "c.play_time < now()"),
+    "unscored": ("已结束未录比分", "c.play_time < now() AND c.club_score IS NULL AND btrim(c.score) = ''"),
+}
+
+
+async def list_competitions(pool: typing.Any, query: ListQuery, when: str | None = None,
+                            team: int | None = None) -> tuple[list[db.Row], int]:
+    """A page of matches matching the search; `when`: a key of WHEN; `team`: those the team plays in."""
+    where, args = search_clause(query, "c.title", "c.summary", "c.score", "c.venue")
+    clauses = [where] if where else []
+    if when in WHEN:
+        clauses.append(WHEN[when][1])
+    if team is not None:
+        clauses.append("EXISTS (SELECT 1 FROM competition_teams ct WHERE ct.competition_id = c.id"
+                       " AND ct.team_id = %(team)s)")
+        args["team"] = team
     order = order_clause(SORTS, query, "play_time", "c.id")
-    return await fetch_page(pool, COLUMNS, "competitions c", where, args, order, query)
+    return await fetch_page(pool, COLUMNS, "competitions c", " AND ".join(clauses), args, order, query)
 
 
 async def get_competition(pool: typing.Any, competition_id: int) -> db.Row | None:

@@ -28,7 +28,8 @@ TODAY_LIVES_SQL = """
 """
 NO_RESULT_SQL = """
     SELECT id, title, play_time, count(*) OVER () AS total FROM competitions
-    WHERE play_time < now() AND play_time > now() - make_interval(days => %(window)s) AND btrim(score) = ''
+    WHERE play_time < now() AND play_time > now() - make_interval(days => %(window)s)
+      AND club_score IS NULL AND btrim(score) = ''
     ORDER BY play_time DESC, id LIMIT %(shown)s
 """
 COUNTS_SQL = f"""
