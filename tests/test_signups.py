@@ -184,7 +184,8 @@ async def test_staff_add_past_capacity_and_remove_with_a_reason_both_audited(mak
     by_id = user(sql, "按编号")
     sheet = f"/admin/competitions/{competition}/signups"
 
-    resp = await post_form(client, sheet, {"who": "13900000002", "reason": "电话报名"}, token_from=sheet)
+    # A phone as staff write it (spaces, dashes, +86), as everywhere else.
+    resp = await post_form(client, sheet, {"who": "+86 139-0000-0002", "reason": "电话报名"}, token_from=sheet)
     assert resp.status == 303 and resp.headers["Location"] == sheet
     resp = await post_form(client, sheet, {"who": f"#{by_id}", "reason": "教练推荐"}, token_from=sheet)
     assert resp.status == 303
@@ -201,7 +202,13 @@ async def test_staff_add_past_capacity_and_remove_with_a_reason_both_audited(mak
                        ({"who": "13900009999", "reason": "x"}, "没有绑定手机号 13900009999 的用户")):
         resp = await post_form(client, sheet, data, token_from=sheet)
         assert resp.status == 303
-        assert says in await (await client.get(sheet)).text()
+        page = await (await client.get(sheet)).text()
+        assert says in page
+        # What was typed is back in the form, to correct.
+        assert f'name="who" required maxlength="20" value="{data["who"]}"' in page, data
+    # A name is neither: said so, not "fill in an id".
+    assert (await post_form(client, sheet, {"who": "王五", "reason": "x"}, token_from=sheet)).status == 303
+    assert "「王五」既不是用户 ID 也不是有效的手机号" in await (await client.get(sheet)).text()
     assert len(sheet_rows(sql, competition)) == 3
 
     signup = sql("SELECT id FROM competition_applies WHERE user_id = %s", late)[0]["id"]

@@ -307,3 +307,18 @@ def refused_form(session: typing.MutableMapping[str, typing.Any], page: str,
             form[name].errors = list(errors)
     form.form_errors.extend(kept["form_errors"])
     return kept["form"], form
+
+
+def keep_typed(session: typing.MutableMapping[str, typing.Any], page: str, values: typing.Mapping[str, str]) -> None:
+    """What was typed in a refused plain form (no WTForms form behind it: a refund, a sign-up), for the next
+    view of `page` only, each value cut to 200 characters."""
+    session[REFUSED_FORM_KEY] = {"page": page, "typed": {k: str(v)[:200] for k, v in values.items()}}
+
+
+def take_typed(session: typing.MutableMapping[str, typing.Any], page: str) -> dict[str, str]:
+    """The values keep_typed kept for `page` (empty when none): shown once, then gone."""
+    kept = session.get(REFUSED_FORM_KEY)
+    if not (isinstance(kept, dict) and kept.get("page") == page and isinstance(kept.get("typed"), dict)):
+        return {}
+    del session[REFUSED_FORM_KEY]
+    return {str(k): str(v) for k, v in kept["typed"].items()}

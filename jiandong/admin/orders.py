@@ -21,7 +21,7 @@ from ..services.order_status import AWAITING, CLOSED
 from ..web.public_urls import refund_notify_url
 from .errors import PageError
 from .exports import Fen, sheet_download, table
-from .forms import read_form
+from .forms import keep_typed, read_form, take_typed
 from .inputs import parse_yuan, path_id, query_date
 from .render import PAGE_SIZE, flash, render
 from .security import actor, requires
@@ -105,8 +105,7 @@ async def order_page(request: web.Request) -> web.Response:
     history = await order_search.order_history(pool, order["id"])
     # A refused refund's amount and reason, shown once in the form to correct (never a refund made: the form
     # starts empty after one, so a second click cannot repeat it unseen).
-    typed = (await get_session(request)).pop(REFUSED_REFUND_KEY, None)
-    typed = typed if isinstance(typed, dict) and typed.get("order") == order["id"] else {}
+    typed = take_typed(await get_session(request), f"{BASE}/{order['id']}")
     return await render(request, "admin/order.html", {
         "order": order, **history,
         "refunds": await refunds.order_refunds(pool, order["id"]),
@@ -117,10 +116,6 @@ async def order_page(request: web.Request) -> web.Response:
         "can_refund": request[admin_key].role == OWNER,
         "refund_typed": {"amount": str(typed.get("amount", "")), "reason": str(typed.get("reason", ""))},
     })
-
-
-# The session's copy of a refused refund form, for the order page to show it again once.
-REFUSED_REFUND_KEY = "refund_refused"
 
 
 @routes.post(r"/orders/{id:\d+}/query")
@@ -186,8 +181,7 @@ async def refund_order(request: web.Request) -> web.Response:
         else:
             flash(session, await _refund_state(request, refund_id))
             raise web.HTTPFound(f"{BASE}/{order['id']}")
-    session[REFUSED_REFUND_KEY] = {"order": order["id"], "amount": form.get("amount")[:20],
-                                   "reason": form.get("reason")[:80]}
+    keep_typed(session, f"{BASE}/{order['id']}", {"amount": form.get("amount")[:20], "reason": form.get("reason")[:80]})
     raise web.HTTPFound(f"{BASE}/{order['id']}#refund")
 
 

@@ -15,7 +15,7 @@ from ..services.admins import EDITOR
 from ..services.editing import ListQuery
 from .errors import PageError
 from .exports import sheet_download, table
-from .forms import read_form
+from .forms import keep_typed, read_form, take_typed
 from .inputs import path_id
 from .render import PAGE_SIZE, ListPage, flash, render
 from .security import actor, requires
@@ -50,8 +50,9 @@ async def signup_sheet(request: web.Request) -> web.Response:
     rows = await signups.sheet_page(pool, match["id"], query.page, query.size)
     page = ListPage(rows, tally.total, query, [], f"{BASE}/{match['id']}/signups")
     now = dt.datetime.now(dt.timezone.utc)
+    typed = take_typed(await get_session(request), f"{BASE}/{match['id']}/signups")
     return await render(request, "admin/signups.html", {
-        "match": match, "page": page, "tally": tally, "started": match["play_time"] <= now,
+        "match": match, "page": page, "tally": tally, "started": match["play_time"] <= now, "typed": typed,
         "closed": match["apply_deadline"] is not None and match["apply_deadline"] <= now,
     })
 
@@ -68,6 +69,7 @@ async def add_signup(request: web.Request) -> web.Response:
                                  form.get("reason") or "")
     except signups.SignupError as exc:
         flash(session, f"未添加：{exc}", refused=True, todo="请核对用户 ID 或手机号并填写原因后重试。")
+        keep_typed(session, f"{BASE}/{match['id']}/signups", {"who": form.get("who"), "reason": form.get("reason")})
     else:
         flash(session, f"已为 {user['username'] or '用户'}（ID {user['id']}）报名")
     raise _back(match, _page_number(form.get("page")))

@@ -20,11 +20,12 @@ import typing
 
 from aiohttp import web
 
-from ..errors import ApplyNotFound, CompetitionNotFound, DuplicateApply, Forbidden, OperationError
+from ..errors import ApplyNotFound, CompetitionNotFound, DuplicateApply, Forbidden, OperationError, ParameterError
 from ..keys import pg_key
 from ..store import db
 from . import audit, membership
 from .members import STATUS_LABELS
+from .verification import normalize_phone
 
 REASON_MAX = 200
 FULL = "报名人数已满"
@@ -122,11 +123,19 @@ def _reason(reason: str | None) -> str:
 
 
 async def find_user(pool: typing.Any, who: str) -> db.Row:
-    """The user a staff member means by `who`: a user id (#12 or 12) or a bound phone number."""
+    """The user a staff member means by `who`: a user id (#12 or 12) or a bound phone number (written as
+    anywhere else: spaces, dashes, +86 allowed)."""
     who = (who or "").strip()
-    digits = who.removeprefix("#")
-    if not digits.isdigit():
+    if not who:
         raise SignupError("请填写用户 ID 或手机号")
+    digits = who.removeprefix("#")
+    if not who.startswith("#") and not (digits.isdigit() and len(digits) < 11):
+        try:
+            digits = normalize_phone(who)
+        except ParameterError:
+            raise SignupError(f"「{who[:30]}」既不是用户 ID 也不是有效的手机号") from None
+    if not digits.isdigit():
+        raise SignupError(f"「{who[:30]}」不是有效的用户 ID")
     if len(digits) == 11 and not who.startswith("#"):
         rows = await db.fetchall(pool, "SELECT id, username FROM users WHERE mobile = %s ORDER BY id LIMIT 2",
                                  (digits,))
