@@ -610,11 +610,12 @@ async def test_a_match_is_copied_as_next_weeks_draft_at_the_same_place(console, 
 
 async def test_the_match_list_filters_by_time_result_and_team(console, sql):
     team = sql("INSERT INTO teams (name) VALUES ('猛龙') RETURNING id")[0]["id"]
-    for title, when, score in (("下周联赛", "now() + interval '7 days'", ""),
-                               ("上周联赛", "now() - interval '7 days'", ""),
-                               ("上月联赛", "now() - interval '30 days'", "88:76")):
-        match = sql(f"INSERT INTO competitions (title, play_time, score) VALUES (%s, {when}, %s) RETURNING id",
-                    title, score)[0]["id"]
+    # 上周联赛 has only a typed score: no result entered on its result page.
+    for title, when, score in (("下周联赛", "now() + interval '7 days'", None),
+                               ("上周联赛", "now() - interval '7 days'", None),
+                               ("上月联赛", "now() - interval '30 days'", 88)):
+        match = sql(f"INSERT INTO competitions (title, play_time, score, club_score, opponent_score) VALUES"
+                    f" (%s, {when}, '80:70', %s, %s) RETURNING id", title, score, score and 76)[0]["id"]
         if title != "上月联赛":
             sql("INSERT INTO competition_teams (competition_id, team_id) VALUES (%s, %s)", match, team)
 

@@ -15,6 +15,7 @@ import aiohttp
 import openpyxl
 import pytest
 
+from jiandong.services import rosters
 from tests.helpers.admin import add_admin, csrf, png, sign_in
 
 HEADER = ["姓名", "球衣号码", "手机", "性别", "生日", "身高", "体重", "位置", "球队", "入队日期"]
@@ -252,6 +253,9 @@ async def test_cards_and_a_roster_export_with_the_import_columns(console, sql, c
     assert sheet[1][:10] == ["王五", "23", "13900000005", "男", "1999-02-03", "190", "80.5", "后卫", "猛龙",
                              dt.date.today().isoformat()]
     assert [r[0] for r in sheet[1:]] == ["王五", "赵六", "'=SUM(A1)"]
+    # Read back by the import, the guard is taken off: the name is the card's own again.
+    assert [row.cells["姓名"] for row in rosters.parse(await (await console.get("/admin/players/export.csv")).read())
+            ][-1] == "=SUM(A1)"
     resp = await console.get("/admin/players/export.xlsx")
     book = openpyxl.load_workbook(io.BytesIO(await resp.read()), read_only=True)
     values = list(book.worksheets[0].iter_rows(values_only=True))

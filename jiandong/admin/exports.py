@@ -12,13 +12,11 @@ import xlsxwriter
 from aiohttp import web
 
 from jiandong.lib import formats
+from jiandong.lib.formulas import guarded
 
 # (header, function of a row giving the cell's value)
 ExportColumn = tuple[str, typing.Callable[[typing.Any], typing.Any]]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# Excel runs a cell that starts with one of these as a formula: such text gets a leading apostrophe
-# (OWASP "CSV injection"); numbers stay numbers.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Fen(int):
@@ -26,8 +24,8 @@ class Fen(int):
 
 
 def _cell(value: typing.Any) -> typing.Any:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        return guarded(value)
     return "" if value is None else value
 
 

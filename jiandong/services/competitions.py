@@ -48,7 +48,9 @@ COLUMNS = """
 WHEN = {
     "upcoming": ("未开始", "c.play_time >= now()"),
     "finished": ("已结束", "c.play_time < now()"),
-    "unscored": ("已结束未录比分", "c.play_time < now() AND c.club_score IS NULL AND btrim(c.score) = ''"),
+    # Without a result entered on the result page (a score typed in the old free-text box is no result: the
+    # season statistics and the box score need the result page's).
+    "unscored": ("已结束未录结果", "c.play_time < now() AND c.club_score IS NULL"),
 }
 
 

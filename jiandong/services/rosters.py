@@ -13,6 +13,7 @@ import typing
 import aiopg
 
 from ..keys import pg_key
+from ..lib.formulas import unguarded
 from ..store import db
 from . import audit
 from .content_cache import user_changed
@@ -120,7 +121,8 @@ def _text(value: typing.Any) -> str:
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value).strip()
+    # An export of ours guarded a formula-like text with an apostrophe: the value is the text after it.
+    return unguarded(str(value).strip())
 
 
 def _csv_lines(data: bytes) -> typing.Iterator[tuple[int, list[typing.Any]]]:

@@ -29,7 +29,7 @@ TODAY_LIVES_SQL = """
 NO_RESULT_SQL = """
     SELECT id, title, play_time, count(*) OVER () AS total FROM competitions
     WHERE play_time < now() AND play_time > now() - make_interval(days => %(window)s)
-      AND club_score IS NULL AND btrim(score) = ''
+      AND club_score IS NULL
     ORDER BY play_time DESC, id LIMIT %(shown)s
 """
 COUNTS_SQL = f"""
@@ -46,8 +46,9 @@ OPEN_REFUNDS_SQL = """
 
 
 async def attention(pool: typing.Any) -> dict[str, typing.Any]:
-    """{"matches", "lives", "no_result" (rows; "no_result_total"), "refunds" (rows), "counts": {"feedback",
-    "refunds", "expiring"}, "expiring_days"}: the home page's lists, each at most SHOWN rows."""
+    """{"matches", "lives", "no_result" (rows: no result on its result page; "no_result_total"), "refunds"
+    (rows), "counts": {"feedback", "refunds", "expiring"}, "expiring_days"}: the home page's lists, each at
+    most SHOWN rows."""
     args = {"shown": SHOWN, "window": RESULT_WINDOW_DAYS, "expiring": EXPIRING_DAYS}
     no_result = await db.fetchall(pool, NO_RESULT_SQL, args)
     return {
