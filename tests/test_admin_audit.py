@@ -171,3 +171,17 @@ async def test_targets_are_named_and_found_by_their_names(client, sql):
     for typed, found in (("捣乱", "chat.mute"), ("联赛决赛", "competitions.update")):
         text = await (await client.get("/admin/audit", params={"q": typed})).text()
         assert "共 1 条" in text and f'title="{found}"' in text, typed
+
+
+async def test_a_deletion_records_the_item_in_the_forms_terms(client, sql):
+    """What a deleted match was, as its form shows it: no computed columns, flags as yes / no, the title whole
+    or cut with an ellipsis."""
+    add_admin(sql)
+    assert (await sign_in(client)).status == 302
+    title = "城市联赛" * 20
+    match = sql("INSERT INTO competitions (title, play_time) VALUES (%s, now()) RETURNING id", title)[0]["id"]
+    assert (await post_form(client, f"/admin/competitions/{match}/delete", token_from="/admin/")).status == 302
+    entry = sql("SELECT summary, before FROM audit_log WHERE action = 'competitions.delete'")[0]
+    assert not {"signups", "team_names", "status", "id", "updated_at"} & entry["before"].keys()
+    assert entry["before"]["is_hot"] is False and entry["before"]["title"] == title
+    assert entry["summary"] == f"赛事「{title[:50]}…」"

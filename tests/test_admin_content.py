@@ -215,6 +215,11 @@ async def test_a_refused_player_for_a_team_returns_to_the_team_page_saying_why(c
     assert f'value="林（无号）#{player}"' in page
     assert sql("SELECT count(*) FROM team_members")[0]["count"] == 1
     assert 'class="refused"' not in await (await console.get(f"/admin/teams/{other}")).text()
+    # Added again to the team they are in: said as such.
+    resp = await submit(console, f"/admin/teams/{team}/members", {"player": f"林（无号）#{player}",
+                                                                  "joined_at": "2024-02-01T10:00"},
+                        token_from=f"/admin/teams/{team}")
+    assert "该球员已在本队" in await (await console.get(resp.headers["Location"])).text()
 
 
 async def test_a_refused_delete_is_a_red_alert_saying_what_to_do(console, match, sql):

@@ -37,6 +37,9 @@ async def test_demo_data_is_populated_and_idempotent(settings, sql):
     assert {"index_title", "seo_title", "description", "copyright", "ICP", "agreement_user",
             "agreement_privacy", "agreement_member", "service_agreement", "purchase_agreement",
             "membership_agreement"} <= codes
+    # A number is worn once a team (as an import of the exported roster checks).
+    assert sql("SELECT tm.team_id, p.number FROM team_members tm JOIN players p ON p.id = tm.player_id"
+               " WHERE tm.left_at IS NULL AND p.number <> '' GROUP BY 1, 2 HAVING count(*) > 1") == []
     assert load_demo(local(settings)) is False
     assert {t: count(sql, t) for t in counts} == counts
 

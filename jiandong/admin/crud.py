@@ -220,7 +220,9 @@ class Section:
 
     async def delete_action(self, request: web.Request) -> web.Response:
         ident = self.ident(request)
-        before = await self.get_row(request.config_dict, ident)
+        row = await self.get_row(request.config_dict, ident)
+        # In the form's terms, as an edit records it (no computed columns, flags as yes / no).
+        before = self.audited(await self.make_form(request, row), row) if row is not None else None
         try:
             await self.delete(request.config_dict, ident)
         except NotFound:
@@ -240,7 +242,7 @@ class Section:
         name (from after, before or the row: the list of entries says which match or team it was)."""
         name = next((str(values[key]) for values in (after, before, row) if isinstance(values, typing.Mapping)
                      for key in NAME_FIELDS if values.get(key)), "")
-        summary = f"{self.noun}「{name[:50]}」" if name else self.noun
+        summary = f"{self.noun}「{name if len(name) <= 50 else name[:50] + '…'}」" if name else self.noun
         await audit.record_now(request.config_dict[pg_key], actor(request), f"{self.slug}.{what}",
                                f"{self.slug}:{ident}", summary, before=before, after=after)
 

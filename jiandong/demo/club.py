@@ -222,7 +222,8 @@ def _load(cur: typing.Any, rng: random.Random, now: dt.datetime, media: Media, s
         team_ids.append(_insert(cur, "teams", {"name": name, "logo": logo, "description": description, "sort": index}))
 
     for team_index, team_id in enumerate(team_ids):
-        for number in rng.sample(range(0, 56), 10):
+        # The demo player wears 23 in the first team: no one else there does (a number is worn once a team).
+        for number in (99 if team_index == 0 and n == 23 else n for n in rng.sample(range(0, 56), 10)):
             birthday = dt.date(rng.randint(1990, 2006), rng.randint(1, 12), rng.randint(1, 28))
             photo = media.url(Picture(f"demo/players/{team_index + 1}-{number}.jpg", (300, 400),
                                       TEAMS[team_index][2], str(number), str(number), style="portrait"))

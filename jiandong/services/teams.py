@@ -95,13 +95,13 @@ async def add_member(app: web.Application, team_id: int, player_id: int, joined_
     """The player joins the team; a player is in one team at a time (leave the other first)."""
     async with db.transaction(app[pg_key]) as cur:
         await cur.execute(
-            """SELECT t.name FROM team_members tm JOIN teams t ON t.id = tm.team_id
+            """SELECT t.id, t.name FROM team_members tm JOIN teams t ON t.id = tm.team_id
                WHERE tm.player_id = %s AND tm.left_at IS NULL FOR UPDATE OF tm""",
             (player_id,),
         )
         current = await cur.fetchone()
         if current is not None:
-            raise Invalid(in_other_team(current["name"]), "player_id")
+            raise Invalid("该球员已在本队" if current["id"] == team_id else in_other_team(current["name"]), "player_id")
         await cur.execute("SELECT 1 FROM teams WHERE id = %s", (team_id,))
         if await cur.fetchone() is None:
             raise NotFound("teams")
