@@ -152,6 +152,15 @@ async def test_the_preview_writes_nothing(console, sql, club):
     assert sql("SELECT cn_name FROM players WHERE cn_name = '张三'") == []
 
 
+async def test_the_preview_says_which_rows_update_a_card_and_whose(console, sql, club):
+    """A row whose phone a card has updates that card at the confirm: the preview says so, naming it."""
+    wang = sql("SELECT id FROM players WHERE cn_name = '王五'")[0]["id"]
+    _, page = await preview(console, csv_file([["王小五", "23", "13900000005", "", "", "", "", "", "", ""],
+                                               ["张三", "9", "13800000001", "", "", "", "", "", "", ""]]))
+    assert f'更新已有球员卡 <a href="/admin/players/{wang}">王五</a>（按手机号）' in page
+    assert "可导入：新建球员卡" in page and "（其中 1 行按手机号更新已有球员卡）" in page
+
+
 # -- the confirm ----------------------------------------------------------------------------------
 
 async def test_the_confirm_writes_exactly_the_valid_rows_with_one_audit_entry(console, sql, club, settings):

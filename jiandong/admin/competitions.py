@@ -33,7 +33,7 @@ class CompetitionForm(AdminForm):
     description = wtforms.TextAreaField(
         "赛事详情（富文本）", [length(20000)],
         description="可用 HTML 标签：p、h3、strong、img、table 等；保存时去除脚本等不安全内容")
-    venue = wtforms.StringField("比赛地点", [length(100)], description="如 建东体育馆 2 号场")
+    venue = wtforms.StringField("比赛地点", [length(100)], description="如 建东体育馆 2 号场；员工可见，会员页面不显示")
     notes = wtforms.StringField("备注", [length(500)])
     is_hot = wtforms.BooleanField("热门赛事")
     capacity = wtforms.IntegerField("报名人数上限", [OPTIONAL, number_range(1, 100_000)],

@@ -151,9 +151,12 @@ async def preview_import(request: web.Request) -> web.Response:
     name, data = await _kept(request, take=False)
     rows, entries = await asyncio.to_thread(_read, data)
     found = await rosters.preview(request.config_dict[pg_key], entries)
+    # Which good rows update a card that exists (and whose), so staff see it before they confirm.
+    updates = await rosters.matched_cards(request.config_dict[pg_key], entries)
     bad = [r.line for r in rows if found[r.line]]
     return await render(request, "admin/roster_preview.html", {
-        "file": name, "rows": rows, "errors": found, "bad": bad, "good": len(rows) - len(bad),
+        "file": name, "rows": rows, "errors": found, "bad": bad, "good": len(rows) - len(bad), "updates": updates,
+        "updating": sum(1 for r in rows if r.line in updates and not found[r.line]),
         "headers": HEADERS, "token": request.match_info["token"]})
 
 

@@ -249,6 +249,16 @@ def problems(entries: typing.Sequence[Entry], verdicts: typing.Mapping[int, Verd
     return {e.line: [*e.errors, *(verdicts[e.line].errors if e.line in verdicts else [])] for e in entries}
 
 
+async def matched_cards(pool: aiopg.Pool, entries: typing.Sequence[Entry]) -> dict[int, db.Row]:
+    """The existing card each row would update (matched by phone, as the confirm matches): {line: id, cn_name}."""
+    phones = {e.card.get("mobile") for e in entries if e.card.get("mobile")}
+    if not phones:
+        return {}
+    rows = await db.fetchall(pool, "SELECT id, cn_name, mobile FROM players WHERE mobile = ANY(%s)", (sorted(phones),))
+    by_phone = {r["mobile"]: r for r in rows}
+    return {e.line: by_phone[e.card["mobile"]] for e in entries if e.card.get("mobile") in by_phone}
+
+
 async def preview(pool: aiopg.Pool, entries: typing.Sequence[Entry]) -> dict[int, list[str]]:
     """Every row's errors as the data stands now; nothing is written."""
     async with db.transaction(pool) as cur:
