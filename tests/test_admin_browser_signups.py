@@ -4,12 +4,17 @@ Screenshots go to tests/artifacts/ for a person to look at."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from tests.helpers.admin import add_admin
-from tests.helpers.browser import PHONE, shot, sign_in
+from tests.helpers.browser import PHONE, shot, sign_in, token_of
 
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -68,3 +73,38 @@ def test_attendance_marked_in_the_page_and_the_sheet_downloaded(page, live_serve
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], suffix
         assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
                              " return w.scrollWidth <= w.clientWidth; })()"), suffix
+
+
+def test_fifty_sign_ups_at_once_for_ten_places_and_the_sheet_shows_ten(page, live_server, sql):
+    """50 members press 报名 at once (50 H5 requests in parallel) for a match of 10 places: 10 are taken, 40 are
+    told it is full; the sheet in the console shows exactly those 10, "10 / 10"."""
+    add_admin(sql)
+    match = sql("INSERT INTO competitions (title, play_time, capacity, status) VALUES ('周日联赛决赛',"
+                " now() + interval '3 days', 10, 1) RETURNING id")[0]["id"]
+    tokens = [token_of(live_server, f"race-{n}") for n in range(50)]
+    sql("UPDATE users SET member_status = 1, member_expire_time = now() + interval '1 year' WHERE username LIKE %s",
+        "dev-race-%")
+
+    def sign_up(token: str) -> tuple[int, int]:
+        request = urllib.request.Request(live_server + "/api/v1/competition/apply/commit",
+                                         data=urllib.parse.urlencode({"id": match}).encode(), method="POST",
+                                         headers={"token": token})
+        try:
+            with urllib.request.urlopen(request) as resp:
+                return resp.status, json.loads(resp.read()).get("error_code", 0)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())["error_code"]
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(sign_up, tokens))
+    assert sorted(answers).count((200, 0)) == 10 and answers.count((400, 10000)) == 40, answers
+    taken = sql("SELECT count(*) FROM competition_applies WHERE competition_id = %s", match)[0]["count"]
+    assert taken == 10
+    sign_in(page)
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        page.goto(f"/admin/competitions/{match}/signups")
+        assert '<strong class="signup-count">10</strong> / 10' in page.content()
+        assert page.locator("table.signups tbody tr").count() == 10
+        shot(page, f"signups-full-{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
