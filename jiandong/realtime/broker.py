@@ -240,12 +240,14 @@ class Broker:
                     self._heard[room_id] = position
                     self.handlers.on_room(room_id, data)
                     delivered += 1
+                    # Counted as it goes out, not after the last read: a viewer may see it before then.
+                    self.replayed += 1
                 if LOBBY in self._heard and position > self._heard[LOBBY]:
                     self._heard[LOBBY] = position
                     self.handlers.on_any_room(room_id, data)
                     delivered += 1
+                    self.replayed += 1
             cursor = batch[-1][0]
-        self.replayed += delivered
         if delivered:
             logger.info("chat: replayed %d message(s) sent while the subscription was being restored", delivered)
 
