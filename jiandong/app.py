@@ -40,6 +40,7 @@ from .store import db, media, outages
 from .store import kv as cache
 from .tasks import counter_flush, live_status
 from .tasks import orders as order_tasks
+from .tasks import notices as notice_tasks
 from .web import access, auth, health, middlewares, proxies, security_headers
 from .web import h5 as pages
 from .web.params import UPLOAD_BODY_LIMIT
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
             counter_flush.counter_flush_ctx,
             live_status.live_status_ctx,
             order_tasks.order_tasks_ctx,
+            notice_tasks.notice_tasks_ctx,
             admin.admin_ctx,
         ]
     )

@@ -26,6 +26,7 @@ if typing.TYPE_CHECKING:
     from .services.content_cache import ContentCache
     from .services.counters import ViewCounts
     from .services.login_throttle import LoginThrottle
+    from .services.notice_sending import NoticeSender
     from .settings import Settings
     from .store.outages import Outages
     from .web.auth import TokenStore
@@ -49,6 +50,8 @@ aliyun_live_key = web.AppKey["AliyunLive | None"]("aliyun_live")
 live_status_task_key = web.AppKey["asyncio.Task[None] | None"]("live_status_task")
 wechatpay_key = web.AppKey["WeChatPay"]("wechatpay")
 order_tasks_task_key = web.AppKey[asyncio.Task[None]]("order_tasks_task")
+# The notice sender of this process (it sends only while this process holds the notice lease).
+notice_sender_key = web.AppKey["NoticeSender"]("notice_sender")
 # PostgreSQL and Redis outages seen by this process (outages.py).
 outages_key = web.AppKey["Outages"]("outages")
 # This app's Prometheus metrics (metrics.py), and what /readyz checks against (health.py).

@@ -278,6 +278,13 @@ class Settings:
         "seconds between rounds of order expiry and payment queries to WeChat Pay",
         above=0,
     )
+    # Notices to members (WeChat template messages, SMS as the fallback).
+    notice_interval: float = spec(2.0, "seconds between rounds of the notice sender", above=0)
+    notice_reminder_hours: int = spec(2, "hours before a match its reminder goes to the members signed up",
+                                      minimum=1, maximum=72)
+    notice_concurrency: int = spec(16, "notices sent at once by the sender", minimum=1, maximum=200)
+    notice_editor_daily_cap: int = spec(
+        2, "staff notices an editor may send a day (owners: no cap); 0 = editors may not send", minimum=0)
     # Aliyun.
     aliyun_access_key_id: str = spec("", "Aliyun AccessKey id")
     aliyun_access_key_secret: str = spec("", "Aliyun AccessKey secret", secret=True)

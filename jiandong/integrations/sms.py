@@ -25,10 +25,23 @@ def mask_phone(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 8 else "****"
 
 
+class SmsRefused(Exception):
+    """Aliyun answered a notice's SendSms with a Code other than OK (or failed: Code "Timeout", "HTTP500"…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
 class SmsProvider(typing.Protocol):
     async def send_code(self, phone: str, code: str) -> None:
         """Deliver a verification code; Throttled (10010) when the provider's flow control refuses it,
         SmsFailed (70000) with the reason when it was not accepted otherwise."""
+
+    async def send_notice(self, phone: str, template_code: str, params: typing.Mapping[str, str],
+                          out_id: str) -> str:
+        """Send a notification template; its BizId. SmsRefused with Aliyun's Code when not accepted."""
 
 
 class ConsoleSms:
@@ -36,6 +49,12 @@ class ConsoleSms:
 
     async def send_code(self, phone: str, code: str) -> None:
         logger.warning("SMS code for %s: %s", mask_phone(phone), code)
+
+    async def send_notice(self, phone: str, template_code: str, params: typing.Mapping[str, str],
+                          out_id: str) -> str:
+        logger.warning("SMS notice %s for %s (console: not sent): %s", out_id, mask_phone(phone),
+                       " / ".join(params.values()))
+        return f"console-{out_id}"
 
 
 class AliyunSms:
@@ -72,6 +91,23 @@ class AliyunSms:
         logger.info(
             "SendSms to %s: BizId=%s RequestId=%s", mask_phone(phone), answer.get("BizId"), answer.get("RequestId")
         )
+
+
+    async def send_notice(self, phone: str, template_code: str, params: typing.Mapping[str, str],
+                          out_id: str) -> str:
+        """SendSms with a notification template; OutId names the notice in Aliyun's delivery reports."""
+        try:
+            answer = await self.rpc.call("SendSms", DYSMSAPI_VERSION, {
+                "PhoneNumbers": phone, "SignName": self.sign_name, "TemplateCode": template_code,
+                "TemplateParam": encoding.dumps_str(dict(params)), "OutId": out_id,
+            })
+        except AliyunError as exc:
+            raise SmsRefused(exc.code, exc.message) from None
+        if answer.get("Code") != "OK":
+            logger.warning("SendSms notice %s to %s refused: Code=%s Message=%s", out_id, mask_phone(phone),
+                           answer.get("Code"), answer.get("Message"))
+            raise SmsRefused(str(answer.get("Code") or "Unknown"), str(answer.get("Message") or ""))
+        return str(answer.get("BizId") or "")
 
 
 async def sms_ctx(app: web.Application) -> typing.AsyncIterator[None]:

@@ -73,6 +73,10 @@ class WeChat(typing.Protocol):
     async def jsapi_ticket(self) -> str:
         """The current jsapi_ticket (cached across processes)."""
 
+    async def send_template(self, openid: str, template_id: str, data: typing.Mapping[str, str], url: str,
+                            client_msg_id: str) -> str:
+        """Send a template message; its msgid. TemplateRefused or WeChatUnavailable on failure."""
+
 
 def jsapi_sign_string(ticket: str, noncestr: str, timestamp: int, url: str) -> str:
     """The JS-SDK string to sign: the four fields in ASCII order, raw values, the URL without its fragment."""
@@ -99,6 +103,21 @@ class DevWeChat:
 
     async def jsapi_ticket(self) -> str:
         return "dev-jsapi-ticket"
+
+    async def send_template(self, openid: str, template_id: str, data: typing.Mapping[str, str], url: str,
+                            client_msg_id: str) -> str:
+        # No Official Account: the notice is written to the log (and kept for the console's notice page).
+        logger.warning("notice %s (no WeChat AppID: not sent): %s", client_msg_id, " / ".join(data.values()))
+        return f"dev-{client_msg_id}"
+
+
+class TemplateRefused(Exception):
+    """WeChat answered a template message with an errcode (wechat-notify.md §2 "Errors")."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"errcode {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
 
 
 class _ApiError(Exception):
@@ -146,6 +165,11 @@ class RealWeChat:
         except aiohttp.ClientError as exc:
             logger.warning("WeChat %s unreachable: %s", path, type(exc).__name__)
             raise WeChatUnavailable("无法连接微信服务器，请稍后再试") from None
+        return self._answer(path, status, body)
+
+    @staticmethod
+    def _answer(path: str, status: int, body: bytes) -> dict[str, typing.Any]:
+        """The JSON object of an answer; _ApiError on an errcode, WeChatUnavailable for anything else."""
         if status != 200:
             logger.warning("WeChat %s answered HTTP %s", path, status)
             raise WeChatUnavailable(f"微信服务器异常 (HTTP {status})")
@@ -305,6 +329,52 @@ class RealWeChat:
 
     async def jsapi_ticket(self) -> str:
         return await self._cached("jsapi_ticket", self._fetch_ticket)
+
+    # -- template messages --------------------------------------------------------------------------
+
+    async def send_template(self, openid: str, template_id: str, data: typing.Mapping[str, str], url: str,
+                            client_msg_id: str) -> str:
+        """POST /cgi-bin/message/template/send; WeChat's msgid (wechat-notify.md §1).
+
+        `data` maps template keys to values already inside their type's rule. `client_msg_id` makes a
+        repeat with the same id within 10 minutes one message (the retry after a timeout). Raises
+        TemplateRefused with WeChat's errcode, or WeChatUnavailable when WeChat was not reached or did
+        not answer sensibly (the message may or may not have gone out: send again with the same id).
+        """
+        body = {"touser": openid, "template_id": template_id, "data": {k: {"value": v} for k, v in data.items()},
+                "client_msg_id": client_msg_id}
+        if url:
+            body["url"] = url
+        payload = encoding.dumps(body)
+        token = await self._access_token()
+        try:
+            answer = await self._post("/cgi-bin/message/template/send", token, payload)
+        except _ApiError as error:
+            if error.errcode not in TOKEN_REJECTED:
+                raise TemplateRefused(error.errcode, error.errmsg) from None
+            await self._invalidate("access_token", token)
+            token = await self._access_token()
+            try:
+                answer = await self._post("/cgi-bin/message/template/send", token, payload)
+            except _ApiError as retry_error:
+                raise TemplateRefused(retry_error.errcode, retry_error.errmsg) from None
+        msgid = answer.get("msgid")
+        return str(msgid) if isinstance(msgid, (int, str)) and not isinstance(msgid, bool) else ""
+
+    async def _post(self, path: str, token: str, payload: bytes) -> dict[str, typing.Any]:
+        """POST JSON to a WeChat API with the basic access_token; as `_get` answers and fails."""
+        try:
+            async with self._session.post(self._base + path, params={"access_token": token}, data=payload,
+                                          headers={"Content-Type": "application/json"}) as resp:
+                status = resp.status
+                body = await resp.read()
+        except asyncio.TimeoutError:
+            logger.warning("WeChat %s timed out", path)
+            raise WeChatUnavailable("微信服务器响应超时，请稍后再试") from None
+        except aiohttp.ClientError as exc:
+            logger.warning("WeChat %s unreachable: %s", path, type(exc).__name__)
+            raise WeChatUnavailable("无法连接微信服务器，请稍后再试") from None
+        return self._answer(path, status, body)
 
 
 def _value(data: dict[str, typing.Any], field: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ from ..keys import metrics_key, pg_key, wechatpay_key
 from ..lib.cleaning import clean_text
 from ..lib.logthrottle import JUNK
 from ..store import db
-from . import membership
+from . import membership, notices
 from .content_cache import user_changed
 from .order_status import AWAITING, PAID, PAID_STATES
 
@@ -235,6 +235,9 @@ async def settle(app: web.Application, fields: typing.Mapping[str, str], raw: st
         valid_from, valid_until = await membership.extend_membership(
             cur, order["user_id"], order["id"], _valid_years(order["snap_items"])
         )
+        await notices.enqueue(cur, "payment_received", order["user_id"], f"payment_received:{order['id']}", {
+            "product": notices.product_title(order["snap_items"]), "amount": int(total_fee), "until": valid_until,
+            "order_no": out_trade_no})
         await _record(cur, order["id"], fields, source, outcome, raw)
     logger.info(
         "order %s paid (%s, transaction %s): membership of user %s %s .. %s",

@@ -36,7 +36,7 @@ from ..lib import encoding
 from ..lib.cleaning import clean_text
 from ..lib.logthrottle import JUNK
 from ..store import db
-from . import audit
+from . import audit, notices
 from .content_cache import user_changed
 from .order_status import PAID, PAID_STATES, REFUNDED, REFUNDING
 
@@ -198,7 +198,8 @@ async def send(app: web.Application, refund_id: int, notify_url: str) -> None:
 # -- outcomes: notification, refundquery, dev --------------------------------------------------------
 
 LOCK_REFUND_SQL = """
-    SELECT r.id, r.order_id, r.amount, r.status, r.refund_id, o.order_no, o.user_id, o.pay_amount
+    SELECT r.id, r.order_id, r.amount, r.status, r.refund_id, r.reason, o.order_no, o.user_id, o.pay_amount,
+           o.snap_items
     FROM refunds r JOIN orders o ON o.id = r.order_id
     WHERE r.out_refund_no = %s FOR UPDATE OF r, o
 """
@@ -313,6 +314,9 @@ async def _apply(app: web.Application, out_refund_no: str, status: str, fields: 
         if status == "success":
             membership_cut = await _cut_membership(app, cur, refund["order_id"], refund["amount"],
                                                    refund["pay_amount"], full)
+            await notices.enqueue(cur, "refund_made", refund["user_id"], f"refund_made:{refund['id']}", {
+                "product": notices.product_title(refund["snap_items"]), "amount": refund["amount"],
+                "reason": refund["reason"], "order_no": refund["order_no"]})
         await cur.execute(RECORD_SQL, _record_args(refund["id"], out_refund_no, source, status, fields, raw))
     logger.info("refund %s of order %s: %s (%s)%s", out_refund_no, refund["order_no"], status, source,
                 f"; membership of user {refund['user_id']} cut by {membership_cut}" if membership_cut else "")

@@ -23,7 +23,7 @@ from aiohttp import web
 from ..errors import ApplyNotFound, CompetitionNotFound, DuplicateApply, Forbidden, OperationError, ParameterError
 from ..keys import pg_key
 from ..store import db
-from . import audit, membership
+from . import audit, membership, notices
 from .members import STATUS_LABELS
 from .verification import normalize_phone
 
@@ -42,11 +42,11 @@ class SignupError(ValueError):
 # The match row, locked against other sign-ups to it until this transaction ends (FOR NO KEY UPDATE does not
 # block the foreign-key checks of rows that refer to the match).
 LOCK_SQL = """
-    SELECT id, title, status, capacity, play_time <= now() AS started,
+    SELECT id, title, status, capacity, play_time, venue, play_time <= now() AS started,
            apply_deadline IS NOT NULL AND apply_deadline <= now() AS closed
     FROM competitions WHERE id = %s FOR NO KEY UPDATE
 """
-MEMBER_SQL = f"SELECT {membership.MEMBER_STATUS_SQL} AS member_status FROM users u WHERE u.id = %s"
+MEMBER_SQL = f"SELECT u.username, {membership.MEMBER_STATUS_SQL} AS member_status FROM users u WHERE u.id = %s"
 TAKEN_SQL = "SELECT count(*) AS n FROM competition_applies WHERE competition_id = %s"
 INSERT_SQL = """
     INSERT INTO competition_applies (competition_id, user_id, added_by, note) VALUES (%s, %s, %s, %s)
@@ -55,13 +55,15 @@ INSERT_SQL = """
 """
 CANCEL_SQL = """
     WITH c AS (
-        SELECT id, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
+        SELECT id, title, play_time, play_time <= now() AS started FROM competitions WHERE id = %(id)s AND status = 1
     ), del AS (
         DELETE FROM competition_applies a USING c
         WHERE a.competition_id = c.id AND a.user_id = %(user_id)s AND NOT c.started
         RETURNING a.id
     )
-    SELECT c.started, (SELECT id FROM del) AS apply_id FROM c
+    SELECT c.title, c.play_time, c.started, (SELECT id FROM del) AS apply_id,
+           (SELECT username FROM users WHERE id = %(user_id)s) AS username
+    FROM c
 """
 
 
@@ -97,19 +99,26 @@ async def apply(app: web.Application, user_id: int, competition_id: int) -> int:
         row = await cur.fetchone()
         if row is None:
             raise DuplicateApply()
+        await notices.enqueue(cur, "signup_confirmed", user_id, f"signup_confirmed:{row['id']}", {
+            "match": match["title"], "start": match["play_time"], "venue": match["venue"],
+            "member": member["username"]})
         return typing.cast(int, row["id"])
 
 
 async def cancel(app: web.Application, user_id: int, competition_id: int) -> None:
     """A member withdraws, until the match starts (past the deadline too: the place is freed, though after the
     deadline no one else can take it)."""
-    row = await db.fetchone(app[pg_key], CANCEL_SQL, {"id": competition_id, "user_id": user_id})
-    if row is None:
-        raise CompetitionNotFound()
-    if row["started"]:
-        raise OperationError(CANCEL_STARTED)
-    if row["apply_id"] is None:
-        raise ApplyNotFound()
+    async with db.transaction(app[pg_key]) as cur:
+        await cur.execute(CANCEL_SQL, {"id": competition_id, "user_id": user_id})
+        row = await cur.fetchone()
+        if row is None:
+            raise CompetitionNotFound()
+        if row["started"]:
+            raise OperationError(CANCEL_STARTED)
+        if row["apply_id"] is None:
+            raise ApplyNotFound()
+        await notices.enqueue(cur, "signup_cancelled", user_id, f"signup_cancelled:{row['apply_id']}", {
+            "match": row["title"], "start": row["play_time"], "member": row["username"]})
 
 
 # -- the console -----------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ FLOW_CONTROL = (
 )
 # §4.3: codes to one phone from any sender on the platform per rolling day.
 PLATFORM_DAY_LIMIT = 40
+# §4.3: notification messages per SignName + TemplateCode + phone per rolling day.
+NOTICE_DAY_LIMIT = 50
 # How far a request's Timestamp may be from Aliyun's clock (the gateway rule we assume, see above).
 TIMESTAMP_WINDOW = dt.timedelta(minutes=15)
 
@@ -130,6 +132,8 @@ class FakeDysmsapi(Clock):
         self.fail_code: str | None = None
         self.http_status: int | None = None
         self.delay: float = 0.0
+        # Notification templates (TemplateCode -> its variables); any other TemplateCode is the code template.
+        self.notice_templates: dict[str, tuple[str, ...]] = {}
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -200,9 +204,15 @@ class FakeDysmsapi(Clock):
             return refuse("isv.INVALID_JSON_PARAM", "JSON参数不合法")
         if not isinstance(template_param, dict) or not all(isinstance(v, str) for v in template_param.values()):
             return refuse("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-        if "code" not in template_param:
+        variables = self.notice_templates.get(params["TemplateCode"], ("code",))
+        if any(name not in template_param for name in variables):
             return refuse("isv.TEMPLATE_MISSING_PARAMETERS", "模版缺少变量")
-        if (limited := self.flow_control(params["SignName"], number_of(params["PhoneNumbers"]))) is not None:
+        if params["TemplateCode"] in self.notice_templates:
+            limited = self.notice_flow_control(params["SignName"], params["TemplateCode"],
+                                               number_of(params["PhoneNumbers"]))
+        else:
+            limited = self.flow_control(params["SignName"], number_of(params["PhoneNumbers"]))
+        if limited is not None:
             return refuse("isv.BUSINESS_LIMIT_CONTROL", limited)
         self.sent.append(
             SentSms(params["PhoneNumbers"], params["SignName"], params["TemplateCode"], template_param, self.now())
@@ -211,10 +221,20 @@ class FakeDysmsapi(Clock):
             {"Code": "OK", "Message": "OK", "BizId": f"{len(self.sent):06d}^0", "RequestId": request_id}
         )
 
+    def notices_to(self, phone: str) -> list[SentSms]:
+        return [sms for sms in self.sent if sms.number == number_of(phone) and sms.template_code in self.notice_templates]
+
+    def notice_flow_control(self, sign_name: str, template_code: str, number: str) -> str | None:
+        now = self.now()
+        sent = sum(1 for sms in self.sent if (sms.sign_name, sms.template_code, sms.number) ==
+                   (sign_name, template_code, number) and now - sms.at < dt.timedelta(days=1))
+        return f"触发天级流控Permits:{NOTICE_DAY_LIMIT}" if sent >= NOTICE_DAY_LIMIT else None
+
     def flow_control(self, sign_name: str, number: str) -> str | None:
         """Aliyun's message when a code to `number` now would pass a §4.3 limit, else None."""
         now = self.now()
-        ages = [(sms.sign_name, now - sms.at) for sms in self.sent if sms.number == number]
+        ages = [(sms.sign_name, now - sms.at) for sms in self.sent
+                if sms.number == number and sms.template_code not in self.notice_templates]
         if sum(age < dt.timedelta(days=1) for _, age in ages) >= PLATFORM_DAY_LIMIT:
             return f"触发天级流控Permits:{PLATFORM_DAY_LIMIT}"
         for window, permits, message in FLOW_CONTROL:

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import re
 import secrets
 import time
 import typing
@@ -25,6 +26,38 @@ TOKEN_PATH = "/cgi-bin/token"
 TICKET_PATH = "/cgi-bin/ticket/getticket"
 CODE_PATH = "/sns/oauth2/access_token"
 USERINFO_PATH = "/sns/userinfo"
+TEMPLATE_PATH = "/cgi-bin/message/template/send"
+# wechat-notify.md §1: client_msg_id de-duplicates per openid for 10 minutes; 100,000 sends a day by default.
+DEDUPE_WINDOW = 600
+DAILY_QUOTA = 100_000
+# §2 "Value rules per key type", enforced since 2023-05-04 on 类目模板 keys with 47003.
+_CJK = r"\u4e00-\u9fff"
+VALUE_RULES: dict[str, typing.Callable[[str], bool]] = {
+    "thing": lambda v: 0 < len(v) <= 20 and not re.search(r"[\x00-\x1f]", v),
+    "number": lambda v: bool(re.fullmatch(r"\d{1,32}(\.\d+)?", v)),
+    "letter": lambda v: bool(re.fullmatch(r"[A-Za-z]{1,32}", v)),
+    "character_string": lambda v: 0 < len(v) <= 32 and not re.search(f"[{_CJK}]", v) and v.isascii(),
+    "time": lambda v: bool(re.fullmatch(r"(\d{4}年\d{1,2}月\d{1,2}日 )?\d{1,2}:\d{2}", v)),
+    "date": lambda v: bool(re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日( \d{1,2}:\d{2})?", v)),
+    "amount": lambda v: bool(re.fullmatch(r"[¥￥$]?\d{1,10}(\.\d{1,2})?元?", v)),
+    "phone_number": lambda v: bool(re.fullmatch(r"[\d+\-() ]{1,17}", v)),
+    "name": lambda v: 0 < len(v) <= (20 if v.isascii() else 10),
+    "phrase": lambda v: bool(re.fullmatch(f"[{_CJK}]{{1,5}}", v)),
+    "keyword": lambda v: True,  # 历史模板: cut to 20 characters, never refused
+}
+
+
+@dataclasses.dataclass
+class SentTemplate:
+    openid: str
+    template_id: str
+    data: dict[str, str]
+    url: str
+    client_msg_id: str
+    msgid: int
+    at: float
+
+
 # §1.1: an OAuth code expires if unused for 5 minutes; §1.2, §2.1: tokens live expires_in seconds.
 CODE_LIFETIME = 300
 TOKEN_LIFETIME = 7200
@@ -48,6 +81,10 @@ ERRMSG = {
     41008: "missing code",
     42001: "access_token expired",
     42003: "code expired",
+    40037: "invalid template_id",
+    41001: "access_token missing",
+    43004: "require subscribe",
+    47001: "data format error",
     45009: "reach max api daily quota limit",
     48001: "api unauthorized",
 }
@@ -81,6 +118,16 @@ class FakeWeChat:
         # When each web-auth and basic access_token stops being accepted (on this fake's clock).
         self.expires_at: dict[str, float] = {}
         self.offset = 0.0
+        # Template messages: the account's templates (id -> its keys), who does not follow the account,
+        # openids of another account, what was delivered, and the day's count against the quota.
+        self.templates: dict[str, tuple[str, ...]] = {}
+        self.unfollowed: set[str] = set()
+        self.foreign: set[str] = set()
+        self.delivered: list[SentTemplate] = []
+        self.daily_quota = DAILY_QUOTA
+        self.template_delay = 0.0
+        self._by_client_msg_id: dict[tuple[str, str], SentTemplate] = {}
+        self._per_day: collections.Counter[int] = collections.Counter()
 
     def now(self) -> float:
         """WeChat's clock: the real time plus what tests `advance`d it by."""
@@ -119,7 +166,66 @@ class FakeWeChat:
         app.router.add_get(TICKET_PATH, self.getticket)
         app.router.add_get(CODE_PATH, self.code_to_token)
         app.router.add_get(USERINFO_PATH, self.userinfo)
+        app.router.add_post(TEMPLATE_PATH, self.send_template)
         return app
+
+    def add_template(self, template_id: str, *keys: str) -> None:
+        """A 类目模板 the account picked in its back office, with its typed keys (`thing1`, `time2`…)."""
+        self.templates[template_id] = keys
+
+    def delivered_to(self, openid: str) -> list[SentTemplate]:
+        return [m for m in self.delivered if m.openid == openid]
+
+    async def send_template(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token", "")
+        if token != self.current_token:
+            return _error(40001 if token else 41001)
+        if self._expired(token):
+            return _error(42001)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _error(47001)
+        if not isinstance(body, dict):
+            return _error(47001)
+        openid, template_id = body.get("touser"), body.get("template_id")
+        if not isinstance(openid, str) or not openid or openid in self.foreign:
+            return _error(40003)
+        if template_id not in self.templates:
+            return _error(40037)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            return _error(47001)
+        values: dict[str, str] = {}
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else None
+            kind = re.sub(r"\d+$", "", key)
+            rule = VALUE_RULES.get(kind)
+            if not isinstance(value, str) or (rule is not None and not rule(value)):
+                return _ok({"errcode": 47003, "errmsg": f"argument invalid! data.{key}.value invalid"}, sns=False)
+            values[key] = value
+        if openid in self.unfollowed:
+            return _error(43004)
+        client_msg_id = body.get("client_msg_id") or ""
+        now = self.now()
+        earlier = self._by_client_msg_id.get((openid, client_msg_id)) if client_msg_id else None
+        if earlier is not None and now - earlier.at < DEDUPE_WINDOW:
+            # One message per openid + client_msg_id within 10 minutes: the repeat is answered as a success
+            # with the first one's msgid (inference: the reference does not give the answer).
+            return _ok({"errcode": 0, "errmsg": "ok", "msgid": earlier.msgid}, sns=False)
+        # The quota's day is China's (inference, as in the sender).
+        day = int((now + 8 * 3600) // 86400)
+        if self._per_day[day] >= self.daily_quota:
+            return _error(45009)
+        self._per_day[day] += 1
+        message = SentTemplate(openid, template_id, values, str(body.get("url") or ""), client_msg_id,
+                               len(self.delivered) + 1_000_000, now)
+        self.delivered.append(message)
+        if client_msg_id:
+            self._by_client_msg_id[(openid, client_msg_id)] = message
+        # Delivered before the answer leaves: a caller that gives up waiting has sent it all the same.
+        await asyncio.sleep(self.template_delay)
+        return _ok({"errcode": 0, "errmsg": "ok", "msgid": message.msgid}, sns=False)
 
     @web.middleware
     async def _count_and_fail(
