@@ -30,6 +30,7 @@ from . import (
     forms,
     lives,
     members,
+    notices,
     order_labels,
     orders,
     players,
@@ -47,7 +48,7 @@ from .session import RedisSessionStorage
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SECTIONS = (accounts, staff, competitions, signups, results, teams, players, rosters, videos, lives, banners,
-            products, configs, orders, members, chat, feedback, dashboard, audit)
+            products, configs, orders, members, notices, chat, feedback, dashboard, audit)
 
 
 def duration_label(value: dt.timedelta) -> str:

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from ..keys import admin_key, pg_key, settings_key
-from ..services import audit, members, moderation, order_search, players, signups
+from ..services import audit, members, moderation, notices, order_search, players, signups
 from ..services.admins import EDITOR, OWNER
 from ..services.membership import ACTIVE, DISABLED
 from .errors import PageError
@@ -120,6 +120,8 @@ async def _member_page(request: web.Request) -> web.Response:
         "orders": await order_search.user_orders(pool, user["id"]),
         "season": await signups.season(pool, user["id"]),
         "mutes": await moderation.user_mutes(pool, user["id"]),
+        "notices": await notices.recent(pool, user_id=user["id"], limit=50),
+        "state_labels": notices.STATE_LABELS,
         "audit": await audit.for_target(pool, f"user:{user['id']}"),
         "card": await players.card_of_user(pool, user["id"]),
         "disabled": user["member_status"] == DISABLED, "active": user["member_status"] == ACTIVE,

@@ -43,6 +43,7 @@ MENU = [
     ("/banners", "轮播图", (EDITOR,)),
     ("/products", "会员业务", (EDITOR,)),
     ("/configs", "配置项", (EDITOR,)),
+    ("/notices", "通知", (EDITOR,)),
     ("/staff", "员工账号", (OWNER,)),
     ("/audit", "操作日志", (OWNER,)),
 ]

@@ -80,7 +80,7 @@ TARGET_NAMES = {
     "user": ("users", "username"), "order": ("orders", "order_no"), "admin": ("admins", "username"),
     "room": ("lives", "title"), "lives": ("lives", "title"), "competitions": ("competitions", "title"),
     "teams": ("teams", "name"), "players": ("players", "cn_name"), "videos": ("videos", "title"),
-    "banners": ("banners", "title"), "products": ("businesses", "title"),
+    "banners": ("banners", "title"), "products": ("businesses", "title"), "campaign": ("notice_campaigns", "title"),
 }
 # One subquery per kind (the table and column names are ours, never input): the targets whose name matches.
 NAMED_TARGETS_SQL = " UNION ALL ".join(

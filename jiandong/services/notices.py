@@ -243,12 +243,14 @@ FROM notices n JOIN users u ON u.id = n.user_id
 WHERE (%(user_id)s::bigint IS NULL OR n.user_id = %(user_id)s)
   AND (%(state)s::text IS NULL OR n.state = %(state)s)
   AND (%(kind)s::text IS NULL OR n.kind = %(kind)s)
-ORDER BY n.id DESC LIMIT %(limit)s OFFSET %(offset)s
+  AND (%(campaign_id)s::bigint IS NULL OR n.campaign_id = %(campaign_id)s)
+ORDER BY n.id DESC LIMIT %(limit)s
 """
 
 
 async def recent(pool: typing.Any, *, user_id: int | None = None, state: str | None = None,
-                 kind: str | None = None, limit: int = 50, offset: int = 0) -> list[db.Row]:
-    """Notices newest first, each with `label` (its kind) and `line` (what it says)."""
-    return await db.fetchall(pool, LIST_SQL, {"user_id": user_id, "state": state, "kind": kind,
-                                              "limit": limit, "offset": offset})
+                 kind: str | None = None, campaign_id: int | None = None, limit: int = 50) -> list[db.Row]:
+    """Notices newest first, each with `label` (its kind's name)."""
+    rows = await db.fetchall(pool, LIST_SQL, {"user_id": user_id, "state": state, "kind": kind,
+                                              "campaign_id": campaign_id, "limit": limit})
+    return [{**row, "label": KINDS[row["kind"]].label} for row in rows]

@@ -49,13 +49,15 @@ POLICY: dict[str, tuple[str, ...]] = {
     "/configs": ("owner", "editor"),
     "/orders": ("owner", "editor"),
     "/members": ("owner", "editor"),
+    "/notices": ("owner", "editor"),
+    "/notices/settings": ("owner",),
     "/chat": ("owner", "moderator"),
     "/feedback": ("owner", "moderator"),
 }
 PUBLIC = {"/login"}
 # Path parameters: the demo club's first rows (and the staff accounts the tests add), so that a request
 # that got through would act on something real.
-VALUES = {"id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "signup": "1", "fmt": "csv",
+VALUES = {"kind": "signup_confirmed", "id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "signup": "1", "fmt": "csv",
           "token": "a" * 43}
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
