@@ -39,8 +39,8 @@ from .settings import Settings
 from .store import db, media, outages
 from .store import kv as cache
 from .tasks import counter_flush, live_status
-from .tasks import orders as order_tasks
 from .tasks import notices as notice_tasks
+from .tasks import orders as order_tasks
 from .web import access, auth, health, middlewares, proxies, security_headers
 from .web import h5 as pages
 from .web.params import UPLOAD_BODY_LIMIT

@@ -75,7 +75,8 @@ async def test_settings_are_saved_and_fields_wechat_would_refuse_are_not(make_cl
 async def test_a_staff_notice_is_previewed_then_sent_in_the_background(make_client, sql):
     client = await console(make_client, sql)
     ids = members(sql, 30)
-    competition = sql("INSERT INTO competitions (title, play_time, status) VALUES ('周六联赛', now() + interval '1 day', 1)"
+    competition = sql("INSERT INTO competitions (title, play_time, status)"
+                      " VALUES ('周六联赛', now() + interval '1 day', 1)"
                       " RETURNING id")[0]["id"]
     for user_id in ids[:12]:
         sql("INSERT INTO competition_applies (competition_id, user_id) VALUES (%s, %s)", competition, user_id)

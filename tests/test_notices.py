@@ -126,7 +126,8 @@ async def test_a_sign_up_and_its_cancellation_are_each_sent_once(club, wechat, s
     assert message.data == {"thing1": "2026 秋季联赛第三轮 青竹体育俱乐…", "time2": china_time(play_time),
                             "thing3": "体育中心", "phrase4": "报名成功"}
     assert message.client_msg_id == client_msg_id(row["id"]) and row["msgid"] == str(message.msgid)
-    assert row["text"] == f"alice，你已报名「2026 秋季联赛第三轮 青竹体育俱乐部 vs 猛龙篮球队」，{china_time(play_time)}，体育中心"
+    assert row["text"] == (f"alice，你已报名「2026 秋季联赛第三轮 青竹体育俱乐部 vs 猛龙篮球队」，"
+                           f"{china_time(play_time)}，体育中心")
 
     status, body = await call(club, "POST", CANCEL, token, id=competition)
     assert status == 200, body
@@ -291,7 +292,8 @@ async def test_two_processes_and_a_restart_send_every_notice_exactly_once(make_c
                 " SELECT 'o-m' || g, 'm' || g, 1, now() + interval '1 year' FROM generate_series(1, 299) g"
                 " RETURNING id")
     assert len(users) == 299
-    campaign = sql("INSERT INTO notice_campaigns (audience, title, content) VALUES ('active', '通知', '周六训练改到 9 点')"
+    campaign = sql("INSERT INTO notice_campaigns (audience, title, content)"
+                   " VALUES ('active', '通知', '周六训练改到 9 点')"
                    " RETURNING id")[0]["id"]
     wechat.template_delay = 0.005
     sql("INSERT INTO notices (kind, user_id, event_key, data, campaign_id)"

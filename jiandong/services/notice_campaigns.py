@@ -31,7 +31,8 @@ AUDIENCE_SQL = {
     "team": """SELECT p.user_id FROM team_members m JOIN players p ON p.id = m.player_id
                WHERE m.team_id = %(id)s AND m.left_at IS NULL AND p.user_id IS NOT NULL""",
     "active": f"SELECT u.id FROM users u WHERE {_ACTIVE}",
-    "expiring": f"SELECT u.id FROM users u WHERE {_ACTIVE} AND u.member_expire_time <= now() + make_interval(days => %(id)s)",
+    "expiring": f"""SELECT u.id FROM users u
+                    WHERE {_ACTIVE} AND u.member_expire_time <= now() + make_interval(days => %(id)s)""",
 }
 
 

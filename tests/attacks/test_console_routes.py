@@ -57,7 +57,8 @@ POLICY: dict[str, tuple[str, ...]] = {
 PUBLIC = {"/login"}
 # Path parameters: the demo club's first rows (and the staff accounts the tests add), so that a request
 # that got through would act on something real.
-VALUES = {"kind": "signup_confirmed", "id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "signup": "1", "fmt": "csv",
+VALUES = {"kind": "signup_confirmed", "id": "2", "member": "1", "refund": "1", "room": "1", "mute": "1", "signup": "1",
+          "fmt": "csv",
           "token": "a" * 43}
 SAFE = {"GET", "HEAD", "OPTIONS"}
 

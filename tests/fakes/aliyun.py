@@ -222,7 +222,8 @@ class FakeDysmsapi(Clock):
         )
 
     def notices_to(self, phone: str) -> list[SentSms]:
-        return [sms for sms in self.sent if sms.number == number_of(phone) and sms.template_code in self.notice_templates]
+        return [sms for sms in self.sent
+                if sms.number == number_of(phone) and sms.template_code in self.notice_templates]
 
     def notice_flow_control(self, sign_name: str, template_code: str, number: str) -> str | None:
         now = self.now()
