@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pytest
 
 from jiandong.keys import metrics_key
 from jiandong.lib import template_fields as tf
-from jiandong.services.notice_kinds import KINDS
+from jiandong.services.notice_kinds import KINDS, templates_markdown
 from jiandong.services.notice_sending import client_msg_id
 from tests.fakes import wechat as fake_wechat
 from tests.fakes.aliyun import FakeDysmsapi
@@ -374,3 +375,8 @@ def test_values_are_written_inside_their_keys_rule(key, nature, value, expected)
 def test_a_mapping_wechat_would_refuse_is_refused_here(text, message):
     with pytest.raises(tf.FieldError, match=message):
         tf.parse_mapping(text, KINDS["signup_confirmed"].natures())
+
+
+def test_readme_lists_every_kind_with_its_template_fields():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert templates_markdown() in readme

@@ -116,3 +116,16 @@ def sms_params(kind: Kind, data: typing.Mapping[str, typing.Any], tz: dt.tzinfo)
 def line(kind: Kind, data: typing.Mapping[str, typing.Any], tz: dt.tzinfo) -> str:
     """The notice as one line of text."""
     return kind.line.format(**written_values(kind, data, tz))
+
+
+def templates_markdown() -> str:
+    """The README's table of notice kinds: when each is sent, the template to pick, its default fields and
+    the variables of its SMS template."""
+    lines = ["| Notice | Sent | Template to pick (类目模板) | Default fields | SMS template variables |",
+             "|---|---|---|---|---|"]
+    for kind in KINDS.values():
+        fields = ", ".join(f"`{key}` {kind.values[name].label}" for key, name in
+                           tf.parse_mapping(kind.fields, kind.natures()).items())
+        variables = ", ".join(f"`${{{name}}}`" for name in kind.values)
+        lines.append(f"| {kind.label} (`{kind.name}`) | {kind.when} | {kind.template} | {fields} | {variables} |")
+    return "\n".join(lines) + "\n"

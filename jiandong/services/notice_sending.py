@@ -124,7 +124,8 @@ class NoticeSender:
                 await notices.finish(pool, notice.id, claim, "failed", "wechat", text=text,
                                      error=f"模板字段设置有误：{exc}")
                 return
-            await notices.trying(pool, notice.id, claim, "wechat")
+            # Not marked as being tried first (one write less a message): a notice resumed from a sender that
+            # died here goes out again with the same client_msg_id, which WeChat turns into one message.
             try:
                 msgid = await self.app[wechat_key].send_template(notice.openid, settings.template_id, data,
                                                                  notice.url, client_msg_id(notice.id))
