@@ -17,6 +17,7 @@ from jiandong.services.notice_sending import client_msg_id
 from tests.fakes import wechat as fake_wechat
 from tests.fakes.aliyun import FakeDysmsapi
 from tests.fakes.wechat import TEMPLATE_PATH, FakeWeChat
+from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call, login
 from tests.helpers.orders import add_product, commit
 from tests.helpers.waiting import until
@@ -163,6 +164,28 @@ async def test_a_dev_payment_tells_until_when_the_membership_runs(club, wechat, 
     (message,) = wechat.delivered_to("o-alice")
     assert message.data == {"thing1": "建东体育年度会员", "amount2": "199.00元", "date3": china_date(until_time),
                             "character_string4": order["order_no"]}
+
+
+async def test_a_console_refund_tells_the_amount_and_the_reason(club, wechat, sms, sql):
+    token, user_id = await member(club, wechat, sql)
+    product = add_product(sql)
+    order = await commit(club, token, product)
+    assert (await call(club, "POST", PRE_ORDER, token, id=order["id"]))[0] == 200
+    assert (await call(club, "POST", DEV_COMPLETE, token, id=order["id"]))[0] == 200
+    add_admin(sql, "boss", "owner")
+    assert (await sign_in(club, "boss")).status == 302
+    page = await (await club.get(f"/admin/orders/{order['id']}")).text()
+    number = page.split('name="out_refund_no" value="', 1)[1].split('"', 1)[0]
+    resp = await post_form(club, f"/admin/orders/{order['id']}/refund",
+                           {"amount": "50.00", "reason": "伤病，退部分会费", "out_refund_no": number},
+                           token_from=f"/admin/orders/{order['id']}")
+    assert resp.status == 302
+    (row,) = await settled(sql, "the refund notice", kind="refund_made")
+    assert (row["state"], row["user_id"]) == ("sent", user_id)
+    (message,) = [m for m in wechat.delivered if m.template_id == "TPL_refund_made"]
+    assert message.data == {"thing1": "建东体育年度会员", "amount2": "50.00元", "thing3": "伤病，退部分会费",
+                            "character_string4": order["order_no"]}
+    assert row["text"] == f"已退款50.00元（建东体育年度会员，订单号 {order['order_no']}），原因：伤病，退部分会费"
 
 
 async def test_reminders_go_once_when_their_time_comes(club, wechat, sql):
