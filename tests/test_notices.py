@@ -15,7 +15,7 @@ from jiandong.lib import template_fields as tf
 from jiandong.services.notice_kinds import KINDS, templates_markdown
 from jiandong.services.notice_sending import client_msg_id
 from tests.fakes import wechat as fake_wechat
-from tests.fakes.aliyun import FakeDysmsapi
+from tests.fakes.aliyun import FakeDysmsapi, SentSms
 from tests.fakes.wechat import TEMPLATE_PATH, FakeWeChat
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call, login
@@ -230,6 +230,23 @@ async def test_a_member_who_does_not_follow_the_account_gets_an_sms(club, wechat
     assert text.template_code == "SMS_signup_confirmed"
     assert text.template_param["match"] == "周末联赛" and text.template_param["status"] == "报名成功"
     assert wechat.delivered == []
+
+
+async def test_aliyun_flow_control_holds_an_sms_until_its_window_passes(club, wechat, sms, sql):
+    token, _ = await member(club, wechat, sql)
+    wechat.unfollowed.add("o-alice")
+    # 50 notices of this template to this number in the last day: Aliyun's notification limit (§4.3).
+    sms.sent.extend(SentSms(PHONE, "建东体育", "SMS_signup_confirmed", {}, sms.now()) for _ in range(50))
+    assert (await call(club, "POST", COMMIT, token, id=match(sql)))[0] == 200
+    await until(lambda: notices(sql) and notices(sql)[0]["error"], "the refused SMS")
+    (row,) = notices(sql)
+    assert (row["state"], row["channel"]) == ("pending", "sms") and "触发天级流控" in row["error"]
+    assert dt.timedelta(hours=23) < row["next_attempt_at"] - row["created_at"] < dt.timedelta(hours=25)
+    assert len(sms.sent) == 50
+    sms.advance(24 * 3600)   # a day later at Aliyun and here
+    sql("UPDATE notices SET next_attempt_at = now()")
+    (row,) = await settled(sql, "the SMS sent a day later")
+    assert row["state"] == "sms" and len(sms.notices_to(PHONE)) == 51
 
 
 async def test_unreachable_by_both_is_recorded_not_retried(club, wechat, sms, sql):
