@@ -95,14 +95,21 @@ async def write_reminders(pool: typing.Any, reminder_hours: int, tz: str) -> int
 # -- the sender's side ------------------------------------------------------------------------------------
 
 CLAIM_SQL = """
-UPDATE notices n SET state = 'sending', claim = %(claim)s, claimed_at = now(), attempts = n.attempts + 1
-FROM (
-    SELECT id, state AS was FROM notices
-    WHERE (state = 'pending' AND next_attempt_at <= now())
-       OR (state = 'sending' AND claimed_at < now() - %(stale)s)
-    ORDER BY id LIMIT %(limit)s
+WITH fresh AS (
+    SELECT id, 'pending' AS was FROM notices
+    WHERE state = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-) due, users u
+), stale AS (
+    SELECT id, 'sending' AS was FROM notices
+    WHERE state = 'sending' AND claimed_at < now() - %(stale)s
+    ORDER BY claimed_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT * FROM fresh UNION ALL SELECT * FROM stale
+)
+UPDATE notices n SET state = 'sending', claim = %(claim)s, claimed_at = now(), attempts = n.attempts + 1
+FROM due, users u
 WHERE n.id = due.id AND u.id = n.user_id
 RETURNING n.id, n.kind, n.user_id, n.data, n.channel, n.attempts, n.campaign_id, n.created_at,
           u.openid, u.mobile, u.username, due.was,
@@ -125,7 +132,8 @@ class Claimed:
 
 
 async def claim(pool: typing.Any, claim_id: str, limit: int) -> list[Claimed]:
-    """Up to `limit` notices due now, oldest first, marked as this sender's."""
+    """Notices due now (up to `limit` waiting ones, oldest first, and up to `limit` a dead sender left), marked as
+    this sender's. Each half reads its own partial index."""
     rows = await db.fetchall(pool, CLAIM_SQL, {"claim": claim_id, "stale": SENDING_STALE, "limit": limit})
     return [Claimed(row["id"], KINDS[row["kind"]], row["user_id"], row["data"], row["channel"], row["attempts"],
                     row["openid"] or "", row["mobile"], row["was"] == "sending", row["url"])
