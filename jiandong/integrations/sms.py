@@ -58,7 +58,7 @@ class ConsoleSms:
 
 
 class AliyunSms:
-    """Dysmsapi SendSms with a template whose one variable is ${code}."""
+    """Dysmsapi SendSms: codes with a template whose one variable is ${code}; notices with their own templates."""
 
     def __init__(self, rpc: AliyunRpc, sign_name: str, template_code: str) -> None:
         self.rpc = rpc
@@ -91,7 +91,6 @@ class AliyunSms:
         logger.info(
             "SendSms to %s: BizId=%s RequestId=%s", mask_phone(phone), answer.get("BizId"), answer.get("RequestId")
         )
-
 
     async def send_notice(self, phone: str, template_code: str, params: typing.Mapping[str, str],
                           out_id: str) -> str:
