@@ -35,11 +35,30 @@ def test_a_good_configuration(database_url, redis_url):
     assert result.returncode == 0 and result.stderr == ""
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok: PostgreSQL ") and lines[0].endswith(f"answers at {database_url}")
-    assert lines[1].startswith("ok: Redis ") and lines[1].endswith(f"answers at {redis_url}")
+    # No notice has a template yet (a fresh club): said, but not a problem.
+    assert lines[1].startswith("warning: notices with neither a WeChat template nor an SMS template: 报名成功, 取消")
+    assert lines[2].startswith("ok: Redis ") and lines[2].endswith(f"answers at {redis_url}")
     # The test Redis keeps nothing on disk: said, but not a problem.
-    assert all(line.startswith("warning: Redis keeps nothing on disk") for line in lines[2:])
+    assert all(line.startswith("warning: Redis keeps nothing on disk") for line in lines[3:])
     for secret in ("appsecret-of-the-club", "merchant-key-of-the-club", "aliyun-secret"):
         assert secret not in result.stdout
+
+
+def test_notices_that_reach_nobody_are_named(database_url, redis_url, sql):
+    sql("INSERT INTO notice_kinds (kind, template_id, sms_template_code, enabled) VALUES"
+        " ('signup_confirmed', 'TPL', '', true), ('signup_cancelled', '', 'SMS_1', true),"
+        " ('payment_received', '', '', false)")
+    try:
+        result = check(JIANDONG_DATABASE_URL=database_url, JIANDONG_REDIS_URL=redis_url, **PRODUCTION)
+    finally:
+        sql("DELETE FROM notice_kinds")
+    (line,) = [line for line in result.stdout.splitlines() if "notices with neither" in line]
+    assert line.startswith("warning: notices with neither a WeChat template nor an SMS template: 退款成功, 比赛提醒,")
+    assert "报名成功" not in line and "取消报名" not in line and "支付成功" not in line
+    # In development (no AppID) notices are only logged: nothing to warn about there.
+    dev = {k: v for k, v in PRODUCTION.items() if k not in ("JIANDONG_WECHAT_APPID", "JIANDONG_WECHAT_SECRET")}
+    assert "notices with neither" not in check(JIANDONG_DATABASE_URL=database_url, JIANDONG_REDIS_URL=redis_url,
+                                               **dev).stdout
 
 
 def test_a_broken_configuration(redis_url):

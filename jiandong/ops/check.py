@@ -16,10 +16,13 @@ from urllib.parse import urlsplit
 import psycopg2
 import redis
 
+from ..services.notice_kinds import KINDS
 from ..settings import Settings, mask_url_password
 from ..store import db
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
+# The migration that made the notice tables (sql/014_notices.sql).
+NOTICES_MIGRATION = 14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,15 +82,28 @@ def postgresql(s: Settings) -> typing.Iterator[Finding]:
             if cur.fetchone()[0]:
                 cur.execute("SELECT version FROM schema_migrations")
                 applied = {row[0] for row in cur.fetchall()}
+            unset = _notices_without_a_channel(cur, applied) if s.wechat_appid else []
     finally:
         conn.close()
     yield Finding(OK, f"PostgreSQL {version} answers at {where}")
+    if unset:
+        yield Finding(WARNING, f"notices with neither a WeChat template nor an SMS template: {', '.join(unset)} "
+                               "(recorded as unreachable, never sent; set them in the console: 通知 → 通知设置)")
     pending = [name for version, name, _ in db.migration_files() if version not in applied]
     if pending:
         yield Finding(WARNING, f"{len(pending)} migration(s) not applied yet: {', '.join(pending)} "
                                "(the server applies them when it starts; or python server.py migrate)")
     elif advice := db.search_advice(s.database_url):
         yield Finding(WARNING, advice)
+
+
+def _notices_without_a_channel(cur: typing.Any, applied: set[int]) -> list[str]:
+    """The names of the notice kinds switched on that have no way to reach anyone (none before the migration)."""
+    if NOTICES_MIGRATION not in applied:
+        return []
+    cur.execute("SELECT kind, enabled, template_id <> '' OR sms_template_code <> '' FROM notice_kinds")
+    saved = {kind: (enabled, reachable) for kind, enabled, reachable in cur.fetchall()}
+    return [kind.label for name, kind in KINDS.items() if saved.get(name, (True, False)) == (True, False)]
 
 
 def redis_server(s: Settings) -> typing.Iterator[Finding]:
