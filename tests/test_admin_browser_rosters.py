@@ -101,3 +101,9 @@ def test_a_team_adds_a_player_picked_as_staff_type(page, live_server, sql):
     page.wait_for_selector("text=球员已入队")
     assert sql("SELECT team_id FROM team_members WHERE player_id = %s", free) == [{"team_id": team}]
     screenshots(page, "team-picker")
+    # A roster row's leave date is a card's control on a phone: it stays within the screen, not cut at the card.
+    page.set_viewport_size(PHONE)
+    page.reload()
+    overhang = page.evaluate("Math.max(...[...document.querySelectorAll('table.list input')].map(i =>"
+                             " i.getBoundingClientRect().right - i.closest('.table-wrap').getBoundingClientRect().right))")
+    assert overhang <= 0
