@@ -252,7 +252,7 @@ async def test_too_many_rows_or_bytes_are_refused(console, sql):
 
 # -- exports --------------------------------------------------------------------------------------
 
-async def test_cards_and_a_roster_export_with_the_import_columns(console, sql, club):
+async def test_cards_and_a_roster_export_with_the_import_columns(console, sql, club, settings):
     sql("UPDATE players SET birthday = '1999-02-03', sex = 1, weight = 80.5, stature = 190 WHERE cn_name = '王五'")
     sql("INSERT INTO players (cn_name, number) VALUES ('=SUM(A1)', '5')")
     resp = await console.get("/admin/players/export.csv")
@@ -260,7 +260,7 @@ async def test_cards_and_a_roster_export_with_the_import_columns(console, sql, c
     sheet = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
     assert sheet[0][:10] == HEADER
     assert sheet[1][:10] == ["王五", "23", "13900000005", "男", "1999-02-03", "190", "80.5", "后卫", "猛龙",
-                             dt.date.today().isoformat()]
+                             dt.datetime.now(settings.tz).date().isoformat()]  # joined today, the club's day
     assert [r[0] for r in sheet[1:]] == ["王五", "赵六", "'=SUM(A1)"]
     # Read back by the import, the guard is taken off: the name is the card's own again.
     assert [row.cells["姓名"] for row in rosters.parse(await (await console.get("/admin/players/export.csv")).read())
