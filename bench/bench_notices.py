@@ -104,9 +104,11 @@ def main() -> int:
         form_page = opener.open(base + "/admin/notices/new").read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', form_page).group(1)
         idle = [timed_get(opener, base + "/admin/notices") for _ in range(10)]
-        body = urllib.parse.urlencode({"csrf_token": token, "audience": "active", "audience_id": "",
-                                       "title": "周六训练改到室内馆", "content": "因天气原因改到体育中心室内馆",
-                                       "url": ""}).encode()
+        form = {"csrf_token": token, "audience": "active", "audience_id": "", "title": "周六训练改到室内馆",
+                "content": "因天气原因改到体育中心室内馆", "url": ""}
+        preview = opener.open(base + "/admin/notices/preview", data=urllib.parse.urlencode(form).encode()).read()
+        form["send_key"] = re.search(r'name="send_key" value="([0-9a-f]{32})"', preview.decode()).group(1)
+        body = urllib.parse.urlencode(form).encode()
         log(f"sending to {args.members} members ...")
         started = time.perf_counter()
         answer = opener.open(base + "/admin/notices/send", data=body)
@@ -122,7 +124,12 @@ def main() -> int:
         elapsed = fake.delivered[-1].at - fake.delivered[0].at
         total = time.perf_counter() - started
         first_after = fake.delivered[0].at - (time.time() - total)
-        done_page = opener.open(campaign_page).read().decode()
+        # The fake counts a message as it answers; the job records the outcome just after.
+        for _ in range(300):
+            done_page = opener.open(campaign_page).read().decode()
+            if "已完成" in done_page:
+                break
+            time.sleep(0.1)
 
     print(f"{args.members} members, fake WeChat answering each message after {args.wechat_latency * 1000:.0f} ms")
     print(f"console 'send' answered in {sent_in:.0f} ms (writes the {args.members} outbox rows, sends nothing)")

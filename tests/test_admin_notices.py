@@ -3,8 +3,10 @@ staff notices with a preview by channel, their progress, the editors' daily cap,
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+import secrets
 
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.waiting import until
@@ -24,6 +26,12 @@ async def followed(client, resp) -> str:
     if resp.status in (302, 303):
         resp = await client.get(resp.headers["Location"])
     return await resp.text()
+
+
+async def previewed(client, form: dict) -> dict:
+    """The form as the preview's send button posts it: with the preview's one-time send key."""
+    page = await (await post_form(client, "/admin/notices/preview", form)).text()
+    return {**form, "send_key": re.search(r'name="send_key" value="([0-9a-f]{32})"', page).group(1)}
 
 
 def text_of(page: str) -> str:
@@ -89,7 +97,7 @@ async def test_a_staff_notice_is_previewed_then_sent_in_the_background(make_clie
     assert bare("共 12 人，公众号 12 人") in page and "会员1、会员2" in page
     assert sql("SELECT count(*) AS n FROM notices")[0]["n"] == 0   # a preview writes nothing
 
-    resp = await post_form(client, "/admin/notices/send", form)
+    resp = await post_form(client, "/admin/notices/send", await previewed(client, form))
     assert resp.status == 303
     campaign = int(resp.headers["Location"].rsplit("/", 1)[1])
     assert sql("SELECT recipients, title FROM notice_campaigns") == [{"recipients": 12, "title": "集合时间调整"}]
@@ -115,8 +123,8 @@ async def test_an_editor_may_send_twice_a_day(make_client, sql):
     members(sql, 3)
     form = {"audience": "active", "audience_id": "", "title": "通知", "content": "场馆周日关闭", "url": ""}
     for _ in range(2):
-        assert (await post_form(client, "/admin/notices/send", form)).status == 303
-    resp = await post_form(client, "/admin/notices/send", form)
+        assert (await post_form(client, "/admin/notices/send", await previewed(client, form))).status == 303
+    resp = await post_form(client, "/admin/notices/send", await previewed(client, form))
     assert bare("编辑每天最多群发 2 次，今天已用完") in text_of(await followed(client, resp))
     assert sql("SELECT count(*) AS n FROM notice_campaigns")[0]["n"] == 2
     assert sql("SELECT count(*) AS n FROM notices")[0]["n"] == 6
@@ -134,6 +142,37 @@ async def test_a_staff_notice_form_refuses_what_it_cannot_send(make_client, sql)
         ({"audience": "active", "audience_id": "", "title": "t", "content": "c"}, "没有会员会收到这条通知"),
     ]
     for form, message in cases:
-        resp = await post_form(client, "/admin/notices/send", {"url": "", **form})
+        resp = await post_form(client, "/admin/notices/send", {"url": "", "send_key": secrets.token_hex(16), **form})
         assert resp.status == 303 and bare(f"未发送：{message}") in text_of(await followed(client, resp)), message
     assert sql("SELECT count(*) AS n FROM notice_campaigns")[0]["n"] == 0
+
+
+async def test_a_preview_is_sent_once_however_often_its_button_is_posted(make_client, sql):
+    """A double click, a resubmitted page, two requests at once: one campaign, each member told once."""
+    client = await console(make_client, sql, role="editor")
+    members(sql, 3)
+    form = await previewed(client, {"audience": "active", "audience_id": "", "title": "通知", "content": "场馆周日关闭",
+                                    "url": ""})
+    first, second = await asyncio.gather(*(post_form(client, "/admin/notices/send", form) for _ in range(2)))
+    third = await post_form(client, "/admin/notices/send", form)
+    [campaign] = sql("SELECT id, recipients FROM notice_campaigns")
+    where = f"/admin/notices/campaigns/{campaign['id']}"
+    assert [r.status for r in (first, second, third)] == [303] * 3
+    assert {r.headers["Location"] for r in (first, second, third)} == {where}
+    assert bare("这条通知已经发送过，没有再发一次") in text_of(await followed(client, third))
+    assert campaign["recipients"] == 3 and sql("SELECT count(*) AS n FROM notices")[0]["n"] == 3
+    assert len(sql("SELECT id FROM audit_log WHERE action = 'notice.send'")) == 1
+    # The editor's daily cap counts campaigns, not clicks: a second preview still goes out.
+    resp = await post_form(client, "/admin/notices/send", await previewed(client, {**form, "send_key": ""}))
+    assert resp.status == 303 and resp.headers["Location"] != where
+
+
+async def test_a_send_without_its_preview_key_writes_nothing(make_client, sql):
+    client = await console(make_client, sql)
+    members(sql, 2)
+    form = {"audience": "active", "audience_id": "", "title": "通知", "content": "场馆周日关闭", "url": ""}
+    for key in (None, "", "0" * 31, "G" * 32, "'; DROP TABLE notices; --"):
+        resp = await post_form(client, "/admin/notices/send", form if key is None else {**form, "send_key": key})
+        assert resp.status == 303 and bare("未发送：请先预览，再从预览页发送") in text_of(await followed(client, resp)), key
+    assert sql("SELECT count(*) AS n FROM notice_campaigns")[0]["n"] == 0
+    assert sql("SELECT count(*) AS n FROM notices")[0]["n"] == 0

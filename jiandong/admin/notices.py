@@ -116,7 +116,7 @@ async def preview(request: web.Request) -> web.Response:
     draft = await _draft(request)
     return await render(request, "admin/notice_preview.html", {
         "draft": draft, "preview": await notice_campaigns.preview(request.config_dict, draft),
-        "audience_label": notice_campaigns.AUDIENCES[draft.audience],
+        "audience_label": notice_campaigns.AUDIENCES[draft.audience], "send_key": notice_campaigns.new_send_key(),
     })
 
 
@@ -126,7 +126,11 @@ async def send(request: web.Request) -> web.Response:
     draft = await _draft(request)
     me = actor(request)
     try:
-        campaign = await notice_campaigns.send(request.config_dict, me, _role(request), draft)
+        campaign = await notice_campaigns.send(request.config_dict, me, _role(request), draft,
+                                               (await read_form(request)).get("send_key") or "")
+    except notice_campaigns.AlreadySent as sent:
+        flash(await get_session(request), "这条通知已经发送过，没有再发一次", refused=True)
+        raise web.HTTPSeeOther(f"{BASE}/campaigns/{sent.campaign}") from None
     except notice_campaigns.CampaignError as exc:
         session = await get_session(request)
         flash(session, f"未发送：{exc}", refused=True)

@@ -8,6 +8,8 @@ Owners may send any number; an editor at most `notice_editor_daily_cap` a day (t
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
 import typing
 
 from aiohttp import web
@@ -107,9 +109,25 @@ SELECT count(*) AS n FROM notice_campaigns
 WHERE created_by = %(admin)s AND created_at >= date_trunc('day', now() AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
 """
 CREATE_SQL = """
-INSERT INTO notice_campaigns (audience, audience_id, title, content, url, created_by)
-VALUES (%(audience)s, %(audience_id)s, %(title)s, %(content)s, %(url)s, %(admin)s) RETURNING id
+INSERT INTO notice_campaigns (audience, audience_id, title, content, url, created_by, send_key)
+VALUES (%(audience)s, %(audience_id)s, %(title)s, %(content)s, %(url)s, %(admin)s, %(send_key)s)
+ON CONFLICT (send_key) DO NOTHING RETURNING id
 """
+SENT_SQL = "SELECT id FROM notice_campaigns WHERE send_key = %s"
+SEND_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def new_send_key() -> str:
+    """The key a preview hands to its send button: 32 hex digits, one campaign per key."""
+    return secrets.token_hex(16)
+
+
+class AlreadySent(Exception):
+    """This preview was sent before: `campaign` is what it wrote."""
+
+    def __init__(self, campaign: int) -> None:
+        super().__init__(campaign)
+        self.campaign = campaign
 ROWS_SQL = """
 INSERT INTO notices (kind, user_id, event_key, data, campaign_id)
 SELECT 'staff_notice', u.id, 'staff_notice:' || %(campaign)s || ':' || u.id,
@@ -118,20 +136,34 @@ FROM users u WHERE u.id IN ({audience})
 """
 
 
-async def send(app: web.Application, actor: audit.Actor, role: str, d: Draft) -> int:
-    """Write the campaign and its notices in one transaction; its id. CampaignError past the editor's cap or
-    when nobody would receive it."""
+async def send(app: web.Application, actor: audit.Actor, role: str, d: Draft, send_key: str) -> int:
+    """Write the campaign and its notices in one transaction; its id.
+
+    `send_key` is the preview's (new_send_key): CampaignError when it is not one, AlreadySent when a campaign
+    was written with it (a double click, a resubmitted page: members are told once). CampaignError past the
+    editor's cap or when nobody would receive it.
+    """
+    if not SEND_KEY.fullmatch(send_key):
+        raise CampaignError("请先预览，再从预览页发送")
     settings = app[settings_key]
     async with db.transaction(app[pg_key]) as cur:
         if role != OWNER:
             # Serialised per account, so two sends at once cannot both pass the cap.
             await cur.execute("SELECT id FROM admins WHERE id = %s FOR UPDATE", (actor.admin_id,))
+        await cur.execute(SENT_SQL, (send_key,))
+        if sent := await cur.fetchone():
+            raise AlreadySent(sent["id"])
+        if role != OWNER:
             await cur.execute(SENT_TODAY_SQL, {"admin": actor.admin_id, "tz": settings.timezone})
             if (await cur.fetchone())["n"] >= settings.notice_editor_daily_cap:
                 raise CampaignError(f"编辑每天最多群发 {settings.notice_editor_daily_cap} 次，今天已用完；"
                                     "如需再发，请联系所有者")
-        await cur.execute(CREATE_SQL, {**dataclasses.asdict(d), "admin": actor.admin_id})
-        campaign = (await cur.fetchone())["id"]
+        await cur.execute(CREATE_SQL, {**dataclasses.asdict(d), "admin": actor.admin_id, "send_key": send_key})
+        if (created := await cur.fetchone()) is None:
+            # Another request with this key committed while this one waited on the key's index entry.
+            await cur.execute(SENT_SQL, (send_key,))
+            raise AlreadySent((await cur.fetchone())["id"])
+        campaign = created["id"]
         await cur.execute(ROWS_SQL.format(audience=AUDIENCE_SQL[d.audience]),
                           {"campaign": campaign, "title": d.title, "content": d.content, "id": d.audience_id})
         count = cur.rowcount
