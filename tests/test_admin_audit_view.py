@@ -190,3 +190,12 @@ def test_a_target_is_shown_as_its_noun_and_opened_from_the_log():
                                                                                "/configs/banned_words")
     assert audit_view.target_view("ip:10.1.2.0/24") == audit_view.Target("地址段 10.1.2.0/24", None)
     assert audit_view.target_view("weird") == audit_view.Target("weird", None)
+
+
+def test_a_staff_notice_and_a_notice_setting_read_in_staff_words():
+    sent = changes("notice.send", None, {"audience": "match", "audience_id": 7, "title": "集合", "content": "8:30",
+                                         "url": "", "recipients": 12})
+    assert [c.label for c in sent] == ["发送对象", "对象编号或天数", "标题", "内容", "收到的人数"]
+    edited = changes("notice.settings", {"enabled": True, "template_id": "", "fields": {}, "sms_template_code": ""},
+                     {"enabled": True, "template_id": "T1", "fields": {"thing1": "title"}, "sms_template_code": "SMS_1"})
+    assert [c.label for c in edited] == ["公众号模板 ID", "短信模板", "模板字段对应 thing1"]

@@ -90,6 +90,15 @@ ACTION_LABELS = {
 # The fields of before / after (a nested field as "parent.field"), and the columns of the rows a content
 # section records when it edits or deletes one.
 FIELD_LABELS = {
+    # Notices: a staff notice sent, a kind's settings.
+    "audience": "发送对象",
+    "audience_id": "对象编号或天数",
+    "url": "链接",
+    "recipients": "收到的人数",
+    "enabled": "开启",
+    "template_id": "公众号模板 ID",
+    "fields": "模板字段对应",
+    "sms_template_code": "短信模板",
     "id": "编号",
     "name": "名称",
     "title": "标题",
@@ -293,7 +302,11 @@ def action_label(action: str) -> str:
 
 def field_label(action: str, key: str) -> str:
     section = action.partition(".")[0]
-    return SECTION_FIELD_LABELS.get(section, {}).get(key) or FIELD_LABELS.get(key) or key
+    if label := SECTION_FIELD_LABELS.get(section, {}).get(key) or FIELD_LABELS.get(key):
+        return label
+    # A mapping's entry (a notice kind's template fields: fields.thing1) under its mapping's name.
+    head, dot, rest = key.partition(".")
+    return f"{FIELD_LABELS[head]} {rest}" if dot and head in FIELD_LABELS else key
 
 
 def _money(value: typing.Any) -> str | None:
