@@ -197,5 +197,6 @@ def test_a_staff_notice_and_a_notice_setting_read_in_staff_words():
                                          "url": "", "recipients": 12})
     assert [c.label for c in sent] == ["发送对象", "对象编号或天数", "标题", "内容", "收到的人数"]
     edited = changes("notice.settings", {"enabled": True, "template_id": "", "fields": {}, "sms_template_code": ""},
-                     {"enabled": True, "template_id": "T1", "fields": {"thing1": "title"}, "sms_template_code": "SMS_1"})
+                     {"enabled": True, "template_id": "T1", "fields": {"thing1": "title"},
+                      "sms_template_code": "SMS_1"})
     assert [c.label for c in edited] == ["公众号模板 ID", "短信模板", "模板字段对应 thing1"]

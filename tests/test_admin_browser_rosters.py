@@ -105,5 +105,6 @@ def test_a_team_adds_a_player_picked_as_staff_type(page, live_server, sql):
     page.set_viewport_size(PHONE)
     page.reload()
     overhang = page.evaluate("Math.max(...[...document.querySelectorAll('table.list input')].map(i =>"
-                             " i.getBoundingClientRect().right - i.closest('.table-wrap').getBoundingClientRect().right))")
+                             " i.getBoundingClientRect().right"
+                             " - i.closest('.table-wrap').getBoundingClientRect().right))")
     assert overhang <= 0

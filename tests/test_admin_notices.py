@@ -173,6 +173,7 @@ async def test_a_send_without_its_preview_key_writes_nothing(make_client, sql):
     form = {"audience": "active", "audience_id": "", "title": "通知", "content": "场馆周日关闭", "url": ""}
     for key in (None, "", "0" * 31, "G" * 32, "'; DROP TABLE notices; --"):
         resp = await post_form(client, "/admin/notices/send", form if key is None else {**form, "send_key": key})
-        assert resp.status == 303 and bare("未发送：请先预览，再从预览页发送") in text_of(await followed(client, resp)), key
+        page = text_of(await followed(client, resp))
+        assert resp.status == 303 and bare("未发送：请先预览，再从预览页发送") in page, key
     assert sql("SELECT count(*) AS n FROM notice_campaigns")[0]["n"] == 0
     assert sql("SELECT count(*) AS n FROM notices")[0]["n"] == 0
