@@ -21,6 +21,7 @@ from aiohttp import web
 
 from jiandong.app import create_app
 from jiandong.demo.club import DEMO_LOGIN_CODE, DEMO_USER_NAME, demo_state, load_demo, load_large
+from jiandong.lib import eventloop
 from jiandong.ops.banner import banner, owner_exists
 from jiandong.ops.check import PROBLEM, check, first_line, mask_url_password
 from jiandong.ops.embedded import EmbeddedError, servers_for
@@ -173,7 +174,8 @@ async def serve(settings: Settings, sockets: list[socket.socket], *, banner_text
         for sock in sockets:
             await web.SockSite(runner, sock).start()
         ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])
-        logger.info("serving on %s port(s) %s", settings.host, ", ".join(map(str, ports)))
+        logger.info("serving on %s port(s) %s (%s event loop)", settings.host, ", ".join(map(str, ports)),
+                    eventloop.chosen(settings.event_loop))
         if banner_text:
             logger.info("%s", banner_text)
         stop = asyncio.Event()
@@ -202,7 +204,7 @@ def run_worker(settings: Settings, sockets: list[socket.socket], worker: int, ba
         # A parent killed outright (SIGKILL) must not leave its workers holding the ports: they get SIGTERM.
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     configure_logging(settings, process=f"worker {worker}")
-    asyncio.run(serve(settings, sockets, banner_text=banner_text, signals=(signal.SIGTERM,)))
+    eventloop.run(serve(settings, sockets, banner_text=banner_text, signals=(signal.SIGTERM,)), settings.event_loop)
 
 
 def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text: str) -> int:
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                                  owner_exists(settings.database_url))
             if settings.workers > 1:
                 return serve_workers(settings, sockets, banner_text)
-            asyncio.run(serve(settings, sockets, banner_text=banner_text))
+            eventloop.run(serve(settings, sockets, banner_text=banner_text), settings.event_loop)
     except PortInUse as exc:
         print(f"jiandong: {exc} (is this server running already? choose other ports with --port and --chat-port)",
               file=sys.stderr)

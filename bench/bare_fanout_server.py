@@ -11,8 +11,11 @@ as it came, and back to its sender with "myself":true.
 from __future__ import annotations
 
 import argparse
+import os
 
 from aiohttp import WSMsgType, web
+
+from jiandong.lib import eventloop
 
 LOGIN_ECHO = '{"type":"LOGIN","myself":true}'
 sockets_key = web.AppKey("sockets", set[web.WebSocketResponse])
@@ -48,7 +51,9 @@ def main() -> None:
     app = web.Application()
     app[sockets_key] = set()
     app.router.add_get("/ws", chat)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None,
+               # The server's loop (uvloop when installed): the same loop on both sides of a ratio.
+               loop=eventloop.new_loop(os.environ.get("JIANDONG_EVENT_LOOP", "auto")))
 
 
 if __name__ == "__main__":

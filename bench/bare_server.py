@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import typing
 
 import orjson
 from aiohttp import web
+
+from jiandong.lib import eventloop
 
 
 def make_app(routes: typing.Iterable[tuple[str, str, typing.Any]]) -> web.Application:
@@ -56,7 +59,9 @@ def main() -> None:
     for method, path, body_file in routes:
         with open(body_file, encoding="utf-8") as f:
             loaded.append((method, path, XmlText(f.read()) if body_file.endswith(".xml") else json.load(f)))
-    web.run_app(make_app(loaded), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(make_app(loaded), host="127.0.0.1", port=args.port, access_log=None, print=None,
+               # The server's loop (uvloop when installed): the same loop on both sides of a ratio.
+               loop=eventloop.new_loop(os.environ.get("JIANDONG_EVENT_LOOP", "auto")))
 
 
 if __name__ == "__main__":

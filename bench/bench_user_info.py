@@ -5,7 +5,10 @@
 Starts `python server.py` (a database `jiandong_bench` of its own on the PostgreSQL at --database-url,
 Redis at --redis-url; embedded servers when those do not answer) and bench/bare_server.py, logs in
 with a development WeChat code, then loads both with wrk (or, without wrk, an aiohttp client in
---threads processes) and prints requests/s of each and their ratio. Both servers are one process.
+--threads processes) and prints requests/s of each and their ratio. Both servers are one process,
+the real one as deployed (access log and metrics on, uvloop when installed).
+
+Exit status 1 below the floor, 0.3x: a regression guard well under where it stands, not a timing test.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from common import (
 
 DATABASE = "jiandong_bench"
 PATH = "/api/v1/user/info"
+FLOOR = 0.3
 
 
 def main() -> int:
@@ -54,7 +58,11 @@ def main() -> int:
     print(client_line(client, args))
     print(f"bare aiohttp handler   {bare_result.requests_per_second:10.1f} requests/s")
     print(f"GET {PATH}  {app.requests_per_second:10.1f} requests/s")
-    print(f"ratio user/info / bare {app.requests_per_second / bare_result.requests_per_second:10.2f}")
+    ratio = app.requests_per_second / bare_result.requests_per_second if bare_result.requests else 0.0
+    print(f"ratio user/info / bare {ratio:10.2f}  (floor {FLOOR})")
+    if ratio < FLOOR:
+        print(f"below its floor: {ratio:.2f} < {FLOOR}", file=sys.stderr)
+        return 1
     if bare_result.errors or app.errors:
         print(f"errors: bare {bare_result.errors}, user/info {app.errors}", file=sys.stderr)
         return 1

@@ -44,6 +44,11 @@ def parser(description: str | None, database: str) -> argparse.ArgumentParser:
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help=f"PostgreSQL admin URL; the database {database} is made there")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="Redis URL")
+    parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                        help="the servers' event loop, the bare ones' too (JIANDONG_EVENT_LOOP; default auto: "
+                             "uvloop when installed)")
+    parser.add_argument("--quiet-log", action="store_true",
+                        help="the server at log level WARNING: no access lines (default INFO, as deployed)")
     return parser
 
 
@@ -224,8 +229,10 @@ def bench_run(args: argparse.Namespace, database: str, *, keep_database: bool = 
             JIANDONG_REDIS_URL=redis_url,
             JIANDONG_REDIS_PREFIX=prefix,
             JIANDONG_VAR_DIR=str(work / "var"),
-            JIANDONG_LOG_LEVEL="WARNING",
+            # As deployed: an access line per request, written to the server's log file.
+            JIANDONG_LOG_LEVEL="WARNING" if args.quiet_log else "INFO",
             JIANDONG_CHAT_PORT="0",
+            JIANDONG_EVENT_LOOP=args.event_loop,
         )
         yield Run(stack, work, env)
 

@@ -41,7 +41,7 @@ from .store import kv as cache
 from .tasks import counter_flush, live_status
 from .tasks import notices as notice_tasks
 from .tasks import orders as order_tasks
-from .web import access, auth, health, middlewares, proxies, security_headers
+from .web import auth, health, pipeline, security_headers
 from .web import h5 as pages
 from .web.params import UPLOAD_BODY_LIMIT
 
@@ -54,35 +54,19 @@ API_ROUTES = (
 
 
 def create_app(settings: Settings) -> web.Application:
+    app_metrics = metrics.Metrics()
     app = web.Application(
-        # A backstop only: each route's own limit is applied first (request_limits_middleware).
+        # A backstop only: each route's own limit is applied first (web/pipeline.py).
         client_max_size=UPLOAD_BODY_LIMIT,
-        middlewares=[
-            # The access log and HTTP metrics outermost, to see every answer as it leaves; then the
-            # chat port's guard, which leaves it nothing but the websocket; then CORS so error
-            # answers carry its headers too and preflights stop early; then the request id, which
-            # the error path logs; then the one error path; then the media URLs, made absolute in what
-            # the handlers answer; then the request limits, so a request no handler can take costs
-            # nothing more; auth last, so its 10003 goes through the error path like any other error.
-            access.access_middleware,
-            middlewares.chat_port_middleware,
-            middlewares.cors_middleware,
-            middlewares.request_id_middleware,
-            middlewares.error_middleware,
-            middlewares.media_urls_middleware,
-            middlewares.request_limits_middleware,
-            auth.auth_middleware,
-        ],
+        # One layer: the access log and metrics, the chat port's guard, CORS, the request id, the error
+        # path, trusted proxies, the request limits and the token, in that order (web/pipeline.py).
+        middlewares=[pipeline.Pipeline(settings, app_metrics)],
     )
-    if settings.trust_proxy:
-        # Right after the error path (a bad header gets the JSON body), before anything that reads
-        # request.remote: the request limits, auth, the rate limits and WeChat Pay.
-        app.middlewares.insert(5, proxies.TrustedProxies(settings.trusted_proxies).middleware)
     # Every answer, the websocket upgrade and static files included: no Server, nosniff; the console's a CSP.
     security_headers.setup(app, settings)
     app[settings_key] = settings
     app[docs_cache_key] = {}
-    app[metrics_key] = metrics.Metrics()
+    app[metrics_key] = app_metrics
     # Resources in dependency order; they close in reverse.
     app.cleanup_ctx.extend(
         [

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .lib import logformat, logthrottle
+from .lib import eventloop, logformat, logqueue, logthrottle
 
 ENV_PREFIX = "JIANDONG_"
 TEST_PREFIX = "JIANDONG_TEST_"
@@ -72,6 +72,12 @@ def known_time_zone(name: str, value: str) -> str | None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         return f"{name} {value!r} is not a known time zone"
+    return None
+
+
+def uvloop_if_chosen(name: str, value: str) -> str | None:
+    if value == "uvloop" and not eventloop.uvloop_installed():
+        return f"{name} is uvloop, which is not installed: pip install '.[speed]'"
     return None
 
 
@@ -151,6 +157,11 @@ class Settings:
         choices=("text", "json"),
     )
     access_log: bool = spec(True, "a log line per request (logger jiandong.access)")
+    event_loop: str = spec(
+        "auto",
+        "auto: uvloop when it is installed (pip install '.[speed]'), else asyncio's; or uvloop, or asyncio",
+        choices=eventloop.CHOICES, check=uvloop_if_chosen,
+    )
     metrics_allow: tuple[str, ...] = spec(
         ("127.0.0.0/8", "::1/128"),
         "comma-separated addresses or CIDRs allowed to read /metrics; empty = none (token only)",
@@ -613,11 +624,12 @@ def _suggestion(key: str, types: typing.Mapping[str, typing.Any]) -> str:
 
 
 def configure_logging(settings: Settings, process: str | None = None) -> None:
-    """Log lines to stderr at the configured level; `process` ("main", "worker 2") names a --workers process."""
+    """Log lines to stderr at the configured level, formatted and written by a thread of their own
+    (lib/logqueue.py); `process` ("main", "worker 2") names a --workers process."""
     handler = logging.StreamHandler()
     handler.setFormatter(logformat.JsonFormatter(process) if settings.log_format == "json"
                          else logformat.TextFormatter(process))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[logqueue.off_loop(handler)])
     # Warnings (aiohttp's about a malformed multipart header, say) are log lines like any other.
     logging.captureWarnings(True)
     logthrottle.install(logging.getLogger().handlers)

@@ -6,6 +6,7 @@ import typing
 import pytest
 
 from jiandong.keys import content_cache_key, view_counts_key
+from jiandong.lib import encoding
 from jiandong.services.counters import LookupBatcher
 from jiandong.store.kv import rkey
 from tests.helpers.api import get_json, login
@@ -368,3 +369,26 @@ async def test_many_concurrent_detail_reads_serve_the_same_exact_count(client, t
     )
     assert {body["browse_num"] for body in bodies[:100]} == {65}
     assert {body["data"][0]["browse_num"] for body in bodies[100:]} == {65}
+
+
+@pytest.mark.parametrize(
+    ("add_content", "path"),
+    [
+        (lambda sql: add_competition(sql, "已编码"), "/api/v1/competition/{}"),
+        (lambda sql: add_banner(sql, 3, title="已编码", img_url="/media/b.png"), "/api/v1/banner/{}"),
+        (lambda sql: add_banner(sql, 4, title="已编码") and 4, "/api/v1/banner/by_position?id={}"),
+    ],
+    ids=["competition", "banner", "carousel"],
+)
+async def test_a_cache_hit_answers_the_encoded_bytes_with_no_json_work(client, token, sql, monkeypatch,
+                                                                       add_content, path):
+    url = path.format(add_content(sql))
+    first = await client.get(url, headers={"token": token})
+    assert first.status == 200
+    encoded: list[typing.Any] = []
+    dumps = encoding.dumps
+    monkeypatch.setattr(encoding, "dumps", lambda value: encoded.append(value) or dumps(value))
+    again = await client.get(url, headers={"token": token})
+    assert (again.status, await again.read(), encoded) == (200, await first.read(), [])
+    # Stored paths still leave as absolute URLs: made so on the way out, on the cached bytes.
+    assert b'"/media/' not in await again.read()

@@ -77,6 +77,25 @@ async def test_metrics_by_route_template(make_client):
             assert not any(raw in label for raw in ("123", "456", "789", "/no/such")), label
 
 
+async def test_what_no_route_matches_is_metered_without_a_record_of_its_own(make_client):
+    client = await make_client()
+    pipeline = client.app.middlewares[0]
+    for path in ("/healthz", "/api/v1/config/value", "/admin/login"):
+        await client.get(path)
+    known = dict(pipeline.routes)
+    for n in range(100):
+        assert (await client.get(f"/no/such/{n}")).status == 404
+        assert (await client.post(f"/api/v1/nothing/{n}")).status == 404
+        assert (await client.get(f"/admin/nothing/{n}")).status == 404
+        assert (await client.put("/healthz")).status == 405
+    # Each of those had a route object of its own (aiohttp's): keeping one per request would grow forever.
+    assert pipeline.routes == known
+    found = samples((await scrape(client))[1])
+    assert value(found, "jiandong_http_requests_total", route="<unmatched>", method="GET", status="404") == 200
+    assert value(found, "jiandong_http_requests_total", route="<unmatched>", method="POST", status="404") == 100
+    assert value(found, "jiandong_http_requests_total", route="<unmatched>", method="PUT", status="405") == 100
+
+
 async def test_metrics_only_from_allowed_networks_or_with_the_token(make_client):
     closed = await make_client(metrics_allow=("10.0.0.0/8",), metrics_token="scrape-me-please")
     assert (await scrape(closed))[0] == 403

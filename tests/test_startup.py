@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 
 from jiandong.ops.banner import banner, owner_exists
+from jiandong.settings import SettingsError, load_settings
 from jiandong.store.db import migrate
 from tests.helpers.admin import add_admin
 from tests.helpers.realtime import frame_of, send
@@ -201,7 +202,23 @@ async def test_a_second_start_of_workers_is_refused(started, settings, tmp_path)
     log = server.log()
     assert "INFO [main] jiandong: worker 2 started" in log
     for worker in (1, 2):
-        assert f"INFO [worker {worker}] jiandong: serving on 127.0.0.1 port(s) {server.port}, {server.chat_port}" in log
+        assert (f"INFO [worker {worker}] jiandong: serving on 127.0.0.1 port(s) {server.port}, {server.chat_port} "
+                "(uvloop event loop)") in log
+
+
+async def test_the_server_runs_on_asyncios_own_loop_when_told_to(started, settings, tmp_path):
+    start, session = started
+    server = start({**server_env(settings, tmp_path / "var"), "JIANDONG_EVENT_LOOP": "asyncio"}, tmp_path / "a.log")
+    await server.ready(session)
+    await still_serves(server, session)
+    serving = f"jiandong: serving on 127.0.0.1 port(s) {server.port}, {server.chat_port} (asyncio event loop)"
+    assert serving in server.log()
+
+
+def test_uvloop_chosen_but_not_installed_is_a_settings_problem(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    with pytest.raises(SettingsError, match=r"event_loop is uvloop, which is not installed: pip install"):
+        load_settings({"JIANDONG_EVENT_LOOP": "uvloop"})
 
 
 def alive(pid: int) -> bool:

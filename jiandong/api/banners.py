@@ -18,11 +18,11 @@ from ..services.files import file_columns, file_object
 from ..store import db
 from ..web.fields import Int, Spec
 from ..web.openapi import FILE_OBJECT, array, describe, integer, obj, string
-from ..web.responses import json_response
+from ..web.responses import cached_json
 
 routes = web.RouteTableDef()
-ONE_BANNER = shape("banner", "banner", dict)
-CAROUSEL = shape("banner", "banners_at_position", list)
+ONE_BANNER = shape("banner", "banner", bytes)
+CAROUSEL = shape("banner", "banners_at_position", bytes)
 
 ENABLED = 1
 # Positions are smallint; a bigger number cannot match a banner (and must not reach the query).
@@ -90,7 +90,7 @@ async def list_banners_by_position(request: web.Request) -> web.Response:
             raise CarouselNotFound()
         return [banner_item(row) for row in rows]
 
-    return json_response(await request.config_dict[content_cache_key].get(CAROUSEL(position), load))
+    return await cached_json(request.config_dict[content_cache_key], CAROUSEL(position), load)
 
 
 @routes.get("/api/v1/banner/{id}")
@@ -108,4 +108,4 @@ async def get_banner(request: web.Request) -> web.Response:
             raise BannerNotFound()
         return banner_item(row)
 
-    return json_response(await request.config_dict[content_cache_key].get(ONE_BANNER(ident), load))
+    return await cached_json(request.config_dict[content_cache_key], ONE_BANNER(ident), load)

@@ -29,7 +29,7 @@ from ..web.auth import current_user_id
 from ..web.fields import Int, Paged, PathId, Spec
 from ..web.openapi import array, describe, integer, obj, page_of, string
 from ..web.params import MAX_ID
-from ..web.responses import json_response, operation_result, page_body
+from ..web.responses import cached_json, json_response, operation_result, page_body
 
 routes = web.RouteTableDef()
 
@@ -82,7 +82,7 @@ class CompetitionPath(Spec):
     id = PathId("赛事 ID", minimum=1)
 
 
-DETAIL = shape("competition", "competition", dict)
+DETAIL = shape("competition", "competition", bytes)
 DETAIL_SQL = """
     SELECT c.id, c.title, c.summary, c.description, c.score, c.main_img_url, c.play_time, c.notes, c.is_hot,
            c.club_score, c.opponent_score, c.periods, t.name AS team_name, o.name AS opponent_name
@@ -186,7 +186,7 @@ async def get_competition(request: web.Request) -> web.Response:
             "is_hot": formats.flag(row["is_hot"]),
         }
 
-    return json_response(await request.config_dict[content_cache_key].get(DETAIL(competition_id), load))
+    return await cached_json(request.config_dict[content_cache_key], DETAIL(competition_id), load)
 
 
 async def _upcoming_page(pool: aiopg.Pool, user_id: int, page: int, size: int) -> tuple[list[db.Row], int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import math
 
 from . import encoding
 
@@ -17,9 +18,26 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
 
 
-def iso_time(record: logging.LogRecord) -> str:
-    """The record's local time to the millisecond, with its offset: 2026-11-30T18:51:56.518+08:00."""
-    return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+class IsoTime:
+    """A record's local time to the millisecond, with its offset: 2026-11-30T18:51:56.518+08:00.
+
+    The date, time and offset are worked out once per second (a busy server logs thousands of lines in
+    one), kept as one tuple so that two threads formatting at once each see a whole one.
+    """
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str, str] = (-1, "", "")
+
+    def __call__(self, record: logging.LogRecord) -> str:
+        # As datetime.fromtimestamp reads it: rounded to the microsecond, then cut to the millisecond.
+        fraction, whole = math.modf(record.created)
+        micros = round(fraction * 1_000_000)
+        second, millis = int(whole) + micros // 1_000_000, micros % 1_000_000 // 1000
+        cached = self._second
+        if cached[0] != second:
+            local = dt.datetime.fromtimestamp(second).astimezone()
+            cached = self._second = (second, local.strftime("%Y-%m-%dT%H:%M:%S"), local.isoformat()[19:])
+        return f"{cached[1]}.{millis:03d}{cached[2]}"
 
 
 class TextFormatter(logging.Formatter):
@@ -28,9 +46,10 @@ class TextFormatter(logging.Formatter):
     def __init__(self, process: str | None = None) -> None:
         where = f"[{process}] " if process else ""
         super().__init__(f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s")
+        self.iso_time = IsoTime()
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        return iso_time(record)
+        return self.iso_time(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,10 +58,11 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, process: str | None = None) -> None:
         super().__init__()
         self.process = process
+        self.iso_time = IsoTime()
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": iso_time(record),
+            "time": self.iso_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -147,15 +147,6 @@ class Metrics:
         return generate_latest(registry)
 
 
-def route_of(request: web.BaseRequest) -> str:
-    """The route template a request matched (`/api/v1/competition/{id}`), never its raw path."""
-    match_info = getattr(request, "match_info", None)
-    resource = match_info.route.resource if match_info is not None else None
-    if resource is None or isinstance(getattr(match_info, "http_exception", None), web.HTTPException):
-        return UNMATCHED
-    return resource.canonical
-
-
 def allowed(request: web.Request, settings: Settings) -> bool:
     """A scrape from an allowed network, or with the bearer token when one is set."""
     if settings.metrics_token:

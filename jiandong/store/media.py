@@ -183,7 +183,7 @@ def write_image(root: Path, folder: str, month: str, image: CheckedImage) -> str
 # Stored media are paths on this site (`/media/...` in the database), so a change of host needs no
 # rewrite; answers make them absolute when they are served (absolute_in_json, absolute; base: public_urls.public_base).
 MEDIA_PREFIX = "/media/"
-_JSON_MEDIA = b'"' + MEDIA_PREFIX.encode()
+JSON_MEDIA = b'"' + MEDIA_PREFIX.encode()
 
 
 def media_path(relative: str) -> str:
@@ -202,9 +202,9 @@ def absolute_in_json(body: bytes, base: str) -> bytes:
     One pass over the encoded bytes, whatever field (or JSON text inside a string, as guest/:id's
     `user`) carries it: `"/media/` can only be the start of a string value (`\"/media/` inside one).
     """
-    if _JSON_MEDIA not in body:
+    if JSON_MEDIA not in body:
         return body
-    return body.replace(_JSON_MEDIA, b'"' + base.encode() + MEDIA_PREFIX.encode())
+    return body.replace(JSON_MEDIA, b'"' + base.encode() + MEDIA_PREFIX.encode())
 
 
 # The picture the pages show for a user without an avatar of their own (head_img "", as after a WeChat

@@ -1,4 +1,10 @@
-"""Each request measured once: its HTTP metrics (by route template) and its access log line."""
+"""Each request measured once: its HTTP metrics (by route template) and its access log line.
+
+Bound once per route and status: the metric children (prometheus-client's `labels()` validates, locks
+and looks up on every call). The line is a LogRecord made directly (no `findCaller` stack walk) and
+handed to the root logger's handlers, which in the server are a queue (lib/logqueue.py): it is
+formatted and written off the event loop.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +14,67 @@ import typing
 
 from aiohttp import web
 
-from ..keys import metrics_key, request_id_key, settings_key, user_id_key
-from ..ops.metrics import route_of
+from ..ops.metrics import UNMATCHED, Metrics
 
 logger = logging.getLogger("jiandong.access")
 # Any other method a client invents is counted as "other": labels stay few.
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+ACCESS_FORMAT = "%s %s %d %.1fms"
 
-Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
+
+class RouteMeter:
+    """One route's metric children: its duration histogram, and its request counter per method and status."""
+
+    __slots__ = ("counted", "duration", "label", "metrics")
+
+    def __init__(self, metrics: Metrics, label: str) -> None:
+        self.metrics = metrics
+        self.label = label
+        self.duration = metrics.http_duration.labels(label)
+        self.counted: dict[tuple[str, int], typing.Any] = {}
+
+    def count(self, method: str, status: int) -> None:
+        child = self.counted.get((method, status))
+        if child is None:
+            if method not in METHODS:
+                method = "other"
+            # Bounded: a handful of methods times the statuses a route answers.
+            child = self.counted[(method, status)] = self.metrics.http_requests.labels(self.label, method, str(status))
+        child.inc()
 
 
-@web.middleware
-async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count the request by route template, method and status, time it, and log one line for it.
+class Access:
+    """The access line and the HTTP metrics of one app; `unmatched` meters what no route matched."""
 
-    The line names the path without its query string: a query may carry a secret (a stream
-    callback's token), a path never does.
-    """
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
+    def __init__(self, metrics: Metrics, log_lines: bool) -> None:
+        self.metrics = metrics
+        self.log_lines = log_lines
+        self.unmatched = RouteMeter(metrics, UNMATCHED)
+
+    def meter(self, label: str) -> RouteMeter:
+        return RouteMeter(self.metrics, label)
+
+    def done(self, request: web.Request, meter: RouteMeter, status: int, started: float,
+             request_id: str | None, user_id: int | None) -> None:
+        """Count the request by route template, method and status, time it, and log one line for it.
+
+        The line names the path without its query string: a query may carry a secret (a stream
+        callback's token), a path never does.
+        """
         elapsed = time.perf_counter() - started
-        route = route_of(request)
-        metrics = request.config_dict[metrics_key]
-        method = request.method if request.method in METHODS else "other"
-        metrics.http_requests.labels(route, method, str(status)).inc()
-        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        method = request.method
+        meter.count(method, status)
         # A websocket's time is the length of a chat session, not of an answer.
-        if not websocket:
-            metrics.http_duration.labels(route).observe(elapsed)
-        if request.config_dict[settings_key].access_log:
-            user_id = request.get(user_id_key)
-            logger.info("%s %s %d %.1fms", request.method, request.path, status, elapsed * 1000, extra={
-                "request_id": request.get(request_id_key), "method": request.method, "route": route,
-                "status": status, "duration_ms": round(elapsed * 1000, 1), "user_id": user_id,
-            })
+        if status != 101:
+            meter.duration.observe(elapsed)
+        if self.log_lines and logger.isEnabledFor(logging.INFO):
+            ms = round(elapsed * 1000, 1)
+            record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, ACCESS_FORMAT,
+                                       (method, request.path, status, ms), None)
+            record.request_id = request_id
+            record.method = method
+            record.route = meter.label
+            record.status = status
+            record.duration_ms = ms
+            record.user_id = user_id
+            logger.handle(record)

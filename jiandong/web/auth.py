@@ -1,4 +1,4 @@
-"""Login tokens: issue and resolve them (Redis), and the middleware that marks each request's user."""
+"""Login tokens: issue and resolve them (Redis); each request's user is resolved in pipeline.py."""
 
 from __future__ import annotations
 
@@ -78,19 +78,6 @@ def public(handler: Handler) -> Handler:
 async def tokens_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     app[tokens_key] = TokenStore(app[redis_key], app[settings_key])
     yield
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the `token` header to a user id; /api/ routes need one unless marked public."""
-    token = request.headers.get("token")
-    user_id = await request.config_dict[tokens_key].resolve(token) if token else None
-    request[user_id_key] = user_id
-    if user_id is None and request.path.startswith("/api/"):
-        match = request.match_info
-        if match.http_exception is None and not getattr(match.handler, "public", False):
-            raise TokenInvalid()
-    return await handler(request)
 
 
 def current_user_id(request: web.Request) -> int:

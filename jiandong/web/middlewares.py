@@ -1,9 +1,9 @@
-"""Cross-cutting middlewares: request ids, the one error path, CORS. Their order is set in app.py."""
+"""The steps every request goes through, each in one place: the one error path, CORS, media URLs made
+absolute. pipeline.py runs them in their order."""
 
 from __future__ import annotations
 
 import logging
-import secrets
 import typing
 
 from aiohttp import web
@@ -18,31 +18,16 @@ from ..errors import (
     RouteNotFound,
     ServiceUnavailable,
 )
-from ..keys import body_limit_key, outages_key, request_id_key, settings_key
-from ..lib import logformat
+from ..keys import outages_key, request_id_key
 from ..lib.logthrottle import JUNK
 from ..store import media
 from ..store.outages import dependency_of
 from . import public_urls
-from .params import DEFAULT_BODY_LIMIT, on_chat_port
 from .responses import json_response
 
 logger = logging.getLogger(__name__)
 
 Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id, echoed in X-Request-Id and used in the logs."""
-    request_id = secrets.token_hex(8)
-    request[request_id_key] = request_id
-    # For the log lines written while it is handled (this request's task has a context of its own).
-    logformat.request_id.set(request_id)
-    response = await handler(request)
-    if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
-    return response
 
 
 def error_body(request: web.Request, error: ApiError) -> web.Response:
@@ -62,58 +47,25 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
-@web.middleware
-async def media_urls_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def absolute_media_urls(request: web.Request, response: web.StreamResponse) -> None:
     """Stored media paths (`/media/...`) leave in JSON answers as absolute URLs under the public URL
     (public_urls.public_base): every field of every answer, cached or not, in one place."""
-    response = await handler(request)
     if type(response) is web.Response and response.content_type == "application/json":
         body = response.body
-        if isinstance(body, bytes):
-            rewritten = media.absolute_in_json(body, public_urls.public_base(request))
-            if rewritten is not body:
-                response.body = rewritten
-    return response
+        # Most answers carry no stored path: the base URL is worked out only for those that do.
+        if isinstance(body, bytes) and media.JSON_MEDIA in body:
+            response.body = media.absolute_in_json(body, public_urls.public_base(request))
 
 
-@web.middleware
-async def chat_port_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The dedicated chat port serves its websocket at / and nothing else: whoever opens that port to
-    the world (the old deployment did) must not expose the API, the console or the metrics through it."""
-    if request.path != "/" and on_chat_port(request):
-        raise web.HTTPNotFound(text="the chat port serves only its websocket, at /")
-    return await handler(request)
-
-
-@web.middleware
-async def request_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse before any handler what none can take: a NUL in the path or query (it names no file,
-    row or setting, and PostgreSQL and the file system refuse it), or a body over the route's limit
-    by its Content-Length, before a byte of it is read."""
-    if len(request.match_info.apps) > 1:
-        # A sub-application's route (the console) reads its own bodies, with limits of its own per field,
-        # and refuses a NUL with a page of its own (admin/errors.py), not with the API's JSON.
-        return await handler(request)
-    if "\x00" in request.path or "\x00" in request.query_string:
-        raise ParameterError("参数错误: 请求地址含有非法字符")
-    doc = getattr(request.match_info.handler, "openapi", None)
-    limit = doc.max_body if doc is not None else DEFAULT_BODY_LIMIT
-    if (request.content_length or 0) > limit:
-        raise PayloadTooLarge()
-    request[body_limit_key] = limit
-    return await handler(request)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Documented errors become the API's JSON error body; anything unexpected a bare 500."""
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return error_body(request, error)
-    except web.HTTPException as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The answer to what a handler raised: a documented error as the API's JSON error body, an outage as
+    503, anything unexpected a bare 500 (logged). An HTTP redirect, or an HTTP error outside /api/, is
+    raised again for aiohttp (or the console's own error pages) to answer."""
+    if isinstance(exc, ApiError):
+        return error_body(request, exc)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or not request.path.startswith("/api/"):
-            raise
+            raise exc
         cls = _HTTP_ERRORS.get(exc.status)
         if cls is not None:
             response = error_body(request, cls())
@@ -124,42 +76,61 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(
             {"msg": exc.reason, "error_code": 10000, "request_url": request.path}, status=exc.status
         )
+    dependency = dependency_of(exc)
+    if dependency is not None:
+        # Logged once per outage (outages.py), not once per request.
+        return error_body(request, request.config_dict[outages_key].refused(dependency, exc))
+    # Held back when a flood of junk sets off the same bug over and over.
+    logger.error(
+        "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path,
+        exc_info=exc, extra=JUNK,
+    )
+    return error_body(request, InternalError())
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The error path alone (error_answer), for an application without the pipeline (pipeline.py)."""
+    try:
+        return await handler(request)
     except Exception as exc:
-        dependency = dependency_of(exc)
-        if dependency is not None:
-            # Logged once per outage (outages.py), not once per request.
-            return error_body(request, request.config_dict[outages_key].refused(dependency, exc))
-        # Held back when a flood of junk sets off the same bug over and over.
-        logger.exception(
-            "unexpected error in request %s: %s %s", request.get(request_id_key), request.method, request.path,
-            extra=JUNK,
-        )
-        return error_body(request, InternalError())
+        return error_answer(request, exc)
 
 
 CORS_ALLOW_HEADERS = "token, content-type, x-requested-with"
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+CORS_PREFLIGHT = {
+    "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+    "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+    "Access-Control-Max-Age": "86400",
+}
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+class Cors:
     """CORS for the configured origins; the preflight must let the custom `token` header through."""
-    origin = request.headers.get("Origin")
-    allowed = request.config_dict[settings_key].cors_origins
-    if not origin or not allowed or ("*" not in allowed and origin not in allowed):
-        return await handler(request)
-    headers = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin, "Vary": "Origin"}
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        headers.update(
-            {
-                "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
-                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
-                "Access-Control-Max-Age": "86400",
-            }
-        )
-        return web.Response(status=204, headers=headers)
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.update(headers)
-        response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
-    return response
+
+    def __init__(self, origins: typing.Collection[str]) -> None:
+        self.any = "*" in origins
+        self.origins = frozenset(origins)
+
+    def headers(self, request: web.Request) -> dict[str, str] | None:
+        """The CORS headers of an answer to this request, or None when its origin is not allowed."""
+        if not self.origins:
+            return None
+        origin = request.headers.get("Origin")
+        if not origin or not (self.any or origin in self.origins):
+            return None
+        return {"Access-Control-Allow-Origin": "*" if self.any else origin, "Vary": "Origin"}
+
+    @staticmethod
+    def preflight(request: web.Request, headers: dict[str, str]) -> web.Response | None:
+        """The 204 answering a preflight, which stops the request here; None for any other request."""
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return web.Response(status=204, headers={**headers, **CORS_PREFLIGHT})
+        return None
+
+    @staticmethod
+    def add(response: web.StreamResponse, headers: dict[str, str]) -> None:
+        if not response.prepared:
+            response.headers.update(headers)
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"

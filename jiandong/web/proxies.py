@@ -9,8 +9,6 @@ from aiohttp import hdrs, web
 from aiohttp_remotes.exceptions import UntrustedIP
 from aiohttp_remotes.utils import check_ip, parse_trusted_element
 
-Handler = typing.Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
-
 
 class TrustedProxies:
     """X-Forwarded-For believed only as far as the proxies we trust (aiohttp-remotes' address rules).
@@ -43,11 +41,10 @@ class TrustedProxies:
                 break
         return address
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """`request.remote` becomes the client's address."""
+    def resolve(self, request: web.Request) -> web.Request:
+        """The request, with `request.remote` the client's address (a clone when that is not the peer's)."""
         peer = request.remote
         if peer is None or not self.trusts(peer):
-            return await handler(request)
+            return request
         client = self.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
-        return await handler(request if client == peer else request.clone(remote=client))
+        return request if client == peer else request.clone(remote=client)

@@ -8,10 +8,22 @@ import typing
 from aiohttp import web
 
 from ..lib import encoding
+from ..services.content_cache import ContentCache, Key
 
 
 def json_response(data: typing.Any, status: int = 200) -> web.Response:
     return web.Response(body=encoding.dumps(data), status=status, content_type="application/json")
+
+
+async def cached_json(cache: ContentCache, key: Key[bytes], load: typing.Callable[[], typing.Awaitable[typing.Any]],
+                      ttl: float | None = None) -> web.Response:
+    """A 200 JSON answer of what `load` returns, kept in the content cache as its encoded bytes: a hit does
+    no JSON work. `key`'s shape holds bytes; what `load` raises is raised (and nothing cached)."""
+
+    async def encoded() -> bytes:
+        return encoding.dumps(await load())
+
+    return web.Response(body=await cache.get(key, encoded, ttl), content_type="application/json")
 
 
 def operation_result(request: web.Request) -> web.Response:

@@ -1,0 +1,131 @@
+"""Log lines are formatted and written by a thread of their own: a log output that stalls stalls no request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from jiandong.lib import logqueue
+from jiandong.lib.logformat import IsoTime, JsonFormatter
+from tests.helpers.api import login
+
+# Released by then even if the server wrote on its event loop, so that such a failure ends the test.
+SAFETY_RELEASE = 60.0
+
+
+class StalledStream(io.StringIO):
+    """A log output whose writes wait until it is released, as a pipe nobody reads does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.released.wait()
+        return super().write(text)
+
+
+def queued_json(stream: io.StringIO, size: int = logqueue.QUEUE_SIZE) -> logqueue.LoopSafeQueueHandler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    return logqueue.off_loop(handler, size)
+
+
+async def test_a_stalled_log_output_stalls_no_request(client):
+    token = await login(client, "stalled-log")
+    stream = StalledStream()
+    front = queued_json(stream)
+    safety = threading.Timer(SAFETY_RELEASE, stream.released.set)
+    safety.start()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(front)
+    root.setLevel(logging.INFO)
+    try:
+        request_ids = []
+        for _ in range(5):
+            resp = await client.post("/api/v1/identify/code", data={"phone": "13800138000"}, headers={"token": token})
+            assert resp.status in (200, 429)
+            request_ids.append(resp.headers["X-Request-Id"])
+        answered_while_stalled = not stream.released.is_set()
+    finally:
+        root.removeHandler(front)
+        root.setLevel(level)
+        stream.released.set()
+        safety.cancel()
+        front.listener.stop()
+    assert answered_while_stalled
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [line for line in lines if line["logger"] == "jiandong.access"]
+    assert [line["request_id"] for line in access] == request_ids
+    # A line logged while a request is handled carries its id, read where it was logged, not in the writer.
+    (sms, *_) = [line for line in lines if line["logger"] == "jiandong.integrations.sms"]
+    assert sms["request_id"] == request_ids[0]
+
+
+def test_lines_past_the_queue_are_dropped_and_counted():
+    stream = StalledStream()
+    front = queued_json(stream, size=2)
+    logger = logging.getLogger("jiandong.tests.log_queue")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(front)
+    try:
+        for n in range(10):
+            logger.warning("line %d", n)
+    finally:
+        logger.removeHandler(front)
+        stream.released.set()
+        front.listener.stop()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    written = [line for line in lines if line.startswith("line ")]
+    (said,) = [line for line in lines if "dropped" in line]
+    dropped = int(said.split()[0])
+    assert said == f"{dropped} log lines dropped: the log output did not keep up"
+    # The first lines are kept, in order; the rest is counted, not lost without a word.
+    assert written == [f"line {n}" for n in range(len(written))] and 1 <= dropped == 10 - len(written)
+
+
+@pytest.mark.parametrize("created", [1700820428.6859994, 1700122513.0729995, 1700000000.9999996, 1700000000.0,
+                                     1764499916.518, 1764499916.0005])
+def test_a_lines_time_reads_as_the_clock_does(created):
+    iso_time = IsoTime()
+    expected = dt.datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
+    # Twice: worked out, then from what was kept of its second.
+    assert iso_time(logging.makeLogRecord({"created": created})) == expected
+    assert iso_time(logging.makeLogRecord({"created": created})) == expected
+
+
+# A process whose stderr stops being read: its lines wait for the writer thread, the caller goes on.
+STALLED_STDERR = """
+import io, logging, sys, threading
+released = threading.Event()
+
+class Stalled(io.StringIO):
+    def write(self, text):
+        released.wait()
+        return sys.__stdout__.write("written: " + text)
+
+sys.stderr = Stalled()
+from jiandong.settings import Settings, configure_logging
+configure_logging(Settings())
+for n in range(100):
+    logging.getLogger("jiandong.test").warning("line %d", n)
+print("logged while stalled", flush=True)
+released.set()
+"""
+
+
+def test_the_servers_logging_leaves_a_stalled_stderr_to_a_thread_of_its_own():
+    done = subprocess.run([sys.executable, "-c", STALLED_STDERR], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # The caller went on at once; every line was written once the output moved again, before the exit.
+    assert lines[0] == "logged while stalled"
+    assert [line.rsplit(": ", 1)[1] for line in lines[1:]] == [f"line {n}" for n in range(100)]
