@@ -7,6 +7,9 @@
                                                      # does the rest of the room keep its latency?
     python bench/bench_fanout.py --all               # the bare loop (bench/bare_fanout_server.py), then
                                                      # all four of ours, one after the other, in one run
+    python bench/bench_fanout.py --sweep 1,5,10,20,50  # one process at each rate, batching on (the server's
+                                                     # default window, or --batch-window) and off: where
+                                                     # batching starts to pay (CPU per delivery, p50, p99)
 
 Starts `python server.py` (two with --two-processes; a database `jiandong_bench_fanout` of its own,
 Redis at --redis-url, embedded servers when those do not answer), connects the clients to one room
@@ -62,6 +65,7 @@ def parse_args() -> typing.Any:
                    help="the server's chat_batch_window (default: the server's own default)")
     p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
     p.add_argument("--stalled", type=int, metavar="N", default=0, help="N of the clients stop reading after joining")
+    p.add_argument("--sweep", metavar="RATES", help="comma-separated SEND_ALL rates: batching on and off at each")
     p.add_argument("--all", action="store_true",
                    help="one process, two processes, --stalled 20 and --idle 10000 in turn (or scaled to --smoke)")
     args = p.parse_args()
@@ -375,6 +379,7 @@ class Result(typing.NamedTuple):
     failed: int  # 0 = everything delivered
     p50: float  # seconds
     cpu_per_delivery: float  # microseconds
+    p99: float  # seconds
 
 
 def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = False) -> Result:
@@ -435,7 +440,7 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
               f" on the other {1000 * statistics.median(far):.1f} ms"
               f" ({1000 * (statistics.median(far) - statistics.median(near)):+.1f} ms)")
     failed = int(not (delivered == want and acked == expected and dropped == stalled))
-    return Result(failed, quantile(latencies, 0.5), per_delivery)
+    return Result(failed, quantile(latencies, 0.5), per_delivery, quantile(latencies, 0.99))
 
 
 def idle(args: typing.Any, base: str) -> int:
@@ -481,14 +486,35 @@ def scenario(args: typing.Any, name: str) -> Result:
         bases = [start_app(run) for _ in range(2 if name == "two" else 1)]
         add_live(run.env["JIANDONG_DATABASE_URL"], ROOM)
         if name == "idle":
-            return Result(idle(args, bases[0]), float("nan"), float("nan"))
+            return Result(idle(args, bases[0]), float("nan"), float("nan"), float("nan"))
         return fanout(args, bases, args.stalled if name == "stalled" else 0)
+
+
+def sweep(args: typing.Any, rates: list[float]) -> int:
+    """One server process at each rate, with the batch window and with none; a table of the two."""
+    rows, status = [], 0
+    for rate in rates:
+        row = [rate]
+        for window in (args.batch_window, 0.0):
+            print(f"\n== {rate:g} SEND_ALL/s, batch window {'default' if window is None else window}", flush=True)
+            result = scenario(argparse.Namespace(**{**vars(args), "rate": rate, "batch_window": window}), "one")
+            status |= result.failed
+            row += [result.cpu_per_delivery, result.p50, result.p99]
+        rows.append(row)
+    print(f"\n{'rate/s':>7} | {'batched: µs/delivery':>20} {'p50 ms':>7} {'p99 ms':>7} | "
+          f"{'at once: µs/delivery':>20} {'p50 ms':>7} {'p99 ms':>7} | CPU batched/at once")
+    for rate, cpu_b, p50_b, p99_b, cpu_o, p50_o, p99_o in rows:
+        print(f"{rate:7g} | {cpu_b:20.2f} {1000 * p50_b:7.1f} {1000 * p99_b:7.1f} | "
+              f"{cpu_o:20.2f} {1000 * p50_o:7.1f} {1000 * p99_o:7.1f} | {cpu_b / cpu_o:.2f}")
+    return status
 
 
 def main() -> int:
     args = parse_args()
     # The servers inherit the limit: 10,000 sockets need more than the usual 1024 descriptors.
     raise_fd_limit()
+    if args.sweep:
+        return sweep(args, [float(rate) for rate in args.sweep.split(",")])
     if not args.all:
         name = "idle" if args.idle else "stalled" if args.stalled else "two" if args.two_processes else "one"
         return scenario(args, name).failed

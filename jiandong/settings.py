@@ -213,7 +213,8 @@ class Settings:
     chat_buffer_limit: int = spec(1048576, "bytes a slow reader may have queued before it is disconnected", minimum=1)
     chat_batch_window: float = spec(
         0.075,
-        "seconds a busy room's messages may wait to reach a socket in one write; 0 = each at once",
+        "seconds a busy room's messages may wait to reach a socket in one write (the latency budget); a room "
+        "batches only while its pace fills a window with more than one message; 0 = each at once",
         minimum=0, maximum=1, note=" second",
     )
     chat_heartbeat: float = spec(30.0, "seconds between websocket pings; a socket missing the pong is dropped", above=0)

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import math
 import secrets
 import struct
 import time
@@ -24,6 +25,12 @@ SHUTDOWN_CLOSE_WAIT = 5.0
 # A room smaller than this here is written at once: its broadcast costs well under a millisecond,
 # so batching would delay its messages for nothing.
 BATCH_MIN_MEMBERS = 100
+# A room's message rate is a count decayed with this time constant (seconds): it follows a change of
+# pace within a few seconds and is not fooled by two messages that happen to come close together.
+RATE_TAU = 2.0
+# A room batches only while this many further frames are expected within a window (rate x window):
+# below it, a batch would mostly carry one frame and save no write, only delay it.
+BATCH_GAIN = 1.0
 _LEN1 = struct.Struct("!BB").pack
 _LEN2 = struct.Struct("!BBH").pack
 _LEN3 = struct.Struct("!BBQ").pack
@@ -101,9 +108,9 @@ class Conn:
 
 
 class Batch:
-    """A room's frames waiting for the end of its batch window."""
+    """A room's frames waiting for the end of its batch window, and the room's message rate."""
 
-    __slots__ = ("frames", "last", "skips", "timer")
+    __slots__ = ("frames", "last", "rate", "seen", "skips", "timer")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -111,6 +118,14 @@ class Batch:
         self.skips: list[str | None] = []
         self.last = float("-inf")  # the loop time of the room's last write
         self.timer: asyncio.TimerHandle | None = None
+        self.rate = 0.0  # frames per second, decayed with RATE_TAU
+        self.seen = 0.0  # the loop time of the room's last frame
+
+    def count(self, now: float) -> float:
+        """Count a frame at loop time `now`; the room's rate (frames per second) with it."""
+        self.rate = self.rate * math.exp((self.seen - now) / RATE_TAU) + 1 / RATE_TAU
+        self.seen = now
+        return self.rate
 
 
 class Hub:
@@ -119,12 +134,13 @@ class Hub:
     walked and the sets need no snapshot."""
 
     def __init__(self, buffer_limit: int, legacy_mode: bool, batch_window: float = 0.0,
-                 batch_min_members: int = BATCH_MIN_MEMBERS) -> None:
+                 batch_min_members: int = BATCH_MIN_MEMBERS, batch_gain: float = BATCH_GAIN) -> None:
         self.process_id = secrets.token_hex(6)
         self.buffer_limit = buffer_limit
         self.legacy_mode = legacy_mode
         self.batch_window = batch_window
         self.batch_min_members = batch_min_members
+        self.batch_gain = batch_gain
         self._batches: dict[int, Batch] = {}
         self.conns: dict[str, Conn] = {}
         self.rooms: dict[int, set[Conn]] = {}
@@ -198,13 +214,14 @@ class Hub:
         self._write_all(conns, text_frame(data), {skip: b""} if skip else None)
 
     def deliver_room(self, room_id: int, data: bytes, skip: str | None = None) -> None:
-        """A frame for every socket of a room here, coalesced with the room's next ones within the batch window.
+        """A frame for every socket of a room here, coalesced with the room's next ones when that saves writes.
 
         Each write costs a system call and a TCP segment per socket, several times the Python work of
         the loop, so a busy room sends its sockets at most one write per window, carrying every frame
-        that came meanwhile. A frame after a quiet window goes out at once: batching only ever
-        delays a frame that follows another within the window, and by less than the window.
-        Small rooms are never batched.
+        that came meanwhile. Only a room busy enough for a window to gather more than one frame
+        (rate x window >= BATCH_GAIN) is batched: a quiet room's frames go out at once, as do a small
+        room's. A frame after a quiet window goes out at once too: batching only ever delays a frame
+        that follows another within the window, and by less than the window (the latency budget).
         """
         members = self.rooms.get(room_id)
         if not members:
@@ -218,8 +235,10 @@ class Hub:
         batch = self._batches.get(room_id)
         if batch is None:
             batch = self._batches[room_id] = Batch()
-        # While frames wait, later ones wait behind them whatever the room's size: order is kept.
-        if batch.timer is None and (now - batch.last >= window or len(members) < self.batch_min_members):
+        rate = batch.count(now)
+        # While frames wait, later ones wait behind them whatever the room's size or pace: order is kept.
+        if batch.timer is None and (now - batch.last >= window or len(members) < self.batch_min_members
+                                    or rate * window < self.batch_gain):
             batch.last = now
             self.deliver(members, data, skip)
             return
