@@ -71,6 +71,15 @@ async def test_settings_are_saved_and_fields_wechat_would_refuse_are_not(make_cl
     assert 'value="TPL-xyz"' in raw   # what was typed is kept
     assert sql("SELECT template_id, enabled FROM notice_kinds") == [{"template_id": "TPL-abc", "enabled": True}]
 
+    # Ids as WeChat and Aliyun give them, copied whole: a pasted label or a code with spaces is named, not saved.
+    for typed, said in ((("template_id", "报名成功通知 TPL-abc"), "模板 ID 只含字母、数字、- 和 _"),
+                        (("sms_template_code", "SMS 1234"), "短信模板代码形如 SMS_123456789")):
+        resp = await post_form(client, "/admin/notices/settings/signup_confirmed", {
+            "template_id": "TPL-abc", "fields": "", "sms_template_code": "", "enabled": "on", typed[0]: typed[1]})
+        assert bare(f"「报名成功」未保存：{said}") in text_of(await followed(client, resp))
+    assert sql("SELECT template_id, sms_template_code FROM notice_kinds") == [
+        {"template_id": "TPL-abc", "sms_template_code": "SMS_1"}]
+
     # Switched off: a sign-up writes no notice.
     resp = await post_form(client, "/admin/notices/settings/signup_confirmed", {
         "template_id": "TPL-abc", "fields": "", "sms_template_code": ""})

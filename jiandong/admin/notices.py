@@ -4,6 +4,8 @@ receives them by which channel, then their progress while the sending job works 
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from aiohttp_session import get_session
 
@@ -51,6 +53,13 @@ async def settings_page(request: web.Request) -> web.Response:
     })
 
 
+# What a template id is made of (ids seen in the Official Account's console and in SDK tests: base64url
+# text, 43 characters; inferred, as WeChat documents no pattern); empty turns the template off.
+TEMPLATE_ID = re.compile(r"[A-Za-z0-9_-]*")
+# Aliyun SMS template codes: SMS_ and digits (wechat-aliyun.md, SendSms TemplateCode); empty = no SMS.
+SMS_TEMPLATE_CODE = re.compile(r"(?:SMS_[0-9]+)?")
+
+
 @routes.post("/notices/settings/{kind}")
 @requires()
 async def save_settings(request: web.Request) -> web.Response:
@@ -66,6 +75,10 @@ async def save_settings(request: web.Request) -> web.Response:
     problem = None
     if len(values["template_id"]) > 128 or len(values["sms_template_code"]) > 64 or len(values["fields"]) > 2000:
         problem = "模板 ID 最多 128 个字符，短信模板代码最多 64 个字符，字段设置最多 2000 个字符"
+    elif not TEMPLATE_ID.fullmatch(values["template_id"]):
+        problem = "模板 ID 只含字母、数字、- 和 _：请从公众号后台「模板消息」里原样复制"
+    elif not SMS_TEMPLATE_CODE.fullmatch(values["sms_template_code"]):
+        problem = "短信模板代码形如 SMS_123456789：请从阿里云短信控制台原样复制"
     if problem is None:
         try:
             async with db.transaction(pool) as cur:
