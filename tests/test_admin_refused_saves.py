@@ -222,3 +222,12 @@ async def test_a_name_of_spaces_is_no_name(console, sql, slug):
     assert resp.status == 302, await resp.text()
     column = "title" if field == "title" else field
     assert sql(f"SELECT {column} FROM {table}")[0][column] == fields[field]
+
+
+@pytest.mark.parametrize("slug", sorted(CASES))
+async def test_an_empty_picture_file_is_refused_as_one_not_taken_for_no_picture(console, sql, slug):
+    fields, _, _, table, _ = CASES[slug]
+    resp = await submit(console, f"/admin/{slug}/new", fields, {image_field(slug): ("photo.png", b"")})
+    body = await resp.text()
+    assert resp.status == 400 and "未保存" in body and "图片" in body, body[:2000]
+    assert sql(f"SELECT count(*) FROM {table}")[0]["count"] == 0

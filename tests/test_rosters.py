@@ -229,7 +229,10 @@ async def test_an_import_is_confirmed_only_by_the_account_that_uploaded_it(conso
 
 @pytest.mark.parametrize(("name", "data", "says"), [
     ("photo.xlsx", png(), "无法识别的文件"),
-    ("empty.csv", b"", "请选择要导入的"),
+    # Chosen but empty (an empty file has a name; a file input left empty sends none).
+    ("empty.csv", b"", "empty.csv：文件是空的"),
+    ("empty.xlsx", b"", "empty.xlsx：文件是空的"),
+    ("", b"", "请选择要导入的"),
     ("blank.csv", b"\xef\xbb\xbf\r\n\r\n", "文件是空的"),
     ("no-name.csv", csv_file([["9", "13800000001"]], ["球衣号码", "手机"]), "须有「姓名」列"),
     ("zip.xlsx", b"PK\x03\x04" + b"\x00junk" * 100, "无法识别的 XLSX 文件"),

@@ -191,8 +191,8 @@ async def _receive_file(part: BodyPartReader, upload_dir: Path, limit: int) -> U
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    if size == 0:
-        # A file input left empty still sends its part.
+    if size == 0 and not part.filename:
+        # A file input left empty still sends its part, with no file name; an empty file chosen has one.
         path.unlink(missing_ok=True)
         return None
     return Upload(part.filename or "", path, size, head)
