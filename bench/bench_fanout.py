@@ -2,6 +2,8 @@
 
     python bench/bench_fanout.py [--clients 2000] [--rate 20] [--duration 10] [--procs 2] [--smoke]
     python bench/bench_fanout.py --two-processes     # the room over two server processes (the Redis hop)
+    python bench/bench_fanout.py --workers 2 --rate 200   # one server.py --workers 2: the viewers split
+                                                     # over its workers by the kernel (deliveries/s)
     python bench/bench_fanout.py --idle 10000        # idle connections: server memory per connection
     python bench/bench_fanout.py --stalled 20        # 20 of the clients stop reading: are they dropped, and
                                                      # does the rest of the room keep its latency?
@@ -61,6 +63,7 @@ def parse_args() -> typing.Any:
     p.add_argument("--rate", type=float, default=20.0, help="SEND_ALL per second (default 20)")
     p.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
     p.add_argument("--two-processes", action="store_true", help="split the room over two server processes")
+    p.add_argument("--workers", type=int, default=1, help="server.py --workers N (one server; default 1)")
     p.add_argument("--batch-window", type=float, metavar="S",
                    help="the server's chat_batch_window (default: the server's own default)")
     p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
@@ -102,12 +105,32 @@ def server_pid(port: int) -> int:
     raise SystemExit(f"no server.py child on port {port}")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a --workers server's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == str(pid):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def cpu_times(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
+    """User and system CPU seconds of a process and its children (a --workers server's workers) so far."""
+    user = system = 0.0
+    for one in [pid, *children(pid)]:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
+        user, system = user + int(fields[11]) / TICK, system + int(fields[12]) / TICK
+    return user, system
 
 
 def rss_bytes(pid: int) -> int:
@@ -418,7 +441,8 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
     want = expected * (connected - stalled)
     latencies = [x for r in results for x in r[0]]
     per_delivery = (user + system) / delivered * 1e6 if delivered else float("nan")
-    server = "the bare aiohttp loop" if bare else f"{len(bases)} server process(es)"
+    server = "the bare aiohttp loop" if bare else f"{len(bases)} server process(es)" + (
+        f" of {args.workers} workers" if args.workers > 1 else "")
     print(f"clients {connected}, {server}, {args.rate:g} SEND_ALL/s for {args.duration} s"
           f" ({acked}/{expected} acknowledged)")
     if stalled:
@@ -429,6 +453,7 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
     print(f"latency p50            {1000 * quantile(latencies, 0.5):8.1f} ms")
     print(f"latency p99            {1000 * quantile(latencies, 0.99):8.1f} ms")
     print(f"latency max            {1000 * max(latencies, default=float('nan')):8.1f} ms")
+    print(f"deliveries per second  {delivered / window:8.0f}")
     print(f"server CPU             {user + system:8.2f} s over {window:.1f} s"
           f" = {per_delivery:.2f} µs per delivery" + ("" if bare else " (target <= 8)"))
     print(f"  of which             user {user:.2f} s, system {system:.2f} s")
@@ -483,7 +508,8 @@ def scenario(args: typing.Any, name: str) -> Result:
             run.env.update(JIANDONG_CHAT_BUFFER_LIMIT=str(STALLED_BUFFER_LIMIT))
         if name == "bare":
             return fanout(args, [start_bare_fanout(run)], bare=True)
-        bases = [start_app(run) for _ in range(2 if name == "two" else 1)]
+        workers = ("--workers", str(args.workers)) if args.workers > 1 else ()
+        bases = [start_app(run, *workers) for _ in range(2 if name == "two" else 1)]
         add_live(run.env["JIANDONG_DATABASE_URL"], ROOM)
         if name == "idle":
             return Result(idle(args, bases[0]), float("nan"), float("nan"), float("nan"))

@@ -237,12 +237,12 @@ def bench_run(args: argparse.Namespace, database: str, *, keep_database: bool = 
         yield Run(stack, work, env)
 
 
-def start_app(run: Run) -> str:
-    """server.py (one process) on a free port, once ready; its base URL."""
+def start_app(run: Run, *extra: str) -> str:
+    """server.py (one process, unless `extra` says --workers N) on a free port, once ready; its base URL."""
     port = free_port()
     log("starting server.py ...")
     # server.py listens before it migrates the schema: the port open says nothing about the tables.
-    start(run.stack, "server", [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
+    start(run.stack, "server", [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port), *extra],
           run.env, run.work, port, ready_path="/readyz")
     return f"http://127.0.0.1:{port}"
 
