@@ -52,7 +52,7 @@ def main() -> None:
     app[sockets_key] = set()
     app.router.add_get("/ws", chat)
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None,
-               # The server's loop (uvloop when installed): the same loop on both sides of a ratio.
+               # asyncio's unless the benchmark says otherwise (--bare-event-loop).
                loop=eventloop.new_loop(os.environ.get("JIANDONG_EVENT_LOOP", "auto")))
 
 

@@ -60,7 +60,7 @@ def main() -> None:
         with open(body_file, encoding="utf-8") as f:
             loaded.append((method, path, XmlText(f.read()) if body_file.endswith(".xml") else json.load(f)))
     web.run_app(make_app(loaded), host="127.0.0.1", port=args.port, access_log=None, print=None,
-               # The server's loop (uvloop when installed): the same loop on both sides of a ratio.
+               # asyncio's unless the benchmark says otherwise (--bare-event-loop).
                loop=eventloop.new_loop(os.environ.get("JIANDONG_EVENT_LOOP", "auto")))
 
 

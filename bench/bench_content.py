@@ -14,8 +14,9 @@ connections and duration:
     POST /api/v1/competition/play_notify id=<id> type=1    counting a play of a video   target >= 0.4x, floor 0.05x
 
 and prints requests/s of each and the ratios. The server runs as deployed: access log and metrics on,
-on uvloop when installed (--event-loop; the bare server on the same loop). The load generator is wrk
-(POST bodies from a Lua script), or without wrk an aiohttp client in --threads processes.
+on uvloop when installed (--event-loop); the bare server is plain aiohttp on asyncio (--bare-event-loop).
+The load generator is wrk (POST bodies from a Lua script), or without wrk an aiohttp client in --threads
+processes.
 
 Exit status 1 when a ratio falls below its floor: a regression guard well under the target, which a
 noisy machine does not cross (CI runs it with --smoke), not a timing test.

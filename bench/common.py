@@ -45,8 +45,10 @@ def parser(description: str | None, database: str) -> argparse.ArgumentParser:
                         help=f"PostgreSQL admin URL; the database {database} is made there")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="Redis URL")
     parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default="auto",
-                        help="the servers' event loop, the bare ones' too (JIANDONG_EVENT_LOOP; default auto: "
-                             "uvloop when installed)")
+                        help="server.py's event loop (JIANDONG_EVENT_LOOP; default auto: uvloop when installed)")
+    parser.add_argument("--bare-event-loop", choices=["auto", "uvloop", "asyncio"], default="asyncio",
+                        help="the bare server's event loop (default asyncio: the plain aiohttp every ratio is "
+                             "measured against; uvloop shows what the loop alone gives)")
     parser.add_argument("--quiet-log", action="store_true",
                         help="the server at log level WARNING: no access lines (default INFO, as deployed)")
     return parser
@@ -201,11 +203,13 @@ def request(url: str, data: bytes | None = None, headers: dict[str, str] | None 
 
 
 class Run(typing.NamedTuple):
-    """The benchmark's surroundings: what to unwind at the end, a scratch directory, the server's environment."""
+    """The benchmark's surroundings: what to unwind at the end, a scratch directory, the server's environment
+    and the bare server's (its event loop: --bare-event-loop)."""
 
     stack: contextlib.ExitStack
     work: Path
     env: dict[str, str]
+    bare_env: dict[str, str]
 
 
 @contextlib.contextmanager
@@ -234,7 +238,7 @@ def bench_run(args: argparse.Namespace, database: str, *, keep_database: bool = 
             JIANDONG_CHAT_PORT="0",
             JIANDONG_EVENT_LOOP=args.event_loop,
         )
-        yield Run(stack, work, env)
+        yield Run(stack, work, env, {**env, "JIANDONG_EVENT_LOOP": args.bare_event_loop})
 
 
 def start_app(run: Run, *extra: str) -> str:
@@ -265,7 +269,7 @@ def start_bare(run: Run, routes: typing.Sequence[tuple[str, str, typing.Any]]) -
             body_file.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         argv += ["--route", method, path, str(body_file)]
     port = free_port()
-    start(run.stack, "bare", [*argv, "--port", str(port)], run.env, run.work, port)
+    start(run.stack, "bare", [*argv, "--port", str(port)], run.bare_env, run.work, port)
     return f"http://127.0.0.1:{port}"
 
 
@@ -274,7 +278,7 @@ def start_bare_fanout(run: Run) -> str:
     port = free_port()
     log("starting bare_fanout_server.py ...")
     argv = [sys.executable, str(ROOT / "bench" / "bare_fanout_server.py"), "--port", str(port)]
-    start(run.stack, "bare-fanout", argv, run.env, run.work, port)
+    start(run.stack, "bare-fanout", argv, run.bare_env, run.work, port)
     return f"http://127.0.0.1:{port}"
 
 
