@@ -186,3 +186,15 @@ async def test_a_send_without_its_preview_key_writes_nothing(make_client, sql):
         assert resp.status == 303 and bare("未发送：请先预览，再从预览页发送") in page, key
     assert sql("SELECT count(*) AS n FROM notice_campaigns")[0]["n"] == 0
     assert sql("SELECT count(*) AS n FROM notices")[0]["n"] == 0
+
+
+async def test_a_preview_shows_the_message_as_wechat_will_show_it(make_client, sql):
+    client = await console(make_client, sql)
+    members(sql, 2)
+    long = "周六比赛改为早上八点半在体育中心东门集合，请带好球衣和水"
+    form = {"audience": "active", "audience_id": "", "title": "集合时间和地点调整", "content": long, "url": ""}
+    page = text_of(await (await post_form(client, "/admin/notices/preview", form)).text())
+    # The default fields: thing1 the title, thing2 the content cut to WeChat's 20 characters, time3 now.
+    assert bare("会员在公众号里看到的thing1集合时间和地点调整") in page
+    assert bare(f"thing2{long[:19]}…time3") in page
+    assert "超出的部分以「…」截断" in page

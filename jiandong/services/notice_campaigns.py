@@ -8,6 +8,7 @@ Owners may send any number; an editor at most `notice_editor_daily_cap` a day (t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import secrets
 import typing
@@ -15,9 +16,10 @@ import typing
 from aiohttp import web
 
 from ..keys import pg_key, settings_key
+from ..lib import template_fields as tf
 from ..lib.cleaning import is_http_url
 from ..store import db
-from . import audit, notices
+from . import audit, notice_kinds, notices
 from .admins import OWNER
 
 TITLE_MAX, CONTENT_MAX, URL_MAX = 40, 200, 500
@@ -85,6 +87,10 @@ class Preview:
     sms: int             # no template message possible, an SMS template and a phone: by SMS
     unreachable: int
     names: list[str]     # the first PREVIEW_NAMES
+    # What the template message shows, key by key, as sent (cut to each key's limit: thing 20 characters);
+    # empty when the template's field settings do not fit.
+    wechat_fields: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    sms_text: str = ""   # the notice as one line (the SMS template's variables, and the log in development)
 
 
 async def preview(app: web.Application, d: Draft) -> Preview:
@@ -101,7 +107,14 @@ async def preview(app: web.Application, d: Draft) -> Preview:
             sms += 1
         else:
             unreachable += 1
-    return Preview(len(rows), wechat, sms, unreachable, [r["username"] or f"#{r['id']}" for r in rows[:PREVIEW_NAMES]])
+    tz = app[settings_key].tz
+    data = {"title": d.title, "content": d.content, "time": dt.datetime.now(tz)}
+    try:
+        fields = list(notice_kinds.template_data(kind.kind, kind.mapping(), data, tz).items())
+    except tf.FieldError:
+        fields = []
+    return Preview(len(rows), wechat, sms, unreachable, [r["username"] or f"#{r['id']}" for r in rows[:PREVIEW_NAMES]],
+                   fields, notice_kinds.line(kind.kind, data, tz))
 
 
 SENT_TODAY_SQL = """
