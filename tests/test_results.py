@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import aiohttp
 import openpyxl
@@ -161,6 +162,24 @@ async def test_a_value_out_of_range_is_refused_with_what_was_typed(console, sql)
     assert sql("SELECT club_score FROM competitions WHERE id = %s", match)[0]["club_score"] is None
     assert sql("SELECT count(*) AS n FROM opponents")[0]["n"] == 0
     assert sql("SELECT count(*) AS n FROM audit_log WHERE action = 'results.update'")[0]["n"] == 0
+
+
+async def test_a_refused_result_names_every_problem_each_linked_to_its_field(console, sql):
+    team, (zhang, li, _) = _team(sql)
+    match = _match(sql, team=team)
+    resp = await save(console, match, {"team_id": team, "new_opponent": "", "club_score": 88, "opponent_score": "七十",
+                                       "p1-club": 20, **_line(zhang, 30, "四十", 0, 0, 0, 0, 0, 0),
+                                       **_line(li, 30, 12, -1, 0, 0, 0, 0, 0)})
+    assert resp.status == 400
+    body = await resp.text()
+    problems = re.findall(r'<li><a href="#([^"]+)">([^<]+)</a></li>', body)
+    assert [field for field, _ in problems] == [
+        "p1-club", f"b-{zhang}-points", f"b-{li}-rebounds", "opponent_score", "opponent_id"], problems
+    assert "有 5 处需要修改" in body
+    # Each link leads to its input, marked as wrong; the typed values are kept.
+    assert all(re.search(rf'id="{field}"[^>]*aria-invalid="true"', body) for field, _ in problems[:4])
+    assert 'value="七十"' in body and 'value="四十"' in body
+    assert sql("SELECT club_score FROM competitions WHERE id = %s", match)[0]["club_score"] is None
 
 
 async def test_an_opponent_is_kept_once_and_chosen_again(console, sql):

@@ -13,7 +13,7 @@ from ..keys import pg_key, settings_key
 from ..services import results, teams
 from ..services.admins import EDITOR
 from ..services.box_score import COLUMNS, PERIOD_LABELS, parse_stat
-from ..services.editing import Invalid
+from ..services.editing import Invalid, Problems, each
 from .errors import PageError
 from .exports import XLSX_TYPE, csv_bytes, download, table, xlsx_bytes
 from .forms import FormData, Upload, read_form
@@ -56,8 +56,9 @@ async def _page(request: web.Request, match: typing.Any, values: dict[str, str],
                 status: int = 200) -> web.Response:
     pool = request.config_dict[pg_key]
     team_id = int(values["team_id"]) if values.get("team_id", "").isdigit() else None
+    problems = each(problem) if problem is not None else []
     return await render(request, "admin/result.html", {
-        "match": match, "values": values, "problem": problem,
+        "match": match, "values": values, "problems": problems, "wrong": {p.field for p in problems},
         "team_choices": await teams.team_choices(pool),
         "opponent_choices": await results.opponent_choices(pool),
         "roster": await results.roster(pool, match, team_id),
@@ -83,15 +84,25 @@ def _int(raw: str, field: str, label: str, maximum: int = 999) -> int | None:
 
 
 def _parse(form: FormData, roster_ids: typing.Iterable[int]) -> results.ResultInput:
+    """The typed result. Problems naming every field typed wrong, and every rule the result breaks."""
+    found: list[Invalid] = []
+
+    def number(field: str, label: str) -> int | None:
+        try:
+            return _int(form.get(field), field, label)
+        except Invalid as exc:
+            found.append(exc)
+            return None
+
     periods: list[list[int]] = []
     for n, label in enumerate(PERIOD_LABELS, 1):
-        club = _int(form.get(f"p{n}-club"), f"p{n}-club", f"{label}本队得分")
-        opponent = _int(form.get(f"p{n}-opponent"), f"p{n}-opponent", f"{label}对手得分")
+        club = number(f"p{n}-club", f"{label}本队得分")
+        opponent = number(f"p{n}-opponent", f"{label}对手得分")
         if (club is None) != (opponent is None):
-            raise Invalid(f"{label}须填写双方得分", f"p{n}-club")
-        if club is not None and opponent is not None:
+            found.append(Invalid(f"{label}须填写双方得分", f"p{n}-club"))
+        elif club is not None and opponent is not None:
             if len(periods) != n - 1:
-                raise Invalid(f"请按顺序填写各节比分（{PERIOD_LABELS[len(periods)]}未填）", f"p{n}-club")
+                found.append(Invalid(f"请按顺序填写各节比分（{PERIOD_LABELS[len(periods)]}未填）", f"p{n}-club"))
             periods.append([club, opponent])
     box: dict[int, dict[str, int]] = {}
     for player_id in roster_ids:
@@ -100,20 +111,27 @@ def _parse(form: FormData, roster_ids: typing.Iterable[int]) -> results.ResultIn
             try:
                 value = parse_stat(stat, form.get(_box_name(player_id, stat.key)))
             except ValueError as exc:
-                raise Invalid(str(exc), _box_name(player_id, stat.key)) from None
+                found.append(Invalid(str(exc), _box_name(player_id, stat.key)))
+                continue
             if value is not None:
                 stats[stat.key] = value
         if stats:  # a player with no value typed did not play
             box[player_id] = stats
     opponent_id = form.get("opponent_id")
     team_id = form.get("team_id")
-    return results.ResultInput(
+    values = results.ResultInput(
         team_id=int(team_id) if team_id.isdigit() and len(team_id) < 19 else None,
         opponent_id=int(opponent_id) if opponent_id.isdigit() and len(opponent_id) < 19 else None,
         new_opponent=form.get("new_opponent").strip(),
-        club_score=_int(form.get("club_score"), "club_score", "本队得分"),
-        opponent_score=_int(form.get("opponent_score"), "opponent_score", "对手得分"),
+        club_score=number("club_score", "本队得分"),
+        opponent_score=number("opponent_score", "对手得分"),
         periods=periods, box=box)
+    # A score typed wrong is named once, as typed wrong, not again as missing.
+    wrong = {problem.field for problem in found}
+    found += [problem for problem in results.problems(values) if problem.field not in wrong]
+    if found:
+        raise Problems(found)
+    return values
 
 
 @routes.post(r"/competitions/{id:\d+}/result")

@@ -36,6 +36,19 @@ class Invalid(ValueError):
         self.field = field
 
 
+class Problems(Invalid):
+    """Several rules broken at once, each an Invalid: a refused save names them all, not only the first."""
+
+    def __init__(self, problems: typing.Sequence[Invalid]) -> None:
+        super().__init__("；".join(map(str, problems)), problems[0].field if problems else "")
+        self.problems = list(problems)
+
+
+def each(problem: Invalid) -> list[Invalid]:
+    """The problems an Invalid stands for: its own list, or itself."""
+    return problem.problems if isinstance(problem, Problems) else [problem]
+
+
 @contextlib.asynccontextmanager
 async def written(pool: aiopg.Pool, unique: str = "", message: str = "", field: str = ""
                   ) -> typing.AsyncIterator[aiopg.Cursor]:

@@ -18,7 +18,7 @@ from ..lib import encoding
 from ..store import db
 from . import audit, box_score, competitions
 from .box_score import COLUMNS
-from .editing import Invalid
+from .editing import Invalid, Problems
 
 NAME_MAX = 50
 
@@ -87,15 +87,23 @@ async def opponent_choices(pool: typing.Any) -> list[tuple[int, str]]:
 # -- writing ---------------------------------------------------------------------------------------------
 
 
-def _check(values: ResultInput) -> None:
+def problems(values: ResultInput) -> list[Invalid]:
+    """Every rule the result breaks (none: it can be saved)."""
+    found = []
     if values.team_id is None:
-        raise Invalid("请选择本队", "team_id")
+        found.append(Invalid("请选择本队", "team_id"))
     if values.opponent_id is None and not values.new_opponent:
-        raise Invalid("请选择对手或填写新对手名称", "opponent_id")
+        found.append(Invalid("请选择对手或填写新对手名称", "opponent_id"))
     if len(values.new_opponent) > NAME_MAX:
-        raise Invalid(f"对手名称不超过 {NAME_MAX} 个字", "new_opponent")
+        found.append(Invalid(f"对手名称不超过 {NAME_MAX} 个字", "new_opponent"))
     if values.club_score is None or values.opponent_score is None:
-        raise Invalid("请填写双方比分", "club_score")
+        found.append(Invalid("请填写双方比分", "club_score" if values.club_score is None else "opponent_score"))
+    return found
+
+
+def _check(values: ResultInput) -> None:
+    if found := problems(values):
+        raise Problems(found)
 
 
 async def _opponent(cur: typing.Any, values: ResultInput) -> db.Row:
