@@ -123,7 +123,14 @@ async def test_a_result_and_box_score_make_the_h5_score_and_report(console, sql)
 async def test_hostile_names_come_out_escaped_in_the_report(console, sql):
     team, (player,) = _team(sql, "<b>队</b>", players=(("<script>alert(1)</script>", "<i>9"),))
     match = _match(sql, team=team)
+    # The console refuses markup in a new opponent's name, as the API does in user names ...
     resp = await save(console, match, {"team_id": team, "new_opponent": '"><img src=x onerror=1>',
+                                       "club_score": 10, "opponent_score": 8})
+    assert resp.status == 400 and '对手名称不能含有 &lt; &gt; &#34; 或控制字符' in await resp.text()
+    assert sql("SELECT count(*) AS n FROM opponents")[0]["n"] == 0
+    # ... and a name that got in some other way (an old row, the database) still comes out escaped.
+    hostile = sql("""INSERT INTO opponents (name) VALUES ('"><img src=x onerror=1>') RETURNING id""")[0]["id"]
+    resp = await save(console, match, {"team_id": team, "opponent_id": hostile,
                                        "club_score": 10, "opponent_score": 8, "p1-club": 10, "p1-opponent": 8,
                                        **_line(player, 10, 10, 1, 1, 1, 1, 1, 1)})
     assert resp.status == 303

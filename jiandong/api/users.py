@@ -11,7 +11,7 @@ from aiohttp import web
 from ..errors import ParameterError, SaveImageFailed, UserNotFound
 from ..keys import content_cache_key, pg_key
 from ..lib import encoding, formats
-from ..lib.cleaning import is_http_url
+from ..lib.cleaning import is_http_url, is_plain_name
 from ..services.content_cache import shape, user_changed
 from ..services.files import record_file
 from ..services.membership import ACTIVE, MEMBER_STATUS_SQL
@@ -104,8 +104,7 @@ async def get_user_info(request: web.Request) -> web.Response:
 USERNAME_MIN, USERNAME_MAX = 4, 25
 HEAD_IMG_URL_MAX = 500
 AVATAR_FOLDER = "avatars"
-# A name is plain text, shown to everyone in a live room: no markup, no control characters.
-NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f<>"\u2028\u2029]')
+# The OpenAPI pattern of a name: what cleaning.is_plain_name accepts.
 NAME_PATTERN = r'^[^\x00-\x1f\x7f-\x9f<>"\u2028\u2029]*$'
 
 
@@ -113,7 +112,7 @@ def _username(value: str) -> str:
     # Counted in characters, not bytes, so a four-character Chinese name is fine.
     if not USERNAME_MIN <= len(value) <= USERNAME_MAX:
         raise ParameterError(f"参数错误: username 长度必须为 {USERNAME_MIN}~{USERNAME_MAX} 个字符")
-    if NOT_IN_NAMES.search(value):
+    if not is_plain_name(value):
         raise ParameterError('参数错误: username 不能含有 < > " 或控制字符')
     return value
 

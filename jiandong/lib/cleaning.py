@@ -17,6 +17,15 @@ _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _URL_UNSAFE = re.compile(r"[\s\"'<>`\\]")
 
 
+# A name is plain text, shown to everyone (a live room, a match's score): no markup, no control characters.
+NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f<>"\u2028\u2029]')
+
+
+def is_plain_name(value: str) -> bool:
+    """Whether a name holds none of < > " and no control character (NOT_IN_NAMES)."""
+    return NOT_IN_NAMES.search(value) is None
+
+
 def clean_text(value: typing.Any, max_len: int | None = None) -> str:
     """`value` as one line of text: "" for a non-string, control characters removed, at most `max_len` characters."""
     if not isinstance(value, str):

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..keys import pg_key
 from ..lib import encoding
+from ..lib.cleaning import is_plain_name
 from ..store import db
 from . import audit, box_score, competitions
 from .box_score import COLUMNS
@@ -96,6 +97,9 @@ def problems(values: ResultInput) -> list[Invalid]:
         found.append(Invalid("请选择对手或填写新对手名称", "opponent_id"))
     if len(values.new_opponent) > NAME_MAX:
         found.append(Invalid(f"对手名称不超过 {NAME_MAX} 个字", "new_opponent"))
+    elif not is_plain_name(values.new_opponent):
+        # It goes into the score members read (the H5 `score`), as the API's names do.
+        found.append(Invalid('对手名称不能含有 < > " 或控制字符', "new_opponent"))
     if values.club_score is None or values.opponent_score is None:
         found.append(Invalid("请填写双方比分", "club_score" if values.club_score is None else "opponent_score"))
     return found
