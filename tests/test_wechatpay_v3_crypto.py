@@ -4,18 +4,12 @@ named, with the cases they refuse."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from jiandong.integrations import wechatpay_v3_crypto as v3
-
-VECTORS = Path(__file__).parent / "fakes" / "wechatpay_v3_vectors"
-
-
-def vector(name: str) -> str:
-    return (VECTORS / name).read_text(encoding="utf-8")
+from tests.helpers.wechatpay_v3 import vector
 
 
 def v2_headers() -> dict[str, str]:
