@@ -68,7 +68,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
           "order_no": ORDER_NO, "status": STATUS},
          "thing1=product\namount2=amount\nthing3=reason\ncharacter_string4=order_no",
          "已退款{amount}（{product}，订单号 {order_no}），原因：{reason}", {"status": "已退款"}),
-    Kind("match_reminder", "比赛提醒", "比赛开始前（小时数见设置 notice_reminder_hours）", "比赛开始提醒",
+    Kind("match_reminder", "比赛提醒", "比赛开始前（小时数见设置 JIANDONG_NOTICE_REMINDER_HOURS）", "比赛开始提醒",
          {"match": MATCH, "start": START, "venue": VENUE, "status": STATUS},
          "thing1=match\ntime2=start\nthing3=venue", "你报名的「{match}」将于{start}开始，地点：{venue}",
          {"status": "即将开赛"}),
