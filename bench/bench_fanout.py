@@ -68,6 +68,7 @@ def parse_args() -> typing.Any:
                    help="the server's chat_batch_window (default: the server's own default)")
     p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
     p.add_argument("--stalled", type=int, metavar="N", default=0, help="N of the clients stop reading after joining")
+    p.add_argument("--bare", action="store_true", help="only the bare aiohttp loop (bench/bare_fanout_server.py)")
     p.add_argument("--sweep", metavar="RATES", help="comma-separated SEND_ALL rates: batching on and off at each")
     p.add_argument("--all", action="store_true",
                    help="one process, two processes, --stalled 20 and --idle 10000 in turn (or scaled to --smoke)")
@@ -542,7 +543,8 @@ def main() -> int:
     if args.sweep:
         return sweep(args, [float(rate) for rate in args.sweep.split(",")])
     if not args.all:
-        name = "idle" if args.idle else "stalled" if args.stalled else "two" if args.two_processes else "one"
+        name = "bare" if args.bare else "idle" if args.idle else "stalled" if args.stalled else \
+            "two" if args.two_processes else "one"
         return scenario(args, name).failed
     args.idle = args.idle or (50 if args.smoke else 10000)
     args.stalled = args.stalled or (2 if args.smoke else 20)
