@@ -10,6 +10,7 @@ import datetime as dt
 import html
 import io
 import re
+import zipfile
 
 import aiohttp
 import openpyxl
@@ -237,6 +238,8 @@ async def test_an_import_is_confirmed_only_by_the_account_that_uploaded_it(conso
     ("no-name.csv", csv_file([["9", "13800000001"]], ["球衣号码", "手机"]), "须有「姓名」列"),
     ("zip.xlsx", b"PK\x03\x04" + b"\x00junk" * 100, "无法识别的 XLSX 文件"),
     ("latin.csv", "姓名\n".encode() + b"\xff\xfe\xfd\x80\n", "无法识别的文件编码"),
+    # Written by a program, never opened in Excel: the formula's value was never worked out, so it reads empty.
+    ("formula.xlsx", xlsx_file([['=CONCAT("王","强")', "13800000000"]], ["姓名", "手机"]), "公式没有计算结果"),
 ])
 async def test_junk_is_refused_with_a_page_saying_why(console, sql, name, data, says):
     resp = await upload(console, data, name)
@@ -364,3 +367,22 @@ async def test_a_moderator_opens_none_of_the_roster_pages(client, sql, club):
         resp = await client.post(path, data={"csrf_token": await csrf(client, "/admin/")}, allow_redirects=False)
         assert resp.status == 403, path
     assert counts(sql)[0] == 2
+
+
+def with_calculated_formula() -> bytes:
+    """An XLSX as Excel saves it: the formula cell keeps the value it last calculated."""
+    plain = xlsx_file([['=CONCAT("王","强")', "13800000000"]], ["姓名", "手机"])
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                assert b"<v />" in data
+                data = data.replace(b'<c r="A2">', b'<c r="A2" t="str">').replace(b"<v />", "<v>王强</v>".encode())
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+async def test_a_formula_excel_worked_out_is_read_as_its_value(console, sql):
+    where, page = await preview(console, with_calculated_formula(), "formula.xlsx")
+    assert "王强" in page and "13800000000" in page

@@ -8,7 +8,9 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import re
 import typing
+import zipfile
 
 import aiopg
 
@@ -142,6 +144,30 @@ def _csv_lines(data: bytes) -> typing.Iterator[tuple[int, list[typing.Any]]]:
         raise SheetRefused("无法识别的 CSV 文件") from None
 
 
+# A formula cell with no value kept from its last calculation: <c ...><f>...</f></c>, <f .../>, <v/> or <v></v>.
+_UNCALCULATED = re.compile(rb"<c\b[^>]*>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>")
+
+
+# Read in chunks (a sheet expands to many times its zipped size), each searched with the end of the one before:
+# a cell's XML (a formula is at most 8,192 characters) never spans more than that.
+_CHUNK, _OVERLAP = 1 << 20, 1 << 15
+
+
+def _uncalculated_formula(data: bytes, sheet_path: str) -> bool:
+    """Whether the sheet has a formula cell whose value was never calculated (openpyxl reads it as empty)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(sheet_path.lstrip("/")) as xml:
+            tail = b""
+            while chunk := xml.read(_CHUNK):
+                window = tail + chunk
+                if _UNCALCULATED.search(window):
+                    return True
+                tail = window[-_OVERLAP:]
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return False
+    return False
+
+
 def _xlsx_lines(data: bytes) -> typing.Iterator[tuple[int, list[typing.Any]]]:
     import openpyxl  # only the import reads workbooks
 
@@ -153,6 +179,10 @@ def _xlsx_lines(data: bytes) -> typing.Iterator[tuple[int, list[typing.Any]]]:
         if not book.worksheets:
             raise SheetRefused("表格里没有工作表")
         sheet = book.worksheets[0]
+        if _uncalculated_formula(data, getattr(sheet, "_worksheet_path", "")):
+            # Read as they are, such cells are empty: a name made by a formula would be refused as missing.
+            raise SheetRefused("表格里有公式没有计算结果（多见于程序生成的文件）：请用 Excel 或 WPS 打开后保存一次，"
+                               "或把公式改成数值，再上传")
         try:
             for number, values in enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
                 yield number, list(values)
