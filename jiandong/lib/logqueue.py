@@ -69,7 +69,7 @@ class LoopSafeQueueHandler(logging.handlers.QueueHandler):
 
     def __init__(self, records: Lines) -> None:
         super().__init__(records)  # type: ignore[arg-type]
-        self.dropped = 0
+        self.dropped = 0  # lines dropped since the start, as the queue was full
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         # The message now, as the arguments may change after the call returns; the rest of the
@@ -92,9 +92,12 @@ class _Listener(logging.handlers.QueueListener):
     def __init__(self, records: Lines, source: LoopSafeQueueHandler, handler: logging.Handler) -> None:
         super().__init__(records, handler, respect_handler_level=True)  # type: ignore[arg-type]
         self.source = source
+        # The writer only reads the handler's count: a count written by both threads could lose a drop.
+        self.reported = 0
 
     def handle(self, record: logging.LogRecord) -> None:
-        dropped, self.source.dropped = self.source.dropped, 0
+        total = self.source.dropped
+        dropped, self.reported = total - self.reported, total
         if dropped:
             super().handle(logging.makeLogRecord({
                 "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
