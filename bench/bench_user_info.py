@@ -8,7 +8,8 @@ with a development WeChat code, then loads both with wrk (or, without wrk, an ai
 --threads processes) and prints requests/s of each and their ratio. Both servers are one process,
 the real one as deployed (access log and metrics on, uvloop when installed).
 
-Exit status 1 below the floor, 0.3x: a regression guard well under where it stands, not a timing test.
+Exit status 1 below the floor, 0.15x: a regression guard well under where it stands (0.32x on a quiet
+2-core machine with --smoke), not a timing test.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from common import (
 
 DATABASE = "jiandong_bench"
 PATH = "/api/v1/user/info"
-FLOOR = 0.3
+FLOOR = 0.15
 
 
 def main() -> int:
