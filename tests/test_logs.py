@@ -7,7 +7,7 @@ import json
 import logging
 import re
 
-from jiandong.lib.logformat import JsonFormatter
+from jiandong.lib.logformat import JsonFormatter, TextFormatter
 from tests.helpers.api import login
 from tests.helpers.log_leaks import leaks
 
@@ -94,3 +94,25 @@ def test_the_leak_scan_finds_tokens_phones_and_secrets():
         "secret: jiandong.pay INFO key s3cret-key in a line",
         "phone: jiandong.users INFO 手机13800138001已绑定",
     ]
+
+
+async def test_a_path_cannot_forge_a_line_of_the_text_log(client):
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        forged = "/api/v1/nope%0D%0A2026-12-06T00:00:00.000+00:00%20ERROR%20jiandong:%20forged"
+        assert (await client.get(forged + "?token=0123456789abcdef0123456789abcdef")).status == 404
+        assert (await client.get("/api/v1/nope%00")).status == 400
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    lines = out.getvalue().splitlines()
+    # Each request one line, its path as sent (still encoded), with no query.
+    assert [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in lines if " jiandong.access: " in line] == [
+        f"GET {forged} 404", "GET /api/v1/nope%00 400"]
+    assert not any(line.startswith("2026-12-06T00:00:00.000") for line in lines) and "\x00" not in out.getvalue()

@@ -59,7 +59,8 @@ class Access:
         """Count the request by route template, method and status, time it, and log one line for it.
 
         The line names the path without its query string: a query may carry a secret (a stream
-        callback's token), a path never does.
+        callback's token), a path never does. The path as sent, still percent-encoded: decoded, a `%0a`
+        in it would start a forged line in a text log.
         """
         elapsed = time.perf_counter() - started
         method = request.method
@@ -70,7 +71,7 @@ class Access:
         if self.log_lines and logger.isEnabledFor(logging.INFO):
             ms = round(elapsed * 1000, 1)
             record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, ACCESS_FORMAT,
-                                       (method, request.path, status, ms), None)
+                                       (method, request.raw_path.partition("?")[0], status, ms), None)
             record.request_id = request_id
             record.method = method
             record.route = meter.label
