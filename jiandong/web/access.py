@@ -34,10 +34,11 @@ class RouteMeter:
         self.counted: dict[tuple[str, int], typing.Any] = {}
 
     def count(self, method: str, status: int) -> None:
+        # Folded before the lookup: keyed by the method as sent, invented methods would grow the dict forever.
+        if method not in METHODS:
+            method = "other"
         child = self.counted.get((method, status))
         if child is None:
-            if method not in METHODS:
-                method = "other"
             # Bounded: a handful of methods times the statuses a route answers.
             child = self.counted[(method, status)] = self.metrics.http_requests.labels(self.label, method, str(status))
         child.inc()
