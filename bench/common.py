@@ -246,8 +246,10 @@ def start_app(run: Run, *extra: str) -> str:
     port = free_port()
     log("starting server.py ...")
     # server.py listens before it migrates the schema: the port open says nothing about the tables.
+    # As deployed, with its public URL set (media URLs in answers are made absolute under it).
+    env = {**run.env, "JIANDONG_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     start(run.stack, "server", [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port), *extra],
-          run.env, run.work, port, ready_path="/readyz")
+          env, run.work, port, ready_path="/readyz")
     return f"http://127.0.0.1:{port}"
 
 

@@ -627,6 +627,9 @@ def _suggestion(key: str, types: typing.Mapping[str, typing.Any]) -> str:
 def configure_logging(settings: Settings, process: str | None = None) -> None:
     """Log lines to stderr at the configured level, formatted and written by a thread of their own
     (lib/logqueue.py); `process` ("main", "worker 2") names a --workers process."""
+    # Read by no formatter of ours, and each a cost per line: the process id is a system call each time.
+    # (The logging module's documented way to skip them.)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(logformat.JsonFormatter(process) if settings.log_format == "json"
                          else logformat.TextFormatter(process))

@@ -129,3 +129,48 @@ def test_the_servers_logging_leaves_a_stalled_stderr_to_a_thread_of_its_own():
     # The caller went on at once; every line was written once the output moved again, before the exit.
     assert lines[0] == "logged while stalled"
     assert [line.rsplit(": ", 1)[1] for line in lines[1:]] == [f"line {n}" for n in range(100)]
+
+
+class CountedWrites(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+class ThreadNoting(JsonFormatter):
+    """Notes the threads it formats on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def format(self, record: logging.LogRecord) -> str:
+        self.threads.add(threading.get_ident())
+        return super().format(record)
+
+
+def test_lines_are_formatted_by_the_caller_and_written_in_batches():
+    # The writer thread holds the GIL only to join and write a batch: a writer that formatted, or wrote
+    # line by line, took the GIL from the event loop at every socket call it made.
+    stream = CountedWrites()
+    handler = logging.StreamHandler(stream)
+    formatter = ThreadNoting()
+    handler.setFormatter(formatter)
+    front = logqueue.off_loop(handler)
+    logger = logging.getLogger("jiandong.tests.log_batches")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(front)
+    try:
+        for n in range(1000):
+            logger.info("line %d", n)
+    finally:
+        logger.removeHandler(front)
+        front.listener.stop()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert lines == [f"line {n}" for n in range(1000)]
+    assert formatter.threads == {threading.get_ident()}
+    assert stream.writes <= 100, stream.writes

@@ -290,15 +290,24 @@ class Tokens(Field[list[str]]):
 class Spec:
     """A set of fields; `read`/`take` validate and give an instance whose attributes are the values."""
 
+    _fields: typing.ClassVar[tuple[Field[typing.Any], ...]]
+    _path_only: typing.ClassVar[bool]
+
     def __init__(self, values: dict[str, typing.Any]) -> None:
         self.values = values
 
     @classmethod
-    def fields(cls) -> list[Field[typing.Any]]:
-        found: dict[str, Field[typing.Any]] = {}
-        for klass in reversed(cls.__mro__):
-            found.update({k: v for k, v in vars(klass).items() if isinstance(v, Field)})
-        return list(found.values())
+    def fields(cls) -> tuple[Field[typing.Any], ...]:
+        """The spec's fields, its bases' first; worked out once per class (a request reads them each time)."""
+        known = cls.__dict__.get("_fields")
+        if known is None:
+            found: dict[str, Field[typing.Any]] = {}
+            for klass in reversed(cls.__mro__):
+                found.update({k: v for k, v in vars(klass).items() if isinstance(v, Field)})
+            known = tuple(found.values())
+            cls._fields = known
+            cls._path_only = all(f.location == "path" for f in known)
+        return known
 
     @classmethod
     def params(cls) -> tuple[Param, ...]:
@@ -315,7 +324,8 @@ class Spec:
         """The request's parameters checked (ParameterError, 400). The path's are read from the URL; the query
         and body are read (jiandong.web.params.read_params) only when the spec has parameters there."""
         path = Params(MultiDict(request.match_info))
-        if all(f.location == "path" for f in cls.fields()):
+        cls.fields()
+        if cls._path_only:
             return cls.parse(path, path)
         return cls.parse(await read_params(request), path)
 

@@ -47,14 +47,15 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
-def absolute_media_urls(request: web.Request, response: web.StreamResponse) -> None:
+def absolute_media_urls(request: web.Request, response: web.StreamResponse, base: str | None = None) -> None:
     """Stored media paths (`/media/...`) leave in JSON answers as absolute URLs under the public URL
-    (public_urls.public_base): every field of every answer, cached or not, in one place."""
+    (`base`, when the settings fix it; else public_urls.public_base): every field of every answer, cached
+    or not, in one place."""
     if type(response) is web.Response and response.content_type == "application/json":
         body = response.body
         # Most answers carry no stored path: the base URL is worked out only for those that do.
         if isinstance(body, bytes) and media.JSON_MEDIA in body:
-            response.body = media.absolute_in_json(body, public_urls.public_base(request))
+            response.body = media.absolute_in_json(body, base or public_urls.public_base(request))
 
 
 def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:

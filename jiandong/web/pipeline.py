@@ -32,6 +32,7 @@ from ..lib import logformat
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .access import Access, RouteMeter
+from .auth import TokenStore
 from .middlewares import Cors, absolute_media_urls, error_answer
 from .params import DEFAULT_BODY_LIMIT, on_chat_port
 from .proxies import TrustedProxies
@@ -91,9 +92,18 @@ class Pipeline:
         self.unmatched = Route(self.access.unmatched, False, DEFAULT_BODY_LIMIT, False)
         self.unmatched_console = Route(self.access.unmatched, True, DEFAULT_BODY_LIMIT, False)
         self.request_ids = RequestIds()
+        # Fixed by the settings when set (as in production): not looked up per answer.
+        self.public_base = settings.public_url.rstrip("/") or None
         # Keyed by the route object: bounded by the router. A request no route matched has a route object
         # of its own (aiohttp's SystemRoute) and is never kept here.
         self.routes: dict[web.AbstractRoute, Route] = {}
+        self.tokens: TokenStore | None = None
+
+    def _tokens(self, request: web.Request) -> TokenStore:
+        # The application's token store, found once: it is made at start-up and kept until the end.
+        if self.tokens is None:
+            self.tokens = request.config_dict[tokens_key]
+        return self.tokens
 
     def route(self, match: UrlMappingMatchInfo) -> Route:
         if match.http_exception is not None:
@@ -140,8 +150,7 @@ class Pipeline:
         finally:
             self.access.done(request, route.meter, status, started, request_id, inner.get(user_id_key))
 
-    @staticmethod
-    async def _handle(request: web.Request, handler: Handler, route: Route) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, handler: Handler, route: Route) -> web.StreamResponse:
         if not route.console:
             if "\x00" in request.path or "\x00" in request.query_string:
                 raise ParameterError("参数错误: 请求地址含有非法字符")
@@ -149,10 +158,10 @@ class Pipeline:
                 raise PayloadTooLarge()
             request[body_limit_key] = route.limit
         token = request.headers.get("token")
-        user_id = await request.config_dict[tokens_key].resolve(token) if token else None
+        user_id = await self._tokens(request).resolve(token) if token else None
         request[user_id_key] = user_id
         if user_id is None and route.token_required and request.path.startswith("/api/"):
             raise TokenInvalid()
         response = await handler(request)
-        absolute_media_urls(request, response)
+        absolute_media_urls(request, response, self.public_base)
         return response
