@@ -31,7 +31,7 @@ from .api import (
     videos,
     wxconfig,
 )
-from .integrations import aliyun_live, outbound, sms, wechat, wechatpay
+from .integrations import aliyun_live, outbound, sms, wechat, wechatpay_provider
 from .keys import docs_cache_key, metrics_key, settings_key
 from .ops import metrics
 from .services import content_cache
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> web.Application:
             auth.tokens_ctx,
             content_cache.content_cache_ctx,
             wechat.wechat_ctx,
-            wechatpay.wechatpay_ctx,
+            wechatpay_provider.wechatpay_ctx,
             sms.sms_ctx,
             aliyun_live.aliyun_live_ctx,
             counter_flush.counter_flush_ctx,

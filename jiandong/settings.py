@@ -265,6 +265,27 @@ class Settings:
         "CA bundle that verifies the WeChat Pay server; empty = the system's CAs",
         pem="certificate",
     )
+    wechatpay_apiv3_key: str = spec(
+        "",
+        "APIv3 key (32 characters, 商户平台 → API安全); set = WeChat Pay API v3 (signed with wechatpay_key_path, "
+        "its certificate wechatpay_cert_path), else v2",
+        secret=True, pattern=re.compile(r"([\x21-\x7e]{32})?"), message="{name} must be 32 ASCII characters",
+    )
+    wechatpay_public_key_path: str = spec(
+        "",
+        "v3: the WeChat Pay public key (pub_key.pem, 商户平台 → API安全 → 微信支付公钥) that verifies WeChat's "
+        "answers and notifications",
+    )
+    wechatpay_public_key_id: str = spec(
+        "", "v3: that public key's id, PUB_KEY_ID_ and digits",
+        pattern=re.compile(r"(PUB_KEY_ID_[0-9]{1,64})?"),
+        message="{name} must be PUB_KEY_ID_ and digits, got {value!r}",
+    )
+    wechatpay_platform_cert_paths: tuple[str, ...] = spec(
+        (),
+        "v3: comma-separated WeChat Pay platform certificates (PEM) that verify WeChat's answers and notifications, "
+        "for a merchant still on certificates, or beside the public key during the switch-over",
+    )
     wechatpay_refund_notify_url: str = spec(
         "",
         "public https URL of pay/refund_notify (no query); empty = on the host of wechatpay_notify_url, else of "
@@ -540,8 +561,16 @@ RULES: tuple[tuple[typing.Callable[[Settings], bool], str], ...] = (
                                                    and s.sms_sign_name and s.sms_template_code),
      "sms_provider aliyun needs aliyun_access_key_id, aliyun_access_key_secret, sms_sign_name and sms_template_code"),
     (lambda s: bool(s.wechat_appid) and not s.wechat_secret, "wechat_appid is set but wechat_secret is not"),
-    (lambda s: bool(s.wechatpay_mch_id) and not (s.wechatpay_api_key and s.wechat_appid),
-     "wechatpay_mch_id needs wechatpay_api_key and wechat_appid"),
+    (lambda s: bool(s.wechatpay_mch_id) and not ((s.wechatpay_api_key or s.wechatpay_apiv3_key) and s.wechat_appid),
+     "wechatpay_mch_id needs wechat_appid and wechatpay_api_key (API v2) or wechatpay_apiv3_key (API v3)"),
+    (lambda s: bool(s.wechatpay_apiv3_key) and not (s.wechatpay_mch_id and s.wechatpay_cert_path),
+     "wechatpay_apiv3_key needs wechatpay_mch_id, wechatpay_cert_path and wechatpay_key_path (the merchant API "
+     "certificate and its key, which sign every v3 request)"),
+    (lambda s: bool(s.wechatpay_apiv3_key) and not (s.wechatpay_public_key_path or s.wechatpay_platform_cert_paths),
+     "wechatpay_apiv3_key needs wechatpay_public_key_path and wechatpay_public_key_id (the WeChat Pay public key), "
+     "or wechatpay_platform_cert_paths (platform certificates), to check what WeChat Pay signs"),
+    (lambda s: bool(s.wechatpay_public_key_path) != bool(s.wechatpay_public_key_id),
+     "wechatpay_public_key_path and wechatpay_public_key_id go together"),
     (lambda s: bool(s.wechatpay_cert_path) != bool(s.wechatpay_key_path),
      "wechatpay_cert_path and wechatpay_key_path go together (both PEM files, or neither)"),
     (lambda s: bool(s.aliyun_live_push_domain) and not s.aliyun_live_push_key,

@@ -34,6 +34,7 @@ def test_a_good_configuration(database_url, redis_url):
     print(result.stdout)
     assert result.returncode == 0 and result.stderr == ""
     lines = result.stdout.splitlines()
+    assert lines.pop(0) == "ok: WeChat Pay API v2, merchant 1900000109 (JIANDONG_WECHATPAY_APIV3_KEY is not set)"
     assert lines[0].startswith("ok: PostgreSQL ") and lines[0].endswith(f"answers at {database_url}")
     # No notice has a template yet (a fresh club): said, but not a problem.
     assert lines[1].startswith("warning: notices with neither a WeChat template nor an SMS template: 报名成功, 取消")

@@ -86,6 +86,15 @@ def test_a_value_just_outside_its_rule_stops_start_up_naming_the_setting(name, v
 
 
 # Each rule about settings that go together: an environment that breaks it and the nearest one that does not.
+# A merchant on API v3 with the WeChat Pay public key: every setting v3 needs.
+V3_MERCHANT = {
+    "JIANDONG_WECHATPAY_MCH_ID": "1900000109", "JIANDONG_WECHATPAY_APIV3_KEY": "a" * 32,
+    "JIANDONG_WECHAT_APPID": "wx1", "JIANDONG_WECHAT_SECRET": "s",
+    "JIANDONG_WECHATPAY_CERT_PATH": "/etc/jd/apiclient_cert.pem",
+    "JIANDONG_WECHATPAY_KEY_PATH": "/etc/jd/apiclient_key.pem",
+    "JIANDONG_WECHATPAY_PUBLIC_KEY_PATH": "/etc/jd/pub_key.pem",
+    "JIANDONG_WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000000000000",
+}
 RULE_CASES = {
     "chat_port must differ from port ({s.port}); 0 turns the chat port off": (
         {"JIANDONG_CHAT_PORT": "8080"}, {"JIANDONG_CHAT_PORT": "0"}),
@@ -103,10 +112,21 @@ RULE_CASES = {
          "JIANDONG_SMS_TEMPLATE_CODE": "SMS_1"}),
     "wechat_appid is set but wechat_secret is not": (
         {"JIANDONG_WECHAT_APPID": "wx1"}, {"JIANDONG_WECHAT_APPID": "wx1", "JIANDONG_WECHAT_SECRET": "s"}),
-    "wechatpay_mch_id needs wechatpay_api_key and wechat_appid": (
+    "wechatpay_mch_id needs wechat_appid and wechatpay_api_key (API v2) or wechatpay_apiv3_key (API v3)": (
         {"JIANDONG_WECHATPAY_MCH_ID": "1900000109", "JIANDONG_WECHATPAY_API_KEY": "k"},
         {"JIANDONG_WECHATPAY_MCH_ID": "1900000109", "JIANDONG_WECHATPAY_API_KEY": "k",
          "JIANDONG_WECHAT_APPID": "wx1", "JIANDONG_WECHAT_SECRET": "s"}),
+    "wechatpay_apiv3_key needs wechatpay_mch_id, wechatpay_cert_path and wechatpay_key_path (the merchant API "
+    "certificate and its key, which sign every v3 request)": (
+        {**V3_MERCHANT, "JIANDONG_WECHATPAY_CERT_PATH": "", "JIANDONG_WECHATPAY_KEY_PATH": ""}, V3_MERCHANT),
+    "wechatpay_apiv3_key needs wechatpay_public_key_path and wechatpay_public_key_id (the WeChat Pay public key), "
+    "or wechatpay_platform_cert_paths (platform certificates), to check what WeChat Pay signs": (
+        {**V3_MERCHANT, "JIANDONG_WECHATPAY_PUBLIC_KEY_PATH": "", "JIANDONG_WECHATPAY_PUBLIC_KEY_ID": ""},
+        {**V3_MERCHANT, "JIANDONG_WECHATPAY_PUBLIC_KEY_PATH": "", "JIANDONG_WECHATPAY_PUBLIC_KEY_ID": "",
+         "JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS": "/etc/jd/wechatpay_5157F09EFDC096DE15EBE81A47057A72.pem"}),
+    "wechatpay_public_key_path and wechatpay_public_key_id go together": (
+        {**V3_MERCHANT, "JIANDONG_WECHATPAY_PUBLIC_KEY_ID": "", "JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS": "/etc/c.pem"},
+        V3_MERCHANT),
     "wechatpay_cert_path and wechatpay_key_path go together (both PEM files, or neither)": (
         {"JIANDONG_WECHATPAY_KEY_PATH": "/etc/jd/apiclient_key.pem"},
         {"JIANDONG_WECHATPAY_KEY_PATH": "/etc/jd/apiclient_key.pem",

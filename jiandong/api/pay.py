@@ -21,6 +21,7 @@ from ..errors import (
     WeChatUnavailable,
 )
 from ..integrations.wechatpay import MAX_XML_SIZE, xml_reply
+from ..integrations.wechatpay_v3 import RealWeChatPayV3
 from ..keys import metrics_key, wechatpay_key
 from ..services import orders, payments, refunds
 from ..web.auth import current_user_id, public
@@ -41,6 +42,9 @@ XML_ANSWER = string(
     examples=["<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"],
 )
 
+# The answer to a v3 notification that was not taken (§4 of the v3 reference).
+V3_FAIL = '{"code":"FAIL","message":"失败"}'.encode()
+
 JSAPI_PARAMS = {
     "type": "object",
     "description": "wx.chooseWXPay / WeixinJSBridge getBrandWCPayRequest 的参数",
@@ -50,7 +54,7 @@ JSAPI_PARAMS = {
         "timestamp": string("同 timeStamp，wx.chooseWXPay 用"),
         "nonceStr": string("随机字符串"),
         "package": string("prepay_id=..."),
-        "signType": string("签名方式 MD5 或 HMAC-SHA256"),
+        "signType": string("签名方式：微信支付 API v2 为 MD5 或 HMAC-SHA256，API v3 为 RSA"),
         "paySign": string("签名"),
         "dev": integer("仅开发模式：1 表示这是开发支付，不会扣款"),
         "dev_complete_url": string("仅开发模式：完成这笔开发支付的接口（POST，参数 id）"),
@@ -115,13 +119,33 @@ def notification_doc(summary: str, description: str) -> typing.Any:
 @public
 async def pay_notify(request: web.Request) -> web.Response:
     outcomes = request.config_dict[metrics_key].payment_notifications
+    v3 = _speaks_v3(request)
     try:
-        verdict = await payments.receive_notification(request.app, await read_body(request), source="notify")
+        body = await read_body(request)
+        if v3:
+            verdict = await payments.receive_v3_notification(request.app, request.headers, body)
+        else:
+            verdict = await payments.receive_notification(request.app, body, source="notify")
     except Exception:
         outcomes.labels("error").inc()
         raise
     outcomes.labels("applied" if verdict.applied else "accepted" if verdict.ok else "rejected").inc()
-    return web.Response(text=xml_reply(verdict.ok, verdict.message), content_type="text/xml")
+    return v3_reply(verdict.ok) if v3 else web.Response(text=xml_reply(verdict.ok, verdict.message),
+                                                        content_type="text/xml")
+
+
+def _speaks_v3(request: web.Request) -> bool:
+    """Whether the merchant uses API v3, whose notifications are JSON and are answered its way (§4 of the v3
+    reference); a v2 merchant's come as XML and are answered in XML."""
+    return isinstance(request.config_dict[wechatpay_key], RealWeChatPayV3)
+
+
+def v3_reply(ok: bool) -> web.Response:
+    """What WeChat Pay v3 reads of an answer to a notification is its status (§4): 204 received, 4xx with
+    `{"code":"FAIL",...}` not (WeChat sends it again on its schedule). Sent only once the database committed."""
+    if ok:
+        return web.Response(status=204)
+    return web.Response(status=400, body=V3_FAIL, content_type="application/json")
 
 
 @routes.post(REFUND_NOTIFY_PATH)
@@ -136,6 +160,9 @@ async def pay_notify(request: web.Request) -> web.Response:
 )
 @public
 async def refund_notify(request: web.Request) -> web.Response:
+    if _speaks_v3(request):
+        outcome = await refunds.receive_v3_notification(request.app, request.headers, await read_body(request))
+        return v3_reply(outcome.ok)
     outcome = await refunds.receive_notification(request.app, await read_body(request))
     return web.Response(text=xml_reply(outcome.ok, outcome.message), content_type="text/xml")
 

@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import defusedxml
 import defusedxml.ElementTree
-from aiohttp import web
 
-from ..keys import client_session_key, settings_key, wechatpay_key
 from ..settings import Settings
 from .wechatpay_refund import decrypt_req_info
 
@@ -449,17 +447,3 @@ class DevWeChatPay(_Signer):
             fields["sign_type"] = self.sign_type
         fields["sign"] = sign(fields, self._key, self.sign_type)
         return to_xml(fields).encode()
-
-
-async def wechatpay_ctx(app: web.Application) -> typing.AsyncIterator[None]:
-    settings = app[settings_key]
-    if settings.wechatpay_mch_id:
-        app[wechatpay_key] = RealWeChatPay(app[client_session_key], settings)
-    else:
-        logger.warning(
-            "!!! NO WECHAT PAY MERCHANT CONFIGURED: dev payments are on — orders are paid through "
-            "POST /api/v1/pay/dev/complete without money. Set JIANDONG_WECHATPAY_MCH_ID and "
-            "JIANDONG_WECHATPAY_API_KEY in production. !!!"
-        )
-        app[wechatpay_key] = DevWeChatPay(settings)
-    yield

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import redis
 
+from ..integrations import wechatpay_provider, wechatpay_v3
 from ..services.notice_kinds import KINDS
 from ..settings import Settings, mask_url_password
 from ..store import db
@@ -36,7 +37,8 @@ class Finding:
 
 def check(settings: Settings) -> list[Finding]:
     """Every finding, in the order a reader fixes them: settings' modes, PostgreSQL, Redis, files."""
-    return [*modes(settings), *postgresql(settings), *redis_server(settings), *pem_files(settings)]
+    return [*modes(settings), *postgresql(settings), *redis_server(settings), *pem_files(settings),
+            *wechatpay_v3_keys(settings)]
 
 
 def modes(s: Settings) -> typing.Iterator[Finding]:
@@ -45,8 +47,13 @@ def modes(s: Settings) -> typing.Iterator[Finding]:
         yield Finding(WARNING, "development logins are on (no JIANDONG_WECHAT_APPID): any code logs in as a user")
     if (problem := s.public_url_problem()) is not None:
         yield Finding(PROBLEM, problem)
-    if not s.wechatpay_mch_id:
+    version = wechatpay_provider.api_version(s)
+    if version == "dev":
         yield Finding(WARNING, "dev payments are on (no JIANDONG_WECHATPAY_MCH_ID): orders are paid without money")
+    elif version == "v3":
+        yield Finding(OK, f"WeChat Pay API v3, merchant {s.wechatpay_mch_id} (JIANDONG_WECHATPAY_APIV3_KEY is set)")
+    else:
+        yield Finding(OK, f"WeChat Pay API v2, merchant {s.wechatpay_mch_id} (JIANDONG_WECHATPAY_APIV3_KEY is not set)")
     if s.sms_provider == "console":
         yield Finding(WARNING, "SMS codes go to the log, not to phones (JIANDONG_SMS_PROVIDER=console)")
     if s.public_url and urlsplit(s.public_url).scheme != "https":
@@ -151,6 +158,23 @@ def pem_files(s: Settings) -> typing.Iterator[Finding]:
         except (ValueError, ssl.SSLError, UnicodeDecodeError, OSError) as exc:
             yield Finding(PROBLEM, f"{name}: {path} does not parse as a PEM {kind if kind == 'certificate' else 'key'}"
                                    f" ({first_line(exc)})")
+
+
+def wechatpay_v3_keys(s: Settings) -> typing.Iterator[Finding]:
+    """v3's key files load as the server loads them; what signs our requests and what checks WeChat's."""
+    if wechatpay_provider.api_version(s) != "v3":
+        return
+    try:
+        keys = wechatpay_v3.Keys.load(s)
+    except (OSError, ValueError, TypeError) as exc:
+        yield Finding(PROBLEM, f"WeChat Pay API v3 keys do not load: {first_line(exc)}")
+        return
+    yield Finding(OK, f"WeChat Pay API v3: requests signed with the merchant certificate {keys.merchant_serial}; "
+                      f"WeChat Pay's signatures checked with {', '.join(sorted(keys.wechat_keys))}")
+    if s.wechatpay_public_key_id and s.wechatpay_platform_cert_paths:
+        yield Finding(WARNING, "WeChat Pay API v3: both the public key and platform certificates are set, as during "
+                               "the switch-over to the public key; drop JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS once "
+                               "WeChat Pay signs everything with the public key (from day 7 of the switch)")
 
 
 def first_line(exc: BaseException) -> str:

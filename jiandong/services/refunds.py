@@ -28,7 +28,7 @@ import typing
 import psycopg2
 from aiohttp import web
 
-from ..integrations import wechatpay
+from ..integrations import wechatpay, wechatpay_v3
 from ..integrations.wechatpay import PayError
 from ..integrations.wechatpay_refund import CHANGE, CLOSED, PROCESSING, SUCCESS, ReqInfoError, query_records
 from ..keys import metrics_key, pg_key, settings_key, wechatpay_key
@@ -368,6 +368,25 @@ async def receive_notification(app: web.Application, body: bytes) -> Outcome:
         fields = pay.decrypt_refund(outer.get("req_info", ""))
     except ReqInfoError as error:
         return await _reject(app, "", "notify", "req_info", str(error), raw)
+    return await _notified(app, fields, raw)
+
+
+async def receive_v3_notification(app: web.Application, headers: typing.Mapping[str, str], body: bytes) -> Outcome:
+    """A v3 refund notification (REFUND.SUCCESS / ABNORMAL / CLOSED, §4 of the v3 reference): its signature
+    checked before anything is decrypted, then applied like a v2 one. The decrypted resource is recorded."""
+    raw = body[:wechatpay_v3.MAX_BODY].decode("utf-8", "replace")
+    pay = app[wechatpay_key]
+    if not isinstance(pay, wechatpay_v3.RealWeChatPayV3):
+        return await _reject(app, "", "notify", "version", "an API v3 notification, but the merchant uses API v2", raw)
+    try:
+        note = pay.notification(headers, body, wechatpay_v3.REFUND_EVENTS)
+    except wechatpay_v3.NotificationRefused as refused:
+        return await _reject(app, "", "notify", refused.why, refused.reason, raw)
+    return await _notified(app, wechatpay_v3.refund_notification_fields(note.resource), note.plaintext)
+
+
+async def _notified(app: web.Application, fields: typing.Mapping[str, str], raw: str) -> Outcome:
+    """A refund notification's decrypted fields (v2's names): checked, then its outcome applied."""
     missing = [name for name in NOTIFIED_FIELDS if not fields.get(name)]
     if missing:
         return await _reject(app, fields.get("out_refund_no", ""), "notify", "missing_field",
