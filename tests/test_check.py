@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from jiandong.ops.check import PROBLEM, pem_files
 from jiandong.settings import Settings
+from tests.fakes import wechatpay_v3 as fake_v3
+from tests.fakes.wechatpay_v3 import MIXED, PUBLIC_KEY, FakeWeChatPayV3
 from tests.helpers.servers import ROOT, free_port
 
 
@@ -131,3 +135,35 @@ def test_a_wechat_appid_without_a_public_url_is_a_problem_and_the_server_refuses
     # Development mode (no AppID) needs none.
     assert "JIANDONG_PUBLIC_URL is required" not in check(JIANDONG_DATABASE_URL=database_url,
                                                           JIANDONG_REDIS_URL=redis_url).stdout
+
+
+def v3_env(fake: FakeWeChatPayV3, database_url: str, redis_url: str) -> dict[str, str]:
+    v2_only = ("JIANDONG_WECHATPAY_API_KEY",)
+    env = {k: v for k, v in PRODUCTION.items() if k not in v2_only}
+    for name, value in fake_v3.settings_for(fake).items():
+        env[f"JIANDONG_{name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return {**env, "JIANDONG_DATABASE_URL": database_url, "JIANDONG_REDIS_URL": redis_url}
+
+
+@pytest.mark.parametrize("mode", [PUBLIC_KEY, MIXED])
+def test_check_names_wechat_pay_v3_and_the_keys_it_loaded(database_url, redis_url, tmp_path, mode):
+    fake = FakeWeChatPayV3(tmp_path / "v3", mode=mode)
+    result = check(**v3_env(fake, database_url, redis_url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ok: WeChat Pay API v3, merchant 1900000109 (JIANDONG_WECHATPAY_APIV3_KEY is set)"
+    keys = sorted([fake.public_key_id] + ([fake.platform_serial] if mode == MIXED else []))
+    assert (f"ok: WeChat Pay API v3: requests signed with the merchant certificate {fake.merchant_serial}; "
+            f"WeChat Pay's signatures checked with {', '.join(keys)}") in lines
+    assert any("switch-over" in line for line in lines) == (mode == MIXED)
+    assert fake.api_v3_key not in result.stdout
+
+
+def test_check_refuses_a_wechat_pay_public_key_that_does_not_load(database_url, redis_url, tmp_path):
+    fake = FakeWeChatPayV3(tmp_path / "v3")
+    fake.public_key_path.write_text("-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n")
+    result = check(**v3_env(fake, database_url, redis_url))
+    assert result.returncode == 1
+    assert [line for line in result.stdout.splitlines() if "v3 keys" in line] == [
+        f"problem: WeChat Pay API v3 keys do not load: JIANDONG_WECHATPAY_PUBLIC_KEY_PATH: {fake.public_key_path} "
+        "is not an RSA public key (PEM)"]

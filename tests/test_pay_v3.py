@@ -129,3 +129,33 @@ async def test_certificates_and_the_switch_over_to_the_public_key(make_client, w
         assert await pay.notify(client, no, pay.notification(no, serial=serial)) == (204, "")
     assert paid_state(sql, order["id"])[0] == 1
     assert outcomes(sql, order["id"]) == ["paid", "duplicate"][:len(serials)]
+
+
+async def test_an_answer_comes_only_after_the_commit_and_wechat_sends_again_until_it_does(v3_client, wechat, v3pay,
+                                                                                          sql):
+    """While the payment cannot be recorded the notification is not answered 204; WeChat's next try (15 s
+    later, re-signed) is, and the order is paid once."""
+    _, order, _ = await start_payment(v3_client, wechat, sql)
+    no = order["order_no"]
+    v3pay.pay(no)
+    sql("CREATE FUNCTION refuse_extension() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'member_extensions refused for the test'; END $$")
+    sql("CREATE TRIGGER refuse_extension BEFORE INSERT ON member_extensions "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_extension()")
+    status, _ = await v3pay.notify(v3_client, no)
+    assert status == 500 and paid_state(sql, order["id"]) == (0, None, 0)
+    sql("DROP TRIGGER refuse_extension ON member_extensions")
+    # WeChat's schedule (15 s, 15 s, 30 s, ...): the next try is signed anew at its time.
+    statuses = await v3pay.deliver(v3_client, NOTIFY, v3pay.notification(no, timestamp=v3pay.timestamp()))
+    assert statuses == [204]
+    assert paid_state(sql, order["id"])[0] == 1 and outcomes(sql, order["id"]) == ["paid"]
+
+
+async def test_a_refused_notification_is_sent_again_and_taken_once_it_holds(v3_client, wechat, v3pay, sql):
+    _, order, _ = await start_payment(v3_client, wechat, sql)
+    no = order["order_no"]
+    v3pay.pay(no)
+    # A probe first (refused, 400); WeChat's retry carries a real signature.
+    probe = v3pay.notification(no, signature="WECHATPAY/SIGNTEST/" + "B" * 40)
+    assert await v3pay.deliver(v3_client, NOTIFY, probe) == [400, 204]
+    assert paid_state(sql, order["id"])[0] == 1 and outcomes(sql, order["id"]) == ["paid"]

@@ -93,19 +93,43 @@ class Keys:
 
     @classmethod
     def load(cls, settings: Settings) -> Keys:
+        """The keys the settings name; ValueError naming the setting whose file does not load."""
         wechat: dict[str, typing.Any] = {}
         for path in settings.wechatpay_platform_cert_paths:
-            pem = Path(path).read_bytes()
-            wechat[crypto.certificate_serial(pem)] = crypto.load_public_key(pem)
+            pem = _read("wechatpay_platform_cert_paths", path)
+            wechat[_load("wechatpay_platform_cert_paths", path, "a certificate", crypto.certificate_serial, pem)] = (
+                _load("wechatpay_platform_cert_paths", path, "a certificate", crypto.load_public_key, pem))
         if settings.wechatpay_public_key_path:
-            wechat[settings.wechatpay_public_key_id] = crypto.load_public_key(
-                Path(settings.wechatpay_public_key_path).read_bytes())
+            path = settings.wechatpay_public_key_path
+            wechat[settings.wechatpay_public_key_id] = _load(
+                "wechatpay_public_key_path", path, "an RSA public key", crypto.load_public_key,
+                _read("wechatpay_public_key_path", path))
+        key_path, cert_path = settings.wechatpay_key_path, settings.wechatpay_cert_path
         return cls(
-            merchant_key=crypto.load_private_key(Path(settings.wechatpay_key_path).read_bytes()),
-            merchant_serial=crypto.certificate_serial(Path(settings.wechatpay_cert_path).read_bytes()),
+            merchant_key=_load("wechatpay_key_path", key_path, "an RSA private key", crypto.load_private_key,
+                               _read("wechatpay_key_path", key_path)),
+            merchant_serial=_load("wechatpay_cert_path", cert_path, "a certificate", crypto.certificate_serial,
+                                  _read("wechatpay_cert_path", cert_path)),
             wechat_keys=wechat,
             public_key_id=settings.wechatpay_public_key_id,
         )
+
+
+T = typing.TypeVar("T")
+
+
+def _read(setting: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"JIANDONG_{setting.upper()}: {path} cannot be read ({exc.strerror})") from None
+
+
+def _load(setting: str, path: str, what: str, load: typing.Callable[[bytes], T], pem: bytes) -> T:
+    try:
+        return load(pem)
+    except (ValueError, TypeError):
+        raise ValueError(f"JIANDONG_{setting.upper()}: {path} is not {what} (PEM)") from None
 
 
 def rfc3339(value: dt.datetime) -> str:
