@@ -34,6 +34,7 @@ from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.wechat import FakeWeChat
 from tests.fakes.wechatpay import FakeWeChatPay
+from tests.helpers import merchants
 from tests.helpers.api import login
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer
 from tests.helpers.log_leaks import RunLog, leaks
@@ -365,6 +366,18 @@ async def wechat(aiohttp_server):
 @pytest.fixture
 async def wxpay(aiohttp_server):
     return await fake_pay.serve(aiohttp_server, FakeWeChatPay())
+
+
+@pytest.fixture(params=merchants.VERSIONS)
+async def merchant(request, aiohttp_server, tmp_path) -> merchants.Merchant:
+    """A WeChat Pay merchant on API v2, then on v3 (the test runs once with each): tests/helpers/merchants.py."""
+    return await merchants.start(request.param, aiohttp_server, tmp_path)
+
+
+@pytest.fixture
+async def merchant_client(make_client, wechat, merchant):
+    """An app with the `merchant`: logins through the fake WeChat, payments and refunds through its WeChat Pay."""
+    return await make_client(**fake_wechat.settings_for(wechat), **merchant.settings())
 
 
 @pytest.fixture

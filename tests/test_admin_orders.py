@@ -11,10 +11,9 @@ import re
 import openpyxl
 
 from tests.fakes import wechat as fake_wechat
-from tests.fakes import wechatpay as fake_pay
-from tests.fakes.wechatpay import ORDER_QUERY
 from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import call
+from tests.helpers.merchants import CLOSE, QUERY
 from tests.helpers.orders import PRE_ORDER, add_product, commit, dev_buyer, minutes_pass, order_row, wx_buyer
 
 
@@ -110,12 +109,12 @@ async def test_list_filters_totals_and_exports_agree(client, sql):
     assert row[10] == dt.datetime(2030, 3, 10, 10, 0) and cell[10].is_date
 
 
-async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, wechat, wxpay, sql):
-    order = await prepaid_order(pay_client, wechat, sql)
-    wxpay.pay(order["order_no"])
-    await wxpay.notify(pay_client, order["order_no"])
-    await wxpay.notify(pay_client, order["order_no"])
-    text = await (await pay_client.get(f"/admin/orders/{order['id']}")).text()
+async def test_order_page_shows_snapshot_notifications_and_refunds(merchant_client, wechat, merchant, sql):
+    order = await prepaid_order(merchant_client, wechat, sql)
+    merchant.pay(order["order_no"])
+    assert (await merchant.notify(merchant_client, order["order_no"]))[1]
+    assert (await merchant.notify(merchant_client, order["order_no"]))[1]
+    text = await (await merchant_client.get(f"/admin/orders/{order['id']}")).text()
     assert order["order_no"] in text and "已支付" in text and "建东体育年度会员" in text
     # In staff's words: where each record came from, what became of it, the snapshot's fields.
     assert text.count("<td data-label=\"来源\">微信支付通知</td>") == 2
@@ -123,31 +122,35 @@ async def test_order_page_shows_snapshot_notifications_and_refunds(pay_client, w
     assert "<td data-label=\"结果\">重复（已处理过，未改变）</td>" in text
     assert "<dt>合计（元）</dt>" in text and "<dt>有效期（年）</dt>" in text and "total_price" not in text
     # Editors see the order but not the refund form.
-    assert "out_refund_no" not in text and (await pay_client.get("/admin/orders/999999")).status == 404
+    assert "out_refund_no" not in text and (await merchant_client.get("/admin/orders/999999")).status == 404
 
 
-async def test_ask_wechat_pay_now_applies_a_missing_payment(pay_client, wechat, wxpay, sql):
-    order = await prepaid_order(pay_client, wechat, sql)
-    wxpay.pay(order["order_no"])  # paid, but the notification is lost
-    resp = await post_form(pay_client, f"/admin/orders/{order['id']}/query", token_from=f"/admin/orders/{order['id']}")
-    assert resp.status == 302 and wxpay.count(ORDER_QUERY) == 1
-    assert order_row(sql, order["id"])["status"] == 1
-    assert "微信支付确认已支付，订单已更新" in await (await pay_client.get(f"/admin/orders/{order['id']}")).text()
+async def test_ask_wechat_pay_now_applies_a_missing_payment(merchant_client, wechat, merchant, sql):
+    order = await prepaid_order(merchant_client, wechat, sql)
+    paid = merchant.pay(order["order_no"])  # paid, but the notification is lost
+    path = f"/admin/orders/{order['id']}"
+    resp = await post_form(merchant_client, f"{path}/query", token_from=path)
+    assert resp.status == 302 and merchant.count(QUERY) == 1
+    row = order_row(sql, order["id"])
+    assert row["status"] == 1 and row["transaction_id"] == paid.transaction_id
+    assert "微信支付确认已支付，订单已更新" in await (await merchant_client.get(path)).text()
     [entry] = sql("SELECT action, target FROM audit_log")
     assert entry == {"action": "order.query", "target": f"order:{order['id']}"}
 
 
-async def test_close_an_unpaid_order(pay_client, wechat, wxpay, sql):
-    order = await prepaid_order(pay_client, wechat, sql)
-    minutes_pass(sql, wxpay, 6, order["id"])
-    resp = await post_form(pay_client, f"/admin/orders/{order['id']}/close", token_from=f"/admin/orders/{order['id']}")
+async def test_close_an_unpaid_order(merchant_client, wechat, merchant, sql):
+    order = await prepaid_order(merchant_client, wechat, sql)
+    minutes_pass(sql, merchant, 6, order["id"])
+    path = f"/admin/orders/{order['id']}"
+    resp = await post_form(merchant_client, f"{path}/close", token_from=path)
     assert resp.status == 302
     row = order_row(sql, order["id"])
     assert row["status"] == -1 and row["wechat_closed_at"] is not None
-    assert wxpay.orders[order["order_no"]].state == "CLOSED"
+    assert merchant.state(order["order_no"]) == "CLOSED"
+    assert [sent.out_trade_no for sent in merchant.sent(CLOSE)] == [order["order_no"]]
     # A paid (or closed) order cannot be closed.
-    resp = await post_form(pay_client, f"/admin/orders/{order['id']}/close", token_from=f"/admin/orders/{order['id']}")
-    assert resp.status == 409
+    resp = await post_form(merchant_client, f"{path}/close", token_from=path)
+    assert resp.status == 409 and merchant.count(CLOSE) == 1
 
 
 async def test_the_order_page_names_what_staff_did(client, sql):
@@ -172,8 +175,8 @@ async def test_the_order_page_names_what_staff_did(client, sql):
     assert '<span class="field">退款单号</span><span class="new">' + number in history
 
 
-async def test_orders_need_a_signed_in_editor(make_client, wechat, wxpay, sql):
-    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay))
+async def test_orders_need_a_signed_in_editor(make_client, wechat, merchant, sql):
+    client = await make_client(**fake_wechat.settings_for(wechat), **merchant.settings())
     resp = await client.get("/admin/orders/export.csv", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"].startswith("/admin/login")
     await signed_in(client, sql, "moderator")

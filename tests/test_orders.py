@@ -7,8 +7,7 @@ import typing
 
 import pytest
 
-from tests.fakes import wechatpay as fake_pay
-from tests.fakes.wechatpay import CLOSE_ORDER, ORDER_QUERY
+from tests.helpers import merchants
 from tests.helpers.api import call
 from tests.helpers.orders import (
     BY_USER,
@@ -241,111 +240,112 @@ async def test_a_paid_order_can_be_neither_cancelled_nor_closed(client, sql):
 
 
 async def test_cancel_right_after_the_prepay_while_wechat_cannot_be_asked_ends_it_here(
-    pay_client, wechat, wxpay, sql
+    merchant_client, wechat, merchant, sql
 ):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await order_with_prepay(pay_client, token, product)
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await order_with_prepay(merchant_client, token, product)
     # orderquery fails: nothing says the order is paid, so the player's cancel is not refused.
-    wxpay.fail(ORDER_QUERY, "SYSTEMERROR")
-    status, body = await call(pay_client, "POST", CANCEL, token, id=order["id"])
+    merchant.fail(merchants.QUERY, "SYSTEMERROR")
+    status, body = await call(merchant_client, "POST", CANCEL, token, id=order["id"])
     assert (status, body) == (200, {"msg": "success", "error_code": 0, "request_url": CANCEL})
     assert order_row(sql, order["id"])["status"] == 5 and stock(sql, product) == 10
-    assert wxpay.count(ORDER_QUERY) == 1
+    assert merchant.count(merchants.QUERY) == 1
 
 
 @pytest.mark.parametrize("path, status_after", [(CANCEL, 5), (CLOSE, -1)])
 async def test_ending_an_order_right_after_its_prepay_ends_it_here_at_once(
-    pay_client, wechat, wxpay, sql, path, status_after
+    merchant_client, wechat, merchant, sql, path, status_after
 ):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await order_with_prepay(pay_client, token, product)
-    status, body = await call(pay_client, "POST", path, token, id=order["id"])
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await order_with_prepay(merchant_client, token, product)
+    status, body = await call(merchant_client, "POST", path, token, id=order["id"])
     assert (status, body) == (200, {"msg": "success", "error_code": 0, "request_url": path})
     row = order_row(sql, order["id"])
     assert row["status"] == status_after and row["closed_at"] is not None and stock(sql, product) == 10
-    # WeChat Pay refuses closeorder this soon (§3.5): it is asked whether the order is paid instead,
-    # and the order stays open there for the order round to close (test_order_tasks).
-    assert wxpay.count(CLOSE_ORDER) == 0 and wxpay.count(ORDER_QUERY) == 1
-    assert row["wechat_closed_at"] is None and wxpay.orders[order["order_no"]].state == "NOTPAY"
-    status, body = await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
+    # WeChat Pay refuses closeorder this soon (§3.5; our rule for v3 as well): it is asked whether the order
+    # is paid instead, and the order stays open there for the order round to close (test_order_tasks).
+    assert merchant.count(merchants.CLOSE) == 0 and merchant.count(merchants.QUERY) == 1
+    assert row["wechat_closed_at"] is None and merchant.state(order["order_no"]) == "NOTPAY"
+    status, body = await call(merchant_client, "POST", PRE_ORDER, token, id=order["id"])
     assert (status, body["error_code"]) == (409, 60005)
 
 
-async def test_close_once_wechat_allows_it_closes_the_order_there_at_once(pay_client, wechat, wxpay, sql):
+async def test_close_once_wechat_allows_it_closes_the_order_there_at_once(merchant_client, wechat, merchant, sql):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await order_with_prepay(pay_client, token, product)
-    minutes_pass(sql, wxpay, CLOSE_WAIT_MINUTES, order["id"])
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await order_with_prepay(merchant_client, token, product)
+    minutes_pass(sql, merchant, CLOSE_WAIT_MINUTES, order["id"])
     order_no = order["order_no"]
-    status, _ = await call(pay_client, "POST", CLOSE, token, id=order["id"])
+    status, _ = await call(merchant_client, "POST", CLOSE, token, id=order["id"])
     assert status == 200
-    assert wxpay.orders[order_no].state == "CLOSED"
-    [(_, params)] = [c for c in wxpay.calls if c[0] == CLOSE_ORDER]
-    assert params["out_trade_no"] == order_no
+    assert merchant.state(order_no) == "CLOSED"
+    assert [sent.out_trade_no for sent in merchant.sent(merchants.CLOSE)] == [order_no]
     row = order_row(sql, order["id"])
     assert row["status"] == -1 and row["wechat_closed_at"] is not None and stock(sql, product) == 10
 
 
-async def test_cancel_without_a_prepay_does_not_call_wechat(pay_client, wechat, wxpay, sql):
+async def test_cancel_without_a_prepay_does_not_call_wechat(merchant_client, wechat, merchant, sql):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await commit(pay_client, token, product)
-    assert (await call(pay_client, "POST", CANCEL, token, id=order["id"]))[0] == 200
-    assert wxpay.calls == [] and order_row(sql, order["id"])["status"] == 5
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await commit(merchant_client, token, product)
+    assert (await call(merchant_client, "POST", CANCEL, token, id=order["id"]))[0] == 200
+    assert merchant.calls_made() == 0 and order_row(sql, order["id"])["status"] == 5
 
 
-@pytest.mark.parametrize("mode", ["SYSTEMERROR", fake_pay.HTTP_500, fake_pay.BAD_SIGN])
+@pytest.mark.parametrize("mode", ["SYSTEMERROR", merchants.HTTP_500, merchants.BAD_SIGN])
 @pytest.mark.parametrize("path, status_after", [(CANCEL, 5), (CLOSE, -1)])
 async def test_ending_an_order_wechat_cannot_close_now_ends_it_here(
-    pay_client, wechat, wxpay, sql, mode, path, status_after
+    merchant_client, wechat, merchant, sql, mode, path, status_after
 ):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await order_with_prepay(pay_client, token, product)
-    minutes_pass(sql, wxpay, CLOSE_WAIT_MINUTES, order["id"])
-    wxpay.fail(CLOSE_ORDER, mode)
-    status, body = await call(pay_client, "POST", path, token, id=order["id"])
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await order_with_prepay(merchant_client, token, product)
+    minutes_pass(sql, merchant, CLOSE_WAIT_MINUTES, order["id"])
+    merchant.fail(merchants.CLOSE, mode)
+    status, body = await call(merchant_client, "POST", path, token, id=order["id"])
     assert (status, body) == (200, {"msg": "success", "error_code": 0, "request_url": path})
     row = order_row(sql, order["id"])
     assert row["status"] == status_after and stock(sql, product) == 10
     # Still open at WeChat Pay: the order round closes it there (test_order_tasks).
-    assert row["wechat_closed_at"] is None and wxpay.orders[order["order_no"]].state == "NOTPAY"
-    assert wxpay.count(CLOSE_ORDER) == 1
+    assert row["wechat_closed_at"] is None and merchant.state(order["order_no"]) == "NOTPAY"
+    assert merchant.count(merchants.CLOSE) == 1
 
 
-async def test_cancel_of_an_order_paid_meanwhile_applies_the_payment(pay_client, wechat, wxpay, sql):
+async def test_cancel_of_an_order_paid_meanwhile_applies_the_payment(merchant_client, wechat, merchant, sql):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await commit(pay_client, token, product)
-    await call(pay_client, "POST", PRE_ORDER, token, id=order["id"])
-    wxpay.pay(order["order_no"])  # paid in WeChat; the notification has not come yet
-    status, body = await call(pay_client, "POST", CANCEL, token, id=order["id"])
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await commit(merchant_client, token, product)
+    await call(merchant_client, "POST", PRE_ORDER, token, id=order["id"])
+    paid = merchant.pay(order["order_no"])  # paid in WeChat; the notification has not come yet
+    status, body = await call(merchant_client, "POST", CANCEL, token, id=order["id"])
     msg = "订单不允许取消: 订单已经支付过"
     assert (status, body) == (409, {"msg": msg, "error_code": 60002, "request_url": CANCEL})
     row = order_row(sql, order["id"])
-    assert row["status"] == 1 and row["transaction_id"] == wxpay.orders[order["order_no"]].transaction_id
+    assert row["status"] == 1 and row["transaction_id"] == paid.transaction_id
     assert len(sql("SELECT id FROM member_extensions")) == 1 and stock(sql, product) == 9
 
 
-async def test_cancel_of_an_order_wechat_says_is_paid_when_orderquery_fails(pay_client, wechat, wxpay, sql):
+async def test_cancel_of_an_order_wechat_says_is_paid_when_orderquery_fails(merchant_client, wechat, merchant, sql):
     product = add_product(sql)
-    token = await wx_buyer(pay_client, wechat, sql)
-    order = await order_with_prepay(pay_client, token, product)
-    minutes_pass(sql, wxpay, CLOSE_WAIT_MINUTES, order["id"])
-    wxpay.pay(order["order_no"])  # paid in WeChat; the notification has not come yet
-    wxpay.fail(ORDER_QUERY, "SYSTEMERROR")
-    status, body = await call(pay_client, "POST", CANCEL, token, id=order["id"])
-    # closeorder answered ORDERPAID, which settles it (§3.5) though the payment cannot be applied yet.
+    token = await wx_buyer(merchant_client, wechat, sql)
+    order = await order_with_prepay(merchant_client, token, product)
+    minutes_pass(sql, merchant, CLOSE_WAIT_MINUTES, order["id"])
+    paid = merchant.pay(order["order_no"])  # paid in WeChat; the notification has not come yet
+    merchant.fail(merchants.QUERY, "SYSTEMERROR")
+    status, body = await call(merchant_client, "POST", CANCEL, token, id=order["id"])
+    # closeorder answered ORDERPAID (v3: ORDER_PAID), which settles it (§3.5) though the payment cannot be
+    # applied yet.
     msg = "订单不允许取消: 订单已经支付过"
     assert (status, body) == (409, {"msg": msg, "error_code": 60002, "request_url": CANCEL})
+    assert merchant.count(merchants.CLOSE) == 1
     row = order_row(sql, order["id"])
     assert row["status"] == 0 and stock(sql, product) == 9 and sql("SELECT id FROM member_extensions") == []
     # Its notification applies it.
-    assert (await wxpay.notify(pay_client, order["order_no"]))[1]["return_code"] == "SUCCESS"
+    assert (await merchant.notify(merchant_client, order["order_no"]))[1]
     row = order_row(sql, order["id"])
-    assert row["status"] == 1 and row["transaction_id"] == wxpay.orders[order["order_no"]].transaction_id
+    assert row["status"] == 1 and row["transaction_id"] == paid.transaction_id
     assert len(sql("SELECT id FROM member_extensions")) == 1 and stock(sql, product) == 9
 
 

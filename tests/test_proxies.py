@@ -8,8 +8,6 @@ from jiandong.web.auth import public
 from jiandong.web.params import client_ip
 from jiandong.web.responses import json_response
 from tests.fakes import wechat as fake_wechat
-from tests.fakes import wechatpay as fake_pay
-from tests.fakes.wechatpay import UNIFIED_ORDER
 from tests.helpers.orders import PRE_ORDER, add_product, commit, wx_buyer
 
 
@@ -63,13 +61,12 @@ async def test_without_trust_proxy_the_header_is_ignored(whoami):
     # Without a proxy in front the header is the client's own invention: the peer is the client.
     [(True, "198.51.100.7"), (False, "127.0.0.1")],
 )
-async def test_wechat_pay_is_given_the_same_client_ip(make_client, wechat, wxpay, sql, trust_proxy, expected):
-    client = await make_client(**fake_wechat.settings_for(wechat), **fake_pay.settings_for(wxpay),
-                               trust_proxy=trust_proxy)
+async def test_wechat_pay_is_given_the_same_client_ip(make_client, wechat, merchant, sql, trust_proxy, expected):
+    client = await make_client(**fake_wechat.settings_for(wechat), **merchant.settings(), trust_proxy=trust_proxy)
     token = await wx_buyer(client, wechat, sql)
     order = await commit(client, token, add_product(sql))
     resp = await client.post(PRE_ORDER, data={"id": order["id"]},
                              headers={"token": token, "X-Forwarded-For": "10.9.9.9, 198.51.100.7"})
     assert resp.status == 200, await resp.text()
-    [(_, sent)] = [c for c in wxpay.calls if c[0] == UNIFIED_ORDER]
-    assert sent["spbill_create_ip"] == expected
+    # v2's spbill_create_ip, v3's scene_info.payer_client_ip.
+    assert merchant.client_ips() == [expected]

@@ -105,11 +105,17 @@ class Keys:
                 "wechatpay_public_key_path", path, "an RSA public key", crypto.load_public_key,
                 _read("wechatpay_public_key_path", path))
         key_path, cert_path = settings.wechatpay_key_path, settings.wechatpay_cert_path
+        merchant_key = _load("wechatpay_key_path", key_path, "an RSA private key", crypto.load_private_key,
+                             _read("wechatpay_key_path", key_path))
+        cert = _read("wechatpay_cert_path", cert_path)
+        # A key of another certificate would sign every request with a serial WeChat checks it against: each
+        # call would fail (SIGN_ERROR). Refused here, at start-up, instead.
+        if _load("wechatpay_cert_path", cert_path, "a certificate", crypto.load_public_key, cert).public_numbers() \
+                != merchant_key.public_key().public_numbers():
+            raise ValueError(f"JIANDONG_WECHATPAY_KEY_PATH: {key_path} is not the key of the certificate {cert_path}")
         return cls(
-            merchant_key=_load("wechatpay_key_path", key_path, "an RSA private key", crypto.load_private_key,
-                               _read("wechatpay_key_path", key_path)),
-            merchant_serial=_load("wechatpay_cert_path", cert_path, "a certificate", crypto.certificate_serial,
-                                  _read("wechatpay_cert_path", cert_path)),
+            merchant_key=merchant_key,
+            merchant_serial=_load("wechatpay_cert_path", cert_path, "a certificate", crypto.certificate_serial, cert),
             wechat_keys=wechat,
             public_key_id=settings.wechatpay_public_key_id,
         )
@@ -221,6 +227,10 @@ def refund_query_fields(refund: typing.Mapping[str, typing.Any]) -> dict[str, st
 
 
 def _json(body: bytes) -> typing.Any:
+    """What WeChat Pay sent, parsed; None when it is no JSON or carries a NUL (`\\u0000`: a JSON string can, a
+    PostgreSQL text cannot — refused here, for every answer and notification, rather than by the database)."""
+    if b"\\u0000" in body:
+        return None
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -294,9 +304,9 @@ class RealWeChatPayV3:
             raise NotificationRefused("decrypt", str(failed)) from None
         fields = _json(plain)
         if not isinstance(fields, dict):
-            raise NotificationRefused("malformed", "the resource is not a JSON object")
-        if fields.get("mchid") != self.mch_id:
-            raise NotificationRefused("mch_id", "mchid is not ours")
+            raise NotificationRefused("malformed", "the resource is not a JSON object (or carries a NUL)")
+        # Whose it is (mchid, appid) is checked by the caller, like a v2 notification's fields: it was signed
+        # by WeChat Pay for us, and a refusal of it is kept with the order or refund it names.
         return Notification(event_type, plain.decode("utf-8", "replace"), fields)
 
     # -- calls -----------------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ STATUS_LABELS = {"pending": "待提交", "processing": "退款中", "success": "
 REFUSED_FOR_GOOD = frozenset({
     "TRADE_OVERDUE", "USER_ACCOUNT_ABNORMAL", "INVALID_TRANSACTIONID", "PARAM_ERROR", "APPID_NOT_EXIST",
     "MCHID_NOT_EXIST", "ORDERNOTEXIST", "REQUIRE_POST_METHOD", "SIGNERROR", "XML_FORMAT_ERROR", "NO_CERTIFICATE",
+    # API v3 only (v2 says a generic ERROR): a business rule refuses it, e.g. a 51st refund of one order.
+    "RULE_LIMIT",
 })
 # A pending refund is sent again by the round only this long after its last try: WeChat Pay wants refund
 # requests of one order at least a minute apart (§1.1).
@@ -382,6 +384,9 @@ async def receive_v3_notification(app: web.Application, headers: typing.Mapping[
         note = pay.notification(headers, body, wechatpay_v3.REFUND_EVENTS)
     except wechatpay_v3.NotificationRefused as refused:
         return await _reject(app, "", "notify", refused.why, refused.reason, raw)
+    if note.resource.get("mchid") != pay.mch_id:
+        # As a v2 notification of another merchant (its outer mch_id): its refund number is not ours to look up.
+        return await _reject(app, "", "notify", "mch_id", "mchid is not ours", note.plaintext)
     return await _notified(app, wechatpay_v3.refund_notification_fields(note.resource), note.plaintext)
 
 
