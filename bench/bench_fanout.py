@@ -43,12 +43,12 @@ import typing
 from urllib.parse import urlsplit
 
 # bench/ is the script's directory, so its modules import by name.
-from common import add_live, bench_run, log, login, parser, start_app, start_bare_fanout
+from common import add_live, bench_run, log, login, parser, start_app, start_bare_fanout, start_socketio_fanout
 
 DATABASE = "jiandong_bench_fanout"
 ROOM = 1
 # A SEND_ALL of the sender, as the server frames it: the content survives sanitising unchanged.
-STAMP = re.compile(r'"content":"fanout (\d+) ([0-9.]+)')
+STAMP = re.compile(r'"content": ?"fanout (\d+) ([0-9.]+)')
 STALLED_PAD = "球" * 450
 STALLED_BUFFER_LIMIT = 65536
 STALLED_MSS = 1400
@@ -69,6 +69,10 @@ def parse_args() -> typing.Any:
     p.add_argument("--idle", type=int, metavar="N", help="only open N idle connections and print memory per connection")
     p.add_argument("--stalled", type=int, metavar="N", default=0, help="N of the clients stop reading after joining")
     p.add_argument("--bare", action="store_true", help="only the bare aiohttp loop (bench/bare_fanout_server.py)")
+    p.add_argument("--socketio", action="store_true",
+                   help="only python-socketio with its Redis manager (bench/socketio_fanout_server.py; bench extra)")
+    p.add_argument("--compare", action="store_true",
+                   help="the bare loop, one server process and python-socketio in one run, with the ratios")
     p.add_argument("--sweep", metavar="RATES", help="comma-separated SEND_ALL rates: batching on and off at each")
     p.add_argument("--all", action="store_true",
                    help="one process, two processes, --stalled 20 and --idle 10000 in turn (or scaled to --smoke)")
@@ -164,9 +168,11 @@ class Viewer(asyncio.Protocol):
     so the latency measured is the server's, not the harness's.
     """
 
-    def __init__(self, request: bytes, on_text: typing.Callable[[bytes], None]) -> None:
+    def __init__(self, request: bytes, on_text: typing.Callable[[bytes], None], socketio: bool = False) -> None:
         self.request = request
         self.on_text = on_text
+        # Engine.IO 4 over a websocket (python-socketio): "0{...}" opens, "40" joins the namespace, "2" pings.
+        self.socketio = socketio
         self.joined = asyncio.get_running_loop().create_future()
         self.lost = asyncio.get_running_loop().create_future()
         self.buffer = bytearray()
@@ -208,7 +214,9 @@ class Viewer(asyncio.Protocol):
                 return
             opcode, payload = buf[0] & 0x0F, bytes(buf[start:start + n])
             del buf[:start + n]
-            if opcode == 1:
+            if opcode == 1 and self.socketio:
+                self._socketio(payload)
+            elif opcode == 1:
                 if self.joined.done():
                     self.on_text(payload)
                 elif b'"myself":true' in payload:
@@ -217,6 +225,28 @@ class Viewer(asyncio.Protocol):
                 # A pong, masked as a client must, with the zero key (the payload stays as it is).
                 assert self.transport is not None
                 self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+
+
+    def _socketio(self, payload: bytes) -> None:
+        if payload.startswith(b"42"):
+            if self.joined.done():
+                self.on_text(payload)
+        elif payload.startswith(b"40"):
+            if not self.joined.done():
+                self.joined.set_result(None)
+        elif payload.startswith(b"0"):
+            self.send_text(b"40")
+        elif payload == b"2":
+            self.send_text(b"3")
+
+    def send_text(self, payload: bytes) -> None:
+        """A short text frame, masked as a client must, with the zero key."""
+        assert self.transport is not None and len(payload) < 126
+        self.transport.write(bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+
+
+def is_socketio(url: str) -> bool:
+    return "/socket.io/" in url
 
 
 async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.Any, stop: typing.Any,
@@ -257,7 +287,8 @@ async def clients(urls: list[str], expected: int, ready: typing.Any, go: typing.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
         sock.setblocking(False)
         await loop.sock_connect(sock, (parts.hostname, parts.port))
-        _, viewer = await loop.create_connection(lambda: Viewer(request, on_text if not stall else _ignore), sock=sock)
+        _, viewer = await loop.create_connection(
+            lambda: Viewer(request, on_text if not stall else _ignore, is_socketio(url)), sock=sock)
         await asyncio.wait_for(viewer.joined, 60)
         if stall:
             assert viewer.transport is not None
@@ -352,16 +383,26 @@ async def send(url: str, token: str, rate: float, duration: float, pad: str = ""
     from jiandong.lib import encoding
 
     count = int(rate * duration)
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-        await ws.send_str(encoding.dumps_str({"type": "LOGIN", "room_id": str(ROOM), "token": token}))
-        while '"myself":true' not in (await ws.receive()).data:
-            pass
+    socketio = is_socketio(url)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, autoping=True) as ws:
+        if socketio:
+            while not (await ws.receive()).data.startswith("0"):
+                pass
+            await ws.send_str("40")
+            while not (await ws.receive()).data.startswith("40"):
+                pass
+        else:
+            await ws.send_str(encoding.dumps_str({"type": "LOGIN", "room_id": str(ROOM), "token": token}))
+            while '"myself":true' not in (await ws.receive()).data:
+                pass
         acked = 0
 
         async def acks() -> None:
             nonlocal acked
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
+                    if socketio and msg.data == "2":
+                        await ws.send_str("3")
                     if '"type":"ERROR"' in msg.data:
                         raise SystemExit(f"sender: {msg.data}")
                     if '"myself":true' in msg.data and STAMP.search(msg.data):
@@ -375,10 +416,12 @@ async def send(url: str, token: str, rate: float, duration: float, pad: str = ""
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await ws.send_str(encoding.dumps_str(
-                {"type": "SEND_ALL", "room_id": str(ROOM), "token": token,
-                 "content": f"fanout {i} {time.time():.6f} {pad}".rstrip()}
-            ))
+            content = f"fanout {i} {time.time():.6f} {pad}".rstrip()
+            if socketio:
+                await ws.send_str("42" + encoding.dumps_str(["send_all", {"content": content}]))
+            else:
+                await ws.send_str(encoding.dumps_str(
+                    {"type": "SEND_ALL", "room_id": str(ROOM), "token": token, "content": content}))
         try:
             await asyncio.wait_for(reader, 30)
         except TimeoutError:
@@ -406,7 +449,15 @@ class Result(typing.NamedTuple):
     p99: float  # seconds
 
 
-def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = False) -> Result:
+def room_url(base: str, kind: str) -> str:
+    if kind == "socketio":
+        return base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    return f"{ws_url(base)}?room_id={ROOM}"
+
+
+def fanout(args: typing.Any, bases: list[str], stalled: int = 0, kind: str = "jiandong") -> Result:
+    """One room's fan-out through `bases`: kind "jiandong" (server.py), "bare" or "socketio"."""
+    bare = kind != "jiandong"
     token = "" if bare else login(bases[0])
     pids = [server_pid(int(b.rsplit(":", 1)[1])) for b in bases]
     expected = int(args.rate * args.duration)
@@ -415,7 +466,7 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
     groups = []
     for index, base in enumerate(bases):
         n = args.clients // len(bases) + (1 if index < args.clients % len(bases) else 0)
-        groups.append(split([f"{ws_url(base)}?room_id={ROOM}"] * n, procs_per_server))
+        groups.append(split([room_url(base, kind)] * n, procs_per_server))
     shares = [share for group in groups for share in group]
     log(f"connecting {args.clients} clients from {len(shares)} process(es) ...")
     fleet = Fleet(shares, expected, stalled)
@@ -427,7 +478,8 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
         fleet.go.set()
         cpu_before = [cpu_times(pid) for pid in pids]
         started = time.monotonic()
-        acked = asyncio.run(send(ws_url(bases[0]), token, args.rate, args.duration, STALLED_PAD if stalled else ""))
+        sender = room_url(bases[0], kind) if kind == "socketio" else ws_url(bases[0])
+        acked = asyncio.run(send(sender, token, args.rate, args.duration, STALLED_PAD if stalled else ""))
         results = fleet.finish(grace=10)
         window = time.monotonic() - started
         cpu_after = [cpu_times(pid) for pid in pids]
@@ -442,8 +494,8 @@ def fanout(args: typing.Any, bases: list[str], stalled: int = 0, bare: bool = Fa
     want = expected * (connected - stalled)
     latencies = [x for r in results for x in r[0]]
     per_delivery = (user + system) / delivered * 1e6 if delivered else float("nan")
-    server = "the bare aiohttp loop" if bare else f"{len(bases)} server process(es)" + (
-        f" of {args.workers} workers" if args.workers > 1 else "")
+    server = {"bare": "the bare aiohttp loop", "socketio": "python-socketio with its Redis manager"}.get(
+        kind, f"{len(bases)} server process(es)" + (f" of {args.workers} workers" if args.workers > 1 else ""))
     print(f"clients {connected}, {server}, {args.rate:g} SEND_ALL/s for {args.duration} s"
           f" ({acked}/{expected} acknowledged)")
     if stalled:
@@ -491,7 +543,7 @@ def idle(args: typing.Any, base: str) -> int:
 
 
 def scenario(args: typing.Any, name: str) -> Result:
-    """One scenario, on servers of its own: "bare", "one", "two", "stalled" or "idle"."""
+    """One scenario, on servers of its own: "bare", "socketio", "one", "two", "stalled" or "idle"."""
     if name == "stalled" and args.smoke:
         # Enough bytes for the stalled clients to fall behind within a smoke run.
         args = argparse.Namespace(**{**vars(args), "rate": 100.0, "duration": 3})
@@ -508,7 +560,9 @@ def scenario(args: typing.Any, name: str) -> Result:
         if name == "stalled":
             run.env.update(JIANDONG_CHAT_BUFFER_LIMIT=str(STALLED_BUFFER_LIMIT))
         if name == "bare":
-            return fanout(args, [start_bare_fanout(run)], bare=True)
+            return fanout(args, [start_bare_fanout(run)], kind="bare")
+        if name == "socketio":
+            return fanout(args, [start_socketio_fanout(run)], kind="socketio")
         workers = ("--workers", str(args.workers)) if args.workers > 1 else ()
         bases = [start_app(run, *workers) for _ in range(2 if name == "two" else 1)]
         add_live(run.env["JIANDONG_DATABASE_URL"], ROOM)
@@ -536,15 +590,35 @@ def sweep(args: typing.Any, rates: list[float]) -> int:
     return status
 
 
+def compare(args: typing.Any) -> int:
+    """The bare loop, one server process and python-socketio (with Redis), one after the other: CPU per delivery
+    and p99 of each, and the ratios the speed targets are stated in."""
+    results = {}
+    for name, title in (("bare", "the bare aiohttp loop"), ("one", "one server process"),
+                        ("socketio", "python-socketio with its Redis manager")):
+        print(f"\n== {title}", flush=True)
+        results[name] = scenario(args, name)
+    bare, one, sio = results["bare"], results["one"], results["socketio"]
+    ratio = one.cpu_per_delivery / bare.cpu_per_delivery
+    print(f"\nCPU per delivery: server {one.cpu_per_delivery:.2f} µs = {ratio:.2f}x"
+          f" the bare loop's, python-socketio {sio.cpu_per_delivery:.2f} µs ="
+          f" {sio.cpu_per_delivery / one.cpu_per_delivery:.1f}x the server's")
+    print(f"p99: server {1000 * one.p99:.1f} ms = {one.p99 / bare.p99:.2f}x the bare loop's {1000 * bare.p99:.1f} ms,"
+          f" python-socketio {1000 * sio.p99:.1f} ms")
+    return bare.failed | one.failed | sio.failed
+
+
 def main() -> int:
     args = parse_args()
     # The servers inherit the limit: 10,000 sockets need more than the usual 1024 descriptors.
     raise_fd_limit()
     if args.sweep:
         return sweep(args, [float(rate) for rate in args.sweep.split(",")])
+    if args.compare:
+        return compare(args)
     if not args.all:
-        name = "bare" if args.bare else "idle" if args.idle else "stalled" if args.stalled else \
-            "two" if args.two_processes else "one"
+        name = "bare" if args.bare else "socketio" if args.socketio else "idle" if args.idle else \
+            "stalled" if args.stalled else "two" if args.two_processes else "one"
         return scenario(args, name).failed
     args.idle = args.idle or (50 if args.smoke else 10000)
     args.stalled = args.stalled or (2 if args.smoke else 20)

@@ -284,6 +284,16 @@ def start_bare_fanout(run: Run) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def start_socketio_fanout(run: Run) -> str:
+    """bench/socketio_fanout_server.py (python-socketio with its Redis manager on the run's Redis); its base URL."""
+    port = free_port()
+    log("starting socketio_fanout_server.py ...")
+    argv = [sys.executable, str(ROOT / "bench" / "socketio_fanout_server.py"), "--port", str(port),
+            "--redis-url", run.env["JIANDONG_REDIS_URL"], "--channel", run.env["JIANDONG_REDIS_PREFIX"] + "socketio"]
+    start(run.stack, "socketio-fanout", argv, run.bare_env, run.work, port)
+    return f"http://127.0.0.1:{port}"
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 class Target(typing.NamedTuple):
