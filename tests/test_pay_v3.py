@@ -4,6 +4,7 @@ the RSA paySign the pages get, notifications verified before they are decrypted,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -12,6 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import load_pem_x509_certificate
 
+from jiandong.integrations.wechatpay import PayError
+from jiandong.keys import wechatpay_key
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay_v3 as fake_v3
 from tests.fakes.wechatpay_v3 import CERTIFICATE, MIXED, PREPAY, PUBLIC_KEY, FakeWeChatPayV3
@@ -159,3 +162,55 @@ async def test_a_refused_notification_is_sent_again_and_taken_once_it_holds(v3_c
     probe = v3pay.notification(no, signature="WECHATPAY/SIGNTEST/" + "B" * 40)
     assert await v3pay.deliver(v3_client, NOTIFY, probe) == [400, 204]
     assert paid_state(sql, order["id"])[0] == 1 and outcomes(sql, order["id"]) == ["paid"]
+
+
+async def test_a_rotated_platform_certificate_is_downloaded_and_trusted(make_client, wechat, aiohttp_server,
+                                                                        tmp_path, sql, caplog):
+    """Certificate mode: WeChat Pay starts signing with a new certificate days before the old expires (§5). The
+    server downloads the certificates at start-up and on a timer; a notification signed with the new one is
+    taken once it was downloaded, and refused before."""
+    pay = await v3_merchant(aiohttp_server, tmp_path, CERTIFICATE)
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_v3.settings_for(pay))
+    _, order, _ = await start_payment(client, wechat, sql)
+    no = order["order_no"]
+    pay.pay(no)
+    new = pay.rotate_platform_certificate()
+    status, _ = await pay.notify(client, no, pay.notification(no, serial=new))
+    assert status == 400 and paid_state(sql, order["id"])[0] == 0
+    v3 = client.app[wechatpay_key]
+    assert await v3.refresh_certificates() == [new]
+    assert f"platform certificate(s) {new} downloaded and trusted" in caplog.text
+    assert await pay.notify(client, no, pay.notification(no, serial=new)) == (204, "")
+    assert paid_state(sql, order["id"])[0] == 1
+    # Asked again: nothing new.
+    assert await v3.refresh_certificates() == []
+
+
+async def test_certificates_that_do_not_hold_are_not_trusted(make_client, wechat, aiohttp_server, tmp_path):
+    """A download answered with certificates sealed with another APIv3 key, or signed by nobody we know, adds
+    nothing (PayError for the latter: the answer is not WeChat Pay's)."""
+    pay = await v3_merchant(aiohttp_server, tmp_path, CERTIFICATE)
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_v3.settings_for(pay))
+    v3 = client.app[wechatpay_key]
+    known = set(v3._verifier.keys)
+    pay.rotate_platform_certificate()
+    real_key = pay.api_v3_key
+    pay.api_v3_key = "c" * 32  # the certificates sealed with a key that is not ours; the answer signed by the new one
+    with pytest.raises(PayError):
+        await v3.refresh_certificates()
+    pay.api_v3_key = real_key
+    pay.fail(fake_v3.CERTIFICATES, fake_v3.BAD_SIGN)
+    with pytest.raises(PayError):
+        await v3.refresh_certificates()
+    assert set(v3._verifier.keys) == known
+
+
+async def test_the_server_downloads_the_certificates_when_it_starts(make_client, wechat, aiohttp_server, tmp_path):
+    pay = await v3_merchant(aiohttp_server, tmp_path, CERTIFICATE)
+    new = pay.rotate_platform_certificate()
+    client = await make_client(**fake_wechat.settings_for(wechat), **fake_v3.settings_for(pay))
+    for _ in range(200):
+        if new in client.app[wechatpay_key]._verifier.keys:
+            break
+        await asyncio.sleep(0.05)
+    assert new in client.app[wechatpay_key]._verifier.keys and pay.count(fake_v3.CERTIFICATES) == 1

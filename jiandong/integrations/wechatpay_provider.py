@@ -3,17 +3,22 @@ set, API v2 when its key is, else development payments (no money moves)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import typing
 
 from aiohttp import web
 
 from ..keys import client_session_key, settings_key, wechatpay_key
+from ..lib.stopping import cancel_and_wait
 from ..settings import Settings
-from .wechatpay import DevWeChatPay, RealWeChatPay
+from .wechatpay import DevWeChatPay, PayError, RealWeChatPay
 from .wechatpay_v3 import Keys, RealWeChatPayV3
 
 logger = logging.getLogger(__name__)
+
+# Seconds between two downloads of the platform certificates (wechatpay-go refreshes daily, wechatpay-java hourly).
+CERTIFICATE_REFRESH = 12 * 3600
 
 
 def api_version(settings: Settings) -> str:
@@ -27,8 +32,11 @@ async def wechatpay_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     """The app's WeChat Pay (wechatpay_key). Key files that cannot be read stop the start-up (OSError, ValueError)."""
     settings = app[settings_key]
     version = api_version(settings)
+    refresher = None
     if version == "v3":
-        app[wechatpay_key] = RealWeChatPayV3(app[client_session_key], settings, Keys.load(settings))
+        pay = app[wechatpay_key] = RealWeChatPayV3(app[client_session_key], settings, Keys.load(settings))
+        if settings.wechatpay_platform_cert_paths:
+            refresher = asyncio.create_task(keep_certificates(pay), name="wechatpay-certificates")
     elif version == "v2":
         app[wechatpay_key] = RealWeChatPay(app[client_session_key], settings)
     else:
@@ -39,3 +47,20 @@ async def wechatpay_ctx(app: web.Application) -> typing.AsyncIterator[None]:
         )
         app[wechatpay_key] = DevWeChatPay(settings)
     yield
+    if refresher is not None:
+        await cancel_and_wait(refresher)
+
+
+async def keep_certificates(pay: RealWeChatPayV3, interval: float = CERTIFICATE_REFRESH) -> None:
+    """Certificate mode: WeChat Pay's platform certificates downloaded at start-up and every `interval` seconds
+    (a rotation announces the new one 10 days ahead and signs with it from 5 days before the old expires, §5),
+    so a rotation never leaves answers and notifications unverifiable. A failed download is logged (one line)
+    and tried again at the next round."""
+    while True:
+        try:
+            await pay.refresh_certificates()
+        except PayError:
+            pass  # logged by the client
+        except Exception:
+            logger.exception("WeChat Pay v3: downloading the platform certificates failed")
+        await asyncio.sleep(interval)

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from cryptography import x509
 
 from ..settings import Settings
 from . import wechatpay_v3_crypto as crypto
@@ -39,6 +40,7 @@ QUERY_PATH = "/v3/pay/transactions/out-trade-no/{}"
 CLOSE_PATH = "/v3/pay/transactions/out-trade-no/{}/close"
 REFUNDS_PATH = "/v3/refund/domestic/refunds"
 REFUND_QUERY_PATH = "/v3/refund/domestic/refunds/{}"
+CERTIFICATES_PATH = "/v3/certificates"
 # WeChat answers 400 INVALID_REQUEST to a request without one (§2).
 USER_AGENT = "jiandong (WeChat Pay API v3)"
 # Far above any answer or notification of these endpoints (a few KB); bounds what one call makes us parse.
@@ -61,6 +63,23 @@ REFUND_STATUS = {"SUCCESS": "SUCCESS", "CLOSED": CLOSED, "PROCESSING": "PROCESSI
 # The notifications a v3 merchant receives (§4) and what each resource is.
 PAYMENT_EVENTS = ("TRANSACTION.SUCCESS",)
 REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
+
+
+class Answer(typing.NamedTuple):
+    """A 2xx answer of WeChat Pay: its status, JSON object ({} for 204), exact bytes and headers."""
+
+    status: int
+    data: dict[str, typing.Any]
+    raw: bytes
+    headers: typing.Mapping[str, str]
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body, or its first `limit` bytes when it is longer (`read(n)` alone may stop at a chunk's end)."""
+    data = bytearray()
+    while len(data) < limit and (chunk := await stream.read(limit - len(data))):
+        data += chunk
+    return bytes(data)
 
 
 class NotificationRefused(Exception):
@@ -311,10 +330,10 @@ class RealWeChatPayV3:
 
     # -- calls -----------------------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, body: dict[str, typing.Any] | None, order: str
-                    ) -> tuple[int, typing.Any, bytes]:
-        """A signed request; the status, the JSON answer (None for 204) and its bytes, once its signature
-        holds. PayError otherwise: UNAVAILABLE when the outcome is unknown (no answer, an answer not signed by
+    async def _call(self, method: str, path: str, body: dict[str, typing.Any] | None, order: str,
+                    *, verify: bool = True) -> Answer:
+        """A signed request; its answer once the answer's signature holds (`verify=False`: the caller checks it).
+        PayError otherwise: UNAVAILABLE when the outcome is unknown (no answer, an answer not signed by
         WeChat Pay), else WeChat's code (mapped to v2's, V2_CODES) and message.
 
         Every failure is logged here, once, with the order number (no traceback: they are WeChat's routine
@@ -337,7 +356,7 @@ class RealWeChatPayV3:
             async with self._session.request(method, self._base + path, data=data or None, headers=headers,
                                              ssl=self._server_ssl) as resp:
                 status = resp.status
-                answer = await resp.content.read(MAX_BODY + 1)
+                answer = await _read_bounded(resp.content, MAX_BODY + 1)
                 answer_headers = resp.headers
         except TimeoutError:
             logger.warning("WeChat Pay v3 %s %s for order %s timed out", method, path, order)
@@ -357,20 +376,60 @@ class RealWeChatPayV3:
             if not code:
                 raise PayError("UNAVAILABLE", f"微信支付服务异常 (HTTP {status})")
             raise PayError(V2_CODES.get(code, code), message or code)
+        if verify:
+            self._check_answer(self._verifier, answer_headers, answer, path, order)
+        if status == 204:
+            return Answer(status, {}, answer, answer_headers)
+        parsed = _json(answer)
+        if not isinstance(parsed, dict):
+            logger.warning("WeChat Pay v3 %s for order %s answered a body that is not a JSON object", path, order)
+            raise PayError("UNAVAILABLE", "微信支付返回了无法识别的数据")
+        return Answer(status, parsed, answer, answer_headers)
+
+    @staticmethod
+    def _check_answer(verifier: crypto.Verifier, headers: typing.Mapping[str, str], body: bytes, path: str,
+                      order: str) -> None:
         try:
-            self._verifier.verify(answer_headers, answer)
+            verifier.verify(headers, body)
         except crypto.SignatureRefused as refused:
             # The outcome is unknown (whoever answered, it was not WeChat Pay): safe to ask again.
             logger.error("WeChat Pay v3 %s for order %s: the answer's signature is refused (%s); it is ignored",
                          path, order, refused)
             raise PayError("UNAVAILABLE", "微信支付应答签名错误") from None
-        if status == 204:
-            return status, None, answer
-        parsed = _json(answer)
-        if not isinstance(parsed, dict):
-            logger.warning("WeChat Pay v3 %s for order %s answered a body that is not a JSON object", path, order)
-            raise PayError("UNAVAILABLE", "微信支付返回了无法识别的数据")
-        return status, parsed, answer
+
+    async def refresh_certificates(self) -> list[str]:
+        """Download WeChat Pay's platform certificates (§5; certificate mode): the ones new to us join the keys
+        answers and notifications are checked with, as WeChat Pay starts signing with a new certificate days
+        before the old one expires. A certificate is believed when it decrypts with our APIv3 key (which only
+        WeChat Pay and we hold; AES-GCM fails on anything else) and the answer's signature holds with a
+        certificate we knew or one of these. The serials added; PayError when WeChat Pay cannot be asked or
+        the answer does not hold."""
+        answer = await self._call("GET", CERTIFICATES_PATH, None, "-", verify=False)
+        found: dict[str, typing.Any] = {}
+        items = answer.data.get("data")
+        for item in items if isinstance(items, list) else []:
+            sealed = item.get("encrypt_certificate") if isinstance(item, dict) else None
+            if not isinstance(sealed, dict):
+                continue
+            try:
+                pem = crypto.decrypt(self._api_v3_key, _text(sealed, "nonce"), _text(sealed, "associated_data"),
+                                     _text(sealed, "ciphertext"))
+                cert = x509.load_pem_x509_certificate(pem)
+            except (crypto.DecryptFailed, ValueError):
+                logger.error("WeChat Pay v3 certificates: one does not decrypt with our APIv3 key; it is ignored")
+                continue
+            serial = format(cert.serial_number, "X")
+            if serial != _text(item, "serial_no") or cert.not_valid_after_utc <= dt.datetime.now(dt.UTC):
+                continue
+            found[serial] = crypto.load_public_key(pem)
+        self._check_answer(crypto.Verifier({**self._verifier.keys, **found}), answer.headers, answer.raw,
+                           CERTIFICATES_PATH, "-")
+        added = [serial for serial in found if serial not in self._verifier.keys]
+        self._verifier.keys.update(found)
+        if added:
+            logger.warning("WeChat Pay v3: platform certificate(s) %s downloaded and trusted from now on; add them "
+                           "to JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS (or move to the public key)", ", ".join(added))
+        return added
 
     async def unified_order(
         self,
@@ -386,7 +445,7 @@ class RealWeChatPayV3:
     ) -> str:
         """JSAPI prepay (§3): the prepay_id. `time_expire` is the last moment the payer can pay; a repeat
         with the same parameters is re-entrant and answers the same prepay_id. (`time_start` has no v3 field.)"""
-        _, answer, _ = await self._call("POST", PREPAY_PATH, {
+        answer = (await self._call("POST", PREPAY_PATH, {
             "appid": self.appid,
             "mchid": self.mch_id,
             "description": truncate_body(body),
@@ -396,7 +455,7 @@ class RealWeChatPayV3:
             "amount": {"total": total_fee, "currency": "CNY"},
             "payer": {"openid": openid},
             "scene_info": {"payer_client_ip": client_ip},
-        }, out_trade_no)
+        }, out_trade_no)).data
         prepay_id = _text(answer, "prepay_id")
         if not prepay_id:
             raise PayError("UNAVAILABLE", "微信支付未返回 prepay_id")
@@ -405,8 +464,8 @@ class RealWeChatPayV3:
     async def order_query(self, out_trade_no: str) -> tuple[dict[str, str], str]:
         """The order at WeChat (§3 query) in v2's names, and the answer as received."""
         path = QUERY_PATH.format(quote(out_trade_no, safe="")) + f"?mchid={quote(self.mch_id, safe='')}"
-        _, answer, raw = await self._call("GET", path, None, out_trade_no)
-        return transaction_fields(answer), raw.decode("utf-8", "replace")
+        answer = await self._call("GET", path, None, out_trade_no)
+        return transaction_fields(answer.data), answer.raw.decode("utf-8", "replace")
 
     async def close_order(self, out_trade_no: str) -> None:
         """Close (§3): 204, re-entrant; PayError ORDERPAID for a paid order."""
@@ -419,19 +478,19 @@ class RealWeChatPayV3:
     ) -> dict[str, str]:
         """A refund (§3): accepted when this returns (the outcome comes by notification or query). Sent again
         with the same out_refund_no after an unknown outcome, it refunds only once."""
-        _, answer, _ = await self._call("POST", REFUNDS_PATH, {
+        answer = (await self._call("POST", REFUNDS_PATH, {
             "out_trade_no": out_trade_no,
             "out_refund_no": out_refund_no,
             "reason": refund_desc[:80],
             "notify_url": notify_url,
             "amount": {"refund": refund_fee, "total": total_fee, "currency": "CNY"},
-        }, out_refund_no)
+        }, out_refund_no)).data
         return {"refund_id": _text(answer, "refund_id"), "out_refund_no": _text(answer, "out_refund_no"),
                 "refund_fee": _fen(answer.get("amount"), "refund"),
                 "refund_status": REFUND_STATUS.get(_text(answer, "status"), _text(answer, "status"))}
 
     async def refund_query(self, out_refund_no: str) -> dict[str, str]:
         """Refund query (§3) as v2's refundquery answer."""
-        _, answer, _ = await self._call("GET", REFUND_QUERY_PATH.format(quote(out_refund_no, safe="")), None,
-                                        out_refund_no)
-        return refund_query_fields(answer)
+        answer = await self._call("GET", REFUND_QUERY_PATH.format(quote(out_refund_no, safe="")), None,
+                                  out_refund_no)
+        return refund_query_fields(answer.data)

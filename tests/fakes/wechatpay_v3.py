@@ -351,6 +351,8 @@ class FakeWeChatPayV3:
         self.platform_cert = _self_signed(self.platform_key, "Tenpay.com sign (test)", "Tenpay.com", years=5)
         self.platform_serial = format(self.platform_cert.serial_number, "X")
         self.platform_cert_path = _write_cert(directory / f"wechatpay_{self.platform_serial}.pem", self.platform_cert)
+        # Certificates replaced by rotate_platform_certificate: still listed and still valid, no longer signing.
+        self.retired: list[tuple[rsa.RSAPrivateKey, x509.Certificate]] = []
         self.api_v3_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
 
         self.orders: dict[str, Order] = {}
@@ -416,7 +418,19 @@ class FakeWeChatPayV3:
             return self.wechatpay_key
         if serial == self.platform_serial:
             return self.platform_key
+        for key, cert in self.retired:
+            if serial == format(cert.serial_number, "X"):
+                return key
         return self.wechatpay_key if self.mode == PUBLIC_KEY else self.platform_key
+
+    def rotate_platform_certificate(self) -> str:
+        """WeChat Pay's certificate rotation (§5): a new platform certificate signs from now on; the old one is
+        still listed by /v3/certificates. The new serial (not written to any file: a client learns it by download)."""
+        self.retired.append((self.platform_key, self.platform_cert))
+        self.platform_key = _new_rsa_key()
+        self.platform_cert = _self_signed(self.platform_key, "Tenpay.com sign (test)", "Tenpay.com", years=5)
+        self.platform_serial = format(self.platform_cert.serial_number, "X")
+        return self.platform_serial
 
     def _answer_serial(self, request: web.Request) -> str:
         """§5: public-key mode signs with the public key, certificate mode with the platform certificate; during
@@ -797,17 +811,21 @@ class FakeWeChatPayV3:
         return order
 
     def _certificates_json(self) -> dict[str, typing.Any]:
-        """§5: the platform certificate, encrypted under the APIv3 key (associated_data "certificate")."""
-        nonce = _nonce(12).lower()
-        pem = self.platform_cert.public_bytes(serialization.Encoding.PEM)
-        return {"data": [{
-            "serial_no": self.platform_serial,
-            "effective_time": _beijing_rfc3339(self.platform_cert.not_valid_before_utc),
-            "expire_time": _beijing_rfc3339(self.platform_cert.not_valid_after_utc),
-            "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "associated_data": "certificate",
-                                    "nonce": nonce,
-                                    "ciphertext": aes_gcm_encrypt(self.api_v3_key, nonce, "certificate", pem)},
-        }]}
+        """§5: the platform certificates (the signing one and any rotated out), each encrypted under the APIv3
+        key (associated_data "certificate")."""
+        data = []
+        for cert in [self.platform_cert, *(c for _, c in reversed(self.retired))]:
+            nonce = _nonce(12).lower()
+            pem = cert.public_bytes(serialization.Encoding.PEM)
+            data.append({
+                "serial_no": format(cert.serial_number, "X"),
+                "effective_time": _beijing_rfc3339(cert.not_valid_before_utc),
+                "expire_time": _beijing_rfc3339(cert.not_valid_after_utc),
+                "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "associated_data": "certificate",
+                                        "nonce": nonce,
+                                        "ciphertext": aes_gcm_encrypt(self.api_v3_key, nonce, "certificate", pem)},
+            })
+        return {"data": data}
 
     # -- what the payer and WeChat do ----------------------------------------------------------------------
 
