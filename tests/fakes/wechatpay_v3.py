@@ -39,6 +39,7 @@ import json
 import re
 import secrets
 import string
+import time
 import typing
 import uuid
 from pathlib import Path
@@ -366,6 +367,7 @@ class FakeWeChatPayV3:
         self.offset = dt.timedelta()
         # The request timestamp window (§2); None: not checked (for tests that move this clock far ahead).
         self.window: dt.timedelta | None = WINDOW
+        self.real_time_signatures = False
         # When a test sets it: the openids of users under this appid; prepay refuses others (§9).
         self.openids: set[str] | None = None
         self._mixed_turn = 0
@@ -380,6 +382,10 @@ class FakeWeChatPayV3:
         self.offset += dt.timedelta(minutes=minutes)
 
     def timestamp(self) -> int:
+        """What it signs with: its clock, or the real time once a test set `real_time_signatures` (the minutes a
+        test makes pass at both ends leave the server's clock where it is)."""
+        if self.real_time_signatures:
+            return int(time.time())
         return int(self.now().timestamp())
 
     def hold(self, path: str, *, after: bool = False) -> Held:
