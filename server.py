@@ -169,8 +169,10 @@ async def serve(settings: Settings, sockets: list[socket.socket], *, banner_text
     at /) until one of `signals`; `banner_text` is logged once it accepts."""
     settings = settings.replace(max_connections=fit_open_files(settings.max_connections))
     runner = GuardedRunner(create_app(settings), settings, access_log=None)
-    await runner.setup()
     try:
+        # Inside: a context that fails at start-up (a key file that does not load) leaves the ones started
+        # before it to be cleaned up, their tasks stopped; else the loop would wait for those tasks for ever.
+        await runner.setup()
         for sock in sockets:
             await web.SockSite(runner, sock).start()
         ports = [settings.port] + ([settings.chat_port] if settings.chat_port else [])
@@ -204,7 +206,12 @@ def run_worker(settings: Settings, sockets: list[socket.socket], worker: int, ba
         # A parent killed outright (SIGKILL) must not leave its workers holding the ports: they get SIGTERM.
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     configure_logging(settings, process=f"worker {worker}")
-    eventloop.run(serve(settings, sockets, banner_text=banner_text, signals=(signal.SIGTERM,)), settings.event_loop)
+    try:
+        eventloop.run(serve(settings, sockets, banner_text=banner_text, signals=(signal.SIGTERM,)),
+                      settings.event_loop)
+    except SettingsError as exc:
+        logger.error("bad setting: %s", exc)
+        sys.exit(2)
 
 
 def serve_workers(settings: Settings, sockets: list[socket.socket], banner_text: str) -> int:
@@ -342,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jiandong: {exc} (is this server running already? choose other ports with --port and --chat-port)",
               file=sys.stderr)
         return 1
+    except SettingsError as exc:
+        # A setting found wrong only when the app starts: a file it names that does not load.
+        print(f"jiandong: bad setting: {exc}", file=sys.stderr)
+        return 2
     except EmbeddedError as exc:
         print(f"jiandong: {exc}", file=sys.stderr)
         return 1

@@ -251,13 +251,13 @@ class Settings:
     pay_sign_type: str = spec("MD5", "WeChat Pay v2 signature: MD5 or HMAC-SHA256", choices=("MD5", "HMAC-SHA256"))
     wechatpay_cert_path: str = spec(
         "",
-        "merchant API client certificate (apiclient_cert.pem) for refunds (mutual TLS); empty = refunds through "
-        "WeChat Pay refused",
+        "merchant API certificate (apiclient_cert.pem): API v3 names its key by it in every request; API v2 shows it "
+        "for refunds (mutual TLS; empty = refunds through WeChat Pay v2 refused)",
         pem="certificate",
     )
     wechatpay_key_path: str = spec(
         "",
-        "private key of that certificate (apiclient_key.pem)",
+        "private key of that certificate (apiclient_key.pem, without a pass phrase): it signs every API v3 request",
         secret=True, pem="wechatpay_cert_path",
     )
     wechatpay_ca_file: str = spec(

@@ -118,6 +118,12 @@ def test_certificate_and_key_files_must_exist_and_parse(tmp_path):
     merchant = Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(other_key))
     assert [f.text.split(":")[0] for f in pem_files(merchant)] == ["JIANDONG_WECHATPAY_KEY_PATH"]
     assert list(pem_files(Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(key)))) == []
+    # A key with a pass phrase is a problem said at once, not a prompt on the terminal that check waits at.
+    locked = tmp_path / "locked.pem"
+    subprocess.run(["openssl", "rsa", "-in", str(key), "-aes256", "-passout", "pass:secret", "-out", str(locked)],
+                   check=True, capture_output=True)
+    [found] = pem_files(Settings(wechatpay_cert_path=str(cert), wechatpay_key_path=str(locked)))
+    assert found.level == PROBLEM and "the key is encrypted; the server needs it without a pass phrase" in found.text
 
 
 def test_a_wechat_appid_without_a_public_url_is_a_problem_and_the_server_refuses_to_start(database_url, redis_url):
@@ -157,6 +163,13 @@ def test_check_names_wechat_pay_v3_and_the_keys_it_loaded(database_url, redis_ur
             f"WeChat Pay's signatures checked with {', '.join(keys)}") in lines
     assert any("switch-over" in line for line in lines) == (mode == MIXED)
     assert fake.api_v3_key not in result.stdout
+
+
+def test_check_says_a_v2_key_beside_v3_is_not_used(database_url, redis_url, tmp_path):
+    fake = FakeWeChatPayV3(tmp_path / "v3")
+    result = check(**v3_env(fake, database_url, redis_url), JIANDONG_WECHATPAY_API_KEY="merchant-key-of-the-club")
+    assert result.returncode == 0, result.stdout
+    assert "warning: JIANDONG_WECHATPAY_API_KEY (API v2) is set too and is not used: API v3 is" in result.stdout
 
 
 def test_check_refuses_a_wechat_pay_public_key_that_does_not_load(database_url, redis_url, tmp_path):

@@ -214,3 +214,16 @@ async def test_the_server_downloads_the_certificates_when_it_starts(make_client,
             break
         await asyncio.sleep(0.05)
     assert new in client.app[wechatpay_key]._verifier.keys and pay.count(fake_v3.CERTIFICATES) == 1
+
+
+@pytest.mark.parametrize("header", ["Wechatpay-Signature", "Wechatpay-Serial", "Wechatpay-Timestamp"])
+async def test_a_signature_header_given_twice_is_refused(v3_client, wechat, v3pay, sql, header):
+    """Which of two values would be believed is not for the sender to choose: refused even when the first holds."""
+    _, order, _ = await start_payment(v3_client, wechat, sql)
+    no = order["order_no"]
+    v3pay.pay(no)
+    headers, body = v3pay.notification(no)
+    twice = [*headers.items(), (header, headers[header])]
+    resp = await v3_client.post(NOTIFY, data=body, headers=twice)
+    assert (resp.status, await resp.json()) == (400, FAIL)
+    assert paid_state(sql, order["id"]) == (0, None, 0)

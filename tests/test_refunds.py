@@ -19,6 +19,7 @@ import time
 import aiohttp
 import psycopg2
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 from wechatpy.crypto import RefundCrypto
@@ -830,6 +831,17 @@ def test_v3_key_files_stop_the_start_up(settings, pki, tmp_path):
     ):
         with pytest.raises(ValueError, match=f"JIANDONG_{setting.upper()}: {re.escape(path)} {refusal}"):
             wechatpay_v3.Keys.load(good.replace(**{setting: path}))
+    # WeChat Pay's public key must be a bare public key, and not the merchant's own (a certificate there is a
+    # platform certificate or the merchant's: with it, no signature of WeChat Pay's would ever hold).
+    with pytest.raises(ValueError, match="JIANDONG_WECHATPAY_PUBLIC_KEY_PATH: .* is not a public key"):
+        wechatpay_v3.Keys.load(good.replace(wechatpay_public_key_path=str(fake.merchant_cert_path)))
+    own = tmp_path / "own_public_key.pem"
+    own.write_bytes(fake.merchant_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(ValueError, match="is the merchant's own key"):
+        wechatpay_v3.Keys.load(good.replace(wechatpay_public_key_path=str(own)))
+    with pytest.raises(ValueError, match="is the merchant's own key"):
+        wechatpay_v3.Keys.load(good.replace(wechatpay_platform_cert_paths=(str(fake.merchant_cert_path),)))
     # An RSA key of another certificate would sign every request wrongly (SIGN_ERROR each time): refused.
     other = fake_v3.FakeWeChatPayV3(tmp_path / "other")
     with pytest.raises(ValueError, match=f"JIANDONG_WECHATPAY_KEY_PATH: {re.escape(str(other.merchant_key_path))} "

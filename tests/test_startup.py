@@ -18,6 +18,7 @@ import pytest
 from jiandong.ops.banner import banner, owner_exists
 from jiandong.settings import SettingsError, load_settings
 from jiandong.store.db import migrate
+from tests.fakes.wechatpay_v3 import FakeWeChatPayV3
 from tests.helpers.admin import add_admin
 from tests.helpers.realtime import frame_of, send
 from tests.helpers.servers import ROOT, free_port, server_env
@@ -266,3 +267,30 @@ def test_the_banner_suggests_a_first_account_only_while_there_is_no_owner(settin
     assert owner_exists(settings.database_url) is True
     text = banner(settings, "data", False, owner_exists(settings.database_url))
     assert "create-admin" not in text and "/admin/" in text
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("version", ["v2", "v3"])
+async def test_a_wechat_pay_key_file_that_does_not_load_stops_the_start_at_once(settings, tmp_path, version, workers):
+    """Found only when the app starts (the files are read there): one line naming the setting and status 2, not
+    a traceback, and not a process that waits for ever for the tasks the contexts before it had started."""
+    fake = FakeWeChatPayV3(tmp_path / "v3")
+    merchant = {"JIANDONG_WECHAT_APPID": fake.appid, "JIANDONG_WECHAT_SECRET": "secret",
+                "JIANDONG_PUBLIC_URL": "https://club.example.com", "JIANDONG_WECHATPAY_MCH_ID": fake.mchid,
+                "JIANDONG_WECHATPAY_CERT_PATH": str(fake.merchant_cert_path),
+                "JIANDONG_WECHATPAY_KEY_PATH": str(tmp_path / "missing.pem")}
+    if version == "v3":
+        merchant.update(JIANDONG_WECHATPAY_APIV3_KEY=fake.api_v3_key,
+                        JIANDONG_WECHATPAY_PUBLIC_KEY_PATH=str(fake.public_key_path),
+                        JIANDONG_WECHATPAY_PUBLIC_KEY_ID=fake.public_key_id)
+        said = f"bad setting: JIANDONG_WECHATPAY_KEY_PATH: {tmp_path / 'missing.pem'} cannot be read"
+    else:
+        merchant.update(JIANDONG_WECHATPAY_API_KEY="a-merchant-api-key")
+        said = "bad setting: JIANDONG_WECHATPAY_CERT_PATH / JIANDONG_WECHATPAY_KEY_PATH: the merchant API certificate"
+    env = server_env(settings, tmp_path / "var", **merchant)
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "server.py", "--port", str(free_port()),
+                                                      "--chat-port", "0", "--workers", workers],
+                                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == (2 if workers == "1" else 1), result.stderr
+    assert "Traceback" not in result.stderr and said in result.stderr, result.stderr
+    assert fake.api_v3_key not in result.stderr

@@ -110,7 +110,11 @@ def notification_doc(summary: str, description: str) -> typing.Any:
 @notification_doc(
     "支付回调",
     (
-        "微信支付结果通知（XML，无需 token）。校验签名、appid、mch_id、金额后，在一个事务内把订单标为已支付、"
+        "微信支付结果通知（无需 token）。API v2 商户：XML，答 XML 的 SUCCESS/FAIL；API v3 商户：JSON，先验签"
+        "（Wechatpay-Serial 指明的公钥或平台证书、5 分钟内的时间戳、拒绝 WECHATPAY/SIGNTEST/ 探测）"
+        "再以 APIv3 密钥解密，"
+        "记录完成后答 204，不受理时答 400 与 {\"code\":\"FAIL\",\"message\":\"失败\"}。"
+        "校验签名、appid、mch_id、金额后，在一个事务内把订单标为已支付、"
         "延长会员有效期（从当前有效期与现在中较晚者起，按业务有效期年数）并记录原始通知。"
         "重复通知回 SUCCESS 且不再改变任何数据；校验失败回 FAIL，不改变任何数据：指明我方订单的通知记入该订单，"
         "其余只按原因计数（jiandong_notifications_dropped_total），不留记录。"
@@ -152,7 +156,8 @@ def v3_reply(ok: bool) -> web.Response:
 @notification_doc(
     "退款结果通知",
     (
-        "微信支付退款结果通知（XML，无需 token，外层无签名）。req_info 以商户 API 密钥的 MD5（小写十六进制）为密钥"
+        "微信支付退款结果通知（无需 token）。API v3 商户：JSON（REFUND.SUCCESS / ABNORMAL / CLOSED），验签、解密同支付"
+        "回调，答 204 或 400 FAIL。API v2 商户：XML，外层无签名，req_info 以商户 API 密钥的 MD5（小写十六进制）为密钥"
         "AES-256-ECB 解密（PKCS#7），按退款单号 out_refund_no 找到退款，核对订单号与退款金额后在一个事务内记下结果"
         "（SUCCESS 退款成功、REFUNDCLOSE 退款关闭、CHANGE 退款异常）。重复通知回 SUCCESS 且不再改变任何数据；"
         "解密或核对失败回 FAIL，不改变任何数据：指明我方退款单的通知记入该退款，其余只按原因计数，不留记录。"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import typing
 
 from aiohttp import web
 
 from ..keys import client_session_key, settings_key, wechatpay_key
 from ..lib.stopping import cancel_and_wait
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .wechatpay import DevWeChatPay, PayError, RealWeChatPay
 from .wechatpay_v3 import Keys, RealWeChatPayV3
 
@@ -29,16 +30,28 @@ def api_version(settings: Settings) -> str:
 
 
 async def wechatpay_ctx(app: web.Application) -> typing.AsyncIterator[None]:
-    """The app's WeChat Pay (wechatpay_key). Key files that cannot be read stop the start-up (OSError, ValueError)."""
+    """The app's WeChat Pay (wechatpay_key). Key files that do not load stop the start-up: SettingsError naming
+    the setting."""
     settings = app[settings_key]
     version = api_version(settings)
     refresher = None
     if version == "v3":
-        pay = app[wechatpay_key] = RealWeChatPayV3(app[client_session_key], settings, Keys.load(settings))
+        try:
+            keys = Keys.load(settings)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        pay = app[wechatpay_key] = RealWeChatPayV3(app[client_session_key], settings, keys)
+        logger.info("WeChat Pay API v3, merchant %s; WeChat Pay's signatures checked with %s",
+                    settings.wechatpay_mch_id, ", ".join(sorted(keys.wechat_keys)))
         if settings.wechatpay_platform_cert_paths:
             refresher = asyncio.create_task(keep_certificates(pay), name="wechatpay-certificates")
     elif version == "v2":
-        app[wechatpay_key] = RealWeChatPay(app[client_session_key], settings)
+        logger.info("WeChat Pay API v2, merchant %s", settings.wechatpay_mch_id)
+        try:
+            app[wechatpay_key] = RealWeChatPay(app[client_session_key], settings)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"JIANDONG_WECHATPAY_CERT_PATH / JIANDONG_WECHATPAY_KEY_PATH: the merchant API "
+                                f"certificate and key do not load ({exc.strerror or exc})") from None
     else:
         logger.warning(
             "!!! NO WECHAT PAY MERCHANT CONFIGURED: dev payments are on — orders are paid through "

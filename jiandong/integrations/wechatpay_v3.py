@@ -60,6 +60,9 @@ V2_CODES = {
 }
 # A refund's `status` (answers) and `refund_status` (notifications) under v2's refund_status (§3, §4).
 REFUND_STATUS = {"SUCCESS": "SUCCESS", "CLOSED": CLOSED, "PROCESSING": "PROCESSING", "ABNORMAL": CHANGE}
+# The headers WeChat Pay signs an answer or a notification with (§2): each given once.
+SIGNATURE_HEADERS = ("Wechatpay-Serial", "Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce",
+                     "Wechatpay-Signature-Type")
 # The notifications a v3 merchant receives (§4) and what each resource is.
 PAYMENT_EVENTS = ("TRANSACTION.SUCCESS",)
 REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
@@ -120,9 +123,13 @@ class Keys:
                 _load("wechatpay_platform_cert_paths", path, "a certificate", crypto.load_public_key, pem))
         if settings.wechatpay_public_key_path:
             path = settings.wechatpay_public_key_path
+            pem = _read("wechatpay_public_key_path", path)
+            if b"-----BEGIN PUBLIC KEY-----" not in pem:
+                # pub_key.pem is a bare key: a certificate here is a platform certificate or the merchant's own.
+                raise ValueError(f"JIANDONG_WECHATPAY_PUBLIC_KEY_PATH: {path} is not a public key (PEM \"PUBLIC KEY\"; "
+                                 "a platform certificate goes in JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS)")
             wechat[settings.wechatpay_public_key_id] = _load(
-                "wechatpay_public_key_path", path, "an RSA public key", crypto.load_public_key,
-                _read("wechatpay_public_key_path", path))
+                "wechatpay_public_key_path", path, "an RSA public key", crypto.load_public_key, pem)
         key_path, cert_path = settings.wechatpay_key_path, settings.wechatpay_cert_path
         merchant_key = _load("wechatpay_key_path", key_path, "an RSA private key", crypto.load_private_key,
                              _read("wechatpay_key_path", key_path))
@@ -132,6 +139,12 @@ class Keys:
         if _load("wechatpay_cert_path", cert_path, "a certificate", crypto.load_public_key, cert).public_numbers() \
                 != merchant_key.public_key().public_numbers():
             raise ValueError(f"JIANDONG_WECHATPAY_KEY_PATH: {key_path} is not the key of the certificate {cert_path}")
+        ours = merchant_key.public_key().public_numbers()
+        for name, key in wechat.items():
+            if key.public_numbers() == ours:
+                # WeChat Pay's signatures would be checked with our own key: none of theirs would ever hold.
+                raise ValueError(f"WeChat Pay's key {name} is the merchant's own key (apiclient), not WeChat Pay's: "
+                                 "check JIANDONG_WECHATPAY_PUBLIC_KEY_PATH / JIANDONG_WECHATPAY_PLATFORM_CERT_PATHS")
         return cls(
             merchant_key=merchant_key,
             merchant_serial=_load("wechatpay_cert_path", cert_path, "a certificate", crypto.certificate_serial, cert),
@@ -303,6 +316,11 @@ class RealWeChatPayV3:
         decrypted with the APIv3 key. NotificationRefused, with the first reason, otherwise."""
         if len(body) > MAX_BODY:
             raise NotificationRefused("malformed", "too large")
+        getall = getattr(headers, "getall", None)
+        for name in SIGNATURE_HEADERS:
+            if getall is not None and len(getall(name, ())) > 1:
+                # Which one would be believed is not for the sender to choose.
+                raise NotificationRefused("malformed", f"{name} given more than once")
         try:
             self._verifier.verify(headers, body)
         except crypto.SignatureRefused as refused:

@@ -22,6 +22,8 @@ from ..settings import Settings, mask_url_password
 from ..store import db
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
+# The merchant certificate and key, checked as API v3 loads them when v3 is on (wechatpay_v3_keys).
+V3_FILES = ("wechatpay_cert_path", "wechatpay_key_path")
 # The migration that made the notice tables (sql/014_notices.sql).
 NOTICES_MIGRATION = 14
 
@@ -52,6 +54,8 @@ def modes(s: Settings) -> typing.Iterator[Finding]:
         yield Finding(WARNING, "dev payments are on (no JIANDONG_WECHATPAY_MCH_ID): orders are paid without money")
     elif version == "v3":
         yield Finding(OK, f"WeChat Pay API v3, merchant {s.wechatpay_mch_id} (JIANDONG_WECHATPAY_APIV3_KEY is set)")
+        if s.wechatpay_api_key:
+            yield Finding(WARNING, "JIANDONG_WECHATPAY_API_KEY (API v2) is set too and is not used: API v3 is")
     else:
         yield Finding(OK, f"WeChat Pay API v2, merchant {s.wechatpay_mch_id} (JIANDONG_WECHATPAY_APIV3_KEY is not set)")
     if s.sms_provider == "console":
@@ -141,9 +145,12 @@ def redis_server(s: Settings) -> typing.Iterator[Finding]:
 def pem_files(s: Settings) -> typing.Iterator[Finding]:
     """Settings marked `pem` (a certificate, or a private key naming its certificate's setting) exist and parse."""
     fields = {f.name: f for f in dataclasses.fields(s)}
+    # With API v3 the merchant's certificate and key are v3's signing files: wechatpay_v3_keys loads them as
+    # v3 does (RSA, matching), and says it once.
+    checked_by_v3 = V3_FILES if wechatpay_provider.api_version(s) == "v3" else ()
     for f in fields.values():
         path, kind = getattr(s, f.name), f.metadata.get("pem")
-        if not kind or not path:
+        if not kind or not path or f.name in checked_by_v3:
             continue
         name = f"JIANDONG_{f.name.upper()}"
         if not Path(path).is_file():
@@ -154,10 +161,15 @@ def pem_files(s: Settings) -> typing.Iterator[Finding]:
                 ssl.PEM_cert_to_DER_cert(Path(path).read_text(encoding="ascii"))
             else:
                 # A private key is checked against its certificate: both must parse and match.
-                ssl.create_default_context().load_cert_chain(getattr(s, kind), path)
+                # An encrypted key is refused, not asked about: the server never has its pass phrase.
+                ssl.create_default_context().load_cert_chain(getattr(s, kind), path, password=_no_pass_phrase)
         except (ValueError, ssl.SSLError, UnicodeDecodeError, OSError) as exc:
             yield Finding(PROBLEM, f"{name}: {path} does not parse as a PEM {kind if kind == 'certificate' else 'key'}"
                                    f" ({first_line(exc)})")
+
+
+def _no_pass_phrase() -> str:
+    raise ValueError("the key is encrypted; the server needs it without a pass phrase")
 
 
 def wechatpay_v3_keys(s: Settings) -> typing.Iterator[Finding]:
