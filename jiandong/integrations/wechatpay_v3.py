@@ -512,3 +512,12 @@ class RealWeChatPayV3:
         answer = await self._call("GET", REFUND_QUERY_PATH.format(quote(out_refund_no, safe="")), None,
                                   out_refund_no)
         return refund_query_fields(answer.data)
+
+
+def open_notification(pay: typing.Any, headers: typing.Mapping[str, str], body: bytes,
+                      events: tuple[str, ...]) -> Notification:
+    """A v3 notification posted to the app whose WeChat Pay is `pay`: verified and decrypted (its
+    `notification`); NotificationRefused as well when the merchant does not use API v3."""
+    if not isinstance(pay, RealWeChatPayV3):
+        raise NotificationRefused("version", "an API v3 notification, but the merchant uses API v2")
+    return pay.notification(headers, body, events)

@@ -141,12 +141,8 @@ async def receive_v3_notification(app: web.Application, headers: typing.Mapping[
     """A v3 payment notification (TRANSACTION.SUCCESS, §4 of the v3 reference): its signature checked before
     anything is decrypted, then settled like a v2 one. The decrypted transaction is what is recorded."""
     raw = body[:wechatpay_v3.MAX_BODY].decode("utf-8", "replace")
-    pay = app[wechatpay_key]
-    if not isinstance(pay, wechatpay_v3.RealWeChatPayV3):
-        return await _reject(app, {}, "notify", "version", "an API v3 notification, but the merchant uses API v2",
-                             raw)
     try:
-        note = pay.notification(headers, body, wechatpay_v3.PAYMENT_EVENTS)
+        note = wechatpay_v3.open_notification(app[wechatpay_key], headers, body, wechatpay_v3.PAYMENT_EVENTS)
     except wechatpay_v3.NotificationRefused as refused:
         return await _reject(app, {}, "notify", refused.why, refused.reason, raw)
     return await settle(app, wechatpay_v3.transaction_fields(note.resource), note.plaintext, "notify")

@@ -378,10 +378,8 @@ async def receive_v3_notification(app: web.Application, headers: typing.Mapping[
     checked before anything is decrypted, then applied like a v2 one. The decrypted resource is recorded."""
     raw = body[:wechatpay_v3.MAX_BODY].decode("utf-8", "replace")
     pay = app[wechatpay_key]
-    if not isinstance(pay, wechatpay_v3.RealWeChatPayV3):
-        return await _reject(app, "", "notify", "version", "an API v3 notification, but the merchant uses API v2", raw)
     try:
-        note = pay.notification(headers, body, wechatpay_v3.REFUND_EVENTS)
+        note = wechatpay_v3.open_notification(pay, headers, body, wechatpay_v3.REFUND_EVENTS)
     except wechatpay_v3.NotificationRefused as refused:
         return await _reject(app, "", "notify", refused.why, refused.reason, raw)
     if note.resource.get("mchid") != pay.mch_id:

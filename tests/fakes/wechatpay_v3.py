@@ -29,7 +29,6 @@ Where the reference gives no answer, the fake's choice is marked INFERRED below.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import collections
@@ -53,6 +52,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
+
+from tests.fakes.wechatpay import Held
 
 PREPAY = "/v3/pay/transactions/jsapi"
 QUERY_PREFIX = "/v3/pay/transactions/out-trade-no/"  # GET {prefix}{out_trade_no}?mchid=...
@@ -268,19 +269,6 @@ class Refund:
     params: dict[str, typing.Any]
     status: str = "PROCESSING"
     success_time: str = ""
-
-
-@dataclasses.dataclass
-class Held:
-    """A call held by the fake: `arrived` is set once it came in; it is answered after `release()`."""
-
-    arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    # Held after the call was carried out, before its answer: WeChat did it, and the answer may be lost.
-    after: bool = False
-
-    def release(self) -> None:
-        self.released.set()
 
 
 class Refusal(Exception):

@@ -114,7 +114,43 @@ def _int(value: typing.Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-class V2Merchant:
+class _Fake:
+    """What both merchants read of their fake the same way: its orders, refunds and calls by operation."""
+
+    OPS: typing.ClassVar[dict[str, str]]
+    fake: typing.Any
+
+    def __init__(self, fake: typing.Any, pki: PKI, mch_id: str) -> None:
+        self.fake = fake
+        self.pki = pki
+        self.appid = fake.appid
+        self.mch_id = mch_id
+
+    @property
+    def refunds_made(self) -> list[str]:
+        return self.fake.refunds_made
+
+    def state(self, out_trade_no: str) -> str:
+        return self.fake.orders[out_trade_no].state
+
+    def prepay_id(self, out_trade_no: str) -> str:
+        return self.fake.orders[out_trade_no].prepay_id
+
+    def count(self, op: str) -> int:
+        return self.fake.count(self.OPS[op])
+
+    def hold(self, op: str, *, after: bool = False) -> typing.Any:
+        return self.fake.hold(self.OPS[op], after=after)
+
+    def calls_made(self) -> int:
+        """Every call that reached the fake, whatever its operation."""
+        return len(self.fake.calls)
+
+    def refund_id(self, out_refund_no: str) -> str:
+        return self.fake.refunds[out_refund_no].refund_id
+
+
+class V2Merchant(_Fake):
     """API v2 (fakes/wechatpay.py), over TLS with the test CA, the merchant's client certificate configured."""
 
     version = "v2"
@@ -122,14 +158,7 @@ class V2Merchant:
            REFUND: fake_v2.REFUND, REFUND_QUERY: fake_v2.REFUND_QUERY}
 
     def __init__(self, fake: fake_v2.FakeWeChatPay, pki: PKI) -> None:
-        self.fake = fake
-        self.pki = pki
-        self.appid = fake.appid
-        self.mch_id = fake.mch_id
-
-    @property
-    def refunds_made(self) -> list[str]:
-        return self.fake.refunds_made
+        super().__init__(fake, pki, fake.mch_id)
 
     def settings(self, **overrides: typing.Any) -> dict[str, typing.Any]:
         return fake_v2.settings_with_certificate(self.fake, self.pki, **overrides)
@@ -139,12 +168,6 @@ class V2Merchant:
         paid_at = _v2_time(order.time_end)
         assert paid_at is not None
         return Paid(order.transaction_id, paid_at)
-
-    def state(self, out_trade_no: str) -> str:
-        return self.fake.orders[out_trade_no].state
-
-    def prepay_id(self, out_trade_no: str) -> str:
-        return self.fake.orders[out_trade_no].prepay_id
 
     def notification(self, out_trade_no: str, *, total: int | None = None, transaction_id: str | None = None,
                      out_trade_no_given: str | None = None, appid: str | None = None, mch_id: str | None = None,
@@ -165,14 +188,8 @@ class V2Merchant:
         assert status == 200 and answer["return_code"] in ("SUCCESS", "FAIL"), (status, answer)
         return status, answer["return_code"] == "SUCCESS"
 
-    def count(self, op: str) -> int:
-        return self.fake.count(self.OPS[op])
-
     def fail(self, op: str, mode: str, times: int = 1) -> None:
         self.fake.fail(self.OPS[op], {HTTP_500: fake_v2.HTTP_500, BAD_SIGN: fake_v2.BAD_SIGN}.get(mode, mode), times)
-
-    def hold(self, op: str, *, after: bool = False) -> typing.Any:
-        return self.fake.hold(self.OPS[op], after=after)
 
     def sent(self, op: str) -> list[Sent]:
         return [Sent(
@@ -180,10 +197,6 @@ class V2Merchant:
             refund=_int(p.get("refund_fee")), openid=p.get("openid"), notify_url=p.get("notify_url"),
             description=p.get("body"), reason=p.get("refund_desc"), time_expire=_v2_time(p.get("time_expire")),
         ) for path, p in self.fake.calls if path == self.OPS[op]]
-
-    def calls_made(self) -> int:
-        """Every call that reached the fake, whatever its operation."""
-        return len(self.fake.calls)
 
     def client_ips(self) -> list[str | None]:
         """The payer's IP each prepay gave (spbill_create_ip)."""
@@ -194,9 +207,6 @@ class V2Merchant:
 
     def settle_refund(self, out_refund_no: str, status: str = SUCCESS) -> None:
         self.fake.settle_refund(out_refund_no, V2_REFUND_STATUS[status])
-
-    def refund_id(self, out_refund_no: str) -> str:
-        return self.fake.refunds[out_refund_no].refund_id
 
     def refund_notification(self, out_refund_no: str, *, refund: int | None = None,
                             out_trade_no: str | None = None, out_refund_no_given: str | None = None,
@@ -266,7 +276,7 @@ class V2Merchant:
         self.fake.fail(self.OPS[op], codes[self.version], times)
 
 
-class V3Merchant:
+class V3Merchant(_Fake):
     """API v3 (fakes/wechatpay_v3.py) in public-key mode, over TLS with the test CA.
 
     The fake's clock moves with `advance` (refund intervals, prepay lifetimes); the server's does not. So the
@@ -280,15 +290,8 @@ class V3Merchant:
            REFUND_QUERY: fake_v3.REFUND_QUERY}
 
     def __init__(self, fake: fake_v3.FakeWeChatPayV3, pki: PKI) -> None:
-        self.fake = fake
-        self.pki = pki
-        self.appid = fake.appid
-        self.mch_id = fake.mchid
+        super().__init__(fake, pki, fake.mchid)
         self._stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    @property
-    def refunds_made(self) -> list[str]:
-        return self.fake.refunds_made
 
     def settings(self, **overrides: typing.Any) -> dict[str, typing.Any]:
         return fake_v3.settings_for(self.fake, wechatpay_ca_file=str(self.pki.ca), **overrides)
@@ -296,12 +299,6 @@ class V3Merchant:
     def pay(self, out_trade_no: str) -> Paid:
         order = self.fake.pay(out_trade_no)
         return Paid(order.transaction_id, dt.datetime.fromisoformat(order.success_time))
-
-    def state(self, out_trade_no: str) -> str:
-        return self.fake.orders[out_trade_no].state
-
-    def prepay_id(self, out_trade_no: str) -> str:
-        return self.fake.orders[out_trade_no].prepay_id
 
     def notification(self, out_trade_no: str, *, total: int | None = None, transaction_id: str | None = None,
                      out_trade_no_given: str | None = None, appid: str | None = None, mch_id: str | None = None,
@@ -320,16 +317,10 @@ class V3Merchant:
         status, text = await self.fake.notify(client, out_trade_no, payload or self.notification(out_trade_no))
         return status, _v3_taken(status, text)
 
-    def count(self, op: str) -> int:
-        return self.fake.count(self.OPS[op])
-
     def fail(self, op: str, mode: str, times: int = 1) -> None:
         if mode not in V3_MODES:
             raise ValueError(f"{mode} has no API v3 counterpart: a v2-only test")
         self.fake.fail(self.OPS[op], V3_MODES[mode], times)
-
-    def hold(self, op: str, *, after: bool = False) -> typing.Any:
-        return self.fake.hold(self.OPS[op], after=after)
 
     def sent(self, op: str) -> list[Sent]:
         records = []
@@ -351,10 +342,6 @@ class V3Merchant:
             ))
         return records
 
-    def calls_made(self) -> int:
-        """Every call that reached the fake, whatever its operation."""
-        return len(self.fake.calls)
-
     def client_ips(self) -> list[str | None]:
         """The payer's IP each prepay gave (scene_info.payer_client_ip)."""
         return [(body.get("scene_info") or {}).get("payer_client_ip") for method, path, body in self.fake.calls
@@ -370,9 +357,6 @@ class V3Merchant:
 
     def settle_refund(self, out_refund_no: str, status: str = SUCCESS) -> None:
         self.fake.settle_refund(out_refund_no, V3_REFUND_STATUS[status])
-
-    def refund_id(self, out_refund_no: str) -> str:
-        return self.fake.refunds[out_refund_no].refund_id
 
     def refund_notification(self, out_refund_no: str, *, refund: int | None = None,
                             out_trade_no: str | None = None, out_refund_no_given: str | None = None,
