@@ -339,6 +339,8 @@ async def test_a_v3_refund_notification_that_does_not_hold_is_refused(merchant_c
         "another mchid": ("mch_id", fake.refund_notification(number, timestamp=now, mchid="1900000999")),
         "a payment event": ("event_type", fake.refund_notification(
             number, timestamp=now, event_type="TRANSACTION.SUCCESS")),
+        "a signature header given twice": ("malformed", (
+            [*headers.items(), ("Wechatpay-Signature", headers["Wechatpay-Signature"])], body)),
     }
     for what, (_, payload) in forged.items():
         status, taken = await merchant.notify_refund(merchant_client, number, payload)
