@@ -36,6 +36,7 @@ from common import (
     bench_run,
     choose_load,
     client_line,
+    cpu_ratio,
     cursor,
     log,
     login,
@@ -123,13 +124,15 @@ def main() -> int:
             results.append((name, target, bare_result, app_result))
 
     print(client_line(client, args))
-    print(f"{'endpoint':<56} {'bare req/s':>11} {'app req/s':>11} {'ratio':>6} {'target':>7} {'floor':>6}")
+    print(f"{'endpoint':<56} {'bare req/s':>11} {'app req/s':>11} {'ratio':>6} {'target':>7} {'floor':>6}"
+          f"   CPU µs/request: bare, app, ratio")
     failed = False
     for name, (target, floor), bare_result, app_result in results:
         ratio = app_result.requests_per_second / bare_result.requests_per_second if bare_result.requests else 0.0
         mark = "" if ratio >= target else "  below target" if ratio >= floor else "  BELOW FLOOR"
         print(f"{name:<56} {bare_result.requests_per_second:11.1f} {app_result.requests_per_second:11.1f}"
-              f" {ratio:6.2f} {target:6.2f}x {floor:5.2f}x{mark}")
+              f" {ratio:6.2f} {target:6.2f}x {floor:5.2f}x   {bare_result.cpu_us:6.1f} {app_result.cpu_us:6.1f}"
+              f" {cpu_ratio(bare_result, app_result):5.2f}{mark}")
         if ratio < floor:
             print(f"below its floor: {name}: {ratio:.2f} < {floor:.2f}", file=sys.stderr)
             failed = True

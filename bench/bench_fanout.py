@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import re
 import resource
 import socket
@@ -43,7 +42,18 @@ import typing
 from urllib.parse import urlsplit
 
 # bench/ is the script's directory, so its modules import by name.
-from common import add_live, bench_run, log, login, parser, start_app, start_bare_fanout, start_socketio_fanout
+from common import (
+    add_live,
+    bench_run,
+    cpu_times,
+    log,
+    login,
+    parser,
+    server_pid,
+    start_app,
+    start_bare_fanout,
+    start_socketio_fanout,
+)
 
 DATABASE = "jiandong_bench_fanout"
 ROOM = 1
@@ -54,9 +64,6 @@ STALLED_BUFFER_LIMIT = 65536
 STALLED_MSS = 1400
 STALLED_RCVBUF = 4096
 CONNECT_BATCH = 100
-TICK = os.sysconf("SC_CLK_TCK")
-
-
 def parse_args() -> typing.Any:
     p = parser(__doc__, DATABASE)
     p.add_argument("--clients", type=int, default=2000, help="websocket clients in the room (default 2000)")
@@ -91,52 +98,6 @@ def parse_args() -> typing.Any:
 
 
 # --- the server process --------------------------------------------------------------------------
-
-def server_pid(port: int) -> int:
-    """The pid of our server.py (or bare_fanout_server.py) child listening on `port`."""
-    me = str(os.getpid())
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = f.read().rsplit(")", 1)[1].split()[1]
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == me and any(a.endswith(b"server.py") for a in argv) and str(port).encode() in argv:
-            return int(entry)
-    raise SystemExit(f"no server.py child on port {port}")
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (a --workers server's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[1] == str(pid):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process and its children (a --workers server's workers) so far."""
-    user = system = 0.0
-    for one in [pid, *children(pid)]:
-        try:
-            with open(f"/proc/{one}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
-        user, system = user + int(fields[11]) / TICK, system + int(fields[12]) / TICK
-    return user, system
-
 
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:

@@ -25,6 +25,7 @@ from common import (
     bench_run,
     choose_load,
     client_line,
+    cpu_ratio,
     cursor,
     free_port,
     log,
@@ -121,6 +122,8 @@ def main() -> int:
     print(f"bare aiohttp handler            {bare_result.requests_per_second:10.1f} requests/s")
     print(f"POST {NOTIFY_PATH} (a retry) {app_result.requests_per_second:10.1f} requests/s")
     print(f"ratio notify / bare             {ratio:10.2f}")
+    print(f"server CPU per request          bare {bare_result.cpu_us:.1f} µs, notify {app_result.cpu_us:.1f} µs:"
+          f" ratio {cpu_ratio(bare_result, app_result):.2f}")
     print(f"orders paid {paid}, membership extensions {extensions}, notifications recorded {recorded}")
     failed = bare_result.errors or app_result.errors or not app_result.requests or (paid, extensions) != (1, 1)
     return 1 if failed else 0

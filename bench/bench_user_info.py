@@ -22,6 +22,7 @@ from common import (
     bench_run,
     choose_load,
     client_line,
+    cpu_ratio,
     log,
     login,
     measure,
@@ -61,6 +62,8 @@ def main() -> int:
     print(f"GET {PATH}  {app.requests_per_second:10.1f} requests/s")
     ratio = app.requests_per_second / bare_result.requests_per_second if bare_result.requests else 0.0
     print(f"ratio user/info / bare {ratio:10.2f}  (floor {FLOOR})")
+    print(f"server CPU per request  bare {bare_result.cpu_us:.1f} µs, user/info {app.cpu_us:.1f} µs:"
+          f" ratio {cpu_ratio(bare_result, app):.2f}")
     if ratio < FLOOR:
         print(f"below its floor: {ratio:.2f} < {FLOOR}", file=sys.stderr)
         return 1

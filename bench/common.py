@@ -294,6 +294,57 @@ def start_socketio_fanout(run: Run) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+# --- server processes ----------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(port: int) -> int:
+    """The pid of our server.py (or bare_fanout_server.py) child listening on `port`."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == me and any(a.endswith(b"server.py") for a in argv) and str(port).encode() in argv:
+            return int(entry)
+    raise SystemExit(f"no server.py child on port {port}")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a --workers server's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == str(pid):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process and its children (a --workers server's workers) so far."""
+    user = system = 0.0
+    for one in [pid, *children(pid)]:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime and stime: fields 14 and 15 of stat(5), counted after the command name here
+        user, system = user + int(fields[11]) / TICK, system + int(fields[12]) / TICK
+    return user, system
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 class Target(typing.NamedTuple):
@@ -309,6 +360,10 @@ class Result(typing.NamedTuple):
     requests_per_second: float
     requests: int
     errors: int
+    # The server's user+system CPU per request (its threads and workers included), in microseconds; 0.0
+    # when not measured. Less disturbed than requests/s by other work on a shared machine, which takes
+    # the server's core away from it but does not make its requests cost more.
+    cpu_us: float = 0.0
 
 
 Load = typing.Callable[[Target, int, int, int], Result]
@@ -410,9 +465,19 @@ def measure(load: Load, name: str, target: Target, args: argparse.Namespace) -> 
     """Warm up, then load `target` for the measured time."""
     if args.warmup:
         load(target, args.warmup, args.connections, args.threads)
+    pid = server_pid(urlsplit(target.url).port or 80)
+    before = sum(cpu_times(pid))
     result = load(target, args.duration, args.connections, args.threads)
-    log(f"  {name}: {result.requests} requests, {result.errors} errors")
+    if result.requests:
+        result = result._replace(cpu_us=(sum(cpu_times(pid)) - before) / result.requests * 1e6)
+    log(f"  {name}: {result.requests} requests, {result.errors} errors, {result.cpu_us:.1f} µs of server CPU each")
     return result
+
+
+def cpu_ratio(bare: Result, app: Result) -> float:
+    """The bare server's CPU per request over the app's: the share of a bare handler's rate the app would
+    reach with a core of its own."""
+    return bare.cpu_us / app.cpu_us if app.cpu_us else 0.0
 
 
 def client_line(client: str, args: argparse.Namespace) -> str:
