@@ -8,11 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jiandong.ops.metrics import Metrics
+from jiandong.web.access import FLUSH_DELAY, RouteMeter
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame_of, send
 from tests.helpers.servers import ROOT, free_port, server_env
@@ -107,7 +110,8 @@ async def test_metrics_only_from_allowed_networks_or_with_the_token(make_client)
 
 
 async def test_metrics_of_every_worker_are_aggregated(settings, tmp_path):
-    """python server.py --workers 2: each scrape, whichever worker answers it, counts both workers' requests."""
+    """python server.py --workers 2: each scrape, whichever worker answers it, counts both workers' requests
+    (once FLUSH_DELAY has passed)."""
     port, chat_port = free_port(), free_port()
     env = server_env(settings, tmp_path / "var", JIANDONG_LOG_FORMAT="json")
     log = tmp_path / "server.log"
@@ -134,11 +138,19 @@ async def test_metrics_of_every_worker_are_aggregated(settings, tmp_path):
                     assert resp.status == 401
                 sent += 1
                 answered_by = workers_that_answered(log.read_text(), "/api/v1/competition/{id}")
-            scrapes = []
-            for _ in range(6):
+
+            async def scrape() -> dict:
                 async with session.get(f"{url}/metrics") as resp:
                     assert resp.status == 200
-                    scrapes.append(samples(await resp.text()))
+                    return samples(await resp.text())
+
+            # A worker hands its counts over within FLUSH_DELAY (the one that answers a scrape, at once).
+            deadline = time.monotonic() + 30
+            while value(await scrape(), "jiandong_http_requests_total", route="/api/v1/competition/{id}",
+                        method="GET", status="401") != sent:
+                assert time.monotonic() < deadline, "a worker's counts never reached the shared files"
+                await asyncio.sleep(FLUSH_DELAY)
+            scrapes = [await scrape() for _ in range(6)]
         for found in scrapes:
             assert value(found, "jiandong_http_requests_total", route="/api/v1/competition/{id}", method="GET",
                          status="401") == sent
@@ -177,3 +189,28 @@ def test_metrics_dir_is_the_instances_and_emptied_at_start(tmp_path):
             os.environ.pop(MULTIPROC_ENV, None)
         else:
             os.environ[MULTIPROC_ENV] = before
+
+
+def test_counts_held_per_route_flush_to_what_prometheus_client_would_have_counted():
+    """A route's counts, held in integers and flushed, expose exactly what inc() and observe() per request
+    would: every bucket (a duration on a bound included), the sum, the count, each method and status."""
+    durations = [0.0, 0.004, 0.005, 0.0051, 0.25, 0.3, 2.5, 10.0, 11.0, 1e9]
+    requests = [("GET", 200), ("GET", 200), ("POST", 400), ("BREW", 200), ("GET", 101)]
+    held, direct = Metrics(), Metrics()
+    meter = RouteMeter(held, "/api/v1/x")
+    for method, status in requests:
+        meter.add(method, status, None)
+        direct.http_requests.labels("/api/v1/x", method if method != "BREW" else "other", str(status)).inc()
+    for seconds in durations:
+        meter.add("GET", 200, seconds)
+        direct.http_requests.labels("/api/v1/x", "GET", "200").inc()
+        direct.http_duration.labels("/api/v1/x").observe(seconds)
+    meter.flush()
+    meter.flush()  # nothing more: what was flushed is not added twice
+    def counted(metrics: Metrics) -> dict:
+        return {k: v for k, v in samples(metrics.exposition().decode()).items() if not k[0].endswith("_created")}
+
+    exposed = counted(held)
+    assert exposed == counted(direct)
+    assert value(exposed, "jiandong_http_request_duration_seconds_bucket", route="/api/v1/x", le="0.005") == 3
+    assert value(exposed, "jiandong_http_requests_total", route="/api/v1/x", method="other", status="200") == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
-import math
 
 from . import encoding
 
@@ -30,9 +29,11 @@ class IsoTime:
 
     def __call__(self, record: logging.LogRecord) -> str:
         # As datetime.fromtimestamp reads it: rounded to the microsecond, then cut to the millisecond.
-        fraction, whole = math.modf(record.created)
-        micros = round(fraction * 1_000_000)
-        second, millis = int(whole) + micros // 1_000_000, micros % 1_000_000 // 1000
+        created = record.created
+        second = int(created)
+        millis = round((created - second) * 1_000_000) // 1000
+        if millis == 1000:
+            second, millis = second + 1, 0
         cached = self._second
         if cached[0] != second:
             local = dt.datetime.fromtimestamp(second).astimezone()

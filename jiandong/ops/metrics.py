@@ -72,6 +72,8 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        # What holds counts back for a while (web.access: the HTTP metrics), flushed before a scrape.
+        self.before_collect: list[typing.Callable[[], None]] = []
         # HTTP
         self.http_requests = Counter("jiandong_http_requests", "HTTP requests answered, by route template",
                                      ["route", "method", "status"], registry=r)
@@ -137,6 +139,11 @@ class Metrics:
         self.order_transitions.labels(ORDER_STATES.get(from_status, str(from_status)),
                                       ORDER_STATES.get(to_status, str(to_status))).inc()
 
+    def flush(self) -> None:
+        """Hand what is held back to prometheus-client; on the event loop, where it is counted."""
+        for flush in self.before_collect:
+            flush()
+
     def exposition(self) -> bytes:
         """The text format of every metric: this process's, or with --workers those of every worker."""
         path = multiprocess_dir()
@@ -165,6 +172,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="metrics: not from an allowed network (JIANDONG_METRICS_ALLOW) nor with the "
                                      "bearer token (JIANDONG_METRICS_TOKEN)\n")
     metrics = request.config_dict[metrics_key]
+    metrics.flush()
     # Reading every worker's files is disk work: off the loop.
     body = await asyncio.to_thread(metrics.exposition)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

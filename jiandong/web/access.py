@@ -1,13 +1,16 @@
 """Each request measured once: its HTTP metrics (by route template) and its access log line.
 
-Bound once per route and status: the metric children (prometheus-client's `labels()` validates, locks
-and looks up on every call). The line is a LogRecord made directly (no `findCaller` stack walk) and
-handed to the root logger's handlers, which in the server are a queue (lib/logqueue.py): it is
-formatted and written off the event loop.
+Counted per route in plain integers and handed to prometheus-client at most every FLUSH_DELAY seconds
+and before every scrape (Metrics.flush): its `inc` and `observe` take a lock and walk the buckets on every
+call, several times the cost of the rest of a request's accounting. The line is a LogRecord made directly
+(no `findCaller` stack walk) and handed to the root logger's handlers, which in the server are a queue
+(lib/logqueue.py): it is formatted where it is logged and written off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import os
 import time
@@ -21,28 +24,59 @@ logger = logging.getLogger("jiandong.access")
 # Any other method a client invents is counted as "other": labels stay few.
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 ACCESS_FORMAT = "%s %s %d %.1fms"
+# Seconds a request's counts may wait before they reach prometheus-client (a scrape takes them at once;
+# with --workers, another worker's scrape sees them within this delay).
+FLUSH_DELAY = 0.5
 
 
 class RouteMeter:
-    """One route's metric children: its duration histogram, and its request counter per method and status."""
+    """One route's counts since the last flush: requests per method and status, and its duration histogram's
+    buckets and sum; `flush` adds them to the route's metric children (bound once each)."""
 
-    __slots__ = ("counted", "duration", "label", "metrics")
+    __slots__ = ("bounds", "buckets", "children", "counts", "duration", "label", "metrics", "seconds")
 
     def __init__(self, metrics: Metrics, label: str) -> None:
         self.metrics = metrics
         self.label = label
         self.duration = metrics.http_duration.labels(label)
-        self.counted: dict[tuple[str, int], typing.Any] = {}
+        # The histogram's upper bounds, +Inf last: bucket i counts what is <= bounds[i] and above the one before,
+        # as Histogram.observe files it.
+        self.bounds: tuple[float, ...] = tuple(self.duration._upper_bounds)
+        self.buckets = [0] * len(self.bounds)
+        self.seconds = 0.0
+        self.counts: dict[tuple[str, int], int] = {}
+        self.children: dict[tuple[str, int], typing.Any] = {}
 
-    def count(self, method: str, status: int) -> None:
-        # Folded before the lookup: keyed by the method as sent, invented methods would grow the dict forever.
+    def add(self, method: str, status: int, elapsed: float | None) -> None:
+        """Count a request; `elapsed` (seconds) None for what is not timed (a websocket's session)."""
+        # Folded before the lookup: keyed by the method as sent, invented methods would grow the dict.
         if method not in METHODS:
             method = "other"
-        child = self.counted.get((method, status))
-        if child is None:
-            # Bounded: a handful of methods times the statuses a route answers.
-            child = self.counted[(method, status)] = self.metrics.http_requests.labels(self.label, method, str(status))
-        child.inc()
+        key = (method, status)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        if elapsed is not None:
+            self.buckets[bisect.bisect_left(self.bounds, elapsed)] += 1
+            self.seconds += elapsed
+
+    def flush(self) -> None:
+        if self.counts:
+            counts, self.counts = self.counts, {}
+            for key, n in counts.items():
+                child = self.children.get(key)
+                if child is None:
+                    # Bounded: a handful of methods times the statuses a route answers.
+                    child = self.children[key] = self.metrics.http_requests.labels(self.label, key[0], str(key[1]))
+                child.inc(n)
+        if self.seconds or any(self.buckets):
+            buckets, seconds = self.buckets, self.seconds
+            self.buckets, self.seconds = [0] * len(self.bounds), 0.0
+            # What observe() does per observation, once per bucket: its values are prometheus-client's
+            # (in --workers mode, the shared files'). tests/test_metrics.py holds this to observe()'s result.
+            for value, n in zip(self.duration._buckets, buckets, strict=True):
+                if n:
+                    value.inc(n)
+            self.duration._sum.inc(seconds)
 
 
 class Access:
@@ -51,10 +85,21 @@ class Access:
     def __init__(self, metrics: Metrics, log_lines: bool) -> None:
         self.metrics = metrics
         self.log_lines = log_lines
-        self.unmatched = RouteMeter(metrics, UNMATCHED)
+        self.meters: list[RouteMeter] = []
+        self.flush_due = False
+        self.unmatched = self.meter(UNMATCHED)
+        metrics.before_collect.append(self.flush)
 
     def meter(self, label: str) -> RouteMeter:
-        return RouteMeter(self.metrics, label)
+        meter = RouteMeter(self.metrics, label)
+        self.meters.append(meter)
+        return meter
+
+    def flush(self) -> None:
+        """Hand every route's counts to prometheus-client (on the event loop, where they are counted)."""
+        self.flush_due = False
+        for meter in self.meters:
+            meter.flush()
 
     def done(self, request: web.Request, meter: RouteMeter, status: int, started: float,
              request_id: str | None, user_id: int | None) -> None:
@@ -66,10 +111,11 @@ class Access:
         """
         elapsed = time.perf_counter() - started
         method = request.method
-        meter.count(method, status)
         # A websocket's time is the length of a chat session, not of an answer.
-        if status != 101:
-            meter.duration.observe(elapsed)
+        meter.add(method, status, elapsed if status != 101 else None)
+        if not self.flush_due:
+            self.flush_due = True
+            asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
         if self.log_lines and logger.isEnabledFor(logging.INFO):
             ms = round(elapsed * 1000, 1)
             logger.handle(AccessRecord((method, request.raw_path.partition("?")[0], status, ms),

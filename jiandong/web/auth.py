@@ -44,6 +44,13 @@ class TokenStore:
             await pipe.execute()
         return token
 
+    def known(self, token: str) -> int | None:
+        """The user id of a token resolved here within LOCAL_TTL, without waiting; None: ask `resolve`."""
+        cached = self._local.get(token)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
     async def resolve(self, token: str) -> int | None:
         if len(token) != 32:
             return None

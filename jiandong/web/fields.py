@@ -51,6 +51,10 @@ class Field(typing.Generic[T]):
     def parse(self, params: Params) -> T:
         raise NotImplementedError
 
+    def from_path(self, match_info: typing.Mapping[str, str]) -> T:
+        """The value from the URL's matched parts (a field with location "path")."""
+        return self.parse(Params(MultiDict(match_info)))
+
 
 def _integer(
     params: Params,
@@ -323,11 +327,11 @@ class Spec:
     async def read(cls: type[S], request: web.Request) -> S:
         """The request's parameters checked (ParameterError, 400). The path's are read from the URL; the query
         and body are read (jiandong.web.params.read_params) only when the spec has parameters there."""
-        path = Params(MultiDict(request.match_info))
-        cls.fields()
+        fields = cls.fields()
         if cls._path_only:
-            return cls.parse(path, path)
-        return cls.parse(await read_params(request), path)
+            match_info = request.match_info
+            return cls({f.name: f.from_path(match_info) for f in fields})
+        return cls.parse(await read_params(request), Params(MultiDict(request.match_info)))
 
     @classmethod
     def take(cls: type[S], values: typing.Mapping[str, typing.Any]) -> S:
@@ -354,3 +358,11 @@ class PathId(Int):
 
     def doc(self) -> Param:
         return _param(self.name, "integer", self.description, required=True, location="path", **self.schema)
+
+    def from_path(self, match_info: typing.Mapping[str, str]) -> int:
+        # What Int.parse makes of one unbounded value, without building a Params for it: the route's
+        # pattern (\d+) leaves nothing else to check, and this runs on every read of a match or a video.
+        try:
+            return int(match_info[self.name])
+        except ValueError:
+            raise ParameterError(f"参数错误: {self.name} 必须是整数") from None

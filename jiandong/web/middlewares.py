@@ -51,10 +51,11 @@ def absolute_media_urls(request: web.Request, response: web.StreamResponse, base
     """Stored media paths (`/media/...`) leave in JSON answers as absolute URLs under the public URL
     (`base`, when the settings fix it; else public_urls.public_base): every field of every answer, cached
     or not, in one place."""
-    if type(response) is web.Response and response.content_type == "application/json":
+    if type(response) is web.Response:
         body = response.body
-        # Most answers carry no stored path: the base URL is worked out only for those that do.
-        if isinstance(body, bytes) and media.JSON_MEDIA in body:
+        # Most answers carry no stored path (and a cached one has them absolute already, cached_json): the
+        # content type is parsed and the base URL worked out only for those that do.
+        if isinstance(body, bytes) and media.JSON_MEDIA in body and response.content_type == "application/json":
             response.body = media.absolute_in_json(body, base or public_urls.public_base(request))
 
 
