@@ -208,3 +208,5 @@ async def metrics_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     task = asyncio.create_task(sampling(), name="metrics-sampling")
     yield
     await cancel_and_wait(task)
+    # With --workers the counts outlive the process in the shared files: the last ones held back go there.
+    app[metrics_key].flush()
