@@ -12,8 +12,10 @@ import threading
 
 import pytest
 
-from jiandong.lib import logqueue
+from jiandong.lib import logformat, logqueue, logthrottle
 from jiandong.lib.logformat import IsoTime, JsonFormatter
+from jiandong.ops.metrics import Metrics
+from jiandong.web.access import Access
 from tests.helpers.api import login
 
 # Released by then even if the server wrote on its event loop, so that such a failure ends the test.
@@ -174,3 +176,63 @@ def test_lines_are_formatted_by_the_caller_and_written_in_batches():
     assert lines == [f"line {n}" for n in range(1000)]
     assert formatter.threads == {threading.get_ident()}
     assert stream.writes <= 100, stream.writes
+
+
+class _Request:
+    method = "GET"
+    raw_path = "/api/v1/competition/7?token=secret"
+
+
+@pytest.mark.parametrize("formatter", [logformat.TextFormatter, logformat.JsonFormatter])
+async def test_an_access_line_goes_straight_to_the_servers_queue_and_reads_as_through_the_logger(formatter):
+    """As configure_logging sets logging up, the access line skips the logging module's walk over loggers and
+    handlers; any other set-up (a capture beside it, a handler or filter of the access logger's own) gets the
+    line through the logger. Either way the line is the same."""
+    root, access_logger = logging.getLogger(), logging.getLogger("jiandong.access")
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    target = logging.StreamHandler(out)
+    target.setFormatter(formatter())
+    front = logqueue.off_loop(target)
+    logthrottle.install([front])
+    root.handlers[:] = [front]
+    root.setLevel(logging.INFO)
+    beside = logging.Handler()
+    captured: list[logging.LogRecord] = []
+    beside.emit = captured.append  # type: ignore[method-assign]
+    try:
+        straight = Access(Metrics(), log_lines=True)
+        assert straight.queue is front
+        straight.done(_Request(), straight.meter("/api/v1/competition/{id}"), 200, 0.0, "0123abcd", 7)
+        assert captured == []
+        root.addHandler(beside)
+        through = Access(Metrics(), log_lines=True)
+        assert through.queue is None
+        through.done(_Request(), through.meter("/api/v1/competition/{id}"), 200, 0.0, "0123abcd", 7)
+        assert len(captured) == 1
+        root.removeHandler(beside)
+        access_logger.addFilter(logthrottle.ThrottleFilter())
+        assert Access(Metrics(), log_lines=True).queue is None
+        access_logger.filters.clear()
+        access_logger.addHandler(beside)
+        assert Access(Metrics(), log_lines=True).queue is None
+        access_logger.removeHandler(beside)
+        assert Access(Metrics(), log_lines=False).queue is None
+    finally:
+        front.listener.stop()
+        access_logger.filters.clear()
+        access_logger.removeHandler(beside)
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    first, second = out.getvalue().splitlines()
+    # Alike but for their times (and durations): the query never in it.
+    if formatter is logformat.JsonFormatter:
+        first_line, second_line = json.loads(first), json.loads(second)
+        for line in (first_line, second_line):
+            del line["time"], line["duration_ms"]
+            line["message"] = line["message"].rsplit(" ", 1)[0]
+        assert first_line == second_line
+        assert first_line["request_id"] == "0123abcd" and first_line["user_id"] == 7
+    else:
+        assert first.split(" ", 1)[1].rsplit(" ", 1)[0] == second.split(" ", 1)[1].rsplit(" ", 1)[0]
+        assert first.split(" ", 1)[1].startswith("INFO jiandong.access: GET /api/v1/competition/7 200 ")
+    assert "secret" not in first + second

@@ -18,6 +18,7 @@ import typing
 
 from aiohttp import web
 
+from ..lib import logqueue
 from ..ops.metrics import UNMATCHED, Metrics
 
 logger = logging.getLogger("jiandong.access")
@@ -85,6 +86,9 @@ class Access:
     def __init__(self, metrics: Metrics, log_lines: bool) -> None:
         self.metrics = metrics
         self.log_lines = log_lines
+        # Where an access line goes: straight to the server's log queue when the logging set-up is the
+        # server's own (settings.configure_logging, before the app is made), else through the logger.
+        self.queue = logqueue.sole_queue_handler(logger, logging.INFO) if log_lines else None
         self.meters: list[RouteMeter] = []
         self.flush_due = False
         self.unmatched = self.meter(UNMATCHED)
@@ -117,9 +121,12 @@ class Access:
             self.flush_due = True
             asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
         if self.log_lines and logger.isEnabledFor(logging.INFO):
-            ms = round(elapsed * 1000, 1)
-            logger.handle(AccessRecord((method, request.raw_path.partition("?")[0], status, ms),
-                                       request_id, meter.label, user_id))
+            record = AccessRecord((method, request.raw_path.partition("?")[0], status, round(elapsed * 1000, 1)),
+                                  request_id, meter.label, user_id)
+            if self.queue is not None:
+                self.queue.emit(record)
+            else:
+                logger.handle(record)
 
 
 class AccessRecord(logging.LogRecord):
