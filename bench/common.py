@@ -136,9 +136,9 @@ def redis_server(stack: contextlib.ExitStack, url: str, var_dir: Path, prefix: s
 
 
 def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-          port: int, ready_path: str | None = None) -> None:
-    """Start a server process, stopped (SIGTERM, then SIGKILL) when the stack unwinds; wait for its
-    port or, with `ready_path`, until GET of that path answers 200."""
+          port: int, ready_path: str | None = None, wait: float = 120.0) -> None:
+    """Start a server process, stopped (SIGTERM, then SIGKILL) when the stack unwinds; wait (up to `wait`
+    seconds) for its port or, with `ready_path`, until GET of that path answers 200."""
     log_path = log_dir / f"{name}.log"
     log_file = open(log_path, "wb")
     stack.callback(log_file.close)
@@ -155,7 +155,7 @@ def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str
                 process.wait()
 
     stack.callback(stop)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:]
@@ -169,7 +169,7 @@ def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str
                 if resp.status == 200:
                     return
         time.sleep(0.1)
-    raise SystemExit(f"{name} did not listen on port {port} within 120 s; see {log_path}")
+    raise SystemExit(f"{name} did not listen on port {port} within {wait:g} s; see {log_path}")
 
 
 @contextlib.contextmanager
