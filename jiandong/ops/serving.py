@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import resource
 import socket
 import typing
@@ -141,9 +142,15 @@ def _unbranded(response: web.StreamResponse) -> web.StreamResponse:
 
 
 def _first_line(exc: BadHttpMessage) -> str:
-    """The parser's complaint without the request bytes aiohttp quotes after it."""
+    """The parser's complaint without the request bytes aiohttp quotes after it, on the lines below or on the
+    same line (a line too long: `Got more than 8190 bytes when reading: bytearray(b'/path?token=...')`): a
+    query or a header may carry a secret."""
     lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
-    return lines[0].rstrip(":") if lines else type(exc).__name__
+    return _QUOTED_BYTES.sub("", lines[0]).rstrip(":") if lines else type(exc).__name__
+
+
+# Where a parser's message starts quoting what it read: bytes or a bytearray's repr.
+_QUOTED_BYTES = re.compile(r"""[:\s]*(?:bytearray\()?b['"].*$""")
 
 
 class GuardedServer(web.Server):
