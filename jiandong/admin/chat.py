@@ -64,7 +64,7 @@ async def _room_context(request: web.Request, room_id: int) -> dict[str, object]
     return {"room_id": room_id, "chat": await moderation.recent_messages(request.config_dict, room_id)}
 
 
-@routes.get(r"/chat/{room:\d+}")
+@routes.get(r"/chat/{room:[0-9]+}")
 @requires(MODERATOR)
 async def chat_room(request: web.Request) -> web.Response:
     room_id = _room_id(request)
@@ -80,14 +80,14 @@ async def chat_room(request: web.Request) -> web.Response:
         "mutes": await moderation.active_mutes(pool, room_id)})
 
 
-@routes.get(r"/chat/{room:\d+}/messages")
+@routes.get(r"/chat/{room:[0-9]+}/messages")
 @requires(MODERATOR)
 async def chat_messages(request: web.Request) -> web.Response:
     """The message list alone, for the page to fetch every few seconds."""
     return await render_fragment(request, "admin/chat_messages.html", await _room_context(request, _room_id(request)))
 
 
-@routes.post(r"/chat/{room:\d+}/delete")
+@routes.post(r"/chat/{room:[0-9]+}/delete")
 @requires(MODERATOR)
 async def delete_message(request: web.Request) -> web.Response:
     room_id = _room_id(request)
@@ -102,7 +102,7 @@ async def delete_message(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"{BASE}/{room_id}")
 
 
-@routes.post(r"/chat/{room:\d+}/mute")
+@routes.post(r"/chat/{room:[0-9]+}/mute")
 @requires(MODERATOR)
 async def mute_user(request: web.Request) -> web.Response:
     room_id = _room_id(request)
@@ -127,7 +127,7 @@ async def mute_user(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"{BASE}/{room_id}")
 
 
-@routes.post(r"/chat/{room:\d+}/mutes/{mute:\d+}/lift")
+@routes.post(r"/chat/{room:[0-9]+}/mutes/{mute:[0-9]+}/lift")
 @requires(MODERATOR)
 async def lift_mute(request: web.Request) -> web.Response:
     room_id = _room_id(request)

@@ -123,7 +123,7 @@ section.add_routes(routes)
 COPY_AFTER = dt.timedelta(days=7)
 
 
-@routes.post(r"/competitions/{id:\d+}/copy")
+@routes.post(r"/competitions/{id:[0-9]+}/copy")
 @requires(EDITOR)
 async def copy_competition(request: web.Request) -> web.Response:
     ident, row = await section.load(request)

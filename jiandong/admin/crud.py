@@ -43,7 +43,7 @@ class Section:
     list_template = "admin/list.html"
     search_hint = "搜索"
     multipart = False
-    id_pattern = r"\d+"
+    id_pattern = r"[0-9]+"
 
     # -- what each section provides ---------------------------------------------------------------
     async def list_rows(self, app: web.Application, query: ListQuery) -> tuple[list[Row], int]:

@@ -31,7 +31,7 @@ async def list_feedback(request: web.Request) -> web.Response:
         "page": page, "kind": kind, "state": state if handled is not None else "", "types": feedback.TYPE_LABELS})
 
 
-@routes.post(r"/feedback/{id:\d+}/handled")
+@routes.post(r"/feedback/{id:[0-9]+}/handled")
 @requires(MODERATOR)
 async def mark_handled(request: web.Request) -> web.Response:
     feedback_id = path_id(request, missing="反馈不存在或已处理")

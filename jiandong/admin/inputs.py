@@ -16,7 +16,7 @@ ID_DIGITS = 18
 
 
 def path_id(request: web.Request, name: str = "id", missing: str | None = None) -> int:
-    """The id a console URL names (its `{name:\\d+}` part); raises a 404 page saying `missing` when it cannot be
+    """The id a console URL names (its `{name:[0-9]+}` part); raises a 404 page saying `missing` when it cannot be
     a row's (0, or past a bigint)."""
     raw = request.match_info[name]
     if len(raw) > ID_DIGITS or int(raw) < 1:

@@ -128,7 +128,7 @@ section = LiveSection()
 section.add_routes(routes)
 
 
-@routes.get(r"/lives/{id:\d+}/push-qr.svg")
+@routes.get(r"/lives/{id:[0-9]+}/push-qr.svg")
 @requires(EDITOR)
 async def push_url_qr(request: web.Request) -> web.Response:
     """The push URL as a QR code, for phone streaming apps; drawn here, never by an outside service."""
@@ -141,7 +141,7 @@ async def push_url_qr(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
-@routes.post(r"/lives/{id:\d+}/status")
+@routes.post(r"/lives/{id:[0-9]+}/status")
 @requires(EDITOR)
 async def set_live_status(request: web.Request) -> web.Response:
     """Status by hand, when the streaming server's callback does not come: through live_status, like callbacks."""

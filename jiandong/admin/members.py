@@ -128,13 +128,13 @@ async def _member_page(request: web.Request) -> web.Response:
     })
 
 
-@routes.get(r"/members/{id:\d+}")
+@routes.get(r"/members/{id:[0-9]+}")
 @requires(EDITOR)
 async def member_page(request: web.Request) -> web.Response:
     return await _member_page(request)
 
 
-@routes.post(r"/members/{id:\d+}/grant")
+@routes.post(r"/members/{id:[0-9]+}/grant")
 @requires(EDITOR)
 async def grant_membership(request: web.Request) -> web.Response:
     form = GrantForm(await read_form(request))
@@ -181,13 +181,13 @@ async def _switch(request: web.Request, disabled: bool) -> web.Response:
     raise await _refused(request, "standing", form)
 
 
-@routes.post(r"/members/{id:\d+}/disable")
+@routes.post(r"/members/{id:[0-9]+}/disable")
 @requires(EDITOR)
 async def disable_member(request: web.Request) -> web.Response:
     return await _switch(request, True)
 
 
-@routes.post(r"/members/{id:\d+}/enable")
+@routes.post(r"/members/{id:[0-9]+}/enable")
 @requires(EDITOR)
 async def enable_member(request: web.Request) -> web.Response:
     return await _switch(request, False)

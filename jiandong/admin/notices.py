@@ -159,7 +159,7 @@ def _role(request: web.Request) -> str:
     return me.role
 
 
-@routes.get(r"/notices/campaigns/{id:\d+}")
+@routes.get(r"/notices/campaigns/{id:[0-9]+}")
 @requires(EDITOR)
 async def campaign_page(request: web.Request) -> web.Response:
     row = await notice_campaigns.progress(request.config_dict[pg_key], path_id(request, missing="通知不存在"))

@@ -96,7 +96,7 @@ async def _load(request: web.Request) -> typing.Any:
     return order
 
 
-@routes.get(r"/orders/{id:\d+}")
+@routes.get(r"/orders/{id:[0-9]+}")
 @requires(EDITOR)
 async def order_page(request: web.Request) -> web.Response:
     order = await _load(request)
@@ -118,7 +118,7 @@ async def order_page(request: web.Request) -> web.Response:
     })
 
 
-@routes.post(r"/orders/{id:\d+}/query")
+@routes.post(r"/orders/{id:[0-9]+}/query")
 @requires(EDITOR)
 async def query_order(request: web.Request) -> web.Response:
     """Ask WeChat Pay now (orderquery): a payment it reports is applied like its notification."""
@@ -138,7 +138,7 @@ async def query_order(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"{BASE}/{order['id']}")
 
 
-@routes.post(r"/orders/{id:\d+}/close")
+@routes.post(r"/orders/{id:[0-9]+}/close")
 @requires(EDITOR)
 async def close_order(request: web.Request) -> web.Response:
     """Close an order awaiting payment, as its buyer's close does (and at WeChat Pay when it allows)."""
@@ -157,7 +157,7 @@ async def close_order(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"{BASE}/{order['id']}")
 
 
-@routes.post(r"/orders/{id:\d+}/refund")
+@routes.post(r"/orders/{id:[0-9]+}/refund")
 @requires(OWNER)
 async def refund_order(request: web.Request) -> web.Response:
     """A refund of all or part of the payment (owners only). The form's out_refund_no makes a second post
@@ -192,7 +192,7 @@ async def _refund_state(request: web.Request, refund_id: int) -> str:
     return f"退款 {row['out_refund_no']}（{formats.fmt_money(row['amount'])} 元）：{label}{tail}"
 
 
-@routes.post(r"/orders/{id:\d+}/refunds/{refund:\d+}/check")
+@routes.post(r"/orders/{id:[0-9]+}/refunds/{refund:[0-9]+}/check")
 @requires(OWNER)
 async def check_refund(request: web.Request) -> web.Response:
     """Send a pending refund again (same number) or ask refundquery about one in progress, now."""

@@ -26,7 +26,7 @@ NUMBER_RULE = "球衣号码须为 0~999 的数字"
 class PlayerForm(AdminForm):
     cn_name = wtforms.StringField("中文名", [REQUIRED, length(50, 1)])
     # The pages print it as "23号": digits only.
-    number = wtforms.StringField("球衣号码", [wtforms.validators.Regexp(r"^(\d{1,3})?$", message=NUMBER_RULE)],
+    number = wtforms.StringField("球衣号码", [wtforms.validators.Regexp(r"^([0-9]{1,3})?$", message=NUMBER_RULE)],
                                  description="如 23；没有号码留空")
     position = wtforms.StringField("位置", [length(20)])
     sex = wtforms.SelectField("性别", choices={0: "保密", 1: "男", 2: "女"}, coerce=int, default=0)

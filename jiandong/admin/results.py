@@ -66,7 +66,7 @@ async def _page(request: web.Request, match: typing.Any, values: dict[str, str],
     }, status)
 
 
-@routes.get(r"/competitions/{id:\d+}/result")
+@routes.get(r"/competitions/{id:[0-9]+}/result")
 @requires(EDITOR)
 async def result_page(request: web.Request) -> web.Response:
     match = await _match(request)
@@ -134,7 +134,7 @@ def _parse(form: FormData, roster_ids: typing.Iterable[int]) -> results.ResultIn
     return values
 
 
-@routes.post(r"/competitions/{id:\d+}/result")
+@routes.post(r"/competitions/{id:[0-9]+}/result")
 @requires(EDITOR)
 async def save_result(request: web.Request) -> web.Response:
     """Save the result and box score; sums that do not add up are a warning, the save stands."""
@@ -156,7 +156,7 @@ async def save_result(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"{BASE}/{match['id']}/result")
 
 
-@routes.post(r"/competitions/{id:\d+}/result/clear")
+@routes.post(r"/competitions/{id:[0-9]+}/result/clear")
 @requires(EDITOR)
 async def clear_result(request: web.Request) -> web.Response:
     match = await _match(request)
@@ -165,7 +165,7 @@ async def clear_result(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"{BASE}/{match['id']}/result")
 
 
-@routes.post(r"/competitions/{id:\d+}/result/logo")
+@routes.post(r"/competitions/{id:[0-9]+}/result/logo")
 @requires(EDITOR)
 async def upload_opponent_logo(request: web.Request) -> web.Response:
     """The logo of the match's opponent (kept with the opponent: every match against it shows the same)."""

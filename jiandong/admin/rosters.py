@@ -208,7 +208,7 @@ async def export_cards(request: web.Request) -> web.Response:
                           request.config_dict[settings_key].tz)
 
 
-@routes.get(r"/teams/{id:\d+}/roster.{fmt:(csv|xlsx)}")
+@routes.get(r"/teams/{id:[0-9]+}/roster.{fmt:(csv|xlsx)}")
 @requires(EDITOR)
 async def export_roster(request: web.Request) -> web.Response:
     """The team's current members, in the import's columns."""

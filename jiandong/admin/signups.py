@@ -40,7 +40,7 @@ def _back(match: typing.Any, page: int = 1) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"{BASE}/{match['id']}/signups" + (f"?page={page}" if page > 1 else ""))
 
 
-@routes.get(r"/competitions/{id:\d+}/signups")
+@routes.get(r"/competitions/{id:[0-9]+}/signups")
 @requires(EDITOR)
 async def signup_sheet(request: web.Request) -> web.Response:
     match = await _match(request)
@@ -57,7 +57,7 @@ async def signup_sheet(request: web.Request) -> web.Response:
     })
 
 
-@routes.post(r"/competitions/{id:\d+}/signups")
+@routes.post(r"/competitions/{id:[0-9]+}/signups")
 @requires(EDITOR)
 async def add_signup(request: web.Request) -> web.Response:
     """Sign a user up by id or phone, with a reason (past the capacity and the deadline too: staff decide)."""
@@ -75,7 +75,7 @@ async def add_signup(request: web.Request) -> web.Response:
     raise _back(match, _page_number(form.get("page")))
 
 
-@routes.post(r"/competitions/{id:\d+}/signups/{signup:\d+}/remove")
+@routes.post(r"/competitions/{id:[0-9]+}/signups/{signup:[0-9]+}/remove")
 @requires(EDITOR)
 async def remove_signup(request: web.Request) -> web.Response:
     match = await _match(request)
@@ -92,7 +92,7 @@ async def remove_signup(request: web.Request) -> web.Response:
     raise _back(match, _page_number(form.get("page")))
 
 
-@routes.post(r"/competitions/{id:\d+}/signups/{signup:\d+}/attendance")
+@routes.post(r"/competitions/{id:[0-9]+}/signups/{signup:[0-9]+}/attendance")
 @requires(EDITOR)
 async def mark_attendance(request: web.Request) -> web.Response:
     """One sign-up: came (attended=1) or did not come (attended=0)."""
@@ -112,7 +112,7 @@ async def mark_attendance(request: web.Request) -> web.Response:
     raise _back(match, _page_number(form.get("page")))
 
 
-@routes.post(r"/competitions/{id:\d+}/signups/came")
+@routes.post(r"/competitions/{id:[0-9]+}/signups/came")
 @requires(EDITOR)
 async def mark_rest_came(request: web.Request) -> web.Response:
     match = await _match(request)
@@ -141,7 +141,7 @@ EXPORT_COLUMNS = [
 ]
 
 
-@routes.get(r"/competitions/{id:\d+}/signups.{fmt:(csv|xlsx)}")
+@routes.get(r"/competitions/{id:[0-9]+}/signups.{fmt:(csv|xlsx)}")
 @requires(EDITOR)
 async def export_signups(request: web.Request) -> web.Response:
     """The whole sheet (every page), in sign-up order."""

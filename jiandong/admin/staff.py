@@ -80,13 +80,13 @@ async def create_staff(request: web.Request) -> web.Response:
     return await render(request, "admin/staff_new.html", {"form": form}, status=400)
 
 
-@routes.get(r"/staff/{id:\d+}")
+@routes.get(r"/staff/{id:[0-9]+}")
 @requires(admins.OWNER)
 async def staff_page(request: web.Request) -> web.Response:
     return await _staff_page(request, _admin_id(request))
 
 
-@routes.post(r"/staff/{id:\d+}")
+@routes.post(r"/staff/{id:[0-9]+}")
 @requires(admins.OWNER)
 async def update_staff(request: web.Request) -> web.Response:
     admin_id = _admin_id(request)
@@ -108,7 +108,7 @@ async def update_staff(request: web.Request) -> web.Response:
     return await _staff_page(request, admin_id, form=form, status=400)
 
 
-@routes.post(r"/staff/{id:\d+}/password")
+@routes.post(r"/staff/{id:[0-9]+}/password")
 @requires(admins.OWNER)
 async def reset_staff_password(request: web.Request) -> web.Response:
     admin_id = _admin_id(request)
@@ -128,7 +128,7 @@ async def reset_staff_password(request: web.Request) -> web.Response:
     return await _staff_page(request, admin_id, reset=reset, status=400)
 
 
-@routes.post(r"/staff/{id:\d+}/unlock")
+@routes.post(r"/staff/{id:[0-9]+}/unlock")
 @requires(admins.OWNER)
 async def unlock_staff(request: web.Request) -> web.Response:
     """End an account's sign-in slow-down (its owner forgot the password, or someone guessed at it)."""

@@ -111,7 +111,7 @@ class TeamSection(Section):
                     data={"left_at": dt.datetime.now(request.config_dict[settings_key].tz)}, meta=club_meta(request))}
 
 
-PICKED = re.compile(r"#(\d{1,18})")
+PICKED = re.compile(r"#([0-9]{1,18})")
 
 
 async def picked_player(pool: typing.Any, text: str) -> int:
@@ -133,7 +133,7 @@ section = TeamSection()
 section.add_routes(routes)
 
 
-@routes.post(r"/teams/{id:\d+}/members")
+@routes.post(r"/teams/{id:[0-9]+}/members")
 @requires(EDITOR)
 async def add_team_member(request: web.Request) -> web.Response:
     ident, row = await section.load(request)
@@ -154,7 +154,7 @@ async def add_team_member(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"{section.base}/{ident}#refused")
 
 
-@routes.post(r"/teams/{id:\d+}/members/{member:\d+}/leave")
+@routes.post(r"/teams/{id:[0-9]+}/members/{member:[0-9]+}/leave")
 @requires(EDITOR)
 async def end_team_membership(request: web.Request) -> web.Response:
     ident = section.ident(request)

@@ -64,7 +64,7 @@ async def store_video(request: web.Request, upload: Upload, field: str) -> Store
 KEEP_SECONDS = 2 * 3600
 KEEP_SESSION_KEY = "upload_key"
 KEEP_SUFFIX = "__kept"
-_STORED_IMAGE = re.compile(r"/media/([a-z]+)/\d{6}/[0-9a-f]{64}\.(?:jpg|png)")
+_STORED_IMAGE = re.compile(r"/media/([a-z]+)/[0-9]{6}/[0-9a-f]{64}\.(?:jpg|png)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -145,7 +145,7 @@ async def list_member_competitions(request: web.Request) -> web.Response:
     )
 
 
-@routes.get(r"/api/v1/competition/{id:\d+}")
+@routes.get(r"/api/v1/competition/{id:[0-9]+}")
 @describe(
     "赛事详情",
     tag="赛事",

@@ -33,7 +33,7 @@ class LiveRoom(Spec):
     id = PathId("直播 ID（直播间）")
 
 
-@routes.get(r"/api/v1/guest/{id:\d+}")
+@routes.get(r"/api/v1/guest/{id:[0-9]+}")
 @describe(
     "聊天记录",
     tag="视频与直播",

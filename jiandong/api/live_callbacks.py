@@ -121,7 +121,7 @@ def aliyun_authenticated(request: web.Request, tokens: list[str]) -> bool:
     key = settings.aliyun_live_callback_key
     if key:
         stamp = request.headers.get("ALI-LIVE-TIMESTAMP", "")
-        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= ALIYUN_SIGNATURE_MAX_AGE
+        fresh = stamp.isascii() and stamp.isdigit() and abs(time.time() - int(stamp)) <= ALIYUN_SIGNATURE_MAX_AGE
         # The signed domain is the push domain, which the callback names in `app`.
         signature = request.headers.get("ALI-LIVE-SIGNATURE", "")
         if fresh and callback_signature_valid(request.query.get("app", ""), stamp, signature, key):

@@ -61,7 +61,7 @@ class LivePath(Spec):
     id = PathId("直播 ID")
 
 
-@routes.get(r"/api/v1/competitionlive/{id:\d+}")
+@routes.get(r"/api/v1/competitionlive/{id:[0-9]+}")
 @describe(
     "直播详情",
     tag="视频与直播",

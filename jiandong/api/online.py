@@ -58,7 +58,7 @@ class LiveRef(Spec):
     id = PathId("直播 ID")
 
 
-@routes.get(r"/api/v1/competition/online/{id:\d+}")
+@routes.get(r"/api/v1/competition/online/{id:[0-9]+}")
 @describe(
     "获取在线直播人数",
     tag="视频与直播",

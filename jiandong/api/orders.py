@@ -198,7 +198,7 @@ class OrderPath(Spec):
     id = PathId("订单ID")
 
 
-@routes.get(r"/api/v1/order/{id:\d+}")
+@routes.get(r"/api/v1/order/{id:[0-9]+}")
 @describe(
     "订单详情",
     tag="会员订单",

@@ -58,7 +58,7 @@ class TeamRef(Spec):
     id = PathId("球队 ID", minimum=1)
 
 
-@routes.get(r"/api/v1/team/{id:\d+}/competitions")
+@routes.get(r"/api/v1/team/{id:[0-9]+}/competitions")
 @describe(
     "根据球队ID获取球队参与过的赛事列表",
     tag="球队",

@@ -70,7 +70,7 @@ class VideoPath(Spec):
     id = PathId("视频 ID")
 
 
-@routes.get(r"/api/v1/competitionvideo/{id:\d+}")
+@routes.get(r"/api/v1/competitionvideo/{id:[0-9]+}")
 @describe(
     "视频详情",
     tag="视频与直播",

@@ -16,7 +16,7 @@ from multidict import MultiDict
 from ..errors import ParameterError
 from ..lib.cleaning import clean_text
 from .openapi import CLEANED, Param
-from .params import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, Params, Upload, read_params
+from .params import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, Params, Upload, ascii_int, read_params
 
 T = typing.TypeVar("T")
 S = typing.TypeVar("S", bound="Spec")
@@ -270,7 +270,7 @@ class UnixTime(Field["dt.datetime | None"]):
 
     def parse(self, params: Params) -> dt.datetime | None:
         raw = _outside(params, self.name, 1024)
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             return None
         try:
             return dt.datetime.fromtimestamp(int(raw), dt.timezone.utc)
@@ -360,9 +360,9 @@ class PathId(Int):
         return _param(self.name, "integer", self.description, required=True, location="path", **self.schema)
 
     def from_path(self, match_info: typing.Mapping[str, str]) -> int:
-        # What Int.parse makes of one unbounded value, without building a Params for it: the route's
-        # pattern (\d+) leaves nothing else to check, and this runs on every read of a match or a video.
+        # What Int.parse makes of one unbounded value, without building a Params for it: this runs on every
+        # read of a match or a video.
         try:
-            return int(match_info[self.name])
+            return ascii_int(match_info[self.name])
         except ValueError:
             raise ParameterError(f"参数错误: {self.name} 必须是整数") from None

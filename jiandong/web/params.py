@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import typing
 from urllib.parse import parse_qsl
 
@@ -28,6 +29,16 @@ MAX_PAGE = 1_000_000
 # Ids are PostgreSQL bigints: a larger number names nothing.
 MAX_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 30
+# An integer as a client writes one: a sign, then ASCII digits. int() alone also reads other scripts'
+# digits (١, １), underscores (1_000) and spaces around it.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def ascii_int(text: str) -> int:
+    """`text` as an int when it is one as INTEGER writes it; ValueError otherwise (or past 4,300 digits)."""
+    if INTEGER.fullmatch(text) is None:
+        raise ValueError(text)
+    return int(text)
 
 
 class Upload(typing.NamedTuple):
@@ -85,7 +96,7 @@ class Params:
                 raise ParameterError(f"参数错误: {name} 不能为空")
             return default
         try:
-            number = int(value.strip())
+            number = ascii_int(value.strip())
         except ValueError:
             raise ParameterError(f"参数错误: {name} 必须是整数") from None
         if (min_value is not None and number < min_value) or (max_value is not None and number > max_value):
