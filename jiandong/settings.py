@@ -518,12 +518,17 @@ def _choice_problem(rule: Rule, value: str) -> str | None:
     return f"{{name}} must be one of {', '.join(rule.choices)}, got {{value!r}}"
 
 
+# What an http(s) URL may hold as written (RFC 3986 §2: unreserved, reserved, percent-escapes). A URL setting
+# is copied into answers, pages and JSON: a quote or a backslash in it would break them.
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
 def _url_fits(value: str, schemes: tuple[str, ...]) -> bool:
     try:
         url = urlsplit(value)
         if url.scheme not in schemes:
             return False
-        return schemes != HTTP or (bool(url.hostname) and not any(c.isspace() for c in value))
+        return schemes != HTTP or (bool(url.hostname) and URL_CHARACTERS.fullmatch(value) is not None)
     except ValueError:  # an unclosed "[" of an IPv6 host, a port that is no number
         return False
 

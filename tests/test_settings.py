@@ -97,6 +97,11 @@ def test_describe_lists_what_differs_from_the_defaults_one_per_line_masked():
         ("JIANDONG_WECHAT_API_URL", "ftp://api.weixin.qq.com", "wechat_api_url must be an http(s) URL"),
         ("JIANDONG_PUBLIC_URL", "club.example.com", "public_url must be an http(s) URL"),
         ("JIANDONG_PUBLIC_URL", "http://a b", "public_url must be an http(s) URL"),
+        # Copied into JSON answers and pages: a quote or a backslash would break them.
+        ("JIANDONG_PUBLIC_URL", 'https://club.example.com/a"b', "public_url must be an http(s) URL"),
+        ("JIANDONG_PUBLIC_URL", "https://club.example.com/a\\b", "public_url must be an http(s) URL"),
+        ("JIANDONG_PUBLIC_URL", "https://club.example.com/<b>", "public_url must be an http(s) URL"),
+        ("JIANDONG_WECHAT_API_URL", "https://api.weixin.qq.com/`", "wechat_api_url must be an http(s) URL"),
         ("JIANDONG_PUBLIC_URL", "http://127.0.0.1:8080?x=1", "public_url must have no query or fragment"),
         ("JIANDONG_SMS_PROVIDER", "pigeon", "sms_provider must be console or aliyun"),
         ("JIANDONG_CHAT_BATCH_WINDOW", "-0.1", "chat_batch_window must be between 0 and 1 second"),
