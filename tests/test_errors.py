@@ -49,6 +49,18 @@ async def test_unexpected_exception_is_a_bare_500(aiohttp_client, settings, capl
     assert records[0].exc_info is not None and "hunter2" in str(records[0].exc_info[1])
 
 
+async def test_answers_aiohttp_makes_and_preflights_carry_a_request_id_too(client):
+    """A page outside /api/ that no route has, a method a path outside /api/ does not take, and a CORS
+    preflight: each carries the id its access line has."""
+    answers = [await client.get("/no/such/page/1"), await client.post("/healthz"),
+               await client.options("/api/v1/user/info", headers={"Origin": "https://h5.example.com",
+                                                                  "Access-Control-Request-Method": "GET"})]
+    assert [resp.status for resp in answers][:2] == [404, 405]
+    for resp in answers:
+        assert REQUEST_ID.match(resp.headers.get("X-Request-Id", "")), resp.status
+    assert len({resp.headers["X-Request-Id"] for resp in answers}) == 3
+
+
 async def test_success_carries_a_request_id(client):
     first = await client.post("/api/v1/token/user", data={"code": "a"})
     second = await client.post("/api/v1/token/user", data={"code": "a"})

@@ -122,16 +122,17 @@ class Pipeline:
         request_id = None
         inner = request
         try:
-            if self.chat_port and request.path != "/" and on_chat_port(request):
-                raise web.HTTPNotFound(text=CHAT_PORT_ONLY)
-            cors = self.cors.headers(request)
-            if cors is not None and (preflight := self.cors.preflight(request, cors)) is not None:
-                status = preflight.status
-                return preflight
             request_id = self.request_ids()
             request[request_id_key] = request_id
             # For the log lines written while it is handled (this request's task has a context of its own).
             logformat.request_id.set(request_id)
+            if self.chat_port and request.path != "/" and on_chat_port(request):
+                raise web.HTTPNotFound(text=CHAT_PORT_ONLY)
+            cors = self.cors.headers(request)
+            if cors is not None and (preflight := self.cors.preflight(request, cors)) is not None:
+                preflight.headers["X-Request-Id"] = request_id
+                status = preflight.status
+                return preflight
             try:
                 if self.proxies is not None:
                     inner = self.proxies.resolve(request)
@@ -145,6 +146,9 @@ class Pipeline:
             status = response.status
             return response
         except web.HTTPException as exc:
+            # What aiohttp answers for us (a page outside /api/ no route has, a redirect) carries the id too.
+            if request_id is not None:
+                exc.headers["X-Request-Id"] = request_id
             status = exc.status
             raise
         finally:
