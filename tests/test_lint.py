@@ -18,7 +18,15 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _ours(module: str) -> bool:
+    """Whether an import's module is in tests/ (relative, or under `tests.`), not another package's."""
+    return module.startswith(".") or module.split(".", 1)[0] == "tests"
+
+
 def _is_test_module(dotted: str) -> bool:
+    # Another package's module named like one (aiohttp.test_utils) is none of ours.
+    if "." in dotted.lstrip(".") and not _ours(dotted):
+        return False
     last = dotted.rsplit(".", 1)[-1]
     return last.startswith("test_") or last == "conftest"
 
@@ -35,7 +43,7 @@ def imported_test_modules(path: Path) -> list[str]:
                 found.append(module)
             # `from tests import test_x` and `from . import test_x` import a module by its name.
             found += [f"{module}.{alias.name}".replace("..", ".") for alias in node.names
-                      if _is_test_module(alias.name)]
+                      if _ours(module or ".") and _is_test_module(alias.name)]
     return found
 
 
@@ -59,3 +67,15 @@ def test_the_import_check_sees_each_form(tmp_path):
     assert imported_test_modules(module) == [
         "tests.test_orders", "tests.test_videos", "tests.test_workers", ".test_outages", "tests.conftest",
     ]
+
+
+def test_the_check_tells_our_test_modules_from_another_packages(tmp_path):
+    def imports(source: str) -> list[str]:
+        path = tmp_path / "sample.py"
+        path.write_text(source)
+        return imported_test_modules(path)
+
+    assert imports("from tests.test_pay import x\nfrom . import test_orders\nimport conftest\n"
+                   "from tests import test_lint\n") == ["tests.test_pay", ".test_orders", "conftest", "tests.test_lint"]
+    assert imports("from aiohttp.test_utils import make_mocked_request\nfrom aiohttp import test_utils\n"
+                   "import aiohttp.test_utils\n") == []
