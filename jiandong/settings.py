@@ -427,10 +427,16 @@ class Settings:
         return Path(self.media_dir or Path(self.var_dir) / "media")
 
     @property
+    def fixed_public_base(self) -> str | None:
+        """public_url without its trailing slash, when set: the base of every URL handed out, whatever the
+        request (web.public_urls.public_base); None in development, where a request's Host may tell it."""
+        return self.public_url.rstrip("/") or None
+
+    @property
     def base_url(self) -> str:
         """The site's base URL where no request tells it: public_url, else this server's own address."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
+        if self.fixed_public_base:
+            return self.fixed_public_base
         host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 

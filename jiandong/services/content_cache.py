@@ -78,7 +78,7 @@ class ContentCache:
         self.ttl = settings.content_cache_ttl
         # Where stored media paths point in what is cached encoded (web.responses.cached_json), when the
         # settings fix it for the process; else (development) they are made absolute per request.
-        self.media_base = settings.public_url.rstrip("/") or None
+        self.media_base = settings.fixed_public_base
         self.channel = rkey(settings, "content", "changed")
         # Least recently used first; the oldest entries go when MAX_ENTRIES is reached.
         self._entries: collections.OrderedDict[tuple[typing.Any, ...], tuple[float, typing.Any]] = (

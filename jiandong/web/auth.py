@@ -54,10 +54,10 @@ class TokenStore:
     async def resolve(self, token: str) -> int | None:
         if len(token) != 32:
             return None
+        known = self.known(token)
+        if known is not None:
+            return known
         now = time.monotonic()
-        cached = self._local.get(token)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         value = await self.redis.get(self._key(token))
         if value is None:
             self._local.pop(token, None)

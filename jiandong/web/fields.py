@@ -16,7 +16,17 @@ from multidict import MultiDict
 from ..errors import ParameterError
 from ..lib.cleaning import clean_text
 from .openapi import CLEANED, Param
-from .params import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, Params, Upload, ascii_int, read_params
+from .params import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ID,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    Params,
+    Upload,
+    ascii_int,
+    not_an_integer,
+    read_params,
+)
 
 T = typing.TypeVar("T")
 S = typing.TypeVar("S", bound="Spec")
@@ -365,4 +375,4 @@ class PathId(Int):
         try:
             return ascii_int(match_info[self.name])
         except ValueError:
-            raise ParameterError(f"参数错误: {self.name} 必须是整数") from None
+            raise not_an_integer(self.name) from None

@@ -34,6 +34,11 @@ DEFAULT_PAGE_SIZE = 30
 INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+def not_an_integer(name: str) -> ParameterError:
+    """The refusal of a parameter that is not an integer as INTEGER writes one."""
+    return ParameterError(f"参数错误: {name} 必须是整数")
+
+
 def ascii_int(text: str) -> int:
     """`text` as an int when it is one as INTEGER writes it; ValueError otherwise (or past 4,300 digits)."""
     if INTEGER.fullmatch(text) is None:
@@ -98,7 +103,7 @@ class Params:
         try:
             number = ascii_int(value.strip())
         except ValueError:
-            raise ParameterError(f"参数错误: {name} 必须是整数") from None
+            raise not_an_integer(name) from None
         if (min_value is not None and number < min_value) or (max_value is not None and number > max_value):
             raise ParameterError(f"参数错误: {name} 超出范围")
         return number

@@ -93,7 +93,7 @@ class Pipeline:
         self.unmatched_console = Route(self.access.unmatched, True, DEFAULT_BODY_LIMIT, False)
         self.request_ids = RequestIds()
         # Fixed by the settings when set (as in production): not looked up per answer.
-        self.public_base = settings.public_url.rstrip("/") or None
+        self.public_base = settings.fixed_public_base
         # Keyed by the route object: bounded by the router. A request no route matched has a route object
         # of its own (aiohttp's SystemRoute) and is never kept here.
         self.routes: dict[web.AbstractRoute, Route] = {}

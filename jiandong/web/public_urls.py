@@ -30,8 +30,8 @@ def public_base(source: web.Request | Settings) -> str:
     if not isinstance(source, web.Request):
         return source.base_url
     request, settings = source, source.config_dict[settings_key]
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
+    if settings.fixed_public_base:
+        return settings.fixed_public_base
     if settings.dev_wechat and _HOST.fullmatch(request.host):
         base = f"{request.scheme}://{request.host}"
         if on_chat_port(request):
