@@ -3,7 +3,9 @@
 PostgreSQL: JIANDONG_TEST_DATABASE_URL (a server's admin URL), else 127.0.0.1:5432 as postgres,
 else an embedded pgserver. A database of its own is created for the run and migrated once;
 every test starts from empty tables. Redis: JIANDONG_TEST_REDIS_URL, else 127.0.0.1:6379/15,
-else an embedded redis-server; every test has its own key and channel prefix.
+else an embedded redis-server; every test has its own key and channel prefix. With --redis-cluster (or
+JIANDONG_TEST_REDIS_CLUSTER=1) a Redis Cluster the run starts itself (tests/helpers/cluster.py) instead;
+the tests marked single_redis are skipped then.
 """
 
 from __future__ import annotations
@@ -37,11 +39,41 @@ from tests.fakes.wechatpay import FakeWeChatPay
 from tests.helpers import merchants
 from tests.helpers.api import login
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from tests.helpers.cluster import LocalCluster, delete_prefixed, sync_client, unavailable
 from tests.helpers.log_leaks import RunLog, leaks
 from tests.helpers.servers import Servers
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+CLUSTER_ENV = "JIANDONG_TEST_REDIS_CLUSTER"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--redis-cluster", action="store_true", default=False,
+                     help="run the whole suite against a local Redis Cluster the tests start (3 masters, 3 replicas;"
+                          f" needs redis-server 7 or later); {CLUSTER_ENV}=1 does the same")
+
+
+def _on_cluster(config: pytest.Config) -> bool:
+    return bool(config.getoption("--redis-cluster")) or os.environ.get(CLUSTER_ENV) == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_redis(reason): the test needs a single Redis, not a cluster"
+                                       " (skipped under --redis-cluster)")
+    # Asked for explicitly: a run that cannot have its cluster stops at once rather than skipping everything.
+    if _on_cluster(config) and (reason := unavailable()):
+        raise pytest.UsageError(f"--redis-cluster {reason}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _on_cluster(config):
+        return
+    for item in items:
+        marker = item.get_closest_marker("single_redis")
+        if marker is not None:
+            why = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"needs a single Redis, not a cluster: {why}"))
 
 
 def _pg_reachable(url: str) -> bool:
@@ -87,7 +119,21 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[st
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
+def redis_cluster() -> typing.Iterator[LocalCluster]:
+    """A Redis Cluster of the run's own: 3 masters and 3 replicas of the system's Redis 7 (tests/helpers/cluster.py)."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with LocalCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[str]:
+    if _on_cluster(request.config):
+        # The masters as seeds; the clients of the harness and the app find the rest (and the moves) themselves.
+        yield request.getfixturevalue("redis_cluster").url
+        return
     url = os.environ.get("JIANDONG_TEST_REDIS_URL", DEFAULT_REDIS)
     stop: typing.Callable[[], None] | None = None
     if "JIANDONG_TEST_REDIS_URL" not in os.environ and not _redis_reachable(url):
@@ -177,8 +223,9 @@ def sql(db_conn: psycopg2.extensions.connection) -> typing.Callable[..., list[di
 
 
 @pytest.fixture
-def redis_sync(redis_url: str, settings: Settings) -> typing.Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def redis_sync(redis_url: str, settings: Settings) -> typing.Iterator[typing.Any]:
+    """A client of the test's Redis: redis.Redis, or redis.cluster.RedisCluster under --redis-cluster."""
+    client = sync_client(redis_url, decode_responses=True)
     yield client
     client.close()
 
@@ -214,11 +261,8 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> typing.Iterat
         redis_timeout=10.0,
         db_timeout=10.0,
     )
-    client = redis.Redis.from_url(redis_url)
-    with contextlib.closing(client):
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+    with contextlib.closing(sync_client(redis_url)) as client:
+        delete_prefixed(client, prefix)
 
 
 # Every (method, route, status, error_code) the API answered during the run: the terminal summary

@@ -7,13 +7,13 @@ import signal
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
 from jiandong.store.kv import rkey
 from jiandong.store.leases import Lease, run_as_leader
 from tests.fakes import wechat as fake_wechat
 from tests.fakes import wechatpay as fake_pay
 from tests.fakes.aliyun_live import FakeAliyunLive
+from tests.helpers.cluster import async_client
 from tests.helpers.content import add_video, play
 from tests.helpers.lives import add_stream, aliyun_settings, statuses
 from tests.helpers.orders import add_product, order_row, order_with_prepay, wx_buyer
@@ -23,7 +23,7 @@ from tests.helpers.waiting import until
 
 @pytest.fixture
 async def redis(redis_url):
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = await async_client(redis_url, decode_responses=True)
     yield client
     await client.aclose()
 

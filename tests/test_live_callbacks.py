@@ -12,6 +12,7 @@ from tests.helpers.admin import add_admin, post_form, sign_in
 from tests.helpers.api import login
 from tests.helpers.content import add_live
 from tests.helpers.lives import SECRET, SRS, srs_body
+from tests.helpers.realtime import RoomFrames
 
 ALIYUN = "/api/v1/live/callback/aliyun"
 
@@ -35,16 +36,11 @@ def room(redis_sync, settings):
 
     class Room:
         def __init__(self, live_id: int) -> None:
-            self.pubsub = redis_sync.pubsub()
-            self.pubsub.subscribe(f"{settings.redis_prefix}room:{live_id}")
-            assert self.pubsub.get_message(timeout=5)["type"] == "subscribe"
+            self.pubsub = RoomFrames(redis_sync, settings, [live_id])
 
         def frames(self) -> list[dict]:
             # The callback publishes before it answers, so what it sent is already on its way.
-            found = []
-            while (message := self.pubsub.get_message(timeout=0.2)) is not None:
-                found.append(json.loads(message["data"]))
-            return found
+            return [json.loads(data) for _, data in self.pubsub.messages()]
 
     def subscribe(live_id: int) -> Room:
         r = Room(live_id)

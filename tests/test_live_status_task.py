@@ -11,6 +11,7 @@ from jiandong.tasks.live_status import reconcile
 from tests.fakes.aliyun_live import FakeAliyunLive
 from tests.helpers.api import login
 from tests.helpers.lives import add_stream, aliyun_settings, statuses
+from tests.helpers.realtime import RoomFrames
 from tests.helpers.waiting import until
 
 
@@ -26,21 +27,19 @@ async def fake_live(aiohttp_server):
 
 @pytest.fixture
 def rooms(redis_sync, settings):
-    """A subscription to every room channel; `read()` gives the frames that arrived, by room id."""
-    pubsub = redis_sync.pubsub()
-    pubsub.psubscribe(f"{settings.redis_prefix}room:*")
-    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+    """A subscription to the room channels of the first lives; `read()` gives the frames that arrived, by room id."""
+    frames = RoomFrames(redis_sync, settings, range(1, 21))
 
     def read() -> dict[int, list[int]]:
         found: dict[int, list[int]] = {}
-        while (message := pubsub.get_message(timeout=0.2)) is not None:
-            frame = json.loads(message["data"])
+        for _, data in frames.messages():
+            frame = json.loads(data)
             assert frame["type"] == "LIVE_STATUS"
             found.setdefault(frame["room_id"], []).append(frame["live_status"])
         return found
 
     yield read
-    pubsub.close()
+    frames.close()
 
 
 async def test_online_streams_go_live_and_absent_ones_end(make_client, fake_live, sql, rooms):

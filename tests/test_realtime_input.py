@@ -8,10 +8,9 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.realtime.history import stream_key
 from jiandong.store.mutes import mute_key, muted_key, set_mute_until, set_muted
 from tests.helpers.api import login
-from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack
+from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send, send_and_ack, streamed
 from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
@@ -201,7 +200,7 @@ async def test_rate_limit_per_user_over_all_their_sockets(make_client, redis_syn
     assert await frame_of(second, "ERROR") == THROTTLED
     await send(second, type="SEND_ALL", room_id=9, content="another user", token=other)
     assert (await frame_of(second, "SEND_ALL", myself=True))["content"] == "another user"
-    assert redis_sync.xlen(stream_key(settings)) == 4
+    assert streamed(redis_sync, settings) == 4
 
 
 async def test_rate_limit_default_is_5_per_10_seconds(room):
@@ -228,7 +227,7 @@ async def test_the_rate_limit_window_passes(make_client, redis_sync, settings):
 
     await until(accepted_again, "the window to pass")
     # Stored: the two before and the one after (the history stream keeps what it stored for a minute).
-    assert redis_sync.xlen(stream_key(settings)) == 3
+    assert streamed(redis_sync, settings) == 3
 
 
 async def test_a_user_disabled_while_connected_is_refused_soon(make_client, sql):
@@ -259,7 +258,7 @@ async def test_muted_users_cannot_send_until_unmuted(room, redis_sync, settings,
     assert await frame(ws) == error(10001, "你已被禁言")
     redis_sync.srem(muted_key(settings), str(user_id))
     await still_works(ws, bystander, token)
-    assert redis_sync.xlen(stream_key(settings)) + len(sql("SELECT 1 FROM chat_messages")) == 1
+    assert streamed(redis_sync, settings) + len(sql("SELECT 1 FROM chat_messages")) == 1
 
 
 async def test_a_mute_in_one_room_holds_there_and_nowhere_else(room, settings, sql):
@@ -328,7 +327,7 @@ async def test_protocol_pings_drop_dead_sockets(make_client):
 
 
 @pytest.mark.parametrize("room_id", [500, 2**40, 8], ids=["no live", "a made-up id", "an unpublished live"])
-async def test_a_room_that_is_no_published_live_takes_no_message(make_client, sql, settings, room_id):
+async def test_a_room_that_is_no_published_live_takes_no_message(make_client, sql, settings, redis_sync, room_id):
     """What the chat stores is bounded by the club's lives: a SEND_ALL into any other room id (a client's
     choice) is refused with 30005 and nothing is stored or heard; viewing such a room stays harmless."""
     sql("UPDATE lives SET status = 0 WHERE id = 8")
@@ -339,13 +338,13 @@ async def test_a_room_that_is_no_published_live_takes_no_message(make_client, sq
     await send(ws, type="SEND_ALL", room_id=room_id, content="写进不存在的房间", token=token)
     error = await frame_of(ws, "ERROR")
     assert (error["error_code"], error["msg"]) == (30005, "赛事直播不存在")
-    assert await client.app[redis_key].xlen(stream_key(settings)) == 0
+    assert streamed(redis_sync, settings) == 0
     # Asked again, the same answer (now from what the process keeps); a live's room takes messages.
     await send(ws, type="SEND_ALL", room_id=room_id, content="again", token=token)
     assert (await frame_of(ws, "ERROR"))["error_code"] == 30005
     ws9, _ = await join(client, 9, token)
     await send_and_ack(ws9, token, 9, "真的直播间")
-    assert await client.app[redis_key].xlen(stream_key(settings)) == 1
+    assert streamed(redis_sync, settings) == 1
     await listener.close()
     resp = await client.get(f"/api/v1/guest/{room_id}", headers={"token": token})
     assert resp.status == 200 and await resp.json() == []

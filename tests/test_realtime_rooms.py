@@ -8,10 +8,11 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
+from jiandong.store.kv import publish
 from jiandong.store.presence import procs_key, room_viewers
-from jiandong.store.room_channels import room_channel
+from jiandong.store.room_channels import lobby_channel, room_channel
 from tests.helpers.api import login
-from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
+from tests.helpers.realtime import FAST, frame, frame_of, join, push, rows_eventually, send
 from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
@@ -182,10 +183,16 @@ async def test_legacy_no_room_client_gets_every_room_and_the_total(make_client, 
     echo = await frame_of(legacy, "SEND_ALL")
     assert echo["content"] == "二十二" and echo["myself"] is True
     assert (await frame_of(b, "SEND_ALL"))["content"] == "二十二"
-    # Anyone may push to a room by publishing on its channel (e.g. live status changes).
-    redis_sync.publish(room_channel(settings, 22), '{"type": "LIVE_STATUS", "room_id": 22, "live_status": 1}')
+    # Anyone may push to a room by publishing on its channel (e.g. live status changes), and to the old
+    # no-room sockets on the lobby channel, as "<room id> <frame>" (sharded pub/sub has no pattern to hear
+    # every room's channel by); the server's own pushes go to both.
+    push(redis_sync, room_channel(settings, 22), '{"type": "LIVE_STATUS", "room_id": 22, "live_status": 1}')
     assert (await frame_of(b, "LIVE_STATUS"))["live_status"] == 1
-    assert (await frame_of(legacy, "LIVE_STATUS"))["room_id"] == 22
+    push(redis_sync, lobby_channel(settings), '22 {"type": "LIVE_STATUS", "room_id": 22, "live_status": 2}')
+    assert (await frame_of(legacy, "LIVE_STATUS"))["live_status"] == 2
+    await one.app[realtime_key].publish(22, {"type": "LIVE_STATUS", "room_id": "22", "live_status": 0})
+    assert (await frame_of(b, "LIVE_STATUS"))["live_status"] == 0
+    assert (await frame_of(legacy, "LIVE_STATUS"))["live_status"] == 0
 
 
 async def test_legacy_mode_off_keeps_roomless_sockets_quiet(make_client):
@@ -211,7 +218,7 @@ async def test_a_reader_that_falls_behind_is_disconnected_and_spares_the_room(ma
     redis = client.app[redis_key]
     # In step with the reader that keeps up: it never has more than one frame waiting.
     for n in range(count):
-        await redis.publish(room_channel(settings, 51), f'{{"type": "BIG", "n": {n}, "pad": "{big}"}}')
+        await publish(redis, room_channel(settings, 51), f'{{"type": "BIG", "n": {n}, "pad": "{big}"}}')
         assert (await frame_of(fast, "BIG"))["n"] == n
     # The slow socket is gone from the room; reading it now finds its end after what was queued.
     await until(lambda: slow_uuid not in hub.conns, "the slow socket to be dropped")
@@ -224,6 +231,8 @@ async def test_a_reader_that_falls_behind_is_disconnected_and_spares_the_room(ma
         assert msg.data == 1008
 
 
+@pytest.mark.single_redis("finds the subscriber's connection with CLIENT LIST and cuts it with CLIENT KILL,"
+                         " both on the one server")
 async def test_room_traffic_resumes_after_the_subscription_is_cut(make_client, redis_sync, settings):
     one = await make_client(**FAST)
     two = await make_client(**FAST)

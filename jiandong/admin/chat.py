@@ -95,7 +95,7 @@ async def delete_message(request: web.Request) -> web.Response:
     # "stream_id": what the page sent before messages without one could be deleted.
     ref = (form.get("message") or form.get("stream_id"))[:40]
     try:
-        await moderation.delete_message(request.config_dict, actor(request), ref)
+        await moderation.delete_message(request.config_dict, actor(request), room_id, ref)
     except moderation.ModerationError as exc:
         raise PageError(404, str(exc)) from None
     flash(await get_session(request), "消息已删除")

@@ -102,6 +102,12 @@ class Metrics:
                                       multiprocess_mode="livemax", registry=r)
         self.pubsub_reconnects = Counter("jiandong_redis_pubsub_reconnects",
                                          "Chat subscriptions to Redis made again after a lost connection", registry=r)
+        self.chat_resubscriptions = Counter(
+            "jiandong_chat_resubscriptions", "Chat subscriptions made again on a Redis Cluster though the connection "
+            "held, by what showed them lost: sunsubscribe (a slot moved or a failover), slots (the slot map moved), "
+            "silence (a probed channel stayed silent)", ["reason"], registry=r)
+        self.chat_replayed = Counter("jiandong_chat_replayed_messages", "Room messages delivered from the history "
+                                     "streams after a subscription was restored", registry=r)
         # Dependencies
         self.db_pool = Gauge("jiandong_db_pool_connections", "PostgreSQL pool connections by state",
                              ["state"], multiprocess_mode="livesum", registry=r)

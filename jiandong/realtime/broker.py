@@ -1,24 +1,36 @@
 """Room traffic between processes: Redis pub/sub, one channel per room and one per process.
 
 A process subscribes to a room's channel while it holds a socket in that room, to its own channel
-(SEND_ONE to a connection it holds) and, while it holds old no-room sockets, to every room's channel
-by pattern. After a lost connection (a Redis restart) it reconnects and subscribes again to what
-its sockets need at that moment.
+(SEND_ONE to a connection it holds) and, while it holds old no-room sockets, to the lobby channel
+(every room's frames, facade.py). After a lost connection (a Redis restart) it reconnects and
+subscribes again to what its sockets need at that moment.
 
 Pub/sub delivers only to those subscribed at the moment of a PUBLISH, and after a Redis restart a
 sender may publish (and be acknowledged) before the subscribers, here or in other processes, are
-back. So every chat message carries its position in the history stream ("seq", history.py), each
-process keeps per room the last position it heard, and a process that subscribes again first
-replays from the stream what came after it, then goes on with live messages, dropping those the
+back. So every chat message carries its position in its room's history stream ("seq", history.py),
+each process keeps per room the last position it heard, and a process that subscribes again first
+replays from the streams what came after it, then goes on with live messages, dropping those the
 replay already delivered. This was chosen over counting a PUBLISH's receivers: how many processes
 should hear a room is itself kept in Redis (presence), which a restart empties too, so a short
 count could not be told from a right one; the stream is written in the same atomic step as the
 PUBLISH, so it holds every acknowledged message, in the order every subscriber hears them.
+
+On a Redis Cluster the channels are shard channels (SSUBSCRIBE), each on the shard owning its slot,
+and a subscription can end without the connection ending: when a slot moves to another shard or a
+replica takes over (CLUSTER FAILOVER), the node that lost the slot pushes `sunsubscribe` and then
+stays silent, and redis-py 8.2 neither reports it nor follows unless its own client meets a MOVED
+(redis-cluster.md §1, tested). So the subscriber here treats as a lost subscription, to be made again
+from a fresh slot map and followed by the replay: an `sunsubscribe` it did not ask for; a channel's
+slot owned by another node than the one it subscribed on (the slot map is read again every
+TOPOLOGY_INTERVAL, and redis-py refreshes it after a failed read); a channel silent for
+SILENCE_LIMIT although probed (a message published on it that did not come back, as Centrifugo's
+idle probe: a node that stopped delivering while its connection looks fine).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 import typing
@@ -29,8 +41,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..settings import Settings
-from ..store.kv import connection_options, rkey
-from ..store.room_channels import process_channel, room_channel
+from ..store.kv import connection_options, open_client, publish
+from ..store.room_channels import lobby_channel, process_channel, room_channel
 from . import history
 
 if typing.TYPE_CHECKING:
@@ -44,15 +56,23 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 PING_INTERVAL = 5.0
 SUBSCRIBE_WAIT = 5.0
 REPLAY_BATCH = 1000
-# Where a cursor starts: before everything (no such entry: ids are "<ms>-<n>" with ms > 0).
+# Cluster only: how often the slot map is read again, how long a read waits (the slot owners are
+# compared with the subscriptions' after each), and how long a probed channel may stay silent.
+TOPOLOGY_INTERVAL = 30.0
+CLUSTER_READ_WAIT = 0.5
+SILENCE_LIMIT = 3 * PING_INTERVAL
+# What a probe publishes on a quiet channel: no frame starts with a NUL byte; every process drops it.
+PROBE = b"\x00probe"
+# A position in a room's stream: (ms, n) of an entry id "<ms>-<n>".
 Position = tuple[int, int]
-LOBBY = None
 
 
+class SubscriptionLost(ConnectionError):
+    """A cluster subscription ended without its connection ending (see the module's docstring)."""
 
-
-
-
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Handlers(typing.Protocol):
@@ -65,32 +85,50 @@ class Handlers(typing.Protocol):
 
 
 class Broker:
-    """The subscriber side; publishing is a plain PUBLISH on the shared client."""
+    """The subscriber side; publishing is a PUBLISH (SPUBLISH on a cluster) on the shared client."""
 
-    def __init__(self, redis_url: str, settings: Settings, process_id: str, handlers: Handlers) -> None:
+    def __init__(self, settings: Settings, process_id: str, handlers: Handlers, cluster: bool = False) -> None:
         self.settings = settings
         self.handlers = handlers
+        self.cluster = cluster
         self.own_channel = process_channel(settings, process_id).encode()
-        self._room_prefix = rkey(settings, "room", "").encode()
-        self._pattern = rkey(settings, "room", "*").encode()
-        # Bytes, not str: a message is forwarded to the sockets as the bytes it arrived as.
-        # Named, so an operator (or a test) can find this process's subscriber in CLIENT LIST.
-        # No retries: redis-py would reconnect a dropped subscriber itself and subscribe again,
-        # and what was published in between would be lost without this loop knowing to replay it.
-        self._redis = Redis.from_url(
-            redis_url, decode_responses=False, client_name=f"jiandong-chat-{process_id}",
-            **{**connection_options(settings), "retry": Retry(NoBackoff(), 0)},
-        )
+        self.lobby_channel = lobby_channel(settings).encode()
+        self._client_name = f"jiandong-chat-{process_id}"
+        self._redis: typing.Any = None
         self._pubsub: typing.Any = None
         self.metrics: Metrics | None = None
         self._subscribed: set[int] = set()
-        self._pattern_on = False
+        self._lobby_on = False
         self._lock = asyncio.Lock()
         self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
-        # Per room (LOBBY: the pattern), the stream position of the last chat message heard.
-        self._heard: dict[int | None, Position] = {}
+        # The room of each room channel subscribed to, for the dispatch.
+        self._rooms: dict[bytes, int] = {}
+        # Channels this process asked to leave, with how many `sunsubscribe` confirmations are still to come.
+        self._leaving: collections.Counter[bytes] = collections.Counter()
+        # Cluster: per channel, the node it was subscribed on and when it was last heard (monotonic).
+        self._owners: dict[bytes, str] = {}
+        self._heard_at: dict[bytes, float] = {}
+        # Per room, the stream position of the last chat message heard.
+        self._heard: dict[int, Position] = {}
         self.connected = asyncio.Event()
         self.replayed = 0
+        self.resubscribed = 0
+
+    async def _client(self) -> typing.Any:
+        """This subscriber's own client (bytes, not str: a message is forwarded to the sockets as it arrived).
+
+        Named, so an operator (or a test) can find this process's subscriber in CLIENT LIST. No
+        retries: redis-py would reconnect a dropped subscriber itself and subscribe again, and what was
+        published in between would be lost without this loop knowing to replay it.
+        """
+        if self._redis is None:
+            options = {"decode_responses": False, "client_name": self._client_name}
+            if self.cluster:
+                self._redis = await open_client(self.settings, True, **options)
+            else:
+                self._redis = Redis.from_url(self.settings.redis_url, **{
+                    **connection_options(self.settings), **options, "retry": Retry(NoBackoff(), 0)})
+        return self._redis
 
     async def sync_room(self, room_id: int) -> None:
         """Subscribe to a room's channel or drop it, as the local sockets need now; returns once Redis confirmed."""
@@ -101,43 +139,48 @@ class Broker:
             channel = room_channel(self.settings, room_id).encode()
             try:
                 if want:
-                    self._heard[room_id] = await self._now()
-                    confirmed = self._expect(channel)
-                    await self._pubsub.subscribe(channel)
+                    self._heard[room_id] = history.parse_id(await history.last_id(self._redis, self.settings, room_id))
+                    self._rooms[channel] = room_id
+                    await self._change(channel, True)
                     self._subscribed.add(room_id)
-                    await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
                 else:
                     self._subscribed.discard(room_id)
                     self._heard.pop(room_id, None)
-                    await self._pubsub.unsubscribe(channel)
+                    self._rooms.pop(channel, None)
+                    await self._change(channel, False)
             except (TimeoutError, RedisError, OSError):
                 # The reader reconnects and subscribes to what is wanted then.
                 logger.warning("chat: could not change the subscription to room %s", room_id, exc_info=True)
 
     async def sync_lobby(self) -> None:
-        """Subscribe to every room's channel by pattern while old no-room sockets are here."""
+        """Subscribe to the lobby channel while old no-room sockets are here."""
         async with self._lock:
             want = self.handlers.wants_all_rooms()
-            if want == self._pattern_on or self._pubsub is None:
+            if want == self._lobby_on or self._pubsub is None:
                 return
             try:
-                if want:
-                    self._heard[LOBBY] = await self._now()
-                    confirmed = self._expect(self._pattern)
-                    await self._pubsub.psubscribe(self._pattern)
-                    self._pattern_on = True
-                    await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
-                else:
-                    self._pattern_on = False
-                    self._heard.pop(LOBBY, None)
-                    await self._pubsub.punsubscribe(self._pattern)
+                await self._change(self.lobby_channel, want)
+                self._lobby_on = want
             except (TimeoutError, RedisError, OSError):
                 logger.warning("chat: could not change the subscription to all rooms", exc_info=True)
 
-    async def _now(self) -> Position:
-        """A position just before any message appended from now on, by Redis's clock (the stream's)."""
-        seconds, micros = await self._redis.time()
-        return seconds * 1000 + micros // 1000 - 1, 2**63
+    async def _change(self, channel: bytes, on: bool) -> None:
+        """Subscribe to a channel and wait for Redis's confirmation, or leave it."""
+        pubsub = self._pubsub
+        if on:
+            confirmed = self._expect(channel)
+            if self.cluster:
+                self._owners[channel] = self._redis.get_node_from_key(channel).name
+                self._heard_at[channel] = time.monotonic()
+                await pubsub.ssubscribe(channel)
+            else:
+                await pubsub.subscribe(channel)
+            await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
+        else:
+            self._leaving[channel] += 1
+            self._owners.pop(channel, None)
+            self._heard_at.pop(channel, None)
+            await (pubsub.sunsubscribe(channel) if self.cluster else pubsub.unsubscribe(channel))
 
     def _expect(self, channel: bytes) -> asyncio.Future[None]:
         future = asyncio.get_running_loop().create_future()
@@ -150,23 +193,37 @@ class Broker:
                 future.set_result(None)
 
     async def run(self) -> None:
-        """Subscribe and dispatch messages until cancelled, reconnecting whenever the connection drops."""
+        """Subscribe and dispatch messages until cancelled, subscribing again whenever the subscription is lost."""
         failures = 0
         lost_at: float | None = None
+        lost_wall = 0.0
+        refresh = False
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = None
             try:
+                client = await self._client()
+                if refresh:
+                    # A fresh slot map first: the subscriptions go to the slots' owners now.
+                    await client.nodes_manager.initialize()
+                pubsub = client.pubsub()
                 async with self._lock:
-                    now = await self._now()
-                    # A room joined while Redis was away is owed what was sent since then.
-                    start = now if lost_at is None else (now[0] - int((time.monotonic() - lost_at) * 1000), 0)
                     rooms = set(self.handlers.wanted_rooms())
-                    pattern = self.handlers.wants_all_rooms()
-                    # A room (or the lobby) that lost its sockets meanwhile is not owed anything.
-                    wanted: set[int | None] = {*rooms, *([LOBBY] if pattern else [])}
-                    self._heard = {key: self._heard.get(key, start) for key in wanted}
-                    early = await self._subscribe(pubsub, rooms, pattern)
-                    self._pubsub, self._subscribed, self._pattern_on = pubsub, rooms, pattern
+                    lobby = self.handlers.wants_all_rooms()
+                    # A room joined while the subscription was away is owed what was sent since it was lost;
+                    # one that lost its sockets meanwhile is not owed anything.
+                    start = (int(lost_wall * 1000), 0)
+                    heard = {}
+                    for room_id in rooms:
+                        if room_id in self._heard:
+                            heard[room_id] = self._heard[room_id]
+                        elif lost_at is not None:
+                            heard[room_id] = start
+                        else:
+                            heard[room_id] = history.parse_id(await history.last_id(client, self.settings, room_id))
+                    self._heard = heard
+                    self._pubsub = pubsub
+                    early = await self._subscribe(pubsub, rooms, lobby)
+                    self._subscribed, self._lobby_on = rooms, lobby
                     if lost_at is not None:
                         await self._replay(time.monotonic() - lost_at)
                     for message in early:
@@ -177,91 +234,112 @@ class Broker:
                         self.metrics.pubsub_reconnects.inc()
                 failures = 0
                 lost_at = None
+                refresh = False
                 self.connected.set()
-                await self._read(pubsub)
+                await (self._read_cluster(pubsub) if self.cluster else self._read(pubsub))
+            except SubscriptionLost as exc:
+                # The connection is fine: subscribe again at once, from a fresh slot map, and replay.
+                lost_at, lost_wall, refresh = lost_at or time.monotonic(), lost_wall or time.time(), True
+                self.resubscribed += 1
+                if self.metrics is not None:
+                    self.metrics.chat_resubscriptions.labels(exc.reason).inc()
+                logger.warning("chat: a subscription was lost (%s); subscribing again", exc)
+                await self._close(pubsub)
+                continue
             except (RedisError, OSError) as exc:
                 failures += 1
                 if lost_at is None:
-                    lost_at = time.monotonic()
+                    lost_at, lost_wall = time.monotonic(), time.time()
+                refresh = self.cluster
                 if failures == 1:
                     logger.warning("chat: lost the Redis subscription (%s); reconnecting", exc)
-            finally:
-                self.connected.clear()
-                self._pubsub = None
-                for futures in self._waiting.values():
-                    for future in futures:
-                        future.cancel()
-                self._waiting.clear()
-                try:
-                    await pubsub.aclose()
-                except (RedisError, OSError):
-                    logger.debug("chat: the old subscriber connection did not close cleanly", exc_info=True)
+            await self._close(pubsub)
             await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
 
-    async def _subscribe(self, pubsub: typing.Any, rooms: set[int], pattern: bool) -> list[dict[str, typing.Any]]:
+    async def _close(self, pubsub: typing.Any) -> None:
+        self.connected.clear()
+        self._pubsub = None
+        for futures in self._waiting.values():
+            for future in futures:
+                future.cancel()
+        self._waiting.clear()
+        if pubsub is None:
+            return
+        try:
+            await pubsub.aclose()
+        except (RedisError, OSError):
+            logger.debug("chat: the old subscriber connection did not close cleanly", exc_info=True)
+
+    async def _subscribe(self, pubsub: typing.Any, rooms: set[int], lobby: bool) -> list[dict[str, typing.Any]]:
         """Subscribe to everything at once and wait until Redis confirmed it all; the messages heard meanwhile.
 
-        Only once every subscription is confirmed may the replay read the stream: a message
+        Only once every subscription is confirmed may the replay read the streams: a message
         appended after that read is heard live.
         """
-        expected = {self.own_channel, *(room_channel(self.settings, r).encode() for r in rooms)}
-        await pubsub.subscribe(*expected)
-        if pattern:
-            expected.add(self._pattern)
-            await pubsub.psubscribe(self._pattern)
+        self._rooms = {room_channel(self.settings, r).encode(): r for r in rooms}
+        expected = {self.own_channel, *self._rooms, *([self.lobby_channel] if lobby else [])}
+        self._leaving.clear()
+        if self.cluster:
+            now = time.monotonic()
+            self._owners = {channel: self._redis.get_node_from_key(channel).name for channel in expected}
+            self._heard_at = dict.fromkeys(expected, now)
+            for channel in expected:
+                await pubsub.ssubscribe(channel)
+        else:
+            await pubsub.subscribe(*expected)
         early = []
         deadline = time.monotonic() + SUBSCRIBE_WAIT
         while expected:
-            message = await pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            message = await (pubsub.get_sharded_message(timeout=min(wait, CLUSTER_READ_WAIT)) if self.cluster
+                             else pubsub.get_message(timeout=wait))
             if message is None:
                 if time.monotonic() >= deadline:
                     raise ConnectionError("Redis did not confirm the subscriptions")
                 continue
-            if message["type"] in ("subscribe", "psubscribe"):
+            if message["type"] in ("subscribe", "ssubscribe"):
                 expected.discard(message["channel"])
             else:
                 early.append(message)
         return early
 
     async def _replay(self, outage: float) -> None:
-        """Deliver what the rooms here missed while unsubscribed, from the history stream, oldest first."""
+        """Deliver what the rooms here missed while unsubscribed, from their history streams, oldest first."""
         if not self._heard:
             return
         if outage > history.REPLAY_WINDOW:
             logger.warning("chat: unsubscribed for %.0f s, longer than the %.0f s the stream keeps: viewers here"
                            " may have missed messages", outage, history.REPLAY_WINDOW)
-        after = min(self._heard.values())
-        cursor = f"{after[0]}-{min(after[1], 2**63 - 1)}".encode()
         delivered = 0
-        while batch := await history.missed(self._redis, self.settings, cursor, REPLAY_BATCH):
-            for stream_id, room_id, data in batch:
-                position = history.parse_id(stream_id)
-                if room_id in self._heard and position > self._heard[room_id]:
-                    self._heard[room_id] = position
-                    self.handlers.on_room(room_id, data)
-                    delivered += 1
-                    # Counted as it goes out, not after the last read: a viewer may see it before then.
-                    self.replayed += 1
-                if LOBBY in self._heard and position > self._heard[LOBBY]:
-                    self._heard[LOBBY] = position
-                    self.handlers.on_any_room(room_id, data)
-                    delivered += 1
-                    self.replayed += 1
-            cursor = batch[-1][0]
+        for room_id in list(self._heard):
+            after = self._heard[room_id]
+            cursor = f"{after[0]}-{min(after[1], 2**63 - 1)}".encode()
+            while batch := await history.missed(self._redis, self.settings, room_id, cursor, REPLAY_BATCH):
+                for stream_id, data in batch:
+                    position = history.parse_id(stream_id)
+                    if room_id in self._heard and position > self._heard[room_id]:
+                        self._heard[room_id] = position
+                        self.handlers.on_room(room_id, data)
+                        delivered += 1
+                        # Counted as it goes out, not after the last read: a viewer may see it before then.
+                        self.replayed += 1
+                        if self.metrics is not None:
+                            self.metrics.chat_replayed.inc()
+                cursor = batch[-1][0]
         if delivered:
             logger.info("chat: replayed %d message(s) sent while the subscription was being restored", delivered)
 
-    def _fresh(self, key: int | None, data: bytes) -> bool:
+    def _fresh(self, room_id: int, data: bytes) -> bool:
         """Whether a room frame is new here: not one the replay delivered already. Moves the cursor."""
         seq = history.seq_of(data)
         if seq is None:
             return True  # a frame pushed by something else: not in the stream, never replayed
-        last = self._heard.get(key)
+        last = self._heard.get(room_id)
         if last is not None:
             position = history.parse_id(seq)
             if position <= last:
                 return False
-            self._heard[key] = position
+            self._heard[room_id] = position
         return True
 
     async def _read(self, pubsub: typing.Any) -> None:
@@ -278,24 +356,57 @@ class Broker:
             heard = time.monotonic()
             self._dispatch(message)
 
+    async def _read_cluster(self, pubsub: typing.Any) -> None:
+        client = self._redis
+        checked_at = topology_at = probed_at = time.monotonic()
+        while True:
+            message = await pubsub.get_sharded_message(timeout=CLUSTER_READ_WAIT)
+            now = time.monotonic()
+            if message is not None:
+                channel = message["channel"]
+                if channel in self._heard_at:
+                    self._heard_at[channel] = now
+                if message["type"] == "sunsubscribe":
+                    if not self._leaving[channel]:
+                        raise SubscriptionLost("sunsubscribe", f"Redis ended the subscription to {channel!r}")
+                    self._leaving[channel] -= 1
+                else:
+                    self._dispatch(message)
+            # By the clock, not only when idle: a busy room must not keep the other checks from running.
+            if now - checked_at < CLUSTER_READ_WAIT:
+                continue
+            checked_at = now
+            if now - topology_at > TOPOLOGY_INTERVAL:
+                topology_at = now
+                await client.nodes_manager.initialize()
+            for channel, node in self._owners.items():
+                if client.get_node_from_key(channel).name != node:
+                    raise SubscriptionLost("slots", f"the slot of {channel!r} left the node subscribed on")
+            if now - probed_at > PING_INTERVAL:
+                probed_at = now
+                for channel, at in list(self._heard_at.items()):
+                    if now - at > SILENCE_LIMIT:
+                        raise SubscriptionLost("silence", f"{channel!r} stayed silent though probed")
+                    if now - at > PING_INTERVAL:
+                        await publish(client, channel, PROBE)
+
     def _dispatch(self, message: dict[str, typing.Any]) -> None:
         handlers = self.handlers
-        prefix = self._room_prefix
         kind, channel, data = message["type"], message["channel"], message["data"]
         try:
-            if kind == "message":
-                if channel == self.own_channel:
-                    handlers.on_process(data)
-                elif channel.startswith(prefix):
-                    room_id = int(channel[len(prefix):])
+            if kind == "message" or kind == "smessage":
+                if data == PROBE:
+                    return
+                room_id = self._rooms.get(channel)
+                if room_id is not None:
                     if self._fresh(room_id, data):
                         handlers.on_room(room_id, data)
-            elif kind == "pmessage":
-                if channel.startswith(prefix):
-                    room_id = int(channel[len(prefix):])
-                    if self._fresh(LOBBY, data):
-                        handlers.on_any_room(room_id, data)
-            elif kind in ("subscribe", "psubscribe"):
+                elif channel == self.own_channel:
+                    handlers.on_process(data)
+                elif channel == self.lobby_channel:
+                    room, _, frame = data.partition(b" ")
+                    handlers.on_any_room(int(room), frame)
+            elif kind == "subscribe" or kind == "ssubscribe":
                 self._confirm(channel)
         except ValueError:
             logger.warning("chat: ignored a message on %r", channel)
@@ -304,4 +415,5 @@ class Broker:
             logger.exception("chat: failed to dispatch a message on %r", channel)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()

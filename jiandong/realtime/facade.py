@@ -19,11 +19,13 @@ from ..lib.logthrottle import JUNK
 from ..services.banned_words import BannedWords
 from ..settings import Settings
 from ..store import media, presence
+from ..store.kv import is_cluster
+from ..store.kv import publish as kv_publish
 from ..store.mutes import is_muted
 from ..store.outages import Streak
 from ..store.presence import peaks_key
-from ..store.room_channels import process_channel, room_channel
-from . import protocol
+from ..store.room_channels import lobby_channel, lobby_listeners, process_channel, room_channel
+from . import history, protocol
 from .admission import Admission
 from .broker import Broker
 from .gate import MUTED_MSG, Gate
@@ -63,7 +65,7 @@ class Realtime:
         self.gate = Gate(redis, settings)
         self.whispers: asyncio.Queue[dict[str, typing.Any]] = asyncio.Queue(WHISPER_QUEUE)
         self.admission = Admission(settings)
-        self.broker = Broker(settings.redis_url, settings, self.hub.process_id, self)
+        self.broker = Broker(settings, self.hub.process_id, self, cluster=is_cluster(redis))
         self.history = History(redis, pool, settings)
         # the rooms that take messages (published lives)
         self.rooms = rooms
@@ -72,6 +74,10 @@ class Realtime:
         # the counts last pushed to each room here, and connections still owed their first count
         self._pushed: dict[int | None, int] = {}
         self._owed: set[Conn] = set()
+        # Whether some process holds no-room sockets (then every room frame also goes to the lobby channel),
+        # as read from Redis with the viewer counts; and whether this one told Redis it does.
+        self.lobby_heard = False
+        self._lobby_listed = False
 
     # Room membership. The subscription follows the local sockets: on with the first, off with the last.
 
@@ -81,6 +87,8 @@ class Realtime:
         self._owed.add(conn)
         if conn in self.hub.lobby and len(self.hub.lobby) == 1:
             await self.broker.sync_lobby()
+            if not self._lobby_listed:
+                await self._list_lobby()
         return conn
 
     async def join(self, conn: Conn, room_id: int, room_ref: str | int | None) -> None:
@@ -133,11 +141,43 @@ class Realtime:
         }
 
     async def publish(self, room_id: int, frame: dict[str, typing.Any]) -> None:
-        await self.redis.publish(room_channel(self.settings, room_id), encoding.dumps(frame))
+        await self.publish_frame(room_id, encoding.dumps(frame))
+
+    async def publish_frame(self, room_id: int, data: bytes) -> None:
+        """A frame for everyone in a room (not a chat message: those go through send_all), and the lobby."""
+        await kv_publish(self.redis, room_channel(self.settings, room_id), data)
+        await self._to_lobby(room_id, data)
+
+    async def send_all(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> str:
+        """A chat message: stored in the room's stream and published to the room in one step (history.append),
+        then to the lobby; its seq. Once this returns the message is acknowledged."""
+        seq = await self.history.append(room_id, message, frame)
+        await self._to_lobby(room_id, history.with_seq(history.open_frame(frame), seq))
+        return seq.decode()
+
+    async def _to_lobby(self, room_id: int, data: bytes) -> None:
+        """Every room's frames for old no-room sockets, while some process holds one: `<room id> <frame>`.
+
+        Not replayed after a lost subscription, unlike a room's messages: those clients reload on their own.
+        """
+        if self.lobby_heard or self.hub.lobby:
+            await kv_publish(self.redis, lobby_channel(self.settings), b"%d %b" % (room_id, data))
+
+    async def _list_lobby(self) -> None:
+        """Tell every process whether this one holds no-room sockets (for chat_presence_ttl), and learn
+        whether any does."""
+        key, now = lobby_listeners(self.settings), time.time()
+        if self.hub.lobby:
+            await self.redis.zadd(key, {self.hub.process_id: now + self.settings.chat_presence_ttl})
+            self._lobby_listed = True
+        elif self._lobby_listed:
+            await self.redis.zrem(key, self.hub.process_id)
+            self._lobby_listed = False
+        self.lobby_heard = bool(await self.redis.zcount(key, now, "+inf"))
 
     async def send_to_process(self, process_id: str, target: str, data: bytes) -> int:
         """A frame for a connection of another process; the number of processes listening (0 = gone)."""
-        return int(await self.redis.publish(process_channel(self.settings, process_id), target.encode() + b" " + data))
+        return await kv_publish(self.redis, process_channel(self.settings, process_id), target.encode() + b" " + data)
 
     async def answer(self, uuid: str, data: bytes) -> None:
         """A frame for a connection of this process or another (an echo, an error); lost if it is gone."""
@@ -154,8 +194,8 @@ class Realtime:
         """A SEND_ONE for a connection of another process, which checks the sender's mute in its recipient's
         room and answers the sender (the echo, or an error frame); the number of processes listening."""
         request = {"to": target, "from": sender.uuid, "user_id": sender.user_id, "message": message}
-        return int(await self.redis.publish(process_channel(self.settings, process_id),
-                                            WHISPER + encoding.dumps(request)))
+        return await kv_publish(self.redis, process_channel(self.settings, process_id),
+                                WHISPER + encoding.dumps(request))
 
     async def deliver_whisper(self, request: dict[str, typing.Any]) -> None:
         """A private message from another process to its recipient here, unless the sender is muted where
@@ -228,6 +268,7 @@ class Realtime:
         """Publish this process's counts, read the sums, and push those that changed (or are owed)."""
         hub = self.hub
         await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
+        await self._list_lobby()
         rooms = list(hub.rooms)
         viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)
         self.metrics.chat_viewers.set(total)

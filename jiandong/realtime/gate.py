@@ -1,5 +1,6 @@
 """Whether a user may send a chat message now: their mutes, for every room the message reaches, and the rate
-limits per user and per client address, across all sockets and processes, decided in one atomic Redis step."""
+limits per user and per client address, across all sockets and processes, each log checked and counted in
+one atomic Redis step."""
 
 from __future__ import annotations
 
@@ -13,36 +14,20 @@ from redis.asyncio import Redis
 from ..errors import Forbidden, Throttled
 from ..settings import Settings
 from ..store.kv import rkey
-from ..store.mutes import mute_keys, muted_key
+from ..store.mutes import is_muted
 
 MUTED_MSG = "你已被禁言"
 THROTTLED_MSG = "发言太频繁，请稍后再试"
 
-# KEYS: the set of users muted with no end, the user's timed mute keys (everywhere, then each room the
-# message reaches), then the user's and the address's send logs (sorted sets of send times, ms).
-# ARGV: user id, now (ms), window (ms), the user's limit, the address's limit (0: none), a unique member.
-# Refuses without counting when muted (1); when a log is full (2: the user's, 3: the address's) counts
-# nothing either; else records the send in both logs (0). A log holds at most its limit: memory is bounded.
-ADMIT = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-local n = #KEYS
-for i = 2, n - 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 1 end
-end
-local now, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 0, 1 do
-  local limit = tonumber(ARGV[4 + i])
-  if limit > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[n - 1 + i], '-inf', now - window)
-    if redis.call('ZCARD', KEYS[n - 1 + i]) >= limit then return 2 + i end
-  end
-end
-for i = 0, 1 do
-  if tonumber(ARGV[4 + i]) > 0 then
-    redis.call('ZADD', KEYS[n - 1 + i], now, ARGV[6])
-    redis.call('PEXPIRE', KEYS[n - 1 + i], window)
-  end
-end
+# KEYS: a send log (a sorted set of send times, ms). ARGV: now (ms), window (ms), limit, a unique member.
+# Full (1): nothing is counted; else the send is recorded (0). A log holds at most its limit: memory is bounded.
+# One key per script: the user's and the address's logs live in different cluster slots.
+TAKE = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
 return 0
 """
 
@@ -56,8 +41,9 @@ class Gate:
     """`await gate.admit(user_id, address, rooms)` before a message goes out; refusals are ApiErrors."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
         self.settings = settings
-        self._admit = redis.register_script(ADMIT)
+        self._take = redis.register_script(TAKE)
         # Members of the send logs are unique across processes: this process's id and a counter.
         self._prefix = secrets.token_hex(6)
         self._seq = itertools.count()
@@ -66,16 +52,19 @@ class Gate:
         """Record a send of `user_id` from `address` (None: unknown, no address limit) reaching `rooms`.
 
         Raises Forbidden (10001) when the user is muted for any of them (or everywhere), Throttled (10010)
-        when the user, or the address, sent its limit within the window; a refused send is not counted.
+        when the user, or the address, sent its limit within the window; a refused send is not counted:
+        the user's log is checked and counted first, then the address's, and a send the address's log
+        refuses is taken back out of the user's.
         """
         s = self.settings
-        keys = [muted_key(s), *mute_keys(s, user_id, rooms), rate_key(s, "user", user_id),
-                rate_key(s, "address", address or "-")]
-        address_limit = s.chat_rate_address_count if address else 0
-        verdict = await self._admit(keys=keys, args=[
-            user_id, int(time.time() * 1000), int(s.chat_rate_window * 1000), s.chat_rate_count, address_limit,
-            f"{self._prefix}-{next(self._seq)}"])
-        if verdict == 1:
+        if await is_muted(self.redis, s, user_id, rooms):
             raise Forbidden(MUTED_MSG)
-        if verdict:
+        member = f"{self._prefix}-{next(self._seq)}"
+        args = [int(time.time() * 1000), int(s.chat_rate_window * 1000)]
+        user_log = rate_key(s, "user", user_id)
+        if await self._take(keys=[user_log], args=[*args, s.chat_rate_count, member]):
+            raise Throttled(THROTTLED_MSG)
+        if address and s.chat_rate_address_count and await self._take(keys=[rate_key(s, "address", address)],
+                                        args=[*args, s.chat_rate_address_count, member]):
+            await self.redis.zrem(user_log, member)
             raise Throttled(THROTTLED_MSG)

@@ -27,7 +27,6 @@ from ..services.standing import Action, check_standing
 from ..store import db
 from ..store.mutes import is_muted
 from ..store.outages import Outages, dependency_of
-from ..store.room_channels import room_channel
 from ..web.h5 import DOCS_PATH, H5_PREFIX
 from ..web.params import on_chat_port
 from ..web.public_urls import public_base
@@ -254,11 +253,8 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "myself": False,
     }
     # Stored and published in one step, and only then echoed: the echo is the acknowledgement.
-    seq = await realtime.history.append(
-        room_channel(realtime.settings, frame.room_id),
-        frame.room_id,
-        history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now),
-        message,
+    seq = await realtime.send_all(
+        frame.room_id, history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now), message
     )
     message["myself"] = True
     message["seq"] = seq

@@ -1,12 +1,18 @@
-"""Chat history: each SEND_ALL goes into a Redis stream (and out to its room) before its sender is
-answered; one process at a time (a Redis lease) copies the stream into chat_messages in batches.
+"""Chat history: each SEND_ALL goes into its room's Redis stream (and out to the room) before its sender
+is answered; one process at a time (a Redis lease) copies the streams into chat_messages in batches.
 
 The stream entry is the durable copy from the moment the sender's echo (the acknowledgement) goes
 out, so a process killed right after loses nothing: the next writer, in any process, stores it.
-stream_id is UNIQUE in the table, so an entry written twice (two writers overlapping while the lease
-changes hands) is stored once. Stored entries stay in the stream for REPLAY_WINDOW seconds more:
-a process whose room subscriptions were cut (a Redis restart) replays from there what its viewers
-missed (broker.py).
+(room_id, stream_id) is UNIQUE in the table, so an entry written twice (two writers overlapping while
+the lease changes hands) is stored once. Stored entries stay in the stream for REPLAY_WINDOW seconds
+more: a process whose room subscriptions were cut (a Redis restart, a slot moved to another shard, a
+failover) replays from there what its viewers missed (broker.py).
+
+Each room has its own stream, under the room's hash tag with its channel (room_channels.py): on a
+Redis Cluster the append and the publish are one script on the room's shard. The writer finds the
+rooms to store in a set (`history_rooms`) that every append adds its room to, after the append: a room
+leaves the set only when its stream is empty, and the writer checks the stream again after removing
+it, so an entry appended meanwhile is never left out.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from redis.asyncio import Redis
 from ..lib import encoding
 from ..settings import Settings
 from ..store import db
-from ..store.kv import rkey
+from ..store.kv import publish_command, rkey
 from ..store.leases import job_under_lease
+from ..store.room_channels import history_rooms, room_channel, room_stored, room_stream
 
 if typing.TYPE_CHECKING:
     from ..ops.metrics import Metrics
@@ -38,17 +45,18 @@ SHUTDOWN_WAIT = 30.0
 # Seconds a stored entry stays in the stream for replays: far longer than a subscriber takes to
 # come back after Redis does (broker.RETRY_DELAYS), or to notice a half-open connection (15 s).
 REPLAY_WINDOW = 60.0
-# Stream entry fields: the room, the message for the table (JSON), the frame the room was sent
-# (JSON without its closing brace: the entry's id goes in as its "seq", see SEQ).
-ROOM, FIELD, FRAME = "r", "m", "f"
+# Stream entry fields: the message for the table (JSON), the frame the room was sent (JSON without
+# its closing brace: the entry's id goes in as its "seq", see SEQ).
+FIELD, FRAME = "m", "f"
 SEQ = b',"seq":"'
 
 # One atomic step, so the stream's order is the order in which every subscriber hears the frames:
-# append the entry, then publish the frame carrying the entry's id as "seq" (the same bytes
-# with_seq builds for a replay). Returns the id.
+# append the entry, then publish (ARGV[3]: PUBLISH, or SPUBLISH on a cluster) the frame carrying the
+# entry's id as "seq" (the same bytes with_seq builds for a replay). Returns the id. The stream and
+# the channel share the room's hash tag: on a cluster a script may touch only its own shard's keys.
 APPEND_AND_PUBLISH = """
-local id = redis.call('XADD', KEYS[1], '*', 'r', ARGV[1], 'm', ARGV[2], 'f', ARGV[3])
-redis.call('PUBLISH', KEYS[2], ARGV[3] .. ',"seq":"' .. id .. '"}')
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'f', ARGV[2])
+redis.call(ARGV[3], KEYS[2], ARGV[2] .. ',"seq":"' .. id .. '"}')
 return id
 """
 
@@ -60,25 +68,26 @@ INSERT_SQL = """
     -- a sender deleted meanwhile keeps the message, without the link
     LEFT JOIN users u ON u.id = v.user_id
     ORDER BY v.ord
-    ON CONFLICT (stream_id) DO NOTHING
+    ON CONFLICT (room_id, stream_id) DO NOTHING
 """
 # Messages deleted by a moderator are kept (deleted_at) but shown nowhere.
 RECENT_SQL = """
     SELECT id, stream_id, room_id, user_id, uuid, content, user_info, extract(epoch FROM msg_time) AS msg_time
     FROM chat_messages WHERE room_id = %s AND deleted_at IS NULL ORDER BY id DESC LIMIT %s
 """
-IN_TABLE_SQL = "SELECT stream_id FROM chat_messages WHERE stream_id = ANY(%s)"
+IN_TABLE_SQL = "SELECT stream_id FROM chat_messages WHERE room_id = %s AND stream_id = ANY(%s)"
 # How a moderator names a message (`ref` of recent()): by its stream id ("<ms>-<n>", every message sent
 # through the chat) or, for a row without one (loaded by the demo, kept from before the stream), by its id.
 STREAM_ID_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 ROW_ID_RE = re.compile(r"[1-9][0-9]{0,17}")
 DELETE_ROW_SQL = """
-    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE id = %s AND stream_id IS NULL
-      AND deleted_at IS NULL
+    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE id = %s AND room_id = %s
+      AND stream_id IS NULL AND deleted_at IS NULL
     RETURNING room_id, user_id, content
 """
 DELETE_SQL = """
-    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE stream_id = %s AND deleted_at IS NULL
+    UPDATE chat_messages SET deleted_at = now(), deleted_by = %s WHERE room_id = %s AND stream_id = %s
+      AND deleted_at IS NULL
     RETURNING room_id, user_id, content
 """
 # A message still only in the stream is stored right away, deleted; the batch writer's later insert of the
@@ -88,19 +97,16 @@ DELETE_PENDING_SQL = """
     SELECT %(room_id)s, u.id, %(uuid)s, %(stream_id)s, %(content)s, %(user_info)s::jsonb, to_timestamp(%(t)s), now(),
            %(admin_id)s
     FROM (SELECT 1) one LEFT JOIN users u ON u.id = %(user_id)s
-    ON CONFLICT (stream_id) DO UPDATE SET deleted_at = COALESCE(chat_messages.deleted_at, now()),
+    ON CONFLICT (room_id, stream_id) DO UPDATE SET deleted_at = COALESCE(chat_messages.deleted_at, now()),
                                           deleted_by = COALESCE(chat_messages.deleted_by, EXCLUDED.deleted_by)
     RETURNING room_id, user_id, content
 """
 
 
-def stream_key(settings: Settings) -> str:
-    return rkey(settings, "chat", "history")
-
-
-def stored_key(settings: Settings) -> str:
-    """The id of the last stream entry the writer stored: entries after it are still to be stored."""
-    return rkey(settings, "chat", "history", "stored")
+def legacy_stream(settings: Settings) -> tuple[str, str]:
+    """The one stream every room shared before each room had its own, and its writer's mark: what it still
+    holds is stored, then it is deleted (a single Redis only: a cluster never had it)."""
+    return rkey(settings, "chat", "history"), rkey(settings, "chat", "history", "stored")
 
 
 def entry(
@@ -144,24 +150,24 @@ def parse_id(stream_id: bytes | str) -> tuple[int, int]:
         return 0, 0
 
 
-async def missed(client: Redis, settings: Settings, after: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
-    """The room frames appended after the entry id `after`, oldest first, as (id, room_id, frame).
+async def missed(client: Redis, settings: Settings, room_id: int, after: bytes, count: int
+                 ) -> list[tuple[bytes, bytes]]:
+    """The frames appended to a room's stream after the entry id `after`, oldest first, as (id, frame).
 
     `client` must answer bytes (decode_responses off); at most `count` entries are read.
     """
-    found = []
     entries = typing.cast(
-        ByteEntries, await client.xrange(stream_key(settings), min=b"(" + after, max=b"+", count=count)
+        ByteEntries, await client.xrange(room_stream(settings, room_id), min=b"(" + after, max=b"+", count=count)
     )
-    for stream_id, fields in entries:
-        room, opened = fields.get(ROOM.encode()), fields.get(FRAME.encode())
-        if room is None or opened is None:
-            continue
-        try:
-            found.append((stream_id, int(room), with_seq(opened, stream_id)))
-        except ValueError:
-            continue
-    return found
+    return [(stream_id, with_seq(opened, stream_id)) for stream_id, fields in entries
+            if (opened := fields.get(FRAME.encode())) is not None]
+
+
+async def last_id(client: Redis, settings: Settings, room_id: int) -> bytes:
+    """The id of the newest entry of a room's stream (b"0-0" when it has none): every entry appended
+    from now on comes after it."""
+    newest = typing.cast(ByteEntries, await client.xrevrange(room_stream(settings, room_id), count=1))
+    return newest[0][0] if newest else b"0-0"
 
 
 class History:
@@ -169,29 +175,49 @@ class History:
         self.redis = redis
         self.pool = pool
         self.settings = settings
-        self.key = stream_key(settings)
-        self.stored_key = stored_key(settings)
+        self.rooms_key = history_rooms(settings)
         self._append = redis.register_script(APPEND_AND_PUBLISH)
+        self._publish = publish_command(redis)
         self.metrics: Metrics | None = None
 
-    async def append(self, channel: str, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> str:
-        """Append a SEND_ALL to the stream and publish `frame` on the room's `channel`; the entry id.
+    async def append(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> bytes:
+        """Append a SEND_ALL to the room's stream and publish `frame` on the room's channel; the entry id.
 
         `message` is the table's part (`entry`). Once this returns the message is acknowledged.
         """
-        seq = await self._append(keys=[self.key, channel], args=[room_id, message, open_frame(frame)])
-        return typing.cast(str, seq)
+        s = self.settings
+        seq = await self._append(keys=[room_stream(s, room_id), room_channel(s, room_id)],
+                                 args=[message, open_frame(frame), self._publish])
+        # After the append, never before: see the module's docstring.
+        await self.redis.sadd(self.rooms_key, room_id)
+        return seq.encode() if isinstance(seq, str) else typing.cast(bytes, seq)
 
     async def flush(self) -> int:
-        """Store every entry after the last stored one in PostgreSQL, a batch per statement; the entries stored.
-
-        Then entries stored more than REPLAY_WINDOW seconds ago leave the stream.
-        """
+        """Store every entry after the last stored one of every room in PostgreSQL, a batch per statement;
+        the entries stored. Then entries stored more than REPLAY_WINDOW seconds ago leave the streams."""
         moved = 0
-        after = await self._stored_up_to()
         lag = 0.0
+        for room in typing.cast(set[str], await self.redis.smembers(self.rooms_key)):
+            try:
+                room_id = int(room)
+            except ValueError:
+                await self.redis.srem(self.rooms_key, room)
+                continue
+            room_moved, room_lag = await self._flush_room(room_id)
+            moved += room_moved
+            lag = max(lag, room_lag)
+        moved += await self._flush_legacy()
+        if self.metrics is not None:
+            self.metrics.chat_history_lag.set(lag)
+        return moved
+
+    async def _flush_room(self, room_id: int) -> tuple[int, float]:
+        """Store one room's unstored entries and trim its stream; (entries stored, seconds the oldest waited)."""
+        key, stored_key = room_stream(self.settings, room_id), room_stored(self.settings, room_id)
+        moved, lag = 0, 0.0
+        after = await self._stored_up_to(room_id)
         while True:
-            entries = typing.cast(TextEntries, await self.redis.xrange(self.key, "(" + after, "+", count=BATCH))
+            entries = typing.cast(TextEntries, await self.redis.xrange(key, "(" + after, "+", count=BATCH))
             if not entries:
                 break
             if not moved:
@@ -200,18 +226,37 @@ class History:
             await self.store(entries)
             # Only after the commit: until then the entries are the one copy.
             after = entries[-1][0]
-            await self.redis.set(self.stored_key, after)
+            await self.redis.set(stored_key, after)
             moved += len(entries)
         # Never an entry not yet stored, whatever its age (PostgreSQL may have been away).
         oldest_kept = min(parse_id(after)[0] + 1, int((time.time() - REPLAY_WINDOW) * 1000))
-        await self.redis.xtrim(self.key, minid=f"{oldest_kept}-0", approximate=False)
-        if self.metrics is not None:
-            self.metrics.chat_history_lag.set(lag)
+        await self.redis.xtrim(key, minid=f"{oldest_kept}-0", approximate=False)
+        if not await self.redis.xlen(key):
+            await self.redis.srem(self.rooms_key, room_id)
+            # An append between the trim and the removal added the room before it was removed: look again.
+            if await self.redis.xlen(key):
+                await self.redis.sadd(self.rooms_key, room_id)
+        return moved, lag
+
+    async def _flush_legacy(self) -> int:
+        """Store what the shared stream of earlier versions still holds, then delete it."""
+        key, stored_key = legacy_stream(self.settings)
+        if not await self.redis.exists(key):
+            return 0
+        moved = 0
+        after = typing.cast(str | None, await self.redis.get(stored_key)) or "0-0"
+        while entries := typing.cast(TextEntries, await self.redis.xrange(key, "(" + after, "+", count=BATCH)):
+            await self.store(entries)
+            after = entries[-1][0]
+            await self.redis.set(stored_key, after)
+            moved += len(entries)
+        await self.redis.delete(key)
+        await self.redis.delete(stored_key)
         return moved
 
-    async def _stored_up_to(self) -> str:
-        """The id of the last entry stored in PostgreSQL ("0-0" before the first)."""
-        return typing.cast(str | None, await self.redis.get(self.stored_key)) or "0-0"
+    async def _stored_up_to(self, room_id: int) -> str:
+        """The id of the room's last entry stored in PostgreSQL ("0-0" before the first)."""
+        return typing.cast(str | None, await self.redis.get(room_stored(self.settings, room_id))) or "0-0"
 
     async def store(self, entries: TextEntries) -> None:
         """Insert stream entries in one statement; entries stored before are skipped."""
@@ -244,15 +289,15 @@ class History:
         for row in rows:
             row["ref"] = row["stream_id"] or str(row["id"])
         stored = {row["stream_id"] for row in rows}
-        after = await self._stored_up_to()
+        after = await self._stored_up_to(room_id)
         pending = []
-        newest = typing.cast(TextEntries, await self.redis.xrevrange(self.key, "+", "(" + after, count=PENDING_SCAN))
-        unstored = [(stream_id, fields) for stream_id, fields in newest
-                    if stream_id not in stored and fields.get(ROOM) == str(room_id)]
+        newest = typing.cast(TextEntries, await self.redis.xrevrange(
+            room_stream(self.settings, room_id), "+", "(" + after, count=PENDING_SCAN))
+        unstored = [(stream_id, fields) for stream_id, fields in newest if stream_id not in stored]
         if unstored:
             # Stored meanwhile, or deleted by a moderator before the writer came: the table has its say.
             stored |= {row["stream_id"] for row in await db.fetchall(
-                self.pool, IN_TABLE_SQL, ([stream_id for stream_id, _ in unstored],))}
+                self.pool, IN_TABLE_SQL, (room_id, [stream_id for stream_id, _ in unstored]))}
         for stream_id, fields in reversed(unstored):
             if stream_id in stored:
                 continue
@@ -266,29 +311,29 @@ class History:
             )
         return (rows + pending)[-limit:]
 
-    async def delete(self, ref: str, admin_id: int | None) -> db.Row | None:
-        """A moderator's delete of the message `ref` names (recent()'s `ref`: a stream id, or the row id of a
-        message without one): gone from guest/:id and from replays; the row stays, marked (the audit).
-        The deleted message (room_id, user_id, content), or None when there is no such message (whatever
+    async def delete(self, room_id: int, ref: str, admin_id: int | None) -> db.Row | None:
+        """A moderator's delete of the message `ref` names in a room (recent()'s `ref`: a stream id, or the row
+        id of a message without one): gone from guest/:id and from replays; the row stays, marked (the audit).
+        The deleted message (room_id, user_id, content), or None when the room has no such message (whatever
         `ref` holds)."""
         if ROW_ID_RE.fullmatch(ref):
-            return await db.fetchone(self.pool, DELETE_ROW_SQL, (admin_id, int(ref)))
+            return await db.fetchone(self.pool, DELETE_ROW_SQL, (admin_id, int(ref), room_id))
         if not STREAM_ID_RE.fullmatch(ref) or max(parse_id(ref)) >= 2**64:
             return None
-        stream_id = ref
-        row = await db.fetchone(self.pool, DELETE_SQL, (admin_id, stream_id))
+        stream_id, key = ref, room_stream(self.settings, room_id)
+        row = await db.fetchone(self.pool, DELETE_SQL, (admin_id, room_id, stream_id))
         if row is None:
-            entries = typing.cast(TextEntries, await self.redis.xrange(self.key, stream_id, stream_id, count=1))
+            entries = typing.cast(TextEntries, await self.redis.xrange(key, stream_id, stream_id, count=1))
             if not entries:
                 return await db.fetchone(self.pool, "SELECT room_id, user_id, content FROM chat_messages"
-                                                    " WHERE stream_id = %s", (stream_id,))
+                                                    " WHERE room_id = %s AND stream_id = %s", (room_id, stream_id))
             m = encoding.loads(entries[0][1][FIELD])
             row = await db.fetchone(self.pool, DELETE_PENDING_SQL, {
-                "room_id": m["room_id"], "user_id": m["user_id"], "uuid": m["uuid"], "stream_id": stream_id,
+                "room_id": room_id, "user_id": m["user_id"], "uuid": m["uuid"], "stream_id": stream_id,
                 "content": m["content"], "user_info": encoding.dumps_str(m["user"]), "t": m["t"],
                 "admin_id": admin_id})
         # Out of the stream as well, so a process replaying what its viewers missed does not send it again.
-        await self.redis.xdel(self.key, stream_id)
+        await self.redis.xdel(key, stream_id)
         return row
 
 

@@ -24,9 +24,10 @@ import logging
 import time
 import typing
 
-from ..keys import content_cache_key, pg_key, redis_key, settings_key
+from ..keys import content_cache_key, pg_key, realtime_key, redis_key, settings_key
 from ..lib import encoding
 from ..store import db
+from ..store.kv import publish
 from ..store.room_channels import room_channel, room_text
 
 logger = logging.getLogger(__name__)
@@ -124,11 +125,13 @@ async def set_live_status(
         await state[content_cache_key].invalidate("live")
     except Exception:
         logger.warning("could not announce the status change of live %s", result.live_id, exc_info=True)
-    settings = state[settings_key]
+    frame = status_frame(row["id"], live_status).encode()
     try:
-        await state[redis_key].publish(
-            room_channel(settings, row["id"]), status_frame(row["id"], live_status)
-        )
+        realtime = state.get(realtime_key)
+        if realtime is not None:
+            await realtime.publish_frame(row["id"], frame)
+        else:
+            await publish(state[redis_key], room_channel(state[settings_key], row["id"]), frame)
     except Exception:
         logger.warning("could not push the status of live %s to its room", result.live_id, exc_info=True)
     return result

@@ -29,11 +29,11 @@ async def recent_messages(app: web.Application, room_id: int, limit: int = 100) 
     return await app[realtime_key].history.recent(room_id, limit)
 
 
-async def delete_message(app: web.Application, actor: audit.Actor, ref: str) -> dict[str, typing.Any]:
-    """Delete a message (by the `ref` recent_messages gives it: the stream id, the `seq` of its frame, or the
-    row id of a message that has none): gone from guest/:id and so from the pages of viewers who join
-    afterwards. ModerationError when there is no such message."""
-    row = await app[realtime_key].history.delete(ref, actor.admin_id)
+async def delete_message(app: web.Application, actor: audit.Actor, room_id: int, ref: str) -> dict[str, typing.Any]:
+    """Delete a message of a room (by the `ref` recent_messages gives it: the stream id, the `seq` of its frame,
+    or the row id of a message that has none): gone from guest/:id and so from the pages of viewers who join
+    afterwards. ModerationError when the room has no such message."""
+    row = await app[realtime_key].history.delete(room_id, ref, actor.admin_id)
     if row is None:
         raise ModerationError("消息不存在")
     await audit.record_now(app[pg_key], actor, "chat.delete", f"room:{row['room_id']}",

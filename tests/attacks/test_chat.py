@@ -11,10 +11,9 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.realtime.history import stream_key
 from jiandong.store.mutes import set_mute_until
 from tests.helpers.api import login
-from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send
+from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send, streamed
 
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
@@ -131,7 +130,7 @@ async def test_a_user_muted_in_a_room_cannot_whisper_to_its_viewers(make_client,
     marker_ws, _ = await join(one, OTHER_ROOM, marker_token)
     await whisper_refused(sender, viewer, marker_ws, token, marker_token, viewer_uuid)
     # Nothing stored either (private messages never are) and the mute is as it was.
-    assert redis_sync.xlen(stream_key(settings)) == 0 and not sql("SELECT 1 FROM chat_messages")
+    assert streamed(redis_sync, settings) == 0 and not sql("SELECT 1 FROM chat_messages")
     assert 0 < redis_sync.ttl(f"{settings.redis_prefix}chat:mute:{user_id(sql, 'muted')}:{ROOM}") <= 600
 
 
@@ -148,7 +147,7 @@ async def test_a_user_muted_everywhere_reaches_nobody(make_client, sql, redis_sy
     await whisper_refused(sender, viewer, marker_ws, token, marker_token, viewer_uuid)
     await send(sender, type="SEND_ALL", room_id=ROOM, content="广播", token=token)
     assert await frame(sender, skip=("OnLine", "LOGIN")) == MUTED
-    assert redis_sync.xlen(stream_key(settings)) == 0 and not sql("SELECT 1 FROM chat_messages")
+    assert streamed(redis_sync, settings) == 0 and not sql("SELECT 1 FROM chat_messages")
 
 
 @pytest.mark.parametrize("scope", [ROOM, None], ids=["muted-in-the-room", "muted-everywhere"])
@@ -252,7 +251,7 @@ async def test_many_sockets_of_one_user_share_one_rate_limit(make_client, sql, r
     acked, throttled = await blast(sockets, [token] * 20, 5)
     assert (acked, throttled) == (5, 95)
     await apps[0].app[realtime_key].history.flush()
-    assert redis_sync.xlen(stream_key(settings)) == 5
+    assert streamed(redis_sync, settings) == 5
     assert len(sql("SELECT 1 FROM chat_messages")) == 5
 
 

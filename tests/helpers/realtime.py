@@ -73,3 +73,57 @@ async def send_and_ack(ws: aiohttp.ClientWebSocketResponse, token: str, room_id:
     for content in contents:
         await send(ws, type="SEND_ALL", room_id=room_id, content=content, token=token)
         assert (await frame_of(ws, "SEND_ALL", myself=True))["content"] == content
+
+
+class RoomFrames:
+    """A subscription of the test to rooms' channels, on a single Redis (SUBSCRIBE) or a cluster (SSUBSCRIBE:
+    the channels are shard channels there); `messages()` gives the payloads that arrived, with their room."""
+
+    def __init__(self, client: typing.Any, settings: typing.Any, room_ids: typing.Iterable[int]) -> None:
+        from redis.cluster import RedisCluster
+
+        from jiandong.store.room_channels import room_channel
+
+        self.sharded = isinstance(client, RedisCluster)
+        self.pubsub = client.pubsub()
+        self.rooms = {room_channel(settings, r): r for r in room_ids}
+        if self.sharded:
+            for channel in self.rooms:
+                self.pubsub.ssubscribe(channel)
+        else:
+            self.pubsub.subscribe(*self.rooms)
+        waiting = set(self.rooms)
+        while waiting:
+            message = self._next(5)
+            assert message is not None and message["type"] in ("subscribe", "ssubscribe"), message
+            channel = message["channel"]
+            waiting.discard(channel.decode() if isinstance(channel, bytes) else channel)
+
+    def _next(self, timeout: float) -> dict[str, typing.Any] | None:
+        if self.sharded:
+            return typing.cast(dict[str, typing.Any] | None, self.pubsub.get_sharded_message(timeout=timeout))
+        return typing.cast(dict[str, typing.Any] | None, self.pubsub.get_message(timeout=timeout))
+
+    def messages(self, wait: float = 0.2) -> list[tuple[int, typing.Any]]:
+        """(room id, payload) of what arrived, until nothing more does for `wait` seconds."""
+        found = []
+        while (message := self._next(wait)) is not None:
+            channel = message["channel"]
+            found.append((self.rooms[channel.decode() if isinstance(channel, bytes) else channel], message["data"]))
+        return found
+
+    def close(self) -> None:
+        self.pubsub.close()
+
+
+def streamed(client: typing.Any, settings: typing.Any) -> int:
+    """How many entries the rooms' history streams hold together (every room of the test's prefix)."""
+    pattern = settings.redis_prefix + "{room:*}:history"
+    return sum(int(client.xlen(key)) for key in client.scan_iter(match=pattern, count=1000))
+
+
+def push(client: typing.Any, channel: str, data: str | bytes) -> int:
+    """Publish as an outside pusher would: PUBLISH on a single Redis, SPUBLISH on a cluster; the receivers."""
+    from redis.cluster import RedisCluster
+
+    return int(client.spublish(channel, data) if isinstance(client, RedisCluster) else client.publish(channel, data))
