@@ -107,7 +107,8 @@ class Metrics:
             "held, by what showed them lost: sunsubscribe (a slot moved or a failover), slots (the slot map moved), "
             "silence (a probed channel stayed silent)", ["reason"], registry=r)
         self.chat_replayed = Counter("jiandong_chat_replayed_messages", "Room messages delivered from the history "
-                                     "streams after a subscription was restored", registry=r)
+                                     "streams, not live: sent while a subscription was being made or restored",
+                                     registry=r)
         # Dependencies
         self.db_pool = Gauge("jiandong_db_pool_connections", "PostgreSQL pool connections by state",
                              ["state"], multiprocess_mode="livesum", registry=r)

@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 
 from ..settings import Settings
 from ..store.kv import connection_options, open_client, publish
-from ..store.room_channels import lobby_channel, process_channel, room_channel
+from ..store.room_channels import lobby_channel, process_channel, room_channel, room_stream
 from . import history
 
 if typing.TYPE_CHECKING:
@@ -110,6 +110,8 @@ class Broker:
         self._heard_at: dict[bytes, float] = {}
         # Per room, the stream position of the last chat message heard.
         self._heard: dict[int, Position] = {}
+        # Live messages of rooms whose stream is being read (sync_room), dispatched after it.
+        self._held: dict[int, list[dict[str, typing.Any]]] = {}
         self.connected = asyncio.Event()
         self.replayed = 0
         self.resubscribed = 0
@@ -139,10 +141,18 @@ class Broker:
             channel = room_channel(self.settings, room_id).encode()
             try:
                 if want:
+                    # What was appended between this read and the subscription is read from the stream once
+                    # it is confirmed, the live messages held back meanwhile: none is missed, none doubled.
                     self._heard[room_id] = history.parse_id(await history.last_id(self._redis, self.settings, room_id))
                     self._rooms[channel] = room_id
-                    await self._change(channel, True)
-                    self._subscribed.add(room_id)
+                    self._held[room_id] = []
+                    try:
+                        await self._change(channel, True)
+                        self._subscribed.add(room_id)
+                        await self._replay_room(room_id)
+                    finally:
+                        for message in self._held.pop(room_id, ()):
+                            self._dispatch(message)
                 else:
                     self._subscribed.discard(room_id)
                     self._heard.pop(room_id, None)
@@ -312,22 +322,52 @@ class Broker:
                            " may have missed messages", outage, history.REPLAY_WINDOW)
         delivered = 0
         for room_id in list(self._heard):
-            after = self._heard[room_id]
-            cursor = f"{after[0]}-{min(after[1], 2**63 - 1)}".encode()
-            while batch := await history.missed(self._redis, self.settings, room_id, cursor, REPLAY_BATCH):
-                for stream_id, data in batch:
-                    position = history.parse_id(stream_id)
-                    if room_id in self._heard and position > self._heard[room_id]:
-                        self._heard[room_id] = position
-                        self.handlers.on_room(room_id, data)
-                        delivered += 1
-                        # Counted as it goes out, not after the last read: a viewer may see it before then.
-                        self.replayed += 1
-                        if self.metrics is not None:
-                            self.metrics.chat_replayed.inc()
-                cursor = batch[-1][0]
+            delivered += await self._replay_room(room_id)
         if delivered:
             logger.info("chat: replayed %d message(s) sent while the subscription was being restored", delivered)
+
+    async def _replay_room(self, room_id: int) -> int:
+        """Deliver a room's messages after the last one heard, from its stream; how many."""
+        delivered = 0
+        after = self._heard[room_id]
+        cursor = f"{after[0]}-{min(after[1], 2**63 - 1)}".encode()
+        while batch := await history.missed(self._redis, self.settings, room_id, cursor, REPLAY_BATCH):
+            for stream_id, data in batch:
+                position = history.parse_id(stream_id)
+                if room_id in self._heard and position > self._heard[room_id]:
+                    self._heard[room_id] = position
+                    self.handlers.on_room(room_id, data)
+                    delivered += 1
+                    # Counted as it goes out, not after the last read: a viewer may see it before then.
+                    self.replayed += 1
+                    if self.metrics is not None:
+                        self.metrics.chat_replayed.inc()
+            cursor = batch[-1][0]
+        return delivered
+
+    def heard(self, room_id: int) -> Position | None:
+        """The position of the last chat message of a room this process delivered to its sockets; None
+        while the room's subscription is not confirmed (every later message is delivered here)."""
+        return self._heard.get(room_id) if room_id in self._subscribed and self._pubsub is not None else None
+
+    async def since(self, room_id: int, seq: str, until: Position, limit: int) -> list[bytes] | None:
+        """The frames of a room's messages after `seq` up to `until` (included), oldest first; None when they
+        cannot all be given: `seq` is no longer in the stream (trimmed, deleted, a Redis that lost its data)
+        or more than `limit` follow it."""
+        if self._redis is None or not await self._redis.xrange(room_stream(self.settings, room_id), seq, seq,
+                                                                  count=1):
+            return None
+        found: list[bytes] = []
+        cursor = seq.encode()
+        while batch := await history.missed(self._redis, self.settings, room_id, cursor, REPLAY_BATCH):
+            for stream_id, data in batch:
+                if history.parse_id(stream_id) > until:
+                    return found
+                if len(found) == limit:
+                    return None
+                found.append(data)
+            cursor = batch[-1][0]
+        return found
 
     def _fresh(self, room_id: int, data: bytes) -> bool:
         """Whether a room frame is new here: not one the replay delivered already. Moves the cursor."""
@@ -399,7 +439,9 @@ class Broker:
                     return
                 room_id = self._rooms.get(channel)
                 if room_id is not None:
-                    if self._fresh(room_id, data):
+                    if self._held and room_id in self._held:
+                        self._held[room_id].append(message)
+                    elif self._fresh(room_id, data):
                         handlers.on_room(room_id, data)
                 elif channel == self.own_channel:
                     handlers.on_process(data)

@@ -47,6 +47,10 @@ LOBBY_TYPES = frozenset((protocol.SEND_ALL, protocol.LOGIN, protocol.LOGOUT, pro
 WHISPER = b"?"
 # Private messages from other processes waiting for their recipient's mute check; past it they are dropped.
 WHISPER_QUEUE = 10_000
+# A reconnecting client is sent at most this many missed messages (Centrifugo's default); past it, none.
+RECOVERY_LIMIT = 300
+# Reads of the stream while the room's messages keep coming, before the join goes ahead without them.
+RECOVERY_TRIES = 3
 
 
 class Realtime:
@@ -91,15 +95,53 @@ class Realtime:
                 await self._list_lobby()
         return conn
 
-    async def join(self, conn: Conn, room_id: int, room_ref: str | int | None) -> None:
+    async def join(self, conn: Conn, room_id: int, room_ref: str | int | None, since: str = "") -> bool | None:
+        """Into a room (out of its previous one). With `since`, the `seq` of the last message the client saw
+        there, the messages after it first: whether they all were (None without `since`)."""
         was_lobby = conn in self.hub.lobby
         if conn.room_id is not None and conn.room_id != room_id:
             await self.leave(conn)
-        if self.hub.join(conn, room_id, room_ref):
+        recovered = None
+        if since:
+            recovered = await self._recover(conn, room_id, room_ref, since)
+        elif self.hub.join(conn, room_id, room_ref):
             await self.broker.sync_room(room_id)
         if was_lobby and not self.hub.lobby:
             await self.broker.sync_lobby()
         self._owed.add(conn)
+        return recovered
+
+    async def _recover(self, conn: Conn, room_id: int, room_ref: str | int | None, since: str) -> bool:
+        """Send a joining socket the room's messages after `since`, then put it in the room, with nothing missed
+        or sent twice between them; False (and only the join) when they cannot all be sent (Centrifugo's
+        recovery: never a partial one, redis-cluster.md §3).
+
+        The room's messages after `since` are read from its stream up to the last one this process delivered
+        to the room; when no other arrived meanwhile, the socket gets them and joins the room in one
+        synchronous step, so the next message the room gets is the next one it gets.
+        """
+        hub = self.hub
+        try:
+            if hub.reserve(room_id):
+                await self.broker.sync_room(room_id)
+            for _ in range(RECOVERY_TRIES):
+                until = self.broker.heard(room_id)
+                if until is None:
+                    return False
+                frames = await self.broker.since(room_id, since, until, RECOVERY_LIMIT)
+                if frames is None:
+                    return False
+                if self.broker.heard(room_id) != until:
+                    continue
+                hub.flush(room_id)
+                for data in frames:
+                    hub.send(conn, data)
+                hub.join(conn, room_id, room_ref)
+                return True
+            return False
+        finally:
+            if conn.room_id != room_id:
+                hub.join(conn, room_id, room_ref)
 
     async def leave(self, conn: Conn) -> None:
         """Out of its room, telling the room if it was told of the arrival."""

@@ -166,11 +166,11 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
         except ApiError as exc:
             # Watching needs no token: join anyway, and say the token is no good for sending.
             token_error = exc
-    if frame.room_id is None:
-        if not realtime.settings.chat_legacy_mode:
-            raise protocol.FrameError("参数错误: 缺少 room_id")
-    elif frame.room_id != conn.room_id:
-        await realtime.join(conn, frame.room_id, frame.room_ref)
+    if frame.room_id is None and not realtime.settings.chat_legacy_mode:
+        raise protocol.FrameError("参数错误: 缺少 room_id")
+    recovered = None
+    if frame.room_id is not None and frame.room_id != conn.room_id:
+        recovered = await realtime.join(conn, frame.room_id, frame.room_ref, frame.since)
     event = realtime.presence_frame(protocol.LOGIN, conn, protocol.room_text(frame.room_id), "进入直播间")
     if frame.room_id is not None and conn.profile is not None and not conn.announced:
         # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat. The
@@ -182,6 +182,9 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
     # The joiner's own echo keeps the room_id as it wrote it.
     event["myself"] = True
     event["room_id"] = frame.room_ref
+    if recovered is not None:
+        # The messages after the client's `seq` came before this echo (all of them), or none did.
+        event["recovered"] = recovered
     realtime.hub.send(conn, encoding.dumps(event))
     if token_error is not None:
         raise token_error

@@ -177,6 +177,21 @@ class Hub:
         conn.room_id, conn.room_ref = room_id, room_ref
         return first
 
+    def reserve(self, room_id: int) -> bool:
+        """Make the room known here (so the broker subscribes to it) before a connection joins it; True when
+        it is new here. The connection must join (`join`) or the room stays empty until it is left."""
+        if room_id in self.rooms:
+            return False
+        self.rooms[room_id] = set()
+        return True
+
+    def flush(self, room_id: int) -> None:
+        """Send the frames a room's batch holds now, to its members of now."""
+        batch = self._batches.get(room_id)
+        if batch is not None and batch.timer is not None:
+            batch.timer.cancel()
+            self._flush(room_id)
+
     def leave(self, conn: Conn) -> bool:
         """Take a connection out of its room; True when the room has no connection here any more."""
         room_id = conn.room_id

@@ -22,6 +22,8 @@ MAX_CONTENT = 500
 # Connection ids: "<process id>-<n>"; the process id routes a SEND_ONE to the process holding it.
 UUID_RE = re.compile(r"^([0-9a-f]{12})-([0-9]{1,18})$")
 MAX_ROOM_ID = 2**63 - 1
+# A message's position in its room's stream ("seq": "<ms>-<n>"), as a reconnecting client sends the last it saw.
+SEQ_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 
 _IMG = re.compile(r"<img\b[^>]*>")
 _ATTR = re.compile(r'([a-z]+)="([^"]*)"')
@@ -42,6 +44,8 @@ class Frame(typing.NamedTuple):
     content: str
     token: str
     send_to_one: str
+    # LOGIN only: the `seq` of the last message the client saw in the room ("": none), to recover what followed.
+    since: str = ""
 
 
 def _field(data: dict[str, typing.Any], name: str) -> str:
@@ -94,7 +98,11 @@ def parse(text: str) -> Frame:
         raise FrameError("参数错误: 消息内容不能为空")
     if kind == SEND_ONE and not UUID_RE.match(send_to_one):
         raise FrameError("参数错误: send_to_one 不是有效的连接标识")
-    return Frame(kind, room_id, room_ref if room_id is not None else None, content, _field(data, "token"), send_to_one)
+    since = _field(data, "seq") if kind == LOGIN else ""
+    if since and not (SEQ_RE.fullmatch(since) and max(int(n) for n in since.split("-")) < 2**64):
+        raise FrameError("参数错误: seq 不是有效的消息位置")
+    return Frame(kind, room_id, room_ref if room_id is not None else None, content, _field(data, "token"), send_to_one,
+                 since)
 
 
 def emoji_src(src: str, emoji_path: str) -> str | None:
