@@ -22,7 +22,7 @@ stays silent, and redis-py 8.2 neither reports it nor follows unless its own cli
 (redis-cluster.md §1, tested). So the subscriber here treats as a lost subscription, to be made again
 from a fresh slot map and followed by the replay: an `sunsubscribe` it did not ask for; a channel's
 slot owned by another node than the one it subscribed on (the slot map is read again every
-TOPOLOGY_INTERVAL, and redis-py refreshes it after a failed read); a channel silent for
+TOPOLOGY_INTERVAL, and whenever a command of this process met a moved slot); a channel silent for
 SILENCE_LIMIT although probed (a message published on it that did not come back, as Centrifugo's
 idle probe: a node that stopped delivering while its connection looks fine).
 """
@@ -44,6 +44,7 @@ from ..settings import Settings
 from ..store.kv import connection_options, open_client, publish
 from ..store.room_channels import lobby_channel, process_channel, room_channel, room_stream
 from . import history
+from .shards import ShardSubscriber
 
 if typing.TYPE_CHECKING:
     from ..ops.metrics import Metrics
@@ -56,10 +57,11 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 PING_INTERVAL = 5.0
 SUBSCRIBE_WAIT = 5.0
 REPLAY_BATCH = 1000
-# Cluster only: how often the slot map is read again, how long a read waits (the slot owners are
-# compared with the subscriptions' after each), and how long a probed channel may stay silent.
+# Cluster only: how often the slot map is read again, how often the slot owners are compared with the
+# subscriptions' (redis-py refreshes its slot map after a failed command), how long a probed channel may
+# stay silent.
 TOPOLOGY_INTERVAL = 30.0
-CLUSTER_READ_WAIT = 0.5
+CLUSTER_CHECK_INTERVAL = 0.5
 SILENCE_LIMIT = 3 * PING_INTERVAL
 # What a probe publishes on a quiet channel: no frame starts with a NUL byte; every process drops it.
 PROBE = b"\x00probe"
@@ -113,6 +115,8 @@ class Broker:
         # Live messages of rooms whose stream is being read (sync_room), dispatched after it.
         self._held: dict[int, list[dict[str, typing.Any]]] = {}
         self.connected = asyncio.Event()
+        # Cluster: set by a node reader when a subscription is lost (the error to raise in run()).
+        self._lost: asyncio.Future[None] | None = None
         self.replayed = 0
         self.resubscribed = 0
 
@@ -180,9 +184,8 @@ class Broker:
         if on:
             confirmed = self._expect(channel)
             if self.cluster:
-                self._owners[channel] = self._redis.get_node_from_key(channel).name
                 self._heard_at[channel] = time.monotonic()
-                await pubsub.ssubscribe(channel)
+                self._owners[channel] = await pubsub.ssubscribe(channel)
             else:
                 await pubsub.subscribe(channel)
             await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
@@ -215,7 +218,7 @@ class Broker:
                 if refresh:
                     # A fresh slot map first: the subscriptions go to the slots' owners now.
                     await client.nodes_manager.initialize()
-                pubsub = client.pubsub()
+                pubsub = self._shards(client) if self.cluster else client.pubsub()
                 async with self._lock:
                     rooms = set(self.handlers.wanted_rooms())
                     lobby = self.handlers.wants_all_rooms()
@@ -232,12 +235,20 @@ class Broker:
                             heard[room_id] = history.parse_id(await history.last_id(client, self.settings, room_id))
                     self._heard = heard
                     self._pubsub = pubsub
-                    early = await self._subscribe(pubsub, rooms, lobby)
-                    self._subscribed, self._lobby_on = rooms, lobby
-                    if lost_at is not None:
-                        await self._replay(time.monotonic() - lost_at)
+                    # The rooms' live messages wait until the replay delivered what came before them.
+                    self._held = {room_id: [] for room_id in rooms}
+                    try:
+                        early = await self._subscribe(pubsub, rooms, lobby)
+                        self._subscribed, self._lobby_on = rooms, lobby
+                        if lost_at is not None:
+                            await self._replay(time.monotonic() - lost_at)
+                    finally:
+                        held, self._held = self._held, {}
                     for message in early:
                         self._dispatch(message)
+                    for messages in held.values():
+                        for message in messages:
+                            self._dispatch(message)
                 if failures:
                     logger.info("chat: subscriptions restored after %d failed attempt(s)", failures)
                     if self.metrics is not None:
@@ -269,6 +280,12 @@ class Broker:
     async def _close(self, pubsub: typing.Any) -> None:
         self.connected.clear()
         self._pubsub = None
+        if self._lost is not None:
+            # Read, or its error would be reported as never retrieved.
+            if self._lost.done():
+                self._lost.exception()
+            self._lost.cancel()
+            self._lost = None
         for futures in self._waiting.values():
             for future in futures:
                 future.cancel()
@@ -290,19 +307,20 @@ class Broker:
         expected = {self.own_channel, *self._rooms, *([self.lobby_channel] if lobby else [])}
         self._leaving.clear()
         if self.cluster:
-            now = time.monotonic()
-            self._owners = {channel: self._redis.get_node_from_key(channel).name for channel in expected}
-            self._heard_at = dict.fromkeys(expected, now)
-            for channel in expected:
-                await pubsub.ssubscribe(channel)
-        else:
-            await pubsub.subscribe(*expected)
+            # The node readers dispatch as they read: the confirmations arrive through _dispatch.
+            self._heard_at = dict.fromkeys(expected, time.monotonic())
+            confirmed = [self._expect(channel) for channel in expected]
+            self._owners = {channel: await pubsub.ssubscribe(channel) for channel in expected}
+            try:
+                await asyncio.wait_for(asyncio.gather(*confirmed), SUBSCRIBE_WAIT)
+            except TimeoutError:
+                raise ConnectionError("Redis did not confirm the subscriptions") from None
+            return []
+        await pubsub.subscribe(*expected)
         early = []
         deadline = time.monotonic() + SUBSCRIBE_WAIT
         while expected:
-            wait = max(0.0, deadline - time.monotonic())
-            message = await (pubsub.get_sharded_message(timeout=min(wait, CLUSTER_READ_WAIT)) if self.cluster
-                             else pubsub.get_message(timeout=wait))
+            message = await pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
             if message is None:
                 if time.monotonic() >= deadline:
                     raise ConnectionError("Redis did not confirm the subscriptions")
@@ -396,26 +414,41 @@ class Broker:
             heard = time.monotonic()
             self._dispatch(message)
 
-    async def _read_cluster(self, pubsub: typing.Any) -> None:
-        client = self._redis
-        checked_at = topology_at = probed_at = time.monotonic()
+    def _shards(self, client: typing.Any) -> ShardSubscriber:
+        """A subscriber with a connection per node, whose readers hand what they read to this broker at once."""
+        self._lost = asyncio.get_running_loop().create_future()
+        options = {"decode_responses": False, "client_name": self._client_name,
+                   **connection_options(self.settings), "retry": Retry(NoBackoff(), 0)}
+        return ShardSubscriber(client, options, PING_INTERVAL, self._on_shard_message, self._on_shard_error)
+
+    def _on_shard_message(self, message: dict[str, typing.Any]) -> None:
+        channel = message["channel"]
+        if channel in self._heard_at:
+            self._heard_at[channel] = time.monotonic()
+        if message["type"] != "sunsubscribe":
+            self._dispatch(message)
+        elif self._leaving[channel]:
+            self._leaving[channel] -= 1
+        else:
+            self._on_shard_error(SubscriptionLost("sunsubscribe", f"Redis ended the subscription to {channel!r}"))
+
+    def _on_shard_error(self, exc: BaseException) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_exception(exc)
+
+    async def _read_cluster(self, pubsub: ShardSubscriber) -> None:
+        """Watch the node readers (they dispatch by themselves) and the subscriptions' health, until one is lost."""
+        client, lost = self._redis, self._lost
+        assert lost is not None
+        topology_at = probed_at = time.monotonic()
         while True:
-            message = await pubsub.get_sharded_message(timeout=CLUSTER_READ_WAIT)
+            try:
+                await asyncio.wait_for(asyncio.shield(lost), CLUSTER_CHECK_INTERVAL)
+            except TimeoutError:
+                pass
+            if lost.done():
+                lost.result()
             now = time.monotonic()
-            if message is not None:
-                channel = message["channel"]
-                if channel in self._heard_at:
-                    self._heard_at[channel] = now
-                if message["type"] == "sunsubscribe":
-                    if not self._leaving[channel]:
-                        raise SubscriptionLost("sunsubscribe", f"Redis ended the subscription to {channel!r}")
-                    self._leaving[channel] -= 1
-                else:
-                    self._dispatch(message)
-            # By the clock, not only when idle: a busy room must not keep the other checks from running.
-            if now - checked_at < CLUSTER_READ_WAIT:
-                continue
-            checked_at = now
             if now - topology_at > TOPOLOGY_INTERVAL:
                 topology_at = now
                 await client.nodes_manager.initialize()

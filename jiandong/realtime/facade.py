@@ -340,6 +340,7 @@ class Realtime:
         while True:
             await asyncio.sleep(self.settings.chat_online_interval)
             try:
+                await self.history.relist()
                 await self.push_counts()
             except Exception as exc:
                 streak.failed(exc)

@@ -10,9 +10,9 @@ failover) replays from there what its viewers missed (broker.py).
 
 Each room has its own stream, under the room's hash tag with its channel (room_channels.py): on a
 Redis Cluster the append and the publish are one script on the room's shard. The writer finds the
-rooms to store in a set (`history_rooms`) that every append adds its room to, after the append: a room
-leaves the set only when its stream is empty, and the writer checks the stream again after removing
-it, so an entry appended meanwhile is never left out.
+rooms to store in a set (`history_rooms`) that appends add their room to, after the append (History.relist
+says when): a room leaves the set only when its stream is empty, and the writer checks the stream again
+after removing it, so an entry appended meanwhile is never left out.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ SHUTDOWN_WAIT = 30.0
 # Seconds a stored entry stays in the stream for replays: far longer than a subscriber takes to
 # come back after Redis does (broker.RETRY_DELAYS), or to notice a half-open connection (15 s).
 REPLAY_WINDOW = 60.0
+LISTED_FOR = REPLAY_WINDOW / 2
 # Stream entry fields: the message for the table (JSON), the frame the room was sent (JSON without
 # its closing brace: the entry's id goes in as its "seq", see SEQ).
 FIELD, FRAME = "m", "f"
@@ -178,6 +179,9 @@ class History:
         self.rooms_key = history_rooms(settings)
         self._append = redis.register_script(APPEND_AND_PUBLISH)
         self._publish = publish_command(redis)
+        # Per room, when this process last put it in the writer's list (monotonic s); rooms appended to since.
+        self._listed: dict[int, float] = {}
+        self._unlisted: set[int] = set()
         self.metrics: Metrics | None = None
 
     async def append(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> bytes:
@@ -188,9 +192,35 @@ class History:
         s = self.settings
         seq = await self._append(keys=[room_stream(s, room_id), room_channel(s, room_id)],
                                  args=[message, open_frame(frame), self._publish])
-        # After the append, never before: see the module's docstring.
-        await self.redis.sadd(self.rooms_key, room_id)
+        # Into the writer's list after the append, never before (see the module's docstring): at once when
+        # this process has not listed the room for LISTED_FOR seconds, else with the next `relist`.
+        if time.monotonic() - self._listed.get(room_id, -LISTED_FOR) >= LISTED_FOR:
+            await self.redis.sadd(self.rooms_key, room_id)
+            self._listed[room_id] = time.monotonic()
+        else:
+            self._unlisted.add(room_id)
         return seq.encode() if isinstance(seq, str) else typing.cast(bytes, seq)
+
+    async def relist(self) -> None:
+        """Put the rooms appended to since the last call into the writer's list (every chat_online_interval).
+
+        Why the messages between two calls can wait for it: their room was listed by this process less
+        than LISTED_FOR seconds before, and the writer takes a room out of the list only when its stream
+        is empty, which it cannot be while it holds an entry appended less than REPLAY_WINDOW (> LISTED_FOR)
+        seconds ago, unless a moderator deleted them all or Redis lost its data: then this puts it back.
+        One SADD per process and interval, not one per message, and off the room's shard on a cluster.
+        """
+        if not self._unlisted:
+            return
+        rooms, self._unlisted = self._unlisted, set()
+        try:
+            await self.redis.sadd(self.rooms_key, *rooms)
+        except BaseException:
+            self._unlisted |= rooms
+            raise
+        now = time.monotonic()
+        for room_id in rooms:
+            self._listed[room_id] = now
 
     async def flush(self) -> int:
         """Store every entry after the last stored one of every room in PostgreSQL, a batch per statement;
@@ -351,6 +381,7 @@ async def history_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     async with loop:
         yield
     try:
+        await history.relist()
         moved = await history.flush()
     except Exception:
         logger.exception("final chat history flush failed; the messages stay in Redis for the next writer")
