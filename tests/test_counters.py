@@ -8,7 +8,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from jiandong.keys import view_counts_key
 from jiandong.services.counters import IncrementBatcher
 from jiandong.settings import Settings, SettingsError
+from jiandong.store.kv import tagged
 from tests.helpers.api import get_json, login
+from tests.helpers.cluster import async_client
 from tests.helpers.content import add_live, add_video, play
 from tests.helpers.waiting import until
 
@@ -19,8 +21,12 @@ async def client(make_client):
     return await make_client(counter_flush_interval=3600)
 
 
+def views_key(settings, kind: str, *parts: str) -> str:
+    return tagged(settings, ("views", kind), *parts)
+
+
 def counter_keys(redis_sync, settings) -> list[str]:
-    return sorted(redis_sync.scan_iter(match=f"{settings.redis_prefix}views:*"))
+    return sorted(redis_sync.scan_iter(match=f"{settings.redis_prefix}{{views:*"))
 
 
 
@@ -89,7 +95,7 @@ async def test_plays_during_a_flush_are_kept(client, token, sql, db_conn, databa
 
 
 def pending_main(redis_sync, settings, kind: str = "video") -> dict[str, str]:
-    return redis_sync.hgetall(f"{settings.redis_prefix}views:{kind}")
+    return redis_sync.hgetall(views_key(settings, kind))
 
 
 @pytest.fixture
@@ -117,7 +123,7 @@ async def test_a_failed_flush_puts_the_counts_back(client, token, sql, redis_syn
     # Videos went through; the lives' counts are back in the main hash, still served.
     assert sql("SELECT browse_num FROM videos") == [{"browse_num": 2}]
     assert sql("SELECT browse_num FROM lives") == [{"browse_num": 0}]
-    assert counter_keys(redis_sync, settings) == [f"{settings.redis_prefix}views:live"]
+    assert counter_keys(redis_sync, settings) == [views_key(settings, "live")]
     assert pending_main(redis_sync, settings, "live") == {str(live_id): "4"}
     assert (await get_json(client, f"/api/v1/competitionlive/{live_id}", token))["browse_num"] == 4
 
@@ -130,21 +136,22 @@ async def test_a_failed_flush_puts_the_counts_back(client, token, sql, redis_syn
 
 async def test_counts_of_a_dead_flusher_are_put_back(client, token, sql, redis_sync, settings):
     video_id = add_video(sql, "回放")
-    prefix = settings.redis_prefix
+    flushing, dead, busy = (views_key(settings, "video", *parts) for parts in (
+        ("flushing",), ("flush", "dead"), ("flush", "busy")))
     # A flusher that died after taking its counts: its key is listed as in flight since long ago.
-    redis_sync.hset(f"{prefix}views:video:flush:dead", str(video_id), 7)
-    redis_sync.zadd(f"{prefix}views:video:flushing", {f"{prefix}views:video:flush:dead": 1_000})
+    redis_sync.hset(dead, str(video_id), 7)
+    redis_sync.zadd(flushing, {dead: 1_000})
     # One still working (listed just now) is left alone.
-    redis_sync.hset(f"{prefix}views:video:flush:busy", str(video_id), 1)
+    redis_sync.hset(busy, str(video_id), 1)
     now_ms = int(redis_sync.time()[0]) * 1000
-    redis_sync.zadd(f"{prefix}views:video:flushing", {f"{prefix}views:video:flush:busy": now_ms})
+    redis_sync.zadd(flushing, {busy: now_ms})
     await play(client, token, video_id, 1, 2)
     assert (await get_json(client, f"/api/v1/competitionvideo/{video_id}", token))["browse_num"] == 10
 
     counts = client.server.app[view_counts_key]
     assert await counts.recover_stale() == 1
     assert pending_main(redis_sync, settings) == {str(video_id): "9"}
-    assert redis_sync.zrange(f"{prefix}views:video:flushing", 0, -1) == [f"{prefix}views:video:flush:busy"]
+    assert redis_sync.zrange(flushing, 0, -1) == [busy]
     assert (await get_json(client, f"/api/v1/competitionvideo/{video_id}", token))["browse_num"] == 10
     await counts.flush()
     assert sql("SELECT browse_num FROM videos") == [{"browse_num": 9}]
@@ -176,16 +183,16 @@ async def test_background_flush_by_one_of_two_processes(make_client, sql, redis_
     holder = redis_sync.get(f"{settings.redis_prefix}lease:counter_flush")
     assert holder is not None
     # A failing round (Redis keys of the wrong type) is logged and the loop carries on.
-    redis_sync.set(f"{settings.redis_prefix}views:live:flushing", "not a sorted set")
+    redis_sync.set(views_key(settings, "live", "flushing"), "not a sorted set")
     await play(first, await login(first, "a"), video_id, 1, 1)
     await until(lambda: "counter flush: round failed" in caplog.text, "a failed round")
-    redis_sync.delete(f"{settings.redis_prefix}views:live:flushing")
+    redis_sync.delete(views_key(settings, "live", "flushing"))
     await until(lambda: sql("SELECT browse_num FROM videos")[0]["browse_num"] == 8, "the next flush")
 
 
 async def test_batched_increments_are_exact_and_errors_reach_every_caller(redis_url, settings, redis_sync):
     key = f"{settings.redis_prefix}views:batch"
-    good = Redis.from_url(redis_url, decode_responses=True)
+    good = await async_client(redis_url, decode_responses=True)
     try:
         batcher = IncrementBatcher(good)
         await asyncio.gather(*(batcher.incr(key, str(i % 3)) for i in range(300)))

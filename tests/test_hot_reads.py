@@ -8,17 +8,11 @@ import pytest
 from jiandong.keys import content_cache_key, view_counts_key
 from jiandong.lib import encoding
 from jiandong.services.counters import LookupBatcher
-from jiandong.store.kv import rkey
 from tests.helpers.api import get_json, login
 from tests.helpers.content import NOTIFY, add_banner, add_competition, add_live, add_video
+from tests.helpers.content_cache import listeners
 from tests.helpers.lives import SECRET, SRS, srs_body
 from tests.helpers.waiting import until
-
-
-def listeners(redis_sync, settings) -> int:
-    """How many processes listen for content invalidations."""
-    channel = rkey(settings, "content", "changed")
-    return dict(redis_sync.pubsub_numsub(channel)).get(channel, 0)
 
 
 async def two_processes(make_client, redis_sync, settings, **overrides) -> tuple[typing.Any, typing.Any, str]:

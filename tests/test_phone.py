@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from jiandong.store.kv import tagged
 from jiandong.web.openapi import build_spec
 from tests.fakes.aliyun import FakeDysmsapi, SentSms
 from tests.fakes.wechat import FakeWeChat, settings_for
@@ -55,7 +56,9 @@ def ok_body(url):
 
 
 def sms_keys(redis_sync, settings):
-    return sorted(redis_sync.scan_iter(match=settings.redis_prefix + "sms:*"))
+    """The codes and locks (`sms:...`), and the daily counters (`{sms:day:<date>}:...`)."""
+    return sorted([*redis_sync.scan_iter(match=settings.redis_prefix + "sms:*"),
+                   *redis_sync.scan_iter(match=settings.redis_prefix + "{sms:*")])
 
 
 async def ask_code(client, token, phone=PHONE, **headers):
@@ -322,11 +325,11 @@ async def test_daily_caps_count_the_clubs_calendar_day(aliyun_client, fake, redi
     yesterday = (dt.datetime.now(settings.tz) - dt.timedelta(days=1)).strftime("%Y%m%d")
     who = PHONE if counter == "phone" else "127.0.0.1"
     # Full yesterday: no matter today.
-    redis_sync.set(f"{settings.redis_prefix}sms:day:{yesterday}:{counter}:{who}", 3)
+    redis_sync.set(tagged(settings, ("sms", "day", yesterday), counter, who), 3)
     assert (await ask_code(client, token)).status == 200
-    assert redis_sync.get(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}") == "1"
+    assert redis_sync.get(tagged(settings, ("sms", "day", today), counter, who)) == "1"
     # Full today (two more sent elsewhere): refused.
-    redis_sync.incrby(f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}", 2)
+    redis_sync.incrby(tagged(settings, ("sms", "day", today), counter, who), 2)
     time_passes(fake, redis_sync, settings)
     body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
     assert body["msg"].endswith("今日获取验证码次数已达上限，请明天再试") and len(fake.sent) == 1

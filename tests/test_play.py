@@ -13,7 +13,7 @@ async def client(make_client):
 
 
 def pending(redis_sync, settings, kind: str) -> dict[str, str]:
-    return redis_sync.hgetall(f"{settings.redis_prefix}views:{kind}")
+    return redis_sync.hgetall(f"{settings.redis_prefix}{{views:{kind}}}")
 
 
 async def test_routes_need_a_token(client):

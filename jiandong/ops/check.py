@@ -15,11 +15,13 @@ from urllib.parse import urlsplit
 
 import psycopg2
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from ..integrations import wechatpay_provider, wechatpay_v3
 from ..services.notice_kinds import KINDS
 from ..settings import Settings, mask_url_password
 from ..store import db
+from ..store.kv import seed_urls
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 # The merchant certificate and key, checked as API v3 loads them when v3 is on (wechatpay_v3_keys).
@@ -123,23 +125,66 @@ def redis_server(s: Settings) -> typing.Iterator[Finding]:
                                "(development only); not checked")
         return
     where = mask_url_password(s.redis_url)
-    client = redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout,
-                                  socket_connect_timeout=s.redis_timeout, decode_responses=True)
+    client: redis.Redis | RedisCluster | None = None
     try:
-        info = client.info("server")
-        yield Finding(OK, f"Redis {info.get('redis_version', '?')} answers at {where}")
-        try:
-            appendonly = client.config_get("appendonly").get("appendonly")
-            save = client.config_get("save").get("save")
-        except redis.ResponseError:
-            return  # CONFIG is often renamed away on a managed Redis: its persistence is its operator's.
-        if appendonly != "yes" and not save:
-            yield Finding(WARNING, "Redis keeps nothing on disk (appendonly no, no save): a restart logs everyone "
-                                   "out and loses chat not yet stored; set appendonly yes")
+        client = _redis_client(s)
+        if client is None:
+            yield Finding(PROBLEM, f"Redis at {where}: several hosts are a cluster's seeds, and this Redis is "
+                                   "no cluster node")
+            return
+        version = client.info("server").get("redis_version", "?")
+        if isinstance(client, RedisCluster):
+            # Each master keeps its own data: each must keep it on disk.
+            nodes: list[tuple[str, dict[str, typing.Any]]] = [(n.name, {"target_nodes": n})
+                                                               for n in client.get_primaries()]
+            yield Finding(OK, f"Redis Cluster of {len(nodes)} masters (Redis {version}) answers at {where}")
+        else:
+            nodes = [("", {})]
+            yield Finding(OK, f"Redis {version} answers at {where}")
+        forgetful = []
+        for name, target in nodes:
+            try:
+                appendonly = client.config_get("appendonly", **target).get("appendonly")
+                save = client.config_get("save", **target).get("save")
+            except redis.ResponseError:
+                return  # CONFIG is often renamed away on a managed Redis: its persistence is its operator's.
+            if appendonly != "yes" and not save:
+                forgetful.append(name)
+        if forgetful:
+            on = f" on {', '.join(forgetful)}" if isinstance(client, RedisCluster) else ""
+            yield Finding(WARNING, f"Redis keeps nothing on disk{on} (appendonly no, no save): a restart logs "
+                                   "everyone out and loses chat not yet stored; set appendonly yes")
     except redis.RedisError as exc:
         yield Finding(PROBLEM, f"Redis at {where}: {first_line(exc)}")
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+def _redis_client(s: Settings) -> redis.Redis | RedisCluster | None:
+    """A client of the Redis at s.redis_url, a cluster client when the server says it is a cluster node
+    (as the server tells them apart, store/kv.py); None for several hosts that are no cluster."""
+    options: dict[str, typing.Any] = {"socket_timeout": s.redis_timeout, "socket_connect_timeout": s.redis_timeout,
+                                      "decode_responses": True}
+    seeds = seed_urls(s.redis_url)
+    error: redis.RedisError | None = None
+    for seed in seeds:
+        probe = redis.Redis.from_url(seed, **options)
+        try:
+            cluster = bool(int(probe.info("cluster").get("cluster_enabled", 0)))
+            break
+        except redis.ConnectionError as exc:
+            error = exc
+        finally:
+            probe.close()
+    else:
+        raise error or redis.ConnectionError(f"no Redis at {s.redis_url}")
+    if not cluster:
+        return redis.Redis.from_url(s.redis_url, **options) if len(seeds) == 1 else None
+    hosts = [urlsplit(seed) for seed in seeds]
+    return RedisCluster(startup_nodes=[ClusterNode(h.hostname or "127.0.0.1", h.port or 6379) for h in hosts],
+                        username=hosts[0].username, password=hosts[0].password, ssl=hosts[0].scheme == "rediss",
+                        **options)
 
 
 def pem_files(s: Settings) -> typing.Iterator[Finding]:

@@ -41,7 +41,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..settings import Settings
-from ..store.kv import connection_options, open_client, publish
+from ..store.kv import connection_options, open_client, publish, refresh_topology
 from ..store.room_channels import lobby_channel, process_channel, room_channel, room_stream
 from . import history
 from .shards import ShardSubscriber
@@ -217,7 +217,7 @@ class Broker:
                 client = await self._client()
                 if refresh:
                     # A fresh slot map first: the subscriptions go to the slots' owners now.
-                    await client.nodes_manager.initialize()
+                    await refresh_topology(client)
                 pubsub = self._shards(client) if self.cluster else client.pubsub()
                 async with self._lock:
                     rooms = set(self.handlers.wanted_rooms())
@@ -265,7 +265,6 @@ class Broker:
                 if self.metrics is not None:
                     self.metrics.chat_resubscriptions.labels(exc.reason).inc()
                 logger.warning("chat: a subscription was lost (%s); subscribing again", exc)
-                await self._close(pubsub)
                 continue
             except (RedisError, OSError) as exc:
                 failures += 1
@@ -274,7 +273,9 @@ class Broker:
                 refresh = self.cluster
                 if failures == 1:
                     logger.warning("chat: lost the Redis subscription (%s); reconnecting", exc)
-            await self._close(pubsub)
+            finally:
+                # Cancelled too (the app stops): the node readers and their connections go with it.
+                await self._close(pubsub)
             await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
 
     async def _close(self, pubsub: typing.Any) -> None:
@@ -451,7 +452,7 @@ class Broker:
             now = time.monotonic()
             if now - topology_at > TOPOLOGY_INTERVAL:
                 topology_at = now
-                await client.nodes_manager.initialize()
+                await refresh_topology(client)
             for channel, node in self._owners.items():
                 if client.get_node_from_key(channel).name != node:
                     raise SubscriptionLost("slots", f"the slot of {channel!r} left the node subscribed on")

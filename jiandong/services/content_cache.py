@@ -1,4 +1,9 @@
-"""In-process cache of hot content reads, invalidated in every process through one Redis channel."""
+"""In-process cache of hot content reads, invalidated in every process through one Redis channel.
+
+The channel is a plain pub/sub channel on a single Redis and a shard channel on a Redis Cluster (SPUBLISH,
+SSUBSCRIBE: the cluster client has no other pub/sub). Invalidations are sent at most once, so whenever a
+process may have missed some (its subscription was lost, or made anew) it drops its whole cache.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ import typing
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..keys import content_cache_key, redis_key, settings_key
 from ..lib.stopping import cancel_and_wait
 from ..settings import Settings
-from ..store.kv import rkey
+from ..store.kv import detect_cluster, is_cluster, open_client, publish, refresh_topology, rkey
 from ..store.outages import Streak
 
 logger = logging.getLogger(__name__)
@@ -29,6 +36,8 @@ KINDS = ("competition", "video", "live", "banner", "config", "team", "user")
 SEPARATOR = " "
 MAX_ENTRIES = 20_000
 RECONNECT_DELAY = 1.0
+# Seconds one read of a shard subscription waits for a message (shared out among the cluster's nodes).
+SHARD_POLL = 1.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,7 +88,7 @@ class ContentCache:
         # Where stored media paths point in what is cached encoded (web.responses.cached_json), when the
         # settings fix it for the process; else (development) they are made absolute per request.
         self.media_base = settings.fixed_public_base
-        self.channel = rkey(settings, "content", "changed")
+        self.channel = invalidation_channel(settings)
         # Least recently used first; the oldest entries go when MAX_ENTRIES is reached.
         self._entries: collections.OrderedDict[tuple[typing.Any, ...], tuple[float, typing.Any]] = (
             collections.OrderedDict()
@@ -144,37 +153,79 @@ class ContentCache:
 
     async def invalidate(self, kind: str, ident: typing.Any = None) -> int:
         """Drop `kind` (or one entity of it) here and tell every other process to drop it too; how many
-        processes listening on the channel received it."""
+        processes listening on the channel received it (on a cluster: those subscribed at its master)."""
         if kind not in KINDS:
             raise ValueError(f"unknown content kind {kind!r}")
         self.drop_local(kind, ident)
-        return await self.redis.publish(self.channel, kind if ident is None else f"{kind}{SEPARATOR}{ident}")
+        return await publish(self.redis, self.channel, kind if ident is None else f"{kind}{SEPARATOR}{ident}")
 
     def _apply(self, message: str) -> None:
         kind, _, ident = message.partition(SEPARATOR)
         self.drop_local(kind, ident or None)
 
+    def _subscribed(self, streak: Streak) -> None:
+        # Subscribed anew, here or inside redis-py after a dropped connection: messages may have been
+        # missed while not subscribed.
+        self.drop_local()
+        streak.succeeded()
+
     async def listen(self) -> None:
         """Apply invalidations from other processes; after a lost connection, drop everything."""
         streak = Streak(logger, "content cache invalidations")
+        receive = self._receive_sharded if is_cluster(self.redis) else self._receive
         while True:
             try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self._apply(message["data"])
-                        elif message["type"] == "subscribe":
-                            # Subscribed anew, here or inside redis-py after a dropped connection:
-                            # messages may have been missed while not subscribed.
-                            self.drop_local()
-                            streak.succeeded()
+                await receive(streak)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 streak.failed(exc)
                 self.drop_local()
                 await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _receive(self, streak: Streak) -> None:
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(self.channel)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    self._apply(message["data"])
+                elif message["type"] == "subscribe":
+                    self._subscribed(streak)
+
+    async def _receive_sharded(self, streak: Streak) -> None:
+        """On a cluster; returns when the server ended the subscription.
+
+        redis-py keeps its map of the cluster until one of this client's commands meets a MOVED or a dead
+        node, which may be long: a node that loses the channel's slot (a slot migration, a failover)
+        unsubscribes us with no error, and after a node died the map still names it. So the map is read
+        afresh before every subscription, and a subscription whose node no longer owns the slot in the
+        client's map (refreshed by any command of the app) is made again too.
+        """
+        cluster = typing.cast(RedisCluster, self.redis)
+
+        def owner() -> str | None:
+            node = cluster.get_node_from_key(self.channel)
+            return None if node is None else node.name
+
+        await refresh_topology(cluster)
+        async with cluster.pubsub() as pubsub:
+            await pubsub.ssubscribe(self.channel)
+            subscribed_on = owner()
+            while owner() == subscribed_on:
+                message = await pubsub.get_sharded_message(timeout=SHARD_POLL)
+                if message is None:
+                    if not pubsub.node_pubsub_mapping:
+                        # No node holds the subscription: a read would return at once, forever.
+                        raise RedisConnectionError("the invalidation channel has no subscription")
+                elif message["type"] == "smessage":
+                    self._apply(message["data"])
+                elif message["type"] == "ssubscribe":
+                    self._subscribed(streak)
+                elif message["type"] == "sunsubscribe":
+                    # Never asked for: the server dropped the channel.
+                    break
+        self.drop_local()
+        logger.info("content cache invalidations: the cluster moved the channel; subscribing again")
 
 
 async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
@@ -183,6 +234,11 @@ async def content_cache_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     task = asyncio.create_task(cache.listen(), name="content-cache-listener")
     yield
     await cancel_and_wait(task)
+
+
+def invalidation_channel(settings: Settings) -> str:
+    """The channel every process hears content invalidations on."""
+    return rkey(settings, "content", "changed")
 
 
 async def user_changed(app: web.Application, user_id: int) -> None:
@@ -194,7 +250,7 @@ async def publish_invalidation(settings: Settings, kind: str, ident: typing.Any 
     """From outside the server (`server.py invalidate`): every running process drops `kind` (or one
     entity of it), as after a change made through the API; how many processes received it.
     Raises redis.RedisError when the server's Redis (settings.redis_url) cannot be reached."""
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = await open_client(settings, await detect_cluster(settings.redis_url, settings), decode_responses=True)
     try:
         return await ContentCache(redis, settings).invalidate(kind, ident)
     finally:

@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 
 from ..settings import Settings
 from ..store import db
-from ..store.kv import rkey
+from ..store.kv import tagged
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ redis.call('ZREM', KEYS[3], KEYS[1])
 return #counts / 2
 """
 # KEYS: main hash, in-flight set; ARGV: ids. One round trip for a page of ids. The flush keys are
-# read without being declared in KEYS, which is fine on a single Redis server (not on a cluster).
+# read without being declared in KEYS: a cluster allows that only because they share the kind's tag.
 PENDING_LUA = """
 local totals = redis.call('HMGET', KEYS[1], unpack(ARGV))
 for i = 1, #ARGV do
@@ -241,10 +241,18 @@ class ViewCounts:
         self._lookups = {kind: LookupBatcher(functools.partial(self._read_pending, kind)) for kind in TABLES}
 
     def hash_key(self, kind: str) -> str:
-        return rkey(self.settings, "views", kind)
+        """`<prefix>{views:<kind>}`: a kind's main hash, its flush keys and its in-flight set share the tag,
+        as the scripts take them together."""
+        return tagged(self.settings, ("views", kind))
 
     def flushing_key(self, kind: str) -> str:
-        return rkey(self.settings, "views", kind, "flushing")
+        return tagged(self.settings, ("views", kind), "flushing")
+
+    def flush_key(self, kind: str) -> str:
+        """A key of its own for one flush."""
+        # 64 random bits tell concurrent flushes apart; a 32-hex-digit id would read as a login token in the
+        # logs that name the key, and the log scanners rightly flag those.
+        return tagged(self.settings, ("views", kind), "flush", secrets.token_hex(8))
 
     async def is_published(self, kind: str, item_id: int) -> bool:
         now = time.monotonic()
@@ -286,9 +294,7 @@ class ViewCounts:
         return {kind: await self._flush_kind(kind) for kind in TABLES}
 
     async def _flush_kind(self, kind: str) -> int:
-        # 64 random bits tell concurrent flushes apart; a 32-hex-digit id would read as a login token in the
-        # logs that name the key, and the log scanners rightly flag those.
-        flush_key = rkey(self.settings, "views", kind, "flush", secrets.token_hex(8))
+        flush_key = self.flush_key(kind)
         flushing = self.flushing_key(kind)
         raw = await self._take(keys=[self.hash_key(kind), flush_key, flushing])
         if not raw:

@@ -2,8 +2,10 @@
 
 The policy (README, "Security settings"):
 
-- Every attempt is counted before its password is checked, in one atomic Redis script for the account and
-  the address, so guesses sent together are counted together: a burst gets no more checks than a slow series.
+- Every attempt is counted before its password is checked, in an atomic Redis step for the address and then
+  one for the account, so guesses sent together are counted together: a burst gets no more checks than a slow
+  series. (Two steps, as the two keys may live on different nodes of a cluster; an attempt the account
+  refuses still counts against the address, as one step would count it.)
 - An address (an IPv4 address, or an IPv6 /64: one host owns a whole /64) may make `admin_login_ip_limit`
   attempts per `admin_login_window`, over all accounts; then it is refused until the window ends.
 - An account may fail `admin_login_account_limit` times freely. From then on each further attempt sets a
@@ -30,39 +32,42 @@ from redis.asyncio import Redis
 from ..settings import Settings
 from ..store.kv import rkey
 
+# KEYS: the address's counter. ARGV: the address limit, the window (seconds).
+# Returns 0 when the attempt is counted, else the seconds until the address may try again.
+_ADDRESS_ATTEMPT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then
+  return math.max(redis.call('TTL', KEYS[1]), 1)
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 # KEYS: the account's hash (n = attempts counted, until = end of its wait, a:<address> = that address's
-# attempts on it), the address's counter. ARGV: the address's field, the account limit, the address limit,
-# the window, the first wait, the memory (seconds).
-# Returns {refused by: '' | 'address' | 'account', seconds to wait}.
-_ATTEMPT = """
+# attempts on it). ARGV: the address's field, the account limit, the window, the first wait, the memory
+# (seconds). Returns 0 when the attempt is counted, else the seconds its wait still lasts.
+_ACCOUNT_ATTEMPT = """
 local now = tonumber(redis.call('TIME')[1])
-local from_address = tonumber(redis.call('GET', KEYS[2]) or '0')
-if from_address >= tonumber(ARGV[3]) then
-  return {'address', math.max(redis.call('TTL', KEYS[2]), 1)}
-end
-if redis.call('INCR', KEYS[2]) == 1 then
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-end
 local wait_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 if now < wait_until and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  return {'account', wait_until - now}
+  return wait_until - now
 end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local limit = tonumber(ARGV[2])
 if n >= limit then
-  local wait = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ math.min(n - limit, 30), tonumber(ARGV[4])))
+  local wait = math.floor(math.min(tonumber(ARGV[4]) * 2 ^ math.min(n - limit, 30), tonumber(ARGV[3])))
   redis.call('HSET', KEYS[1], 'until', now + wait)
 end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return {'', 0}
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 0
 """
 
-# A right password: the account's slow-down ends and the attempt is given back to the address.
-_SUCCEEDED = """
-redis.call('DEL', KEYS[1])
-if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
-  redis.call('DECR', KEYS[2])
+# A right password's attempt is given back to the address. KEYS: the address's counter.
+_GIVE_BACK = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
 end
 return 0
 """
@@ -103,8 +108,9 @@ class LoginThrottle:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._attempt = redis.register_script(_ATTEMPT)
-        self._succeeded = redis.register_script(_SUCCEEDED)
+        self._address_attempt = redis.register_script(_ADDRESS_ATTEMPT)
+        self._account_attempt = redis.register_script(_ACCOUNT_ATTEMPT)
+        self._give_back = redis.register_script(_GIVE_BACK)
 
     def _account_key(self, username: str) -> str:
         return rkey(self.settings, "admin_login", "user", username.strip().lower())
@@ -115,16 +121,21 @@ class LoginThrottle:
     async def attempt(self, username: str, ip: str) -> Refusal | None:
         """Count an attempt before its password is checked; a Refusal if it may not be checked at all."""
         s = self.settings
-        by, wait = await self._attempt(
-            keys=[self._account_key(username), self._address_key(ip)],
-            args=["a:" + address_group(ip), s.admin_login_account_limit, s.admin_login_ip_limit,
-                  s.admin_login_window, s.admin_login_backoff, s.admin_login_memory],
+        wait = await self._address_attempt(keys=[self._address_key(ip)], args=[s.admin_login_ip_limit,
+                                                                             s.admin_login_window])
+        if wait:
+            return Refusal("address", int(wait))
+        wait = await self._account_attempt(
+            keys=[self._account_key(username)],
+            args=["a:" + address_group(ip), s.admin_login_account_limit, s.admin_login_window,
+                  s.admin_login_backoff, s.admin_login_memory],
         )
-        by = by.decode() if isinstance(by, bytes) else by
-        return Refusal(by, int(wait)) if by else None
+        return Refusal("account", int(wait)) if wait else None
 
     async def succeeded(self, username: str, ip: str) -> None:
-        await self._succeeded(keys=[self._account_key(username), self._address_key(ip)])
+        """A right password: the account's slow-down ends and the attempt is given back to the address."""
+        await self.redis.delete(self._account_key(username))
+        await self._give_back(keys=[self._address_key(ip)])
 
     async def slow_down(self, username: str) -> SlowDown | None:
         """The account's failed attempts and remaining wait, or None if it has none."""

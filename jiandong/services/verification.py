@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from ..errors import NoCodePending, ParameterError, Throttled, WrongCode
 from ..integrations.sms import SmsProvider
 from ..settings import Settings
-from ..store.kv import rkey
+from ..store.kv import rkey, tagged
+from ..store.leases import RELEASE_LUA
 
 CODE_TTL = 300
 RESEND_AFTER = 60
@@ -37,15 +38,11 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 0
 """
 
-# Undo a send that did not happen: drop our own resend lock, give the daily counts back.
-# KEYS: lock, phone counter, ip counter; ARGV: lock owner, whether to give back the counts.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[2] == '1' then
-  for i = 2, 3 do
-    if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('DECR', KEYS[i]) <= 0 then
-      redis.call('DEL', KEYS[i])
-    end
+# Give back the daily counts of a send that did not happen. KEYS: phone counter, ip counter.
+_GIVE_BACK = """
+for i = 1, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('DECR', KEYS[i]) <= 0 then
+    redis.call('DEL', KEYS[i])
   end
 end
 return 0
@@ -89,6 +86,15 @@ def _code_key(settings: Settings, phone: str, user_id: int) -> str:
     return rkey(settings, "sms", "code", phone, user_id)
 
 
+def _day_counters(settings: Settings, today: str, phone: str, ip: str) -> list[str]:
+    """The day's send counters of the phone and of the address: `<prefix>{sms:day:<date>}:phone:<n>`, `...:ip:<ip>`.
+
+    One day's counters share a hash tag, so one script counts a send against both caps on a cluster too
+    (a day's sends are few: one slot holds them all).
+    """
+    return [tagged(settings, ("sms", "day", today), "phone", phone), tagged(settings, ("sms", "day", today), "ip", ip)]
+
+
 def _digest(phone: str, code: str) -> str:
     return hashlib.sha256(f"{phone}:{code}".encode()).hexdigest()
 
@@ -105,18 +111,18 @@ async def issue(
     """
     today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
     lock = rkey(settings, "sms", "lock", phone)
-    phone_count = rkey(settings, "sms", "day", today, "phone", phone)
-    ip_count = rkey(settings, "sms", "day", today, "ip", ip)
+    counters = _day_counters(settings, today, phone, ip)
     owner = secrets.token_hex(8)
     if not await redis.set(lock, owner, nx=True, ex=RESEND_AFTER):
         raise Throttled(f"验证码发送过于频繁，请{RESEND_AFTER}秒后再试")
-    release = redis.register_script(_RELEASE)
+    # Only our own lock is dropped: after a slow call it may be another request's by now.
+    unlock = redis.register_script(RELEASE_LUA)
     full = await redis.register_script(_TAKE_QUOTA)(
-        keys=[phone_count, ip_count],
+        keys=counters,
         args=[settings.sms_phone_daily_limit, settings.sms_ip_daily_limit, DAY_COUNTER_TTL],
     )
     if full:
-        await release(keys=[lock, phone_count, ip_count], args=[owner, 0])
+        await unlock(keys=[lock], args=[owner])
         if full == 1:
             raise Throttled("该手机号码今日获取验证码次数已达上限，请明天再试")
         raise Throttled("当前网络今日获取验证码次数已达上限，请明天再试")
@@ -126,7 +132,8 @@ async def issue(
     except Exception:
         # Nothing was sent: let the user ask again at once and do not count it. (A cancelled
         # request keeps the lock and the counts: the message may well have gone out.)
-        await release(keys=[lock, phone_count, ip_count], args=[owner, 1])
+        await redis.register_script(_GIVE_BACK)(keys=counters)
+        await unlock(keys=[lock], args=[owner])
         raise
     key = _code_key(settings, phone, user_id)
     async with redis.pipeline(transaction=True) as pipe:

@@ -26,6 +26,9 @@ from ..keys import redis_key, settings_key
 from ..settings import Settings
 
 REDIS_MAX_CONNECTIONS = 100
+# Per node. redis-py's cluster client has no blocking pool: past its size a command fails at once
+# (MaxConnectionsError, a 503), so a burst is given room instead of a queue.
+REDIS_CLUSTER_MAX_CONNECTIONS = 1000
 
 
 def rkey(settings: Settings, *parts: typing.Any) -> str:
@@ -121,6 +124,13 @@ def cluster_client(url: str, settings: Settings, **options: typing.Any) -> Redis
     )
 
 
+async def refresh_topology(client: typing.Any) -> None:
+    """Read a cluster's slot map again, now: redis-py keeps it until one of its own commands meets a MOVED or a
+    dead node, which a subscriber or a publisher through a replica may never do (redis-cluster.md §1). Its
+    one public way, `initialize()`, lives on the client's internal nodes manager: wrapped here, in one place."""
+    await typing.cast(RedisCluster, client).nodes_manager.initialize()
+
+
 async def open_client(settings: Settings, cluster: bool, **options: typing.Any) -> Redis:
     """A client of settings.redis_url (a cluster client when `cluster`), connected.
 
@@ -138,7 +148,8 @@ async def open_client(settings: Settings, cluster: bool, **options: typing.Any) 
 async def redis_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     settings = app[settings_key]
     if await detect_cluster(settings.redis_url, settings):
-        client = await open_client(settings, True, decode_responses=True, max_connections=REDIS_MAX_CONNECTIONS)
+        client = await open_client(settings, True, decode_responses=True,
+                                   max_connections=REDIS_CLUSTER_MAX_CONNECTIONS)
     else:
         # A blocking pool: past its size a command waits (up to redis_timeout) for a free connection
         # instead of failing with "Too many connections" at once.

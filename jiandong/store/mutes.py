@@ -47,8 +47,10 @@ def mute_keys(settings: Settings, user_id: int, rooms: typing.Iterable[int | Non
 async def is_muted(redis: Redis, settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> bool:
     """Whether the user may not reach these rooms (None: no room): muted with no end, everywhere for a
     time, or in one of them."""
+    # One EXISTS per key: the keys live in different cluster slots, and a cluster pipeline splits a
+    # multi-key command across slots into a reply per slot.
     async with redis.pipeline(transaction=False) as pipe:
         pipe.sismember(muted_key(settings), str(user_id))
-        pipe.exists(*mute_keys(settings, user_id, rooms))
-        forever, timed = await pipe.execute()
-    return bool(forever) or bool(timed)
+        for key in mute_keys(settings, user_id, rooms):
+            pipe.exists(key)
+        return any(await pipe.execute())

@@ -37,11 +37,15 @@ async def publish_counts(redis: Redis, settings: Settings, process_id: str, coun
     key = counts_key(settings, process_id)
     ttl_ms = int(settings.chat_presence_ttl * 1000)
     now_ms = int(time.time() * 1000)
+    # Two transactions, as the hash and the listing may live on different cluster nodes: each is replaced at
+    # once (a reader never sees a hash half written); a failure between them only delays a new process's counts.
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
         # redis types the mapping's keys invariantly (Mapping[EncodableT, ...]); str keys are what it takes.
         pipe.hset(key, mapping=counts)  # type: ignore[arg-type]
         pipe.pexpire(key, ttl_ms)
+        await pipe.execute()
+    async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(procs_key(settings), {process_id: now_ms + ttl_ms})
         # Entries of processes that died long ago; their hashes are gone already.
         pipe.zremrangebyscore(procs_key(settings), "-inf", now_ms - ttl_ms)
@@ -50,9 +54,10 @@ async def publish_counts(redis: Redis, settings: Settings, process_id: str, coun
 
 async def withdraw(redis: Redis, settings: Settings, process_id: str) -> None:
     """Take this process's viewers out of the counts at once (clean shutdown)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(counts_key(settings, process_id))
+    # Two single-key commands (a cluster may hold them apart); either alone already takes the viewers out.
+    async with redis.pipeline(transaction=False) as pipe:
         pipe.zrem(procs_key(settings), process_id)
+        pipe.delete(counts_key(settings, process_id))
         await pipe.execute()
 
 

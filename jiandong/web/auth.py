@@ -33,15 +33,21 @@ class TokenStore:
     def _key(self, token: str) -> str:
         return rkey(self.settings, "token", token)
 
+    def _user_tokens(self, user_id: int) -> str:
+        return rkey(self.settings, "user_tokens", user_id)
+
     async def issue(self, user_id: int) -> str:
         token = secrets.token_hex(16)
         ttl = self.settings.token_ttl
-        user_tokens = rkey(self.settings, "user_tokens", user_id)
+        user_tokens = self._user_tokens(user_id)
+        # The token alone must find its user, so its key carries no user tag and may live on another cluster
+        # node than the user's index: the index is written first, so a half-done issue leaves at most a
+        # listed token that never worked, never a working token that revoke_user cannot find.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(token), user_id, ex=ttl)
             pipe.sadd(user_tokens, token)
             pipe.expire(user_tokens, ttl)
             await pipe.execute()
+        await self.redis.set(self._key(token), user_id, ex=ttl)
         return token
 
     def known(self, token: str) -> int | None:
@@ -70,9 +76,13 @@ class TokenStore:
 
     async def revoke_user(self, user_id: int) -> None:
         """Forget every token of a user (e.g. when an admin disables the account)."""
-        user_tokens = rkey(self.settings, "user_tokens", user_id)
+        user_tokens = self._user_tokens(user_id)
         tokens = await self.redis.smembers(user_tokens)
-        await self.redis.delete(user_tokens, *(self._key(t) for t in tokens))
+        # The tokens before their index (they may live on other cluster nodes): a revoke that fails
+        # half-way leaves the index, so doing it again finds what is left.
+        if tokens:
+            await self.redis.delete(*(self._key(t) for t in tokens))
+        await self.redis.delete(user_tokens)
         self._local = {t: v for t, v in self._local.items() if v[0] != user_id}
 
 
