@@ -10,6 +10,7 @@ prints its figures: time to resume, acknowledged messages lost, duplicates.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import typing
 
@@ -25,6 +26,8 @@ from tests.helpers.waiting import until
 pytestmark = pytest.mark.usefixtures("chat_rooms")
 
 ROOM = 42
+METRIC = re.compile(r'^(jiandong_chat_resubscriptions_total|jiandong_chat_replayed_messages_total|'
+                    r'jiandong_chat_gaps_total|jiandong_redis_pubsub_reconnects_total)(\{[^}]*\})? ([0-9.e+]+)$', re.M)
 # Messages a second from the sender, each sent once the previous one was answered.
 RATE = 50
 
@@ -67,7 +70,7 @@ async def chat_through(fault: typing.Callable[[int], typing.Awaitable[typing.Any
     `may_lose`: seconds before the fault within which an acknowledged message may be lost (a master killed
     before it passed the message on to its replica: replication is asynchronous); otherwise none may."""
     env = server_env(settings.replace(redis_url=redis_cluster.url), tmp_path / "var")
-    (_, port_a, chat_a), (_, _, chat_b) = await asyncio.gather(servers.start(env), servers.start(env))
+    (_, port_a, chat_a), (_, port_b, chat_b) = await asyncio.gather(servers.start(env), servers.start(env))
     token = await servers.token(port_a, "sender")
     sender, _ = await servers.join(chat_a, ROOM, token)
     viewer_ws, _ = await servers.join(chat_b, ROOM, "")
@@ -118,8 +121,13 @@ async def chat_through(fault: typing.Callable[[int], typing.Awaitable[typing.Any
     # The longest silence of the viewer from the fault on: the time the room took to resume.
     times = [fault_started] + [t for _, t in viewer.got if t >= fault_started]
     resume = max(b - a for a, b in zip(times, times[1:], strict=False))
+    # What the viewer's process counted: the subscriptions it made again, and why; what it replayed.
+    async with servers.session.get(f"http://127.0.0.1:{port_b}/metrics") as resp:
+        exposition = await resp.text()
+    counted = {name + labels: float(value) for name, labels, value in METRIC.findall(exposition)}
     figures = {"sent": n, "acknowledged": len(acked), "refused": refused, "lost": len(lost), "duplicates": duplicates,
-               "resume_s": round(resume, 3), "fault_s": round(fault_ended - fault_started, 3), "fault": fault_result}
+               "resume_s": round(resume, 3), "fault_s": round(fault_ended - fault_started, 3), "fault": fault_result,
+               "viewer_process": {k: v for k, v in counted.items() if v}}
     print(f"\n{figures}")
     assert duplicates == 0, figures
     assert [c for c in lost if not (may_lose and fault_started - may_lose <= acked_at[c] <= fault_ended)] == [], (
@@ -140,7 +148,9 @@ async def test_the_room_survives_a_migration_of_its_slot(redis_cluster, servers,
         assert redis_cluster.owner(slot).id == target.id
         return f"slot {slot}: {owner.port} -> {target.port}"
 
-    await chat_through(migrate, redis_cluster, servers, settings, tmp_path)
+    figures = await chat_through(migrate, redis_cluster, servers, settings, tmp_path)
+    # The viewer's process noticed (Redis ended its subscription, or it saw the slot move) and subscribed again.
+    assert any(k.startswith("jiandong_chat_resubscriptions_total") for k in figures["viewer_process"]), figures
 
 
 async def test_the_room_survives_a_failover_of_its_master(redis_cluster, servers, settings, tmp_path):
@@ -150,7 +160,8 @@ async def test_the_room_survives_a_failover_of_its_master(redis_cluster, servers
         assert redis_cluster.owner(slot).id == promoted.id
         return f"slot {slot}: {owner.port} -> {promoted.port}"
 
-    await chat_through(failover, redis_cluster, servers, settings, tmp_path)
+    figures = await chat_through(failover, redis_cluster, servers, settings, tmp_path)
+    assert any(k.startswith("jiandong_chat_resubscriptions_total") for k in figures["viewer_process"]), figures
 
 
 async def test_the_room_survives_its_master_killed(redis_cluster, servers, settings, tmp_path):

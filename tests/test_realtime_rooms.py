@@ -8,9 +8,10 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
+from jiandong.realtime.history import open_frame
 from jiandong.store.kv import publish
 from jiandong.store.presence import procs_key, room_viewers
-from jiandong.store.room_channels import lobby_channel, room_channel
+from jiandong.store.room_channels import lobby_channel, room_channel, room_stream
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame, frame_of, join, push, rows_eventually, send
 from tests.helpers.waiting import until
@@ -322,3 +323,30 @@ async def test_frames_the_server_composes_carry_the_room_id_as_a_string(make_cli
     assert (await frame_of(watcher, "SEND_ALL"))["room_id"] == 5
     await ws.close()
     assert (await frame_of(watcher, "LOGOUT"))["room_id"] == "5"
+
+
+async def test_a_message_after_one_the_process_never_heard_brings_the_missed_one_from_the_stream(
+        make_client, redis_sync, settings):
+    """Each chat frame names the room's message before it ("prev"): a process that hears a frame whose "prev" it
+    never heard (a subscription made on a cluster node in the middle of a failover can skip messages) reads
+    what it missed from the room's stream before delivering it."""
+    client = await make_client(**FAST)
+    token = await login(client, "kim")
+    a, _ = await join(client, 71, token)
+    b, _ = await join(client, 71)
+    await send(a, type="SEND_ALL", room_id=71, content="一", token=token)
+    await frame_of(a, "SEND_ALL", myself=True)
+    first = await frame_of(b, "SEND_ALL")
+    # In the stream, never published: what a subscriber that skipped a message has not heard.
+    opened = open_frame({"type": "SEND_ALL", "room_id": 71, "content": "二"})
+    missed = redis_sync.xadd(room_stream(settings, 71), {"m": b"{}", "f": opened, "p": first["seq"]})
+    await send(a, type="SEND_ALL", room_id=71, content="三", token=token)
+    echo = await frame_of(a, "SEND_ALL", myself=True)
+    assert echo["prev"] == missed
+    got = [await frame_of(b, "SEND_ALL"), await frame_of(b, "SEND_ALL")]
+    assert [(f["content"], f["seq"], f["prev"]) for f in got] == [
+        ("二", missed, first["seq"]), ("三", echo["seq"], missed)]
+    assert client.app[realtime_key].broker.gaps == 1
+    # And nothing twice: the next message is the next frame.
+    await send(a, type="SEND_ALL", room_id=71, content="四", token=token)
+    assert (await frame_of(b, "SEND_ALL"))["content"] == "四"

@@ -106,6 +106,8 @@ class Metrics:
             "jiandong_chat_resubscriptions", "Chat subscriptions made again on a Redis Cluster though the connection "
             "held, by what showed them lost: sunsubscribe (a slot moved or a failover), slots (the slot map moved), "
             "silence (a probed channel stayed silent)", ["reason"], registry=r)
+        self.chat_gaps = Counter("jiandong_chat_gaps", "Room messages heard after one this process had not heard "
+                                 "(what was missed is then read from the history stream)", registry=r)
         self.chat_replayed = Counter("jiandong_chat_replayed_messages", "Room messages delivered from the history "
                                      "streams, not live: sent while a subscription was being made or restored",
                                      registry=r)

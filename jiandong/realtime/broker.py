@@ -119,6 +119,10 @@ class Broker:
         self._lost: asyncio.Future[None] | None = None
         self.replayed = 0
         self.resubscribed = 0
+        # Messages heard after one this process never heard (each read again from the stream), and the
+        # tasks reading them.
+        self.gaps = 0
+        self._fills: set[asyncio.Task[None]] = set()
 
     async def _client(self) -> typing.Any:
         """This subscriber's own client (bytes, not str: a message is forwarded to the sockets as it arrived).
@@ -281,6 +285,13 @@ class Broker:
     async def _close(self, pubsub: typing.Any) -> None:
         self.connected.clear()
         self._pubsub = None
+        # The next subscription replays from what was heard: a fill under way would release its held
+        # messages into it (and past what that replay is still to deliver).
+        fills, self._fills = self._fills, set()
+        for task in fills:
+            task.cancel()
+        await asyncio.gather(*fills, return_exceptions=True)
+        self._held.clear()
         if self._lost is not None:
             # Read, or its error would be reported as never retrieved.
             if self._lost.done():
@@ -348,7 +359,9 @@ class Broker:
     async def _replay_room(self, room_id: int) -> int:
         """Deliver a room's messages after the last one heard, from its stream; how many."""
         delivered = 0
-        after = self._heard[room_id]
+        after = self._heard.get(room_id)
+        if after is None:
+            return 0  # no longer listened to here
         cursor = f"{after[0]}-{min(after[1], 2**63 - 1)}".encode()
         while batch := await history.missed(self._redis, self.settings, room_id, cursor, REPLAY_BATCH):
             for stream_id, data in batch:
@@ -388,18 +401,48 @@ class Broker:
             cursor = batch[-1][0]
         return found
 
-    def _fresh(self, room_id: int, data: bytes) -> bool:
-        """Whether a room frame is new here: not one the replay delivered already. Moves the cursor."""
-        seq = history.seq_of(data)
-        if seq is None:
+    def _fresh(self, room_id: int, data: bytes) -> bool | None:
+        """Whether a room frame is new here (True), one the replay delivered already (False), or one that came
+        after a message this process never heard (None: its "prev" is past the last one heard). Moves the
+        cursor for a new one.
+
+        Redis delivers a subscription's messages in order, but one made on a node in the middle of a change
+        (a replica promoted while its old master still answered, then resynchronised) can skip some and go on:
+        only the stream knows.
+        """
+        tail = history.seq_of(data)
+        if tail is None:
             return True  # a frame pushed by something else: not in the stream, never replayed
         last = self._heard.get(room_id)
         if last is not None:
+            seq, prev = tail
             position = history.parse_id(seq)
             if position <= last:
                 return False
+            if prev is not None and history.parse_id(prev) > last:
+                return None
             self._heard[room_id] = position
         return True
+
+    def _fill(self, room_id: int, message: dict[str, typing.Any]) -> None:
+        """A room missed messages before `message`: hold its live messages, read what was missed from the
+        stream, deliver it, then what was held (the replay's duplicates dropped)."""
+        self._held[room_id] = [message]
+        self.gaps += 1
+        if self.metrics is not None:
+            self.metrics.chat_gaps.inc()
+        task = asyncio.create_task(self._refill(room_id), name=f"chat-fill-{room_id}")
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
+
+    async def _refill(self, room_id: int) -> None:
+        try:
+            await self._replay_room(room_id)
+        except (RedisError, OSError):
+            # Given to the stream as it is: the live messages go on; the next gap or subscription reads again.
+            logger.warning("chat: could not read what room %s missed from its stream", room_id, exc_info=True)
+        for held in self._held.pop(room_id, ()):
+            self._dispatch(held)
 
     async def _read(self, pubsub: typing.Any) -> None:
         heard = time.monotonic()
@@ -475,8 +518,12 @@ class Broker:
                 if room_id is not None:
                     if self._held and room_id in self._held:
                         self._held[room_id].append(message)
-                    elif self._fresh(room_id, data):
-                        handlers.on_room(room_id, data)
+                    else:
+                        fresh = self._fresh(room_id, data)
+                        if fresh:
+                            handlers.on_room(room_id, data)
+                        elif fresh is None:
+                            self._fill(room_id, message)
                 elif channel == self.own_channel:
                     handlers.on_process(data)
                 elif channel == self.lobby_channel:

@@ -190,12 +190,12 @@ class Realtime:
         await kv_publish(self.redis, room_channel(self.settings, room_id), data)
         await self._to_lobby(room_id, data)
 
-    async def send_all(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> str:
+    async def send_all(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> tuple[str, str]:
         """A chat message: stored in the room's stream and published to the room in one step (history.append),
-        then to the lobby; its seq. Once this returns the message is acknowledged."""
-        seq = await self.history.append(room_id, message, frame)
-        await self._to_lobby(room_id, history.with_seq(history.open_frame(frame), seq))
-        return seq.decode()
+        then to the lobby; its seq and prev. Once this returns the message is acknowledged."""
+        seq, prev = await self.history.append(room_id, message, frame)
+        await self._to_lobby(room_id, history.with_seq(history.open_frame(frame), seq, prev))
+        return seq.decode(), prev.decode()
 
     async def _to_lobby(self, room_id: int, data: bytes) -> None:
         """Every room's frames for old no-room sockets, while some process holds one: `<room id> <frame>`.

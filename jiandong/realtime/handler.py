@@ -256,11 +256,11 @@ async def _send_all(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> No
         "myself": False,
     }
     # Stored and published in one step, and only then echoed: the echo is the acknowledgement.
-    seq = await realtime.send_all(
+    seq, prev = await realtime.send_all(
         frame.room_id, history.entry(frame.room_id, conn.user_id, conn.uuid, content, profile, now), message
     )
     message["myself"] = True
-    message["seq"] = seq
+    message["seq"], message["prev"] = seq, prev
     realtime.hub.send(conn, encoding.dumps(message))
 
 

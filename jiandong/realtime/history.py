@@ -47,18 +47,24 @@ SHUTDOWN_WAIT = 30.0
 REPLAY_WINDOW = 60.0
 LISTED_FOR = REPLAY_WINDOW / 2
 # Stream entry fields: the message for the table (JSON), the frame the room was sent (JSON without
-# its closing brace: the entry's id goes in as its "seq", see SEQ).
-FIELD, FRAME = "m", "f"
+# its closing brace: the entry's id goes in as its "seq", see SEQ), the id of the entry before it.
+FIELD, FRAME, PREV = "m", "f", "p"
 SEQ = b',"seq":"'
+PREV_SEQ = b'","prev":"'
 
 # One atomic step, so the stream's order is the order in which every subscriber hears the frames:
 # append the entry, then publish (ARGV[3]: PUBLISH, or SPUBLISH on a cluster) the frame carrying the
-# entry's id as "seq" (the same bytes with_seq builds for a replay). Returns the id. The stream and
-# the channel share the room's hash tag: on a cluster a script may touch only its own shard's keys.
+# entry's id as "seq" and the id of the room's entry before it as "prev" (the same bytes with_seq
+# builds for a replay): a subscriber that hears a frame whose "prev" it never heard knows it missed
+# one. Returns {id, prev}. The stream and the channel share the room's hash tag: on a cluster a
+# script may touch only its own shard's keys.
 APPEND_AND_PUBLISH = """
-local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'f', ARGV[2])
-redis.call(ARGV[3], KEYS[2], ARGV[2] .. ',"seq":"' .. id .. '"}')
-return id
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if last[1] then prev = last[1][1] end
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'f', ARGV[2], 'p', prev)
+redis.call(ARGV[3], KEYS[2], ARGV[2] .. ',"seq":"' .. id .. '","prev":"' .. prev .. '"}')
+return {id, prev}
 """
 
 INSERT_SQL = """
@@ -124,17 +130,26 @@ def open_frame(frame: dict[str, typing.Any]) -> bytes:
     return encoding.dumps(frame)[:-1]
 
 
-def with_seq(opened: bytes, seq: bytes) -> bytes:
-    """The frame as the room hears it: `{..., "seq": "<stream id>"}` (APPEND_AND_PUBLISH builds the same)."""
-    return opened + SEQ + seq + b'"}'
+def with_seq(opened: bytes, seq: bytes, prev: bytes | None) -> bytes:
+    """The frame as the room hears it: `{..., "seq": "<stream id>", "prev": "<the entry before>"}`
+    (APPEND_AND_PUBLISH builds the same; without "prev" for an entry that has none)."""
+    if prev is None:
+        return opened + SEQ + seq + b'"}'
+    return opened + SEQ + seq + PREV_SEQ + prev + b'"}'
 
 
-def seq_of(data: bytes) -> bytes | None:
-    """The "seq" of a frame published by APPEND_AND_PUBLISH (always its last field); None for others."""
+def seq_of(data: bytes) -> tuple[bytes, bytes | None] | None:
+    """The "seq" and "prev" (None: none) of a frame published by APPEND_AND_PUBLISH (its last fields); None
+    for other frames."""
     at = data.rfind(SEQ)
     if at < 0 or not data.endswith(b'"}'):
         return None
-    return data[at + len(SEQ):-2]
+    seq, _, prev = data[at + len(SEQ):-2].partition(PREV_SEQ)
+    return seq, prev or None
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 # redis-py types a range's reply for either decoding; these say which one each client answers.
@@ -160,7 +175,7 @@ async def missed(client: Redis, settings: Settings, room_id: int, after: bytes, 
     entries = typing.cast(
         ByteEntries, await client.xrange(room_stream(settings, room_id), min=b"(" + after, max=b"+", count=count)
     )
-    return [(stream_id, with_seq(opened, stream_id)) for stream_id, fields in entries
+    return [(stream_id, with_seq(opened, stream_id, fields.get(PREV.encode()))) for stream_id, fields in entries
             if (opened := fields.get(FRAME.encode())) is not None]
 
 
@@ -184,13 +199,14 @@ class History:
         self._unlisted: set[int] = set()
         self.metrics: Metrics | None = None
 
-    async def append(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> bytes:
-        """Append a SEND_ALL to the room's stream and publish `frame` on the room's channel; the entry id.
+    async def append(self, room_id: int, message: bytes, frame: dict[str, typing.Any]) -> tuple[bytes, bytes]:
+        """Append a SEND_ALL to the room's stream and publish `frame` on the room's channel; the entry's id and
+        the id of the entry before it (b"0-0": none).
 
         `message` is the table's part (`entry`). Once this returns the message is acknowledged.
         """
         s = self.settings
-        seq = await self._append(keys=[room_stream(s, room_id), room_channel(s, room_id)],
+        seq, prev = await self._append(keys=[room_stream(s, room_id), room_channel(s, room_id)],
                                  args=[message, open_frame(frame), self._publish])
         # Into the writer's list after the append, never before (see the module's docstring): at once when
         # this process has not listed the room for LISTED_FOR seconds, else with the next `relist`.
@@ -199,7 +215,7 @@ class History:
             self._listed[room_id] = time.monotonic()
         else:
             self._unlisted.add(room_id)
-        return seq.encode() if isinstance(seq, str) else typing.cast(bytes, seq)
+        return _bytes(seq), _bytes(prev)
 
     async def relist(self) -> None:
         """Put the rooms appended to since the last call into the writer's list (every chat_online_interval).
