@@ -82,8 +82,10 @@ def parse(text: str) -> Frame:
     if not isinstance(data, dict):
         raise FrameError("参数错误: 消息应为 JSON 对象")
     kind = data.get("type")
-    if not isinstance(kind, str):
+    if kind is None:
         raise FrameError("参数错误: 缺少 type")
+    if not isinstance(kind, str):
+        raise FrameError("参数错误: type 应为字符串")
     if kind not in CLIENT_TYPES:
         raise FrameError(f"参数错误: 未知的 type {kind[:32]}")
     room_ref = data.get("room_id")

