@@ -335,6 +335,30 @@ async def test_daily_caps_count_the_clubs_calendar_day(aliyun_client, fake, redi
     assert body["msg"].endswith("今日获取验证码次数已达上限，请明天再试") and len(fake.sent) == 1
 
 
+@pytest.mark.single_redis("the counters of versions before the hash tags exist only on a single Redis")
+@pytest.mark.parametrize("counter", ["phone", "ip"])
+async def test_the_days_counts_kept_by_an_earlier_version_still_count(aliyun_client, fake, redis_sync, settings,
+                                                                        counter):
+    """Versions before the hash tags counted the day's sends under `<prefix>sms:day:<date>:<counter>:<who>`: an
+    upgrade in the middle of the day carries those counts over, so the cap is not granted twice."""
+    client = await aliyun_client(sms_phone_daily_limit=3, sms_ip_daily_limit=3)
+    token = await login(client)
+    today = dt.datetime.now(settings.tz).strftime("%Y%m%d")
+    who = PHONE if counter == "phone" else "127.0.0.1"
+    earlier = f"{settings.redis_prefix}sms:day:{today}:{counter}:{who}"
+    redis_sync.set(earlier, 2, ex=86400)
+    assert (await ask_code(client, token)).status == 200
+    assert redis_sync.get(tagged(settings, ("sms", "day", today), counter, who)) == "3"
+    assert not redis_sync.exists(earlier)
+    # An earlier version's process still counting during the upgrade: that count is carried too.
+    redis_sync.set(earlier, 1, ex=86400)
+    time_passes(fake, redis_sync, settings)
+    body = await assert_error(await ask_code(client, token), 429, 10010, CODE_URL)
+    assert body["msg"].endswith("今日获取验证码次数已达上限，请明天再试") and len(fake.sent) == 1
+    assert redis_sync.get(tagged(settings, ("sms", "day", today), counter, who)) == "4"
+    assert redis_sync.ttl(tagged(settings, ("sms", "day", today), counter, who)) > 86400
+
+
 async def test_daily_cap_per_ip(aliyun_client, fake):
     client = await aliyun_client(sms_ip_daily_limit=2, trust_proxy=True)
     token = await login(client)

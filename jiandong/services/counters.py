@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 
 from ..settings import Settings
 from ..store import db
-from ..store.kv import tagged
+from ..store.kv import is_cluster, rkey, tagged
 
 logger = logging.getLogger(__name__)
 
@@ -323,15 +323,34 @@ class ViewCounts:
         return sum(counts.values())
 
     async def recover_stale(self, max_age: float = STALE_FLUSH_AGE) -> int:
-        """Put back the counts of flushes that never finished (their process died); the ids restored."""
+        """Put back the counts of flushes that never finished (their process died); the ids restored.
+
+        On a single Redis also the counts kept under the names of versions before the hash tags
+        (`<prefix>views:<kind>`, its flush keys and in-flight set): the main hash at once, a flush key once it
+        is as old as a dead flusher's. Those versions ran on no cluster, so a cluster has none of them.
+        """
         seconds, micros = await self.redis.time()
         cutoff = seconds * 1000 + micros // 1000 - int(max_age * 1000)
         restored = 0
         for kind in TABLES:
             flushing = self.flushing_key(kind)
-            # The app's client decodes replies (store/kv.py): the members are str.
-            for key in typing.cast(list[str], await self.redis.zrangebyscore(flushing, "-inf", cutoff)):
-                n = int(await self._restore(keys=[key, self.hash_key(kind), flushing]))
-                logger.warning("put back %d view counts of an unfinished flush (%s)", n, key)
-                restored += n
+            restored += await self._put_back(kind, flushing, cutoff)
+            if not is_cluster(self.redis):
+                earlier_flushing = rkey(self.settings, "views", kind, "flushing")
+                # An earlier version's process may still count into its hash during a rolling upgrade.
+                n = int(await self._restore(keys=[rkey(self.settings, "views", kind), self.hash_key(kind),
+                                                  earlier_flushing]))
+                if n:
+                    logger.info("took the pending view counts of %d %s ids from the key of an earlier version", n, kind)
+                restored += n + await self._put_back(kind, earlier_flushing, cutoff)
+        return restored
+
+    async def _put_back(self, kind: str, flushing: str, cutoff: int) -> int:
+        """Put back into the main hash the counts of the flush keys listed in `flushing` before `cutoff` (ms)."""
+        restored = 0
+        # The app's client decodes replies (store/kv.py): the members are str.
+        for key in typing.cast(list[str], await self.redis.zrangebyscore(flushing, "-inf", cutoff)):
+            n = int(await self._restore(keys=[key, self.hash_key(kind), flushing]))
+            logger.warning("put back %d view counts of an unfinished flush (%s)", n, key)
+            restored += n
         return restored

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from ..errors import NoCodePending, ParameterError, Throttled, WrongCode
 from ..integrations.sms import SmsProvider
 from ..settings import Settings
-from ..store.kv import rkey, tagged
+from ..store.kv import is_cluster, rkey, tagged
 from ..store.leases import RELEASE_LUA
 
 CODE_TTL = 300
@@ -35,6 +35,21 @@ redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 0
+"""
+
+# Carry counts kept under the names of versions before the hash tags into today's counters (a single Redis
+# only: those versions ran on no cluster). KEYS: earlier phone and ip counters, phone and ip counters;
+# ARGV: ttl. An earlier version's process may still count there during a rolling upgrade: each send folds.
+_FOLD_EARLIER = """
+for i = 1, 2 do
+  local n = redis.call('GET', KEYS[i])
+  if n then
+    redis.call('INCRBY', KEYS[i + 2], n)
+    redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
+    redis.call('DEL', KEYS[i])
+  end
+end
 return 0
 """
 
@@ -95,6 +110,11 @@ def _day_counters(settings: Settings, today: str, phone: str, ip: str) -> list[s
     return [tagged(settings, ("sms", "day", today), "phone", phone), tagged(settings, ("sms", "day", today), "ip", ip)]
 
 
+def _earlier_day_counters(settings: Settings, today: str, phone: str, ip: str) -> list[str]:
+    """The same counters as versions before the hash tags named them: `<prefix>sms:day:<date>:phone:<n>`, ..."""
+    return [rkey(settings, "sms", "day", today, "phone", phone), rkey(settings, "sms", "day", today, "ip", ip)]
+
+
 def _digest(phone: str, code: str) -> str:
     return hashlib.sha256(f"{phone}:{code}".encode()).hexdigest()
 
@@ -117,6 +137,9 @@ async def issue(
         raise Throttled(f"验证码发送过于频繁，请{RESEND_AFTER}秒后再试")
     # Only our own lock is dropped: after a slow call it may be another request's by now.
     unlock = redis.register_script(RELEASE_LUA)
+    if not is_cluster(redis):
+        await redis.register_script(_FOLD_EARLIER)(
+            keys=[*_earlier_day_counters(settings, today, phone, ip), *counters], args=[DAY_COUNTER_TTL])
     full = await redis.register_script(_TAKE_QUOTA)(
         keys=counters,
         args=[settings.sms_phone_daily_limit, settings.sms_ip_daily_limit, DAY_COUNTER_TTL],
