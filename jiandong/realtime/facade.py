@@ -89,10 +89,6 @@ class Realtime:
         """A new connection, from `address` (the client's, behind trusted proxies the forwarded one)."""
         conn = self.hub.connect(ws, transport, address)
         self._owed.add(conn)
-        if conn in self.hub.lobby and len(self.hub.lobby) == 1:
-            await self.broker.sync_lobby()
-            if not self._lobby_listed:
-                await self._list_lobby()
         return conn
 
     async def join(self, conn: Conn, room_id: int, room_ref: str | int | None, since: str = "") -> bool | None:
@@ -310,6 +306,8 @@ class Realtime:
         """Publish this process's counts, read the sums, and push those that changed (or are owed)."""
         hub = self.hub
         await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
+        if hub.settle_lobby():
+            await self.broker.sync_lobby()
         await self._list_lobby()
         rooms = list(hub.rooms)
         viewers, total = await presence.viewers_with_total(self.redis, self.settings, rooms)

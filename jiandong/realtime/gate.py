@@ -48,16 +48,18 @@ class Gate:
         self._prefix = secrets.token_hex(6)
         self._seq = itertools.count()
 
-    async def admit(self, user_id: int, address: str | None, rooms: typing.Iterable[int | None]) -> None:
+    async def admit(self, user_id: int, address: str | None, rooms: typing.Iterable[int | None],
+                    muted_for_good: bool = False) -> None:
         """Record a send of `user_id` from `address` (None: unknown, no address limit) reaching `rooms`.
 
-        Raises Forbidden (10001) when the user is muted for any of them (or everywhere), Throttled (10010)
+        Raises Forbidden (10001) when the user is muted with no end (`muted_for_good`, read with the sender's
+        standing) or for a time in any of them (or everywhere), Throttled (10010)
         when the user, or the address, sent its limit within the window; a refused send is not counted:
         the user's log is checked and counted first, then the address's, and a send the address's log
         refuses is taken back out of the user's.
         """
         s = self.settings
-        if await is_muted(self.redis, s, user_id, rooms):
+        if muted_for_good or await is_muted(self.redis, s, user_id, rooms):
             raise Forbidden(MUTED_MSG)
         member = f"{self._prefix}-{next(self._seq)}"
         args = [int(time.time() * 1000), int(s.chat_rate_window * 1000)]

@@ -25,7 +25,7 @@ from ..lib import encoding
 from ..lib.logthrottle import JUNK
 from ..services.standing import Action, check_standing
 from ..store import db
-from ..store.mutes import is_muted
+from ..store.mutes import is_muted, muted_for_good
 from ..store.outages import Outages, dependency_of
 from ..web.h5 import DOCS_PATH, H5_PREFIX
 from ..web.params import on_chat_port
@@ -42,7 +42,8 @@ if typing.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT = protocol.HEARTBEAT.encode()
-# A sender's name, avatar and permission are re-read this often (an admin's disable applies this fast).
+# A sender's name, avatar and permission (and whether muted with no end) are re-read this often (an admin's
+# disable, or an operator's SADD to the set of users muted with no end, applies this fast).
 USER_CHECK_TTL = 5.0
 USER_SQL = "SELECT username, head_img, is_disabled, member_status FROM users WHERE id = %s"
 
@@ -176,7 +177,8 @@ async def _join(realtime: Realtime, conn: Conn, frame: protocol.Frame) -> None:
         # Only identified viewers are announced: thousands of anonymous arrivals would drown the chat. The
         # text carries the user's own name: a user muted there is not announced (nor, then, their leaving).
         assert conn.user_id is not None
-        if not await is_muted(realtime.redis, realtime.settings, conn.user_id, [frame.room_id]):
+        if not conn.muted_for_good and not await is_muted(realtime.redis, realtime.settings, conn.user_id,
+                                                          [frame.room_id]):
             conn.announced = True
             await realtime.publish(frame.room_id, event)
     # The joiner's own echo keeps the room_id as it wrote it.
@@ -199,6 +201,7 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
     now = time.monotonic()
     if user_id != conn.user_id or now >= conn.checked_until:
         row = check_standing(await db.fetchone(realtime.pool, USER_SQL, (user_id,)), Action.CHAT)
+        for_good = await muted_for_good(realtime.redis, realtime.settings, user_id)
         try:
             realtime.admission.sign_in(conn.user_id, user_id)
         except UserFull:
@@ -206,6 +209,7 @@ async def _identify(realtime: Realtime, conn: Conn, token: str) -> dict[str, str
             raise
         conn.user_id = user_id
         conn.profile = {"username": row["username"], "head_img": row["head_img"]}
+        conn.muted_for_good = for_good
         conn.checked_until = now + USER_CHECK_TTL
     conn.token = token
     assert conn.profile is not None
@@ -227,7 +231,7 @@ async def _sender(realtime: Realtime, conn: Conn, frame: protocol.Frame, rooms: 
     sent.append(now)
     profile = await _identify(realtime, conn, frame.token)
     assert conn.user_id is not None
-    await realtime.gate.admit(conn.user_id, conn.address, rooms)
+    await realtime.gate.admit(conn.user_id, conn.address, rooms, conn.muted_for_good)
     content = protocol.sanitize(frame.content, settings.chat_emoji_path)
     if realtime.banned_words is not None:
         content = await realtime.banned_words.apply(content)

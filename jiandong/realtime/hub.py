@@ -72,6 +72,7 @@ class Conn:
         "checked_until",
         "closing",
         "media_base",
+        "muted_for_good",
         "profile",
         "room_id",
         "room_ref",
@@ -97,6 +98,8 @@ class Conn:
         # {username, head_img} of user_id as stored (head_img a /media/ path, or an outside URL), re-read
         # with its send permission when checked_until passes
         self.profile: dict[str, str] | None = None
+        # whether user_id is in the set of users muted with no end, read with the profile
+        self.muted_for_good = False
         # the base URL of the media URLs in the frames this socket's user sends (web/public_urls.public_base)
         self.media_base = ""
         self.checked_until = 0.0
@@ -144,8 +147,12 @@ class Hub:
         self._batches: dict[int, Batch] = {}
         self.conns: dict[str, Conn] = {}
         self.rooms: dict[int, set[Conn]] = {}
-        # connections in no room: old clients that get every room's messages (legacy mode)
+        # connections in no room: old clients that get every room's messages (legacy mode), once they stayed in
+        # no room through a whole count round (settle_lobby)
         self.lobby: set[Conn] = set()
+        # connections in no room not in the lobby yet: those that came before the last round, and those since
+        self._arrived: set[Conn] = set()
+        self._arriving: set[Conn] = set()
         self._seq = itertools.count(1)
         self._slow: list[Conn] = []
         self._slow_added = asyncio.Event()
@@ -157,18 +164,18 @@ class Hub:
         conn = Conn(ws, transport, f"{self.process_id}-{next(self._seq)}", address)
         self.conns[conn.uuid] = conn
         if self.legacy_mode:
-            self.lobby.add(conn)
+            self._arriving.add(conn)
         return conn
 
     def disconnect(self, conn: Conn) -> bool:
         """Forget a connection; True when it was the last one of its room here."""
         self.conns.pop(conn.uuid, None)
-        self.lobby.discard(conn)
+        self._out_of_lobby(conn)
         return self.leave(conn)
 
     def join(self, conn: Conn, room_id: int, room_ref: str | int | None) -> bool:
         """Put a connection in a room (out of its previous one); True when the room is new here."""
-        self.lobby.discard(conn)
+        self._out_of_lobby(conn)
         members = self.rooms.get(room_id)
         first = members is None
         if members is None:
@@ -176,6 +183,24 @@ class Hub:
         members.add(conn)
         conn.room_id, conn.room_ref = room_id, room_ref
         return first
+
+    def settle_lobby(self) -> bool:
+        """Once a count round: the connections still in no room a whole round after they came go into the lobby;
+        True when the lobby was empty and is not any more.
+
+        The club's pages connect and then join at once (LOGIN); were each page load in the lobby for that
+        moment, every process would publish every room's frames to the lobby channel (one cluster node) all
+        through a crowd's arrival. An old client, which never joins, hears the rooms a round or two later.
+        """
+        was_empty = not self.lobby
+        self.lobby |= self._arrived
+        self._arrived, self._arriving = self._arriving, set()
+        return was_empty and bool(self.lobby)
+
+    def _out_of_lobby(self, conn: Conn) -> None:
+        self.lobby.discard(conn)
+        self._arrived.discard(conn)
+        self._arriving.discard(conn)
 
     def reserve(self, room_id: int) -> bool:
         """Make the room known here (so the broker subscribes to it) before a connection joins it; True when

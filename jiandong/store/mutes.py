@@ -1,6 +1,8 @@
 """Chat mutes in Redis: users muted with no end, and timed mutes (everywhere or in one room) as keys
 that live as long as the mute. services/moderation.py keeps the mutes themselves (chat_mutes) and
-sets these from them; the chat checks them at every send."""
+sets these from them; the chat checks the timed ones at every send, and the set of users muted with no end
+with the sender's standing, every few seconds (one key that every send would ask: on a Redis Cluster, one
+node's)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ from .kv import rkey
 def muted_key(settings: Settings) -> str:
     """The Redis set of the ids of users who may not send, with no end (an admin adds and removes them)."""
     return rkey(settings, "chat", "muted")
+
+
+async def muted_for_good(redis: Redis, settings: Settings, user_id: int) -> bool:
+    """Whether the user is in the set of users muted with no end."""
+    return bool(await redis.sismember(muted_key(settings), str(user_id)))
 
 
 async def set_muted(redis: Redis, settings: Settings, user_id: int, muted: bool) -> None:
@@ -45,12 +52,11 @@ def mute_keys(settings: Settings, user_id: int, rooms: typing.Iterable[int | Non
 
 
 async def is_muted(redis: Redis, settings: Settings, user_id: int, rooms: typing.Iterable[int | None]) -> bool:
-    """Whether the user may not reach these rooms (None: no room): muted with no end, everywhere for a
-    time, or in one of them."""
+    """Whether a mute for a time keeps the user from these rooms (None: no room): everywhere, or in one of
+    them. (Muted with no end is `muted_for_good`.)"""
     # One EXISTS per key: the keys live in different cluster slots, and a cluster pipeline splits a
     # multi-key command across slots into a reply per slot.
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.sismember(muted_key(settings), str(user_id))
         for key in mute_keys(settings, user_id, rooms):
             pipe.exists(key)
         return any(await pipe.execute())

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from jiandong.keys import realtime_key, redis_key
-from jiandong.store.mutes import set_mute_until
+from jiandong.store.mutes import set_mute_until, set_muted
 from tests.helpers.api import login
 from tests.helpers.realtime import FAST, frame, frame_of, join, rows_eventually, send, streamed
 
@@ -134,13 +134,25 @@ async def test_a_user_muted_in_a_room_cannot_whisper_to_its_viewers(make_client,
     assert 0 < redis_sync.ttl(f"{settings.redis_prefix}chat:mute:{user_id(sql, 'muted')}:{ROOM}") <= 600
 
 
+FOR_GOOD = "for-good"
+
+
+async def mute(app, settings, uid: int, scope: int | str | None) -> None:
+    """Mute the user in a room, everywhere (None) for ten minutes, or with no end (FOR_GOOD: the operators' set)."""
+    if scope == FOR_GOOD:
+        await set_muted(app[redis_key], settings, uid, True)
+    else:
+        await set_mute_until(app[redis_key], settings, uid, typing.cast(int | None, scope), 600)
+
+
+@pytest.mark.parametrize("scope", [None, FOR_GOOD], ids=["everywhere", FOR_GOOD])
 @pytest.mark.parametrize("processes", [1, 2], ids=["same-process", "across-processes"])
-async def test_a_user_muted_everywhere_reaches_nobody(make_client, sql, redis_sync, settings, processes):
+async def test_a_user_muted_everywhere_reaches_nobody(make_client, sql, redis_sync, settings, processes, scope):
     one = await make_client(**FAST)
     two = await make_client(**FAST) if processes == 2 else one
     token = await login(one, "muted")
     marker_token = await login(one, "friend")
-    await set_mute_until(one.app[redis_key], settings, user_id(sql, "muted"), None, 600)
+    await mute(one.app, settings, user_id(sql, "muted"), scope)
     viewer, viewer_uuid = await join(two, ROOM, by_query=True)
     sender = await one.ws_connect("/ws")
     marker_ws, _ = await join(one, OTHER_ROOM, marker_token)
@@ -150,7 +162,7 @@ async def test_a_user_muted_everywhere_reaches_nobody(make_client, sql, redis_sy
     assert streamed(redis_sync, settings) == 0 and not sql("SELECT 1 FROM chat_messages")
 
 
-@pytest.mark.parametrize("scope", [ROOM, None], ids=["muted-in-the-room", "muted-everywhere"])
+@pytest.mark.parametrize("scope", [ROOM, None, FOR_GOOD], ids=["muted-in-the-room", "muted-everywhere", FOR_GOOD])
 async def test_a_muted_users_name_is_not_announced_to_the_room(make_client, sql, settings, scope):
     """The join text carries the user's own name (user text): a muted user's arrival is not announced."""
     client = await make_client(**FAST)
@@ -158,7 +170,7 @@ async def test_a_muted_users_name_is_not_announced_to_the_room(make_client, sql,
     sql("UPDATE users SET username = '加微信 x123 领福利' WHERE username = 'dev-muted'")
     other = await login(client, "friend")
     uid = sql("SELECT id FROM users WHERE username = '加微信 x123 领福利'")[0]["id"]
-    await set_mute_until(client.app[redis_key], settings, uid, scope, 600)
+    await mute(client.app, settings, uid, scope)
     watcher, _ = await join(client, ROOM, by_query=True)
     muted_ws, _ = await join(client, ROOM, token)
     friend_ws, _ = await join(client, ROOM, other)
