@@ -306,7 +306,10 @@ class Realtime:
         """Publish this process's counts, read the sums, and push those that changed (or are owed)."""
         hub = self.hub
         await presence.publish_counts(self.redis, self.settings, hub.process_id, hub.counts())
-        if hub.settle_lobby():
+        settled = hub.settle_lobby()
+        if settled:
+            # They are owed the total now, changed or not.
+            self._owed |= settled
             await self.broker.sync_lobby()
         await self._list_lobby()
         rooms = list(hub.rooms)

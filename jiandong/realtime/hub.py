@@ -184,18 +184,18 @@ class Hub:
         conn.room_id, conn.room_ref = room_id, room_ref
         return first
 
-    def settle_lobby(self) -> bool:
+    def settle_lobby(self) -> set[Conn]:
         """Once a count round: the connections still in no room a whole round after they came go into the lobby;
-        True when the lobby was empty and is not any more.
+        those.
 
         The club's pages connect and then join at once (LOGIN); were each page load in the lobby for that
         moment, every process would publish every room's frames to the lobby channel (one cluster node) all
         through a crowd's arrival. An old client, which never joins, hears the rooms a round or two later.
         """
-        was_empty = not self.lobby
-        self.lobby |= self._arrived
+        settled = self._arrived
+        self.lobby |= settled
         self._arrived, self._arriving = self._arriving, set()
-        return was_empty and bool(self.lobby)
+        return settled
 
     def _out_of_lobby(self, conn: Conn) -> None:
         self.lobby.discard(conn)
