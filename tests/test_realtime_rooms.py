@@ -9,6 +9,7 @@ import pytest
 
 from jiandong.keys import realtime_key, redis_key
 from jiandong.realtime.history import open_frame
+from jiandong.realtime.hub import Hub
 from jiandong.store.kv import publish
 from jiandong.store.presence import procs_key, room_viewers
 from jiandong.store.room_channels import lobby_channel, room_channel, room_stream
@@ -198,6 +199,24 @@ async def test_legacy_no_room_client_gets_every_room_and_the_total(make_client, 
     await one.app[realtime_key].publish(22, {"type": "LIVE_STATUS", "room_id": "22", "live_status": 0})
     assert (await frame_of(b, "LIVE_STATUS"))["live_status"] == 0
     assert (await frame_of(legacy, "LIVE_STATUS"))["live_status"] == 0
+
+
+def test_a_socket_enters_the_lobby_only_after_a_whole_count_round_in_no_room():
+    """The pages connect and join at once: their sockets never reach the lobby (which has every process publish
+    every room's frames to the lobby channel); an old client, in no room through a whole round, does."""
+    hub = Hub(1 << 20, True)
+    old = hub.connect(None, None)  # type: ignore[arg-type]
+    page = hub.connect(None, None)  # type: ignore[arg-type]
+    assert hub.settle_lobby() == set() and not hub.lobby
+    hub.join(page, 1, 1)
+    late = hub.connect(None, None)  # type: ignore[arg-type]
+    gone = hub.connect(None, None)  # type: ignore[arg-type]
+    assert hub.settle_lobby() == {old} and hub.lobby == {old}
+    hub.disconnect(gone)
+    hub.leave(page)  # out of its room: not an old client for that
+    assert hub.settle_lobby() == {late} and hub.lobby == {old, late}
+    assert hub.settle_lobby() == set()
+    assert Hub(1 << 20, False).settle_lobby() == set()
 
 
 async def test_legacy_mode_off_keeps_roomless_sockets_quiet(make_client):
