@@ -38,7 +38,7 @@ def rate_key(settings: Settings, who: str, ident: typing.Any) -> str:
 
 
 class Gate:
-    """`await gate.admit(user_id, address, rooms)` before a message goes out; refusals are ApiErrors."""
+    """`await gate.admit(user_id, address, rooms, muted_for_good)` before a message goes out; refusals are ApiErrors."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -49,7 +49,7 @@ class Gate:
         self._seq = itertools.count()
 
     async def admit(self, user_id: int, address: str | None, rooms: typing.Iterable[int | None],
-                    muted_for_good: bool = False) -> None:
+                    muted_for_good: bool) -> None:
         """Record a send of `user_id` from `address` (None: unknown, no address limit) reaching `rooms`.
 
         Raises Forbidden (10001) when the user is muted with no end (`muted_for_good`, read with the sender's
